@@ -1,0 +1,91 @@
+// Philox4x32-10 on 8 blocks at once with AVX2 (include only from *_avx2.cpp units).
+// Lane j of the four state vectors holds block b0 + j; a transpose returns 32 consecutive words.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "dropnet/core/philox.h"
+
+namespace dropnet {
+namespace philox {
+
+struct KeySchedule256 {
+  __m256i k0[kRounds], k1[kRounds];
+  explicit KeySchedule256(uint64_t seed) {
+    uint32_t a = static_cast<uint32_t>(seed), b = static_cast<uint32_t>(seed >> 32);
+    for (int r = 0; r < kRounds; ++r) {
+      k0[r] = _mm256_set1_epi32(static_cast<int>(a));
+      k1[r] = _mm256_set1_epi32(static_cast<int>(b));
+      a += kW0;
+      b += kW1;
+    }
+  }
+};
+
+inline void mulhilo8(__m256i a, __m256i m, __m256i* hi, __m256i* lo) {
+  const __m256i pe = _mm256_mul_epu32(a, m);
+  const __m256i po = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  *lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+  *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+}
+
+// Words of blocks b0 .. b0+7: out[q] holds elements 4*b0 + 8*q .. 4*b0 + 8*q + 7.
+inline void stream_words32(const KeySchedule256& ks, uint64_t stream, uint64_t b0, __m256i out[4]) {
+  const uint32_t lo = static_cast<uint32_t>(b0), hi = static_cast<uint32_t>(b0 >> 32);
+  __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(lo)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i c1;
+  if (lo > 0xFFFFFFFFu - 7u) {  // the 8 blocks cross a 2^32 boundary: carry into the high word
+    alignas(32) uint32_t h[8];
+    for (uint32_t j = 0; j < 8; ++j) h[j] = hi + (lo + j < lo ? 1u : 0u);
+    c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(h));
+  } else {
+    c1 = _mm256_set1_epi32(static_cast<int>(hi));
+  }
+  __m256i c2 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream)));
+  __m256i c3 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)));
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kM0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kM1));
+  for (int r = 0; r < kRounds; ++r) {
+    __m256i hi0, lo0, hi1, lo1;
+    mulhilo8(c0, m0, &hi0, &lo0);
+    mulhilo8(c2, m1, &hi1, &lo1);
+    c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), ks.k0[r]);
+    c1 = lo1;
+    c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), ks.k1[r]);
+    c3 = lo0;
+  }
+  const __m256i t0 = _mm256_unpacklo_epi32(c0, c1);
+  const __m256i t1 = _mm256_unpackhi_epi32(c0, c1);
+  const __m256i t2 = _mm256_unpacklo_epi32(c2, c3);
+  const __m256i t3 = _mm256_unpackhi_epi32(c2, c3);
+  // u_m's 128-bit lane L holds block 4L + m.
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2);
+  const __m256i u1 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3);
+  const __m256i u3 = _mm256_unpackhi_epi64(t1, t3);
+  out[0] = _mm256_permute2x128_si256(u0, u1, 0x20);  // blocks 0, 1
+  out[1] = _mm256_permute2x128_si256(u2, u3, 0x20);  // blocks 2, 3
+  out[2] = _mm256_permute2x128_si256(u0, u1, 0x31);  // blocks 4, 5
+  out[3] = _mm256_permute2x128_si256(u2, u3, 0x31);  // blocks 6, 7
+}
+
+// Unsigned a < b for 32-bit lanes (AVX2 only compares signed): flip the sign bits first.
+inline __m256i cmplt_epu32(__m256i a, __m256i b) {
+  const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  return _mm256_cmpgt_epi32(_mm256_xor_si256(b, sign), _mm256_xor_si256(a, sign));
+}
+
+// Keep-bits of 32 consecutive elements starting at element 4*b0.
+inline uint32_t keep_bits32(const KeySchedule256& ks, uint64_t stream, uint64_t b0, uint32_t threshold) {
+  __m256i w[4];
+  stream_words32(ks, stream, b0, w);
+  const __m256i t = _mm256_set1_epi32(static_cast<int>(threshold));
+  uint32_t bits = 0;
+  for (int q = 0; q < 4; ++q)
+    bits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(cmplt_epu32(w[q], t)))) << (8 * q);
+  return bits;
+}
+
+}  // namespace philox
+}  // namespace dropnet

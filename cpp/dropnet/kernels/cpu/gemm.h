@@ -1,0 +1,49 @@
+// Single-precision GEMM with a fused epilogue, the three products a dense layer needs:
+//   forward   Y  = X · Wᵀ  (trans_b)       X: M × K, W: N × K, Y: M × N
+//   backward  dX = dY · W                  dY: M × N, W: N × K
+//   weights   dW = dYᵀ · X  (trans_a)      accumulate with beta = 1 to sum over batches
+// C[M×N] = alpha · op(A)[M×K] · op(B)[K×N] + beta · C, then the epilogue on each C element.
+// Threads split M and N only; K is summed in a fixed order and blocking, so results are identical
+// for any thread count (DESIGN.md, Determinism). Denormals are flushed inside the kernel.
+#pragma once
+#include <cstdint>
+
+namespace dropnet {
+namespace cpu {
+
+enum class Activation : int { identity = 0, relu, leaky_relu, tanh, sigmoid, gelu };
+
+// Applied to every element of C after the product, in this order:
+//   z = C + bias[col]                 (bias optional, length N)
+//   pre_activation[row*N + col] = z   (optional; needed by backward of e.g. GELU)
+//   a = act(z)
+//   y = dropout(a): keep iff philox word of element (row*N + col) of (seed, stream) < threshold,
+//       y = keep ? a * scale : 0; bit (row*N+col) of mask_bits = keep   (when dropout is on)
+// The element index is the flat C-order index of the logical M × N output, whatever ldc is.
+struct GemmEpilogue {
+  const float* bias = nullptr;
+  Activation activation = Activation::identity;
+  float leaky_slope = 0.01f;
+  float* pre_activation = nullptr;  // M × N, contiguous
+  bool dropout = false;
+  uint32_t threshold = 0;  // keep_threshold(p), computed in double on the host
+  float scale = 1.0f;      // 1 / (1 - p)
+  uint64_t seed = 0, stream = 0;
+  uint64_t* mask_bits = nullptr;  // ceil(M*N / 64) words, bit i = keep of element i (optional)
+};
+
+// Dispatching entry (active_isa(), get_num_threads()).
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+           const GemmEpilogue* epilogue = nullptr);
+
+// Scalar reference: triple loop in (i, j, k) order with a float accumulator per C element.
+void sgemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                 const GemmEpilogue* epilogue = nullptr);
+
+// The epilogue alone on an M × N block of rows [row0, row0 + rows) (shared by every GEMM path).
+void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc);
+
+}  // namespace cpu
+}  // namespace dropnet
