@@ -12,6 +12,9 @@ from .random import Generator
 
 __version__: str = _core.__version__
 
+# Read DROPNET_ISA now, so a bad value fails at import with a clear message, not mid-training.
+_core.core.active_isa()
+
 __all__ = [
     "__version__",
     "Generator",

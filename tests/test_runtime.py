@@ -1,0 +1,97 @@
+"""Threads, ISA dispatch, version and the CUDA twin of the Philox stream."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import dropnet
+from philox_ref import stream_words as ref_stream
+
+
+def test_version():
+    assert isinstance(dropnet.__version__, str) and dropnet.__version__[0].isdigit()
+
+
+def test_threads_round_trip():
+    dropnet.set_num_threads(1)
+    assert dropnet.get_num_threads() == 1
+    dropnet.set_num_threads(3)
+    assert dropnet.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("bad", [0, -2])
+def test_threads_bad_value(bad):
+    with pytest.raises(ValueError, match=f"n must be >= 1, got {bad}"):
+        dropnet.set_num_threads(bad)
+
+
+def test_threads_bad_type():
+    with pytest.raises(TypeError, match="n must be an int"):
+        dropnet.set_num_threads(2.0)
+
+
+def test_cpu_features_shape():
+    f = dropnet.cpu_features()
+    assert f["available"][0] == "scalar"
+    assert f["active"] in f["available"] and f["max"] == f["available"][-1]
+    assert f["flags"]["avx2"] == ("avx2" in f["available"] or not f["flags"]["os_avx"] or not f["flags"]["fma"]
+                                  or not f["flags"]["bmi2"] or f["flags"]["avx2"])
+
+
+def test_isa_context_restores_and_rejects_unknown():
+    before = dropnet.cpu_features()["active"]
+    with dropnet.isa("scalar"):
+        assert dropnet.cpu_features()["active"] == "scalar"
+    assert dropnet.cpu_features()["active"] == before
+    with pytest.raises(ValueError, match="expected one of 'scalar', 'avx2', 'avx512', got 'sse9'"):
+        dropnet.set_isa("sse9")
+
+
+def _run_child(env_isa: str) -> str:
+    env = dict(os.environ, DROPNET_ISA=env_isa)
+    code = "import dropnet; print(dropnet.cpu_features()['active'])"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_environment_variable_forces_a_lower_isa():
+    assert _run_child("scalar") == "scalar"
+    top = dropnet.cpu_features()["max"]
+    # Asking for more than the CPU has gives what the CPU has.
+    assert _run_child("avx512") == top
+
+
+def test_environment_variable_bad_value_is_clear():
+    env = dict(os.environ, DROPNET_ISA="fast")
+    r = subprocess.run([sys.executable, "-c", "import dropnet"], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "DROPNET_ISA" in r.stderr and "'fast'" in r.stderr
+
+
+def test_forcing_above_the_cpu_is_refused():
+    levels = ["scalar", "avx2", "avx512"]
+    top = dropnet.cpu_features()["max"]
+    if top == "avx512":
+        pytest.skip("this CPU runs every ISA level, so none can be refused")
+    with pytest.raises(ValueError, match="this CPU supports up to"):
+        dropnet.set_isa(levels[levels.index(top) + 1])
+
+
+@pytest.mark.gpu
+def test_cuda_stream_matches_cpu_bit_for_bit():
+    if not dropnet.cuda_available():
+        pytest.skip("no CUDA device on this machine (built with CUDA: %s)" % dropnet.cpu_features()["cuda_built"])
+    for n, start in [(1, 0), (4099, 3), (1 << 20, 2**33 + 1)]:
+        gpu = dropnet.random.uniform_bits(n, 0xABCDEF0123456789, 5, start=start, device="cuda")
+        cpu = dropnet.random.uniform_bits(n, 0xABCDEF0123456789, 5, start=start)
+        np.testing.assert_array_equal(gpu, cpu)
+    np.testing.assert_array_equal(dropnet.random.uniform_bits(100, 1, 2, device="cuda"), ref_stream(100, 1, 2))
+
+
+def test_cuda_request_without_device_is_clear():
+    if dropnet.cuda_available():
+        pytest.skip("a CUDA device is present; the no-device error path cannot occur")
+    with pytest.raises(ValueError, match="device: 'cuda' requested but"):
+        dropnet.random.uniform_bits(4, 0, 0, device="cuda")
