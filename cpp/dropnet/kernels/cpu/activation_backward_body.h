@@ -34,23 +34,34 @@ inline float activation_slope_at(float a, float z, float slope) {
   }
 }
 
+// The 64 mask bits of elements [e, e + n), n <= 64, bit t = keep of element e + t. Reads the next
+// word only when the run crosses into it (so never past the end of the mask).
+inline uint64_t keep_bits_at(const uint64_t* keep_bits, uint64_t e, int64_t n) {
+  const uint64_t w = e >> 6, s = e & 63;
+  uint64_t v = keep_bits[w] >> s;
+  if (s != 0 && static_cast<int64_t>(s) + n > 64) v |= keep_bits[w + 1] << (64 - s);
+  return v;
+}
+
 template <ActivationKind K, bool Masked>
 void activation_backward_cols(int64_t rows, int64_t cols, int64_t col0, int64_t col1, const float* dy,
                               const float* y, const float* pre, const uint64_t* keep_bits, float dropout_scale,
                               float slope, float* d_pre, float* d_bias) {
-  constexpr int64_t kChunk = 256;
-  float gain[kChunk];  // keep(e) · dropout_scale, expanded from the bits once per chunk
+  constexpr int64_t kChunk = 64;  // one mask word's worth of elements
+  float gain[kChunk];             // keep(e) · dropout_scale, expanded from the bits once per chunk
   const float keep_prob = Masked ? 1.f / dropout_scale : 1.f;
   if (d_bias) std::fill(d_bias + col0, d_bias + col1, 0.f);
   for (int64_t i = 0; i < rows; ++i) {
     for (int64_t j0 = col0; j0 < col1; j0 += kChunk) {
       const int64_t n = std::min(kChunk, col1 - j0);
       const int64_t e0 = i * cols + j0;
-      if (Masked)
-        for (int64_t t = 0; t < n; ++t) {
-          const uint64_t e = static_cast<uint64_t>(e0 + t);
-          gain[t] = ((keep_bits[e >> 6] >> (e & 63)) & 1u) ? dropout_scale : 0.f;
-        }
+      if (Masked) {
+        // Broadcast-and-shift expansion of 32-bit halves: vectorises without gathers.
+        const uint64_t v = keep_bits_at(keep_bits, static_cast<uint64_t>(e0), n);
+        const uint32_t lo = static_cast<uint32_t>(v), hi = static_cast<uint32_t>(v >> 32);
+        for (uint32_t t = 0; t < 32; ++t) gain[t] = ((lo >> t) & 1u) ? dropout_scale : 0.f;
+        for (uint32_t t = 0; t < 32; ++t) gain[32 + t] = ((hi >> t) & 1u) ? dropout_scale : 0.f;
+      }
       const float* dyr = dy + e0;
       const float* yr = y + e0;
       float* dr = d_pre + e0;
