@@ -444,3 +444,26 @@ def test_rng_offset_property_and_seed():
     assert net.rng_offset == 100
     with pytest.raises(ValueError, match="rng_offset"):
         net.rng_offset = -1
+
+
+def test_numpy_scalars_are_accepted_where_python_numbers_are():
+    layers = [{"type": "dense", "units": np.int64(5), "activation": "relu", "dropout": np.float32(0.25),
+               "use_bias": np.bool_(True), "l2": np.float64(1e-3)},
+              {"type": "dropout", "rate": np.float32(0.5)}, {"type": "dense", "units": 3}]
+    net = Network(layers, (np.int64(4),), SPARSE, np.uint64(3))
+    same = Network([{"type": "dense", "units": 5, "activation": "relu", "dropout": 0.25, "l2": 1e-3},
+                    {"type": "dropout", "rate": 0.5}, {"type": "dense", "units": 3}], (4,), SPARSE, 3)
+    for a, b in zip(net.get_params(), same.get_params()):
+        np.testing.assert_array_equal(a, b)
+    net.set_optimizer({"type": "sgd", "lr": np.float32(0.5), "momentum": np.float64(0.5)})
+    net.lr = np.float32(0.25)
+    assert net.lr == 0.25
+    net.rng_offset = np.int64(7)
+    assert net.rng_offset == 7
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_array_equal(net.forward(x, training=True, stream_offset=np.int32(2)),
+                                  net.forward(x, training=True, stream_offset=2))
+    with pytest.raises(TypeError, match=r"layers\[0\]\['use_bias'\]: expected a bool, got int"):
+        Network([{"type": "dense", "units": 3, "use_bias": 1}], (4,), SPARSE, 0)
+    with pytest.raises(TypeError, match=r"layers\[0\]\['units'\]: expected an int, got bool"):
+        Network([{"type": "dense", "units": True}], (4,), SPARSE, 0)

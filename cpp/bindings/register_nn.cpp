@@ -27,6 +27,18 @@ std::string type_name_of(const py::handle& o) { return py::str(py::type::of(o).a
 
 std::string repr_of(const py::handle& o) { return py::repr(o).cast<std::string>(); }
 
+// Python ints and numpy integer scalars (anything with __index__), never bools.
+bool is_int_like(const py::handle& o) {
+  return !py::isinstance<py::bool_>(o) && !PyBool_Check(o.ptr()) && PyIndex_Check(o.ptr());
+}
+// Python and numpy real numbers, never bools or strings.
+bool is_number(const py::handle& o) {
+  return !PyBool_Check(o.ptr()) && !py::isinstance<py::str>(o) &&
+         (PyFloat_Check(o.ptr()) || PyIndex_Check(o.ptr()) || py::hasattr(o, "__float__"));
+}
+double to_double(const py::handle& o) { return PyFloat_AsDouble(py::float_(py::reinterpret_borrow<py::object>(o)).ptr()); }
+py::int_ to_int(const py::handle& o) { return py::reinterpret_steal<py::int_>(PyNumber_Index(o.ptr())); }
+
 // Typed lookups in a config dict, naming "<where>['key']" in every error.
 class DictReader {
  public:
@@ -42,22 +54,21 @@ class DictReader {
   double number(const char* key, double dflt) const {
     if (!has(key)) return dflt;
     py::object v = get(key);
-    if (py::isinstance<py::bool_>(v) || !(py::isinstance<py::int_>(v) || py::isinstance<py::float_>(v)))
-      throw TypeError(str_concat(name(key), ": expected a number, got ", type_name_of(v)));
-    return v.cast<double>();
+    if (!is_number(v)) throw TypeError(str_concat(name(key), ": expected a number, got ", type_name_of(v)));
+    return to_double(v);
   }
   int64_t integer(const char* key) const {
     if (!d_.contains(key)) throw ValueError(str_concat(name(key), ": missing"));
     py::object v = get(key);
-    if (py::isinstance<py::bool_>(v) || !py::isinstance<py::int_>(v))
-      throw TypeError(str_concat(name(key), ": expected an int, got ", type_name_of(v)));
-    return v.cast<int64_t>();
+    if (!is_int_like(v)) throw TypeError(str_concat(name(key), ": expected an int, got ", type_name_of(v)));
+    return to_int(v).cast<int64_t>();
   }
   bool boolean(const char* key, bool dflt) const {
     if (!has(key)) return dflt;
     py::object v = get(key);
-    if (!py::isinstance<py::bool_>(v)) throw TypeError(str_concat(name(key), ": expected a bool, got ", type_name_of(v)));
-    return v.cast<bool>();
+    if (!py::isinstance<py::bool_>(v) && !py::isinstance(v, py::module_::import("numpy").attr("bool_")))
+      throw TypeError(str_concat(name(key), ": expected a bool, got ", type_name_of(v)));
+    return PyObject_IsTrue(v.ptr()) == 1;
   }
   std::optional<std::string> text(const char* key) const {
     if (!has(key)) return std::nullopt;
@@ -252,9 +263,8 @@ int64_t param_identity(const nn::Network&, int64_t i) { return i; }
 int64_t param_of_slot(const nn::Network& net, int64_t k) { return net.slot_param(k); }
 
 int64_t require_param_index(const nn::Network& net, const py::handle& obj) {
-  if (py::isinstance<py::bool_>(obj) || !py::isinstance<py::int_>(obj))
-    throw TypeError(str_concat("param_index: expected an int, got ", type_name_of(obj)));
-  const int64_t i = obj.cast<int64_t>();
+  if (!is_int_like(obj)) throw TypeError(str_concat("param_index: expected an int, got ", type_name_of(obj)));
+  const int64_t i = to_int(obj).cast<int64_t>();
   if (i < 0 || i >= net.n_params())
     throw ValueError(str_concat("param_index: expected an int in [0, ", net.n_params(), "), got ", i));
   return i;
@@ -284,11 +294,11 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
                throw TypeError(str_concat("input_shape: expected a tuple of ints, got ", type_name_of(input_shape)));
              nn::Shape shape;
              for (auto d : py::reinterpret_borrow<py::sequence>(input_shape)) {
-               if (py::isinstance<py::bool_>(d) || !py::isinstance<py::int_>(d))
+               if (!is_int_like(d))
                  throw TypeError(str_concat("input_shape: expected a tuple of ints, got ", repr_of(input_shape)));
-               shape.push_back(d.cast<int64_t>());
+               shape.push_back(to_int(d).cast<int64_t>());
              }
-             const uint64_t s = require_u64(seed, "seed");
+             const uint64_t s = require_u64(is_int_like(seed) ? py::object(to_int(seed)) : seed, "seed");
              return std::make_unique<nn::Network>(specs, shape, nn::parse_loss(loss), s);
            }),
            py::arg("layers"), py::arg("input_shape"), py::arg("loss"), py::arg("seed") = 0)
@@ -328,7 +338,9 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             auto xa = require_batch(n, x, "x");
             const int64_t rows = xa.shape(0);
             std::optional<uint64_t> offset;
-            if (!stream_offset.is_none()) offset = require_u64(stream_offset, "stream_offset");
+            if (!stream_offset.is_none())
+              offset = require_u64(is_int_like(stream_offset) ? py::object(to_int(stream_offset)) : stream_offset,
+                                   "stream_offset");
             py::array_t<float> out({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(n.n_outputs())});
             const float* xp = xa.data();
             float* op = out.mutable_data();
@@ -347,9 +359,9 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             auto xa = require_batch(n, x, "x");
             const int64_t rows = xa.shape(0);
             TargetArrays t = require_targets(n, y, rows, "y");
-            if (py::isinstance<py::bool_>(batch_size) || !py::isinstance<py::int_>(batch_size))
+            if (!is_int_like(batch_size))
               throw TypeError(str_concat("batch_size: expected an int >= 1, got ", type_name_of(batch_size)));
-            const int64_t bs = batch_size.cast<int64_t>();
+            const int64_t bs = to_int(batch_size).cast<int64_t>();
             const float* xp = xa.data();
             double loss_sum = 0.0;
             int64_t correct = 0;
@@ -398,9 +410,8 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
       .def_property(
           "lr", [](const nn::Network& n) { return n.lr(); },
           [](nn::Network& n, const py::object& v) {
-            if (py::isinstance<py::bool_>(v) || !(py::isinstance<py::int_>(v) || py::isinstance<py::float_>(v)))
-              throw TypeError(str_concat("lr: expected a number, got ", type_name_of(v)));
-            n.set_lr(v.cast<double>());
+            if (!is_number(v)) throw TypeError(str_concat("lr: expected a number, got ", type_name_of(v)));
+            n.set_lr(to_double(v));
           })
       .def("get_optimizer_state",
            [](const nn::Network& n) {
@@ -430,7 +441,9 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
           py::arg("state"))
       .def_property(
           "rng_offset", [](const nn::Network& n) { return n.rng_offset(); },
-          [](nn::Network& n, const py::object& v) { n.set_rng_offset(require_u64(v, "rng_offset")); })
+          [](nn::Network& n, const py::object& v) {
+            n.set_rng_offset(require_u64(is_int_like(v) ? py::object(to_int(v)) : v, "rng_offset"));
+          })
       .def_property_readonly("seed", &nn::Network::seed)
       .def(
           "set_mask",

@@ -8,6 +8,7 @@
 #include "dropnet/core/philox.h"
 #include "dropnet/kernels/cpu/dropout.h"
 #include "dropnet/kernels/cpu/gemm.h"
+#include "dropnet/kernels/cpu/philox_stream.h"
 
 namespace dropnet {
 namespace nn {
@@ -62,9 +63,10 @@ const char* activation_name(cpu::ActivationKind kind) {
 }
 
 void uniform_init(float* w, int64_t n, double limit, uint64_t seed, uint64_t stream) {
+  std::vector<uint32_t> words(static_cast<size_t>(n));
+  cpu::philox_stream(seed, stream, 0, n, words.data());
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t word = philox::stream_word(seed, stream, static_cast<uint64_t>(i));
-    const double u = static_cast<double>(word >> 8) * (1.0 / 16777216.0);
+    const double u = static_cast<double>(words[static_cast<size_t>(i)] >> 8) * (1.0 / 16777216.0);
     w[i] = static_cast<float>((2.0 * u - 1.0) * limit);
   }
 }
