@@ -11,6 +11,7 @@
 #include "dropnet/core/error.h"
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/activation.h"
+#include "dropnet/kernels/cpu/finite_check.h"
 #include "dropnet/kernels/cpu/optimizer.h"
 #include "dropnet/kernels/cpu/softmax_xent.h"
 #include "dropnet/kernels/cpu/weight_penalty.h"
@@ -182,6 +183,30 @@ TEST_CASE("weight penalty: value, gradient and thread invariance") {
   for (int64_t i = 0; i < n; ++i) want += 0.02f * double(w[i]) * w[i] + 0.01f * std::fabs(double(w[i]));
   CHECK(p1 == doctest::Approx(want).epsilon(1e-9));
   CHECK(g1[5] == doctest::Approx(g0[5] + 2 * 0.02 * w[5] + 0.01 * (w[5] > 0 ? 1 : -1)).epsilon(1e-6));
+}
+
+TEST_CASE("first_non_finite finds NaN and inf anywhere, on every ISA and thread count") {
+  const int64_t n = 300007;
+  std::vector<float> x = normals(n, 11, 1e30f);
+  x[5] = 3.4e38f;    // largest finite magnitudes and a denormal are fine
+  x[6] = -3.4e38f;
+  x[7] = 1e-40f;
+  const int saved = get_num_threads();
+  for_each_isa([&](Isa) {
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      CHECK(cpu::first_non_finite(x.data(), n) == -1);
+      for (int64_t pos : {int64_t{0}, int64_t{17}, n / 2 + 3, n - 1}) {
+        for (float bad : {NAN, INFINITY, -INFINITY}) {
+          const float keep = x[pos];
+          x[pos] = bad;
+          CHECK(cpu::first_non_finite(x.data(), n) == pos);
+          x[pos] = keep;
+        }
+      }
+    }
+  });
+  set_num_threads(saved);
 }
 
 TEST_CASE("Network: a rejected batch leaves everything as it was; a good one trains") {

@@ -7,6 +7,7 @@
 #include "dropnet/core/denormals.h"
 #include "dropnet/core/error.h"
 #include "dropnet/kernels/cpu/activation.h"
+#include "dropnet/kernels/cpu/finite_check.h"
 #include "dropnet/kernels/cpu/mse_loss.h"
 #include "dropnet/kernels/cpu/softmax_xent.h"
 #include "dropnet/kernels/cpu/weight_penalty.h"
@@ -22,21 +23,6 @@ const char* loss_name(LossKind k) {
     case LossKind::mse: return "mse";
   }
   return "?";
-}
-
-// Index of the first non-finite float in x[0, n), or -1. The exponent test is integer-only so
-// the scan vectorises; the position is looked up only when something was found.
-int64_t first_non_finite(const float* x, int64_t n) {
-  uint32_t bad = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, x + i, 4);
-    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-  }
-  if (!bad) return -1;
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(x[i])) return i;
-  return -1;
 }
 
 int64_t argmax_row(const float* r, int64_t n) {
@@ -145,7 +131,7 @@ std::vector<LayerInfo> Network::layer_info() const {
 void Network::check_batch(const float* x, int64_t rows, const Targets& y, const char* x_name,
                           const char* y_name) const {
   DROPNET_CHECK(rows >= 1, x_name, ": expected at least one sample, got 0");
-  const int64_t bad = first_non_finite(x, rows * n_inputs());
+  const int64_t bad = cpu::first_non_finite(x, rows * n_inputs());
   DROPNET_CHECK(bad < 0, x_name, ": expected finite values, got ", x[bad < 0 ? 0 : bad], " at sample ",
                 bad / n_inputs(), " (flat index ", bad, ")");
   if (!y.labels && !y.dense) return;
@@ -159,7 +145,7 @@ void Network::check_batch(const float* x, int64_t rows, const Targets& y, const 
   } else {
     DROPNET_CHECK_TYPE(y.dense, y_name, ": ", loss_name(loss_), " expects float32 targets of shape (", rows, ", ",
                        n_outputs(), "), got int64 labels");
-    const int64_t bad_y = first_non_finite(y.dense, rows * n_outputs());
+    const int64_t bad_y = cpu::first_non_finite(y.dense, rows * n_outputs());
     DROPNET_CHECK(bad_y < 0, y_name, ": expected finite values, got ", y.dense[bad_y < 0 ? 0 : bad_y], " at sample ",
                   bad_y / n_outputs());
   }
