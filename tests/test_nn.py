@@ -239,23 +239,23 @@ def test_same_seed_same_weights_and_training():
     assert not np.array_equal(runs[0][0], runs[2][0])
 
 
-def lenet_like(seed=0, n_in=40):
+def lenet_like(seed=0, n_in=40, hidden=(64, 32)):
     layers = [
         {"type": "dropout", "rate": 0.2},
-        {"type": "dense", "units": 64, "activation": "relu", "dropout": 0.5},
-        {"type": "dense", "units": 32, "activation": "gelu", "dropout": 0.5, "l2": 1e-3},
+        {"type": "dense", "units": hidden[0], "activation": "relu", "dropout": 0.5},
+        {"type": "dense", "units": hidden[1], "activation": "gelu", "dropout": 0.5, "l2": 1e-3},
         {"type": "dense", "units": 10, "activation": "softmax"},
     ]
     return Network(layers, (n_in,), SPARSE, seed)
 
 
-def train_few(opt, steps=4, rows=50):
-    net = lenet_like()
+def train_few(opt, steps=4, rows=50, n_in=40, hidden=(64, 32)):
+    net = lenet_like(n_in=n_in, hidden=hidden)
     net.set_optimizer(opt)
     rng = np.random.default_rng(2)
     losses = []
     for _ in range(steps):
-        x, y = make_batch(rng, rows, (40,), 10, SPARSE)
+        x, y = make_batch(rng, rows, (n_in,), 10, SPARSE)
         losses.append(net.train_step(x, y))
     return net, losses
 
@@ -270,10 +270,11 @@ def restore_threads():
 @pytest.mark.parametrize("opt", [{"type": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True},
                                  {"type": "adamw", "lr": 0.01, "weight_decay": 0.05}])
 def test_one_and_two_threads_identical_bits(opt, restore_threads):
+    # Sizes large enough that every threaded kernel of the step really splits its work in two.
     results = []
     for threads in (1, 2):
         dropnet.set_num_threads(threads)
-        net, losses = train_few(opt)
+        net, losses = train_few(opt, steps=3, rows=128, n_in=256, hidden=(300, 100))
         results.append((net.get_params(), net.get_grads(), losses))
     (p1, g1, l1), (p2, g2, l2) = results
     assert l1 == l2
