@@ -42,6 +42,9 @@ def check_against_reference(layers, in_shape, loss, *, seed=3, rows=6, rtol=2e-3
     net = Network(layers, in_shape, loss, seed)
     n_out = net.output_shape[0]
     x, y = make_batch(rng, rows, in_shape, n_out, loss)
+    # Non-zero biases: with zero biases a sample whose units were all dropped sits exactly on a
+    # kink (relu, selu at 0), where a finite difference averages two one-sided slopes.
+    net.set_params([p + rng.normal(0, 0.1, p.shape).astype(np.float32) for p in net.get_params()])
     params = net.get_params()
     got_loss, grads, offset = grads_of_one_step(net, x, y)
     # lr = 0: the parameters must not have moved
@@ -468,3 +471,44 @@ def test_numpy_scalars_are_accepted_where_python_numbers_are():
         Network([{"type": "dense", "units": 3, "use_bias": 1}], (4,), SPARSE, 0)
     with pytest.raises(TypeError, match=r"layers\[0\]\['units'\]: expected an int, got bool"):
         Network([{"type": "dense", "units": True}], (4,), SPARSE, 0)
+
+
+def test_evaluate_categorical_counts_target_argmax():
+    rng = np.random.default_rng(8)
+    layers = [{"type": "dense", "units": 6, "activation": "tanh"}, {"type": "dense", "units": 4, "activation": "softmax"}]
+    net = Network(layers, (3,), CATEGORICAL, 2)
+    x, y = make_batch(rng, 25, (3,), 4, CATEGORICAL)
+    logits = ref.forward(layers, net.get_params(), x, loss=CATEGORICAL, training=False)
+    loss_sum, correct = net.evaluate(x, y, 10)
+    assert loss_sum == pytest.approx(ref.per_sample_loss(CATEGORICAL, logits, y).sum(), rel=1e-5)
+    assert correct == int(np.sum(logits.argmax(1) == y.argmax(1)))
+
+
+def test_set_optimizer_resets_state():
+    net = lenet_like()
+    net.set_optimizer({"type": "adam", "lr": 0.01})
+    x, y = make_batch(np.random.default_rng(0), 8, (40,), 10, SPARSE)
+    net.train_step(x, y)
+    assert net.get_optimizer_state()["step"] == 1
+    net.set_optimizer({"type": "adam", "lr": 0.01})
+    state = net.get_optimizer_state()
+    assert state["step"] == 0 and not any(s.any() for s in state["slots"])
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_random_stacks_gradients(case):
+    """Random layer stacks (activations, dropouts, penalties, losses) against finite differences."""
+    rng = np.random.default_rng(100 + case)
+    acts = [None, "relu", "leaky_relu", "tanh", "sigmoid", "gelu", "selu"]
+    layers = []
+    for _ in range(rng.integers(1, 4)):
+        if rng.random() < 0.3:
+            layers.append({"type": ["dropout", "alpha_dropout"][rng.integers(2)], "rate": float(rng.uniform(0.1, 0.6))})
+        layers.append({"type": "dense", "units": int(rng.integers(2, 7)), "activation": acts[rng.integers(len(acts))],
+                       "dropout": float(rng.choice([0.0, 0.4])), "l2": float(rng.choice([0.0, 0.01])),
+                       "use_bias": bool(rng.random() < 0.8)})
+        if rng.random() < 0.3:
+            layers.append({"type": "activation", "activation": acts[rng.integers(1, len(acts))]})
+    loss = [SPARSE, CATEGORICAL, "mse"][case % 3]
+    layers.append({"type": "dense", "units": 3, "activation": "softmax" if loss != "mse" else None})
+    check_against_reference(layers, (4,), loss, seed=case, rows=5)
