@@ -5,6 +5,10 @@ optimizer.zero_grad / backward / step), interleaved, same thread count.
 
 Both sides train on the same fixed batch (random inputs in [0, 1), like scaled pixels) from the
 same initial weights. Before timing, the two forward passes (inference) are checked to agree.
+
+Both libraries run OpenMP pools in this one process. On a loaded or shared machine their
+spin-waiting threads starve each other at 2 threads (PyTorch's step was seen 50x slower); run with
+``OMP_WAIT_POLICY=PASSIVE`` there, or compare the sides in separate processes.
 """
 from __future__ import annotations
 
