@@ -38,6 +38,10 @@ bool is_number(const py::handle& o) {
 }
 double to_double(const py::handle& o) { return PyFloat_AsDouble(py::float_(py::reinterpret_borrow<py::object>(o)).ptr()); }
 py::int_ to_int(const py::handle& o) { return py::reinterpret_steal<py::int_>(PyNumber_Index(o.ptr())); }
+// require_u64 for Python ints and numpy integer scalars alike.
+uint64_t require_u64_like(const py::handle& o, const char* name) {
+  return require_u64(is_int_like(o) ? py::object(to_int(o)) : py::reinterpret_borrow<py::object>(o), name);
+}
 
 // Typed lookups in a config dict, naming "<where>['key']" in every error.
 class DictReader {
@@ -236,6 +240,15 @@ TargetArrays require_targets(const nn::Network& net, const py::handle& obj, int6
   return r;
 }
 
+// a must have exactly the shape `want`; the message names `name` and, if given, what the shape is of.
+void require_shape(const py::array& a, const nn::Shape& want, const std::string& name, const std::string& of = "") {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(want.size());
+  for (size_t d = 0; ok && d < want.size(); ++d) ok = a.shape(static_cast<py::ssize_t>(d)) == want[d];
+  if (!ok)
+    throw ValueError(str_concat(name, ": expected shape ", nn::shape_to_string(want), of.empty() ? "" : " (" + of + ")",
+                                ", got ", shape_str(a)));
+}
+
 // Arrays of the parameters' exact shapes and dtype float32, checked all before any is used.
 std::vector<py::array_t<float, py::array::c_style>> require_param_arrays(const nn::Network& net, const py::handle& obj,
                                                                         const char* name, int64_t count,
@@ -249,11 +262,7 @@ std::vector<py::array_t<float, py::array::c_style>> require_param_arrays(const n
   for (int64_t i = 0; i < count; ++i) {
     const std::string item = str_concat(name, "[", i, "]");
     auto a = require_array<float>(seq[static_cast<size_t>(i)], item.c_str());
-    const nn::Shape& want = net.param(param_of(net, i)).shape;
-    bool ok = a.ndim() == static_cast<py::ssize_t>(want.size());
-    for (size_t d = 0; ok && d < want.size(); ++d) ok = a.shape(static_cast<py::ssize_t>(d)) == want[d];
-    if (!ok)
-      throw ValueError(str_concat(item, ": expected shape ", nn::shape_to_string(want), ", got ", shape_str(a)));
+    require_shape(a, net.param(param_of(net, i)).shape, item);
     arrays.push_back(a);
   }
   return arrays;
@@ -298,7 +307,7 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
                  throw TypeError(str_concat("input_shape: expected a tuple of ints, got ", repr_of(input_shape)));
                shape.push_back(to_int(d).cast<int64_t>());
              }
-             const uint64_t s = require_u64(is_int_like(seed) ? py::object(to_int(seed)) : seed, "seed");
+             const uint64_t s = require_u64_like(seed, "seed");
              return std::make_unique<nn::Network>(specs, shape, nn::parse_loss(loss), s);
            }),
            py::arg("layers"), py::arg("input_shape"), py::arg("loss"), py::arg("seed") = 0)
@@ -338,9 +347,7 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             auto xa = require_batch(n, x, "x");
             const int64_t rows = xa.shape(0);
             std::optional<uint64_t> offset;
-            if (!stream_offset.is_none())
-              offset = require_u64(is_int_like(stream_offset) ? py::object(to_int(stream_offset)) : stream_offset,
-                                   "stream_offset");
+            if (!stream_offset.is_none()) offset = require_u64_like(stream_offset, "stream_offset");
             py::array_t<float> out({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(n.n_outputs())});
             const float* xp = xa.data();
             float* op = out.mutable_data();
@@ -442,7 +449,7 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
       .def_property(
           "rng_offset", [](const nn::Network& n) { return n.rng_offset(); },
           [](nn::Network& n, const py::object& v) {
-            n.set_rng_offset(require_u64(is_int_like(v) ? py::object(to_int(v)) : v, "rng_offset"));
+            n.set_rng_offset(require_u64_like(v, "rng_offset"));
           })
       .def_property_readonly("seed", &nn::Network::seed)
       .def(
@@ -451,12 +458,7 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             const int64_t i = require_param_index(n, index);
             if (mask.is_none()) return n.set_mask(i, nullptr);
             auto a = require_array<float>(mask, "mask");
-            const nn::Shape& want = n.param(i).shape;
-            bool ok = a.ndim() == static_cast<py::ssize_t>(want.size());
-            for (size_t d = 0; ok && d < want.size(); ++d) ok = a.shape(static_cast<py::ssize_t>(d)) == want[d];
-            if (!ok)
-              throw ValueError(str_concat("mask: expected shape ", nn::shape_to_string(want), " (params[", i,
-                                          "]), got ", shape_str(a)));
+            require_shape(a, n.param(i).shape, "mask", str_concat("params[", i, "]"));
             n.set_mask(i, a.data());
           },
           py::arg("param_index"), py::arg("mask"),
