@@ -46,6 +46,9 @@ bool gemm_can_apply(cpu::ActivationKind k) {
 }
 
 size_t mask_words(int64_t n) { return static_cast<size_t>((n + 63) / 64); }
+
+// Inverted dropout's scale for kept elements, from the caller's rate in double.
+float kept_scale(double rate) { return static_cast<float>(1.0 / (1.0 - rate)); }
 }  // namespace
 
 cpu::ActivationKind parse_activation(const std::string& name, const char* what) {
@@ -132,7 +135,7 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
   ep.leaky_slope = kLeakySlope;
   ep.pre_activation = activation_ == cpu::ActivationKind::gelu ? pre_.data() : nullptr;
   const uint32_t threshold = keep_threshold(rate_);
-  const float scale = static_cast<float>(1.0 / (1.0 - rate_));
+  const float scale = kept_scale(rate_);
   uint64_t stream = 0;
   if (dropout_applied_) stream = (*ctx.next_stream)++;
   if (dropout_applied_ && fused_act) {
@@ -162,7 +165,7 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
     cpu::activation_backward(cpu::ActivationKind::identity, rows, out_, d_out, y, nullptr, nullptr, 1.f, kLeakySlope,
                              d_out, d_bias);
   } else {
-    const float scale = static_cast<float>(1.0 / (1.0 - rate_));
+    const float scale = kept_scale(rate_);
     cpu::activation_backward(activation_, rows, out_, d_out, y, pre_.data(),
                              dropout_applied_ ? keep_bits_.data() : nullptr, scale, kLeakySlope, d_out, d_bias);
   }
@@ -197,7 +200,7 @@ const float* DropoutLayer::forward(const float* x, const ForwardContext& ctx) {
   if (alpha_)
     cpu::alpha_dropout_forward(x, y_.data(), n, threshold, alpha_coef_, ctx.seed, stream, keep_bits_.data());
   else
-    cpu::dropout_forward(x, y_.data(), n, threshold, static_cast<float>(1.0 / (1.0 - rate_)), ctx.seed, stream,
+    cpu::dropout_forward(x, y_.data(), n, threshold, kept_scale(rate_), ctx.seed, stream,
                          keep_bits_.data());
   return y_.data();
 }
@@ -205,7 +208,7 @@ const float* DropoutLayer::forward(const float* x, const ForwardContext& ctx) {
 float* DropoutLayer::backward(float* d_out, float*, bool need_d_in, int64_t rows) {
   if (!need_d_in) return nullptr;
   if (!applied_) return d_out;
-  const float scale = alpha_ ? alpha_coef_.a : static_cast<float>(1.0 / (1.0 - rate_));
+  const float scale = alpha_ ? alpha_coef_.a : kept_scale(rate_);
   cpu::dropout_backward_bits(d_out, keep_bits_.data(), d_out, rows * in_features(), scale);
   return d_out;
 }
