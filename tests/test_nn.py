@@ -109,6 +109,8 @@ def test_flatten_and_use_bias_false():
     assert [p.shape for p in net.get_params()] == [(5, 12), (3, 5), (3,)]
     assert [d["output_shape"] for d in net.layer_info()] == [(12,), (5,), (3,)]
     assert [d["n_params"] for d in net.layer_info()] == [0, 60, 18]
+    assert repr(net) == ("<dropnet._core.nn.Network 3 layers, input (2, 3, 2), output (3,), 78 parameters, "
+                         "seed 3>")
 
 
 @pytest.mark.parametrize("loss,last", [

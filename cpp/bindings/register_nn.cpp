@@ -311,6 +311,15 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
              return std::make_unique<nn::Network>(specs, shape, nn::parse_loss(loss), s);
            }),
            py::arg("layers"), py::arg("input_shape"), py::arg("loss"), py::arg("seed") = 0)
+      .def("__repr__",
+           [](const nn::Network& n) {
+             int64_t total = 0;
+             for (const auto& i : n.layer_info()) total += i.n_params;
+             return str_concat("<dropnet._core.nn.Network ", n.layer_info().size(), " layers, input ",
+                               nn::shape_to_string(n.input_shape()), ", output ",
+                               nn::shape_to_string(n.output_shape()), ", ", total, " parameters, seed ", n.seed(),
+                               ">");
+           })
       .def_property_readonly("input_shape", [](const nn::Network& n) { return shape_tuple(n.input_shape()); })
       .def_property_readonly("output_shape", [](const nn::Network& n) { return shape_tuple(n.output_shape()); })
       .def_property_readonly("softmax_fused", &nn::Network::softmax_fused,
