@@ -1,12 +1,489 @@
-// Layers, networks and optimizers.
+// dropnet._core.nn: the Network that runs whole training steps, bound for the Python API.
+// Parsing and argument checks happen here with the GIL held; the maths runs in nn::Network with
+// the GIL released (it touches only raw buffers of arrays this frame keeps alive).
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "array_args.h"
+#include "dropnet/nn/network.h"
 
 namespace py = pybind11;
 
 namespace dropnet {
 namespace bindings {
 
-void register_nn(py::module_& m) { (void)m; }
+namespace {
+
+using nn::LayerSpec;
+using nn::LayerType;
+
+std::string type_name_of(const py::handle& o) { return py::str(py::type::of(o).attr("__name__")).cast<std::string>(); }
+
+std::string repr_of(const py::handle& o) { return py::repr(o).cast<std::string>(); }
+
+// Python ints and numpy integer scalars (anything with __index__), never bools.
+bool is_int_like(const py::handle& o) {
+  return !py::isinstance<py::bool_>(o) && !PyBool_Check(o.ptr()) && PyIndex_Check(o.ptr());
+}
+// Python and numpy real numbers, never bools or strings.
+bool is_number(const py::handle& o) {
+  return !PyBool_Check(o.ptr()) && !py::isinstance<py::str>(o) &&
+         (PyFloat_Check(o.ptr()) || PyIndex_Check(o.ptr()) || py::hasattr(o, "__float__"));
+}
+double to_double(const py::handle& o) { return PyFloat_AsDouble(py::float_(py::reinterpret_borrow<py::object>(o)).ptr()); }
+py::int_ to_int(const py::handle& o) { return py::reinterpret_steal<py::int_>(PyNumber_Index(o.ptr())); }
+// require_u64 for Python ints and numpy integer scalars alike.
+uint64_t require_u64_like(const py::handle& o, const char* name) {
+  return require_u64(is_int_like(o) ? py::object(to_int(o)) : py::reinterpret_borrow<py::object>(o), name);
+}
+
+// Typed lookups in a config dict, naming "<where>['key']" in every error.
+class DictReader {
+ public:
+  DictReader(const py::handle& obj, std::string where) : where_(std::move(where)) {
+    if (!py::isinstance<py::dict>(obj))
+      throw TypeError(str_concat(where_, ": expected a dict, got ", type_name_of(obj)));
+    d_ = py::reinterpret_borrow<py::dict>(obj);
+  }
+  std::string name(const char* key) const { return str_concat(where_, "['", key, "']"); }
+  bool has(const char* key) const { return d_.contains(key) && !d_[key].is_none(); }
+  py::object get(const char* key) const { return d_[key]; }
+
+  double number(const char* key, double dflt) const {
+    if (!has(key)) return dflt;
+    py::object v = get(key);
+    if (!is_number(v)) throw TypeError(str_concat(name(key), ": expected a number, got ", type_name_of(v)));
+    return to_double(v);
+  }
+  int64_t integer(const char* key) const {
+    if (!d_.contains(key)) throw ValueError(str_concat(name(key), ": missing"));
+    py::object v = get(key);
+    if (!is_int_like(v)) throw TypeError(str_concat(name(key), ": expected an int, got ", type_name_of(v)));
+    return to_int(v).cast<int64_t>();
+  }
+  bool boolean(const char* key, bool dflt) const {
+    if (!has(key)) return dflt;
+    py::object v = get(key);
+    if (!py::isinstance<py::bool_>(v) && !py::isinstance(v, py::module_::import("numpy").attr("bool_")))
+      throw TypeError(str_concat(name(key), ": expected a bool, got ", type_name_of(v)));
+    return PyObject_IsTrue(v.ptr()) == 1;
+  }
+  std::optional<std::string> text(const char* key) const {
+    if (!has(key)) return std::nullopt;
+    py::object v = get(key);
+    if (!py::isinstance<py::str>(v)) throw TypeError(str_concat(name(key), ": expected a str, got ", type_name_of(v)));
+    return v.cast<std::string>();
+  }
+  // Keys outside `allowed` are typos the user would never notice: reject them.
+  void only(std::initializer_list<const char*> allowed) const {
+    std::set<std::string> ok(allowed.begin(), allowed.end());
+    for (auto item : d_) {
+      const std::string k = py::str(item.first).cast<std::string>();
+      if (!ok.count(k)) {
+        std::string list;
+        for (const auto& a : ok) list += (list.empty() ? "" : ", ") + a;
+        throw ValueError(str_concat(where_, ": unknown key '", k, "' (expected some of: ", list, ")"));
+      }
+    }
+  }
+
+ private:
+  py::dict d_;
+  std::string where_;
+};
+
+cpu::ActivationKind activation_of(const DictReader& r, const char* key) {
+  auto name = r.text(key);
+  if (!name) return cpu::ActivationKind::identity;
+  return nn::parse_activation(*name, r.name(key).c_str());
+}
+
+LayerSpec parse_layer(const py::handle& obj, size_t index) {
+  const DictReader r(obj, str_concat("layers[", index, "]"));
+  const auto type = r.text("type");
+  if (!type) throw ValueError(str_concat(r.name("type"), ": missing"));
+  LayerSpec s;
+  if (*type == "dense") {
+    r.only({"type", "name", "units", "activation", "use_bias", "l1", "l2", "init", "dropout"});
+    s.type = LayerType::dense;
+    s.units = r.integer("units");
+    s.activation = activation_of(r, "activation");
+    s.use_bias = r.boolean("use_bias", true);
+    s.l1 = static_cast<float>(r.number("l1", 0.0));
+    s.l2 = static_cast<float>(r.number("l2", 0.0));
+    s.rate = r.number("dropout", 0.0);
+    const auto init = r.text("init");
+    if (!init) s.init = nn::InitKind::automatic;
+    else if (*init == "he_uniform") s.init = nn::InitKind::he_uniform;
+    else if (*init == "glorot_uniform") s.init = nn::InitKind::glorot_uniform;
+    else
+      throw ValueError(str_concat(r.name("init"), ": expected 'he_uniform', 'glorot_uniform' or None, got '", *init, "'"));
+  } else if (*type == "dropout" || *type == "alpha_dropout") {
+    r.only({"type", "name", "rate"});
+    s.type = *type == "dropout" ? LayerType::dropout : LayerType::alpha_dropout;
+    if (!r.has("rate")) throw ValueError(str_concat(r.name("rate"), ": missing"));
+    s.rate = r.number("rate", 0.0);
+  } else if (*type == "activation") {
+    r.only({"type", "name", "activation"});
+    s.type = LayerType::activation;
+    s.activation = activation_of(r, "activation");
+  } else if (*type == "flatten") {
+    r.only({"type", "name"});
+    s.type = LayerType::flatten;
+  } else {
+    throw ValueError(str_concat(r.name("type"), ": expected 'dense', 'dropout', 'alpha_dropout', 'activation' or "
+                                                "'flatten', got '",
+                                *type, "'"));
+  }
+  return s;
+}
+
+nn::OptimizerConfig parse_optimizer(const py::handle& obj) {
+  const DictReader r(obj, "config");
+  const auto type = r.text("type");
+  if (!type) throw ValueError("config['type']: missing (expected 'sgd', 'adam' or 'adamw')");
+  nn::OptimizerConfig c;
+  if (*type == "sgd") {
+    r.only({"type", "lr", "momentum", "nesterov", "weight_decay"});
+    c.type = nn::OptimizerType::sgd;
+    c.lr = r.number("lr", 0.01);
+    c.momentum = r.number("momentum", 0.0);
+    c.nesterov = r.boolean("nesterov", false);
+    c.weight_decay = r.number("weight_decay", 0.0);
+  } else if (*type == "adam" || *type == "adamw") {
+    r.only({"type", "lr", "beta_1", "beta_2", "epsilon", "weight_decay"});
+    c.type = *type == "adam" ? nn::OptimizerType::adam : nn::OptimizerType::adamw;
+    c.lr = r.number("lr", 0.001);
+    c.beta1 = r.number("beta_1", 0.9);
+    c.beta2 = r.number("beta_2", 0.999);
+    c.epsilon = r.number("epsilon", 1e-7);
+    c.weight_decay = r.number("weight_decay", *type == "adamw" ? 0.01 : 0.0);
+  } else {
+    throw ValueError(str_concat("config['type']: expected 'sgd', 'adam' or 'adamw', got '", *type, "'"));
+  }
+  nn::validate_optimizer_config(c);
+  return c;
+}
+
+py::dict optimizer_dict(const nn::OptimizerConfig& c) {
+  py::dict d;
+  if (c.type == nn::OptimizerType::sgd) {
+    d["type"] = "sgd";
+    d["lr"] = c.lr;
+    d["momentum"] = c.momentum;
+    d["nesterov"] = c.nesterov;
+  } else {
+    d["type"] = c.type == nn::OptimizerType::adam ? "adam" : "adamw";
+    d["lr"] = c.lr;
+    d["beta_1"] = c.beta1;
+    d["beta_2"] = c.beta2;
+    d["epsilon"] = c.epsilon;
+  }
+  d["weight_decay"] = c.weight_decay;
+  return d;
+}
+
+py::tuple shape_tuple(const nn::Shape& s) {
+  py::tuple t(s.size());
+  for (size_t i = 0; i < s.size(); ++i) t[i] = s[i];
+  return t;
+}
+
+std::vector<py::ssize_t> to_ssize(const nn::Shape& s) { return std::vector<py::ssize_t>(s.begin(), s.end()); }
+
+std::string expected_shape(const char* lead, const nn::Shape& rest) {
+  std::string r = str_concat("(", lead);
+  for (int64_t d : rest) r += str_concat(", ", d);
+  return r + ")";
+}
+
+// x: float32 (B, *input_shape), C-contiguous. Returns B.
+py::array_t<float, py::array::c_style> require_batch(const nn::Network& net, const py::handle& obj, const char* name) {
+  auto x = require_array<float>(obj, name);
+  const nn::Shape& in = net.input_shape();
+  bool ok = x.ndim() == static_cast<py::ssize_t>(in.size()) + 1;
+  for (size_t i = 0; ok && i < in.size(); ++i) ok = x.shape(static_cast<py::ssize_t>(i + 1)) == in[i];
+  if (!ok) throw ValueError(str_concat(name, ": expected shape ", expected_shape("B", in), ", got ", shape_str(x)));
+  if (x.shape(0) < 1) throw ValueError(str_concat(name, ": expected at least one sample, got shape ", shape_str(x)));
+  return x;
+}
+
+// Holds whichever targets array y is, and points Targets at it.
+struct TargetArrays {
+  py::array keep;
+  nn::Targets t;
+};
+
+TargetArrays require_targets(const nn::Network& net, const py::handle& obj, int64_t rows, const char* name) {
+  TargetArrays r;
+  if (net.loss() == nn::LossKind::sparse_categorical_crossentropy) {
+    auto y = require_array<int64_t>(obj, name);
+    if (y.ndim() != 1 || y.shape(0) != rows)
+      throw ValueError(str_concat(name, ": expected int64 labels of shape (", rows, ",) (one per sample of x), got ",
+                                  shape_str(y)));
+    r.t.labels = y.data();
+    r.keep = y;
+  } else {
+    auto y = require_array<float>(obj, name);
+    if (y.ndim() != 2 || y.shape(0) != rows || y.shape(1) != net.n_outputs())
+      throw ValueError(str_concat(name, ": expected float32 targets of shape (", rows, ", ", net.n_outputs(),
+                                  ") (one row per sample of x), got ", shape_str(y)));
+    r.t.dense = y.data();
+    r.keep = y;
+  }
+  return r;
+}
+
+// a must have exactly the shape `want`; the message names `name` and, if given, what the shape is of.
+void require_shape(const py::array& a, const nn::Shape& want, const std::string& name, const std::string& of = "") {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(want.size());
+  for (size_t d = 0; ok && d < want.size(); ++d) ok = a.shape(static_cast<py::ssize_t>(d)) == want[d];
+  if (!ok)
+    throw ValueError(str_concat(name, ": expected shape ", nn::shape_to_string(want), of.empty() ? "" : " (" + of + ")",
+                                ", got ", shape_str(a)));
+}
+
+// Arrays of the parameters' exact shapes and dtype float32, checked all before any is used.
+std::vector<py::array_t<float, py::array::c_style>> require_param_arrays(const nn::Network& net, const py::handle& obj,
+                                                                        const char* name, int64_t count,
+                                                                        int64_t (*param_of)(const nn::Network&, int64_t)) {
+  if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj))
+    throw TypeError(str_concat(name, ": expected a list of numpy arrays, got ", type_name_of(obj)));
+  py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+  if (static_cast<int64_t>(seq.size()) != count)
+    throw ValueError(str_concat(name, ": expected ", count, " arrays, got ", seq.size()));
+  std::vector<py::array_t<float, py::array::c_style>> arrays;
+  for (int64_t i = 0; i < count; ++i) {
+    const std::string item = str_concat(name, "[", i, "]");
+    auto a = require_array<float>(seq[static_cast<size_t>(i)], item.c_str());
+    require_shape(a, net.param(param_of(net, i)).shape, item);
+    arrays.push_back(a);
+  }
+  return arrays;
+}
+
+int64_t param_identity(const nn::Network&, int64_t i) { return i; }
+int64_t param_of_slot(const nn::Network& net, int64_t k) { return net.slot_param(k); }
+
+int64_t require_param_index(const nn::Network& net, const py::handle& obj) {
+  if (!is_int_like(obj)) throw TypeError(str_concat("param_index: expected an int, got ", type_name_of(obj)));
+  const int64_t i = to_int(obj).cast<int64_t>();
+  if (i < 0 || i >= net.n_params())
+    throw ValueError(str_concat("param_index: expected an int in [0, ", net.n_params(), "), got ", i));
+  return i;
+}
+
+py::array_t<float> param_array(const nn::Network& net, int64_t i) {
+  return py::array_t<float>(to_ssize(net.param(i).shape));
+}
+
+}  // namespace
+
+void register_nn(py::module_& m) {
+  py::class_<nn::Network>(m, "Network", R"doc(
+A sequential network whose training step (forward, loss, backward, optimizer update) runs in one
+native call. See dropnet.models for the user-facing API.
+
+Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
+)doc")
+      .def(py::init([](const py::object& layers, const py::object& input_shape, const std::string& loss,
+                       const py::object& seed) {
+             if (!py::isinstance<py::sequence>(layers) || py::isinstance<py::str>(layers))
+               throw TypeError(str_concat("layers: expected a list of dicts, got ", type_name_of(layers)));
+             std::vector<LayerSpec> specs;
+             py::sequence seq = py::reinterpret_borrow<py::sequence>(layers);
+             for (size_t i = 0; i < seq.size(); ++i) specs.push_back(parse_layer(seq[i], i));
+             if (!py::isinstance<py::sequence>(input_shape) || py::isinstance<py::str>(input_shape))
+               throw TypeError(str_concat("input_shape: expected a tuple of ints, got ", type_name_of(input_shape)));
+             nn::Shape shape;
+             for (auto d : py::reinterpret_borrow<py::sequence>(input_shape)) {
+               if (!is_int_like(d))
+                 throw TypeError(str_concat("input_shape: expected a tuple of ints, got ", repr_of(input_shape)));
+               shape.push_back(to_int(d).cast<int64_t>());
+             }
+             const uint64_t s = require_u64_like(seed, "seed");
+             return std::make_unique<nn::Network>(specs, shape, nn::parse_loss(loss), s);
+           }),
+           py::arg("layers"), py::arg("input_shape"), py::arg("loss"), py::arg("seed") = 0)
+      .def("__repr__",
+           [](const nn::Network& n) {
+             int64_t total = 0;
+             for (const auto& i : n.layer_info()) total += i.n_params;
+             return str_concat("<dropnet._core.nn.Network ", n.layer_info().size(), " layers, input ",
+                               nn::shape_to_string(n.input_shape()), ", output ",
+                               nn::shape_to_string(n.output_shape()), ", ", total, " parameters, seed ", n.seed(),
+                               ">");
+           })
+      .def_property_readonly("input_shape", [](const nn::Network& n) { return shape_tuple(n.input_shape()); })
+      .def_property_readonly("output_shape", [](const nn::Network& n) { return shape_tuple(n.output_shape()); })
+      .def_property_readonly("softmax_fused", &nn::Network::softmax_fused,
+                             "True when the final softmax is fused into the crossentropy loss (forward returns "
+                             "probabilities, training works on logits)")
+      .def("layer_info",
+           [](const nn::Network& n) {
+             py::list out;
+             for (const auto& i : n.layer_info()) {
+               py::dict d;
+               d["type"] = i.type;
+               d["output_shape"] = shape_tuple(i.output_shape);
+               d["n_params"] = i.n_params;
+               out.append(d);
+             }
+             return out;
+           })
+      .def(
+          "train_step",
+          [](nn::Network& n, const py::object& x, const py::object& y) {
+            auto xa = require_batch(n, x, "x");
+            const int64_t rows = xa.shape(0);
+            TargetArrays t = require_targets(n, y, rows, "y");
+            const float* xp = xa.data();
+            py::gil_scoped_release release;  // raw buffers of xa / t.keep only, both alive in this frame
+            return n.train_step(xp, rows, t.t);
+          },
+          py::arg("x"), py::arg("y"),
+          "One training step on a batch: x float32 (B, *input_shape), y int64 (B,) labels or float32 (B, n_out). "
+          "Returns the batch's mean loss plus weight penalties.")
+      .def(
+          "forward",
+          [](nn::Network& n, const py::object& x, bool training, const py::object& stream_offset) {
+            auto xa = require_batch(n, x, "x");
+            const int64_t rows = xa.shape(0);
+            std::optional<uint64_t> offset;
+            if (!stream_offset.is_none()) offset = require_u64_like(stream_offset, "stream_offset");
+            py::array_t<float> out({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(n.n_outputs())});
+            const float* xp = xa.data();
+            float* op = out.mutable_data();
+            {
+              py::gil_scoped_release release;
+              n.forward(xp, rows, training, offset, op);
+            }
+            return out;
+          },
+          py::arg("x"), py::arg("training") = false, py::arg("stream_offset") = py::none(),
+          "Outputs float32 (B, n_out). training=True applies dropout with streams from stream_offset (the "
+          "network's counter is left alone) or, when None, from the counter (which advances).")
+      .def(
+          "evaluate",
+          [](nn::Network& n, const py::object& x, const py::object& y, const py::object& batch_size) {
+            auto xa = require_batch(n, x, "x");
+            const int64_t rows = xa.shape(0);
+            TargetArrays t = require_targets(n, y, rows, "y");
+            if (!is_int_like(batch_size))
+              throw TypeError(str_concat("batch_size: expected an int >= 1, got ", type_name_of(batch_size)));
+            const int64_t bs = to_int(batch_size).cast<int64_t>();
+            const float* xp = xa.data();
+            double loss_sum = 0.0;
+            int64_t correct = 0;
+            {
+              py::gil_scoped_release release;
+              n.evaluate(xp, rows, t.t, bs, &loss_sum, &correct);
+            }
+            return py::make_tuple(loss_sum, correct);
+          },
+          py::arg("x"), py::arg("y"), py::arg("batch_size") = 256,
+          "Inference over x in batches: (sum of per-sample losses without penalties, number of correct argmax "
+          "predictions).")
+      .def("get_params",
+           [](const nn::Network& n) {
+             py::list out;
+             for (int64_t i = 0; i < n.n_params(); ++i) {
+               auto a = param_array(n, i);
+               n.copy_param(i, a.mutable_data());
+               out.append(a);
+             }
+             return out;
+           })
+      .def(
+          "set_params",
+          [](nn::Network& n, const py::object& params) {
+            auto arrays = require_param_arrays(n, params, "params", n.n_params(), param_identity);
+            std::vector<const float*> ptrs;
+            for (auto& a : arrays) ptrs.push_back(a.data());
+            py::gil_scoped_release release;
+            n.set_params(ptrs);
+          },
+          py::arg("params"))
+      .def("get_grads",
+           [](const nn::Network& n) {
+             py::list out;
+             for (int64_t i = 0; i < n.n_params(); ++i) {
+               auto a = param_array(n, i);
+               n.copy_grad(i, a.mutable_data());
+               out.append(a);
+             }
+             return out;
+           })
+      .def("set_optimizer", [](nn::Network& n, const py::object& config) { n.set_optimizer(parse_optimizer(config)); },
+           py::arg("config"))
+      .def("get_optimizer_config", [](const nn::Network& n) { return optimizer_dict(n.optimizer_config()); })
+      .def_property(
+          "lr", [](const nn::Network& n) { return n.lr(); },
+          [](nn::Network& n, const py::object& v) {
+            if (!is_number(v)) throw TypeError(str_concat("lr: expected a number, got ", type_name_of(v)));
+            n.set_lr(to_double(v));
+          })
+      .def("get_optimizer_state",
+           [](const nn::Network& n) {
+             py::list slots;
+             for (int64_t k = 0; k < n.n_optimizer_slots(); ++k) {
+               auto a = param_array(n, n.slot_param(k));
+               n.copy_slot(k, a.mutable_data());
+               slots.append(a);
+             }
+             py::dict d;
+             d["step"] = n.optimizer_step();
+             d["slots"] = slots;
+             return d;
+           })
+      .def(
+          "set_optimizer_state",
+          [](nn::Network& n, const py::object& state) {
+            const DictReader r(state, "state");
+            r.only({"step", "slots"});
+            const int64_t step = r.integer("step");
+            if (!r.has("slots")) throw ValueError("state['slots']: missing");
+            auto arrays = require_param_arrays(n, r.get("slots"), "state['slots']", n.n_optimizer_slots(), param_of_slot);
+            std::vector<const float*> ptrs;
+            for (auto& a : arrays) ptrs.push_back(a.data());
+            n.set_optimizer_state(step, ptrs);
+          },
+          py::arg("state"))
+      .def_property(
+          "rng_offset", [](const nn::Network& n) { return n.rng_offset(); },
+          [](nn::Network& n, const py::object& v) {
+            n.set_rng_offset(require_u64_like(v, "rng_offset"));
+          })
+      .def_property_readonly("seed", &nn::Network::seed)
+      .def(
+          "set_mask",
+          [](nn::Network& n, const py::object& index, const py::object& mask) {
+            const int64_t i = require_param_index(n, index);
+            if (mask.is_none()) return n.set_mask(i, nullptr);
+            auto a = require_array<float>(mask, "mask");
+            require_shape(a, n.param(i).shape, "mask", str_concat("params[", i, "]"));
+            n.set_mask(i, a.data());
+          },
+          py::arg("param_index"), py::arg("mask"),
+          "0/1 float32 mask of params[param_index]'s shape (None removes it): the weight, its gradient and its "
+          "optimizer state are zeroed where the mask is 0, now and after every step.")
+      .def(
+          "get_mask",
+          [](const nn::Network& n, const py::object& index) -> py::object {
+            const int64_t i = require_param_index(n, index);
+            if (!n.has_mask(i)) return py::none();
+            auto a = param_array(n, i);
+            n.copy_mask(i, a.mutable_data());
+            return std::move(a);
+          },
+          py::arg("param_index"));
+}
 
 }  // namespace bindings
 }  // namespace dropnet

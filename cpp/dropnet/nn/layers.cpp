@@ -1,0 +1,249 @@
+#include "dropnet/nn/layers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "dropnet/core/error.h"
+#include "dropnet/core/philox.h"
+#include "dropnet/kernels/cpu/dropout.h"
+#include "dropnet/kernels/cpu/gemm.h"
+#include "dropnet/kernels/cpu/philox_stream.h"
+
+namespace dropnet {
+namespace nn {
+
+int64_t shape_size(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::string shape_to_string(const Shape& s) {
+  std::string r = "(";
+  for (size_t i = 0; i < s.size(); ++i) {
+    r += std::to_string(s[i]);
+    if (i + 1 < s.size() || s.size() == 1) r += ",";
+    if (i + 1 < s.size()) r += " ";
+  }
+  return r + ")";
+}
+
+namespace {
+struct ActivationName {
+  const char* name;
+  cpu::ActivationKind kind;
+};
+constexpr ActivationName kActivations[] = {
+    {"linear", cpu::ActivationKind::identity}, {"relu", cpu::ActivationKind::relu},
+    {"leaky_relu", cpu::ActivationKind::leaky_relu}, {"tanh", cpu::ActivationKind::tanh},
+    {"sigmoid", cpu::ActivationKind::sigmoid}, {"gelu", cpu::ActivationKind::gelu},
+    {"selu", cpu::ActivationKind::selu}, {"softmax", cpu::ActivationKind::softmax},
+};
+
+bool gemm_can_apply(cpu::ActivationKind k) {
+  return k != cpu::ActivationKind::selu && k != cpu::ActivationKind::softmax;
+}
+
+size_t mask_words(int64_t n) { return static_cast<size_t>((n + 63) / 64); }
+
+// Inverted dropout's scale for kept elements, from the caller's rate in double.
+float kept_scale(double rate) { return static_cast<float>(1.0 / (1.0 - rate)); }
+}  // namespace
+
+cpu::ActivationKind parse_activation(const std::string& name, const char* what) {
+  for (const auto& a : kActivations)
+    if (name == a.name) return a.kind;
+  throw ValueError(str_concat(what, ": expected one of None, 'linear', 'relu', 'leaky_relu', 'tanh', 'sigmoid', "
+                                    "'gelu', 'selu', 'softmax', got '",
+                              name, "'"));
+}
+
+const char* activation_name(cpu::ActivationKind kind) {
+  for (const auto& a : kActivations)
+    if (a.kind == kind) return a.name;
+  return "linear";
+}
+
+void uniform_init(float* w, int64_t n, double limit, uint64_t seed, uint64_t stream) {
+  std::vector<uint32_t> words(static_cast<size_t>(n));
+  cpu::philox_stream(seed, stream, 0, n, words.data());
+  for (int64_t i = 0; i < n; ++i) {
+    const double u = static_cast<double>(words[static_cast<size_t>(i)] >> 8) * (1.0 / 16777216.0);
+    w[i] = static_cast<float>((2.0 * u - 1.0) * limit);
+  }
+}
+
+// ------------------------------------------------------------------------------------- dense
+
+DenseLayer::DenseLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t seed, int64_t layer_index)
+    : Layer(in_shape, Shape{spec.units}),
+      in_(shape_size(in_shape)),
+      out_(spec.units),
+      activation_(spec.activation),
+      rate_(spec.rate),
+      use_bias_(spec.use_bias) {
+  DROPNET_CHECK(in_shape.size() == 1, "layers[", layer_index, "] dense: expected a flat input (features,), got ",
+                shape_to_string(in_shape), "; put a flatten layer before it");
+  DROPNET_CHECK(!(rate_ > 0.0 && activation_ == cpu::ActivationKind::softmax),
+                "dense: dropout after a softmax activation is not supported (got dropout=", rate_, ")");
+  weight_.shape = {out_, in_};
+  weight_.size = out_ * in_;
+  weight_.value.grow(weight_.size);
+  weight_.grad.grow(weight_.size);
+  weight_.grad.zero(weight_.size);
+  weight_.l1 = spec.l1;
+  weight_.l2 = spec.l2;
+  InitKind init = spec.init;
+  if (init == InitKind::automatic) {
+    const bool relu_family = activation_ == cpu::ActivationKind::relu ||
+                             activation_ == cpu::ActivationKind::leaky_relu || activation_ == cpu::ActivationKind::gelu;
+    init = relu_family ? InitKind::he_uniform : InitKind::glorot_uniform;
+  }
+  const double limit = init == InitKind::he_uniform ? std::sqrt(6.0 / static_cast<double>(in_))
+                                                    : std::sqrt(6.0 / static_cast<double>(in_ + out_));
+  uniform_init(weight_.value.data(), weight_.size, limit, seed, kInitStreamBase + static_cast<uint64_t>(layer_index));
+  if (use_bias_) {
+    bias_.shape = {out_};
+    bias_.size = out_;
+    bias_.value.grow(out_);
+    bias_.value.zero(out_);
+    bias_.grad.grow(out_);
+    bias_.grad.zero(out_);
+  }
+}
+
+std::vector<Param*> DenseLayer::params() {
+  if (use_bias_) return {&weight_, &bias_};
+  return {&weight_};
+}
+
+void DenseLayer::reserve(int64_t rows) {
+  y_.grow(static_cast<size_t>(rows * out_));
+  if (activation_ == cpu::ActivationKind::gelu) pre_.grow(static_cast<size_t>(rows * out_));
+  if (rate_ > 0.0) keep_bits_.grow(mask_words(rows * out_));
+}
+
+const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
+  const int64_t rows = ctx.rows;
+  x_ = x;
+  dropout_applied_ = ctx.training && rate_ > 0.0;
+  const bool fused_act = gemm_can_apply(activation_);
+  cpu::GemmEpilogue ep;
+  ep.bias = use_bias_ ? bias_.value.data() : nullptr;
+  ep.activation = fused_act ? static_cast<cpu::Activation>(activation_) : cpu::Activation::identity;
+  ep.leaky_slope = kLeakySlope;
+  ep.pre_activation = activation_ == cpu::ActivationKind::gelu ? pre_.data() : nullptr;
+  const uint32_t threshold = keep_threshold(rate_);
+  const float scale = kept_scale(rate_);
+  uint64_t stream = 0;
+  if (dropout_applied_) stream = (*ctx.next_stream)++;
+  if (dropout_applied_ && fused_act) {
+    ep.dropout = true;
+    ep.threshold = threshold;
+    ep.scale = scale;
+    ep.seed = ctx.seed;
+    ep.stream = stream;
+    ep.mask_bits = keep_bits_.data();
+  }
+  float* y = y_.data();
+  cpu::sgemm(false, true, rows, out_, in_, 1.f, x, in_, weight_.value.data(), in_, 0.f, y, out_, &ep);
+  if (!fused_act) {
+    if (activation_ == cpu::ActivationKind::softmax) cpu::softmax_rows_forward(y, y, rows, out_);
+    else cpu::activation_forward(activation_, y, y, rows * out_, kLeakySlope);
+    if (dropout_applied_) cpu::dropout_forward(y, y, rows * out_, threshold, scale, ctx.seed, stream, keep_bits_.data());
+  }
+  return y;
+}
+
+float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t rows) {
+  float* d_bias = use_bias_ ? bias_.grad.data() : nullptr;
+  const float* y = y_.data();
+  // d_out becomes the gradient at the pre-activation, and the bias gradient its column sums.
+  if (activation_ == cpu::ActivationKind::softmax) {
+    cpu::softmax_rows_backward(y, d_out, d_out, rows, out_);
+    cpu::activation_backward(cpu::ActivationKind::identity, rows, out_, d_out, y, nullptr, nullptr, 1.f, kLeakySlope,
+                             d_out, d_bias);
+  } else {
+    const float scale = kept_scale(rate_);
+    cpu::activation_backward(activation_, rows, out_, d_out, y, pre_.data(),
+                             dropout_applied_ ? keep_bits_.data() : nullptr, scale, kLeakySlope, d_out, d_bias);
+  }
+  // dW = dZᵀ · X  (out × in)
+  cpu::sgemm(true, false, out_, in_, rows, 1.f, d_out, out_, x_, in_, 0.f, weight_.grad.data(), in_, nullptr);
+  if (!need_d_in) return nullptr;
+  // dX = dZ · W  (rows × in)
+  cpu::sgemm(false, false, rows, in_, out_, 1.f, d_out, out_, weight_.value.data(), in_, 0.f, spare, in_, nullptr);
+  return spare;
+}
+
+// ------------------------------------------------------------------------------------- dropout
+
+DropoutLayer::DropoutLayer(double rate, const Shape& shape, bool alpha)
+    : Layer(shape, shape), rate_(rate), alpha_(alpha) {
+  if (alpha_) alpha_coef_ = cpu::alpha_dropout_coefficients(rate_);
+}
+
+void DropoutLayer::reserve(int64_t rows) {
+  if (rate_ <= 0.0) return;
+  const int64_t n = rows * in_features();
+  y_.grow(static_cast<size_t>(n));
+  keep_bits_.grow(mask_words(n));
+}
+
+const float* DropoutLayer::forward(const float* x, const ForwardContext& ctx) {
+  applied_ = ctx.training && rate_ > 0.0;
+  if (!applied_) return x;
+  const int64_t n = ctx.rows * in_features();
+  const uint64_t stream = (*ctx.next_stream)++;
+  const uint32_t threshold = keep_threshold(rate_);
+  if (alpha_)
+    cpu::alpha_dropout_forward(x, y_.data(), n, threshold, alpha_coef_, ctx.seed, stream, keep_bits_.data());
+  else
+    cpu::dropout_forward(x, y_.data(), n, threshold, kept_scale(rate_), ctx.seed, stream,
+                         keep_bits_.data());
+  return y_.data();
+}
+
+float* DropoutLayer::backward(float* d_out, float*, bool need_d_in, int64_t rows) {
+  if (!need_d_in) return nullptr;
+  if (!applied_) return d_out;
+  const float scale = alpha_ ? alpha_coef_.a : kept_scale(rate_);
+  cpu::dropout_backward_bits(d_out, keep_bits_.data(), d_out, rows * in_features(), scale);
+  return d_out;
+}
+
+// ------------------------------------------------------------------------------------- activation
+
+ActivationLayer::ActivationLayer(cpu::ActivationKind kind, const Shape& shape) : Layer(shape, shape), kind_(kind) {
+  DROPNET_CHECK(kind_ != cpu::ActivationKind::softmax || shape.size() == 1,
+                "activation: softmax needs a flat input (features,), got ", shape_to_string(shape));
+}
+
+void ActivationLayer::reserve(int64_t rows) {
+  if (kind_ != cpu::ActivationKind::identity) y_.grow(static_cast<size_t>(rows * in_features()));
+}
+
+const float* ActivationLayer::forward(const float* x, const ForwardContext& ctx) {
+  x_ = x;
+  if (kind_ == cpu::ActivationKind::identity) return x;
+  const int64_t n = ctx.rows * in_features();
+  if (kind_ == cpu::ActivationKind::softmax) cpu::softmax_rows_forward(x, y_.data(), ctx.rows, in_features());
+  else cpu::activation_forward(kind_, x, y_.data(), n, kLeakySlope);
+  return y_.data();
+}
+
+float* ActivationLayer::backward(float* d_out, float*, bool need_d_in, int64_t rows) {
+  if (!need_d_in) return nullptr;
+  if (kind_ == cpu::ActivationKind::identity) return d_out;
+  if (kind_ == cpu::ActivationKind::softmax) {
+    cpu::softmax_rows_backward(y_.data(), d_out, d_out, rows, in_features());
+    return d_out;
+  }
+  // gelu reads the pre-activation, which is this layer's (unchanged) input.
+  cpu::activation_backward(kind_, rows, in_features(), d_out, y_.data(), x_, nullptr, 1.f, kLeakySlope, d_out, nullptr);
+  return d_out;
+}
+
+}  // namespace nn
+}  // namespace dropnet

@@ -1,0 +1,158 @@
+// Layers of the dense training core. A layer knows its shapes, owns its parameters and the
+// per-batch buffers its backward pass needs, and runs forward/backward on raw row-major buffers
+// of `rows` samples. The Network (network.h) chains them and owns the gradient scratch.
+//
+// Conventions: a layer's output is rows × out_features (C order). forward() returns a pointer
+// to the output, which may be the input itself (flatten, dropout at inference). backward()
+// receives d_out (rows × out_features, writable) and returns d_in: either d_out updated in place
+// (elementwise layers) or `spare` (dense), or null when the caller said the input gradient is not
+// needed. Parameter gradients overwrite (one batch per step; no accumulation across calls).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dropnet/kernels/cpu/activation.h"
+#include "dropnet/kernels/cpu/alpha_dropout.h"
+#include "dropnet/nn/buffer.h"
+
+namespace dropnet {
+namespace nn {
+
+using Shape = std::vector<int64_t>;
+int64_t shape_size(const Shape& s);
+std::string shape_to_string(const Shape& s);
+
+enum class LayerType { dense, dropout, alpha_dropout, activation, flatten };
+enum class InitKind { automatic, he_uniform, glorot_uniform };
+
+// One layer as the user described it (parsed from the Python dict by the bindings).
+struct LayerSpec {
+  LayerType type = LayerType::dense;
+  int64_t units = 0;
+  cpu::ActivationKind activation = cpu::ActivationKind::identity;
+  bool use_bias = true;
+  float l1 = 0.f, l2 = 0.f;
+  InitKind init = InitKind::automatic;
+  double rate = 0.0;  // dense: fused dropout after the activation; dropout / alpha_dropout: the rate
+};
+
+cpu::ActivationKind parse_activation(const std::string& name, const char* what);
+const char* activation_name(cpu::ActivationKind kind);
+
+// A trainable tensor with its gradient and optional 0/1 pruning mask.
+struct Param {
+  Shape shape;
+  int64_t size = 0;
+  Buffer<float> value, grad, mask;
+  bool has_mask = false;
+  float l1 = 0.f, l2 = 0.f;  // Keras-style penalty l1·Σ|w| + l2·Σw² on this tensor
+  const float* mask_or_null() const { return has_mask ? mask.data() : nullptr; }
+};
+
+struct ForwardContext {
+  int64_t rows = 0;
+  bool training = false;
+  uint64_t seed = 0;
+  uint64_t* next_stream = nullptr;  // each dropout application takes *next_stream and bumps it
+};
+
+class Layer {
+ public:
+  Layer(Shape in_shape, Shape out_shape) : in_shape_(std::move(in_shape)), out_shape_(std::move(out_shape)) {}
+  virtual ~Layer() = default;
+  virtual const char* type_name() const = 0;
+  const Shape& in_shape() const { return in_shape_; }
+  const Shape& out_shape() const { return out_shape_; }
+  int64_t in_features() const { return shape_size(in_shape_); }
+  int64_t out_features() const { return shape_size(out_shape_); }
+  virtual std::vector<Param*> params() { return {}; }
+  // Room for batches of up to `rows` samples.
+  virtual void reserve(int64_t rows) { (void)rows; }
+  virtual const float* forward(const float* x, const ForwardContext& ctx) = 0;
+  virtual float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) = 0;
+
+ protected:
+  Shape in_shape_, out_shape_;
+};
+
+// y = dropout(act(x · Wᵀ + b)), W: units × in, fused into the forward GEMM's epilogue where the
+// activation allows (gemm.h); selu and softmax run as a second pass, dropout after them.
+class DenseLayer : public Layer {
+ public:
+  // layer_index: position among the network's dense layers (picks the init stream).
+  DenseLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t seed, int64_t layer_index);
+  const char* type_name() const override { return "dense"; }
+  std::vector<Param*> params() override;
+  void reserve(int64_t rows) override;
+  const float* forward(const float* x, const ForwardContext& ctx) override;
+  float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  // Output layer fused with softmax cross-entropy: produce logits (no softmax) from now on.
+  void drop_softmax() { activation_ = cpu::ActivationKind::identity; }
+
+ private:
+  int64_t in_, out_;
+  cpu::ActivationKind activation_;
+  double rate_;
+  Param weight_, bias_;
+  bool use_bias_;
+  Buffer<float> y_, pre_;
+  Buffer<uint64_t> keep_bits_;
+  const float* x_ = nullptr;
+  bool dropout_applied_ = false;
+};
+
+// Inverted dropout with a 1-bit mask kept for backward (cpu::dropout_*).
+class DropoutLayer : public Layer {
+ public:
+  DropoutLayer(double rate, const Shape& shape, bool alpha);
+  const char* type_name() const override { return alpha_ ? "alpha_dropout" : "dropout"; }
+  void reserve(int64_t rows) override;
+  const float* forward(const float* x, const ForwardContext& ctx) override;
+  float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+
+ private:
+  double rate_;
+  bool alpha_;
+  cpu::AlphaDropoutCoefficients alpha_coef_{};
+  Buffer<float> y_;
+  Buffer<uint64_t> keep_bits_;
+  bool applied_ = false;
+};
+
+class ActivationLayer : public Layer {
+ public:
+  ActivationLayer(cpu::ActivationKind kind, const Shape& shape);
+  const char* type_name() const override { return "activation"; }
+  void reserve(int64_t rows) override;
+  const float* forward(const float* x, const ForwardContext& ctx) override;
+  float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void drop_softmax() { kind_ = cpu::ActivationKind::identity; }
+  cpu::ActivationKind kind() const { return kind_; }
+
+ private:
+  cpu::ActivationKind kind_;
+  Buffer<float> y_;
+  const float* x_ = nullptr;
+};
+
+// Reshape to (features,): no data moves.
+class FlattenLayer : public Layer {
+ public:
+  explicit FlattenLayer(const Shape& in_shape) : Layer(in_shape, Shape{shape_size(in_shape)}) {}
+  const char* type_name() const override { return "flatten"; }
+  const float* forward(const float* x, const ForwardContext&) override { return x; }
+  float* backward(float* d_out, float*, bool, int64_t) override { return d_out; }
+};
+
+constexpr float kLeakySlope = 0.01f;  // PyTorch's default negative slope
+// Init streams live in the top half of the stream space; dropout streams count up from 0.
+constexpr uint64_t kInitStreamBase = uint64_t{1} << 63;
+
+// W[i] = (2u − 1)·limit, u = (word_i >> 8)·2^-24, word_i = Philox word i of (seed, stream),
+// computed in double and rounded once: uniform on [−limit, limit).
+void uniform_init(float* w, int64_t n, double limit, uint64_t seed, uint64_t stream);
+
+}  // namespace nn
+}  // namespace dropnet

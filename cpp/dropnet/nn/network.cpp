@@ -1,0 +1,353 @@
+#include "dropnet/nn/network.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "dropnet/core/denormals.h"
+#include "dropnet/core/error.h"
+#include "dropnet/kernels/cpu/activation.h"
+#include "dropnet/kernels/cpu/finite_check.h"
+#include "dropnet/kernels/cpu/mse_loss.h"
+#include "dropnet/kernels/cpu/softmax_xent.h"
+#include "dropnet/kernels/cpu/weight_penalty.h"
+
+namespace dropnet {
+namespace nn {
+
+namespace {
+const char* loss_name(LossKind k) {
+  switch (k) {
+    case LossKind::sparse_categorical_crossentropy: return "sparse_categorical_crossentropy";
+    case LossKind::categorical_crossentropy: return "categorical_crossentropy";
+    case LossKind::mse: return "mse";
+  }
+  return "?";
+}
+
+int64_t argmax_row(const float* r, int64_t n) {
+  int64_t best = 0;
+  for (int64_t j = 1; j < n; ++j)
+    if (r[j] > r[best]) best = j;
+  return best;
+}
+
+bool is_one_hot_row(const float* r, int64_t n) {
+  int64_t ones = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (r[j] == 1.f) ++ones;
+    else if (r[j] != 0.f) return false;
+  }
+  return ones == 1;
+}
+}  // namespace
+
+LossKind parse_loss(const std::string& name) {
+  if (name == "sparse_categorical_crossentropy") return LossKind::sparse_categorical_crossentropy;
+  if (name == "categorical_crossentropy") return LossKind::categorical_crossentropy;
+  if (name == "mse" || name == "mean_squared_error") return LossKind::mse;
+  throw ValueError(str_concat("loss: expected 'sparse_categorical_crossentropy', 'categorical_crossentropy' or 'mse', got '",
+                              name, "'"));
+}
+
+Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, LossKind loss, uint64_t seed)
+    : input_shape_(input_shape), loss_(loss), seed_(seed) {
+  DROPNET_CHECK(!input_shape.empty(), "input_shape: expected at least one dimension, got ()");
+  for (int64_t d : input_shape)
+    DROPNET_CHECK(d > 0, "input_shape: expected positive dimensions, got ", shape_to_string(input_shape));
+  Shape shape = input_shape;
+  int64_t n_dense = 0;
+  for (size_t l = 0; l < specs.size(); ++l) {
+    const LayerSpec& s = specs[l];
+    std::unique_ptr<Layer> layer;
+    switch (s.type) {
+      case LayerType::dense:
+        DROPNET_CHECK(s.units > 0, "layers[", l, "] dense: units must be > 0, got ", s.units);
+        DROPNET_CHECK(s.rate >= 0.0 && s.rate < 1.0, "layers[", l, "] dense: dropout must be in [0, 1), got ", s.rate);
+        DROPNET_CHECK(std::isfinite(s.l1) && s.l1 >= 0.f, "layers[", l, "] dense: l1 must be >= 0, got ", s.l1);
+        DROPNET_CHECK(std::isfinite(s.l2) && s.l2 >= 0.f, "layers[", l, "] dense: l2 must be >= 0, got ", s.l2);
+        DROPNET_CHECK(shape.size() == 1, "layers[", l, "] dense: expected a flat input (features,), got ",
+                      shape_to_string(shape), "; put a flatten layer before it");
+        layer = std::make_unique<DenseLayer>(s, shape, seed, n_dense++);
+        break;
+      case LayerType::dropout:
+      case LayerType::alpha_dropout:
+        DROPNET_CHECK(s.rate >= 0.0 && s.rate < 1.0, "layers[", l, "] ",
+                      s.type == LayerType::dropout ? "dropout" : "alpha_dropout", ": rate must be in [0, 1), got ",
+                      s.rate);
+        layer = std::make_unique<DropoutLayer>(s.rate, shape, s.type == LayerType::alpha_dropout);
+        break;
+      case LayerType::activation:
+        layer = std::make_unique<ActivationLayer>(s.activation, shape);
+        break;
+      case LayerType::flatten:
+        layer = std::make_unique<FlattenLayer>(shape);
+        break;
+    }
+    shape = layer->out_shape();
+    for (Param* p : layer->params()) params_.push_back(p);
+    if (first_param_layer_ < 0 && !layer->params().empty()) first_param_layer_ = static_cast<int64_t>(l);
+    layers_.push_back(std::move(layer));
+  }
+  output_shape_ = shape;
+  DROPNET_CHECK(output_shape_.size() == 1, "layers: the network's output must be flat (features,), got ",
+                shape_to_string(output_shape_), "; end with a dense or flatten layer");
+  max_width_ = n_inputs();
+  for (const auto& layer : layers_) max_width_ = std::max(max_width_, layer->out_features());
+
+  // Softmax + crossentropy: train on logits with the fused, stable loss; forward() applies softmax.
+  if (loss_ != LossKind::mse && !layers_.empty()) {
+    Layer* last = layers_.back().get();
+    if (auto* d = dynamic_cast<DenseLayer*>(last)) {
+      if (specs.back().activation == cpu::ActivationKind::softmax) {
+        d->drop_softmax();
+        softmax_fused_ = true;
+      }
+    } else if (auto* a = dynamic_cast<ActivationLayer*>(last)) {
+      if (a->kind() == cpu::ActivationKind::softmax) {
+        a->drop_softmax();
+        softmax_fused_ = true;
+      }
+    }
+  }
+  size_t max_param = 0;
+  for (Param* p : params_) max_param = std::max(max_param, static_cast<size_t>(p->size));
+  penalty_blocks_.grow(static_cast<size_t>(cpu::penalty_blocks(static_cast<int64_t>(max_param))) + 1);
+  optimizer_.reset(OptimizerConfig{}, params_);
+}
+
+std::vector<LayerInfo> Network::layer_info() const {
+  std::vector<LayerInfo> info;
+  for (const auto& layer : layers_) {
+    LayerInfo i;
+    i.type = layer->type_name();
+    i.output_shape = layer->out_shape();
+    for (Param* p : layer->params()) i.n_params += p->size;
+    info.push_back(std::move(i));
+  }
+  return info;
+}
+
+void Network::check_batch(const float* x, int64_t rows, const Targets& y, const char* x_name,
+                          const char* y_name) const {
+  DROPNET_CHECK(rows >= 1, x_name, ": expected at least one sample, got 0");
+  const int64_t bad = cpu::first_non_finite(x, rows * n_inputs());
+  DROPNET_CHECK(bad < 0, x_name, ": expected finite values, got ", x[bad < 0 ? 0 : bad], " at sample ",
+                bad / n_inputs(), " (flat index ", bad, ")");
+  if (!y.labels && !y.dense) return;
+  if (loss_ == LossKind::sparse_categorical_crossentropy) {
+    DROPNET_CHECK_TYPE(y.labels, y_name, ": sparse_categorical_crossentropy expects int64 labels of shape (",
+                       rows, ",), got float targets");
+    const int64_t n_classes = n_outputs();
+    for (int64_t r = 0; r < rows; ++r)
+      DROPNET_CHECK(y.labels[r] >= 0 && y.labels[r] < n_classes, y_name, ": expected labels in [0, ", n_classes,
+                    "), got ", y.labels[r], " at sample ", r);
+  } else {
+    DROPNET_CHECK_TYPE(y.dense, y_name, ": ", loss_name(loss_), " expects float32 targets of shape (", rows, ", ",
+                       n_outputs(), "), got int64 labels");
+    const int64_t bad_y = cpu::first_non_finite(y.dense, rows * n_outputs());
+    DROPNET_CHECK(bad_y < 0, y_name, ": expected finite values, got ", y.dense[bad_y < 0 ? 0 : bad_y], " at sample ",
+                  bad_y / n_outputs());
+  }
+}
+
+void Network::reserve(int64_t rows) {
+  if (rows <= capacity_rows_) return;
+  for (auto& layer : layers_) layer->reserve(rows);
+  d_a_.grow(static_cast<size_t>(rows * max_width_));
+  d_b_.grow(static_cast<size_t>(rows * max_width_));
+  loss_rows_.grow(static_cast<size_t>(rows));
+  capacity_rows_ = rows;
+}
+
+const float* Network::run_forward(const float* x, int64_t rows, bool training, uint64_t* next_stream) {
+  ForwardContext ctx;
+  ctx.rows = rows;
+  ctx.training = training;
+  ctx.seed = seed_;
+  ctx.next_stream = next_stream;
+  const float* cur = x;
+  for (auto& layer : layers_) cur = layer->forward(cur, ctx);
+  return cur;
+}
+
+void Network::compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out) {
+  const float grad_scale = 1.f / static_cast<float>(rows);
+  switch (loss_) {
+    case LossKind::sparse_categorical_crossentropy:
+      cpu::softmax_xent_sparse(out, y.labels, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
+      break;
+    case LossKind::categorical_crossentropy:
+      cpu::softmax_xent_dense(out, y.dense, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
+      break;
+    case LossKind::mse:
+      cpu::mse_loss(out, y.dense, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
+      break;
+  }
+}
+
+double Network::train_step(const float* x, int64_t rows, const Targets& y) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(y.labels || y.dense, "y: expected targets, got none");
+  check_batch(x, rows, y, "x", "y");
+  DenormalsFlushed ftz;
+  reserve(rows);
+  uint64_t stream = rng_offset_;
+  const float* out = run_forward(x, rows, true, &stream);
+  compute_loss(out, rows, y, d_a_.data());
+  double loss_sum = 0.0;  // in row order: the same bits for any thread count
+  for (int64_t r = 0; r < rows; ++r) loss_sum += loss_rows_.data()[r];
+
+  if (first_param_layer_ >= 0) {
+    float* d = d_a_.data();
+    float* spare = d_b_.data();
+    for (int64_t l = static_cast<int64_t>(layers_.size()) - 1; l >= first_param_layer_; --l) {
+      float* d_in = layers_[static_cast<size_t>(l)]->backward(d, spare, l > first_param_layer_, rows);
+      if (d_in == spare) std::swap(d, spare);
+    }
+  }
+  double penalty = 0.0;
+  for (Param* p : params_)
+    penalty += cpu::weight_penalty_grad(p->size, p->value.data(), p->grad.data(), p->mask_or_null(), p->l1, p->l2,
+                                        penalty_blocks_.data());
+  optimizer_.step(params_);
+  rng_offset_ = stream;
+  return loss_sum / static_cast<double>(rows) + penalty;
+}
+
+void Network::forward(const float* x, int64_t rows, bool training, std::optional<uint64_t> stream_offset, float* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  check_batch(x, rows, Targets{}, "x", "y");
+  DenormalsFlushed ftz;
+  reserve(rows);
+  uint64_t stream = stream_offset ? *stream_offset : rng_offset_;
+  const float* y = run_forward(x, rows, training, &stream);
+  std::memcpy(out, y, static_cast<size_t>(rows * n_outputs()) * sizeof(float));
+  if (softmax_fused_) cpu::softmax_rows_forward(out, out, rows, n_outputs());
+  if (training && !stream_offset) rng_offset_ = stream;
+}
+
+void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t batch_size, double* loss_sum,
+                       int64_t* n_correct) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(batch_size >= 1, "batch_size: expected an int >= 1, got ", batch_size);
+  DROPNET_CHECK(y.labels || y.dense, "y: expected targets, got none");
+  check_batch(x, rows, y, "x", "y");
+  DenormalsFlushed ftz;
+  const int64_t n_out = n_outputs();
+  bool count_correct = loss_ != LossKind::mse;
+  if (!count_correct) {
+    count_correct = true;
+    for (int64_t r = 0; r < rows && count_correct; ++r) count_correct = is_one_hot_row(y.dense + r * n_out, n_out);
+  }
+  reserve(std::min(batch_size, rows));
+  double total = 0.0;
+  int64_t correct = 0;
+  for (int64_t b = 0; b < rows; b += batch_size) {
+    const int64_t n = std::min(batch_size, rows - b);
+    Targets yb;
+    if (y.labels) yb.labels = y.labels + b;
+    if (y.dense) yb.dense = y.dense + b * n_out;
+    const float* out = run_forward(x + b * n_inputs(), n, false, nullptr);
+    compute_loss(out, n, yb, nullptr);
+    for (int64_t r = 0; r < n; ++r) {
+      total += loss_rows_.data()[r];
+      if (!count_correct) continue;
+      const int64_t pred = argmax_row(out + r * n_out, n_out);
+      const int64_t truth = yb.labels ? yb.labels[r] : argmax_row(yb.dense + r * n_out, n_out);
+      correct += pred == truth;
+    }
+  }
+  *loss_sum = total;
+  *n_correct = correct;
+}
+
+void Network::set_params(const std::vector<const float*>& values) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(values.size() == params_.size(), "params: expected ", params_.size(), " arrays, got ", values.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Param* p = params_[i];
+    float* w = p->value.data();
+    std::memcpy(w, values[i], static_cast<size_t>(p->size) * sizeof(float));
+    if (p->has_mask)
+      for (int64_t j = 0; j < p->size; ++j) w[j] *= p->mask.data()[j];
+  }
+}
+
+void Network::copy_param(int64_t i, float* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Param& p = param(i);
+  std::memcpy(out, p.value.data(), static_cast<size_t>(p.size) * sizeof(float));
+}
+
+void Network::copy_grad(int64_t i, float* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Param& p = param(i);
+  std::memcpy(out, p.grad.data(), static_cast<size_t>(p.size) * sizeof(float));
+}
+
+void Network::set_mask(int64_t i, const float* mask) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(i >= 0 && i < n_params(), "param_index: expected an int in [0, ", n_params(), "), got ", i);
+  Param* p = params_[static_cast<size_t>(i)];
+  if (!mask) {
+    p->has_mask = false;
+    return;
+  }
+  for (int64_t j = 0; j < p->size; ++j)
+    DROPNET_CHECK(mask[j] == 0.f || mask[j] == 1.f, "mask: expected only 0 and 1, got ", mask[j], " at flat index ", j);
+  p->mask.grow(static_cast<size_t>(p->size));
+  std::memcpy(p->mask.data(), mask, static_cast<size_t>(p->size) * sizeof(float));
+  p->has_mask = true;
+  for (int64_t j = 0; j < p->size; ++j) {
+    p->value.data()[j] *= mask[j];
+    p->grad.data()[j] *= mask[j];
+  }
+  if (optimizer_.slots_per_param() > 0) optimizer_.apply_mask(i, mask, p->size);
+}
+
+void Network::copy_mask(int64_t i, float* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Param& p = param(i);
+  std::memcpy(out, p.mask.data(), static_cast<size_t>(p.size) * sizeof(float));
+}
+
+void Network::set_optimizer(const OptimizerConfig& config) {
+  std::lock_guard<std::mutex> lock(mu_);
+  optimizer_.reset(config, params_);
+}
+
+void Network::set_lr(double lr) {
+  std::lock_guard<std::mutex> lock(mu_);
+  optimizer_.set_lr(lr);
+}
+
+void Network::copy_slot(int64_t k, float* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t n = static_cast<size_t>(param(slot_param(k)).size);
+  std::memcpy(out, optimizer_.slots()[static_cast<size_t>(k)].data(), n * sizeof(float));
+}
+
+void Network::set_optimizer_state(int64_t step, const std::vector<const float*>& slots) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(step >= 0, "state['step']: expected an int >= 0, got ", step);
+  DROPNET_CHECK(static_cast<int64_t>(slots.size()) == n_optimizer_slots(), "state['slots']: expected ",
+                n_optimizer_slots(), " arrays, got ", slots.size());
+  for (size_t k = 0; k < slots.size(); ++k) {
+    const int64_t pi = slot_param(static_cast<int64_t>(k));
+    const Param& p = param(pi);
+    std::memcpy(optimizer_.slots()[k].data(), slots[k], static_cast<size_t>(p.size) * sizeof(float));
+  }
+  optimizer_.set_step_count(step);
+  for (int64_t i = 0; i < n_params(); ++i)
+    if (params_[static_cast<size_t>(i)]->has_mask && optimizer_.slots_per_param() > 0)
+      optimizer_.apply_mask(i, params_[static_cast<size_t>(i)]->mask.data(), params_[static_cast<size_t>(i)]->size);
+}
+
+void Network::set_rng_offset(uint64_t o) {
+  std::lock_guard<std::mutex> lock(mu_);
+  rng_offset_ = o;
+}
+
+}  // namespace nn
+}  // namespace dropnet

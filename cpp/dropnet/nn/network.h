@@ -1,0 +1,119 @@
+// A sequential network that runs a whole training step in one call:
+// forward → loss → backward → weight penalties and pruning masks → optimizer update.
+// Buffers are sized for the largest batch seen and reused; nothing is allocated per step.
+// Every public call validates its inputs before it changes anything, so a failed call leaves
+// parameters, optimizer state and the dropout stream counter as they were. Calls are serialised
+// by a mutex (bindings release the GIL around them).
+//
+// Dropout streams: each dropout application in a forward pass (a dense layer's fused dropout, a
+// dropout or alpha_dropout layer; in layer order) takes stream = rng_offset, then rng_offset + 1.
+// Same seed, same data, same rng_offset → the same bits, whatever the number of threads.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dropnet/nn/buffer.h"
+#include "dropnet/nn/layers.h"
+#include "dropnet/nn/optimizer.h"
+
+namespace dropnet {
+namespace nn {
+
+enum class LossKind { sparse_categorical_crossentropy, categorical_crossentropy, mse };
+LossKind parse_loss(const std::string& name);
+
+// Targets of a batch: labels (int64, rows) for sparse crossentropy, else dense (float, rows × n_out).
+struct Targets {
+  const int64_t* labels = nullptr;
+  const float* dense = nullptr;
+};
+
+struct LayerInfo {
+  std::string type;
+  Shape output_shape;
+  int64_t n_params = 0;
+};
+
+class Network {
+ public:
+  Network(const std::vector<LayerSpec>& layers, const Shape& input_shape, LossKind loss, uint64_t seed);
+
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const { return output_shape_; }
+  int64_t n_inputs() const { return shape_size(input_shape_); }
+  int64_t n_outputs() const { return shape_size(output_shape_); }
+  LossKind loss() const { return loss_; }
+  // Whether forward() ends with the softmax that the crossentropy loss absorbed.
+  bool softmax_fused() const { return softmax_fused_; }
+  std::vector<LayerInfo> layer_info() const;
+
+  // x: rows × n_inputs. Returns the batch's mean loss plus the weight penalties.
+  double train_step(const float* x, int64_t rows, const Targets& y);
+  // out: rows × n_outputs. stream_offset: where dropout streams start (training only); none: the
+  // network's counter, which then advances.
+  void forward(const float* x, int64_t rows, bool training, std::optional<uint64_t> stream_offset, float* out);
+  // Inference over all rows in batches; sum of per-sample losses (no penalties) and the number of
+  // rows whose output argmax equals the label (dense targets: their argmax; mse: only one-hot rows
+  // count, and none unless every target row is one-hot).
+  void evaluate(const float* x, int64_t rows, const Targets& y, int64_t batch_size, double* loss_sum,
+                int64_t* n_correct);
+
+  // Parameters in order: for each dense layer W then b (if it has one).
+  int64_t n_params() const { return static_cast<int64_t>(params_.size()); }
+  const Param& param(int64_t i) const { return *params_[static_cast<size_t>(i)]; }
+  // values[i] has param(i).size floats; callers check shapes first. Masked weights stay zero.
+  void set_params(const std::vector<const float*>& values);
+  void copy_param(int64_t i, float* out) const;
+  void copy_grad(int64_t i, float* out) const;
+
+  // mask: param(i).size floats of 0/1, or null to remove. Multiplies the weight and its optimizer
+  // state by the mask at once.
+  void set_mask(int64_t i, const float* mask);
+  bool has_mask(int64_t i) const { return param(i).has_mask; }
+  void copy_mask(int64_t i, float* out) const;
+
+  void set_optimizer(const OptimizerConfig& config);
+  const OptimizerConfig& optimizer_config() const { return optimizer_.config(); }
+  double lr() const { return optimizer_.config().lr; }
+  void set_lr(double lr);
+  int64_t optimizer_step() const { return optimizer_.step_count(); }
+  int64_t n_optimizer_slots() const { return optimizer_.slots_per_param() * n_params(); }
+  // Slot k belongs to parameter k / slots_per_param.
+  int64_t slot_param(int64_t k) const { return k / optimizer_.slots_per_param(); }
+  void copy_slot(int64_t k, float* out) const;
+  // slots: n_optimizer_slots() pointers, each of its parameter's size (masked entries forced to 0).
+  void set_optimizer_state(int64_t step, const std::vector<const float*>& slots);
+
+  uint64_t seed() const { return seed_; }
+  uint64_t rng_offset() const { return rng_offset_; }
+  void set_rng_offset(uint64_t o);
+
+ private:
+  void check_batch(const float* x, int64_t rows, const Targets& y, const char* x_name, const char* y_name) const;
+  void reserve(int64_t rows);
+  const float* run_forward(const float* x, int64_t rows, bool training, uint64_t* next_stream);
+  // Per-row losses into loss_rows_; the gradient of the batch mean into d_out when non-null.
+  void compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out);
+
+  Shape input_shape_, output_shape_;
+  LossKind loss_;
+  uint64_t seed_;
+  uint64_t rng_offset_ = 0;
+  bool softmax_fused_ = false;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<Param*> params_;
+  int64_t first_param_layer_ = -1;
+  int64_t capacity_rows_ = 0;
+  int64_t max_width_ = 0;
+  Buffer<float> d_a_, d_b_, loss_rows_;
+  Buffer<double> penalty_blocks_;
+  Optimizer optimizer_;
+  mutable std::mutex mu_;
+};
+
+}  // namespace nn
+}  // namespace dropnet

@@ -1,0 +1,94 @@
+#include "dropnet/nn/optimizer.h"
+
+#include <cmath>
+
+#include "dropnet/core/error.h"
+#include "dropnet/kernels/cpu/optimizer.h"
+
+namespace dropnet {
+namespace nn {
+
+void validate_optimizer_config(const OptimizerConfig& c) {
+  DROPNET_CHECK(std::isfinite(c.lr) && c.lr >= 0.0, "optimizer lr: expected a finite value >= 0, got ", c.lr);
+  DROPNET_CHECK(std::isfinite(c.weight_decay) && c.weight_decay >= 0.0,
+                "optimizer weight_decay: expected a finite value >= 0, got ", c.weight_decay);
+  if (c.type == OptimizerType::sgd) {
+    DROPNET_CHECK(std::isfinite(c.momentum) && c.momentum >= 0.0, "optimizer momentum: expected a value >= 0, got ",
+                  c.momentum);
+    DROPNET_CHECK(!c.nesterov || c.momentum > 0.0, "optimizer nesterov: needs momentum > 0, got momentum=",
+                  c.momentum);
+  } else {
+    DROPNET_CHECK(c.beta1 >= 0.0 && c.beta1 < 1.0, "optimizer beta_1: expected a value in [0, 1), got ", c.beta1);
+    DROPNET_CHECK(c.beta2 >= 0.0 && c.beta2 < 1.0, "optimizer beta_2: expected a value in [0, 1), got ", c.beta2);
+    DROPNET_CHECK(std::isfinite(c.epsilon) && c.epsilon > 0.0, "optimizer epsilon: expected a value > 0, got ",
+                  c.epsilon);
+  }
+}
+
+int64_t Optimizer::slots_per_param() const {
+  if (config_.type == OptimizerType::sgd) return config_.momentum > 0.0 ? 1 : 0;
+  return 2;
+}
+
+void Optimizer::reset(const OptimizerConfig& config, const std::vector<Param*>& params) {
+  validate_optimizer_config(config);
+  config_ = config;
+  step_ = 0;
+  slots_.clear();
+  const int64_t k = slots_per_param();
+  for (Param* p : params)
+    for (int64_t s = 0; s < k; ++s) {
+      slots_.emplace_back(static_cast<size_t>(p->size));
+      slots_.back().zero(static_cast<size_t>(p->size));
+    }
+}
+
+void Optimizer::set_lr(double lr) {
+  DROPNET_CHECK(std::isfinite(lr) && lr >= 0.0, "lr: expected a finite value >= 0, got ", lr);
+  config_.lr = lr;
+}
+
+void Optimizer::apply_mask(int64_t param_index, const float* mask, int64_t n) {
+  const int64_t k = slots_per_param();
+  for (int64_t s = 0; s < k; ++s) {
+    float* slot = slots_[static_cast<size_t>(param_index * k + s)].data();
+    for (int64_t i = 0; i < n; ++i) slot[i] *= mask[i];
+  }
+}
+
+void Optimizer::step(const std::vector<Param*>& params) {
+  ++step_;
+  const int64_t k = slots_per_param();
+  if (config_.type == OptimizerType::sgd) {
+    cpu::SgdArgs a;
+    a.lr = static_cast<float>(config_.lr);
+    a.momentum = static_cast<float>(config_.momentum);
+    a.weight_decay = static_cast<float>(config_.weight_decay);
+    a.nesterov = config_.nesterov;
+    for (size_t p = 0; p < params.size(); ++p) {
+      Param* prm = params[p];
+      float* buf = k ? slots_[p].data() : nullptr;
+      cpu::sgd_update(a, prm->size, prm->value.data(), prm->grad.data(), buf, prm->mask_or_null());
+    }
+    return;
+  }
+  cpu::AdamArgs a;
+  a.lr = static_cast<float>(config_.lr);
+  a.beta1 = static_cast<float>(config_.beta1);
+  a.beta2 = static_cast<float>(config_.beta2);
+  a.epsilon = static_cast<float>(config_.epsilon);
+  a.weight_decay = static_cast<float>(config_.weight_decay);
+  a.decoupled = config_.type == OptimizerType::adamw;
+  // Bias corrections in double from the float betas, as PyTorch computes them in Python floats.
+  const double t = static_cast<double>(step_);
+  a.step_size = static_cast<float>(config_.lr / (1.0 - std::pow(config_.beta1, t)));
+  a.bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(config_.beta2, t)));
+  for (size_t p = 0; p < params.size(); ++p) {
+    Param* prm = params[p];
+    cpu::adam_update(a, prm->size, prm->value.data(), prm->grad.data(), slots_[2 * p].data(), slots_[2 * p + 1].data(),
+                     prm->mask_or_null());
+  }
+}
+
+}  // namespace nn
+}  // namespace dropnet
