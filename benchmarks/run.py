@@ -26,7 +26,12 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats (smoke test)")
     p.add_argument("--out", default=None, help="also write the markdown table here")
+    p.add_argument("--passive", action="store_true",
+                   help="OMP_WAIT_POLICY=PASSIVE for both libraries (they share one OpenMP runtime; on a "
+                        "loaded machine spinning workers starve each other)")
     args = p.parse_args(argv)
+    if args.passive:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read when the OpenMP runtime starts: before imports
 
     names = args.suites or available_suites()
     unknown = [n for n in names if n not in available_suites()]
@@ -45,6 +50,10 @@ def main(argv=None) -> int:
         print(f"# peer: torch {torch.__version__}")
     except ImportError:
         print("# peer: torch not installed (pip install 'dropnet[bench]'); torch columns are skipped")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    print(f"# load average {load:.2f}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}")
+    if load > 1.5:
+        print("# WARNING: the machine is busy; figures are unreliable (BENCHMARKS.md: shared, noisy machines)")
     print(harness.HEADER, flush=True)
     ctx = harness.Context(threads, repeats=3 if args.quick else args.repeats, quick=args.quick)
     for name in names:
