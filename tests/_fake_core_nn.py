@@ -354,6 +354,10 @@ class Network:
         return total
 
     def train_step(self, x, y) -> float:
+        with np.errstate(all="ignore"):  # a diverging run gives inf/NaN like the native core, silently
+            return self._train_step(x, y)
+
+    def _train_step(self, x, y) -> float:
         x = self._check_x(x)
         if len(y) != len(x):
             raise ValueError(f"y: expected {len(x)} labels, got {len(y)}")

@@ -74,11 +74,16 @@ def save_model(model, path: str) -> None:
 
 def _read(path: str) -> Tuple[dict, Dict[str, np.ndarray]]:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "header" not in z.files:
-                raise ValueError("no 'header' entry")
-            header = json.loads(bytes(z["header"]).decode("utf-8"))
-            arrays = {name: z[name] for name in z.files if name != "header"}
+        # Our own file handle: np.load leaks the one it opens when the content is not an npz.
+        with open(path, "rb") as f:
+            z = np.load(f, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an npz archive")
+            with z:
+                if "header" not in z.files:
+                    raise ValueError("no 'header' entry")
+                header = json.loads(bytes(z["header"]).decode("utf-8"))
+                arrays = {name: z[name] for name in z.files if name != "header"}
     except FileNotFoundError:
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError) as e:
