@@ -184,26 +184,32 @@ class Network:
     def _dense_ops(self) -> List[dict]:
         return [o for o in self._ops if o["type"] == "dense"]
 
-    def set_mask(self, i: int, mask) -> None:
-        W = self._params[self._dense_ops()[i]["W"]]
+    def set_mask(self, param_index: int, mask) -> None:
+        """0/1 float32 mask of params[param_index]: the weight, its gradient and its optimizer state
+        are zeroed where the mask is 0, now and after every step."""
+        P = self._params[param_index]
         if mask is None:
-            self._masks.pop(i, None)
+            self._masks.pop(param_index, None)
             return
         mask = np.asarray(mask)
-        if mask.shape != W.shape:
-            raise ValueError(f"mask: expected shape {W.shape}, got {mask.shape}")
-        self._masks[i] = (mask != 0).astype(np.float32)
+        if mask.dtype != np.float32:
+            raise TypeError(f"mask: expected float32, got {mask.dtype}")
+        if mask.shape != P.shape:
+            raise ValueError(f"mask: expected shape {P.shape}, got {mask.shape}")
+        self._masks[param_index] = (mask != 0).astype(np.float32)
         self._apply_masks()
 
-    def get_mask(self, i: int):
-        self._dense_ops()[i]
-        m = self._masks.get(i)
+    def get_mask(self, param_index: int):
+        self._params[param_index]
+        m = self._masks.get(param_index)
         return None if m is None else m.copy()
 
     def _apply_masks(self) -> None:
-        dense = self._dense_ops()
+        n = len(self._params)
         for i, m in self._masks.items():
-            self._params[dense[i]["W"]] *= m
+            self._params[i] *= m
+            for k in range(i, len(self._slots), n):
+                self._slots[k] *= m
 
     # ------------------------------------------------------------------ optimizer
     def set_optimizer(self, config: dict) -> None:
@@ -396,7 +402,7 @@ class Network:
             elif kind == "flatten":
                 dh = dh.reshape(entry["in"].shape)
         for i, m in self._masks.items():
-            grads[self._dense_ops()[i]["W"]] *= m
+            grads[i] *= m
         self._grads = grads
         self.rng_offset = stream
         self._update()

@@ -61,6 +61,25 @@ def test_round_trip_restores_everything(tmp_path):
     assert [f for f in os.listdir(tmp_path)] == ["m.npz"]  # no temp file left
 
 
+def test_pruning_masks_survive_save_and_resume(tmp_path):
+    x, y = data()
+    full, first = model(), model()
+    rng = np.random.default_rng(5)
+    mask = (rng.random((12, 10)) < 0.3).astype(np.float32)
+    for m in (full, first):
+        m.network.set_mask(0, mask)
+    full.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    first.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    path = str(tmp_path / "pruned.npz")
+    first.save(path)
+    resumed = load_model(path)
+    np.testing.assert_array_equal(resumed.network.get_mask(0), mask)
+    assert resumed.network.get_mask(1) is None
+    resumed.fit(x, y, epochs=3, initial_epoch=1, batch_size=16, verbose=0)
+    assert_same_weights(full, resumed)
+    assert np.all(resumed.get_weights()[0][mask == 0] == 0)
+
+
 @pytest.mark.parametrize("opt", [optim.Adam(lr=0.01), optim.SGD(lr=0.05, momentum=0.9, nesterov=True),
                                  optim.AdamW(lr=0.01)])
 def test_resumed_training_equals_uninterrupted(tmp_path, opt):

@@ -5,7 +5,8 @@ File format (version 1): a numpy ``.npz`` (zip) read with ``allow_pickle=False``
   (``Sequential.get_config()``: layers, seed, input shape, compile settings), ``state``
   (``rng_offset``, ``lr``, ``optimizer_step``), ``arrays`` (name, dtype, shape of every array in
   order) and ``sha256``;
-- ``param_000 ...``: the parameters in ``get_weights`` order; ``slot_000 ...``: optimizer slots.
+- ``param_000 ...``: the parameters in ``get_weights`` order; ``slot_000 ...``: optimizer slots;
+  ``mask_NNN``: the 0/1 pruning mask of parameter NNN, for the parameters that have one.
 
 ``sha256`` covers the canonical JSON of the header without it plus every array's name, dtype,
 shape and bytes, so truncation and tampering are detected (the zip CRCs catch most of it too).
@@ -49,10 +50,13 @@ def save_model(model, path: str) -> None:
         params = [np.ascontiguousarray(p, dtype=np.float32) for p in net.get_params()]
         opt = net.get_optimizer_state()
         slots = [np.ascontiguousarray(s, dtype=np.float32) for s in opt["slots"]]
+        masks = [(i, net.get_mask(i)) for i in range(len(params))]
+        masks = [(i, np.ascontiguousarray(m, dtype=np.float32)) for i, m in masks if m is not None]
         arrays += [(f"param_{i:03d}", p) for i, p in enumerate(params)]
         arrays += [(f"slot_{i:03d}", s) for i, s in enumerate(slots)]
+        arrays += [(f"mask_{i:03d}", m) for i, m in masks]
         state = {"rng_offset": int(net.rng_offset), "lr": float(net.lr), "optimizer_step": int(opt["step"]),
-                 "n_params": len(params), "n_slots": len(slots)}
+                 "n_params": len(params), "n_slots": len(slots), "mask_params": [i for i, _ in masks]}
     header = {"format": FORMAT, "version": VERSION, "model": model.get_config(), "state": state,
               "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in arrays]}
     header["sha256"] = _digest(header, arrays)
@@ -99,8 +103,8 @@ def _read(path: str) -> Tuple[dict, Dict[str, np.ndarray]]:
 
 
 def load_model(path: str):
-    """Rebuild a ``Sequential`` saved with ``save_model``: architecture, weights, optimizer state
-    (step and slots), learning rate and RNG offset, so training continues exactly where it stopped.
+    """Rebuild a ``Sequential`` saved with ``save_model``: architecture, weights, pruning masks,
+    optimizer state (step and slots), learning rate and RNG offset, so training continues exactly where it stopped.
 
     Raises ValueError for a truncated, tampered or foreign file; FileNotFoundError if missing."""
     from . import layers as _layers
@@ -128,15 +132,20 @@ def load_model(path: str):
         if state is not None:
             if not model.built:
                 raise ValueError("weights present but the model cannot be built")
-            n_params = state["n_params"]
+            n_params, n_slots, mask_params = state["n_params"], state["n_slots"], state["mask_params"]
+            if n_params + n_slots + len(mask_params) != len(listed):
+                raise ValueError(f"{len(listed)} arrays for {n_params} params, {n_slots} slots, "
+                                 f"{len(mask_params)} masks")
             params = [arr for _, arr in listed[:n_params]]
-            slots = [arr for _, arr in listed[n_params:]]
+            slots = [arr for _, arr in listed[n_params:n_params + n_slots]]
             model.set_weights(params)
             net = model.network
+            for i, (_, mask) in zip(mask_params, listed[n_params + n_slots:]):
+                net.set_mask(int(i), mask)
             net.set_optimizer_state({"step": int(state["optimizer_step"]), "slots": slots})
             net.lr = float(state["lr"])
             net.rng_offset = int(state["rng_offset"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, IndexError) as e:
         raise ValueError(f"{path}: checkpoint content is inconsistent ({type(e).__name__}: {e})") from None
     return model
 
