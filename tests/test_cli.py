@@ -31,18 +31,19 @@ def test_info_via_python_m():
 
 
 def test_demo_prints_both_runs_and_seed(capsys):
-    assert cli.main(["demo", "--epochs", "1", "--seed", "5"]) == 0
+    assert cli.main(["demo", "--epochs", "2", "--seed", "5", "--max-samples", "1500"]) == 0
     text = capsys.readouterr().out
     assert "seed 5" in text
     lines = [ln for ln in text.splitlines() if "test accuracy" in ln]
     assert len(lines) == 2 and lines[0].startswith("no dropout") and lines[1].startswith("dropout 0.5")
     accs = [float(ln.split("test accuracy")[1]) for ln in lines]
-    assert all(0.5 < a <= 1.0 for a in accs)  # one epoch on 6000 images learns something
+    assert all(0.4 < a <= 1.0 for a in accs)  # chance is 0.1: two epochs on 1500 images learn something
 
 
 def test_train_writes_history_and_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     rc = cli.main(["train", "--dataset", "embedded", "--preset", "lenet300", "--epochs", "2", "--batch-size", "256",
+                   "--max-samples", "1024",
                    "--optimizer", "sgd", "--lr", "0.05", "--step-every", "1", "--seed", "3", "--out", str(out),
                    "--verbose", "0"])
     assert rc == 0
@@ -61,3 +62,5 @@ def test_train_reports_missing_data(tmp_path, capsys):
     rc = cli.main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "1"])
     assert rc == 2
     assert "looked in" in capsys.readouterr().err
+    assert cli.main(["demo", "--max-samples", "0"]) == 2
+    assert "--max-samples" in capsys.readouterr().err

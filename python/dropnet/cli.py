@@ -34,6 +34,15 @@ def _flat(x):
     return x.reshape(len(x), -1)
 
 
+def _limit(x, y, max_samples: Optional[int]):
+    """The first max_samples training samples (all when None)."""
+    if max_samples is None:
+        return x, y
+    if max_samples < 1:
+        raise ValueError(f"--max-samples: expected an int >= 1, got {max_samples}")
+    return x[:max_samples], y[:max_samples]
+
+
 def cmd_info(args) -> int:
     import dropnet
 
@@ -51,6 +60,7 @@ def cmd_demo(args) -> int:
 
     t0 = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = datasets.embedded(flatten=True)
+    x_train, y_train = _limit(x_train, y_train, args.max_samples)
     print(f"embedded Fashion-MNIST subset: {len(x_train)} train, {len(x_test)} test; seed {args.seed}; "
           f"{args.epochs} epochs")
     results = []
@@ -71,6 +81,7 @@ def cmd_train(args) -> int:
 
     (x_train, y_train), (x_test, y_test) = datasets.load(args.dataset, path=args.data_dir, flatten=True)
     x_train, x_test = _flat(x_train), _flat(x_test)
+    x_train, y_train = _limit(x_train, y_train, args.max_samples)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     model = build_mlp(x_train.shape[1], n_classes, PRESETS[args.preset], args.dropout, args.input_dropout, args.seed)
     if args.optimizer == "sgd":
@@ -103,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train an MLP with and without dropout on the embedded Fashion-MNIST subset")
     demo.add_argument("--epochs", type=int, default=15)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--max-samples", type=int, default=None, help="train on the first N images only (quick check)")
     tr = sub.add_parser("train", help="train an MLP preset on a dataset")
     tr.add_argument("--dataset", choices=["fashion_mnist", "mnist", "cifar10", "embedded"], default="fashion_mnist")
     tr.add_argument("--data-dir", default=None, help="directory with the dataset files (default: search paths)")
@@ -117,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--epochs", type=int, default=20)
     tr.add_argument("--batch-size", type=int, default=128)
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--max-samples", type=int, default=None, help="train on the first N samples only")
     tr.add_argument("--out", default=None, help="directory for history.csv and model.npz")
     tr.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     return p
