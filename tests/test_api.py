@@ -415,3 +415,27 @@ def test_recompile_keeps_weights():
     for p, q in zip(w, model.get_weights()):
         np.testing.assert_array_equal(p, q)
     assert model.lr == pytest.approx(0.5)
+
+
+def test_progress_bar_on_a_terminal():
+    from dropnet._progress import EpochProgress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    bar = EpochProgress(0, 2, steps=4, verbose=1, stream=out)
+    bar.start()
+    for step in range(1, 5):
+        bar.update(step, 0.5)
+    bar.finish({"loss": 0.5, "accuracy": 0.75, "lr": 0.001})
+    text = out.getvalue()
+    assert text.startswith("Epoch 1/2\n")
+    assert "\r4/4 [" in text and "ms/step" in text and text.endswith("loss: 0.5000 - accuracy: 0.7500 - lr: 0.001\n")
+    quiet = Tty()
+    bar = EpochProgress(0, 1, steps=2, verbose=0, stream=quiet)
+    bar.start()
+    bar.update(1, 0.1)
+    bar.finish({"loss": 0.1})
+    assert quiet.getvalue() == ""
