@@ -71,7 +71,7 @@ def cmd_demo(args) -> int:
         train = model.evaluate(x_train, y_train)["accuracy"]
         test = model.evaluate(x_test, y_test)["accuracy"]
         results.append((name, train, test))
-        print(f"{name:<26} train accuracy {train:.4f}  test accuracy {test:.4f}")
+        print(f"{name:<26} train accuracy {train:.4f}  test accuracy {test:.4f}  (gap {train - test:+.4f})")
     print(f"done in {time.perf_counter() - t0:.1f} s (seed {args.seed}; same seed -> same numbers)")
     return 0
 
