@@ -439,3 +439,13 @@ def test_progress_bar_on_a_terminal():
     bar.update(1, 0.1)
     bar.finish({"loss": 0.1})
     assert quiet.getvalue() == ""
+
+
+def test_large_finite_inputs_are_accepted_and_nan_is_found_among_them():
+    from dropnet.models import as_inputs
+
+    x = np.full((4, 8), 3e38, np.float32)  # the sum overflows; every value is finite
+    assert as_inputs(x, (8,)) is x
+    x[2, 3] = np.nan
+    with pytest.raises(ValueError, match="1 NaN/inf"):
+        as_inputs(x, (8,))

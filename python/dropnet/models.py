@@ -81,10 +81,20 @@ def as_inputs(x: ArrayLike, input_shape: Optional[Tuple[int, ...]], name: str = 
     if arr.shape[0] == 0:
         raise ValueError(f"{name}: expected at least one sample, got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
+    if not _all_finite(arr):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entries")
     return arr
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """True when no entry is NaN/inf. A sum of finite values is finite unless it overflows, and
+    any NaN/inf makes the sum non-finite: one pass without a boolean temporary; the exact check
+    only runs when the sum is not finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(arr.sum(dtype=np.float32)):
+            return True
+    return bool(np.isfinite(arr).all())
 
 
 def _shape_text(shape: Optional[Sequence[int]]) -> str:
