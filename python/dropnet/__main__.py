@@ -1,0 +1,4 @@
+"""``python -m dropnet``: the command line (see ``dropnet.cli``)."""
+from .cli import main
+
+raise SystemExit(main())

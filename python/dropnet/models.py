@@ -1,0 +1,511 @@
+"""``Sequential``: a Keras-like model whose every batch runs in the native core in one call.
+
+Python validates the data once per ``fit``/``evaluate``/``predict`` call, slices batches and
+calls ``Network.train_step`` / ``forward`` / ``evaluate``; all arithmetic, dropout masks and
+optimizer updates happen natively.
+
+Reproducibility: the model ``seed`` fixes the initial weights and the dropout streams (Philox
+streams taken in order from the network's ``rng_offset``); the data order of epoch ``e`` is a
+permutation from ``numpy.random.default_rng([shuffle_seed, e])`` with ``shuffle_seed`` the
+``seed`` given to ``fit`` (default: the model seed). Same seeds and data therefore give the same
+weights bit for bit, whatever the number of threads, and a run resumed from a checkpoint with
+``initial_epoch`` continues exactly as the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from . import callbacks as _callbacks
+from . import layers as _layers
+from . import losses as _losses
+from . import metrics as _metrics
+from . import optim as _optim
+from ._progress import EpochProgress
+
+ArrayLike = Any
+
+_U63 = 1 << 63
+# Monte Carlo dropout draws its streams far above any training stream (training counts up from 0).
+_MC_STREAM_BASE = 1 << 62
+_MC_SEED_LIMIT = 1 << 30
+
+
+def _network_class():
+    nn = getattr(_core, "nn", None)
+    if nn is None or not hasattr(nn, "Network"):
+        raise RuntimeError("dropnet._core.nn.Network is missing: this build of dropnet has no native Network")
+    return nn.Network
+
+
+def _check_seed(seed: object, name: str = "seed", limit: int = _U63) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int in [0, {limit}), got {type(seed).__name__}")
+    seed = int(seed)
+    if not 0 <= seed < limit:
+        raise ValueError(f"{name}: expected an int in [0, {limit}), got {seed}")
+    return seed
+
+
+def _check_batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size: expected a positive int, got {type(batch_size).__name__}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
+    return int(batch_size)
+
+
+def as_inputs(x: ArrayLike, input_shape: Optional[Tuple[int, ...]], name: str = "x") -> np.ndarray:
+    """``x`` as a C-contiguous float32 array of shape (N, *input_shape), N > 0, all finite.
+
+    float32 input is used as is (no copy when already contiguous); other real dtypes (float64,
+    integers) are converted once here. Raises TypeError for non-numeric data, ValueError for
+    shape, emptiness or NaN/inf."""
+    if isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as e:  # ragged nested lists
+            raise ValueError(f"{name}: expected a rectangular array of numbers ({e})") from None
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name}: expected real numbers convertible to float32, got dtype {arr.dtype}")
+    if arr.ndim < 2:
+        raise ValueError(f"{name}: expected shape (N, {_shape_text(input_shape)}), got {arr.shape}")
+    if input_shape is not None and tuple(arr.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"{name}: expected shape (N, {_shape_text(input_shape)}), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least one sample, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not _all_finite(arr):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entries")
+    return arr
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """True when no entry is NaN/inf. A sum of finite values is finite unless it overflows, and
+    any NaN/inf makes the sum non-finite: one pass without a boolean temporary; the exact check
+    only runs when the sum is not finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(arr.sum(dtype=np.float32)):
+            return True
+    return bool(np.isfinite(arr).all())
+
+
+def _shape_text(shape: Optional[Sequence[int]]) -> str:
+    return "..." if shape is None else ", ".join(str(d) for d in shape)
+
+
+def as_targets(y: ArrayLike, n: int, loss: str, n_out: int, name: str = "y") -> np.ndarray:
+    """Targets for ``loss``: int64 (n,) labels in [0, n_out) for sparse crossentropy, float32
+    (n, n_out) for categorical crossentropy and mse ((n,) accepted for mse when n_out == 1)."""
+    arr = np.asarray(y)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name}: expected numeric targets, got dtype {arr.dtype}")
+    if arr.ndim == 0 or arr.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} targets (one per sample of x), got shape {arr.shape}")
+    if loss == _losses.SPARSE_CE:
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise ValueError(f"{name}: expected integer labels of shape ({n},) for {loss}, got shape {arr.shape} "
+                             "(one-hot targets need loss='categorical_crossentropy')")
+        if np.issubdtype(arr.dtype, np.floating):
+            if not (np.isfinite(arr).all() and np.array_equal(arr, np.floor(arr))):
+                raise TypeError(f"{name}: expected integer class labels, got non-integral {arr.dtype} values")
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= n_out:
+            raise ValueError(f"{name}: expected labels in [0, {n_out}) for a {n_out}-unit output, "
+                             f"got values in [{lo}, {hi}]")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    if loss == _losses.MSE and arr.ndim == 1 and n_out == 1:
+        arr = arr[:, None]
+    if arr.shape != (n, n_out):
+        raise ValueError(f"{name}: expected targets of shape ({n}, {n_out}) for {loss}, got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: expected finite targets, got NaN/inf")
+    return arr
+
+
+class Sequential:
+    """A stack of layers trained end to end.
+
+    >>> from dropnet import Sequential, layers
+    >>> model = Sequential([layers.Dense(300, activation="relu"), layers.Dropout(0.5),
+    ...                     layers.Dense(10, activation="softmax")], input_shape=(784,), seed=0)
+    >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    input_shape: shape of one sample (no batch axis); also given by a leading ``layers.Input`` or
+    taken from the data at the first ``fit``. seed: fixes initial weights, dropout masks and the
+    default data order; None draws one from the OS (see ``model.seed``).
+
+    A ``Dense`` followed directly by ``Dropout`` runs as one fused native layer (dropout applied
+    after the activation in the same pass); the numbers are those of the two layers.
+    """
+
+    def __init__(self, layers: Optional[Sequence[_layers.Layer]] = None,
+                 input_shape: Optional[Union[int, Sequence[int]]] = None, seed: Optional[int] = None,
+                 name: str = "sequential") -> None:
+        self.layers: List[_layers.Layer] = []
+        self.input_shape: Optional[Tuple[int, ...]] = (
+            None if input_shape is None else _layers.check_shape(input_shape))
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy) % (1 << 32)
+        self.seed = _check_seed(seed)
+        self.name = name
+        self.optimizer: Optional[_optim.Optimizer] = None
+        self.loss: Optional[str] = None
+        self.metrics: List[str] = []
+        self.stop_training = False
+        self.history: Optional[_callbacks.History] = None
+        self._net = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ------------------------------------------------------------------ building
+    def add(self, layer: _layers.Layer) -> None:
+        """Append a layer (before compile)."""
+        if not isinstance(layer, _layers.Layer):
+            raise TypeError(f"layer: expected a dropnet.layers.Layer, got {type(layer).__name__}")
+        if self._net is not None:
+            raise ValueError("add: the model is already built; add layers before compile()/fit()")
+        if isinstance(layer, _layers.Input):
+            if self.layers:
+                raise ValueError("Input: only valid as the first layer")
+            if self.input_shape is not None and self.input_shape != layer.shape:
+                raise ValueError(f"Input: shape {layer.shape} contradicts input_shape={self.input_shape}")
+            self.input_shape = layer.shape
+        self.layers.append(layer)
+        if self.input_shape is not None:
+            self._shapes(self.input_shape)  # fail now on a shape mismatch, naming the layer
+
+    def _shapes(self, input_shape: Tuple[int, ...]) -> List[Tuple[_layers.Layer, Tuple[int, ...], int]]:
+        rows = []
+        shape = input_shape
+        for layer in self.layers:
+            n_params = layer.n_params(shape)
+            shape = layer.output_shape(shape)
+            rows.append((layer, shape, n_params))
+        return rows
+
+    @property
+    def output_shape(self) -> Optional[Tuple[int, ...]]:
+        if self.input_shape is None:
+            return None
+        rows = self._shapes(self.input_shape)
+        return rows[-1][1] if rows else self.input_shape
+
+    @property
+    def built(self) -> bool:
+        return self._net is not None
+
+    @property
+    def network(self):
+        """The native ``_core.nn.Network`` (after compile with a known input shape, or fit)."""
+        return self._require_net()
+
+    def _require_net(self):
+        if self._net is None:
+            if self.loss is None:
+                raise ValueError("model is not compiled: call compile() first")
+            raise ValueError("model is not built: give input_shape (or a layers.Input) or call fit()")
+        return self._net
+
+    def _build(self, input_shape: Tuple[int, ...]) -> None:
+        if not any(isinstance(layer, _layers.Dense) for layer in self.layers):
+            raise ValueError("model: needs at least one Dense layer")
+        self._shapes(input_shape)
+        net = _network_class()(_layers.to_native(self.layers), tuple(input_shape), self.loss, self.seed)
+        net.set_optimizer(self.optimizer.get_config())
+        self.input_shape = tuple(input_shape)
+        self._net = net
+
+    def compile(self, optimizer: Union[str, dict, _optim.Optimizer] = "adam",
+                loss: str = _losses.SPARSE_CE, metrics: Optional[Sequence[str]] = None) -> None:
+        """Choose optimizer, loss and metrics; builds the native Network when the input shape is
+        known. Recompiling a built model keeps its weights and resets the optimizer state."""
+        optimizer = _optim.get(optimizer)
+        loss = _losses.get(loss)
+        metrics = _metrics.get_list(metrics)
+        if _metrics.ACCURACY in metrics and not _losses.is_classification(loss):
+            raise ValueError(f"metrics: 'accuracy' needs a crossentropy loss, got loss={loss!r}")
+        if self.output_shape is not None and len(self.output_shape) != 1:
+            raise ValueError(f"model: the output must be flat (n_out,), got {self.output_shape}; add Flatten()")
+        previous = self._net
+        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
+        self._net = None
+        if self.input_shape is not None:
+            self._build(self.input_shape)
+            if previous is not None:
+                self._net.set_params(previous.get_params())
+                self._net.rng_offset = previous.rng_offset
+
+    # ------------------------------------------------------------------ state
+    @property
+    def lr(self) -> float:
+        """Current learning rate of the native optimizer."""
+        return float(self._require_net().lr)
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+            raise TypeError(f"lr: expected a float > 0, got {type(value).__name__}")
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"lr: expected a finite float > 0, got {value}")
+        self._require_net().lr = float(value)
+
+    @property
+    def rng_offset(self) -> int:
+        """Next Philox stream a dropout layer will take in training."""
+        return int(self._require_net().rng_offset)
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Copies of the parameters: for each Dense, W (units, in) then b (units,) if it has one."""
+        return [np.array(p, dtype=np.float32, copy=True) for p in self._require_net().get_params()]
+
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
+        """Replace all parameters (same order and shapes as ``get_weights``); nothing changes
+        unless every array fits."""
+        net = self._require_net()
+        current = net.get_params()
+        if isinstance(weights, np.ndarray) or len(weights) != len(current):
+            raise ValueError(f"weights: expected a list of {len(current)} arrays, got "
+                             f"{len(weights) if not isinstance(weights, np.ndarray) else 'one array'}")
+        new = []
+        for i, (w, ref) in enumerate(zip(weights, current)):
+            w = np.asarray(w)
+            if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)) or w.dtype == np.bool_:
+                raise TypeError(f"weights[{i}]: expected float32, got dtype {w.dtype}")
+            if w.shape != ref.shape:
+                raise ValueError(f"weights[{i}]: expected shape {ref.shape}, got {w.shape}")
+            w = np.ascontiguousarray(w, dtype=np.float32)
+            if not np.isfinite(w).all():
+                raise ValueError(f"weights[{i}]: expected finite values, got NaN/inf")
+            new.append(w)
+        net.set_params(new)
+
+    def count_params(self) -> int:
+        if self.input_shape is None:
+            raise ValueError("count_params: the input shape is unknown; give input_shape or call fit()")
+        return sum(n for _, _, n in self._shapes(self.input_shape))
+
+    # ------------------------------------------------------------------ description
+    def summary(self, print_fn=print) -> None:
+        """Print layers, output shapes and parameter counts."""
+        print_fn(self._summary_text())
+
+    def _summary_text(self) -> str:
+        known = self.input_shape is not None
+        rows = self._shapes(self.input_shape) if known else [(l, None, None) for l in self.layers]
+        lines = [f'Model: "{self.name}"  (seed {self.seed})']
+        header = f"{'Layer (type)':<34}{'Output Shape':<18}{'Param #':>10}"
+        lines += [header, "=" * len(header)]
+        fused = False
+        for i, (layer, shape, n) in enumerate(rows):
+            nxt = rows[i + 1][0] if i + 1 < len(rows) else None
+            tag = ""
+            if isinstance(layer, _layers.Dense) and isinstance(nxt, _layers.Dropout):
+                tag, fused = " *", True
+            shape_txt = "(None, " + ", ".join(map(str, shape)) + ")" if shape is not None else "?"
+            lines.append(f"{layer.describe() + tag:<34}{shape_txt:<18}{'?' if n is None else n:>10}")
+        lines.append("=" * len(header))
+        if known:
+            total = sum(n for _, _, n in rows)
+            lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0"]
+        else:
+            lines.append("Total params: ? (input shape unknown until fit)")
+        if fused:
+            lines.append("* Dense + following Dropout run as one fused native layer")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self._summary_text()
+
+    def get_config(self) -> dict:
+        """JSON-safe architecture and compile settings (used by ``save``)."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "layers": [layer.to_config() for layer in self.layers],
+            "compile": None if self.loss is None else {
+                "optimizer": self.optimizer.get_config(), "loss": self.loss, "metrics": list(self.metrics)},
+        }
+
+    # ------------------------------------------------------------------ training
+    def _prepare(self, x: ArrayLike, y: ArrayLike, name_x: str = "x", name_y: str = "y"):
+        if self.loss is None:
+            raise ValueError("model is not compiled: call compile() first")
+        x = as_inputs(x, self.input_shape, name_x)
+        if self._net is None:
+            self._build(tuple(x.shape[1:]))
+        y = as_targets(y, len(x), self.loss, self._net.output_shape[0], name_y)
+        return x, y
+
+    def fit(self, x: ArrayLike, y: ArrayLike, epochs: int = 1, batch_size: int = 32,
+            validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None, validation_split: float = 0.0,
+            shuffle: bool = True, seed: Optional[int] = None,
+            callbacks: Optional[Sequence[_callbacks.Callback]] = None, verbose: int = 1,
+            initial_epoch: int = 0) -> _callbacks.History:
+        """Train for epochs ``initial_epoch .. epochs - 1``; one native ``train_step`` per batch.
+
+        x: (N, *input_shape), converted once to float32 (float64 input is copied). y: int labels
+        (N,) for sparse crossentropy, (N, n_out) floats otherwise. The last partial batch is used.
+        validation_split: the last fraction of x/y (before shuffling) is held out.
+        seed: data-order seed (default: the model seed). Returns a ``History``.
+        """
+        epochs = _check_count(epochs, "epochs")
+        initial_epoch = _check_count(initial_epoch, "initial_epoch", minimum=0)
+        batch_size = _check_batch_size(batch_size)
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
+        shuffle_seed = self.seed if seed is None else _check_seed(seed)
+        x, y = self._prepare(x, y)
+        if validation_data is not None and validation_split:
+            raise ValueError("validation_data and validation_split: give one of them, not both")
+        val = None
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise ValueError("validation_data: expected a tuple (x_val, y_val)")
+            val = self._prepare(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]")
+        elif validation_split:
+            if not (isinstance(validation_split, (int, float)) and 0 < validation_split < 1):
+                raise ValueError(f"validation_split: expected a float in (0, 1), got {validation_split!r}")
+            n_val = int(len(x) * validation_split)
+            if n_val == 0 or n_val == len(x):
+                raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves an empty split")
+            val = (x[-n_val:], y[-n_val:])
+            x, y = x[:-n_val], y[:-n_val]
+        net = self._net
+        n = len(x)
+        steps = -(-n // batch_size)
+        history = _callbacks.History()
+        history.params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n}
+        cbs = _callbacks.CallbackList([history, *(callbacks or [])], self)
+        self.history = history
+        self.stop_training = False
+        xb_buf = np.empty((min(batch_size, n),) + x.shape[1:], dtype=np.float32)
+        yb_buf = np.empty((min(batch_size, n),) + y.shape[1:], dtype=y.dtype)
+        cbs.on_train_begin()
+        try:
+            for epoch in range(initial_epoch, epochs):
+                cbs.on_epoch_begin(epoch)
+                lr = float(net.lr)
+                bar = EpochProgress(epoch, epochs, steps, verbose)
+                bar.start()
+                order = np.random.default_rng([shuffle_seed, epoch]).permutation(n) if shuffle else None
+                loss_sum = 0.0
+                for step in range(steps):
+                    lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+                    if order is None:
+                        xb, yb = x[lo:hi], y[lo:hi]
+                    else:
+                        idx = order[lo:hi]
+                        xb = np.take(x, idx, axis=0, out=xb_buf[: hi - lo])
+                        yb = np.take(y, idx, axis=0, out=yb_buf[: hi - lo])
+                    batch_loss = float(net.train_step(xb, yb))
+                    loss_sum += batch_loss * (hi - lo)
+                    if cbs.wants_batches:
+                        cbs.on_batch_end(step, {"loss": batch_loss, "size": hi - lo})
+                    bar.update(step + 1, loss_sum / hi)
+                    if self.stop_training:
+                        break
+                logs: Dict[str, float] = {"loss": loss_sum / max(hi, 1)}
+                if self.metrics:  # training-set metrics with dropout off, after the epoch
+                    logs.update({k: v for k, v in self._evaluate_prepared(x, y, 256).items() if k != "loss"})
+                if val is not None:
+                    logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(val[0], val[1], 256).items()})
+                logs["lr"] = lr
+                bar.finish(logs)
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            cbs.on_train_end()
+        return history
+
+    def _evaluate_prepared(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> Dict[str, float]:
+        loss_sum, n_correct = self._net.evaluate(x, y, batch_size)
+        out = {"loss": float(loss_sum) / len(x)}
+        if _metrics.ACCURACY in self.metrics:
+            out["accuracy"] = float(n_correct) / len(x)
+        return out
+
+    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = 256) -> Dict[str, float]:
+        """Mean loss (without weight penalties) and the compiled metrics with dropout off.
+
+        Returns a dict ``{"loss": ..., "accuracy": ...}`` (Keras returns a list; a dict says what
+        each number is)."""
+        batch_size = _check_batch_size(batch_size)
+        x, y = self._prepare(x, y)
+        return self._evaluate_prepared(x, y, batch_size)
+
+    def predict(self, x: ArrayLike, batch_size: int = 256, mc_samples: int = 0,
+                seed: Optional[int] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        """Outputs (N, n_out) with dropout off (probabilities after a final softmax).
+
+        mc_samples=k > 0: Monte Carlo dropout. Runs k forward passes with dropout on and returns
+        ``(mean, std)`` over them, each (N, n_out). Pass j over batch b uses its own Philox streams
+        derived from ``seed`` (default 0), so the result depends only on (model, x, batch_size,
+        k, seed) and training's stream offset is left untouched.
+        """
+        batch_size = _check_batch_size(batch_size)
+        net = self._require_net()
+        x = as_inputs(x, self.input_shape)
+        n = len(x)
+        n_out = net.output_shape[0]
+        if isinstance(mc_samples, bool) or not isinstance(mc_samples, (int, np.integer)) or mc_samples < 0:
+            raise ValueError(f"mc_samples: expected an int >= 0, got {mc_samples!r}")
+        if mc_samples == 0:
+            out = np.empty((n, n_out), dtype=np.float32)
+            for lo in range(0, n, batch_size):
+                out[lo:lo + batch_size] = net.forward(x[lo:lo + batch_size], training=False)
+            return out
+        mc_seed = 0 if seed is None else _check_seed(seed, "seed", _MC_SEED_LIMIT)
+        n_batches = -(-n // batch_size)
+        streams = max(1, sum(1 for d in _layers.to_native(self.layers)
+                             if d.get("dropout", 0) > 0 or d.get("rate", 0) > 0))
+        if int(mc_samples) * n_batches * streams >= 1 << 32:
+            raise ValueError(f"mc_samples: {mc_samples} passes over {n_batches} batches exceed the 2**32 streams "
+                             "reserved per MC seed; use a larger batch_size")
+        base = _MC_STREAM_BASE + mc_seed * (1 << 32)
+        mean = np.zeros((n, n_out), dtype=np.float64)
+        sq = np.zeros((n, n_out), dtype=np.float64)
+        for b, lo in enumerate(range(0, n, batch_size)):
+            xb = x[lo:lo + batch_size]
+            for j in range(int(mc_samples)):
+                out = net.forward(xb, training=True, stream_offset=base + (j * n_batches + b) * streams)
+                mean[lo:lo + batch_size] += out
+                sq[lo:lo + batch_size] += np.square(out, dtype=np.float64)
+        mean /= mc_samples
+        var = np.maximum(sq / mc_samples - mean * mean, 0.0)
+        return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str) -> None:
+        """Write architecture, weights, optimizer state and RNG offset to ``path`` (npz without
+        pickle, JSON header, SHA-256 over the contents; written atomically). See ``dropnet.io``."""
+        from . import io as _io
+
+        _io.save_model(self, path)
+
+
+def _check_count(value: object, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int >= {minimum}, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def load_model(path: str) -> Sequential:
+    """Rebuild a model saved with ``Sequential.save`` (see ``dropnet.io.load_model``)."""
+    from . import io as _io
+
+    return _io.load_model(path)

@@ -1,0 +1,40 @@
+"""End-to-end training runs (minutes): ``pytest -m slow tests/test_api_slow.py``."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import _fake_core_nn
+
+_fake_core_nn.install()
+
+from dropnet import cli, datasets, layers, optim  # noqa: E402
+from dropnet.models import Sequential  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(datasets.SYSTEM_DATA_DIR, "fashion-mnist")),
+                    reason="needs the full Fashion-MNIST (Debian package dataset-fashion-mnist)")
+def test_lenet_300_100_dropout_learns_fashion_mnist():
+    """LeNet-300-100 + dropout 0.5, Adam 1e-3, batch 128, 20 epochs. A correct implementation
+    lands at 88-89 % test accuracy (the numpy stand-in: 88.2 %); 87 % leaves room for a different
+    initialisation and mask stream while failing any real bug. The 88.5 % target is tracked by
+    the mlp_epoch benchmark beside PyTorch, not asserted here."""
+    (x, y), (xt, yt) = datasets.fashion_mnist(flatten=True)
+    model = Sequential([layers.Dense(300, activation="relu"), layers.Dropout(0.5),
+                        layers.Dense(100, activation="relu"), layers.Dropout(0.5),
+                        layers.Dense(10, activation="softmax")], input_shape=(784,), seed=0)
+    model.compile(optimizer=optim.Adam(lr=1e-3), metrics=["accuracy"])
+    model.fit(x, y, epochs=20, batch_size=128, verbose=0)
+    assert model.evaluate(xt, yt)["accuracy"] >= 0.87
+    assert np.isfinite(model.get_weights()[0]).all()
+
+
+def test_demo_dropout_narrows_the_generalisation_gap(capsys):
+    assert cli.main(["demo"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "(gap " in ln]
+    gaps = [float(ln.split("(gap ")[1].rstrip(")")) for ln in lines]
+    assert len(gaps) == 2 and gaps[1] < gaps[0]
