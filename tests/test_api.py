@@ -8,13 +8,9 @@ import contextlib
 import numpy as np
 import pytest
 
-import _fake_core_nn
-
-_fake_core_nn.install()
-
-import dropnet  # noqa: E402
-from dropnet import _core, layers, optim, regularizers  # noqa: E402
-from dropnet.models import Sequential  # noqa: E402
+import dropnet
+from dropnet import _core, layers, optim, regularizers
+from dropnet.models import Sequential
 
 
 def blobs(n=240, d=8, k=3, seed=0):

@@ -6,12 +6,8 @@ import os
 import numpy as np
 import pytest
 
-import _fake_core_nn
-
-_fake_core_nn.install()
-
-from dropnet import cli, datasets, layers, optim  # noqa: E402
-from dropnet.models import Sequential  # noqa: E402
+from dropnet import cli, datasets, layers, optim
+from dropnet.models import Sequential
 
 pytestmark = pytest.mark.slow
 

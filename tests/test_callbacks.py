@@ -10,13 +10,9 @@ import os
 import numpy as np
 import pytest
 
-import _fake_core_nn
-
-_fake_core_nn.install()
-
-from dropnet import callbacks, layers, optim  # noqa: E402
-from dropnet.io import load_model  # noqa: E402
-from dropnet.models import Sequential  # noqa: E402
+from dropnet import callbacks, layers, optim
+from dropnet.io import load_model
+from dropnet.models import Sequential
 
 
 def data(n=64, seed=0):

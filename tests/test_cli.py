@@ -9,13 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-import _fake_core_nn
-
-_fake_core_nn.install()
-
-import dropnet  # noqa: E402
-from dropnet import cli  # noqa: E402
-from dropnet.models import load_model  # noqa: E402
+import dropnet
+from dropnet import cli
+from dropnet.models import load_model
 
 PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
 

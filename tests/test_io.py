@@ -11,13 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 
-import _fake_core_nn
-
-_fake_core_nn.install()
-
-from dropnet import io as dio  # noqa: E402
-from dropnet import layers, optim, regularizers  # noqa: E402
-from dropnet.models import Sequential, load_model  # noqa: E402
+from dropnet import io as dio
+from dropnet import layers, optim, regularizers
+from dropnet.models import Sequential, load_model
 
 
 def data(n=96, seed=0):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from . import _core
 from ._runtime import cpu_features, get_num_threads, set_isa, set_num_threads, isa, cuda_available
 from . import ops, random
+from . import callbacks, datasets, io, layers, losses, metrics, models, optim, regularizers
+from .models import Sequential, load_model
 from .random import Generator
 
 __version__: str = _core.__version__
@@ -16,6 +18,17 @@ __version__: str = _core.__version__
 _core.core.active_isa()
 
 __all__ = [
+    "Sequential",
+    "load_model",
+    "callbacks",
+    "datasets",
+    "io",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "optim",
+    "regularizers",
     "__version__",
     "Generator",
     "cpu_features",
