@@ -1,5 +1,6 @@
 // Philox4x32-10 on 8 blocks at once with AVX2 (include only from *_avx2.cpp units).
 // Lane j of the four state vectors holds block b0 + j; a transpose returns 32 consecutive words.
+// StreamKey256 is the fast path, the same scheme as StreamKey512 in core/philox_avx512.h.
 #pragma once
 #include <immintrin.h>
 
@@ -30,8 +31,26 @@ inline void mulhilo8(__m256i a, __m256i m, __m256i* hi, __m256i* lo) {
   *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
 }
 
-// Words of blocks b0 .. b0+7: out[q] holds elements 4*b0 + 8*q .. 4*b0 + 8*q + 7.
-inline void stream_words32(const KeySchedule256& ks, uint64_t stream, uint64_t b0, __m256i out[4]) {
+// 8 vectors of word w (lane j = block j) -> 4 vectors of 8 consecutive words (element order).
+inline void transpose_words8(__m256i c0, __m256i c1, __m256i c2, __m256i c3, __m256i out[4]) {
+  const __m256i t0 = _mm256_unpacklo_epi32(c0, c1);
+  const __m256i t1 = _mm256_unpackhi_epi32(c0, c1);
+  const __m256i t2 = _mm256_unpacklo_epi32(c2, c3);
+  const __m256i t3 = _mm256_unpackhi_epi32(c2, c3);
+  // u_m's 128-bit lane L holds block 4L + m.
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2);
+  const __m256i u1 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3);
+  const __m256i u3 = _mm256_unpackhi_epi64(t1, t3);
+  out[0] = _mm256_permute2x128_si256(u0, u1, 0x20);  // blocks 0, 1
+  out[1] = _mm256_permute2x128_si256(u2, u3, 0x20);  // blocks 2, 3
+  out[2] = _mm256_permute2x128_si256(u0, u1, 0x31);  // blocks 4, 5
+  out[3] = _mm256_permute2x128_si256(u2, u3, 0x31);  // blocks 6, 7
+}
+
+// General path: any b0, including groups whose low block word wraps past 2^32.
+// out[q] holds elements 4*b0 + 8*q .. 4*b0 + 8*q + 7.
+inline void stream_words32_general(const KeySchedule256& ks, uint64_t stream, uint64_t b0, __m256i out[4]) {
   const uint32_t lo = static_cast<uint32_t>(b0), hi = static_cast<uint32_t>(b0 >> 32);
   __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(lo)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   __m256i c1;
@@ -55,19 +74,86 @@ inline void stream_words32(const KeySchedule256& ks, uint64_t stream, uint64_t b
     c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), ks.k1[r]);
     c3 = lo0;
   }
-  const __m256i t0 = _mm256_unpacklo_epi32(c0, c1);
-  const __m256i t1 = _mm256_unpackhi_epi32(c0, c1);
-  const __m256i t2 = _mm256_unpacklo_epi32(c2, c3);
-  const __m256i t3 = _mm256_unpackhi_epi32(c2, c3);
-  // u_m's 128-bit lane L holds block 4L + m.
-  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2);
-  const __m256i u1 = _mm256_unpackhi_epi64(t0, t2);
-  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3);
-  const __m256i u3 = _mm256_unpackhi_epi64(t1, t3);
-  out[0] = _mm256_permute2x128_si256(u0, u1, 0x20);  // blocks 0, 1
-  out[1] = _mm256_permute2x128_si256(u2, u3, 0x20);  // blocks 2, 3
-  out[2] = _mm256_permute2x128_si256(u0, u1, 0x31);  // blocks 4, 5
-  out[3] = _mm256_permute2x128_si256(u2, u3, 0x31);  // blocks 6, 7
+  transpose_words8(c0, c1, c2, c3, out);
+}
+
+inline void stream_words32(const KeySchedule256& ks, uint64_t stream, uint64_t b0, __m256i out[4]) {
+  stream_words32_general(ks, stream, b0, out);
+}
+
+// Round keys and the stream's constant parts of rounds 0..2 (see core/philox_avx512.h, the same
+// scheme: even and odd blocks in the low halves of 64-bit lanes, one multiply per product).
+struct StreamKey256 {
+  KeySchedule256 ks;
+  uint64_t stream;
+  uint32_t block_hi;
+  __m256i r0_x, r1_x0, r1_x2, r2_x2;
+  uint32_t h1_0, k0_0, k1_1, k1_2;
+
+  StreamKey256(uint64_t seed, uint64_t stream_) : ks(seed), stream(stream_) {
+    const uint32_t s0 = static_cast<uint32_t>(seed), s1 = static_cast<uint32_t>(seed >> 32);
+    const uint32_t c2 = static_cast<uint32_t>(stream), c3 = static_cast<uint32_t>(stream >> 32);
+    const uint64_t p1 = static_cast<uint64_t>(kM1) * c2;
+    h1_0 = static_cast<uint32_t>(p1 >> 32);
+    k0_0 = s0;
+    k1_1 = s1 + kW1;
+    k1_2 = s1 + 2 * kW1;
+    r0_x = _mm256_set1_epi32(static_cast<int>(c3 ^ s1));
+    r1_x0 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(p1) ^ (s0 + kW0)));
+    rebase(0);
+  }
+
+  void rebase(uint32_t hi) {
+    block_hi = hi;
+    const uint32_t a = h1_0 ^ hi ^ k0_0;
+    const uint64_t p0 = static_cast<uint64_t>(kM0) * a;
+    r1_x2 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(p0 >> 32) ^ k1_1));
+    r2_x2 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(p0) ^ k1_2));
+  }
+};
+
+// The ten rounds on 4 blocks whose low counter words sit in the low halves of c0's 64-bit lanes.
+inline void rounds4(const StreamKey256& k, __m256i c0, __m256i w[4]) {
+  const __m256i m0 = _mm256_set1_epi64x(kM0);
+  const __m256i m1 = _mm256_set1_epi64x(kM1);
+  __m256i p0 = _mm256_mul_epu32(c0, m0);
+  __m256i c2 = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), k.r0_x);
+  __m256i c3 = p0;
+  __m256i p1 = _mm256_mul_epu32(c2, m1);
+  c0 = _mm256_xor_si256(_mm256_srli_epi64(p1, 32), k.r1_x0);
+  __m256i c1 = p1;
+  c2 = _mm256_xor_si256(c3, k.r1_x2);
+  p0 = _mm256_mul_epu32(c0, m0);
+  p1 = _mm256_mul_epu32(c2, m1);
+  c0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1), k.ks.k0[2]);
+  c1 = p1;
+  c2 = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), k.r2_x2);
+  c3 = p0;
+  for (int r = 3; r < kRounds; ++r) {
+    p0 = _mm256_mul_epu32(c0, m0);
+    p1 = _mm256_mul_epu32(c2, m1);
+    c0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1), k.ks.k0[r]);
+    c1 = p1;
+    c2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), c3), k.ks.k1[r]);
+    c3 = p0;
+  }
+  w[0] = c0;
+  w[1] = c1;
+  w[2] = c2;
+  w[3] = c3;
+}
+
+// Words of blocks b0 .. b0+7 of k's stream in element order (as stream_words32). Any b0.
+inline void stream_words32(StreamKey256& k, uint64_t b0, __m256i out[4]) {
+  if (static_cast<uint32_t>(b0) > 0xFFFFFFFFu - 7u) return stream_words32_general(k.ks, k.stream, b0, out);
+  const uint32_t hi = static_cast<uint32_t>(b0 >> 32);
+  if (hi != k.block_hi) k.rebase(hi);
+  const __m256i lo = _mm256_set1_epi64x(static_cast<uint32_t>(b0));
+  __m256i e[4], o[4], c[4];
+  rounds4(k, _mm256_add_epi64(lo, _mm256_setr_epi64x(0, 2, 4, 6)), e);
+  rounds4(k, _mm256_add_epi64(lo, _mm256_setr_epi64x(1, 3, 5, 7)), o);
+  for (int w = 0; w < 4; ++w) c[w] = _mm256_blend_epi32(e[w], _mm256_slli_epi64(o[w], 32), 0xAA);
+  transpose_words8(c[0], c[1], c[2], c[3], out);
 }
 
 // Unsigned a < b for 32-bit lanes (AVX2 only compares signed): flip the sign bits first.
@@ -80,6 +166,17 @@ inline __m256i cmplt_epu32(__m256i a, __m256i b) {
 inline uint32_t keep_bits32(const KeySchedule256& ks, uint64_t stream, uint64_t b0, uint32_t threshold) {
   __m256i w[4];
   stream_words32(ks, stream, b0, w);
+  const __m256i t = _mm256_set1_epi32(static_cast<int>(threshold));
+  uint32_t bits = 0;
+  for (int q = 0; q < 4; ++q)
+    bits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(cmplt_epu32(w[q], t)))) << (8 * q);
+  return bits;
+}
+
+// Same through the fast path.
+inline uint32_t keep_bits32(StreamKey256& k, uint64_t b0, uint32_t threshold) {
+  __m256i w[4];
+  stream_words32(k, b0, w);
   const __m256i t = _mm256_set1_epi32(static_cast<int>(threshold));
   uint32_t bits = 0;
   for (int q = 0; q < 4; ++q)

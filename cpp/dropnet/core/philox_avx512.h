@@ -1,6 +1,14 @@
 // Philox4x32-10 on 16 blocks at once with AVX-512 (include only from *_avx512.cpp units).
 // Lane j of the four state vectors holds block b0 + j. After the rounds, a 4x16 transpose turns
 // the state into 64 consecutive stream words, so callers see words in element order.
+//
+// Fast path (StreamKey512): the 16 blocks are kept as two halves, even blocks and odd blocks, each
+// block in the low 32 bits of a 64-bit lane. _mm512_mul_epu32 then gives the whole 64-bit product
+// of a round in one instruction (lo in the low half, hi after one shift), and the round never
+// re-packs hi/lo into 32-bit lanes: the high halves of c1/c3 carry garbage that only ever reaches
+// the high halves of c0/c2, which the next multiply ignores. Counter words 1..3 are the same for
+// the 16 blocks (unless the low block word wraps inside the group, which takes the general path),
+// so round 0's second product and round 1's first product are scalars computed once per stream.
 #pragma once
 #include <immintrin.h>
 
@@ -32,9 +40,29 @@ inline void mulhilo16(__m512i a, __m512i m, __m512i* hi, __m512i* lo) {
   *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
 }
 
-// Words of blocks b0 .. b0+15 of `stream`, returned as 4 vectors of 16 consecutive words:
-// out[q] holds the words of elements 4*b0 + 16*q .. 4*b0 + 16*q + 15.
-inline void stream_words64(const KeySchedule512& ks, uint64_t stream, uint64_t b0, __m512i out[4]) {
+// 16 vectors of word w (lane j = block j) -> 4 vectors of 16 consecutive words (element order).
+inline void transpose_words16(__m512i c0, __m512i c1, __m512i c2, __m512i c3, __m512i out[4]) {
+  const __m512i t0 = _mm512_unpacklo_epi32(c0, c1);
+  const __m512i t1 = _mm512_unpackhi_epi32(c0, c1);
+  const __m512i t2 = _mm512_unpacklo_epi32(c2, c3);
+  const __m512i t3 = _mm512_unpackhi_epi32(c2, c3);
+  // u_m's 128-bit lane L holds block 4L + m.
+  const __m512i u0 = _mm512_unpacklo_epi64(t0, t2);
+  const __m512i u1 = _mm512_unpackhi_epi64(t0, t2);
+  const __m512i u2 = _mm512_unpacklo_epi64(t1, t3);
+  const __m512i u3 = _mm512_unpackhi_epi64(t1, t3);
+  const __m512i v0 = _mm512_shuffle_i32x4(u0, u1, 0x44);  // u0.L0 u0.L1 u1.L0 u1.L1
+  const __m512i v1 = _mm512_shuffle_i32x4(u2, u3, 0x44);  // u2.L0 u2.L1 u3.L0 u3.L1
+  const __m512i v2 = _mm512_shuffle_i32x4(u0, u1, 0xEE);  // u0.L2 u0.L3 u1.L2 u1.L3
+  const __m512i v3 = _mm512_shuffle_i32x4(u2, u3, 0xEE);
+  out[0] = _mm512_shuffle_i32x4(v0, v1, 0x88);  // blocks 0..3
+  out[1] = _mm512_shuffle_i32x4(v0, v1, 0xDD);  // blocks 4..7
+  out[2] = _mm512_shuffle_i32x4(v2, v3, 0x88);  // blocks 8..11
+  out[3] = _mm512_shuffle_i32x4(v2, v3, 0xDD);  // blocks 12..15
+}
+
+// General path: any b0, including groups whose low block word wraps past 2^32.
+inline void stream_words64_general(const KeySchedule512& ks, uint64_t stream, uint64_t b0, __m512i out[4]) {
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const uint32_t lo = static_cast<uint32_t>(b0), hi = static_cast<uint32_t>(b0 >> 32);
   __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(lo)), iota);
@@ -55,30 +83,133 @@ inline void stream_words64(const KeySchedule512& ks, uint64_t stream, uint64_t b
     c2 = _mm512_ternarylogic_epi32(hi0, c3, ks.k1[r], 0x96);
     c3 = lo0;
   }
-  // Transpose: lane j of (c0,c1,c2,c3) is block j; we want block-major word order.
-  const __m512i t0 = _mm512_unpacklo_epi32(c0, c1);
-  const __m512i t1 = _mm512_unpackhi_epi32(c0, c1);
-  const __m512i t2 = _mm512_unpacklo_epi32(c2, c3);
-  const __m512i t3 = _mm512_unpackhi_epi32(c2, c3);
-  // u_m's 128-bit lane L holds block 4L + m.
-  const __m512i u0 = _mm512_unpacklo_epi64(t0, t2);
-  const __m512i u1 = _mm512_unpackhi_epi64(t0, t2);
-  const __m512i u2 = _mm512_unpacklo_epi64(t1, t3);
-  const __m512i u3 = _mm512_unpackhi_epi64(t1, t3);
-  const __m512i v0 = _mm512_shuffle_i32x4(u0, u1, 0x44);  // u0.L0 u0.L1 u1.L0 u1.L1
-  const __m512i v1 = _mm512_shuffle_i32x4(u2, u3, 0x44);  // u2.L0 u2.L1 u3.L0 u3.L1
-  const __m512i v2 = _mm512_shuffle_i32x4(u0, u1, 0xEE);  // u0.L2 u0.L3 u1.L2 u1.L3
-  const __m512i v3 = _mm512_shuffle_i32x4(u2, u3, 0xEE);
-  out[0] = _mm512_shuffle_i32x4(v0, v1, 0x88);  // blocks 0..3
-  out[1] = _mm512_shuffle_i32x4(v0, v1, 0xDD);  // blocks 4..7
-  out[2] = _mm512_shuffle_i32x4(v2, v3, 0x88);  // blocks 8..11
-  out[3] = _mm512_shuffle_i32x4(v2, v3, 0xDD);  // blocks 12..15
+  transpose_words16(c0, c1, c2, c3, out);
+}
+
+// Round keys and the stream's constant parts of rounds 0..2, for one (seed, stream). The parts
+// that also depend on the high block word are refreshed by rebase() when that word changes.
+struct StreamKey512 {
+  KeySchedule512 ks;
+  uint64_t stream;
+  uint32_t block_hi;  // high block word the round-1/2 constants are for
+  __m512i r0_x;       // round 0: c2' = hi(M0*c0) ^ (c3 ^ k1[0])
+  __m512i r1_x0;      // round 1: c0' = hi(M1*c2) ^ (lo(M1*lo32(stream)) ^ k0[1])
+  __m512i r1_x2;      // round 1: c2' = c3 ^ (hi(M0*A) ^ k1[1]), A = round 0's constant c0
+  __m512i r2_x2;      // round 2: c2' = hi(M0*c0) ^ (lo(M0*A) ^ k1[2])
+  uint32_t h1_0, k0_0, k1_1, k1_2;
+
+  StreamKey512(uint64_t seed, uint64_t stream_) : ks(seed), stream(stream_) {
+    const uint32_t s0 = static_cast<uint32_t>(seed), s1 = static_cast<uint32_t>(seed >> 32);
+    const uint32_t c2 = static_cast<uint32_t>(stream), c3 = static_cast<uint32_t>(stream >> 32);
+    const uint64_t p1 = static_cast<uint64_t>(kM1) * c2;
+    h1_0 = static_cast<uint32_t>(p1 >> 32);
+    k0_0 = s0;
+    k1_1 = s1 + kW1;
+    k1_2 = s1 + 2 * kW1;
+    r0_x = _mm512_set1_epi32(static_cast<int>(c3 ^ s1));
+    r1_x0 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(p1) ^ (s0 + kW0)));
+    rebase(0);
+  }
+
+  void rebase(uint32_t hi) {
+    block_hi = hi;
+    const uint32_t a = h1_0 ^ hi ^ k0_0;
+    const uint64_t p0 = static_cast<uint64_t>(kM0) * a;
+    r1_x2 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(p0 >> 32) ^ k1_1));
+    r2_x2 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(p0) ^ k1_2));
+  }
+};
+
+// The ten rounds on 8 blocks whose low counter words sit in the low halves of c0's 64-bit lanes.
+// Returns the four words in the low halves of w[0..3] (high halves: garbage).
+inline void rounds8(const StreamKey512& k, __m512i c0, __m512i w[4]) {
+  const __m512i m0 = _mm512_set1_epi64(kM0);
+  const __m512i m1 = _mm512_set1_epi64(kM1);
+  // Round 0: c1, c2, c3 are constants; M1*c2 and the new c0, c1 are folded into the constants.
+  __m512i p0 = _mm512_mul_epu32(c0, m0);
+  __m512i c2 = _mm512_xor_si512(_mm512_srli_epi64(p0, 32), k.r0_x);
+  __m512i c3 = p0;
+  // Round 1: c0 is a constant, so M0*c0 is too.
+  __m512i p1 = _mm512_mul_epu32(c2, m1);
+  c0 = _mm512_xor_si512(_mm512_srli_epi64(p1, 32), k.r1_x0);
+  __m512i c1 = p1;
+  c2 = _mm512_xor_si512(c3, k.r1_x2);
+  // Round 2: c3 is still a constant (lo(M0*A)), folded into r2_x2.
+  p0 = _mm512_mul_epu32(c0, m0);
+  p1 = _mm512_mul_epu32(c2, m1);
+  c0 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p1, 32), c1, k.ks.k0[2], 0x96);
+  c1 = p1;
+  c2 = _mm512_xor_si512(_mm512_srli_epi64(p0, 32), k.r2_x2);
+  c3 = p0;
+  for (int r = 3; r < kRounds; ++r) {
+    p0 = _mm512_mul_epu32(c0, m0);
+    p1 = _mm512_mul_epu32(c2, m1);
+    c0 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p1, 32), c1, k.ks.k0[r], 0x96);  // three-way xor
+    c1 = p1;
+    c2 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p0, 32), c3, k.ks.k1[r], 0x96);
+    c3 = p0;
+  }
+  w[0] = c0;
+  w[1] = c1;
+  w[2] = c2;
+  w[3] = c3;
+}
+
+// True when blocks b0 .. b0+15 share their high word (the fast path's precondition).
+inline bool group_in_one_hi_word(uint64_t b0) { return static_cast<uint32_t>(b0) <= 0xFFFFFFFFu - 15u; }
+
+// Fast path for 16 blocks: even[w] / odd[w] hold word w of blocks b0+2k / b0+2k+1 in the low
+// half of 64-bit lane k. Requires group_in_one_hi_word(b0); rebases k when the high word moved.
+inline void stream_halves16(StreamKey512& k, uint64_t b0, __m512i even[4], __m512i odd[4]) {
+  const uint32_t hi = static_cast<uint32_t>(b0 >> 32);
+  if (hi != k.block_hi) k.rebase(hi);
+  const __m512i lo = _mm512_set1_epi64(static_cast<uint32_t>(b0));
+  rounds8(k, _mm512_add_epi64(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14)), even);
+  rounds8(k, _mm512_add_epi64(lo, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15)), odd);
+}
+
+// Words of blocks b0 .. b0+15 of k's stream in element order: out[q] holds the words of
+// elements 4*b0 + 16*q .. 4*b0 + 16*q + 15. Any b0.
+inline void stream_words64(StreamKey512& k, uint64_t b0, __m512i out[4]) {
+  if (!group_in_one_hi_word(b0)) return stream_words64_general(k.ks, k.stream, b0, out);
+  __m512i e[4], o[4], c[4];
+  stream_halves16(k, b0, e, o);
+  for (int w = 0; w < 4; ++w) c[w] = _mm512_mask_blend_epi32(0xAAAA, e[w], _mm512_slli_epi64(o[w], 32));
+  transpose_words16(c[0], c[1], c[2], c[3], out);
 }
 
 // Keep-bits of 64 consecutive elements starting at element 4*b0: bit e set iff word < threshold.
+// Word w of block j is element 4j + w, so the per-word block masks are interleaved with pdep.
+inline uint64_t keep_bits64(StreamKey512& k, uint64_t b0, uint32_t threshold) {
+  const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
+  if (!group_in_one_hi_word(b0)) {
+    __m512i w[4];
+    stream_words64_general(k.ks, k.stream, b0, w);
+    return static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[0], t)) |
+           static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[1], t)) << 16 |
+           static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[2], t)) << 32 |
+           static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[3], t)) << 48;
+  }
+  __m512i e[4], o[4];
+  stream_halves16(k, b0, e, o);
+  uint64_t bits = 0;
+  for (int w = 0; w < 4; ++w) {
+    // Even 32-bit lanes only: bit 2k = block 2k (from e) and, shifted by one, block 2k+1 (from o).
+    const uint32_t me = _mm512_mask_cmplt_epu32_mask(0x5555, e[w], t);
+    const uint32_t mo = _mm512_mask_cmplt_epu32_mask(0x5555, o[w], t);
+    bits |= _pdep_u64(me | (mo << 1), 0x1111111111111111ULL << w);
+  }
+  return bits;
+}
+
+// The original entry points (same words), for callers holding only a KeySchedule512.
+inline void stream_words64(const KeySchedule512& ks, uint64_t stream, uint64_t b0, __m512i out[4]) {
+  stream_words64_general(ks, stream, b0, out);
+}
+
 inline uint64_t keep_bits64(const KeySchedule512& ks, uint64_t stream, uint64_t b0, uint32_t threshold) {
   __m512i w[4];
-  stream_words64(ks, stream, b0, w);
+  stream_words64_general(ks, stream, b0, w);
   const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
   return static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[0], t)) |
          static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[1], t)) << 16 |
