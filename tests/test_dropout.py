@@ -65,11 +65,11 @@ def dropout_ref(x: np.ndarray, p, seed: int, stream: int):
 
 
 def bits_ref(keep: np.ndarray) -> np.ndarray:
-    flat = np.ascontiguousarray(keep).reshape(-1)
-    words = np.zeros((flat.size + 63) // 64, dtype=np.uint64)
-    idx = np.nonzero(flat)[0]
-    np.bitwise_or.at(words, idx // 64, np.left_shift(np.uint64(1), (idx % 64).astype(np.uint64)))
-    return words
+    """Bit e % 64 of uint64 word e // 64 is keep[e]; padding bits zero."""
+    flat = np.ascontiguousarray(keep, dtype=bool).reshape(-1)
+    packed = np.zeros((flat.size + 63) // 64 * 8, dtype=np.uint8)
+    packed[:(flat.size + 7) // 8] = np.packbits(flat, bitorder="little")
+    return packed.view("<u8").astype(np.uint64)
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -192,6 +192,27 @@ def test_every_isa_path_and_thread_count_give_the_same_bits(level, threads_resto
             xs = x[:300_000].reshape(50, 60, 100)
             ys = ops.spatial_dropout(xs, 0.3, seed=2, stream=3)
             assert same_bits(ys, spatial_ref(xs, 0.3, 2, 3))
+
+
+@pytest.mark.parametrize("level", ISA_LEVELS)
+def test_outputs_larger_than_the_caches_take_the_same_bits(level, threads_restored):
+    # >= 48 MB outputs use non-temporal stores; numpy puts big arrays 16 bytes past a cache line
+    # and the slice below moves them another 4, so the shifted store path runs too. The reference
+    # here is the native stream (itself checked against numpy above) for speed.
+    n = 12_600_003
+    src = np.random.default_rng(3).standard_normal(n).astype(np.float32)
+    x_buf, out_buf = np.empty(n + 1, dtype=np.float32), np.empty(n + 1, dtype=np.float32)
+    keep = dropnet.random.uniform_bits(n, 8, 9) < np.uint32(threshold_of(0.6))
+    want = np.where(keep, src * scale_of(0.6), np.float32(0))
+    with dropnet.isa(level):
+        for threads in (1, 2):
+            dropnet.set_num_threads(threads)
+            for offset in (0, 1):
+                xs, ys = x_buf[offset:offset + n], out_buf[offset:offset + n]
+                xs[...] = src
+                _, bits = ops.dropout(xs, 0.6, seed=8, stream=9, out=ys, return_mask=True)
+                assert np.array_equal(bits, bits_ref(keep)) and same_bits(ys, want)
+                assert same_bits(ops.dropout_backward(xs, 0.6, seed=8, stream=9, out=ys), want)
 
 
 def test_keep_fraction_within_six_sigma():

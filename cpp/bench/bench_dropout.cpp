@@ -58,6 +58,26 @@ static void BM_forward(benchmark::State& state) {
   set_rate(state, 8.0 * n);
 }
 
+// The same pass with regular stores (the entry picks non-temporal stores for outputs >= 48 MB).
+static void BM_forward_cached_stores(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  set_num_threads(static_cast<int>(state.range(1)));
+  auto x = aligned<float>(n), y = aligned<float>(n);
+  cpu::DropoutPass p;
+  p.x = x.get();
+  p.y = y.get();
+  p.threshold = kThreshold;
+  p.seed = 42;
+  p.stream = 7;
+  p.a = 2.f;
+  p.stream_stores = false;
+  for (auto _ : state) {
+    cpu::dropout_pass(p, n);
+    benchmark::ClobberMemory();
+  }
+  set_rate(state, 8.0 * n);
+}
+
 static void BM_forward_mask(benchmark::State& state) {
   const int64_t n = state.range(0);
   set_num_threads(static_cast<int>(state.range(1)));
@@ -113,6 +133,25 @@ static void run_body(benchmark::State& state, Isa isa, void (*body)(const cpu::D
   set_rate(state, 8.0 * n);
   state.counters["Gelem/s"] = benchmark::Counter(static_cast<double>(n) * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
+// Keep bits only (no float traffic): the Philox ceiling of the body.
+static void run_bits(benchmark::State& state, Isa isa, void (*body)(const cpu::DropoutPass&, int64_t, int64_t)) {
+  if (max_supported_isa() < isa) return state.SkipWithError("CPU lacks this ISA");
+  const int64_t n = state.range(0);
+  auto bits = aligned<uint64_t>((n + 63) / 64);
+  cpu::DropoutPass p;
+  p.bits_out = bits.get();
+  p.threshold = kThreshold;
+  p.seed = 42;
+  p.stream = 7;
+  for (auto _ : state) {
+    body(p, 0, n);
+    benchmark::ClobberMemory();
+  }
+  state.counters["Gelem/s"] = benchmark::Counter(static_cast<double>(n) * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+static void BM_bits_avx2(benchmark::State& s) { run_bits(s, Isa::avx2, cpu::dropout_pass_avx2); }
+static void BM_bits_avx512(benchmark::State& s) { run_bits(s, Isa::avx512, cpu::dropout_pass_avx512); }
+
 static void BM_body_scalar(benchmark::State& s) { run_body(s, Isa::scalar, cpu::dropout_pass_scalar); }
 static void BM_body_avx2(benchmark::State& s) { run_body(s, Isa::avx2, cpu::dropout_pass_avx2); }
 static void BM_body_avx512(benchmark::State& s) { run_body(s, Isa::avx512, cpu::dropout_pass_avx512); }
@@ -120,9 +159,12 @@ static void BM_body_avx512(benchmark::State& s) { run_body(s, Isa::avx512, cpu::
 #define SIZES ->Args({1 << 18, 1})->Args({1 << 18, 2})->Args({1 << 24, 1})->Args({1 << 24, 2})->UseRealTime()
 BENCHMARK(BM_copy) SIZES;
 BENCHMARK(BM_forward) SIZES;
+BENCHMARK(BM_forward_cached_stores) SIZES;
 BENCHMARK(BM_forward_mask) SIZES;
 BENCHMARK(BM_backward_regen) SIZES;
 BENCHMARK(BM_backward_bits) SIZES;
+BENCHMARK(BM_bits_avx2)->Arg(1 << 16);
+BENCHMARK(BM_bits_avx512)->Arg(1 << 16);
 BENCHMARK(BM_body_scalar)->Arg(1 << 16);
 BENCHMARK(BM_body_avx2)->Arg(1 << 16);
 BENCHMARK(BM_body_avx512)->Arg(1 << 16);

@@ -158,3 +158,48 @@ TEST_CASE("spatial dropout zeroes or scales whole channels by element word i = n
   cpu::spatial_dropout_backward(x.data(), dx.data(), n_channels, channel_size, nullptr, threshold, 1.5f, 11, 12);
   CHECK(dx == y);
 }
+
+TEST_CASE("non-temporal store paths equal the scalar twin at every misalignment of y") {
+  if (max_supported_isa() < Isa::avx512) return;
+  const int64_t lengths[] = {256, 300, 64 * 9 + 5, 1000, 4096 + 17};
+  for (int64_t len : lengths)
+    for (int shift = 0; shift < 16; ++shift)
+      for (int variant = 0; variant < 3; ++variant) {  // 0: regen + bits out, 1: bits in, 2: affine
+        std::vector<float> x = ramp(len);
+        // 64-byte aligned storage, y placed `shift` floats past a line, guards on both sides.
+        std::vector<float> storage_want(len + 64, -3.f), storage_got(len + 64, -3.f);
+        auto place = [&](std::vector<float>& s) {
+          const uintptr_t a = reinterpret_cast<uintptr_t>(s.data());
+          return s.data() + (((64 - (a & 63)) & 63) >> 2) + 16 + shift;
+        };
+        float* want_y = place(storage_want);
+        float* got_y = place(storage_got);
+        std::vector<uint64_t> in_bits((len + 63) / 64), want_bits(in_bits.size()), got_bits(in_bits.size());
+        for (size_t w = 0; w < in_bits.size(); ++w) in_bits[w] = 0xc2b2ae3d27d4eb4fULL * (w + 3);
+        cpu::DropoutPass p;
+        p.x = x.data();
+        p.threshold = keep_threshold(0.3);
+        p.seed = 99;
+        p.stream = 5;
+        p.a = 3.f;
+        if (variant == 1) p.bits_in = in_bits.data();
+        if (variant == 2) {
+          p.affine = true;
+          p.b = -1.f;
+          p.dropped = 0.25f;
+        }
+        p.y = want_y;
+        p.bits_out = variant == 1 ? nullptr : want_bits.data();
+        cpu::dropout_pass_scalar(p, 0, len);
+        p.y = got_y;
+        p.bits_out = variant == 1 ? nullptr : got_bits.data();
+        p.stream_stores = true;
+        cpu::dropout_pass_avx512(p, 0, len);
+        CAPTURE(len);
+        CAPTURE(shift);
+        CAPTURE(variant);
+        // 16 guard floats on each side: nothing is written outside y.
+        CHECK(std::vector<float>(got_y - 16, got_y + len + 16) == std::vector<float>(want_y - 16, want_y + len + 16));
+        CHECK(got_bits == want_bits);
+      }
+}

@@ -127,26 +127,26 @@ inline void rounds8(const StreamKey512& k, __m512i c0, __m512i w[4]) {
   const __m512i m1 = _mm512_set1_epi64(kM1);
   // Round 0: c1, c2, c3 are constants; M1*c2 and the new c0, c1 are folded into the constants.
   __m512i p0 = _mm512_mul_epu32(c0, m0);
-  __m512i c2 = _mm512_xor_si512(_mm512_srli_epi64(p0, 32), k.r0_x);
+  __m512i c2 = _mm512_xor_si512(_mm512_shuffle_epi32(p0, _MM_PERM_CDAB), k.r0_x);
   __m512i c3 = p0;
   // Round 1: c0 is a constant, so M0*c0 is too.
   __m512i p1 = _mm512_mul_epu32(c2, m1);
-  c0 = _mm512_xor_si512(_mm512_srli_epi64(p1, 32), k.r1_x0);
+  c0 = _mm512_xor_si512(_mm512_shuffle_epi32(p1, _MM_PERM_CDAB), k.r1_x0);
   __m512i c1 = p1;
   c2 = _mm512_xor_si512(c3, k.r1_x2);
   // Round 2: c3 is still a constant (lo(M0*A)), folded into r2_x2.
   p0 = _mm512_mul_epu32(c0, m0);
   p1 = _mm512_mul_epu32(c2, m1);
-  c0 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p1, 32), c1, k.ks.k0[2], 0x96);
+  c0 = _mm512_ternarylogic_epi32(_mm512_shuffle_epi32(p1, _MM_PERM_CDAB), c1, k.ks.k0[2], 0x96);
   c1 = p1;
-  c2 = _mm512_xor_si512(_mm512_srli_epi64(p0, 32), k.r2_x2);
+  c2 = _mm512_xor_si512(_mm512_shuffle_epi32(p0, _MM_PERM_CDAB), k.r2_x2);
   c3 = p0;
   for (int r = 3; r < kRounds; ++r) {
     p0 = _mm512_mul_epu32(c0, m0);
     p1 = _mm512_mul_epu32(c2, m1);
-    c0 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p1, 32), c1, k.ks.k0[r], 0x96);  // three-way xor
+    c0 = _mm512_ternarylogic_epi32(_mm512_shuffle_epi32(p1, _MM_PERM_CDAB), c1, k.ks.k0[r], 0x96);  // three-way xor
     c1 = p1;
-    c2 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p0, 32), c3, k.ks.k1[r], 0x96);
+    c2 = _mm512_ternarylogic_epi32(_mm512_shuffle_epi32(p0, _MM_PERM_CDAB), c3, k.ks.k1[r], 0x96);
     c3 = p0;
   }
   w[0] = c0;
