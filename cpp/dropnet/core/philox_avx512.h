@@ -120,61 +120,80 @@ struct StreamKey512 {
   }
 };
 
-// The ten rounds on 8 blocks whose low counter words sit in the low halves of c0's 64-bit lanes.
-// Returns the four words in the low halves of w[0..3] (high halves: garbage).
-inline void rounds8(const StreamKey512& k, __m512i c0, __m512i w[4]) {
+// hi32 of each 64-bit lane's product moved to the low half (the high half gets the low word,
+// which nobody reads). A shuffle rather than a shift: it issues on other pipes than the multiply.
+inline __m512i high_to_low(__m512i p) { return _mm512_shuffle_epi32(p, _MM_PERM_CDAB); }
+
+// The ten rounds on N x 8 blocks whose low counter words sit in the low halves of c0[j]'s 64-bit
+// lanes, the N chains in lockstep so their multiply latencies overlap. Returns word q of chain j
+// in the low halves of w[q][j] (high halves: garbage).
+template <int N>
+inline void rounds8(const StreamKey512& k, const __m512i c0_in[N], __m512i w[4][N]) {
   const __m512i m0 = _mm512_set1_epi64(kM0);
   const __m512i m1 = _mm512_set1_epi64(kM1);
-  // Round 0: c1, c2, c3 are constants; M1*c2 and the new c0, c1 are folded into the constants.
-  __m512i p0 = _mm512_mul_epu32(c0, m0);
-  __m512i c2 = _mm512_xor_si512(_mm512_shuffle_epi32(p0, _MM_PERM_CDAB), k.r0_x);
-  __m512i c3 = p0;
-  // Round 1: c0 is a constant, so M0*c0 is too.
-  __m512i p1 = _mm512_mul_epu32(c2, m1);
-  c0 = _mm512_xor_si512(_mm512_shuffle_epi32(p1, _MM_PERM_CDAB), k.r1_x0);
-  __m512i c1 = p1;
-  c2 = _mm512_xor_si512(c3, k.r1_x2);
-  // Round 2: c3 is still a constant (lo(M0*A)), folded into r2_x2.
-  p0 = _mm512_mul_epu32(c0, m0);
-  p1 = _mm512_mul_epu32(c2, m1);
-  c0 = _mm512_ternarylogic_epi32(_mm512_shuffle_epi32(p1, _MM_PERM_CDAB), c1, k.ks.k0[2], 0x96);
-  c1 = p1;
-  c2 = _mm512_xor_si512(_mm512_shuffle_epi32(p0, _MM_PERM_CDAB), k.r2_x2);
-  c3 = p0;
-  for (int r = 3; r < kRounds; ++r) {
-    p0 = _mm512_mul_epu32(c0, m0);
-    p1 = _mm512_mul_epu32(c2, m1);
-    c0 = _mm512_ternarylogic_epi32(_mm512_shuffle_epi32(p1, _MM_PERM_CDAB), c1, k.ks.k0[r], 0x96);  // three-way xor
-    c1 = p1;
-    c2 = _mm512_ternarylogic_epi32(_mm512_shuffle_epi32(p0, _MM_PERM_CDAB), c3, k.ks.k1[r], 0x96);
-    c3 = p0;
+  __m512i c0[N], c1[N], c2[N], c3[N];
+  for (int j = 0; j < N; ++j) {
+    // Round 0: c1, c2, c3 are constants; M1*c2 and the new c0, c1 are folded into the constants.
+    const __m512i p0 = _mm512_mul_epu32(c0_in[j], m0);
+    c2[j] = _mm512_xor_si512(high_to_low(p0), k.r0_x);
+    c3[j] = p0;
   }
-  w[0] = c0;
-  w[1] = c1;
-  w[2] = c2;
-  w[3] = c3;
+  for (int j = 0; j < N; ++j) {
+    // Round 1: c0 is a constant, so M0*c0 is too.
+    const __m512i p1 = _mm512_mul_epu32(c2[j], m1);
+    c0[j] = _mm512_xor_si512(high_to_low(p1), k.r1_x0);
+    c1[j] = p1;
+    c2[j] = _mm512_xor_si512(c3[j], k.r1_x2);
+  }
+  for (int j = 0; j < N; ++j) {
+    // Round 2: c3 is still a constant (lo(M0*A)), folded into r2_x2.
+    const __m512i p0 = _mm512_mul_epu32(c0[j], m0);
+    const __m512i p1 = _mm512_mul_epu32(c2[j], m1);
+    c0[j] = _mm512_ternarylogic_epi32(high_to_low(p1), c1[j], k.ks.k0[2], 0x96);  // three-way xor
+    c1[j] = p1;
+    c2[j] = _mm512_xor_si512(high_to_low(p0), k.r2_x2);
+    c3[j] = p0;
+  }
+  for (int r = 3; r < kRounds; ++r) {
+    for (int j = 0; j < N; ++j) {
+      const __m512i p0 = _mm512_mul_epu32(c0[j], m0);
+      const __m512i p1 = _mm512_mul_epu32(c2[j], m1);
+      c0[j] = _mm512_ternarylogic_epi32(high_to_low(p1), c1[j], k.ks.k0[r], 0x96);
+      c1[j] = p1;
+      c2[j] = _mm512_ternarylogic_epi32(high_to_low(p0), c3[j], k.ks.k1[r], 0x96);
+      c3[j] = p0;
+    }
+  }
+  for (int j = 0; j < N; ++j) {
+    w[0][j] = c0[j];
+    w[1][j] = c1[j];
+    w[2][j] = c2[j];
+    w[3][j] = c3[j];
+  }
 }
 
 // True when blocks b0 .. b0+15 share their high word (the fast path's precondition).
 inline bool group_in_one_hi_word(uint64_t b0) { return static_cast<uint32_t>(b0) <= 0xFFFFFFFFu - 15u; }
 
-// Fast path for 16 blocks: even[w] / odd[w] hold word w of blocks b0+2k / b0+2k+1 in the low
-// half of 64-bit lane k. Requires group_in_one_hi_word(b0); rebases k when the high word moved.
-inline void stream_halves16(StreamKey512& k, uint64_t b0, __m512i even[4], __m512i odd[4]) {
+// Fast path for 16 blocks: h[w][0] / h[w][1] hold word w of blocks b0+2k / b0+2k+1 (even / odd)
+// in the low half of 64-bit lane k. Requires group_in_one_hi_word(b0); rebases k when the high
+// word moved.
+inline void stream_halves16(StreamKey512& k, uint64_t b0, __m512i h[4][2]) {
   const uint32_t hi = static_cast<uint32_t>(b0 >> 32);
   if (hi != k.block_hi) k.rebase(hi);
   const __m512i lo = _mm512_set1_epi64(static_cast<uint32_t>(b0));
-  rounds8(k, _mm512_add_epi64(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14)), even);
-  rounds8(k, _mm512_add_epi64(lo, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15)), odd);
+  const __m512i c0[2] = {_mm512_add_epi64(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14)),
+                         _mm512_add_epi64(lo, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15))};
+  rounds8<2>(k, c0, h);
 }
 
 // Words of blocks b0 .. b0+15 of k's stream in element order: out[q] holds the words of
 // elements 4*b0 + 16*q .. 4*b0 + 16*q + 15. Any b0.
 inline void stream_words64(StreamKey512& k, uint64_t b0, __m512i out[4]) {
   if (!group_in_one_hi_word(b0)) return stream_words64_general(k.ks, k.stream, b0, out);
-  __m512i e[4], o[4], c[4];
-  stream_halves16(k, b0, e, o);
-  for (int w = 0; w < 4; ++w) c[w] = _mm512_mask_blend_epi32(0xAAAA, e[w], _mm512_slli_epi64(o[w], 32));
+  __m512i h[4][2], c[4];
+  stream_halves16(k, b0, h);
+  for (int w = 0; w < 4; ++w) c[w] = _mm512_mask_blend_epi32(0xAAAA, h[w][0], _mm512_slli_epi64(h[w][1], 32));
   transpose_words16(c[0], c[1], c[2], c[3], out);
 }
 
@@ -190,16 +209,45 @@ inline uint64_t keep_bits64(StreamKey512& k, uint64_t b0, uint32_t threshold) {
            static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[2], t)) << 32 |
            static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[3], t)) << 48;
   }
-  __m512i e[4], o[4];
-  stream_halves16(k, b0, e, o);
+  __m512i h[4][2];
+  stream_halves16(k, b0, h);
   uint64_t bits = 0;
   for (int w = 0; w < 4; ++w) {
-    // Even 32-bit lanes only: bit 2k = block 2k (from e) and, shifted by one, block 2k+1 (from o).
-    const uint32_t me = _mm512_mask_cmplt_epu32_mask(0x5555, e[w], t);
-    const uint32_t mo = _mm512_mask_cmplt_epu32_mask(0x5555, o[w], t);
+    // Even 32-bit lanes only: bit 2k = block 2k (even half) and, shifted by one, block 2k+1.
+    const uint32_t me = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][0], t);
+    const uint32_t mo = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][1], t);
     bits |= _pdep_u64(me | (mo << 1), 0x1111111111111111ULL << w);
   }
   return bits;
+}
+
+// Keep-bits of 128 consecutive elements from element 4*b0 (two groups, four chains in lockstep):
+// bits[0] for elements 4*b0 .. +63, bits[1] for the next 64.
+inline void keep_bits128(StreamKey512& k, uint64_t b0, uint32_t threshold, uint64_t bits[2]) {
+  if (static_cast<uint32_t>(b0) > 0xFFFFFFFFu - 31u) {
+    bits[0] = keep_bits64(k, b0, threshold);
+    bits[1] = keep_bits64(k, b0 + 16, threshold);
+    return;
+  }
+  const uint32_t hi = static_cast<uint32_t>(b0 >> 32);
+  if (hi != k.block_hi) k.rebase(hi);
+  const __m512i lo = _mm512_set1_epi64(static_cast<uint32_t>(b0));
+  const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m512i c0[4] = {_mm512_add_epi64(lo, even), _mm512_add_epi64(lo, _mm512_add_epi64(even, _mm512_set1_epi64(1))),
+                         _mm512_add_epi64(lo, _mm512_add_epi64(even, _mm512_set1_epi64(16))),
+                         _mm512_add_epi64(lo, _mm512_add_epi64(even, _mm512_set1_epi64(17)))};
+  __m512i h[4][4];
+  rounds8<4>(k, c0, h);
+  const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
+  for (int g = 0; g < 2; ++g) {
+    uint64_t b = 0;
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t me = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][2 * g], t);
+      const uint32_t mo = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][2 * g + 1], t);
+      b |= _pdep_u64(me | (mo << 1), 0x1111111111111111ULL << w);
+    }
+    bits[g] = b;
+  }
 }
 
 // The original entry points (same words), for callers holding only a KeySchedule512.
