@@ -112,35 +112,49 @@ struct StreamKey256 {
   }
 };
 
-// The ten rounds on 4 blocks whose low counter words sit in the low halves of c0's 64-bit lanes.
-inline void rounds4(const StreamKey256& k, __m256i c0, __m256i w[4]) {
+// The ten rounds on N x 4 blocks whose low counter words sit in the low halves of c0[j]'s 64-bit
+// lanes, the chains in lockstep so their multiply latencies overlap. Word q of chain j ends in
+// the low halves of w[q][j].
+template <int N>
+inline void rounds4(const StreamKey256& k, const __m256i c0_in[N], __m256i w[4][N]) {
   const __m256i m0 = _mm256_set1_epi64x(kM0);
   const __m256i m1 = _mm256_set1_epi64x(kM1);
-  __m256i p0 = _mm256_mul_epu32(c0, m0);
-  __m256i c2 = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), k.r0_x);
-  __m256i c3 = p0;
-  __m256i p1 = _mm256_mul_epu32(c2, m1);
-  c0 = _mm256_xor_si256(_mm256_srli_epi64(p1, 32), k.r1_x0);
-  __m256i c1 = p1;
-  c2 = _mm256_xor_si256(c3, k.r1_x2);
-  p0 = _mm256_mul_epu32(c0, m0);
-  p1 = _mm256_mul_epu32(c2, m1);
-  c0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1), k.ks.k0[2]);
-  c1 = p1;
-  c2 = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), k.r2_x2);
-  c3 = p0;
-  for (int r = 3; r < kRounds; ++r) {
-    p0 = _mm256_mul_epu32(c0, m0);
-    p1 = _mm256_mul_epu32(c2, m1);
-    c0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1), k.ks.k0[r]);
-    c1 = p1;
-    c2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), c3), k.ks.k1[r]);
-    c3 = p0;
+  __m256i c0[N], c1[N], c2[N], c3[N];
+  for (int j = 0; j < N; ++j) {
+    const __m256i p0 = _mm256_mul_epu32(c0_in[j], m0);
+    c2[j] = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), k.r0_x);
+    c3[j] = p0;
   }
-  w[0] = c0;
-  w[1] = c1;
-  w[2] = c2;
-  w[3] = c3;
+  for (int j = 0; j < N; ++j) {
+    const __m256i p1 = _mm256_mul_epu32(c2[j], m1);
+    c0[j] = _mm256_xor_si256(_mm256_srli_epi64(p1, 32), k.r1_x0);
+    c1[j] = p1;
+    c2[j] = _mm256_xor_si256(c3[j], k.r1_x2);
+  }
+  for (int j = 0; j < N; ++j) {
+    const __m256i p0 = _mm256_mul_epu32(c0[j], m0);
+    const __m256i p1 = _mm256_mul_epu32(c2[j], m1);
+    c0[j] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1[j]), k.ks.k0[2]);
+    c1[j] = p1;
+    c2[j] = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), k.r2_x2);
+    c3[j] = p0;
+  }
+  for (int r = 3; r < kRounds; ++r) {
+    for (int j = 0; j < N; ++j) {
+      const __m256i p0 = _mm256_mul_epu32(c0[j], m0);
+      const __m256i p1 = _mm256_mul_epu32(c2[j], m1);
+      c0[j] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1[j]), k.ks.k0[r]);
+      c1[j] = p1;
+      c2[j] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), c3[j]), k.ks.k1[r]);
+      c3[j] = p0;
+    }
+  }
+  for (int j = 0; j < N; ++j) {
+    w[0][j] = c0[j];
+    w[1][j] = c1[j];
+    w[2][j] = c2[j];
+    w[3][j] = c3[j];
+  }
 }
 
 // Words of blocks b0 .. b0+7 of k's stream in element order (as stream_words32). Any b0.
@@ -149,10 +163,11 @@ inline void stream_words32(StreamKey256& k, uint64_t b0, __m256i out[4]) {
   const uint32_t hi = static_cast<uint32_t>(b0 >> 32);
   if (hi != k.block_hi) k.rebase(hi);
   const __m256i lo = _mm256_set1_epi64x(static_cast<uint32_t>(b0));
-  __m256i e[4], o[4], c[4];
-  rounds4(k, _mm256_add_epi64(lo, _mm256_setr_epi64x(0, 2, 4, 6)), e);
-  rounds4(k, _mm256_add_epi64(lo, _mm256_setr_epi64x(1, 3, 5, 7)), o);
-  for (int w = 0; w < 4; ++w) c[w] = _mm256_blend_epi32(e[w], _mm256_slli_epi64(o[w], 32), 0xAA);
+  const __m256i c0[2] = {_mm256_add_epi64(lo, _mm256_setr_epi64x(0, 2, 4, 6)),
+                         _mm256_add_epi64(lo, _mm256_setr_epi64x(1, 3, 5, 7))};
+  __m256i h[4][2], c[4];
+  rounds4<2>(k, c0, h);  // even blocks, odd blocks
+  for (int w = 0; w < 4; ++w) c[w] = _mm256_blend_epi32(h[w][0], _mm256_slli_epi64(h[w][1], 32), 0xAA);
   transpose_words8(c[0], c[1], c[2], c[3], out);
 }
 

@@ -9,6 +9,8 @@
 // the high halves of c0/c2, which the next multiply ignores. Counter words 1..3 are the same for
 // the 16 blocks (unless the low block word wraps inside the group, which takes the general path),
 // so round 0's second product and round 1's first product are scalars computed once per stream.
+// The rounds are latency-bound (multiply, shuffle, xor per round), so keep_bits_groups runs the
+// chains of several groups in lockstep.
 #pragma once
 #include <immintrin.h>
 
@@ -221,25 +223,24 @@ inline uint64_t keep_bits64(StreamKey512& k, uint64_t b0, uint32_t threshold) {
   return bits;
 }
 
-// Keep-bits of 128 consecutive elements from element 4*b0 (two groups, four chains in lockstep):
-// bits[0] for elements 4*b0 .. +63, bits[1] for the next 64.
-inline void keep_bits128(StreamKey512& k, uint64_t b0, uint32_t threshold, uint64_t bits[2]) {
-  if (static_cast<uint32_t>(b0) > 0xFFFFFFFFu - 31u) {
-    bits[0] = keep_bits64(k, b0, threshold);
-    bits[1] = keep_bits64(k, b0 + 16, threshold);
+// Keep-bits of G groups of 64 consecutive elements from element 4*b0, their 2G Philox chains in
+// lockstep so the multiplies' latencies overlap: bits[g] covers elements 4*b0 + 64g .. + 63.
+template <int G>
+inline void keep_bits_groups(StreamKey512& k, uint64_t b0, uint32_t threshold, uint64_t bits[G]) {
+  if (static_cast<uint32_t>(b0) > 0xFFFFFFFFu - (16u * G - 1u)) {
+    for (int g = 0; g < G; ++g) bits[g] = keep_bits64(k, b0 + 16 * g, threshold);
     return;
   }
   const uint32_t hi = static_cast<uint32_t>(b0 >> 32);
   if (hi != k.block_hi) k.rebase(hi);
   const __m512i lo = _mm512_set1_epi64(static_cast<uint32_t>(b0));
-  const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
-  const __m512i c0[4] = {_mm512_add_epi64(lo, even), _mm512_add_epi64(lo, _mm512_add_epi64(even, _mm512_set1_epi64(1))),
-                         _mm512_add_epi64(lo, _mm512_add_epi64(even, _mm512_set1_epi64(16))),
-                         _mm512_add_epi64(lo, _mm512_add_epi64(even, _mm512_set1_epi64(17)))};
-  __m512i h[4][4];
-  rounds8<4>(k, c0, h);
+  const __m512i even = _mm512_add_epi64(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14));
+  __m512i c0[2 * G];
+  for (int j = 0; j < 2 * G; ++j) c0[j] = _mm512_add_epi64(even, _mm512_set1_epi64(16 * (j / 2) + (j % 2)));
+  __m512i h[4][2 * G];
+  rounds8<2 * G>(k, c0, h);
   const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
-  for (int g = 0; g < 2; ++g) {
+  for (int g = 0; g < G; ++g) {
     uint64_t b = 0;
     for (int w = 0; w < 4; ++w) {
       const uint32_t me = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][2 * g], t);
