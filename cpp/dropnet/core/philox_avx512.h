@@ -174,88 +174,32 @@ inline void rounds8(const StreamKey512& k, const __m512i c0_in[N], __m512i w[4][
   }
 }
 
-// True when blocks b0 .. b0+15 share their high word (the fast path's precondition).
-inline bool group_in_one_hi_word(uint64_t b0) { return static_cast<uint32_t>(b0) <= 0xFFFFFFFFu - 15u; }
-
-// Fast path for 16 blocks: h[w][0] / h[w][1] hold word w of blocks b0+2k / b0+2k+1 (even / odd)
-// in the low half of 64-bit lane k. Requires group_in_one_hi_word(b0); rebases k when the high
-// word moved.
-inline void stream_halves16(StreamKey512& k, uint64_t b0, __m512i h[4][2]) {
-  const uint32_t hi = static_cast<uint32_t>(b0 >> 32);
-  if (hi != k.block_hi) k.rebase(hi);
-  const __m512i lo = _mm512_set1_epi64(static_cast<uint32_t>(b0));
-  const __m512i c0[2] = {_mm512_add_epi64(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14)),
-                         _mm512_add_epi64(lo, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15))};
-  rounds8<2>(k, c0, h);
-}
-
-// Words of blocks b0 .. b0+15 of k's stream in element order: out[q] holds the words of
-// elements 4*b0 + 16*q .. 4*b0 + 16*q + 15. Any b0.
-inline void stream_words64(StreamKey512& k, uint64_t b0, __m512i out[4]) {
-  if (!group_in_one_hi_word(b0)) return stream_words64_general(k.ks, k.stream, b0, out);
-  __m512i h[4][2], c[4];
-  stream_halves16(k, b0, h);
-  for (int w = 0; w < 4; ++w) c[w] = _mm512_mask_blend_epi32(0xAAAA, h[w][0], _mm512_slli_epi64(h[w][1], 32));
-  transpose_words16(c[0], c[1], c[2], c[3], out);
-}
-
-// Keep-bits of 64 consecutive elements starting at element 4*b0: bit e set iff word < threshold.
-// Word w of block j is element 4j + w, so the per-word block masks are interleaved with pdep.
-inline uint64_t keep_bits64(StreamKey512& k, uint64_t b0, uint32_t threshold) {
-  const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
-  if (!group_in_one_hi_word(b0)) {
-    __m512i w[4];
-    stream_words64_general(k.ks, k.stream, b0, w);
-    return static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[0], t)) |
-           static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[1], t)) << 16 |
-           static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[2], t)) << 32 |
-           static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[3], t)) << 48;
-  }
-  __m512i h[4][2];
-  stream_halves16(k, b0, h);
-  uint64_t bits = 0;
-  for (int w = 0; w < 4; ++w) {
-    // Even 32-bit lanes only: bit 2k = block 2k (even half) and, shifted by one, block 2k+1.
-    const uint32_t me = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][0], t);
-    const uint32_t mo = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][1], t);
-    bits |= _pdep_u64(me | (mo << 1), 0x1111111111111111ULL << w);
-  }
-  return bits;
-}
-
-// Keep-bits of G groups of 64 consecutive elements from element 4*b0, their 2G Philox chains in
-// lockstep so the multiplies' latencies overlap: bits[g] covers elements 4*b0 + 64g .. + 63.
+// The 2G chains of G groups of 16 blocks from b0: chain 2g holds the even blocks of group g
+// (b0 + 16g + 2k in lane k), chain 2g + 1 the odd ones; word w of chain j ends in the low halves
+// of h[w][j]. Requires all 16G blocks to share their high word; rebases k when that word moved.
 template <int G>
-inline void keep_bits_groups(StreamKey512& k, uint64_t b0, uint32_t threshold, uint64_t bits[G]) {
-  if (static_cast<uint32_t>(b0) > 0xFFFFFFFFu - (16u * G - 1u)) {
-    for (int g = 0; g < G; ++g) bits[g] = keep_bits64(k, b0 + 16 * g, threshold);
-    return;
-  }
+inline void stream_chains(StreamKey512& k, uint64_t b0, __m512i h[4][2 * G]) {
   const uint32_t hi = static_cast<uint32_t>(b0 >> 32);
   if (hi != k.block_hi) k.rebase(hi);
-  const __m512i lo = _mm512_set1_epi64(static_cast<uint32_t>(b0));
-  const __m512i even = _mm512_add_epi64(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14));
+  const __m512i even = _mm512_add_epi64(_mm512_set1_epi64(static_cast<uint32_t>(b0)),
+                                        _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14));
   __m512i c0[2 * G];
   for (int j = 0; j < 2 * G; ++j) c0[j] = _mm512_add_epi64(even, _mm512_set1_epi64(16 * (j / 2) + (j % 2)));
-  __m512i h[4][2 * G];
   rounds8<2 * G>(k, c0, h);
-  const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
-  for (int g = 0; g < G; ++g) {
-    uint64_t b = 0;
-    for (int w = 0; w < 4; ++w) {
-      const uint32_t me = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][2 * g], t);
-      const uint32_t mo = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][2 * g + 1], t);
-      b |= _pdep_u64(me | (mo << 1), 0x1111111111111111ULL << w);
-    }
-    bits[g] = b;
-  }
 }
 
-// The original entry points (same words), for callers holding only a KeySchedule512.
+// True when blocks b0 .. b0 + n_blocks - 1 share their high word (the fast path's precondition).
+inline bool in_one_hi_word(uint64_t b0, uint32_t n_blocks) {
+  return static_cast<uint32_t>(b0) <= 0xFFFFFFFFu - (n_blocks - 1u);
+}
+
+// The original entry points (same words), for callers holding only a KeySchedule512; also the
+// general path of the fast ones.
 inline void stream_words64(const KeySchedule512& ks, uint64_t stream, uint64_t b0, __m512i out[4]) {
   stream_words64_general(ks, stream, b0, out);
 }
 
+// Keep-bits of 64 consecutive elements starting at element 4*b0: bit e set iff word < threshold.
 inline uint64_t keep_bits64(const KeySchedule512& ks, uint64_t stream, uint64_t b0, uint32_t threshold) {
   __m512i w[4];
   stream_words64_general(ks, stream, b0, w);
@@ -264,6 +208,46 @@ inline uint64_t keep_bits64(const KeySchedule512& ks, uint64_t stream, uint64_t 
          static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[1], t)) << 16 |
          static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[2], t)) << 32 |
          static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[3], t)) << 48;
+}
+
+// Words of blocks b0 .. b0+15 of k's stream in element order: out[q] holds the words of
+// elements 4*b0 + 16*q .. 4*b0 + 16*q + 15. Any b0.
+inline void stream_words64(StreamKey512& k, uint64_t b0, __m512i out[4]) {
+  if (!in_one_hi_word(b0, 16)) return stream_words64_general(k.ks, k.stream, b0, out);
+  __m512i h[4][2], c[4];
+  stream_chains<1>(k, b0, h);
+  for (int w = 0; w < 4; ++w) c[w] = _mm512_mask_blend_epi32(0xAAAA, h[w][0], _mm512_slli_epi64(h[w][1], 32));
+  transpose_words16(c[0], c[1], c[2], c[3], out);
+}
+
+// Keep-bits of G groups of 64 consecutive elements from element 4*b0 (bits[g]: elements
+// 4*b0 + 64g .. + 63), the 2G chains in lockstep so the multiplies' latencies overlap. Word w of
+// block j is element 4j + w, so the per-word block masks are interleaved with pdep. Any b0.
+template <int G>
+inline void keep_bits_groups(StreamKey512& k, uint64_t b0, uint32_t threshold, uint64_t bits[G]) {
+  if (!in_one_hi_word(b0, 16 * G)) {
+    for (int g = 0; g < G; ++g) bits[g] = keep_bits64(k.ks, k.stream, b0 + 16 * g, threshold);
+    return;
+  }
+  __m512i h[4][2 * G];
+  stream_chains<G>(k, b0, h);
+  const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
+  for (int g = 0; g < G; ++g) {
+    uint64_t b = 0;
+    for (int w = 0; w < 4; ++w) {
+      // Even 32-bit lanes only: bit 2i = block 2i (even chain) and, shifted by one, block 2i+1.
+      const uint32_t me = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][2 * g], t);
+      const uint32_t mo = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][2 * g + 1], t);
+      b |= _pdep_u64(me | (mo << 1), 0x1111111111111111ULL << w);
+    }
+    bits[g] = b;
+  }
+}
+
+inline uint64_t keep_bits64(StreamKey512& k, uint64_t b0, uint32_t threshold) {
+  uint64_t bits;
+  keep_bits_groups<1>(k, b0, threshold, &bits);
+  return bits;
 }
 
 }  // namespace philox
