@@ -51,16 +51,25 @@ struct Group {
   }
 };
 
+// Calls fn(g, keep bits of group g) for the whole groups of [begin, end), kGroupsPerStep at a
+// time; returns the start of the partial group left (end if none).
+template <class Grp, class Fn>
+int64_t for_whole_groups(Grp& grp, int64_t begin, int64_t end, Fn&& fn) {
+  int64_t g = begin;
+  for (; g + 64 * kGroupsPerStep <= end; g += 64 * kGroupsPerStep) {
+    uint64_t bits[kGroupsPerStep];
+    grp.bits_step(g, bits);
+    for (int j = 0; j < kGroupsPerStep; ++j) fn(g + 64 * j, bits[j]);
+  }
+  for (; g + 64 <= end; g += 64) fn(g, grp.bits(g));
+  return g;
+}
+
 // Bits only (x == nullptr): no float traffic.
 void run_bits_only(const DropoutPass& p, int64_t begin, int64_t end) {
   Group<false, false> grp(p);
-  int64_t g = begin;
-  for (; g + 64 * kGroupsPerStep <= end; g += 64 * kGroupsPerStep) grp.bits_step(g, p.bits_out + (g >> 6));
-  for (; g < end; g += 64) {
-    const int64_t m = end - g;
-    const uint64_t bits = grp.bits(g);
-    p.bits_out[g >> 6] = m >= 64 ? bits : bits & ((uint64_t{1} << m) - 1);
-  }
+  const int64_t g = for_whole_groups(grp, begin, end, [&](int64_t gw, uint64_t bits) { p.bits_out[gw >> 6] = bits; });
+  if (g < end) p.bits_out[g >> 6] = grp.bits(g) & ((uint64_t{1} << (end - g)) - 1);
 }
 
 // Elements [begin, end), regular stores, or non-temporal ones when y + begin is 64-byte aligned
@@ -78,18 +87,9 @@ void run(const DropoutPass& p, int64_t begin, int64_t end) {
       else _mm512_storeu_ps(y + g + 16 * q, r);
     }
   };
-  int64_t g = begin;
-  for (; g + 64 * kGroupsPerStep <= end; g += 64 * kGroupsPerStep) {
-    uint64_t bits[kGroupsPerStep];
-    grp.bits_step(g, bits);
-    for (int j = 0; j < kGroupsPerStep; ++j) whole_group(g + 64 * j, bits[j]);
-  }
-  for (; g < end; g += 64) {
+  const int64_t g = for_whole_groups(grp, begin, end, whole_group);
+  if (g < end) {  // partial last group: masked loads and stores
     const int64_t m = end - g;
-    if (m >= 64) {
-      whole_group(g, grp.bits(g));
-      continue;
-    }
     const uint64_t bits = grp.bits(g) & ((uint64_t{1} << m) - 1);
     if (p.bits_out) p.bits_out[g >> 6] = bits;
     for (int q = 0; q < 4 && 16 * q < m; ++q) {
@@ -129,13 +129,7 @@ void run_stream_shifted(const DropoutPass& p, int64_t begin, int64_t end, int sh
     }
     prev = cur;
   };
-  int64_t g = begin;
-  for (; g + 64 * kGroupsPerStep <= end; g += 64 * kGroupsPerStep) {
-    uint64_t bits[kGroupsPerStep];
-    grp.bits_step(g, bits);
-    for (int j = 0; j < kGroupsPerStep; ++j) whole_group(g + 64 * j, bits[j]);
-  }
-  for (; g < end; g += 64) whole_group(g, grp.bits(g));
+  for_whole_groups(grp, begin, end, whole_group);
   // The last `shift` elements of the last group.
   const int64_t e = end - shift;
   const __mmask16 lanes = static_cast<__mmask16>((1u << shift) - 1);
