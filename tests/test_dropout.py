@@ -309,6 +309,7 @@ def test_drop_connect_masks_the_weight_by_its_flat_index():
     assert same_bits(y, y_ref)
     assert np.array_equal(bits, bits_ref(keep))
     assert same_bits(ops.drop_connect(w, 0.5, seed=6, stream=2), y_ref)
+    assert same_bits(ops.drop_connect(w, 0.5, seed=6, stream=2, training=False), w)
 
 
 def test_mc_dropout_uses_one_stream_per_sample():

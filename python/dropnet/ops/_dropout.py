@@ -143,13 +143,14 @@ def alpha_dropout_coeffs(p: float) -> Tuple[float, float, float]:
     return tuple(_ops.alpha_dropout_coeffs(_prob(p)))
 
 
-def drop_connect(w: np.ndarray, p: float, *, seed: int, stream: int, return_mask: bool = False,
-                 out: Optional[np.ndarray] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+def drop_connect(w: np.ndarray, p: float, *, seed: int, stream: int, training: bool = True,
+                 return_mask: bool = False, out: Optional[np.ndarray] = None
+                 ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """DropConnect (Wan et al. 2013): dropout of the weights, ``w * keep / (1 - p)``, with the
     element contract over the weight's flat index. w: float32, any shape (e.g. (out, in)).
     Its gradient w.r.t. w is :func:`dropout_backward` with the same seed and stream.
     """
-    return dropout(w, p, seed=seed, stream=stream, return_mask=return_mask, out=out)
+    return dropout(w, p, seed=seed, stream=stream, training=training, return_mask=return_mask, out=out)
 
 
 def mc_dropout(x: np.ndarray, p: float, *, seed: int, stream0: int, samples: int,
