@@ -120,17 +120,20 @@ inline void rounds4(const StreamKey256& k, const __m256i c0_in[N], __m256i w[4][
   const __m256i m0 = _mm256_set1_epi64x(kM0);
   const __m256i m1 = _mm256_set1_epi64x(kM1);
   __m256i c0[N], c1[N], c2[N], c3[N];
+  DROPNET_UNROLL
   for (int j = 0; j < N; ++j) {
     const __m256i p0 = _mm256_mul_epu32(c0_in[j], m0);
     c2[j] = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), k.r0_x);
     c3[j] = p0;
   }
+  DROPNET_UNROLL
   for (int j = 0; j < N; ++j) {
     const __m256i p1 = _mm256_mul_epu32(c2[j], m1);
     c0[j] = _mm256_xor_si256(_mm256_srli_epi64(p1, 32), k.r1_x0);
     c1[j] = p1;
     c2[j] = _mm256_xor_si256(c3[j], k.r1_x2);
   }
+  DROPNET_UNROLL
   for (int j = 0; j < N; ++j) {
     const __m256i p0 = _mm256_mul_epu32(c0[j], m0);
     const __m256i p1 = _mm256_mul_epu32(c2[j], m1);
@@ -139,7 +142,9 @@ inline void rounds4(const StreamKey256& k, const __m256i c0_in[N], __m256i w[4][
     c2[j] = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), k.r2_x2);
     c3[j] = p0;
   }
+  DROPNET_UNROLL
   for (int r = 3; r < kRounds; ++r) {
+    DROPNET_UNROLL
     for (int j = 0; j < N; ++j) {
       const __m256i p0 = _mm256_mul_epu32(c0[j], m0);
       const __m256i p1 = _mm256_mul_epu32(c2[j], m1);
@@ -149,6 +154,7 @@ inline void rounds4(const StreamKey256& k, const __m256i c0_in[N], __m256i w[4][
       c3[j] = p0;
     }
   }
+  DROPNET_UNROLL
   for (int j = 0; j < N; ++j) {
     w[0][j] = c0[j];
     w[1][j] = c1[j];
@@ -167,6 +173,7 @@ inline void stream_words32(StreamKey256& k, uint64_t b0, __m256i out[4]) {
                          _mm256_add_epi64(lo, _mm256_setr_epi64x(1, 3, 5, 7))};
   __m256i h[4][2], c[4];
   rounds4<2>(k, c0, h);  // even blocks, odd blocks
+  DROPNET_UNROLL
   for (int w = 0; w < 4; ++w) c[w] = _mm256_blend_epi32(h[w][0], _mm256_slli_epi64(h[w][1], 32), 0xAA);
   transpose_words8(c[0], c[1], c[2], c[3], out);
 }

@@ -134,12 +134,14 @@ inline void rounds8(const StreamKey512& k, const __m512i c0_in[N], __m512i w[4][
   const __m512i m0 = _mm512_set1_epi64(kM0);
   const __m512i m1 = _mm512_set1_epi64(kM1);
   __m512i c0[N], c1[N], c2[N], c3[N];
+  DROPNET_UNROLL
   for (int j = 0; j < N; ++j) {
     // Round 0: c1, c2, c3 are constants; M1*c2 and the new c0, c1 are folded into the constants.
     const __m512i p0 = _mm512_mul_epu32(c0_in[j], m0);
     c2[j] = _mm512_xor_si512(high_to_low(p0), k.r0_x);
     c3[j] = p0;
   }
+  DROPNET_UNROLL
   for (int j = 0; j < N; ++j) {
     // Round 1: c0 is a constant, so M0*c0 is too.
     const __m512i p1 = _mm512_mul_epu32(c2[j], m1);
@@ -147,6 +149,7 @@ inline void rounds8(const StreamKey512& k, const __m512i c0_in[N], __m512i w[4][
     c1[j] = p1;
     c2[j] = _mm512_xor_si512(c3[j], k.r1_x2);
   }
+  DROPNET_UNROLL
   for (int j = 0; j < N; ++j) {
     // Round 2: c3 is still a constant (lo(M0*A)), folded into r2_x2.
     const __m512i p0 = _mm512_mul_epu32(c0[j], m0);
@@ -156,7 +159,9 @@ inline void rounds8(const StreamKey512& k, const __m512i c0_in[N], __m512i w[4][
     c2[j] = _mm512_xor_si512(high_to_low(p0), k.r2_x2);
     c3[j] = p0;
   }
+  DROPNET_UNROLL
   for (int r = 3; r < kRounds; ++r) {
+    DROPNET_UNROLL
     for (int j = 0; j < N; ++j) {
       const __m512i p0 = _mm512_mul_epu32(c0[j], m0);
       const __m512i p1 = _mm512_mul_epu32(c2[j], m1);
@@ -166,6 +171,7 @@ inline void rounds8(const StreamKey512& k, const __m512i c0_in[N], __m512i w[4][
       c3[j] = p0;
     }
   }
+  DROPNET_UNROLL
   for (int j = 0; j < N; ++j) {
     w[0][j] = c0[j];
     w[1][j] = c1[j];
@@ -184,6 +190,7 @@ inline void stream_chains(StreamKey512& k, uint64_t b0, __m512i h[4][2 * G]) {
   const __m512i even = _mm512_add_epi64(_mm512_set1_epi64(static_cast<uint32_t>(b0)),
                                         _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14));
   __m512i c0[2 * G];
+  DROPNET_UNROLL
   for (int j = 0; j < 2 * G; ++j) c0[j] = _mm512_add_epi64(even, _mm512_set1_epi64(16 * (j / 2) + (j % 2)));
   rounds8<2 * G>(k, c0, h);
 }
@@ -216,6 +223,7 @@ inline void stream_words64(StreamKey512& k, uint64_t b0, __m512i out[4]) {
   if (!in_one_hi_word(b0, 16)) return stream_words64_general(k.ks, k.stream, b0, out);
   __m512i h[4][2], c[4];
   stream_chains<1>(k, b0, h);
+  DROPNET_UNROLL
   for (int w = 0; w < 4; ++w) c[w] = _mm512_mask_blend_epi32(0xAAAA, h[w][0], _mm512_slli_epi64(h[w][1], 32));
   transpose_words16(c[0], c[1], c[2], c[3], out);
 }
@@ -232,8 +240,10 @@ inline void keep_bits_groups(StreamKey512& k, uint64_t b0, uint32_t threshold, u
   __m512i h[4][2 * G];
   stream_chains<G>(k, b0, h);
   const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
+  DROPNET_UNROLL
   for (int g = 0; g < G; ++g) {
     uint64_t b = 0;
+    DROPNET_UNROLL
     for (int w = 0; w < 4; ++w) {
       // Even 32-bit lanes only: bit 2i = block 2i (even chain) and, shifted by one, block 2i+1.
       const uint32_t me = _mm512_mask_cmplt_epu32_mask(0x5555, h[w][2 * g], t);
