@@ -195,16 +195,5 @@ inline uint32_t keep_bits32(const KeySchedule256& ks, uint64_t stream, uint64_t 
   return bits;
 }
 
-// Same through the fast path.
-inline uint32_t keep_bits32(StreamKey256& k, uint64_t b0, uint32_t threshold) {
-  __m256i w[4];
-  stream_words32(k, b0, w);
-  const __m256i t = _mm256_set1_epi32(static_cast<int>(threshold));
-  uint32_t bits = 0;
-  for (int q = 0; q < 4; ++q)
-    bits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(cmplt_epu32(w[q], t)))) << (8 * q);
-  return bits;
-}
-
 }  // namespace philox
 }  // namespace dropnet

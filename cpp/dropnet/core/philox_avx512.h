@@ -4,7 +4,7 @@
 //
 // Fast path (StreamKey512): the 16 blocks are kept as two halves, even blocks and odd blocks, each
 // block in the low 32 bits of a 64-bit lane. _mm512_mul_epu32 then gives the whole 64-bit product
-// of a round in one instruction (lo in the low half, hi after one shift), and the round never
+// of a round in one instruction (lo in the low half, hi after one shuffle), and the round never
 // re-packs hi/lo into 32-bit lanes: the high halves of c1/c3 carry garbage that only ever reaches
 // the high halves of c0/c2, which the next multiply ignores. Counter words 1..3 are the same for
 // the 16 blocks (unless the low block word wraps inside the group, which takes the general path),
@@ -215,17 +215,6 @@ inline uint64_t keep_bits64(const KeySchedule512& ks, uint64_t stream, uint64_t 
          static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[1], t)) << 16 |
          static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[2], t)) << 32 |
          static_cast<uint64_t>(_mm512_cmplt_epu32_mask(w[3], t)) << 48;
-}
-
-// Words of blocks b0 .. b0+15 of k's stream in element order: out[q] holds the words of
-// elements 4*b0 + 16*q .. 4*b0 + 16*q + 15. Any b0.
-inline void stream_words64(StreamKey512& k, uint64_t b0, __m512i out[4]) {
-  if (!in_one_hi_word(b0, 16)) return stream_words64_general(k.ks, k.stream, b0, out);
-  __m512i h[4][2], c[4];
-  stream_chains<1>(k, b0, h);
-  DROPNET_UNROLL
-  for (int w = 0; w < 4; ++w) c[w] = _mm512_mask_blend_epi32(0xAAAA, h[w][0], _mm512_slli_epi64(h[w][1], 32));
-  transpose_words16(c[0], c[1], c[2], c[3], out);
 }
 
 // Keep-bits of G groups of 64 consecutive elements from element 4*b0 (bits[g]: elements
