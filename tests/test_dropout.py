@@ -189,6 +189,10 @@ def test_every_isa_path_and_thread_count_give_the_same_bits(level, threads_resto
             assert np.array_equal(bits_a, bits_ref(keep_alpha))
             assert np.array_equal(ya[~keep_alpha], np.full((~keep_alpha).sum(), dropped, np.float32))
             assert np.array_equal(ya[keep_alpha], alpha_kept_ref(x[keep_alpha], a, b))
+            small = x[:200]
+            mc = ops.mc_dropout(small, 0.4, seed=11, stream0=2**35, samples=400)  # samples over threads
+            for s in (0, 1, 250, 399):
+                assert same_bits(mc[s], dropout_ref(small, 0.4, 11, 2**35 + s)[0]), (level, threads, s)
             xs = x[:300_000].reshape(50, 60, 100)
             ys = ops.spatial_dropout(xs, 0.3, seed=2, stream=3)
             assert same_bits(ys, spatial_ref(xs, 0.3, 2, 3))
@@ -322,6 +326,9 @@ def test_mc_dropout_uses_one_stream_per_sample():
     assert ops.mc_dropout(x, 0.3, seed=5, stream0=2**64 - 3, samples=3, out=out) is out
     assert same_bits(out, samples)
     assert np.array_equal(ops.mc_dropout(x, 0.0, seed=5, stream0=0, samples=2), np.stack([x, x]))
+    big = randn(70_001, 12)  # one sample at a time over all threads
+    mc = ops.mc_dropout(big, 0.3, seed=5, stream0=9, samples=2)
+    assert same_bits(mc[1], dropout_ref(big, 0.3, 5, 10)[0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -323,9 +323,10 @@ void register_dropout(py::module_& m) {
         const float scale = scale_of(p);
         {
           py::gil_scoped_release release;
-          for (int64_t k = 0; k < samples; ++k) {
-            if (p == 0.0) copy_floats(xp, yp + k * n, n);
-            else cpu::dropout_forward(xp, yp + k * n, n, threshold, scale, s, st0 + static_cast<uint64_t>(k), nullptr);
+          if (p == 0.0) {
+            for (int64_t k = 0; k < samples; ++k) copy_floats(xp, yp + k * n, n);
+          } else {
+            cpu::mc_dropout_forward(xp, yp, n, samples, threshold, scale, s, st0);
           }
         }
         return y;

@@ -43,14 +43,22 @@ void dropout_pass_scalar(const DropoutPass& p, int64_t begin, int64_t end) {
   }
 }
 
-void dropout_pass(const DropoutPass& p, int64_t n) {
-  if (n <= 0) return;
-  auto body = dropout_pass_scalar;
+namespace {
+using PassBody = void (*)(const DropoutPass&, int64_t, int64_t);
+
+PassBody active_body() {
   switch (active_isa()) {
-    case Isa::avx512: body = dropout_pass_avx512; break;
-    case Isa::avx2: body = dropout_pass_avx2; break;
+    case Isa::avx512: return dropout_pass_avx512;
+    case Isa::avx2: return dropout_pass_avx2;
     case Isa::scalar: break;
   }
+  return dropout_pass_scalar;
+}
+}  // namespace
+
+void dropout_pass(const DropoutPass& p, int64_t n) {
+  if (n <= 0) return;
+  const PassBody body = active_body();
   // Pieces are whole mask words: thread t owns words [wb, we) and elements [64 wb, 64 we).
   const int64_t n_words = (n + 63) / 64;
   parallel_ranges(n_words, kGrainWords, [&](int64_t wb, int64_t we) {
@@ -97,6 +105,25 @@ void dropout_backward_bits(const float* dy, const uint64_t* mask_bits, float* dx
 void dropout_backward_regen(const float* dy, float* dx, int64_t n, uint32_t threshold, float scale,
                             uint64_t seed, uint64_t stream) {
   dropout_pass(scale_pass(dy, dx, n, threshold, scale, seed, stream), n);
+}
+
+void mc_dropout_forward(const float* x, float* y, int64_t n, int64_t samples, uint32_t threshold, float scale,
+                        uint64_t seed, uint64_t stream0) {
+  if (n <= 0 || samples <= 0) return;
+  if (n >= 64 * kGrainWords) {  // big enough to split one sample over the threads
+    for (int64_t k = 0; k < samples; ++k)
+      dropout_forward(x, y + k * n, n, threshold, scale, seed, stream0 + static_cast<uint64_t>(k), nullptr);
+    return;
+  }
+  const PassBody body = active_body();
+  const int64_t samples_per_piece = std::max<int64_t>(1, 64 * kGrainWords / n);
+  parallel_ranges(samples, samples_per_piece, [&](int64_t kb, int64_t ke) {
+    DenormalsFlushed ftz;
+    for (int64_t k = kb; k < ke; ++k) {
+      DropoutPass p = scale_pass(x, y + k * n, n, threshold, scale, seed, stream0 + static_cast<uint64_t>(k));
+      body(p, 0, n);
+    }
+  });
 }
 
 void dropout_mask_bits(int64_t n, uint32_t threshold, uint64_t seed, uint64_t stream, uint64_t* mask_bits) {

@@ -29,6 +29,11 @@ void dropout_forward_scalar(const float* x, float* y, int64_t n, uint32_t thresh
 // Keep bits only: mask_bits gets ceil(n / 64) words.
 void dropout_mask_bits(int64_t n, uint32_t threshold, uint64_t seed, uint64_t stream, uint64_t* mask_bits);
 
+// Monte Carlo dropout: y is samples x n; row k = dropout of x with stream stream0 + k.
+// Small inputs run one sample per thread, large ones one sample at a time over all threads.
+void mc_dropout_forward(const float* x, float* y, int64_t n, int64_t samples, uint32_t threshold, float scale,
+                        uint64_t seed, uint64_t stream0);
+
 // AlphaDropout (Klambauer et al. 2017, for SELU nets): dropped units take alpha' =
 // -scale_selu * alpha_selu, then y = a * (kept ? x : alpha') + b with a, b below, so a standard
 // normal input keeps mean 0 and variance 1. Kept: y = fma(a, x, b) (one rounding); dropped:
