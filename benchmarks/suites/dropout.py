@@ -5,6 +5,12 @@ at 1 MB (cache-resident) and 64 MB float32, all sides interleaved in one run.
 dropnet sides: forward with ``out=`` (with and without the 1-bit mask) and backward from the mask
 bits or regenerating the mask from (seed, stream). The torch dropout allocates its output (that
 is how it is called in a network); copy_ and dropnet write into existing buffers.
+
+What bounds what: at 64 MB the passes are memory-bound (forward and regenerating backward move the
+same bytes as the copy; outputs >= 48 MB use non-temporal stores). At 1 MB the data sits in L2
+and forward / regenerating backward are bound by Philox arithmetic: one 32-bit word per element,
+i.e. 36 vpmuludq + ~70 other vector ops per 64 elements on AVX-512, about 3.3 G elements/s per
+core on the reference machine, while an L2 copy runs at ~10 G elements/s per core.
 """
 from __future__ import annotations
 
