@@ -163,19 +163,30 @@ inline void rounds4(const StreamKey256& k, const __m256i c0_in[N], __m256i w[4][
   }
 }
 
-// Words of blocks b0 .. b0+7 of k's stream in element order (as stream_words32). Any b0.
-inline void stream_words32(StreamKey256& k, uint64_t b0, __m256i out[4]) {
-  if (static_cast<uint32_t>(b0) > 0xFFFFFFFFu - 7u) return stream_words32_general(k.ks, k.stream, b0, out);
+// Words of blocks b0 .. b0 + 8H - 1 of k's stream in element order: out[4h + q] holds elements
+// 4*b0 + 32h + 8q .. + 7 (as stream_words32, H times). The 2H chains (even and odd blocks of each
+// 8) run in lockstep so the multiply latencies overlap. Any b0.
+template <int H>
+inline void stream_words32(StreamKey256& k, uint64_t b0, __m256i out[4 * H]) {
+  if (static_cast<uint32_t>(b0) > 0xFFFFFFFFu - (8u * H - 1u)) {
+    for (int h = 0; h < H; ++h) stream_words32_general(k.ks, k.stream, b0 + 8 * h, out + 4 * h);
+    return;
+  }
   const uint32_t hi = static_cast<uint32_t>(b0 >> 32);
   if (hi != k.block_hi) k.rebase(hi);
-  const __m256i lo = _mm256_set1_epi64x(static_cast<uint32_t>(b0));
-  const __m256i c0[2] = {_mm256_add_epi64(lo, _mm256_setr_epi64x(0, 2, 4, 6)),
-                         _mm256_add_epi64(lo, _mm256_setr_epi64x(1, 3, 5, 7))};
-  __m256i h[4][2], c[4];
-  rounds4<2>(k, c0, h);  // even blocks, odd blocks
+  const __m256i even = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<uint32_t>(b0)), _mm256_setr_epi64x(0, 2, 4, 6));
+  __m256i c0[2 * H];
   DROPNET_UNROLL
-  for (int w = 0; w < 4; ++w) c[w] = _mm256_blend_epi32(h[w][0], _mm256_slli_epi64(h[w][1], 32), 0xAA);
-  transpose_words8(c[0], c[1], c[2], c[3], out);
+  for (int j = 0; j < 2 * H; ++j) c0[j] = _mm256_add_epi64(even, _mm256_set1_epi64x(8 * (j / 2) + (j % 2)));
+  __m256i w[4][2 * H];
+  rounds4<2 * H>(k, c0, w);
+  DROPNET_UNROLL
+  for (int h = 0; h < H; ++h) {
+    __m256i c[4];
+    DROPNET_UNROLL
+    for (int q = 0; q < 4; ++q) c[q] = _mm256_blend_epi32(w[q][2 * h], _mm256_slli_epi64(w[q][2 * h + 1], 32), 0xAA);
+    transpose_words8(c[0], c[1], c[2], c[3], out + 4 * h);
+  }
 }
 
 // Unsigned a < b for 32-bit lanes (AVX2 only compares signed): flip the sign bits first.

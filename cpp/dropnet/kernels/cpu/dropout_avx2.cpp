@@ -1,5 +1,5 @@
 // AVX2 body of the dropout pass: 64 elements (one mask word) per step, as two halves of 32
-// (8 Philox blocks each). Keeps are compared in element order after the stream transpose, so the
+// (8 Philox blocks each) whose Philox chains run in lockstep. Keeps are compared in element order after the stream transpose, so the
 // compare result is directly the blend mask of each 8-float vector.
 #include <cstdint>
 
@@ -31,6 +31,8 @@ void run(const DropoutPass& p, int64_t begin, int64_t end) {
   int64_t g = begin;
   for (; g + 64 <= end; g += 64) {
     uint64_t bits = 0;
+    __m256i words[8];
+    if (!kBitsIn) philox::stream_words32<2>(key, static_cast<uint64_t>(g) >> 2, words);
     for (int h = 0; h < 2; ++h) {
       const int64_t e0 = g + 32 * h;
       __m256i keep[4];
@@ -38,8 +40,7 @@ void run(const DropoutPass& p, int64_t begin, int64_t end) {
         const uint32_t b32 = static_cast<uint32_t>(p.bits_in[g >> 6] >> (32 * h));
         for (int q = 0; q < 4; ++q) keep[q] = expand_bits8(b32 >> (8 * q));
       } else {
-        __m256i w[4];
-        philox::stream_words32(key, static_cast<uint64_t>(e0) >> 2, w);
+        const __m256i* w = words + 4 * h;
         for (int q = 0; q < 4; ++q) {
           keep[q] = _mm256_cmpgt_epi32(biased_threshold, _mm256_xor_si256(w[q], sign));
           if (p.bits_out)
