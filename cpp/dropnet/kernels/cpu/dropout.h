@@ -82,8 +82,7 @@ void dropout_pass_scalar(const DropoutPass& p, int64_t begin, int64_t end);
 void dropout_pass_avx2(const DropoutPass& p, int64_t begin, int64_t end);
 void dropout_pass_avx512(const DropoutPass& p, int64_t begin, int64_t end);
 
-// Outputs at least this large (bytes) get non-temporal stores when y does not alias x and more
-// than one thread runs the pass.
+// Outputs at least this large (bytes) get non-temporal stores when y does not alias x.
 constexpr int64_t kDropoutStreamStoreBytes = int64_t{48} << 20;
 
 }  // namespace cpu
