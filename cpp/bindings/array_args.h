@@ -63,13 +63,19 @@ inline void require_same_shape(const py::array& a, const char* a_name, const py:
 }
 
 // Seeds and streams are u64; Python ints outside [0, 2^64) are a ValueError, not a wrap-around.
+// Uses the C API directly: this runs on every small op, so no Python-level arithmetic here.
 inline uint64_t require_u64(const py::handle& obj, const char* name) {
-  if (!py::isinstance<py::int_>(obj) || py::isinstance<py::bool_>(obj))
+  if (!PyLong_Check(obj.ptr()) || PyBool_Check(obj.ptr()))
     throw TypeError(str_concat(name, ": expected an int in [0, 2**64), got ", py::str(py::type::of(obj)).cast<std::string>()));
-  py::int_ v = py::reinterpret_borrow<py::int_>(obj);
-  if (v < py::int_(0) || v >= py::int_(py::module_::import("builtins").attr("pow")(2, 64)))
-    throw ValueError(str_concat(name, ": expected an int in [0, 2**64), got ", py::str(obj).cast<std::string>()));
-  return v.cast<uint64_t>();
+  int overflow = 0;
+  const long long as_signed = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
+  if (overflow == 0 && as_signed >= 0) return static_cast<uint64_t>(as_signed);
+  if (overflow > 0) {
+    const unsigned long long v = PyLong_AsUnsignedLongLong(obj.ptr());
+    if (!(v == static_cast<unsigned long long>(-1) && PyErr_Occurred())) return v;
+    PyErr_Clear();
+  }
+  throw ValueError(str_concat(name, ": expected an int in [0, 2**64), got ", py::str(obj).cast<std::string>()));
 }
 
 }  // namespace bindings
