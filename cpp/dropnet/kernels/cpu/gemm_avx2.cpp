@@ -1,0 +1,88 @@
+// AVX2 + FMA GEMM kernel set: 6 x 16 register tile (12 ymm accumulators, 2 B loads and 6
+// broadcasts per k), portable packers, and the scalar epilogue on each finished strip.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "dropnet/kernels/cpu/gemm_kernels.h"
+
+namespace dropnet {
+namespace cpu {
+namespace gemm_detail {
+
+namespace {
+
+constexpr int kMr = 6;
+constexpr int kNv = 2;  // vectors of 8 columns per tile row
+constexpr int kNr = 8 * kNv;
+
+// Lane j enabled iff j < n (maskload / maskstore take the sign bit of each 32-bit lane).
+inline __m256i lane_mask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+template <int M, int NV>
+void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int n) {
+  __m256 acc[M][NV];
+  for (int i = 0; i < M; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k, a += kMr, b += kNr) {
+    __m256 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
+    for (int i = 0; i < M; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const __m256i all = _mm256_set1_epi32(-1), last = lane_mask(n - 8 * (NV - 1));
+  for (int i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    for (int v = 0; v < NV; ++v) {
+      const __m256i mk = v == NV - 1 ? last : all;
+      __m256 r = _mm256_mul_ps(va, acc[i][v]);
+      if (beta != 0.f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + 8 * v, mk), r);
+      _mm256_maskstore_ps(c + 8 * v, mk, r);
+    }
+  }
+}
+
+template <int M, int NV>
+void micro_cols(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int n) {
+  if constexpr (NV > 1) {
+    if (n <= 8 * (NV - 1)) return micro_cols<M, NV - 1>(kc, a, b, C, ldc, alpha, beta, n);
+  }
+  micro_tile<M, NV>(kc, a, b, C, ldc, alpha, beta, n);
+}
+
+template <int M>
+void micro_rows(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int m,
+                int n) {
+  if constexpr (M > 1) {
+    if (m < M) return micro_rows<M - 1>(kc, a, b, C, ldc, alpha, beta, m, n);
+  }
+  micro_cols<M, kNv>(kc, a, b, C, ldc, alpha, beta, n);
+}
+
+void micro_avx2(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int m,
+                int n) {
+  micro_rows<kMr>(kc, a, b, C, ldc, alpha, beta, m, n);
+}
+
+void pack_a_avx2(bool t, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* d) {
+  pack_a_generic(kMr, t, A, lda, i0, mc, p0, kc, d);
+}
+void pack_b_avx2(bool t, const float* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* d) {
+  pack_b_generic(kNr, t, B, ldb, p0, kc, j0, nc, d);
+}
+
+}  // namespace
+
+const GemmKernelSet& kernels_avx2() {
+  static const GemmKernelSet set{"avx2", kMr, kNr, pack_a_avx2, pack_b_avx2, micro_avx2, epilogue_block_scalar};
+  return set;
+}
+
+}  // namespace gemm_detail
+}  // namespace cpu
+}  // namespace dropnet
