@@ -186,9 +186,14 @@ namespace {
 
 // Cache blocking for a Zen 4-class core (32 KB L1D, 1 MB L2): KC x mr A micro-panel in L1,
 // KC x NC B block in L2 (KC * NC * 4 = 512 KB), MC x KC A block in L2/L3.
-constexpr int64_t kKcMax = 256;
-constexpr int64_t kNcMax = 512;
-constexpr int64_t kMcMax = 960;
+#ifndef DROPNET_GEMM_KC  // overridable only to measure other blockings
+#define DROPNET_GEMM_KC 256
+#define DROPNET_GEMM_NC 512
+#define DROPNET_GEMM_MC 960
+#endif
+constexpr int64_t kKcMax = DROPNET_GEMM_KC;
+constexpr int64_t kNcMax = DROPNET_GEMM_NC;
+constexpr int64_t kMcMax = DROPNET_GEMM_MC;
 // Below this many flops one thread finishes before a team would have woken up.
 constexpr double kMinFlopsPerThread = 1.5e6;
 
@@ -201,6 +206,7 @@ int64_t k_block(int64_t K) {
 
 // Near-equal blocks of [0, n) that are multiples of `unit`, at most `cap` long.
 int64_t balanced_block(int64_t n, int64_t cap, int64_t unit) {
+  cap = std::max(unit, cap / unit * unit);  // pack buffers hold whole panels
   const int64_t n_blocks = (n + cap - 1) / cap;
   const int64_t b = (n + n_blocks - 1) / n_blocks;
   return std::min(cap, (b + unit - 1) / unit * unit);

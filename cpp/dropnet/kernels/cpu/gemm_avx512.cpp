@@ -17,8 +17,12 @@ namespace gemm_detail {
 
 namespace {
 
-constexpr int kMr = 12;
-constexpr int kNv = 2;  // vectors of 16 columns per tile row
+#ifndef DROPNET_GEMM_AVX512_MR  // overridable only to measure other tiles (cpp/bench/bench_gemm.cpp)
+#define DROPNET_GEMM_AVX512_MR 12
+#define DROPNET_GEMM_AVX512_NV 2
+#endif
+constexpr int kMr = DROPNET_GEMM_AVX512_MR;
+constexpr int kNv = DROPNET_GEMM_AVX512_NV;  // vectors of 16 columns per tile row
 constexpr int kNr = 16 * kNv;
 
 inline __mmask16 low_mask16(int n) { return n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1); }
@@ -227,21 +231,22 @@ inline __m512 activate_ps(Activation act, __m512 z, __m512 slope) {
 
 // ------------------------------------------------------------------ epilogue
 
-// Row by row in chunks of 32 columns: one Philox call (64 words from a 4-aligned element) covers
-// a chunk at any offset; the chunk's keep bits go to the mask in one atomic update per word.
+// Row by row in chunks that one Philox call covers: 64 words from the 4-aligned element at or
+// before the chunk's first, so a chunk is 64 - (e0 % 4) elements (all 64 once rows are aligned).
+// The chunk's keep bits go to the mask in one atomic update per word.
 void epilogue_avx512(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t col0, int64_t cols, int64_t N,
                      float* C, int64_t ldc) {
   const philox::KeySchedule512 ks(ep.dropout ? ep.seed : 0);
   const __m512 slope = _mm512_set1_ps(ep.leaky_slope), scale = _mm512_set1_ps(ep.scale);
   for (int64_t i = row0; i < row0 + rows; ++i) {
     float* c = C + i * ldc;
-    for (int64_t j = col0; j < col0 + cols; j += 32) {
-      const int n = static_cast<int>(std::min<int64_t>(32, col0 + cols - j));
+    for (int64_t j = col0, n = 0; j < col0 + cols; j += n) {
       const uint64_t e0 = static_cast<uint64_t>(i * N + j);
+      n = std::min<int64_t>(64 - static_cast<int64_t>(e0 & 3), col0 + cols - j);
       uint64_t keep = 0;
       if (ep.dropout) keep = philox::keep_bits64(ks, ep.stream, e0 >> 2, ep.threshold) >> (e0 & 3);
       for (int h = 0; h * 16 < n; ++h) {
-        const __mmask16 mk = low_mask16(n - 16 * h);
+        const __mmask16 mk = low_mask16(static_cast<int>(n) - 16 * h);
         __m512 z = _mm512_maskz_loadu_ps(mk, c + j + 16 * h);
         if (ep.bias) z = _mm512_add_ps(z, _mm512_maskz_loadu_ps(mk, ep.bias + j + 16 * h));
         if (ep.pre_activation) _mm512_mask_storeu_ps(ep.pre_activation + e0 + 16 * h, mk, z);
@@ -249,7 +254,7 @@ void epilogue_avx512(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t
         if (ep.dropout) y = _mm512_maskz_mul_ps(static_cast<__mmask16>(keep >> (16 * h)), y, scale);
         _mm512_mask_storeu_ps(c + j + 16 * h, mk, y);
       }
-      if (ep.dropout && ep.mask_bits) mask_write_bits(ep.mask_bits, e0, keep, n);
+      if (ep.dropout && ep.mask_bits) mask_write_bits(ep.mask_bits, e0, keep, static_cast<int>(n));
     }
   }
 }
