@@ -125,8 +125,9 @@ namespace {
 constexpr int kScalarMr = 4, kScalarNr = 16;
 
 // One accumulator per C element, k in order: mr x nr tile, compiled for baseline x86-64.
-void micro_scalar(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int m,
+void micro_scalar(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                   int n) {
+  const float alpha = alpha_beta[0], beta = alpha_beta[1];
   float acc[kScalarMr][kScalarNr] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const float* ak = a + k * kScalarMr;
@@ -255,7 +256,7 @@ void gemm_rect(const GemmKernelSet& ks, const GemmArgs& g, int64_t m0, int64_t m
     const int64_t mc = std::min(mc_max, m1 - ic);
     for (int64_t pc = 0; pc < g.K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, g.K - pc);
-      const float beta = pc == 0 ? g.beta : 1.f;
+      const float alpha_beta[2] = {g.alpha, pc == 0 ? g.beta : 1.f};
       const bool last_k = pc + kc == g.K;
       ks.pack_a(g.trans_a, g.A, g.lda, ic, mc, pc, kc, packed_a);
       for (int64_t jc = n0; jc < n1; jc += nc_max) {
@@ -267,7 +268,7 @@ void gemm_rect(const GemmKernelSet& ks, const GemmArgs& g, int64_t m0, int64_t m
           float* c_row = g.C + (ic + ir) * g.ldc + jc;
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
-            ks.micro(kc, a, packed_b + jr * kc, c_row + jr, g.ldc, g.alpha, beta, m, n);
+            ks.micro(kc, a, packed_b + jr * kc, c_row + jr, g.ldc, alpha_beta, m, n);
           }
           if (last_k && g.ep) ks.epilogue(*g.ep, ic + ir, m, jc, nc, g.N, g.C, g.ldc);
         }

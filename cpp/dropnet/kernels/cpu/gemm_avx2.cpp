@@ -22,22 +22,31 @@ inline __m256i lane_mask(int n) {
 }
 
 template <int M, int NV>
-void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int n) {
+void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int n) {
   __m256 acc[M][NV];
+  #pragma GCC unroll 16
   for (int i = 0; i < M; ++i)
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k, a += kMr, b += kNr) {
     __m256 bv[NV];
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
+    #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
       const __m256 ai = _mm256_broadcast_ss(a + i);
+      #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
     }
   }
-  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  // alpha and beta arrive through memory so that no register is held for them across the k loop.
+  const float beta = alpha_beta[1];
+  const __m256 va = _mm256_set1_ps(alpha_beta[0]), vb = _mm256_set1_ps(beta);
   const __m256i all = _mm256_set1_epi32(-1), last = lane_mask(n - 8 * (NV - 1));
+  #pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
     float* c = C + i * ldc;
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
       const __m256i mk = v == NV - 1 ? last : all;
       __m256 r = _mm256_mul_ps(va, acc[i][v]);
@@ -48,25 +57,25 @@ void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ld
 }
 
 template <int M, int NV>
-void micro_cols(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int n) {
+void micro_cols(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int n) {
   if constexpr (NV > 1) {
-    if (n <= 8 * (NV - 1)) return micro_cols<M, NV - 1>(kc, a, b, C, ldc, alpha, beta, n);
+    if (n <= 8 * (NV - 1)) return micro_cols<M, NV - 1>(kc, a, b, C, ldc, alpha_beta, n);
   }
-  micro_tile<M, NV>(kc, a, b, C, ldc, alpha, beta, n);
+  micro_tile<M, NV>(kc, a, b, C, ldc, alpha_beta, n);
 }
 
 template <int M>
-void micro_rows(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int m,
+void micro_rows(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                 int n) {
   if constexpr (M > 1) {
-    if (m < M) return micro_rows<M - 1>(kc, a, b, C, ldc, alpha, beta, m, n);
+    if (m < M) return micro_rows<M - 1>(kc, a, b, C, ldc, alpha_beta, m, n);
   }
-  micro_cols<M, kNv>(kc, a, b, C, ldc, alpha, beta, n);
+  micro_cols<M, kNv>(kc, a, b, C, ldc, alpha_beta, n);
 }
 
-void micro_avx2(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int m,
+void micro_avx2(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                 int n) {
-  micro_rows<kMr>(kc, a, b, C, ldc, alpha, beta, m, n);
+  micro_rows<kMr>(kc, a, b, C, ldc, alpha_beta, m, n);
 }
 
 void pack_a_avx2(bool t, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* d) {

@@ -31,22 +31,31 @@ inline __mmask16 low_mask16(int n) { return n >= 16 ? __mmask16(0xFFFF) : static
 
 // C[M x n] = alpha * A panel . B panel + beta * C; NV vectors cover n (16 * (NV - 1) < n <= 16 * NV).
 template <int M, int NV>
-void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int n) {
+void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int n) {
   __m512 acc[M][NV];
+  #pragma GCC unroll 16
   for (int i = 0; i < M; ++i)
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; ++k, a += kMr, b += kNr) {
     __m512 bv[NV];
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+    #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
+      #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
   }
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  // alpha and beta arrive through memory so that no register is held for them across the k loop.
+  const float beta = alpha_beta[1];
+  const __m512 va = _mm512_set1_ps(alpha_beta[0]), vb = _mm512_set1_ps(beta);
   const __mmask16 last = low_mask16(n - 16 * (NV - 1));
+  #pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
     float* c = C + i * ldc;
+    #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
       const __mmask16 mk = v == NV - 1 ? last : __mmask16(0xFFFF);
       __m512 r = _mm512_mul_ps(va, acc[i][v]);
@@ -57,25 +66,25 @@ void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ld
 }
 
 template <int M, int NV>
-void micro_cols(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int n) {
+void micro_cols(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int n) {
   if constexpr (NV > 1) {
-    if (n <= 16 * (NV - 1)) return micro_cols<M, NV - 1>(kc, a, b, C, ldc, alpha, beta, n);
+    if (n <= 16 * (NV - 1)) return micro_cols<M, NV - 1>(kc, a, b, C, ldc, alpha_beta, n);
   }
-  micro_tile<M, NV>(kc, a, b, C, ldc, alpha, beta, n);
+  micro_tile<M, NV>(kc, a, b, C, ldc, alpha_beta, n);
 }
 
 template <int M>
-void micro_rows(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int m,
+void micro_rows(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                 int n) {
   if constexpr (M > 1) {
-    if (m < M) return micro_rows<M - 1>(kc, a, b, C, ldc, alpha, beta, m, n);
+    if (m < M) return micro_rows<M - 1>(kc, a, b, C, ldc, alpha_beta, m, n);
   }
-  micro_cols<M, kNv>(kc, a, b, C, ldc, alpha, beta, n);
+  micro_cols<M, kNv>(kc, a, b, C, ldc, alpha_beta, n);
 }
 
-void micro_avx512(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int m,
+void micro_avx512(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                   int n) {
-  micro_rows<kMr>(kc, a, b, C, ldc, alpha, beta, m, n);
+  micro_rows<kMr>(kc, a, b, C, ldc, alpha_beta, m, n);
 }
 
 // ------------------------------------------------------------------ packers

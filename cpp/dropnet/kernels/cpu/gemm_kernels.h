@@ -25,10 +25,11 @@ struct GemmKernelSet {
   // Pack op(B) k [p0, p0 + kc) x columns [j0, j0 + nc). op(B)(k, j) = trans_b ? B[j*ldb + k] : B[k*ldb + j].
   void (*pack_b)(bool trans_b, const float* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
                  float* dst);
-  // C[m x n] = alpha * (packed A panel . packed B panel) + beta * C, m <= mr, n <= nr, k in order
+  // C[m x n] = alpha * (packed A panel . packed B panel) + beta * C with {alpha, beta} = alpha_beta[0..1],
+  // m <= mr, n <= nr, k in order
   // 0..kc-1 with one accumulator per C element (so the result of an element never depends on the
   // tile it sits in). beta == 0: C is not read (NaN in C does not leak).
-  void (*micro)(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, float alpha, float beta, int m,
+  void (*micro)(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                 int n);
   // The epilogue (gemm.h) on C rows [row0, row0 + rows) x columns [col0, col0 + cols) of a logical
   // width-N output. Mask words are written with atomic bit operations on this block's bits only,
