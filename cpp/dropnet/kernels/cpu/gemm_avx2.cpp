@@ -1,10 +1,13 @@
 // AVX2 + FMA GEMM kernel set: 6 x 16 register tile (12 ymm accumulators, 2 B loads and 6
-// broadcasts per k), portable packers, and the scalar epilogue on each finished strip.
+// broadcasts per k; with alpha/beta and the loop pointers that is all 16 ymm registers), portable
+// packers, and the vectorised epilogue of gemm_vec_math.h with Philox keep_bits32.
 #include <immintrin.h>
 
 #include <algorithm>
 
+#include "dropnet/core/philox_avx2.h"
 #include "dropnet/kernels/cpu/gemm_kernels.h"
+#include "dropnet/kernels/cpu/gemm_vec_math.h"
 
 namespace dropnet {
 namespace cpu {
@@ -85,10 +88,50 @@ void pack_b_avx2(bool t, const float* B, int64_t ldb, int64_t p0, int64_t kc, in
   pack_b_generic(kNr, t, B, ldb, p0, kc, j0, nc, d);
 }
 
+struct Avx2 {
+  using F = __m256;
+  using Keys = philox::KeySchedule256;
+  static constexpr int kWidth = 8, kChunk = 32;
+  static F set1(float x) { return _mm256_set1_ps(x); }
+  static F zero() { return _mm256_setzero_ps(); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F fnmadd(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }
+  static F min(F a, F b) { return _mm256_min_ps(a, b); }
+  static F max(F a, F b) { return _mm256_max_ps(a, b); }
+  static F abs(F a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), a); }
+  static F round(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F pow2i(F n) {  // exponent field n + 127; n in [-126, 127] keeps it a normal number
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+  }
+  static F lt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static F le(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+  static F select(F m, F t, F f) { return _mm256_blendv_ps(f, t, m); }
+  static F or_sign(F x, F s) { return _mm256_or_ps(x, _mm256_and_ps(s, _mm256_set1_ps(-0.f))); }
+  static F load(const float* p, int n) { return _mm256_maskload_ps(p, lane_mask(n)); }
+  static void store(float* p, int n, F v) { _mm256_maskstore_ps(p, lane_mask(n), v); }
+  static F keep_scale(F v, uint64_t bits, F scale) {
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i kept = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits & 0xFF)), lane_bit), lane_bit);
+    return _mm256_and_ps(_mm256_mul_ps(v, scale), _mm256_castsi256_ps(kept));
+  }
+  static uint64_t keep_bits(const Keys& k, uint64_t stream, uint64_t block, uint32_t threshold) {
+    return philox::keep_bits32(k, stream, block, threshold);
+  }
+};
+
+void epilogue_avx2(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t col0, int64_t cols, int64_t N,
+                   float* C, int64_t ldc) {
+  epilogue_v<Avx2>(ep, row0, rows, col0, cols, N, C, ldc);
+}
+
 }  // namespace
 
 const GemmKernelSet& kernels_avx2() {
-  static const GemmKernelSet set{"avx2", kMr, kNr, pack_a_avx2, pack_b_avx2, micro_avx2, epilogue_block_scalar};
+  static const GemmKernelSet set{"avx2", kMr, kNr, pack_a_avx2, pack_b_avx2, micro_avx2, epilogue_avx2};
   return set;
 }
 

@@ -1,5 +1,6 @@
 // AVX-512 GEMM kernel set: 12 x 32 register tile, packers that transpose with 16 x 16 shuffles,
-// and a vectorised epilogue (bias, activation, pre-activation store, Philox dropout, mask bits).
+// and the vectorised epilogue of gemm_vec_math.h (bias, activation, pre-activation store, Philox
+// dropout with keep_bits64, mask bits).
 //
 // Micro-kernel: 24 zmm accumulators (12 rows x 2 vectors of 16 columns). Per k it loads the two
 // B vectors of the packed panel and broadcasts 12 values of A, for 24 FMAs: enough independent
@@ -10,6 +11,7 @@
 
 #include "dropnet/core/philox_avx512.h"
 #include "dropnet/kernels/cpu/gemm_kernels.h"
+#include "dropnet/kernels/cpu/gemm_vec_math.h"
 
 namespace dropnet {
 namespace cpu {
@@ -164,108 +166,43 @@ void pack_b_avx512(bool trans_b, const float* B, int64_t ldb, int64_t p0, int64_
   }
 }
 
-// ------------------------------------------------------------------ vector activations
-// Max relative error a few ulp (exp, sigmoid, tanh); GELU's erf is Abramowitz-Stegun 7.1.26
-// (absolute error <= 1.5e-7, the same formula PyTorch vectorises), evaluated through erfc so
-// that negative inputs do not cancel.
-
-inline __m512 exp_ps(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.f)), _mm512_set1_ps(88.f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.f));
-  return _mm512_scalef_ps(y, n);
-}
-
-inline __m512 sigmoid_ps(__m512 z) {
-  const __m512 one = _mm512_set1_ps(1.f);
-  return _mm512_div_ps(one, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), z))));
-}
-
-inline __m512 tanh_ps(__m512 x) {
-  const __m512 ax = _mm512_abs_ps(x);
-  // |x| < 0.625: odd polynomial (Cephes tanhf); otherwise 1 - 2 / (exp(2|x|) + 1) with x's sign.
-  const __m512 z = _mm512_mul_ps(x, x);
-  __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
-  const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
-  const __m512 one = _mm512_set1_ps(1.f);
-  const __m512 e = exp_ps(_mm512_add_ps(ax, ax));
-  const __m512 big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.f), _mm512_add_ps(e, one)));
-  const __m512 sign = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN)));
-  const __m512 big_signed = _mm512_or_ps(big, sign);
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), big_signed, small);
-}
-
-inline __m512 gelu_ps(__m512 z) {
-  const __m512 ax = _mm512_abs_ps(_mm512_mul_ps(z, _mm512_set1_ps(0.70710678118654752f)));
-  const __m512 one = _mm512_set1_ps(1.f);
-  const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), ax, one));
-  __m512 p = _mm512_set1_ps(1.061405429f);
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
-  const __m512 minus_x2 = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), ax), ax);
-  const __m512 q = _mm512_mul_ps(_mm512_mul_ps(p, t), exp_ps(minus_x2));  // erfc(|x|)
-  const __m512 half_q = _mm512_mul_ps(_mm512_set1_ps(0.5f), q);
-  // z >= 0: z * (1 - erfc/2); z < 0: z * erfc/2.
-  const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
-  return _mm512_mul_ps(z, _mm512_mask_blend_ps(neg, _mm512_sub_ps(one, half_q), half_q));
-}
-
-inline __m512 activate_ps(Activation act, __m512 z, __m512 slope) {
-  switch (act) {
-    case Activation::identity: return z;
-    case Activation::relu: return _mm512_max_ps(z, _mm512_setzero_ps());
-    case Activation::leaky_relu:
-      return _mm512_mask_mul_ps(z, _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LE_OQ), z, slope);
-    case Activation::tanh: return tanh_ps(z);
-    case Activation::sigmoid: return sigmoid_ps(z);
-    case Activation::gelu: return gelu_ps(z);
-  }
-  return z;
-}
-
 // ------------------------------------------------------------------ epilogue
 
-// Row by row in chunks that one Philox call covers: 64 words from the 4-aligned element at or
-// before the chunk's first, so a chunk is 64 - (e0 % 4) elements (all 64 once rows are aligned).
-// The chunk's keep bits go to the mask in one atomic update per word.
+struct Avx512 {
+  using F = __m512;
+  using Keys = philox::KeySchedule512;
+  static constexpr int kWidth = 16, kChunk = 64;
+  static F set1(float x) { return _mm512_set1_ps(x); }
+  static F zero() { return _mm512_setzero_ps(); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F fnmadd(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
+  static F min(F a, F b) { return _mm512_min_ps(a, b); }
+  static F max(F a, F b) { return _mm512_max_ps(a, b); }
+  static F abs(F a) { return _mm512_abs_ps(a); }
+  static F round(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F pow2i(F n) { return _mm512_scalef_ps(_mm512_set1_ps(1.f), n); }
+  static __mmask16 lt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static __mmask16 le(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
+  static F select(__mmask16 m, F t, F f) { return _mm512_mask_blend_ps(m, f, t); }
+  static F or_sign(F x, F s) {
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(x), _mm512_castps_si512(s),
+                                                         _mm512_set1_epi32(INT32_MIN), 0xF8));  // x | (s & sign)
+  }
+  static F load(const float* p, int n) { return _mm512_maskz_loadu_ps(low_mask16(n), p); }
+  static void store(float* p, int n, F v) { _mm512_mask_storeu_ps(p, low_mask16(n), v); }
+  static F keep_scale(F v, uint64_t bits, F scale) { return _mm512_maskz_mul_ps(static_cast<__mmask16>(bits), v, scale); }
+  static uint64_t keep_bits(const Keys& k, uint64_t stream, uint64_t block, uint32_t threshold) {
+    return philox::keep_bits64(k, stream, block, threshold);
+  }
+};
+
 void epilogue_avx512(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t col0, int64_t cols, int64_t N,
                      float* C, int64_t ldc) {
-  const philox::KeySchedule512 ks(ep.dropout ? ep.seed : 0);
-  const __m512 slope = _mm512_set1_ps(ep.leaky_slope), scale = _mm512_set1_ps(ep.scale);
-  for (int64_t i = row0; i < row0 + rows; ++i) {
-    float* c = C + i * ldc;
-    for (int64_t j = col0, n = 0; j < col0 + cols; j += n) {
-      const uint64_t e0 = static_cast<uint64_t>(i * N + j);
-      n = std::min<int64_t>(64 - static_cast<int64_t>(e0 & 3), col0 + cols - j);
-      uint64_t keep = 0;
-      if (ep.dropout) keep = philox::keep_bits64(ks, ep.stream, e0 >> 2, ep.threshold) >> (e0 & 3);
-      for (int h = 0; h * 16 < n; ++h) {
-        const __mmask16 mk = low_mask16(static_cast<int>(n) - 16 * h);
-        __m512 z = _mm512_maskz_loadu_ps(mk, c + j + 16 * h);
-        if (ep.bias) z = _mm512_add_ps(z, _mm512_maskz_loadu_ps(mk, ep.bias + j + 16 * h));
-        if (ep.pre_activation) _mm512_mask_storeu_ps(ep.pre_activation + e0 + 16 * h, mk, z);
-        __m512 y = activate_ps(ep.activation, z, slope);
-        if (ep.dropout) y = _mm512_maskz_mul_ps(static_cast<__mmask16>(keep >> (16 * h)), y, scale);
-        _mm512_mask_storeu_ps(c + j + 16 * h, mk, y);
-      }
-      if (ep.dropout && ep.mask_bits) mask_write_bits(ep.mask_bits, e0, keep, static_cast<int>(n));
-    }
-  }
+  epilogue_v<Avx512>(ep, row0, rows, col0, cols, N, C, ldc);
 }
 
 }  // namespace
