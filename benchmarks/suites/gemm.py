@@ -2,20 +2,24 @@
 
 Shapes: 2048³ and 1024³, and the products of LeNet-300-100 at batch 128 and 256
 (784 → 300 → 100 → 10): forward ``X · Wᵀ``, input gradient ``dY · W`` and weight gradient
-``dYᵀ · X``. Every side writes into a preallocated output (``out=``), so page faults of a fresh
+``dYᵀ · X``. Then the fused dense forward ``ops.linear`` (bias, ReLU, dropout) beside PyTorch's
+three ops. Every side writes into a preallocated output (``out=``), so page faults of a fresh
 result are not timed.
 
-Three thread pools live in this process (dropnet's OpenMP, PyTorch's own OpenMP, numpy's
-OpenBLAS), and on 2 cores an idle pool that still spins steals the other pools' cores
-(BENCHMARKS.md; OpenBLAS workers busy-wait ~0.1 s after each call). So each case is two
-interleaved comparisons: dropnet beside torch.mm with OpenBLAS held at one thread, then dropnet
-beside numpy with OpenBLAS at the case's thread count (set through its C API with ctypes). If the
-OpenBLAS library cannot be found, the numpy rows run with its default pool and say so.
+Three thread pools would share 2 cores (dropnet's and PyTorch's OpenMP, numpy's OpenBLAS), and
+OpenBLAS workers busy-wait ~0.1 s after each call, stealing the cores of whatever runs next
+(BENCHMARKS.md). So the numpy comparison runs in a child process started with
+``OPENBLAS_THREAD_TIMEOUT=4`` (its workers sleep at once) and ``OPENBLAS_NUM_THREADS`` equal to the
+case's thread count, timing dropnet beside numpy interleaved there; the torch comparison runs
+here, where OpenBLAS is never called with more than one thread.
 """
 from __future__ import annotations
 
 import ctypes
-import time
+import json
+import os
+import subprocess
+import sys
 from typing import Callable, Optional
 
 import numpy as np
@@ -55,6 +59,20 @@ def _cases(quick: bool):
             yield f"bwd dYᵀ·X {fan_out}×{fan_in} (K={batch})", (fan_out, fan_in, batch), True, False
 
 
+def _operands(rng, M, N, K, ta, tb):
+    a = rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32)
+    b = rng.standard_normal((N, K) if tb else (K, N), dtype=np.float32)
+    return a, b
+
+
+def _validate(case, a, b, ta, tb, out) -> None:
+    """Benchmarks validate before they time: dropnet against float64 numpy."""
+    ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out)
+    ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    err = np.abs(out - ref).max() / max(1.0, np.abs(ref).max())
+    assert err < 1e-5, f"{case}: dropnet differs from float64 numpy by {err}"
+
+
 def run(ctx) -> None:
     try:
         import torch
@@ -62,42 +80,89 @@ def run(ctx) -> None:
         torch = None
     np.ones((2, 2)) @ np.ones((2, 2))  # loads OpenBLAS so its symbols can be found
     blas_threads = _openblas_set_threads()
-    numpy_note = "" if blas_threads is not None else "OpenBLAS pool not controllable: numpy may fight the others"
+    if blas_threads is not None:
+        blas_threads(1)  # the float64 references below must not wake an OpenBLAS pool
+    rng = np.random.default_rng(0)
+    if torch is not None:
+        for case, (M, N, K), ta, tb in _cases(ctx.quick):
+            a, b = _operands(rng, M, N, K, ta, tb)
+            out = np.empty((M, N), np.float32)
+            _validate(case, a, b, ta, tb, out)
+            at, bt = torch.from_numpy(a), torch.from_numpy(b)
+            at = at.t() if ta else at
+            bt = bt.t() if tb else bt
+            ot = torch.empty((M, N), dtype=torch.float32)
+            sides = {"dropnet": lambda: ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out),
+                     "torch.mm": lambda: torch.mm(at, bt, out=ot)}
+            for t in ctx.threads:
+                ctx.compare(f"sgemm {case} M={M} N={N} K={K}", sides, threads=t, work=2.0 * M * N * K / 1e9,
+                            unit="GFLOP/s", peers=["torch.mm"])
+        run_linear(ctx, torch, rng)
+    for t in ctx.threads:
+        _numpy_in_child(ctx, t)
+
+
+def _numpy_in_child(ctx, threads: int) -> None:
+    """dropnet beside numpy (OpenBLAS with `threads` threads) in a child process; rows come back as JSON."""
+    from .. import harness
+
+    env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT="4", OPENBLAS_NUM_THREADS=str(threads))
+    cmd = [sys.executable, "-m", "benchmarks.suites.gemm", "--numpy-child", str(threads), str(ctx.repeats)]
+    if ctx.quick:
+        cmd.append("--quick")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(f"# gemm numpy comparison failed (threads={threads}):\n{proc.stderr}", flush=True)
+        return
+    for d in json.loads(proc.stdout.strip().splitlines()[-1]):
+        row = harness.Row(**d)
+        ctx.rows.append(row)
+        print(harness.format_row(row), flush=True)
+
+
+def _numpy_child_main(argv) -> int:
+    import dataclasses
+
+    from .. import harness
+
+    threads, repeats = int(argv[0]), int(argv[1])
+    ctx = harness.Context([threads], repeats=repeats, quick="--quick" in argv)
     rng = np.random.default_rng(0)
     for case, (M, N, K), ta, tb in _cases(ctx.quick):
-        a = rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32)
-        b = rng.standard_normal((N, K) if tb else (K, N), dtype=np.float32)
+        a, b = _operands(rng, M, N, K, ta, tb)
         out = np.empty((M, N), np.float32)
         np_out = np.empty((M, N), np.float32)
-        a_op = a.T if ta else a
-        b_op = b.T if tb else b
+        a_op, b_op = (a.T if ta else a), (b.T if tb else b)
+        sides = {"dropnet": lambda: ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out),
+                 "numpy": lambda: np.matmul(a_op, b_op, out=np_out)}
+        ctx.compare(f"sgemm {case} M={M} N={N} K={K}", sides, threads=threads, work=2.0 * M * N * K / 1e9,
+                    unit="GFLOP/s", peers=["numpy"], note="child process, OpenBLAS workers sleep at once")
+    sys.stdout.flush()
+    print(json.dumps([dataclasses.asdict(r) for r in ctx.rows]))
+    return 0
 
-        def validate() -> None:
-            ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out)
-            ref = a_op.astype(np.float64) @ b_op.astype(np.float64)
-            err = np.abs(out - ref).max() / max(1.0, np.abs(ref).max())
-            assert err < 1e-5, f"{case}: dropnet differs from float64 numpy by {err}"
 
-        ours = lambda: ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out)  # noqa: E731
-        name = f"sgemm {case} M={M} N={N} K={K}"
-        work = 2.0 * M * N * K / 1e9
-        if blas_threads is not None:
-            blas_threads(1)
-        validate()  # once per case: benchmarks validate before they time
-        for t in ctx.threads:
-            if torch is not None:
-                if blas_threads is not None:
-                    blas_threads(1)
-                ta_t, tb_t = torch.from_numpy(a), torch.from_numpy(b)
-                at = ta_t.t() if ta else ta_t
-                bt = tb_t.t() if tb else tb_t
-                ot = torch.empty((M, N), dtype=torch.float32)
-                ctx.compare(name, {"dropnet": ours, "torch.mm": lambda: torch.mm(at, bt, out=ot)}, threads=t,
-                            work=work, unit="GFLOP/s", peers=["torch.mm"])
-            if blas_threads is not None:
-                blas_threads(t)
-            ctx.compare(name, {"dropnet ": ours, "numpy": lambda: np.matmul(a_op, b_op, out=np_out)}, threads=t,
-                        work=work, unit="GFLOP/s", peers=["numpy"], note=numpy_note)
-            if blas_threads is not None:
-                blas_threads(1)
-                time.sleep(0.2)  # let OpenBLAS workers stop spinning before the next torch comparison
+def run_linear(ctx, torch, rng) -> None:
+    """The fused dense forward (bias + ReLU + dropout in the GEMM write-back) beside PyTorch's
+    ``dropout(relu(linear(x, w, b)))`` (three passes; torch allocates its results, ours writes out=)."""
+    batches = (128,) if ctx.quick else (128, 256)
+    for batch in batches:
+        for fan_in, fan_out in ((784, 300), (300, 100)):
+            x = rng.standard_normal((batch, fan_in), dtype=np.float32)
+            w = rng.standard_normal((fan_out, fan_in), dtype=np.float32)
+            b = rng.standard_normal(fan_out, dtype=np.float32)
+            out = np.empty((batch, fan_out), np.float32)
+            xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+            fn = torch.nn.functional
+            sides = {
+                "dropnet linear": lambda: ops.linear(x, w, b, activation="relu", dropout=0.5, seed=1, stream=2, out=out),
+                "torch": lambda: fn.dropout(fn.relu(fn.linear(xt, wt, bt)), 0.5, training=True),
+            }
+            for t in ctx.threads:
+                ctx.compare(f"linear+relu+dropout(0.5) {batch}×{fan_in}→{fan_out}", sides, threads=t,
+                            work=2.0 * batch * fan_in * fan_out / 1e9, unit="GFLOP/s", peers=["torch"],
+                            note="GFLOP/s counts the product only")
+
+
+if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--numpy-child":
+    raise SystemExit(_numpy_child_main(sys.argv[2:]))

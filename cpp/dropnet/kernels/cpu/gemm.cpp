@@ -309,6 +309,10 @@ void choose_grid(int threads, int64_t M, int64_t N, int64_t K, int mr, int nr, i
   if (best < 0) *tm = *tn = 1;
 }
 
+// Columns are split between threads in half register tiles: the micro-kernel runs a half-width
+// tile (one vector per row) at full speed, and halves balance e.g. 300 columns better than 32s.
+int64_t col_unit(const GemmKernelSet& ks) { return ks.nr % 2 == 0 ? ks.nr / 2 : ks.nr; }
+
 const GemmKernelSet& kernels_for(Isa isa) {
   switch (isa) {
     case Isa::avx512: return gemm_detail::kernels_avx512();
@@ -332,7 +336,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   if (threads > 1 && no_product) threads = static_cast<int>(std::min<int64_t>(threads, M));
   int tm = 1, tn = 1;
   if (threads > 1 && !no_product) {
-    choose_grid(threads, M, N, K, ks.mr, ks.nr, &tm, &tn);
+    choose_grid(threads, M, N, K, ks.mr, col_unit(ks), &tm, &tn);
     threads = tm * tn;
   }
   // Each thread's rectangle: row and column ranges split over whole register tiles.
@@ -344,12 +348,13 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
       if (b < e) scale_rows(ks, g, b, e);
       return;
     }
-    const int64_t row_tiles = (M + ks.mr - 1) / ks.mr, col_tiles = (N + ks.nr - 1) / ks.nr;
+    const int64_t cu = col_unit(ks);
+    const int64_t row_tiles = (M + ks.mr - 1) / ks.mr, col_units = (N + cu - 1) / cu;
     int64_t rb, re, cb, ce;
     split_range(row_tiles, tm, t / tn, &rb, &re);
-    split_range(col_tiles, tn, t % tn, &cb, &ce);
+    split_range(col_units, tn, t % tn, &cb, &ce);
     const int64_t m0 = rb * ks.mr, m1 = std::min(M, re * ks.mr);
-    const int64_t n0 = cb * ks.nr, n1 = std::min(N, ce * ks.nr);
+    const int64_t n0 = cb * cu, n1 = std::min(N, ce * cu);
     if (m0 < m1 && n0 < n1) gemm_rect(ks, g, m0, m1, n0, n1);
   };
   if (threads <= 1) {
