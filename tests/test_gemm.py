@@ -94,14 +94,16 @@ def test_empty_inner_dimension_scales_out(isa):
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
 def test_one_and_two_threads_identical_bits(isa, threads, ta, tb):
+    # Shapes that make 2 threads split N, split M, and (with 4 threads) a 2 x 2 grid.
     rng = np.random.default_rng(4)
     for M, N, K in [(131, 301, 785), (300, 784, 128), (1030, 17, 260)]:
         a, b, _ = _operands(rng, M, N, K, ta, tb)
         dropnet.set_num_threads(1)
         one = ops.matmul(a, b, trans_a=ta, trans_b=tb)
-        dropnet.set_num_threads(2)
-        two = ops.matmul(a, b, trans_a=ta, trans_b=tb)
-        np.testing.assert_array_equal(one.view(np.uint32), two.view(np.uint32))
+        for n in (2, 3, 4):
+            dropnet.set_num_threads(n)
+            many = ops.matmul(a, b, trans_a=ta, trans_b=tb)
+            np.testing.assert_array_equal(one.view(np.uint32), many.view(np.uint32), err_msg=f"{n} threads")
 
 
 # ------------------------------------------------------------------ linear / epilogue

@@ -102,7 +102,7 @@ TEST_CASE("beta == 0 ignores NaN in C; K == 0 scales C by beta") {
   }
 }
 
-TEST_CASE("1 and 2 threads give identical bits") {
+TEST_CASE("1, 2, 3 and 4 threads give identical bits") {
   IsaGuard guard;
   for (int level = 0; level <= static_cast<int>(max_supported_isa()); ++level) {
     set_isa(static_cast<Isa>(level));
@@ -111,11 +111,14 @@ TEST_CASE("1 and 2 threads give identical bits") {
       std::vector<float> one(131 * 301), two(131 * 301);
       set_num_threads(1);
       cpu::sgemm(p.ta, p.tb, p.M, p.N, p.K, 1.f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.f, one.data(), p.N);
-      set_num_threads(2);
-      cpu::sgemm(p.ta, p.tb, p.M, p.N, p.K, 1.f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.f, two.data(), p.N);
-      CAPTURE(level);
-      CAPTURE(t);
-      CHECK(one == two);
+      for (int threads : {2, 3, 4}) {
+        set_num_threads(threads);
+        cpu::sgemm(p.ta, p.tb, p.M, p.N, p.K, 1.f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.f, two.data(), p.N);
+        CAPTURE(level);
+        CAPTURE(t);
+        CAPTURE(threads);
+        CHECK(one == two);
+      }
     }
   }
 }

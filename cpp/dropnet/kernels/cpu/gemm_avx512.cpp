@@ -35,6 +35,11 @@ inline __mmask16 low_mask16(int n) { return n >= 16 ? __mmask16(0xFFFF) : static
 template <int M, int NV>
 void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int n) {
   __m512 acc[M][NV];
+  // C is read (beta != 0) or written at the end, after kc * M * NV FMAs: start its lines now.
+  #pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+    #pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + 16 * v), _MM_HINT_T0);
   #pragma GCC unroll 16
   for (int i = 0; i < M; ++i)
     #pragma GCC unroll 16
