@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dropnet
 from dropnet import ops
@@ -60,6 +62,17 @@ def test_matmul_matches_float64_numpy(isa, ta, tb):
         got = ops.matmul(a, b, trans_a=ta, trans_b=tb)
         assert got.shape == (M, N) and got.dtype == np.float32
         np.testing.assert_allclose(got, ref, rtol=0, atol=_tol(K), err_msg=f"{isa} {M}x{N}x{K} ta={ta} tb={tb}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(M=st.integers(1, 70), N=st.integers(1, 70), K=st.integers(0, 70), ta=st.booleans(), tb=st.booleans(),
+       level=st.sampled_from(ISAS), seed=st.integers(0, 2**32 - 1))
+def test_matmul_random_shapes(M, N, K, ta, tb, level, seed):
+    rng = np.random.default_rng(seed)
+    a, b, ref = _operands(rng, M, N, K, ta, tb)
+    with dropnet.isa(level):
+        got = ops.matmul(a, b, trans_a=ta, trans_b=tb)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=_tol(K))
 
 
 @pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.25), (0.0, 3.0), (2.0, 0.0)])
@@ -200,6 +213,22 @@ def test_linear_dropout_threads_share_mask_words(isa, threads):
         _, mask = ops.linear(x, w, dropout=0.5, seed=3, stream=11, return_mask=True)
         bits = np.unpackbits(mask.view(np.uint8), bitorder="little")[: M * N].astype(bool)
         np.testing.assert_array_equal(bits, keep)
+
+
+def test_linear_gelu_and_dropout_match_torch(isa):
+    torch = pytest.importorskip("torch")  # torch is only a second reference here; numpy tests above
+    rng = np.random.default_rng(9)
+    x = _rand(rng, (33, 50)) * 4
+    w = _rand(rng, (70, 50))
+    b = _rand(rng, (70,))
+    fn = torch.nn.functional
+    want = fn.gelu(fn.linear(torch.from_numpy(x).double(), torch.from_numpy(w).double(), torch.from_numpy(b).double()))
+    got = ops.linear(x, w, b, activation="gelu")
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=_tol(50) * 4)
+    # Same dropout mask applied by hand: kept values scaled by 1/(1-p) as torch's dropout does.
+    y, mask = ops.linear(x, w, b, activation="gelu", dropout=0.25, seed=5, stream=1, return_mask=True)
+    keep = np.unpackbits(mask.view(np.uint8), bitorder="little")[: 33 * 70].reshape(33, 70).astype(bool)
+    np.testing.assert_allclose(y, np.where(keep, want.numpy() / 0.75, 0.0), rtol=1e-5, atol=_tol(50) * 6)
 
 
 def test_linear_without_dropout_mask_is_all_kept():
