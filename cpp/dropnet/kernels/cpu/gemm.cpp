@@ -186,7 +186,8 @@ void sgemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
 namespace {
 
 // Cache blocking for a Zen 4-class core (32 KB L1D, 1 MB L2): KC x mr A micro-panel in L1,
-// KC x NC B block in L2 (KC * NC * 4 = 512 KB), MC x KC A block in L2/L3.
+// KC x NC B block in L2 (KC * NC * 4 = 512 KB), MC x KC A block in L2/L3. Measured against
+// KC/NC = 384/384, 256/768, 512/256, 192/1024 and MC = 240: all within 3 %, this one never worse.
 #ifndef DROPNET_GEMM_KC  // overridable only to measure other blockings
 #define DROPNET_GEMM_KC 256
 #define DROPNET_GEMM_NC 512
