@@ -42,7 +42,7 @@ const GemmKernelSet& kernels_scalar();
 const GemmKernelSet& kernels_avx2();
 const GemmKernelSet& kernels_avx512();
 
-// Portable packers (any mr / nr up to 64), used by the scalar and AVX2 sets.
+// Portable packers (any mr / nr), used by the scalar set.
 void pack_a_generic(int mr, bool trans_a, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0,
                     int64_t kc, float* dst);
 void pack_b_generic(int nr, bool trans_b, const float* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
