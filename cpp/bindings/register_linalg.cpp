@@ -66,9 +66,11 @@ void register_linalg(py::module_& m) {
         auto b = require_matrix(b_obj, "b");
         const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
         const int64_t Kb = trans_b ? b.shape(1) : b.shape(0), N = trans_b ? b.shape(0) : b.shape(1);
-        DROPNET_CHECK(K == Kb, "matmul: inner dimensions differ: a", trans_a ? ".T" : "", " has shape (", M, ", ", K,
-                      ") from a of shape ", shape_str(a), ", b", trans_b ? ".T" : "", " has shape (", Kb, ", ", N,
-                      ") from b of shape ", shape_str(b));
+        DROPNET_CHECK(K == Kb, "matmul: inner dimensions differ: a has shape ", shape_str(a),
+                      trans_a ? " (a.T: (" + std::to_string(M) + ", " + std::to_string(K) + "))" : std::string(),
+                      ", b has shape ", shape_str(b),
+                      trans_b ? " (b.T: (" + std::to_string(Kb) + ", " + std::to_string(N) + "))" : std::string(),
+                      "; op(a) has ", K, " columns but op(b) has ", Kb, " rows");
         DROPNET_CHECK(beta == 0.f || !out.is_none(), "beta: a nonzero beta needs out= (C = alpha*a@b + beta*out)");
         Array c = output(out, M, N);
         require_disjoint(c, a, "a");

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["matmul", "linear", "ACTIVATIONS"]
+__all__ = ["matmul", "linear"]
 
 _ops = _core.ops
 
