@@ -340,7 +340,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
     choose_grid(threads, M, N, K, ks.mr, col_unit(ks), &tm, &tn);
     threads = tm * tn;
   }
-  // Each thread's rectangle: row and column ranges split over whole register tiles.
+  // Each thread's rectangle: rows split over whole register tiles, columns over col_unit.
   auto run = [&](int t) {
     DenormalsFlushed flushed;
     if (no_product) {
