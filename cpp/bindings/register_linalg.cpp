@@ -1,12 +1,151 @@
-// Bindings of the linalg kernels (dropnet._core.ops).
+// Bindings of the linalg kernels (dropnet._core.ops): matmul and the fused dense layer forward.
+// Arrays arrive as float32 C-contiguous numpy arrays (checked here); the Python wrappers in
+// dropnet/ops/_linalg.py parse names and defaults.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <string>
+
+#include "array_args.h"
+#include "dropnet/core/philox.h"
+#include "dropnet/kernels/cpu/gemm.h"
 
 namespace py = pybind11;
 
 namespace dropnet {
 namespace bindings {
 
-void register_linalg(py::module_& m) { (void)m; }
+namespace {
+
+using Array = py::array_t<float, py::array::c_style>;
+
+Array require_matrix(const py::handle& obj, const char* name) {
+  auto a = require_array<float>(obj, name);
+  DROPNET_CHECK(a.ndim() == 2, name, ": expected a 2-D array, got shape ", shape_str(a));
+  return a;
+}
+
+// `out` given: must be float32, C-contiguous, writeable, shape (rows, cols). Not given: a new array.
+Array output(const py::object& out, int64_t rows, int64_t cols) {
+  if (out.is_none()) return Array({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
+  auto o = require_writeable<float>(out, "out");
+  DROPNET_CHECK(o.ndim() == 2 && o.shape(0) == rows && o.shape(1) == cols, "out: expected shape (", rows, ", ",
+                cols, "), got ", shape_str(o));
+  return o;
+}
+
+cpu::Activation parse_activation(const std::string& name) {
+  if (name == "identity" || name == "linear" || name.empty()) return cpu::Activation::identity;
+  if (name == "relu") return cpu::Activation::relu;
+  if (name == "leaky_relu") return cpu::Activation::leaky_relu;
+  if (name == "tanh") return cpu::Activation::tanh;
+  if (name == "sigmoid") return cpu::Activation::sigmoid;
+  if (name == "gelu") return cpu::Activation::gelu;
+  throw ValueError(str_concat("activation: expected one of None, 'relu', 'leaky_relu', 'tanh', 'sigmoid', 'gelu', got '",
+                              name, "'"));
+}
+
+// The product is written while the inputs are still being read: `out` may not share memory with them.
+void require_disjoint(const Array& out, const Array& in, const char* in_name) {
+  const char* o0 = reinterpret_cast<const char*>(out.data());
+  const char* o1 = o0 + out.nbytes();
+  const char* i0 = reinterpret_cast<const char*>(in.data());
+  const char* i1 = i0 + in.nbytes();
+  DROPNET_CHECK(o1 <= i0 || i1 <= o0, "out: expected an array that does not share memory with ", in_name);
+}
+
+}  // namespace
+
+void register_linalg(py::module_& m) {
+  m.def(
+      "matmul",
+      [](const py::object& a_obj, const py::object& b_obj, bool trans_a, bool trans_b, float alpha, float beta,
+         const py::object& out) {
+        auto a = require_matrix(a_obj, "a");
+        auto b = require_matrix(b_obj, "b");
+        const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
+        const int64_t Kb = trans_b ? b.shape(1) : b.shape(0), N = trans_b ? b.shape(0) : b.shape(1);
+        DROPNET_CHECK(K == Kb, "matmul: inner dimensions differ: a has shape ", shape_str(a),
+                      trans_a ? " (a.T: (" + std::to_string(M) + ", " + std::to_string(K) + "))" : std::string(),
+                      ", b has shape ", shape_str(b),
+                      trans_b ? " (b.T: (" + std::to_string(Kb) + ", " + std::to_string(N) + "))" : std::string(),
+                      "; op(a) has ", K, " columns but op(b) has ", Kb, " rows");
+        DROPNET_CHECK(beta == 0.f || !out.is_none(), "beta: a nonzero beta needs out= (C = alpha*a@b + beta*out)");
+        Array c = output(out, M, N);
+        require_disjoint(c, a, "a");
+        require_disjoint(c, b, "b");
+        const float* ap = a.data();
+        const float* bp = b.data();
+        float* cp = c.mutable_data();
+        const int64_t lda = a.shape(1), ldb = b.shape(1);
+        {
+          py::gil_scoped_release release;  // raw buffers only from here on
+          cpu::sgemm(trans_a, trans_b, M, N, K, alpha, ap, lda, bp, ldb, beta, cp, N);
+        }
+        return c;
+      },
+      py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0f,
+      py::arg("beta") = 0.0f, py::arg("out") = py::none());
+
+  m.def(
+      "linear",
+      [](const py::object& x_obj, const py::object& w_obj, const py::object& b_obj, const std::string& activation,
+         float negative_slope, double p, const py::object& seed, const py::object& stream, bool return_mask,
+         const py::object& out) -> py::object {
+        auto x = require_matrix(x_obj, "x");
+        auto w = require_matrix(w_obj, "w");
+        const int64_t M = x.shape(0), K = x.shape(1), N = w.shape(0);
+        DROPNET_CHECK(w.shape(1) == K, "w: expected shape (out_features, ", K, ") to match x of shape ", shape_str(x),
+                      ", got ", shape_str(w));
+        cpu::GemmEpilogue ep;
+        Array bias;
+        if (!b_obj.is_none()) {
+          bias = require_array<float>(b_obj, "b");
+          DROPNET_CHECK(bias.ndim() == 1 && bias.shape(0) == N, "b: expected shape (", N, ",) to match w of shape ",
+                        shape_str(w), ", got ", shape_str(bias));
+          ep.bias = bias.data();
+        }
+        ep.activation = parse_activation(activation);
+        ep.leaky_slope = negative_slope;
+        DROPNET_CHECK(std::isfinite(p) && p >= 0.0 && p <= 1.0, "dropout: expected a probability in [0, 1], got ", p);
+        py::array_t<uint64_t> mask;
+        if (p > 0.0) {
+          DROPNET_CHECK(!seed.is_none() && !stream.is_none(), "dropout: p > 0 needs seed= and stream= (got seed=",
+                        py::str(seed).cast<std::string>(), ", stream=", py::str(stream).cast<std::string>(), ")");
+          ep.dropout = true;
+          ep.seed = require_u64(seed, "seed");
+          ep.stream = require_u64(stream, "stream");
+          ep.threshold = p >= 1.0 ? 0u : keep_threshold(p);
+          ep.scale = p >= 1.0 ? 0.f : static_cast<float>(1.0 / (1.0 - p));
+        }
+        if (return_mask) {
+          mask = py::array_t<uint64_t>((M * N + 63) / 64);
+          uint64_t* mp = mask.mutable_data();
+          // Bits past element M*N stay 0; without dropout every element is kept.
+          for (int64_t i = 0; i < mask.size(); ++i) mp[i] = ep.dropout ? 0 : ~uint64_t{0};
+          if (ep.dropout) ep.mask_bits = mp;
+          else if (M * N % 64) mp[mask.size() - 1] = (uint64_t{1} << (M * N % 64)) - 1;
+        }
+        Array y = output(out, M, N);
+        require_disjoint(y, x, "x");
+        require_disjoint(y, w, "w");
+        if (ep.bias) require_disjoint(y, bias, "b");
+        const float* xp = x.data();
+        const float* wp = w.data();
+        float* yp = y.mutable_data();
+        const bool fused = ep.bias || ep.activation != cpu::Activation::identity || ep.dropout;
+        {
+          py::gil_scoped_release release;  // raw buffers only from here on
+          cpu::sgemm(false, true, M, N, K, 1.f, xp, K, wp, K, 0.f, yp, N, fused ? &ep : nullptr);
+        }
+        if (return_mask) return py::make_tuple(y, mask);
+        return std::move(y);
+      },
+      py::arg("x"), py::arg("w"), py::arg("b") = py::none(), py::arg("activation") = "identity",
+      py::arg("negative_slope") = 0.01f, py::arg("dropout") = 0.0, py::arg("seed") = py::none(),
+      py::arg("stream") = py::none(), py::arg("return_mask") = false, py::arg("out") = py::none());
+}
 
 }  // namespace bindings
 }  // namespace dropnet

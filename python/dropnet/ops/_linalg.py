@@ -1,4 +1,60 @@
-"""linalg ops (filled by the linalg work)."""
+"""Dense linear algebra: matrix products and the fused dense-layer forward.
+
+Both run dropnet's packed, cache-blocked SGEMM (AVX-512 / AVX2 / scalar chosen at run time,
+threads over rows and columns of the output, bit-identical for any thread count).
+"""
 from __future__ import annotations
 
-__all__: list = []
+from typing import Optional, Tuple, Union
+
+import numpy as np
+
+from .. import _core
+
+__all__ = ["matmul", "linear"]
+
+_ops = _core.ops
+
+#: Activation names :func:`linear` accepts (``None`` is the identity).
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
+
+
+def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
+           beta: float = 0.0, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``alpha * op(a) @ op(b) + beta * out`` in float32, where ``op(x)`` is ``x.T`` if asked.
+
+    a: (M, K), or (K, M) with ``trans_a``; b: (K, N), or (N, K) with ``trans_b``.
+    Returns ``out`` (M, N), float32 C-contiguous (a new array if ``out`` is None). With
+    ``beta == 0`` the old contents of ``out`` are ignored (even NaN); a nonzero ``beta`` needs ``out``.
+    Inputs must be float32 and C-contiguous (TypeError / ValueError otherwise): pass ``x.T`` as
+    ``x`` with ``trans_*=True`` instead of a transposed view.
+    """
+    return _ops.matmul(a, b, bool(trans_a), bool(trans_b), float(alpha), float(beta), out)
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, activation: Optional[str] = None,
+           negative_slope: float = 0.01, dropout: float = 0.0, seed: Optional[int] = None,
+           stream: Optional[int] = None, return_mask: bool = False,
+           out: Optional[np.ndarray] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+    """Dense layer forward, fused into one GEMM pass: ``dropout(act(x @ w.T + b))``.
+
+    x: (M, in_features); w: (out_features, in_features) (PyTorch layout); b: (out_features,) or None.
+    activation: None, ``"relu"``, ``"leaky_relu"`` (slope ``negative_slope``), ``"tanh"``,
+    ``"sigmoid"`` or ``"gelu"`` (exact erf form, as ``torch.nn.functional.gelu``).
+    dropout: probability ``p`` of zeroing an element (inverted dropout: kept values are scaled
+    by ``1 / (1 - p)``). Element ``i = row * out_features + col`` is kept iff word ``i`` of the
+    Philox stream ``(seed, stream)`` is below ``min(floor((1 - p) * 2**32), 2**32 - 1)``, the
+    same mask :func:`dropnet.random.uniform_bits` gives, so the mask never depends on threads.
+    Returns y (M, out_features) float32, and with ``return_mask`` also the keep mask as uint64
+    words of shape (ceil(M * out_features / 64),): bit ``i % 64`` of word ``i // 64`` is element i.
+    """
+    if activation is not None and (not isinstance(activation, str) or activation not in ACTIVATIONS):
+        raise ValueError(f"activation: expected None or one of {ACTIVATIONS}, got {activation!r}")
+    p = float(dropout)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout!r}")
+    if p > 0.0 and (seed is None or stream is None):
+        raise ValueError(f"dropout: p={p} needs seed= and stream= (got seed={seed!r}, stream={stream!r}); "
+                         "take them from a dropnet.Generator: seed=g.seed, stream=g.next_stream()")
+    return _ops.linear(x, w, b, activation or "identity", float(negative_slope), p, seed, stream, bool(return_mask),
+                       out)

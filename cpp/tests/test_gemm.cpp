@@ -1,0 +1,169 @@
+// sgemm (every ISA level) against sgemm_naive at awkward shapes, all transpose cases, alpha/beta;
+// bit-identical results for 1 and 2 threads; the fused epilogue against apply_epilogue.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "dropnet/core/cpu_features.h"
+#include "dropnet/core/philox.h"
+#include "dropnet/core/threading.h"
+#include "dropnet/kernels/cpu/gemm.h"
+
+using namespace dropnet;
+
+namespace {
+
+struct Problem {
+  bool ta, tb;
+  int64_t M, N, K;
+  std::vector<float> A, B;
+  int64_t lda, ldb;
+};
+
+Problem make_problem(bool ta, bool tb, int64_t M, int64_t N, int64_t K, uint32_t seed) {
+  Problem p{ta, tb, M, N, K, {}, {}, 0, 0};
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  // Leading dimensions with padding, so strides differ from the logical widths.
+  p.lda = (ta ? M : K) + 3;
+  p.ldb = (tb ? K : N) + 5;
+  p.A.resize(static_cast<size_t>((ta ? K : M) * p.lda + 1));
+  p.B.resize(static_cast<size_t>((tb ? N : K) * p.ldb + 1));
+  for (float& x : p.A) x = u(rng);
+  for (float& x : p.B) x = u(rng);
+  return p;
+}
+
+struct IsaGuard {
+  Isa saved = active_isa();
+  int threads = get_num_threads();
+  ~IsaGuard() {
+    set_isa(saved);
+    set_num_threads(threads);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("sgemm equals sgemm_naive within rounding on every ISA level and transpose case") {
+  IsaGuard guard;
+  const int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 3},    {7, 1, 5},     {13, 17, 29}, {12, 32, 256},
+                               {25, 33, 257}, {129, 65, 300}, {100, 300, 784}, {3, 1000, 2}, {64, 10, 513}};
+  for (int level = 0; level <= static_cast<int>(max_supported_isa()); ++level) {
+    set_isa(static_cast<Isa>(level));
+    for (const auto& s : shapes)
+      for (int t = 0; t < 4; ++t) {
+        const Problem p = make_problem(t & 1, t & 2, s[0], s[1], s[2], static_cast<uint32_t>(s[0] * 7 + s[1]));
+        const int64_t ldc = p.N + 2;
+        std::vector<float> c0(static_cast<size_t>(p.M * ldc));
+        for (size_t i = 0; i < c0.size(); ++i) c0[i] = std::sin(static_cast<float>(i));
+        for (float beta : {0.f, 1.f, -0.5f}) {
+          std::vector<float> want = c0, got = c0;
+          cpu::sgemm_naive(p.ta, p.tb, p.M, p.N, p.K, 0.75f, p.A.data(), p.lda, p.B.data(), p.ldb, beta, want.data(), ldc);
+          cpu::sgemm(p.ta, p.tb, p.M, p.N, p.K, 0.75f, p.A.data(), p.lda, p.B.data(), p.ldb, beta, got.data(), ldc);
+          CAPTURE(level);
+          CAPTURE(s[0]);
+          CAPTURE(s[1]);
+          CAPTURE(s[2]);
+          CAPTURE(t);
+          CAPTURE(beta);
+          bool close = true;
+          for (int64_t i = 0; i < p.M; ++i)
+            for (int64_t j = 0; j < ldc; ++j) {
+              const size_t q = static_cast<size_t>(i * ldc + j);
+              if (j >= p.N) close = close && got[q] == c0[q];  // padding untouched
+              else close = close && std::fabs(got[q] - want[q]) <= 1e-5f * (1.f + static_cast<float>(p.K));
+            }
+          CHECK(close);
+        }
+      }
+  }
+}
+
+TEST_CASE("beta == 0 ignores NaN in C; K == 0 scales C by beta") {
+  IsaGuard guard;
+  for (int level = 0; level <= static_cast<int>(max_supported_isa()); ++level) {
+    set_isa(static_cast<Isa>(level));
+    const Problem p = make_problem(false, true, 5, 37, 11, 3);
+    std::vector<float> c(5 * 37, std::numeric_limits<float>::quiet_NaN());
+    cpu::sgemm(false, true, 5, 37, 11, 1.f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.f, c.data(), 37);
+    bool finite = true;
+    for (float x : c) finite = finite && std::isfinite(x);
+    CHECK(finite);
+    std::vector<float> d(5 * 37, 2.f);
+    cpu::sgemm(false, false, 5, 37, 0, 1.f, nullptr, 1, nullptr, 37, 0.5f, d.data(), 37);
+    bool scaled = true;
+    for (float x : d) scaled = scaled && x == 1.f;
+    CHECK(scaled);
+  }
+}
+
+TEST_CASE("1, 2, 3 and 4 threads give identical bits") {
+  IsaGuard guard;
+  for (int level = 0; level <= static_cast<int>(max_supported_isa()); ++level) {
+    set_isa(static_cast<Isa>(level));
+    for (int t = 0; t < 4; ++t) {
+      const Problem p = make_problem(t & 1, t & 2, 131, 301, 785, 9);
+      std::vector<float> one(131 * 301), two(131 * 301);
+      set_num_threads(1);
+      cpu::sgemm(p.ta, p.tb, p.M, p.N, p.K, 1.f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.f, one.data(), p.N);
+      for (int threads : {2, 3, 4}) {
+        set_num_threads(threads);
+        cpu::sgemm(p.ta, p.tb, p.M, p.N, p.K, 1.f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.f, two.data(), p.N);
+        CAPTURE(level);
+        CAPTURE(t);
+        CAPTURE(threads);
+        CHECK(one == two);
+      }
+    }
+  }
+}
+
+TEST_CASE("fused epilogue equals apply_epilogue after the product") {
+  IsaGuard guard;
+  const int64_t M = 37, N = 301, K = 70;
+  const Problem p = make_problem(false, true, M, N, K, 11);
+  std::vector<float> bias(N);
+  for (int64_t j = 0; j < N; ++j) bias[j] = 0.01f * static_cast<float>(j % 17) - 0.08f;
+  const cpu::Activation acts[] = {cpu::Activation::identity, cpu::Activation::relu,    cpu::Activation::leaky_relu,
+                                  cpu::Activation::tanh,     cpu::Activation::sigmoid, cpu::Activation::gelu};
+  for (int level = 0; level <= static_cast<int>(max_supported_isa()); ++level)
+    for (int threads : {1, 2})
+      for (cpu::Activation act : acts) {
+        set_isa(static_cast<Isa>(level));
+        set_num_threads(threads);
+        const size_t n_words = static_cast<size_t>((M * N + 63) / 64);
+        std::vector<uint64_t> want_mask(n_words, 0x5555555555555555ULL), got_mask = want_mask;
+        std::vector<float> want_pre(M * N), got_pre(M * N), want(M * N), got(M * N);
+        cpu::GemmEpilogue ep;
+        ep.bias = bias.data();
+        ep.activation = act;
+        ep.leaky_slope = 0.1f;
+        ep.dropout = true;
+        ep.threshold = keep_threshold(0.3);
+        ep.scale = 1.f / 0.7f;
+        ep.seed = 1234;
+        ep.stream = 5;
+        cpu::GemmEpilogue ep_want = ep;
+        ep_want.pre_activation = want_pre.data();
+        ep_want.mask_bits = want_mask.data();
+        ep.pre_activation = got_pre.data();
+        ep.mask_bits = got_mask.data();
+        cpu::sgemm(false, true, M, N, K, 1.f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.f, want.data(), N);
+        cpu::apply_epilogue(ep_want, 0, M, N, want.data(), N);
+        cpu::sgemm(false, true, M, N, K, 1.f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.f, got.data(), N, &ep);
+        CAPTURE(level);
+        CAPTURE(threads);
+        CAPTURE(static_cast<int>(act));
+        CHECK(got_mask == want_mask);
+        CHECK(got_pre == want_pre);
+        float worst = 0.f;
+        for (size_t i = 0; i < want.size(); ++i)
+          worst = std::max(worst, std::fabs(got[i] - want[i]) / (1.f + std::fabs(want[i])));
+        CHECK(worst <= 1e-6f);
+      }
+}
