@@ -49,6 +49,31 @@ def test_fit_learns_and_reports_history():
     assert res["accuracy"] == pytest.approx(hist.history["val_accuracy"][-1])
 
 
+def test_training_accuracy_is_the_running_batch_accuracy_with_dropout_on():
+    """history['accuracy'] is Keras' running accuracy of the training batches as trained (dropout
+    on), not a second pass. Reference: replay each step's dropout masks with
+    forward(training=True, stream_offset=rng_offset) just before the step and count argmax hits."""
+    x, y = blobs(n=200)
+    batch = 32
+    model = mlp(seed=3, dropout=0.5)
+    model.compile(optimizer=optim.SGD(lr=0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ref = mlp(seed=3, dropout=0.5)
+    ref.compile(optimizer=optim.SGD(lr=0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    net = ref.network
+    order = np.random.default_rng([11, 0]).permutation(len(x))  # fit's documented epoch order
+    correct = 0
+    for lo in range(0, len(x), batch):
+        idx = order[lo:lo + batch]
+        xb, yb = np.ascontiguousarray(x[idx]), np.ascontiguousarray(y[idx])
+        probs = net.forward(xb, training=True, stream_offset=net.rng_offset)
+        correct += int((probs.argmax(axis=1) == yb).sum())
+        net.train_step(xb, yb)
+    hist = model.fit(x, y, epochs=1, batch_size=batch, seed=11, verbose=0)
+    assert hist.history["accuracy"][0] == correct / len(x)
+    for a, b in zip(model.get_weights(), ref.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def _dense_softmax_model(seed, loss="sparse_categorical_crossentropy", reg=None, d=5, k=3):
     return Sequential([layers.Dense(k, activation="softmax", kernel_regularizer=reg)], input_shape=(d,), seed=seed)
 

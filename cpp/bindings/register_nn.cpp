@@ -337,6 +337,8 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
              }
              return out;
            })
+      .def_property_readonly("last_batch_correct", &nn::Network::last_batch_correct,
+                             "Correct argmax predictions in the last train_step's batch (dropout on); -1 without classes.")
       .def(
           "train_step",
           [](nn::Network& n, const py::object& x, const py::object& y) {

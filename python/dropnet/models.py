@@ -401,6 +401,7 @@ class Sequential:
                 bar.start()
                 order = np.random.default_rng([shuffle_seed, epoch]).permutation(n) if shuffle else None
                 loss_sum = 0.0
+                correct_sum = 0  # stays -1 once a batch has no classes to count (mse, not one-hot)
                 for step in range(steps):
                     lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
                     if order is None:
@@ -411,14 +412,18 @@ class Sequential:
                         yb = np.take(y, idx, axis=0, out=yb_buf[: hi - lo])
                     batch_loss = float(net.train_step(xb, yb))
                     loss_sum += batch_loss * (hi - lo)
+                    batch_correct = net.last_batch_correct
+                    correct_sum = -1 if batch_correct < 0 or correct_sum < 0 else correct_sum + batch_correct
                     if cbs.wants_batches:
                         cbs.on_batch_end(step, {"loss": batch_loss, "size": hi - lo})
                     bar.update(step + 1, loss_sum / hi)
                     if self.stop_training:
                         break
                 logs: Dict[str, float] = {"loss": loss_sum / max(hi, 1)}
-                if self.metrics:  # training-set metrics with dropout off, after the epoch
-                    logs.update({k: v for k, v in self._evaluate_prepared(x, y, 256).items() if k != "loss"})
+                if "accuracy" in self.metrics and correct_sum >= 0:
+                    # Keras semantics: the running accuracy of the training batches, dropout on,
+                    # counted natively from the logits each step computed (no extra pass).
+                    logs["accuracy"] = correct_sum / max(hi, 1)
                 if val is not None:
                     logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(val[0], val[1], 256).items()})
                 logs["lr"] = lr

@@ -197,6 +197,8 @@ double Network::train_step(const float* x, int64_t rows, const Targets& y) {
   compute_loss(out, rows, y, d_a_.data());
   double loss_sum = 0.0;  // in row order: the same bits for any thread count
   for (int64_t r = 0; r < rows; ++r) loss_sum += loss_rows_.data()[r];
+  // Training accuracy from the logits this step computed anyway (Keras' running batch accuracy).
+  const int64_t batch_correct = can_count_correct(y, rows) ? count_correct_rows(out, rows, y) : -1;
 
   if (first_param_layer_ >= 0) {
     float* d = d_a_.data();
@@ -212,6 +214,7 @@ double Network::train_step(const float* x, int64_t rows, const Targets& y) {
                                         penalty_blocks_.data());
   optimizer_.step(params_);
   rng_offset_ = stream;
+  last_batch_correct_ = batch_correct;
   return loss_sum / static_cast<double>(rows) + penalty;
 }
 
@@ -227,6 +230,25 @@ void Network::forward(const float* x, int64_t rows, bool training, std::optional
   if (training && !stream_offset) rng_offset_ = stream;
 }
 
+bool Network::can_count_correct(const Targets& y, int64_t rows) const {
+  if (loss_ != LossKind::mse) return true;
+  const int64_t n_out = n_outputs();
+  for (int64_t r = 0; r < rows; ++r)
+    if (!is_one_hot_row(y.dense + r * n_out, n_out)) return false;
+  return true;
+}
+
+int64_t Network::count_correct_rows(const float* out, int64_t rows, const Targets& y) const {
+  const int64_t n_out = n_outputs();
+  int64_t correct = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t pred = argmax_row(out + r * n_out, n_out);
+    const int64_t truth = y.labels ? y.labels[r] : argmax_row(y.dense + r * n_out, n_out);
+    correct += pred == truth;
+  }
+  return correct;
+}
+
 void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t batch_size, double* loss_sum,
                        int64_t* n_correct) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -235,11 +257,7 @@ void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t b
   check_batch(x, rows, y, "x", "y");
   DenormalsFlushed ftz;
   const int64_t n_out = n_outputs();
-  bool count_correct = loss_ != LossKind::mse;
-  if (!count_correct) {
-    count_correct = true;
-    for (int64_t r = 0; r < rows && count_correct; ++r) count_correct = is_one_hot_row(y.dense + r * n_out, n_out);
-  }
+  const bool count_correct = can_count_correct(y, rows);
   reserve(std::min(batch_size, rows));
   double total = 0.0;
   int64_t correct = 0;
@@ -250,13 +268,8 @@ void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t b
     if (y.dense) yb.dense = y.dense + b * n_out;
     const float* out = run_forward(x + b * n_inputs(), n, false, nullptr);
     compute_loss(out, n, yb, nullptr);
-    for (int64_t r = 0; r < n; ++r) {
-      total += loss_rows_.data()[r];
-      if (!count_correct) continue;
-      const int64_t pred = argmax_row(out + r * n_out, n_out);
-      const int64_t truth = yb.labels ? yb.labels[r] : argmax_row(yb.dense + r * n_out, n_out);
-      correct += pred == truth;
-    }
+    for (int64_t r = 0; r < n; ++r) total += loss_rows_.data()[r];
+    if (count_correct) correct += count_correct_rows(out, n, yb);
   }
   *loss_sum = total;
   *n_correct = correct;

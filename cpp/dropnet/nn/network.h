@@ -90,9 +90,14 @@ class Network {
 
   uint64_t seed() const { return seed_; }
   uint64_t rng_offset() const { return rng_offset_; }
+  // Correct argmax predictions of the last train_step's batch (with its dropout on); -1 when the
+  // targets have no class (mse on targets that are not one-hot).
+  int64_t last_batch_correct() const { return last_batch_correct_; }
   void set_rng_offset(uint64_t o);
 
  private:
+  bool can_count_correct(const Targets& y, int64_t rows) const;
+  int64_t count_correct_rows(const float* out, int64_t rows, const Targets& y) const;
   void check_batch(const float* x, int64_t rows, const Targets& y, const char* x_name, const char* y_name) const;
   void reserve(int64_t rows);
   const float* run_forward(const float* x, int64_t rows, bool training, uint64_t* next_stream);
@@ -103,6 +108,7 @@ class Network {
   LossKind loss_;
   uint64_t seed_;
   uint64_t rng_offset_ = 0;
+  int64_t last_batch_correct_ = -1;
   bool softmax_fused_ = false;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Param*> params_;
