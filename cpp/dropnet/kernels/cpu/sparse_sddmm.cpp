@@ -1,0 +1,66 @@
+#include "dropnet/kernels/cpu/sparse_sddmm.h"
+
+#include <algorithm>
+
+#include "dropnet/core/cpu_features.h"
+#include "dropnet/kernels/cpu/sparse_parallel.h"
+#include "dropnet/kernels/cpu/sparse_workspace.h"
+#include "dropnet/kernels/cpu/spmm.h"
+
+namespace dropnet {
+namespace cpu {
+
+void sddmm_rows_scalar(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const CsrView& S,
+                       int64_t n0, int64_t n1, float* dW, bool accumulate) {
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t p = S.indptr[n]; p < S.indptr[n + 1]; ++p) {
+      const int64_t k = S.indices[p];
+      float acc = 0.f;
+      for (int64_t m = 0; m < M; ++m) acc += dY[m * lddy + n] * X[m * ldx + k];
+      dW[p] = accumulate ? dW[p] + acc : acc;
+    }
+}
+
+void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const CsrView& S, float* dW,
+           bool accumulate) {
+  const int64_t N = S.rows, K = S.cols, nnz = S.nnz();
+  if (nnz == 0) return;
+  if (M <= 0) {  // an empty batch contributes nothing
+    if (!accumulate) std::fill(dW, dW + nnz, 0.f);
+    return;
+  }
+  const Isa isa = active_isa();
+  const int parts = sparse_parts(static_cast<double>(nnz) * M + double(M) * (N + K));
+  // Rows cost their stored entries plus one for the row's own loop.
+  auto row_bound = [&](int part, int n_parts) {
+    return csr_balanced_row_bound(S.indptr, N, 1, 1, n_parts, part);
+  };
+  if (isa == Isa::scalar) {
+    sparse_run_parts(parts, [&](int part, int n_parts) {
+      sddmm_rows_scalar(M, dY, lddy, X, ldx, S, row_bound(part, n_parts), row_bound(part + 1, n_parts), dW,
+                        accumulate);
+    });
+    return;
+  }
+  const bool wide = isa == Isa::avx512;
+  const int64_t pad = wide ? kSpmmPadAvx512 : kSpmmPadAvx2;
+  const int64_t Mpad = (M + pad - 1) / pad * pad;
+  float* dYt = sparse_workspace(static_cast<size_t>((N + K) * Mpad));
+  float* Xt = dYt + N * Mpad;
+  sparse_run_parts(parts, [&](int part, int n_parts) {
+    // One panel as wide as the padded batch: plain transposes. Threads split the 8-blocks of
+    // dY's and X's columns together.
+    const int64_t nb = (N + 7) / 8, kb = (K + 7) / 8;
+    int64_t b0, b1;
+    split_range(nb + kb, n_parts, part, &b0, &b1);
+    if (b0 < nb) spmm_pack_avx2(dY, lddy, M, Mpad, N, b0 * 8, std::min(std::min(b1, nb) * 8, N), Mpad, dYt);
+    if (b1 > nb) spmm_pack_avx2(X, ldx, M, Mpad, K, (std::max(b0, nb) - nb) * 8, std::min((b1 - nb) * 8, K), Mpad, Xt);
+    sparse_barrier(n_parts);
+    const int64_t n0 = row_bound(part, n_parts), n1 = row_bound(part + 1, n_parts);
+    if (wide) sddmm_rows_avx512(dYt, Xt, Mpad, S, n0, n1, dW, accumulate);
+    else sddmm_rows_avx2(dYt, Xt, Mpad, S, n0, n1, dW, accumulate);
+  });
+}
+
+}  // namespace cpu
+}  // namespace dropnet
