@@ -25,8 +25,11 @@ _ops = _core.ops
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only view of a read-only array: numpy then refuses to make the view writeable again."""
     a.flags.writeable = False
-    return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 class CSRMatrix:

@@ -80,8 +80,9 @@ void csr_to_dense(int64_t N, int64_t K, const int64_t* indptr, const int32_t* in
 const char* csr_check_pattern(int64_t N, int64_t K, const int64_t* indptr, const int32_t* indices, int64_t nnz) {
   if (indptr[0] != 0) return "indptr[0] must be 0";
   if (indptr[N] != nnz) return "indptr[-1] must equal the number of stored entries";
-  for (int64_t n = 0; n < N; ++n) {
+  for (int64_t n = 0; n < N; ++n)
     if (indptr[n + 1] < indptr[n]) return "indptr must be non-decreasing";
+  for (int64_t n = 0; n < N; ++n) {
     for (int64_t p = indptr[n]; p < indptr[n + 1]; ++p) {
       if (indices[p] < 0 || indices[p] >= K) return "indices must lie in [0, number of columns)";
       if (p > indptr[n] && indices[p] <= indices[p - 1]) return "indices must be strictly ascending within a row";
