@@ -72,10 +72,12 @@ void spmm_xt(int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const
     const int64_t n_panels = (Mpad + B - 1) / B;
     float* P = sparse_workspace(static_cast<size_t>(n_panels * K * B));
     sparse_run_parts(parts, [&](int part, int n_parts) {
-      // Pack: threads split K in blocks of 8 (whole 8×8 transposes).
+      // Pack: threads split K in blocks of 16 (whole transposes).
       int64_t kb0, kb1;
-      split_range((K + 7) / 8, n_parts, part, &kb0, &kb1);
-      spmm_pack_avx2(X, ldx, M, Mpad, K, std::min(kb0 * 8, K), std::min(kb1 * 8, K), B, P);
+      split_range((K + 15) / 16, n_parts, part, &kb0, &kb1);
+      const int64_t k0 = std::min(kb0 * 16, K), k1 = std::min(kb1 * 16, K);
+      if (wide) spmm_pack_avx512(X, ldx, M, Mpad, K, k0, k1, B, P);
+      else spmm_pack_avx2(X, ldx, M, Mpad, K, k0, k1, B, P);
       sparse_barrier(n_parts);
       const int64_t n0 = row_bound(part, n_parts), n1 = row_bound(part + 1, n_parts);
       if (wide) spmm_rows_avx512(S, P, M, Mpad, B, n0, n1, bias, relu, Y, ldy);

@@ -44,6 +44,9 @@ void spmm_pack_scalar(const float* X, int64_t ldx, int64_t M, int64_t Mpad, int6
                       int64_t B, float* P);
 void spmm_pack_avx2(const float* X, int64_t ldx, int64_t M, int64_t Mpad, int64_t K, int64_t k0, int64_t k1,
                     int64_t B, float* P);
+// AVX-512 pack (16×16 transposes); Mpad and B multiples of 16.
+void spmm_pack_avx512(const float* X, int64_t ldx, int64_t M, int64_t Mpad, int64_t K, int64_t k0, int64_t k1,
+                      int64_t B, float* P);
 
 // Output rows [n0, n1) (n0 a multiple of kSpmmRowGroup) from packed panels, all M batch rows.
 void spmm_rows_avx2(const CsrView& S, const float* P, int64_t M, int64_t Mpad, int64_t B, int64_t n0, int64_t n1,
