@@ -41,6 +41,22 @@ void spmm_pack_avx512(const float* X, int64_t ldx, int64_t M, int64_t Mpad, int6
 
 namespace {
 
+template <bool Indexed>
+inline float value(const CsrView& S, int64_t p) {
+  return Indexed ? S.values[S.value_index[p]] : S.values[p];
+}
+
+// acc += entries [p, end) of one row.
+template <int V, bool Indexed>
+inline void accumulate_row(const CsrView& S, const float* panel, int64_t p, int64_t end, __m512 acc[V]) {
+  constexpr int64_t W = 16 * V;
+  for (; p < end; ++p) {
+    const __m512 w = _mm512_set1_ps(value<Indexed>(S, p));
+    const float* x = panel + static_cast<int64_t>(S.indices[p]) * W;
+    for (int v = 0; v < V; ++v) acc[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + 16 * v), acc[v]);
+  }
+}
+
 // One panel (V vectors of 16 batch columns starting at batch row m0) for output rows [n0, n1).
 template <int V, bool Indexed>
 void panel_rows(const CsrView& S, const float* panel, int64_t m0, int64_t M, int64_t n0, int64_t n1,
@@ -50,18 +66,29 @@ void panel_rows(const CsrView& S, const float* panel, int64_t m0, int64_t M, int
   static_assert(kSpmmRowGroup == 16, "the writeback transposes 16 rows at once");
   for (int64_t n = n0; n < n1; n += kSpmmRowGroup) {
     const int64_t rows = std::min(kSpmmRowGroup, n1 - n);
-    for (int64_t r = 0; r < kSpmmRowGroup; ++r) {
-      __m512 acc[V];
-      for (int v = 0; v < V; ++v) acc[v] = _mm512_setzero_ps();
-      if (r < rows) {
-        const int64_t end = S.indptr[n + r + 1];
-        for (int64_t p = S.indptr[n + r]; p < end; ++p) {
-          const __m512 w = _mm512_set1_ps(Indexed ? S.values[S.value_index[p]] : S.values[p]);
-          const float* x = panel + static_cast<int64_t>(S.indices[p]) * W;
-          for (int v = 0; v < V; ++v) acc[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + 16 * v), acc[v]);
+    // Two rows at a time: 2·V independent FMA chains hide the FMA latency even when V is small.
+    // Each row still sums its own entries in ascending p, so pairing changes no bits.
+    for (int64_t r = 0; r < kSpmmRowGroup; r += 2) {
+      __m512 a[V], b[V];
+      for (int v = 0; v < V; ++v) a[v] = b[v] = _mm512_setzero_ps();
+      int64_t pa = 0, ea = 0, pb = 0, eb = 0;
+      if (r < rows) pa = S.indptr[n + r], ea = S.indptr[n + r + 1];
+      if (r + 1 < rows) pb = S.indptr[n + r + 1], eb = S.indptr[n + r + 2];
+      for (; pa < ea && pb < eb; ++pa, ++pb) {
+        const __m512 wa = _mm512_set1_ps(value<Indexed>(S, pa)), wb = _mm512_set1_ps(value<Indexed>(S, pb));
+        const float* xa = panel + static_cast<int64_t>(S.indices[pa]) * W;
+        const float* xb = panel + static_cast<int64_t>(S.indices[pb]) * W;
+        for (int v = 0; v < V; ++v) {
+          a[v] = _mm512_fmadd_ps(wa, _mm512_loadu_ps(xa + 16 * v), a[v]);
+          b[v] = _mm512_fmadd_ps(wb, _mm512_loadu_ps(xb + 16 * v), b[v]);
         }
       }
-      for (int v = 0; v < V; ++v) _mm512_store_ps(tile + r * W + 16 * v, acc[v]);
+      accumulate_row<V, Indexed>(S, panel, pa, ea, a);
+      accumulate_row<V, Indexed>(S, panel, pb, eb, b);
+      for (int v = 0; v < V; ++v) {
+        _mm512_store_ps(tile + r * W + 16 * v, a[v]);
+        _mm512_store_ps(tile + (r + 1) * W + 16 * v, b[v]);
+      }
     }
     // Writeback: each 16×16 block (16 rows n × 16 batch columns) transposed into 16 Y rows.
     const __mmask16 nmask = static_cast<__mmask16>((1u << rows) - 1u);
