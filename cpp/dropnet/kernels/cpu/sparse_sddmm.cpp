@@ -48,13 +48,14 @@ void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx
   float* dYt = sparse_workspace(static_cast<size_t>((N + K) * Mpad));
   float* Xt = dYt + N * Mpad;
   sparse_run_parts(parts, [&](int part, int n_parts) {
-    // One panel as wide as the padded batch: plain transposes. Threads split the 8-blocks of
+    // One panel as wide as the padded batch: plain transposes. Threads split the 16-blocks of
     // dY's and X's columns together.
-    const int64_t nb = (N + 7) / 8, kb = (K + 7) / 8;
+    const int64_t nb = (N + 15) / 16, kb = (K + 15) / 16;
     int64_t b0, b1;
     split_range(nb + kb, n_parts, part, &b0, &b1);
-    if (b0 < nb) spmm_pack_avx2(dY, lddy, M, Mpad, N, b0 * 8, std::min(std::min(b1, nb) * 8, N), Mpad, dYt);
-    if (b1 > nb) spmm_pack_avx2(X, ldx, M, Mpad, K, (std::max(b0, nb) - nb) * 8, std::min((b1 - nb) * 8, K), Mpad, Xt);
+    auto pack = wide ? spmm_pack_avx512 : spmm_pack_avx2;
+    if (b0 < nb) pack(dY, lddy, M, Mpad, N, b0 * 16, std::min(std::min(b1, nb) * 16, N), Mpad, dYt);
+    if (b1 > nb) pack(X, ldx, M, Mpad, K, (std::max(b0, nb) - nb) * 16, std::min((b1 - nb) * 16, K), Mpad, Xt);
     sparse_barrier(n_parts);
     const int64_t n0 = row_bound(part, n_parts), n1 = row_bound(part + 1, n_parts);
     if (wide) sddmm_rows_avx512(dYt, Xt, Mpad, S, n0, n1, dW, accumulate);

@@ -1,9 +1,10 @@
-// AVX2 bodies of spmm_xt: the 8×8-transpose pack (also used by the AVX-512 path) and the rows
-// kernel with 8-float batch vectors, panels of 32 batch columns.
+// AVX2 bodies of spmm_xt: the 8×8-transpose pack (also used by SDDMM) and
+// the rows kernel (spmm_rows_impl.h) with 8-float batch vectors, panels of 32 batch columns.
 #include <algorithm>
 
 #include "dropnet/kernels/cpu/sparse_transpose_avx2.h"
 #include "dropnet/kernels/cpu/spmm.h"
+#include "dropnet/kernels/cpu/spmm_rows_impl.h"
 
 namespace dropnet {
 namespace cpu {
@@ -38,28 +39,21 @@ inline __m256i lane_mask(int64_t n) {  // lanes [0, n) on, n in [0, 8]
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// One panel (V vectors of 8 batch columns starting at batch row m0) for output rows [n0, n1).
-template <int V, bool Indexed>
-void panel_rows(const CsrView& S, const float* panel, int64_t m0, int64_t M, int64_t n0, int64_t n1,
-                const float* bias, bool relu, float* Y, int64_t ldy) {
-  constexpr int64_t W = 8 * V;  // panel width
-  alignas(32) float tile[kSpmmRowGroup * W];
-  for (int64_t n = n0; n < n1; n += kSpmmRowGroup) {
-    const int64_t rows = std::min(kSpmmRowGroup, n1 - n);
-    for (int64_t r = 0; r < kSpmmRowGroup; ++r) {
-      __m256 acc[V];
-      for (int v = 0; v < V; ++v) acc[v] = _mm256_setzero_ps();
-      if (r < rows) {
-        const int64_t end = S.indptr[n + r + 1];
-        for (int64_t p = S.indptr[n + r]; p < end; ++p) {
-          const __m256 w = _mm256_set1_ps(Indexed ? S.values[S.value_index[p]] : S.values[p]);
-          const float* x = panel + static_cast<int64_t>(S.indices[p]) * W;
-          for (int v = 0; v < V; ++v) acc[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 8 * v), acc[v]);
-        }
-      }
-      for (int v = 0; v < V; ++v) _mm256_store_ps(tile + r * W + 8 * v, acc[v]);
-    }
-    // Writeback: 8×8 blocks of the tile (8 rows n × 8 batch columns) transposed into Y rows.
+struct Avx2Ops {
+  using Vec = __m256;
+  static constexpr int64_t kLanes = 8;
+  static Vec zero() { return _mm256_setzero_ps(); }
+  static Vec set1(float f) { return _mm256_set1_ps(f); }
+  static Vec loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static Vec load(const float* p) { return _mm256_load_ps(p); }
+  static void store(float* p, Vec v) { _mm256_store_ps(p, v); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+
+  // 8×8 blocks of the tile (8 rows n × 8 batch columns) transposed into Y rows.
+  template <int V>
+  static void write_tile(const float* tile, int64_t rows, int64_t n, int64_t m0, int64_t M, const float* bias,
+                         bool relu, float* Y, int64_t ldy) {
+    constexpr int64_t W = 8 * V;
     for (int64_t h = 0; h < rows; h += 8) {
       const int64_t h_rows = std::min<int64_t>(8, rows - h);
       const __m256i nmask = lane_mask(h_rows);
@@ -78,31 +72,14 @@ void panel_rows(const CsrView& S, const float* panel, int64_t m0, int64_t M, int
       }
     }
   }
-}
-
-template <bool Indexed>
-void rows_all_panels(const CsrView& S, const float* P, int64_t M, int64_t Mpad, int64_t B, int64_t n0, int64_t n1,
-                     const float* bias, bool relu, float* Y, int64_t ldy) {
-  const int64_t K = S.cols;
-  for (int64_t c = 0; c * B < Mpad; ++c) {
-    const float* panel = P + c * K * B;
-    const int64_t m0 = c * B;
-    switch (std::min(B, Mpad - m0) / 8) {
-      case 1: panel_rows<1, Indexed>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
-      case 2: panel_rows<2, Indexed>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
-      case 3: panel_rows<3, Indexed>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
-      default: panel_rows<4, Indexed>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
-    }
-  }
-}
+};
 
 }  // namespace
 
 void spmm_rows_avx2(const CsrView& S, const float* P, int64_t M, int64_t Mpad, int64_t B, int64_t n0, int64_t n1,
                     const float* bias, bool relu, float* Y, int64_t ldy) {
-  static_assert(kSpmmPanelAvx2 == 32, "panel_rows is instantiated for up to 4 vectors of 8");
-  if (S.value_index) rows_all_panels<true>(S, P, M, Mpad, B, n0, n1, bias, relu, Y, ldy);
-  else rows_all_panels<false>(S, P, M, Mpad, B, n0, n1, bias, relu, Y, ldy);
+  static_assert(kSpmmPanelAvx2 == 32, "rows_all_panels is instantiated for up to 4 vectors of 8");
+  spmm_rows_impl<Avx2Ops>(S, P, M, Mpad, B, n0, n1, bias, relu, Y, ldy);
 }
 
 }  // namespace cpu
