@@ -1,10 +1,5 @@
 // AVX-512 bodies of spmm_xt: the 16×16-transpose pack and the rows kernel (spmm_rows_impl.h)
 // with 16-float batch vectors, panels of 64 batch columns.
-//
-// Every stored entry costs one FMA and one 64-byte load of a panel row; nothing in an
-// unstructured pattern lets a load serve two FMAs. Blocking over K so a panel block stays in L1
-// (rows sweep a 16 KB block, parking partial sums) was measured slower than this plain loop at
-// 0-95 % sparsity on Zen 4, so the loop stays plain.
 #include <algorithm>
 
 #include "dropnet/kernels/cpu/sparse_transpose_avx512.h"
