@@ -350,3 +350,48 @@ def _overlap_case(s):
     out = buf[12:30].reshape(3, 6)
     sops.sparse_linear(x, s, out=out)  # disjoint: fine
     sops.sparse_linear(x, s, out=buf[6:24].reshape(3, 6))  # overlaps x: raises
+
+
+# ---------------------------------------------------------------- property and peer checks
+def test_random_shapes_property():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=40, deadline=None, derandomize=True)
+    @hypothesis.given(M=st.integers(0, 70), K=st.integers(0, 70), N=st.integers(0, 70),
+                      sparsity=st.sampled_from(SPARSITIES), isa=st.sampled_from(ISAS), seed=st.integers(0, 2**16))
+    def check(M, K, N, sparsity, isa, seed):
+        rng = np.random.default_rng(seed)
+        w = pruned(rng, N, K, sparsity)
+        s = sparse.from_dense(w)
+        x = rng.standard_normal((M, K)).astype(np.float32)
+        gy = rng.standard_normal((M, N)).astype(np.float32)
+        ref_y, ref_dx, ref_dw = reference(x, w, gy)
+        with dropnet.isa(isa):
+            y = sops.sparse_linear(x, s)
+            dx = sops.sparse_linear_backward_input(gy, s)
+            dw = sops.sparse_weight_grad(gy, x, s)
+        ax, aw, agy = np.abs(x).astype(np.float64), np.abs(w).astype(np.float64), np.abs(gy).astype(np.float64)
+        assert_close_to(y, ref_y, ax @ aw.T)
+        assert_close_to(dx, ref_dx, agy @ aw)
+        rows = stored_rows(s)
+        assert_close_to(dw, ref_dw[rows, s.indices], (agy.T @ ax)[rows, s.indices])
+
+    check()
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta:UserWarning")
+def test_agrees_with_torch_sparse():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    w = pruned(rng, 64, 80, 0.9)
+    s = sparse.from_dense(w)
+    x = rng.standard_normal((33, 80)).astype(np.float32)
+    gy = rng.standard_normal((33, 64)).astype(np.float32)
+    w_csr = torch.from_numpy(w).to_sparse_csr()
+    ty = torch.mm(w_csr, torch.from_numpy(x).t().contiguous()).t()
+    np.testing.assert_allclose(sops.sparse_linear(x, s), ty.numpy(), rtol=1e-5, atol=1e-5)
+    tdw = torch.sparse.sampled_addmm(w_csr, torch.from_numpy(gy).t(), torch.from_numpy(x), beta=0.0)
+    np.testing.assert_array_equal(tdw.crow_indices().numpy(), s.indptr)
+    np.testing.assert_array_equal(tdw.col_indices().numpy(), s.indices)
+    np.testing.assert_allclose(sops.sparse_weight_grad(gy, x, s), tdw.values().numpy(), rtol=1e-4, atol=1e-4)
