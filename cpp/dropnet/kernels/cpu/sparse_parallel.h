@@ -1,5 +1,5 @@
-// Thread team of the sparse kernels. One OpenMP region per call: each part packs its share of the
-// dense operands, meets the others at a barrier, then computes the output rows it owns.
+// Thread team of the sparse kernels. One OpenMP region per call: the threads pack the dense
+// operands piece by piece, meet at a barrier, then compute pieces of output rows.
 #pragma once
 #include <omp.h>
 
@@ -19,27 +19,35 @@ inline int sparse_parts(double work) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), want)));
 }
 
-// Runs fn(part, parts) on `parts` threads (inline when 1), denormals flushed in each. fn may use
-// `#pragma omp barrier` when parts > 1.
+// Runs fn() on a team of `parts` threads (inline when 1), denormals flushed in each. fn shares its
+// work out with sparse_for_each_piece.
 template <class Fn>
 void sparse_run_parts(int parts, Fn&& fn) {
   if (parts <= 1) {
     DenormalsFlushed ftz;
-    fn(0, 1);
+    fn();
     return;
   }
 #pragma omp parallel num_threads(parts)
   {
     DenormalsFlushed ftz;
-    fn(omp_get_thread_num(), omp_get_num_threads());
+    fn();
   }
 }
 
-// The barrier between packing and computing; a no-op on one thread.
-inline void sparse_barrier(int parts) {
-  if (parts > 1) {
-#pragma omp barrier
-  }
+// How many pieces a team of `parts` threads cuts a phase into: several per thread, so a thread
+// the OS preempts (shared machines) or one that drew heavier rows holds no one up; one alone.
+inline int64_t sparse_pieces(int parts, int64_t max_pieces) {
+  return parts <= 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(max_pieces, 8 * int64_t{parts}));
+}
+
+// body(i) for every piece i in [0, n), handed to the team's threads as they come free, then a
+// barrier. Which thread runs a piece never changes what the piece computes, so results stay
+// identical for any thread count. Outside a parallel region it is a plain loop.
+template <class Fn>
+void sparse_for_each_piece(int64_t n, Fn&& body) {
+#pragma omp for schedule(dynamic, 1)
+  for (int64_t i = 0; i < n; ++i) body(i);
 }
 
 }  // namespace cpu

@@ -31,14 +31,16 @@ void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx
   }
   const Isa isa = active_isa();
   const int parts = sparse_parts(static_cast<double>(nnz) * M + double(M) * (N + K));
-  // Rows cost their stored entries plus one for the row's own loop.
-  auto row_bound = [&](int part, int n_parts) {
-    return csr_balanced_row_bound(S.indptr, N, 1, 1, n_parts, part);
+  // Rows in pieces of about equal cost: stored entries plus one per row for the row's own loop.
+  const int64_t row_pieces = sparse_pieces(parts, N);
+  auto row_bound = [&](int64_t piece) {
+    return csr_balanced_row_bound(S.indptr, N, 1, 1, static_cast<int>(row_pieces), static_cast<int>(piece));
   };
   if (isa == Isa::scalar) {
-    sparse_run_parts(parts, [&](int part, int n_parts) {
-      sddmm_rows_scalar(M, dY, lddy, X, ldx, S, row_bound(part, n_parts), row_bound(part + 1, n_parts), dW,
-                        accumulate);
+    sparse_run_parts(parts, [&] {
+      sparse_for_each_piece(row_pieces, [&](int64_t i) {
+        sddmm_rows_scalar(M, dY, lddy, X, ldx, S, row_bound(i), row_bound(i + 1), dW, accumulate);
+      });
     });
     return;
   }
@@ -47,19 +49,20 @@ void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx
   const int64_t Mpad = (M + pad - 1) / pad * pad;
   float* dYt = sparse_workspace(static_cast<size_t>((N + K) * Mpad));
   float* Xt = dYt + N * Mpad;
-  sparse_run_parts(parts, [&](int part, int n_parts) {
-    // One panel as wide as the padded batch: plain transposes. Threads split the 16-blocks of
-    // dY's and X's columns together.
-    const int64_t nb = (N + 15) / 16, kb = (K + 15) / 16;
-    int64_t b0, b1;
-    split_range(nb + kb, n_parts, part, &b0, &b1);
-    auto pack = wide ? spmm_pack_avx512 : spmm_pack_avx2;
-    if (b0 < nb) pack(dY, lddy, M, Mpad, N, b0 * 16, std::min(std::min(b1, nb) * 16, N), Mpad, dYt);
-    if (b1 > nb) pack(X, ldx, M, Mpad, K, (std::max(b0, nb) - nb) * 16, std::min((b1 - nb) * 16, K), Mpad, Xt);
-    sparse_barrier(n_parts);
-    const int64_t n0 = row_bound(part, n_parts), n1 = row_bound(part + 1, n_parts);
-    if (wide) sddmm_rows_avx512(dYt, Xt, Mpad, S, n0, n1, dW, accumulate);
-    else sddmm_rows_avx2(dYt, Xt, Mpad, S, n0, n1, dW, accumulate);
+  // One panel as wide as the padded batch: plain transposes, by blocks of 16 columns of dY then X.
+  const int64_t nb = (N + 15) / 16, kb = (K + 15) / 16, pack_pieces = sparse_pieces(parts, nb + kb);
+  auto pack = wide ? spmm_pack_avx512 : spmm_pack_avx2;
+  sparse_run_parts(parts, [&] {
+    sparse_for_each_piece(pack_pieces, [&](int64_t i) {
+      int64_t b0, b1;
+      split_range(nb + kb, static_cast<int>(pack_pieces), static_cast<int>(i), &b0, &b1);
+      if (b0 < nb) pack(dY, lddy, M, Mpad, N, b0 * 16, std::min(std::min(b1, nb) * 16, N), Mpad, dYt);
+      if (b1 > nb) pack(X, ldx, M, Mpad, K, (std::max(b0, nb) - nb) * 16, std::min((b1 - nb) * 16, K), Mpad, Xt);
+    });
+    sparse_for_each_piece(row_pieces, [&](int64_t i) {
+      if (wide) sddmm_rows_avx512(dYt, Xt, Mpad, S, row_bound(i), row_bound(i + 1), dW, accumulate);
+      else sddmm_rows_avx2(dYt, Xt, Mpad, S, row_bound(i), row_bound(i + 1), dW, accumulate);
+    });
   });
 }
 

@@ -55,14 +55,18 @@ void spmm_xt(int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const
   const bool fused = relu || activation == Activation::identity;
   const Isa isa = active_isa();
   const int parts = sparse_parts(static_cast<double>(S.nnz() + N) * static_cast<double>(M) + double(M) * K);
-  auto row_bound = [&](int part, int n_parts) {
-    return csr_balanced_row_bound(S.indptr, N, kSpmmRowGroup, kRowWeight, n_parts, part);
+  // Output rows in pieces of whole row groups with about equal entries (sparse_csr.h).
+  const int64_t row_pieces = sparse_pieces(parts, (N + kSpmmRowGroup - 1) / kSpmmRowGroup);
+  auto row_bound = [&](int64_t piece) {
+    return csr_balanced_row_bound(S.indptr, N, kSpmmRowGroup, kRowWeight, static_cast<int>(row_pieces),
+                                  static_cast<int>(piece));
   };
 
   if (isa == Isa::scalar) {
-    sparse_run_parts(parts, [&](int part, int n_parts) {
-      spmm_rows_scalar(S, X, ldx, M, row_bound(part, n_parts), row_bound(part + 1, n_parts), bias, relu, Y,
-                       ldy);
+    sparse_run_parts(parts, [&] {
+      sparse_for_each_piece(row_pieces, [&](int64_t i) {
+        spmm_rows_scalar(S, X, ldx, M, row_bound(i), row_bound(i + 1), bias, relu, Y, ldy);
+      });
     });
   } else {
     const bool wide = isa == Isa::avx512;
@@ -71,17 +75,20 @@ void spmm_xt(int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const
     const int64_t Mpad = (M + pad - 1) / pad * pad;
     const int64_t n_panels = (Mpad + B - 1) / B;
     float* P = sparse_workspace(static_cast<size_t>(n_panels * K * B));
-    sparse_run_parts(parts, [&](int part, int n_parts) {
-      // Pack: threads split K in blocks of 16 (whole transposes).
-      int64_t kb0, kb1;
-      split_range((K + 15) / 16, n_parts, part, &kb0, &kb1);
-      const int64_t k0 = std::min(kb0 * 16, K), k1 = std::min(kb1 * 16, K);
-      if (wide) spmm_pack_avx512(X, ldx, M, Mpad, K, k0, k1, B, P);
-      else spmm_pack_avx2(X, ldx, M, Mpad, K, k0, k1, B, P);
-      sparse_barrier(n_parts);
-      const int64_t n0 = row_bound(part, n_parts), n1 = row_bound(part + 1, n_parts);
-      if (wide) spmm_rows_avx512(S, P, M, Mpad, B, n0, n1, bias, relu, Y, ldy);
-      else spmm_rows_avx2(S, P, M, Mpad, B, n0, n1, bias, relu, Y, ldy);
+    // The pack goes by blocks of 16 columns of X (whole transposes).
+    const int64_t k_blocks = (K + 15) / 16, pack_pieces = sparse_pieces(parts, k_blocks);
+    sparse_run_parts(parts, [&] {
+      sparse_for_each_piece(pack_pieces, [&](int64_t i) {
+        int64_t b0, b1;
+        split_range(k_blocks, static_cast<int>(pack_pieces), static_cast<int>(i), &b0, &b1);
+        const int64_t k0 = std::min(b0 * 16, K), k1 = std::min(b1 * 16, K);
+        if (wide) spmm_pack_avx512(X, ldx, M, Mpad, K, k0, k1, B, P);
+        else spmm_pack_avx2(X, ldx, M, Mpad, K, k0, k1, B, P);
+      });
+      sparse_for_each_piece(row_pieces, [&](int64_t i) {
+        if (wide) spmm_rows_avx512(S, P, M, Mpad, B, row_bound(i), row_bound(i + 1), bias, relu, Y, ldy);
+        else spmm_rows_avx2(S, P, M, Mpad, B, row_bound(i), row_bound(i + 1), bias, relu, Y, ldy);
+      });
     });
   }
 
