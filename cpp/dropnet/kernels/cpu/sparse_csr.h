@@ -50,9 +50,9 @@ void csr_to_dense(int64_t N, int64_t K, const int64_t* indptr, const int32_t* in
 // indptr[N] == nnz, columns in [0, K) and strictly ascending within each row); else what is wrong.
 const char* csr_check_pattern(int64_t N, int64_t K, const int64_t* indptr, const int32_t* indices, int64_t nnz);
 
-// Work split of the sparse kernels: threads own whole groups of `group` consecutive rows, with
-// about equal cost(rows) = stored entries + row_weight · rows. Part t of `parts` owns rows
-// [bounds(t), bounds(t+1)). Depends only on the pattern and `parts`, never on timing.
+// Work split of the sparse kernels: `parts` pieces of whole groups of `group` consecutive rows,
+// with about equal cost(rows) = stored entries + row_weight · rows. Piece t is rows
+// [bound(t), bound(t + 1)). Depends only on the pattern and `parts`, never on timing.
 int64_t csr_balanced_row_bound(const int64_t* indptr, int64_t rows, int64_t group, int64_t row_weight, int parts,
                                int part);
 

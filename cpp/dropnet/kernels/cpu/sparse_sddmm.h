@@ -7,8 +7,8 @@
 // zero-padded, so each entry is one contiguous dot product over the batch. Entries are taken four
 // at a time, sharing the loads of dYᵀ[n, :]; each entry has its own accumulator summed over m in
 // ascending vector steps and reduced in a fixed tree, so grouping never changes a result.
-// Threads own whole groups of rows n (balanced by stored entries): identical bits for any thread
-// count.
+// Threads take pieces of whole rows n (cut by stored entries, handed out dynamically): identical
+// bits for any thread count.
 #pragma once
 #include <cstdint>
 

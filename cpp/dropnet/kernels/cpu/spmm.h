@@ -10,8 +10,9 @@
 // batch vectors: Yᵀ[n, c·B : c·B+B] = Σ_p w_p · P[c][k_p][:], accumulated in registers, with the
 // stored entries of row n visited in ascending p. Tiles of 16 rows × B columns are transposed in
 // registers on the way out to Y, fused with bias and ReLU.
-// Threads own whole groups of 16 output rows (balanced by stored entries), so every output element
-// is computed by one thread in a fixed order: results are bit-identical for any thread count.
+// Threads take pieces of whole 16-row groups (cut by stored entries, handed out dynamically), so
+// every output element is computed by one thread in a fixed order: results are bit-identical for
+// any thread count.
 #pragma once
 #include <cstdint>
 
