@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import _core
 from ._runtime import cpu_features, get_num_threads, set_isa, set_num_threads, isa, cuda_available
-from . import ops, random
+from . import ops, random, sparse
 from . import callbacks, datasets, io, layers, losses, metrics, models, optim, regularizers
 from .models import Sequential, load_model
 from .random import Generator
@@ -37,6 +37,7 @@ __all__ = [
     "isa",
     "ops",
     "random",
+    "sparse",
     "set_isa",
     "set_num_threads",
 ]
