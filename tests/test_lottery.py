@@ -82,6 +82,7 @@ def test_resume_skips_finished_arms_and_matches(tiny, tmp_path):
     assert os.path.getmtime(os.path.join(d, "round_01_ticket.dnet")) == stamp  # not retrained
     assert resumed.records[:4] == first.records  # loaded, timings included
     assert strip(resumed.records) == strip(full.records)
+    assert prune.LotteryResults.load(d).records == resumed.records
     # Settings or data changed: refuse the directory.
     (x, y), val, test = tiny
     with pytest.raises(ValueError, match="checkpoint_dir.*rate"):
@@ -171,3 +172,25 @@ def test_errors(tiny):
 
     with pytest.raises(ValueError, match="model_fn.*unbuilt"):
         prune.LotteryTicket(unbuilt).run(x, y, verbose=0)
+
+
+def test_epoch_rewind_global_scope_and_early_stopping(tiny):
+    (x, y), val, test = tiny
+    lt = prune.LotteryTicket(model_fn, rate=0.5, output_rate=0.2, rounds=1, rewind=("epoch", 1), scope="global",
+                             seed=4)
+    res = lt.run(x, y, epochs=3, batch_size=60, validation_data=val, test_data=test, controls=(),
+                 early_stopping=1, verbose=0)
+    # ("epoch", 1): the dense run's weights after its first epoch.
+    ref = model_fn(4)
+    ref.fit(x, y, epochs=1, batch_size=60, seed=4, verbose=0)
+    for a, b in zip(lt.rewind_weights, ref.get_weights()):
+        assert a.tobytes() == b.tobytes()
+    assert [r["arm"] for r in res.records] == ["ticket", "ticket"]
+    for r in res.records:
+        assert r["iterations"] in (8, 16, 24)  # stopped at an epoch end, by validation loss
+        assert r["early_stop_iteration"] <= r["iterations"]
+    # Global scope with the output layer on its own: hidden layers pruned 50 % together.
+    sizes = [784 * 32, 32 * 16]
+    hidden_left = sum(sizes) - int(math.floor(0.5 * sum(sizes) + 0.5))
+    out_left = 160 - int(math.floor(0.2 * 160 + 0.5))
+    assert res.records[1]["weights_remaining"] == pytest.approx((hidden_left + out_left) / (sum(sizes) + 160))

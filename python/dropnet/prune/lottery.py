@@ -157,6 +157,14 @@ class LotteryResults:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
+    @classmethod
+    def load(cls, checkpoint_dir: str) -> "LotteryResults":
+        """The records a ``run(checkpoint_dir=...)`` wrote so far (``lottery.json``)."""
+        with open(os.path.join(checkpoint_dir, "lottery.json")) as f:
+            records = json.load(f)["records"]
+        order = {a: i for i, a in enumerate(ARMS)}
+        return cls(sorted(records, key=lambda rec: (rec["round"], order[rec["arm"]])))
+
     def to_csv(self, path: str) -> None:
         with open(path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(FIELDS), extrasaction="ignore")
