@@ -375,3 +375,23 @@ def test_bad_layers_scope_and_unbuilt():
         prune.magnitude(unbuilt, 0.1)
     with pytest.raises(TypeError, match="model"):
         prune.sparsity("model")
+
+
+def test_masks_do_not_depend_on_threads():
+    x, y = data(n=128)
+    masks = []
+    old = dropnet.get_num_threads()
+    try:
+        for threads in (1, 2):
+            dropnet.set_num_threads(threads)
+            m = mlp(seed=17, dropout=0.3)
+            prune.magnitude(m, 0.3, scope="global")
+            m.fit(x, y, epochs=2, batch_size=16, verbose=0)
+            prune.magnitude(m, 0.3, amounts={-1: 0.1})
+            masks.append((prune.get_masks(m), m.get_weights()))
+    finally:
+        dropnet.set_num_threads(old)
+    for a, b in zip(masks[0][0], masks[1][0]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(masks[0][1], masks[1][1]):
+        assert a.tobytes() == b.tobytes()

@@ -358,7 +358,8 @@ class LotteryTicket:
         else:
             summary, snapshot = train(base, snap=True)
             self.rewind_weights = self.init_weights if kind == "init" or k == 0 else snapshot
-            assert self.rewind_weights is not None
+            if self.rewind_weights is None:
+                raise ValueError(f"rewind: {self.rewind} was never reached: early stopping ended the dense run first")
             store.save_rewind(self._make(self.seed), self.rewind_weights)
             ticket = base
             finish(0, "ticket", base, summary, self.seed, None)
