@@ -156,6 +156,7 @@ def test_amounts_exclude_and_include_output():
     m = mlp(seed=5)
     prune.magnitude(m, 0.4, include_output=False)
     assert prune.get_masks(m)[2].all() and not prune.get_masks(m)[0].all()
+    assert m.network.get_mask(4) is None  # a layer left whole stays dense (no all-ones mask)
 
 
 def test_global_with_output_on_its_own():

@@ -120,8 +120,8 @@ def get_masks(model: Sequential) -> List[np.ndarray]:
 def set_masks(model: Sequential, masks: Sequence[Optional[np.ndarray]]) -> None:
     """Set the kernel mask of every prunable layer (None removes it); pruned weights become 0.
 
-    masks: one per prunable layer, each of the kernel's shape with values 0 or 1. All are checked
-    before any is set."""
+    masks: one per prunable layer, each of the kernel's shape with values 0 or 1. An all-ones mask
+    is stored as no mask (the layer stays dense). All are checked before any is set."""
     net = _require_built(model)
     layers = prunable_layers(model)
     if isinstance(masks, np.ndarray) or len(masks) != len(layers):
@@ -137,7 +137,7 @@ def set_masks(model: Sequential, masks: Sequence[Optional[np.ndarray]]) -> None:
             raise ValueError(f"masks[{pl.index}]: expected shape {pl.shape} ({pl.name}), got {m.shape}")
         if not ((m == 0) | (m == 1)).all():
             raise ValueError(f"masks[{pl.index}]: expected only 0 and 1 values")
-        checked.append(np.ascontiguousarray(m, dtype=np.float32))
+        checked.append(None if m.all() else np.ascontiguousarray(m, dtype=np.float32))
     for pl, m in zip(layers, checked):
         net.set_mask(pl.param, m)
 
@@ -248,7 +248,7 @@ def magnitude(model: Sequential, amount: float, scope: str = "layer", exclude: O
     return model
 
 
-def random(model: Sequential, amount: float, seed: int = 0, scope: str = "layer",
+def random(model: Sequential, amount: float, seed: int, scope: str = "layer",
            exclude: Optional[Sequence[LayerKey]] = None, include_output: bool = True,
            amounts: Optional[Mapping[LayerKey, float]] = None) -> Sequential:
     """Prune ``amount`` of the remaining kernel weights chosen at random, in place.
