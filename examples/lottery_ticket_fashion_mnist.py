@@ -52,7 +52,7 @@ def mean_records(runs: List[prune.LotteryResults]) -> prune.LotteryResults:
     out = []
     for (rnd, arm), rows in groups.items():
         rec = {"round": rnd, "arm": arm}
-        for key in prune.lottery.FIELDS[2:]:
+        for key in prune.lottery.FIELDS[2:-2]:  # not the seeds
             vals = [r[key] for r in rows if r.get(key) is not None]
             rec[key] = float(np.mean(vals)) if vals else None
         out.append(rec)

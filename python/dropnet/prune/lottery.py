@@ -152,7 +152,7 @@ class LotteryResults:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
         for r in self.records:
             cells = [str(r["round"]), r["arm"], fmt(r["weights_remaining"], pct=True), fmt(r["best_test_accuracy"]),
-                     fmt(r["final_test_accuracy"]), fmt(r["early_stop_iteration"]),
+                     fmt(r["final_test_accuracy"]), fmt(r["early_stop_iteration"], digits=1),
                      fmt(r["early_stop_test_accuracy"]), fmt(r["mean_epoch_seconds"], digits=3)]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
