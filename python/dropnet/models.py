@@ -229,7 +229,8 @@ class Sequential:
     def compile(self, optimizer: Union[str, dict, _optim.Optimizer] = "adam",
                 loss: str = _losses.SPARSE_CE, metrics: Optional[Sequence[str]] = None) -> None:
         """Choose optimizer, loss and metrics; builds the native Network when the input shape is
-        known. Recompiling a built model keeps its weights and resets the optimizer state."""
+        known. Recompiling a built model keeps its weights and pruning masks and resets the optimizer
+        state."""
         optimizer = _optim.get(optimizer)
         loss = _losses.get(loss)
         metrics = _metrics.get_list(metrics)
@@ -245,6 +246,10 @@ class Sequential:
             if previous is not None:
                 self._net.set_params(previous.get_params())
                 self._net.rng_offset = previous.rng_offset
+                for i in range(len(self._net.get_params())):  # pruning masks stay with the weights
+                    mask = previous.get_mask(i)
+                    if mask is not None:
+                        self._net.set_mask(i, mask)
 
     # ------------------------------------------------------------------ state
     @property
