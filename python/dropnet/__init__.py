@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import _core
 from ._runtime import cpu_features, get_num_threads, set_isa, set_num_threads, isa, cuda_available
-from . import ops, random, sparse
+from . import ops, prune, random, sparse
 from . import callbacks, datasets, io, layers, losses, metrics, models, optim, regularizers
 from .models import Sequential, load_model
 from .random import Generator
@@ -36,6 +36,7 @@ __all__ = [
     "get_num_threads",
     "isa",
     "ops",
+    "prune",
     "random",
     "sparse",
     "set_isa",
