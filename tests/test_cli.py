@@ -13,7 +13,8 @@ import dropnet
 from dropnet import cli
 from dropnet.models import load_model
 
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+# The child must import the dropnet this process imported (installed, or the developer tree).
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(dropnet.__file__)))
 
 
 def test_info_via_python_m():
