@@ -1,0 +1,43 @@
+// AVX2 body of sddmm: dot products over the padded batch, 8 floats per step, 4 entries at once.
+#include <immintrin.h>
+
+#include "dropnet/kernels/cpu/sparse_sddmm.h"
+
+namespace dropnet {
+namespace cpu {
+
+namespace {
+inline float reduce_add(__m256 v) {  // fixed tree: halves, then pairs, then the last two
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+}  // namespace
+
+void sddmm_rows_avx2(const float* dYt, const float* Xt, int64_t Mpad, const CsrView& S, int64_t n0, int64_t n1,
+                     float* dW, bool accumulate) {
+  constexpr int G = 4;
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* dy = dYt + n * Mpad;
+    const int64_t end = S.indptr[n + 1];
+    for (int64_t p = S.indptr[n]; p < end; p += G) {
+      const int g = static_cast<int>(end - p < G ? end - p : G);
+      const float* x[G];
+      for (int i = 0; i < G; ++i) x[i] = Xt + static_cast<int64_t>(S.indices[p + (i < g ? i : 0)]) * Mpad;
+      __m256 acc[G];
+      for (int i = 0; i < G; ++i) acc[i] = _mm256_setzero_ps();
+      for (int64_t m = 0; m < Mpad; m += 8) {
+        const __m256 d = _mm256_loadu_ps(dy + m);
+        for (int i = 0; i < G; ++i) acc[i] = _mm256_fmadd_ps(d, _mm256_loadu_ps(x[i] + m), acc[i]);
+      }
+      for (int i = 0; i < g; ++i) {
+        const float s = reduce_add(acc[i]);
+        dW[p + i] = accumulate ? dW[p + i] + s : s;
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace dropnet

@@ -1,0 +1,35 @@
+// AVX-512 body of sddmm: dot products over the padded batch, 16 floats per step, 4 entries at once.
+#include <immintrin.h>
+
+#include "dropnet/kernels/cpu/sparse_sddmm.h"
+
+namespace dropnet {
+namespace cpu {
+
+void sddmm_rows_avx512(const float* dYt, const float* Xt, int64_t Mpad, const CsrView& S, int64_t n0, int64_t n1,
+                       float* dW, bool accumulate) {
+  constexpr int G = 4;  // entries per step: G + 1 loads per G FMAs
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* dy = dYt + n * Mpad;
+    const int64_t end = S.indptr[n + 1];
+    int64_t p = S.indptr[n];
+    for (; p < end; p += G) {
+      const int g = static_cast<int>(end - p < G ? end - p : G);
+      const float* x[G];
+      for (int i = 0; i < G; ++i) x[i] = Xt + static_cast<int64_t>(S.indices[p + (i < g ? i : 0)]) * Mpad;
+      __m512 acc[G];
+      for (int i = 0; i < G; ++i) acc[i] = _mm512_setzero_ps();
+      for (int64_t m = 0; m < Mpad; m += 16) {
+        const __m512 d = _mm512_loadu_ps(dy + m);
+        for (int i = 0; i < G; ++i) acc[i] = _mm512_fmadd_ps(d, _mm512_loadu_ps(x[i] + m), acc[i]);
+      }
+      for (int i = 0; i < g; ++i) {
+        const float s = _mm512_reduce_add_ps(acc[i]);
+        dW[p + i] = accumulate ? dW[p + i] + s : s;
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace dropnet
