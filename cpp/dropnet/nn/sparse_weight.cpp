@@ -1,0 +1,215 @@
+#include "dropnet/nn/sparse_weight.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "dropnet/core/cpu_features.h"
+#include "dropnet/core/parallel.h"
+#include "dropnet/core/threading.h"
+#include "dropnet/kernels/cpu/gemm.h"
+#include "dropnet/kernels/cpu/sparse_sddmm.h"
+#include "dropnet/kernels/cpu/spmm.h"
+
+namespace dropnet {
+namespace nn {
+
+const char* sparse_mode_name(SparseMode m) {
+  switch (m) {
+    case SparseMode::automatic: return "auto";
+    case SparseMode::sparse: return "sparse";
+    case SparseMode::dense: return "dense";
+  }
+  return "?";
+}
+
+namespace {
+// CSR pattern (indptr, indices) of a 0/1 keep array and its transpose; values come by gather.
+void build_pattern(const uint8_t* keep, int64_t N, int64_t K, SparseWeight& s) {
+  s.rows = N;
+  s.cols = K;
+  s.indptr.assign(static_cast<size_t>(N + 1), 0);
+  cpu::csr_count_rows(nullptr, keep, N, K, 0.f, s.indptr.data() + 1);
+  for (int64_t n = 0; n < N; ++n) s.indptr[n + 1] += s.indptr[n];
+  s.nnz = s.indptr[N];
+  s.indices.resize(static_cast<size_t>(std::max<int64_t>(s.nnz, 1)));
+  s.values.grow(static_cast<size_t>(std::max<int64_t>(s.nnz, 1)));
+  s.grad.grow(static_cast<size_t>(std::max<int64_t>(s.nnz, 1)));
+  s.t_indptr.assign(static_cast<size_t>(K + 1), 0);
+  s.t_indices.resize(static_cast<size_t>(std::max<int64_t>(s.nnz, 1)));
+  s.t_value_index.resize(static_cast<size_t>(std::max<int64_t>(s.nnz, 1)));
+  // Column indices straight from the pattern (csr_fill would also copy values we do not have yet).
+  parallel_ranges(N, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, K)), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      int64_t p = s.indptr[n];
+      const uint8_t* row = keep + n * K;
+      for (int64_t k = 0; k < K; ++k)
+        if (row[k]) s.indices[p++] = static_cast<int32_t>(k);
+    }
+  });
+  cpu::csr_transpose(N, K, s.indptr.data(), s.indices.data(), s.t_indptr.data(), s.t_indices.data(),
+                     s.t_value_index.data());
+}
+
+void scatter_one(const SparseWeight& s, const float* src, float* dense) {
+  parallel_ranges(s.rows, 64, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      float* row = dense + n * s.cols;
+      for (int64_t p = s.indptr[n]; p < s.indptr[n + 1]; ++p) row[s.indices[p]] = src[p];
+    }
+  });
+}
+}  // namespace
+
+void SparseWeight::build(const float* mask, int64_t n_rows, int64_t n_cols) {
+  std::vector<uint8_t> keep(static_cast<size_t>(n_rows * n_cols));
+  for (size_t i = 0; i < keep.size(); ++i) keep[i] = mask[i] != 0.f;
+  build_pattern(keep.data(), n_rows, n_cols, *this);
+  compressed_current = false;
+  dense_current = true;
+}
+
+cpu::CsrView SparseWeight::view() const {
+  cpu::CsrView v;
+  v.rows = rows;
+  v.cols = cols;
+  v.indptr = indptr.data();
+  v.indices = indices.data();
+  v.values = values.data();
+  return v;
+}
+
+cpu::CsrView SparseWeight::t_view() const {
+  cpu::CsrView v;
+  v.rows = cols;
+  v.cols = rows;
+  v.indptr = t_indptr.data();
+  v.indices = t_indices.data();
+  v.values = values.data();
+  v.value_index = t_value_index.data();
+  return v;
+}
+
+void SparseWeight::gather(const float* w, const float* g, const std::vector<const float*>& dense_slots) {
+  const size_t n = static_cast<size_t>(std::max<int64_t>(nnz, 1));
+  if (slots.size() != dense_slots.size()) {
+    slots.clear();
+    for (size_t s = 0; s < dense_slots.size(); ++s) slots.emplace_back(n);
+  }
+  cpu::csr_gather_values(w, rows, cols, indptr.data(), indices.data(), values.data());
+  cpu::csr_gather_values(g, rows, cols, indptr.data(), indices.data(), grad.data());
+  for (size_t s = 0; s < dense_slots.size(); ++s)
+    cpu::csr_gather_values(dense_slots[s], rows, cols, indptr.data(), indices.data(), slots[s].data());
+}
+
+void SparseWeight::scatter(float* w, float* g, const std::vector<float*>& dense_slots) const {
+  scatter_one(*this, values.data(), w);
+  scatter_one(*this, grad.data(), g);
+  for (size_t s = 0; s < dense_slots.size() && s < slots.size(); ++s) scatter_one(*this, slots[s].data(), dense_slots[s]);
+}
+
+// ------------------------------------------------------------------------------ calibration
+
+namespace {
+
+int64_t batch_bucket(int64_t rows) {
+  int64_t b = 16;
+  while (b < rows && b < (int64_t{1} << 20)) b *= 2;
+  return b;
+}
+
+// A pattern of about `density` kept entries, from a fixed integer hash (no RNG state).
+std::vector<uint8_t> calibration_pattern(int64_t N, int64_t K, double density) {
+  std::vector<uint8_t> keep(static_cast<size_t>(N * K));
+  const uint32_t cut = static_cast<uint32_t>(density * 4294967295.0);
+  for (size_t i = 0; i < keep.size(); ++i) {
+    uint32_t h = static_cast<uint32_t>(i) * 2654435761u;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    keep[i] = h < cut;
+  }
+  return keep;
+}
+
+template <class Fn>
+double seconds_of(Fn&& fn) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+BreakEven measure(int64_t N, int64_t K, int64_t M) {
+  std::vector<float> x(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K)), dy(static_cast<size_t>(M * N)),
+      y(static_cast<size_t>(M * N)), dx(static_cast<size_t>(M * K)), dw(static_cast<size_t>(N * K)),
+      bias(static_cast<size_t>(N), 0.1f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919u) % 1000u) * 1e-3f - 0.5f;
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((i * 104729u) % 1000u) * 1e-3f - 0.5f;
+  for (size_t i = 0; i < dy.size(); ++i) dy[i] = static_cast<float>((i * 15485863u) % 1000u) * 1e-3f - 0.5f;
+
+  cpu::GemmEpilogue ep;
+  ep.bias = bias.data();
+  ep.activation = cpu::Activation::relu;
+  auto dense_step = [&] {
+    cpu::sgemm(false, true, M, N, K, 1.f, x.data(), K, w.data(), K, 0.f, y.data(), N, &ep);
+    cpu::sgemm(true, false, N, K, M, 1.f, dy.data(), N, x.data(), K, 0.f, dw.data(), K, nullptr);
+    cpu::sgemm(false, false, M, K, N, 1.f, dy.data(), N, w.data(), K, 0.f, dx.data(), K, nullptr);
+  };
+  BreakEven r;
+  r.batch = M;
+  r.density_lo = 0.05;
+  r.density_hi = 0.4;
+  SparseWeight lo, hi;
+  for (SparseWeight* s : {&lo, &hi}) {
+    const auto keep = calibration_pattern(N, K, s == &lo ? r.density_lo : r.density_hi);
+    build_pattern(keep.data(), N, K, *s);
+    s->gather(w.data(), dw.data(), {});
+  }
+  auto sparse_step = [&](SparseWeight& s) {
+    const cpu::CsrView v = s.view(), t = s.t_view();
+    cpu::spmm_xt(M, N, K, x.data(), K, v, bias.data(), cpu::Activation::relu, 0.01f, y.data(), N);
+    cpu::sddmm(M, dy.data(), N, x.data(), K, v, s.grad.data(), false);
+    cpu::spmm_xt(M, K, N, dy.data(), N, t, nullptr, cpu::Activation::identity, 0.01f, dx.data(), K);
+  };
+  // Warm caches and the thread team once, then the best of interleaved repetitions (a shared
+  // machine's noise only ever adds time).
+  dense_step();
+  sparse_step(lo);
+  sparse_step(hi);
+  double td = 1e30, tl = 1e30, th = 1e30;
+  for (int rep = 0; rep < 4; ++rep) {
+    td = std::min(td, seconds_of(dense_step));
+    tl = std::min(tl, seconds_of([&] { sparse_step(lo); }));
+    th = std::min(th, seconds_of([&] { sparse_step(hi); }));
+  }
+  r.dense_seconds = td;
+  r.sparse_seconds_lo = tl;
+  r.sparse_seconds_hi = th;
+  // Sparse time is about a + b·density (fixed packing cost plus work per stored entry).
+  const double slope = (th - tl) / (r.density_hi - r.density_lo);
+  if (slope <= 0.0) r.density = tl < td ? r.density_hi : 0.0;
+  else r.density = r.density_lo + (td - tl) / slope;
+  r.density = std::min(1.0, std::max(0.0, r.density));
+  return r;
+}
+
+}  // namespace
+
+BreakEven sparse_break_even(int64_t out, int64_t in, int64_t rows) {
+  using Key = std::tuple<int64_t, int64_t, int64_t, int, int>;
+  static std::mutex mu;
+  static std::map<Key, BreakEven> cache;
+  const int64_t batch = batch_bucket(rows);
+  const Key key{out, in, batch, static_cast<int>(active_isa()), get_num_threads()};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  const BreakEven r = measure(out, in, batch);
+  cache.emplace(key, r);
+  return r;
+}
+
+}  // namespace nn
+}  // namespace dropnet
