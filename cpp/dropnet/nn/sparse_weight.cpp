@@ -173,25 +173,45 @@ BreakEven measure(int64_t N, int64_t K, int64_t M) {
     cpu::sddmm(M, dy.data(), N, x.data(), K, v, s.grad.data(), false);
     cpu::spmm_xt(M, K, N, dy.data(), N, t, nullptr, cpu::Activation::identity, 0.01f, dx.data(), K);
   };
-  // Warm caches and the thread team once, then the best of interleaved repetitions (a shared
-  // machine's noise only ever adds time).
-  dense_step();
-  sparse_step(lo);
-  sparse_step(hi);
-  double td = 1e30, tl = 1e30, th = 1e30;
-  for (int rep = 0; rep < 4; ++rep) {
-    td = std::min(td, seconds_of(dense_step));
-    tl = std::min(tl, seconds_of([&] { sparse_step(lo); }));
-    th = std::min(th, seconds_of([&] { sparse_step(hi); }));
+  // Warm caches and the thread team once; every sample is then long enough (>= 1 ms of repeated
+  // calls) that a timer tick does not decide it.
+  auto calls_per_sample = [](double once) {
+    return static_cast<int>(std::max(1.0, std::min(64.0, 1e-3 / std::max(once, 1e-7))));
+  };
+  const int nd = calls_per_sample(seconds_of(dense_step));
+  const int nl = calls_per_sample(seconds_of([&] { sparse_step(lo); }));
+  const int nh = calls_per_sample(seconds_of([&] { sparse_step(hi); }));
+  auto sample = [](int calls, auto&& fn) {
+    return seconds_of([&] {
+             for (int c = 0; c < calls; ++c) fn();
+           }) /
+           calls;
+  };
+  // Sparse time is about a + b·density (fixed packing cost plus work per stored entry): the
+  // break-even is where that line meets the dense time. Each repetition times the three cases
+  // back to back and gives its own estimate, so load that drifts over the calibration shifts all
+  // three alike; the median of the estimates then drops the repetitions a preemption hit.
+  auto estimate = [&](double td, double tl, double th) {
+    const double slope = (th - tl) / (r.density_hi - r.density_lo);
+    if (slope > 0.0) return std::min(1.0, std::max(0.0, r.density_lo + (td - tl) / slope));
+    return th < td ? r.density_hi : tl < td ? r.density_lo : 0.0;  // noise won: trust only what was timed
+  };
+  constexpr int kReps = 7;
+  double est[kReps], tds[kReps], tls[kReps], ths[kReps];
+  for (int rep = 0; rep < kReps; ++rep) {
+    tds[rep] = sample(nd, dense_step);
+    tls[rep] = sample(nl, [&] { sparse_step(lo); });
+    ths[rep] = sample(nh, [&] { sparse_step(hi); });
+    est[rep] = estimate(tds[rep], tls[rep], ths[rep]);
   }
-  r.dense_seconds = td;
-  r.sparse_seconds_lo = tl;
-  r.sparse_seconds_hi = th;
-  // Sparse time is about a + b·density (fixed packing cost plus work per stored entry).
-  const double slope = (th - tl) / (r.density_hi - r.density_lo);
-  if (slope <= 0.0) r.density = tl < td ? r.density_hi : 0.0;
-  else r.density = r.density_lo + (td - tl) / slope;
-  r.density = std::min(1.0, std::max(0.0, r.density));
+  auto median = [](double* v) {
+    std::sort(v, v + kReps);
+    return v[kReps / 2];
+  };
+  r.density = median(est);
+  r.dense_seconds = median(tds);
+  r.sparse_seconds_lo = median(tls);
+  r.sparse_seconds_hi = median(ths);
   return r;
 }
 
