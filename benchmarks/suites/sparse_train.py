@@ -3,6 +3,7 @@ softmax cross-entropy, Adam lr 1e-3) at batch 128, at 0/50/80/90/95/98 % sparsit
 sparse execution (compressed weights in forward, backward and the optimizer), dropnet with the
 dense masked path, dropnet 'auto' (its measured choice per layer) and PyTorch dense with the mask
 re-applied after every step (what torch.nn.utils.prune amounts to), interleaved, same thread count.
+Then inference (forward, batch 1024) of the same networks beside torch's eval forward.
 
 Masks are random (the pattern a magnitude mask of a freshly initialised network has); the output
 layer is pruned at half the rate of the hidden ones, as in the lottery-ticket papers. One epoch of
@@ -22,6 +23,7 @@ BATCH = 128
 SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98)
 LR, DROPOUT = 1e-3, 0.5
 STEPS_PER_EPOCH = 469
+INFER_BATCH = 1024
 
 
 def make_net(masks, mode: str, seed: int = 0):
@@ -110,8 +112,26 @@ def run(ctx) -> None:
             ctx.compare(f"pruned LeNet-300-100 step, {round(sparsity * 100)}% sparse, batch {BATCH}", sides,
                         threads=t, peers=peers, validate=validate,
                         note=f"Adam, dropout 0.5; epoch = {STEPS_PER_EPOCH} steps")
+            # Inference: one forward pass over a larger batch, dropout off.
+            xi = np.repeat(x, INFER_BATCH // BATCH, axis=0)
+            isides = {f"dropnet {mode}": (lambda n=nets[mode]: n.forward(xi)) for mode in ("sparse", "auto", "dense")}
+            ipeers = ["dropnet dense"]
+            if torch is not None:
+                xit = torch.from_numpy(xi)
+
+                def torch_infer(model=model):
+                    model.eval()
+                    with torch.no_grad():
+                        return torch.softmax(model(xit), dim=1)
+
+                isides["torch dense"] = torch_infer
+                ipeers.append("torch dense")
+            ctx.compare(f"pruned LeNet-300-100 inference, {round(sparsity * 100)}% sparse, batch {INFER_BATCH}",
+                        isides, threads=t, peers=ipeers, note="forward, dropout off")
+            if torch is not None:
+                model.train()
             info = nets["auto"].sparse_info()
             print(f"# threads {t}, sparsity {sparsity:.2f}: auto chose "
                   + ", ".join(f"layer {i['layer']} {'sparse' if i['sparse'] else 'dense'} "
-                              f"(density {i['density']:.3f}, break-even {i['break_even_density']:.3f})"
+                              f"(density {i['density']:.3f}, break-even {i['break_even_density']:.3f} at batch {i['break_even_batch']})"
                               for i in info))
