@@ -1,5 +1,6 @@
 // Sparse layer kernels on one thread, split into their stages (pack, rows) and whole, per ISA,
-// at the suite's shapes and sparsities: where the time of a pruned layer goes.
+// at the suite's shapes and sparsities, beside our dense GEMM of the same shape: where the time of
+// a pruned layer goes. GFLOP/s of the sparse kernels count the stored entries only (2·nnz·M).
 // Args: {M, K, N, sparsity in 1/1000}.
 #include <benchmark/benchmark.h>
 
@@ -10,6 +11,7 @@
 
 #include "dropnet/core/cpu_features.h"
 #include "dropnet/core/threading.h"
+#include "dropnet/kernels/cpu/gemm.h"
 #include "dropnet/kernels/cpu/sparse_csr.h"
 #include "dropnet/kernels/cpu/sparse_sddmm.h"
 #include "dropnet/kernels/cpu/spmm.h"
@@ -116,6 +118,19 @@ void BM_sddmm(benchmark::State& st, Isa isa) {
   p.flops(st);
 }
 
+// The dense product of the same shape through our own GEMM (cpu::sgemm): the figure a sparse
+// layer has to beat. Reports dense GFLOP/s.
+void BM_sgemm_dense(benchmark::State& st) {
+  set_num_threads(1);
+  Problem p(st);
+  for (auto _ : st) {
+    cpu::sgemm(false, true, p.M, p.N, p.K, 1.f, p.x.data(), p.K, p.w.data(), p.K, 0.f, p.y.data(), p.N);
+    benchmark::DoNotOptimize(p.y.data());
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * p.M * p.N * p.K * double(st.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
 void shapes(benchmark::internal::Benchmark* b) {
   for (int sp : {0, 500, 800, 900, 950, 980}) {
     b->Args({256, 784, 300, sp});
@@ -126,6 +141,7 @@ void shapes(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
+BENCHMARK(BM_sgemm_dense)->Args({256, 784, 300, 0})->Args({256, 1024, 1024, 0})->Args({64, 4096, 4096, 0});
 BENCHMARK_CAPTURE(BM_spmm_forward, avx512, Isa::avx512)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_spmm_forward, avx2, Isa::avx2)->Apply(shapes);
 void pack_shapes(benchmark::internal::Benchmark* b) {
