@@ -86,6 +86,9 @@ class Layer {
 
 // y = dropout(act(x · Wᵀ + b)), W: units × in, fused into the forward GEMM's epilogue where the
 // activation allows (gemm.h); selu and softmax run as a second pass, dropout after them.
+// When the network runs the weight sparse (weight_.run_sparse, network.h: prepare_execution) the
+// three products use its compressed copy instead: forward spmm_xt, input gradient spmm_xt on the
+// transposed copy, weight gradient sddmm at the stored entries only (into the copy's grad).
 class DenseLayer : public Layer {
  public:
   // layer_index: position among the network's dense layers (picks the init stream).
