@@ -112,6 +112,12 @@ def run(ctx) -> None:
             ctx.compare(f"pruned LeNet-300-100 step, {round(sparsity * 100)}% sparse, batch {BATCH}", sides,
                         threads=t, peers=peers, validate=validate,
                         note=f"Adam, dropout 0.5; epoch = {STEPS_PER_EPOCH} steps")
+            info = nets["auto"].sparse_info()
+            print(f"# threads {t}, sparsity {sparsity:.2f}: auto chose "
+                  + ", ".join(f"layer {i['layer']} {'sparse' if i['sparse'] else 'dense'} "
+                              f"(density {i['density']:.3f}, break-even {i['break_even_density']:.3f} "
+                              f"at batch {i['break_even_batch']})"
+                              for i in info))
             # Inference: one forward pass over a larger batch, dropout off.
             xi = np.repeat(x, INFER_BATCH // BATCH, axis=0)
             isides = {f"dropnet {mode}": (lambda n=nets[mode]: n.forward(xi)) for mode in ("sparse", "auto", "dense")}
@@ -128,10 +134,3 @@ def run(ctx) -> None:
                 ipeers.append("torch dense")
             ctx.compare(f"pruned LeNet-300-100 inference, {round(sparsity * 100)}% sparse, batch {INFER_BATCH}",
                         isides, threads=t, peers=ipeers, note="forward, dropout off")
-            if torch is not None:
-                model.train()
-            info = nets["auto"].sparse_info()
-            print(f"# threads {t}, sparsity {sparsity:.2f}: auto chose "
-                  + ", ".join(f"layer {i['layer']} {'sparse' if i['sparse'] else 'dense'} "
-                              f"(density {i['density']:.3f}, break-even {i['break_even_density']:.3f} at batch {i['break_even_batch']})"
-                              for i in info))
