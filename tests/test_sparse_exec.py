@@ -272,7 +272,7 @@ def test_sparse_info_and_auto_mode():
     assert [i["layer"] for i in info] == [0, 1, 2, 3]
     assert [i["param_index"] for i in info] == [0, 2, 4, 6]
     assert all(i["density"] == 1.0 and i["mode"] == "auto" and not i["sparse"] for i in info)
-    assert all(i["break_even_density"] is None for i in info)
+    assert all(i["break_even_density"] is None and i["inference_break_even_density"] is None for i in info)
     masks = random_masks(net, 0.9)
     for i, m in masks.items():
         net.set_mask(i, m)
@@ -288,6 +288,11 @@ def test_sparse_info_and_auto_mode():
     for layer in (info[1], info[3]):  # auto: sparse exactly when below the measured break-even
         be = layer["break_even_density"]
         assert 0.0 <= be <= 1.0 and layer["break_even_batch"] == 64 and layer["dense_seconds"] > 0
+        assert layer["sparse"] == (layer["density"] < be)
+    net.forward(x[:20])  # inference decides by the forward pass's break-even (same batch bucket 32)
+    for layer in (net.sparse_info()[1], net.sparse_info()[3]):
+        be = layer["inference_break_even_density"]
+        assert 0.0 <= be <= 1.0 and layer["break_even_batch"] == 32
         assert layer["sparse"] == (layer["density"] < be)
     net.set_mask(2, None)  # unmasked: never sparse, whatever the mode
     net.train_step(x, y)

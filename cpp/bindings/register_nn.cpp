@@ -515,10 +515,12 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
               d["sparse"] = i.sparse;
               if (i.break_even.batch > 0) {
                 d["break_even_density"] = i.break_even.density;
+                d["inference_break_even_density"] = i.break_even.inference_density;
                 d["break_even_batch"] = i.break_even.batch;
                 d["dense_seconds"] = i.break_even.dense_seconds;
               } else {
                 d["break_even_density"] = py::none();
+                d["inference_break_even_density"] = py::none();
                 d["break_even_batch"] = py::none();
                 d["dense_seconds"] = py::none();
               }
@@ -528,8 +530,9 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
           },
           "Per dense layer: layer index, weight param_index, density of its mask (1.0 without one), mode "
           "('auto'|'sparse'|'dense'), sparse (whether the last step or forward ran it sparse), "
-          "break_even_density / break_even_batch / dense_seconds (the calibration 'auto' used; None before it "
-          "ran).");
+          "break_even_density (training step) / inference_break_even_density (forward) / break_even_batch / "
+          "dense_seconds (seconds of a dense training step of the layer): the calibration 'auto' used last; None "
+          "before it ran.");
 }
 
 }  // namespace bindings

@@ -194,7 +194,7 @@ double Network::train_step(const float* x, int64_t rows, const Targets& y) {
   check_batch(x, rows, y, "x", "y");
   DenormalsFlushed ftz;
   reserve(rows);
-  prepare_execution(rows);
+  prepare_execution(rows, true);
   uint64_t stream = rng_offset_;
   const float* out = run_forward(x, rows, true, &stream);
   compute_loss(out, rows, y, d_a_.data());
@@ -229,7 +229,7 @@ void Network::forward(const float* x, int64_t rows, bool training, std::optional
   check_batch(x, rows, Targets{}, "x", "y");
   DenormalsFlushed ftz;
   reserve(rows);
-  prepare_execution(rows);
+  prepare_execution(rows, false);
   uint64_t stream = stream_offset ? *stream_offset : rng_offset_;
   const float* y = run_forward(x, rows, training, &stream);
   std::memcpy(out, y, static_cast<size_t>(rows * n_outputs()) * sizeof(float));
@@ -251,7 +251,7 @@ void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t b
     for (int64_t r = 0; r < rows && count_correct; ++r) count_correct = is_one_hot_row(y.dense + r * n_out, n_out);
   }
   reserve(std::min(batch_size, rows));
-  prepare_execution(std::min(batch_size, rows));
+  prepare_execution(std::min(batch_size, rows), false);
   double total = 0.0;
   int64_t correct = 0;
   for (int64_t b = 0; b < rows; b += batch_size) {
@@ -407,7 +407,7 @@ void Network::mark_updated() {
   }
 }
 
-void Network::prepare_execution(int64_t rows) {
+void Network::prepare_execution(int64_t rows, bool training_step) {
   for (size_t j = 0; j < dense_layers_.size(); ++j) {
     DenseLayer* layer = dense_layers_[j];
     Param& w = layer->weight();
@@ -417,7 +417,9 @@ void Network::prepare_execution(int64_t rows) {
         want = true;
       } else {
         layer->last_break_even = sparse_break_even(layer->out_features(), layer->in_features(), rows);
-        want = static_cast<double>(w.mask_kept) < layer->last_break_even.density * static_cast<double>(w.size);
+        const BreakEven& be = layer->last_break_even;
+        want = static_cast<double>(w.mask_kept) <
+               (training_step ? be.density : be.inference_density) * static_cast<double>(w.size);
       }
     }
     const int64_t i = std::find(params_.begin(), params_.end(), &w) - params_.begin();

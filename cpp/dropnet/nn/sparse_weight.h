@@ -42,14 +42,15 @@ struct SparseWeight {
   void scatter(float* w, float* g, const std::vector<float*>& dense_slots) const;
 };
 
-// Measured break-even density of a dense layer (out × in weight, batches of `rows`): the density
-// below which a training step's three products (forward, input gradient, weight gradient) run
-// faster sparse than dense. Timed once per (out, in, batch bucket, ISA, threads) and cached in
-// the process; `rows` is rounded up to a power of two (>= 16) so ragged last batches share it.
+// Measured break-even densities of a dense layer (out × in weight, batches of `rows`): below
+// `density` a training step of the layer (forward, input gradient, weight gradient, an Adam
+// update) runs faster sparse than dense; below `inference_density` its forward pass does. Timed
+// once per (out, in, batch bucket, ISA, threads) and cached in the process; `rows` is rounded up
+// to a power of two (>= 16) so ragged last batches share it. 0: never sparse, 1: always.
 struct BreakEven {
-  double density = 0.0;  // sparse wins below it; 0: never, 1: always
-  double dense_seconds = 0.0, sparse_seconds_lo = 0.0, sparse_seconds_hi = 0.0;
-  double density_lo = 0.0, density_hi = 0.0;
+  double density = 0.0, inference_density = 0.0;
+  double dense_seconds = 0.0, sparse_seconds_lo = 0.0, sparse_seconds_hi = 0.0;  // training step
+  double density_lo = 0.0, density_hi = 0.0;                                      // the two timed
   int64_t batch = 0;
 };
 BreakEven sparse_break_even(int64_t out, int64_t in, int64_t rows);
