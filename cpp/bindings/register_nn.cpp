@@ -484,7 +484,57 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             n.copy_mask(i, a.mutable_data());
             return std::move(a);
           },
-          py::arg("param_index"));
+          py::arg("param_index"))
+      .def(
+          "set_sparse_mode",
+          [](nn::Network& n, const py::object& index, const py::object& mode) {
+            const int64_t i = require_param_index(n, index);
+            if (!py::isinstance<py::str>(mode))
+              throw TypeError(str_concat("mode: expected 'auto', 'sparse' or 'dense', got ", type_name_of(mode)));
+            const std::string m = mode.cast<std::string>();
+            nn::SparseMode sm;
+            if (m == "auto") sm = nn::SparseMode::automatic;
+            else if (m == "sparse") sm = nn::SparseMode::sparse;
+            else if (m == "dense") sm = nn::SparseMode::dense;
+            else throw ValueError(str_concat("mode: expected 'auto', 'sparse' or 'dense', got '", m, "'"));
+            n.set_sparse_mode(i, sm);
+          },
+          py::arg("param_index"), py::arg("mode"),
+          "How the dense layer owning params[param_index] (its weight or bias) runs once its weight has a mask: "
+          "'sparse' (compressed weight in forward, backward and the optimizer), 'dense' (masked dense GEMM) or "
+          "'auto' (sparse when the mask's density is below the break-even measured for the layer's shape and "
+          "batch size).")
+      .def(
+          "sparse_info",
+          [](const nn::Network& n) {
+            py::list out;
+            for (const auto& i : n.sparse_info()) {
+              py::dict d;
+              d["layer"] = i.layer;
+              d["param_index"] = i.param_index;
+              d["density"] = i.density;
+              d["mode"] = nn::sparse_mode_name(i.mode);
+              d["sparse"] = i.sparse;
+              if (i.break_even.batch > 0) {
+                d["break_even_density"] = i.break_even.density;
+                d["inference_break_even_density"] = i.break_even.inference_density;
+                d["break_even_batch"] = i.break_even.batch;
+                d["dense_seconds"] = i.break_even.dense_seconds;
+              } else {
+                d["break_even_density"] = py::none();
+                d["inference_break_even_density"] = py::none();
+                d["break_even_batch"] = py::none();
+                d["dense_seconds"] = py::none();
+              }
+              out.append(d);
+            }
+            return out;
+          },
+          "Per dense layer: layer index, weight param_index, density of its mask (1.0 without one), mode "
+          "('auto'|'sparse'|'dense'), sparse (whether the last step or forward ran it sparse), "
+          "break_even_density (training step) / inference_break_even_density (forward) / break_even_batch / "
+          "dense_seconds (seconds of a dense training step of the layer): the calibration 'auto' used last; None "
+          "before it ran.");
 }
 
 }  // namespace bindings

@@ -9,6 +9,8 @@
 #include "dropnet/kernels/cpu/dropout.h"
 #include "dropnet/kernels/cpu/gemm.h"
 #include "dropnet/kernels/cpu/philox_stream.h"
+#include "dropnet/kernels/cpu/sparse_sddmm.h"
+#include "dropnet/kernels/cpu/spmm.h"
 
 namespace dropnet {
 namespace nn {
@@ -147,13 +149,33 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
     ep.mask_bits = keep_bits_.data();
   }
   float* y = y_.data();
-  cpu::sgemm(false, true, rows, out_, in_, 1.f, x, in_, weight_.value.data(), in_, 0.f, y, out_, &ep);
+  product_forward(x, rows, ep, y);
   if (!fused_act) {
     if (activation_ == cpu::ActivationKind::softmax) cpu::softmax_rows_forward(y, y, rows, out_);
     else cpu::activation_forward(activation_, y, y, rows * out_, kLeakySlope);
     if (dropout_applied_) cpu::dropout_forward(y, y, rows * out_, threshold, scale, ctx.seed, stream, keep_bits_.data());
   }
   return y;
+}
+
+void DenseLayer::product_forward(const float* x, int64_t rows, const cpu::GemmEpilogue& ep, float* y) {
+  if (!weight_.run_sparse) {
+    cpu::sgemm(false, true, rows, out_, in_, 1.f, x, in_, weight_.value.data(), in_, 0.f, y, out_, &ep);
+    return;
+  }
+  // The sparse product adds the bias and applies ReLU in its writeback; every other step is the
+  // pass the GEMM epilogue would have made, in its order (bias, pre-activation, activation,
+  // dropout). The dropout pass numbers elements row·out + col like the epilogue, so the masks
+  // are the same bits as on the dense path.
+  const bool in_kernel = ep.activation == cpu::Activation::identity || ep.activation == cpu::Activation::relu;
+  cpu::spmm_xt(rows, out_, in_, x, in_, weight_.sparse->view(), ep.bias,
+               in_kernel ? ep.activation : cpu::Activation::identity, ep.leaky_slope, y, out_);
+  const int64_t n = rows * out_;
+  if (!in_kernel) {
+    if (ep.pre_activation) std::memcpy(ep.pre_activation, y, static_cast<size_t>(n) * sizeof(float));
+    cpu::activation_forward(static_cast<cpu::ActivationKind>(ep.activation), y, y, n, ep.leaky_slope);
+  }
+  if (ep.dropout) cpu::dropout_forward(y, y, n, ep.threshold, ep.scale, ep.seed, ep.stream, ep.mask_bits);
 }
 
 float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t rows) {
@@ -168,6 +190,15 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
     const float scale = kept_scale(rate_);
     cpu::activation_backward(activation_, rows, out_, d_out, y, pre_.data(),
                              dropout_applied_ ? keep_bits_.data() : nullptr, scale, kLeakySlope, d_out, d_bias);
+  }
+  if (weight_.run_sparse) {
+    // dW at the stored entries only, dX = dZ · W through the transposed copy.
+    const SparseWeight& sw = *weight_.sparse;
+    cpu::sddmm(rows, d_out, out_, x_, in_, sw.view(), weight_.sparse->grad.data(), false);
+    if (!need_d_in) return nullptr;
+    cpu::spmm_xt(rows, in_, out_, d_out, out_, sw.t_view(), nullptr, cpu::Activation::identity, kLeakySlope, spare,
+                 in_);
+    return spare;
   }
   // dW = dZᵀ · X  (out × in)
   cpu::sgemm(true, false, out_, in_, rows, 1.f, d_out, out_, x_, in_, 0.f, weight_.grad.data(), in_, nullptr);

@@ -15,7 +15,9 @@
 
 #include "dropnet/kernels/cpu/activation.h"
 #include "dropnet/kernels/cpu/alpha_dropout.h"
+#include "dropnet/kernels/cpu/gemm.h"
 #include "dropnet/nn/buffer.h"
+#include "dropnet/nn/sparse_weight.h"
 
 namespace dropnet {
 namespace nn {
@@ -47,8 +49,13 @@ struct Param {
   int64_t size = 0;
   Buffer<float> value, grad, mask;
   bool has_mask = false;
+  int64_t mask_kept = 0;  // number of ones in the mask
   float l1 = 0.f, l2 = 0.f;  // Keras-style penalty l1·Σ|w| + l2·Σw² on this tensor
   const float* mask_or_null() const { return has_mask ? mask.data() : nullptr; }
+  // Compressed copy of a masked weight (sparse_weight.h), built when sparse execution first wants
+  // it; run_sparse: the current step reads and updates it instead of the dense arrays.
+  std::unique_ptr<SparseWeight> sparse;
+  bool run_sparse = false;
 };
 
 struct ForwardContext {
@@ -79,6 +86,9 @@ class Layer {
 
 // y = dropout(act(x · Wᵀ + b)), W: units × in, fused into the forward GEMM's epilogue where the
 // activation allows (gemm.h); selu and softmax run as a second pass, dropout after them.
+// When the network runs the weight sparse (weight_.run_sparse, network.h: prepare_execution) the
+// three products use its compressed copy instead: forward spmm_xt, input gradient spmm_xt on the
+// transposed copy, weight gradient sddmm at the stored entries only (into the copy's grad).
 class DenseLayer : public Layer {
  public:
   // layer_index: position among the network's dense layers (picks the init stream).
@@ -90,8 +100,16 @@ class DenseLayer : public Layer {
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
   // Output layer fused with softmax cross-entropy: produce logits (no softmax) from now on.
   void drop_softmax() { activation_ = cpu::ActivationKind::identity; }
+  Param& weight() { return weight_; }
+  const Param& weight() const { return weight_; }
+  // Sparse execution choice (network.h: set_sparse_mode) and the break-even it last used.
+  SparseMode sparse_mode = SparseMode::automatic;
+  BreakEven last_break_even;
 
  private:
+  // y = act(x · Wᵀ + b) with the fused-activation kinds applied here (dense GEMM epilogue, or the
+  // sparse product plus the same passes), dropout too when `ep.dropout`.
+  void product_forward(const float* x, int64_t rows, const cpu::GemmEpilogue& ep, float* y);
   int64_t in_, out_;
   cpu::ActivationKind activation_;
   double rate_;

@@ -69,6 +69,8 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
         DROPNET_CHECK(shape.size() == 1, "layers[", l, "] dense: expected a flat input (features,), got ",
                       shape_to_string(shape), "; put a flatten layer before it");
         layer = std::make_unique<DenseLayer>(s, shape, seed, n_dense++);
+        dense_layers_.push_back(static_cast<DenseLayer*>(layer.get()));
+        dense_layer_index_.push_back(static_cast<int64_t>(l));
         break;
       case LayerType::dropout:
       case LayerType::alpha_dropout:
@@ -192,6 +194,7 @@ double Network::train_step(const float* x, int64_t rows, const Targets& y) {
   check_batch(x, rows, y, "x", "y");
   DenormalsFlushed ftz;
   reserve(rows);
+  prepare_execution(rows, true);
   uint64_t stream = rng_offset_;
   const float* out = run_forward(x, rows, true, &stream);
   compute_loss(out, rows, y, d_a_.data());
@@ -209,10 +212,16 @@ double Network::train_step(const float* x, int64_t rows, const Targets& y) {
     }
   }
   double penalty = 0.0;
-  for (Param* p : params_)
-    penalty += cpu::weight_penalty_grad(p->size, p->value.data(), p->grad.data(), p->mask_or_null(), p->l1, p->l2,
-                                        penalty_blocks_.data());
+  for (Param* p : params_) {
+    if (p->run_sparse)
+      penalty += cpu::weight_penalty_grad(p->sparse->nnz, p->sparse->values.data(), p->sparse->grad.data(), nullptr,
+                                          p->l1, p->l2, penalty_blocks_.data());
+    else
+      penalty += cpu::weight_penalty_grad(p->size, p->value.data(), p->grad.data(), p->mask_or_null(), p->l1, p->l2,
+                                          penalty_blocks_.data());
+  }
   optimizer_.step(params_);
+  mark_updated();
   rng_offset_ = stream;
   last_batch_correct_ = batch_correct;
   return loss_sum / static_cast<double>(rows) + penalty;
@@ -223,6 +232,7 @@ void Network::forward(const float* x, int64_t rows, bool training, std::optional
   check_batch(x, rows, Targets{}, "x", "y");
   DenormalsFlushed ftz;
   reserve(rows);
+  prepare_execution(rows, false);
   uint64_t stream = stream_offset ? *stream_offset : rng_offset_;
   const float* y = run_forward(x, rows, training, &stream);
   std::memcpy(out, y, static_cast<size_t>(rows * n_outputs()) * sizeof(float));
@@ -259,6 +269,7 @@ void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t b
   const int64_t n_out = n_outputs();
   const bool count_correct = can_count_correct(y, rows);
   reserve(std::min(batch_size, rows));
+  prepare_execution(std::min(batch_size, rows), false);
   double total = 0.0;
   int64_t correct = 0;
   for (int64_t b = 0; b < rows; b += batch_size) {
@@ -278,6 +289,8 @@ void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t b
 void Network::set_params(const std::vector<const float*>& values) {
   std::lock_guard<std::mutex> lock(mu_);
   DROPNET_CHECK(values.size() == params_.size(), "params: expected ", params_.size(), " arrays, got ", values.size());
+  sync_dense_all();
+  mark_compressed_stale();
   for (size_t i = 0; i < params_.size(); ++i) {
     Param* p = params_[i];
     float* w = p->value.data();
@@ -289,12 +302,14 @@ void Network::set_params(const std::vector<const float*>& values) {
 
 void Network::copy_param(int64_t i, float* out) const {
   std::lock_guard<std::mutex> lock(mu_);
+  sync_dense(i);
   const Param& p = param(i);
   std::memcpy(out, p.value.data(), static_cast<size_t>(p.size) * sizeof(float));
 }
 
 void Network::copy_grad(int64_t i, float* out) const {
   std::lock_guard<std::mutex> lock(mu_);
+  sync_dense(i);
   const Param& p = param(i);
   std::memcpy(out, p.grad.data(), static_cast<size_t>(p.size) * sizeof(float));
 }
@@ -303,12 +318,19 @@ void Network::set_mask(int64_t i, const float* mask) {
   std::lock_guard<std::mutex> lock(mu_);
   DROPNET_CHECK(i >= 0 && i < n_params(), "param_index: expected an int in [0, ", n_params(), "), got ", i);
   Param* p = params_[static_cast<size_t>(i)];
+  for (int64_t j = 0; mask && j < p->size; ++j)
+    DROPNET_CHECK(mask[j] == 0.f || mask[j] == 1.f, "mask: expected only 0 and 1, got ", mask[j], " at flat index ", j);
+  // The pattern changes: bring the dense copies up to date and drop the compressed one.
+  sync_dense(i);
+  p->sparse.reset();
+  p->run_sparse = false;
   if (!mask) {
     p->has_mask = false;
     return;
   }
-  for (int64_t j = 0; j < p->size; ++j)
-    DROPNET_CHECK(mask[j] == 0.f || mask[j] == 1.f, "mask: expected only 0 and 1, got ", mask[j], " at flat index ", j);
+  int64_t kept = 0;
+  for (int64_t j = 0; j < p->size; ++j) kept += mask[j] != 0.f;
+  p->mask_kept = kept;
   p->mask.grow(static_cast<size_t>(p->size));
   std::memcpy(p->mask.data(), mask, static_cast<size_t>(p->size) * sizeof(float));
   p->has_mask = true;
@@ -327,6 +349,9 @@ void Network::copy_mask(int64_t i, float* out) const {
 
 void Network::set_optimizer(const OptimizerConfig& config) {
   std::lock_guard<std::mutex> lock(mu_);
+  validate_optimizer_config(config);
+  sync_dense_all();
+  mark_compressed_stale();
   optimizer_.reset(config, params_);
 }
 
@@ -337,6 +362,7 @@ void Network::set_lr(double lr) {
 
 void Network::copy_slot(int64_t k, float* out) const {
   std::lock_guard<std::mutex> lock(mu_);
+  sync_dense(slot_param(k));
   const size_t n = static_cast<size_t>(param(slot_param(k)).size);
   std::memcpy(out, optimizer_.slots()[static_cast<size_t>(k)].data(), n * sizeof(float));
 }
@@ -346,6 +372,8 @@ void Network::set_optimizer_state(int64_t step, const std::vector<const float*>&
   DROPNET_CHECK(step >= 0, "state['step']: expected an int >= 0, got ", step);
   DROPNET_CHECK(static_cast<int64_t>(slots.size()) == n_optimizer_slots(), "state['slots']: expected ",
                 n_optimizer_slots(), " arrays, got ", slots.size());
+  sync_dense_all();
+  mark_compressed_stale();
   for (size_t k = 0; k < slots.size(); ++k) {
     const int64_t pi = slot_param(static_cast<int64_t>(k));
     const Param& p = param(pi);
@@ -355,6 +383,107 @@ void Network::set_optimizer_state(int64_t step, const std::vector<const float*>&
   for (int64_t i = 0; i < n_params(); ++i)
     if (params_[static_cast<size_t>(i)]->has_mask && optimizer_.slots_per_param() > 0)
       optimizer_.apply_mask(i, params_[static_cast<size_t>(i)]->mask.data(), params_[static_cast<size_t>(i)]->size);
+}
+
+// ------------------------------------------------------------------------------ sparse execution
+
+std::vector<const float*> Network::dense_slots(int64_t i) const {
+  std::vector<const float*> out;
+  const int64_t k = optimizer_.slots_per_param();
+  for (int64_t s = 0; s < k; ++s) out.push_back(optimizer_.slots()[static_cast<size_t>(i * k + s)].data());
+  return out;
+}
+
+void Network::sync_dense(int64_t i) const {
+  Param* p = params_[static_cast<size_t>(i)];
+  if (!p->sparse || p->sparse->dense_current) return;
+  std::vector<float*> slots;
+  for (const float* s : dense_slots(i)) slots.push_back(const_cast<float*>(s));  // optimizer_ is mutable
+  p->sparse->scatter(p->value.data(), p->grad.data(), slots);
+  p->sparse->dense_current = true;
+}
+
+void Network::sync_dense_all() const {
+  for (int64_t i = 0; i < n_params(); ++i) sync_dense(i);
+}
+
+void Network::mark_compressed_stale() {
+  for (Param* p : params_)
+    if (p->sparse) p->sparse->compressed_current = false;
+}
+
+void Network::mark_updated() {
+  for (Param* p : params_) {
+    if (!p->sparse) continue;
+    if (p->run_sparse) p->sparse->dense_current = false;
+    else p->sparse->compressed_current = false;
+  }
+}
+
+void Network::prepare_execution(int64_t rows, bool training_step) {
+  for (size_t j = 0; j < dense_layers_.size(); ++j) {
+    DenseLayer* layer = dense_layers_[j];
+    Param& w = layer->weight();
+    bool want = false;
+    if (w.has_mask && layer->sparse_mode != SparseMode::dense) {
+      if (layer->sparse_mode == SparseMode::sparse) {
+        want = true;
+      } else {
+        layer->last_break_even = sparse_break_even(layer->out_features(), layer->in_features(), rows);
+        const BreakEven& be = layer->last_break_even;
+        want = static_cast<double>(w.mask_kept) <
+               (training_step ? be.density : be.inference_density) * static_cast<double>(w.size);
+      }
+    }
+    const int64_t i = std::find(params_.begin(), params_.end(), &w) - params_.begin();
+    if (want) {
+      if (!w.sparse) {
+        sync_dense(i);
+        w.sparse = std::make_unique<SparseWeight>();
+        w.sparse->build(w.mask.data(), w.shape[0], w.shape[1]);
+      }
+      if (!w.sparse->compressed_current) {
+        w.sparse->gather(w.value.data(), w.grad.data(), dense_slots(i));
+        w.sparse->compressed_current = true;
+      }
+    } else {
+      sync_dense(i);
+    }
+    w.run_sparse = want;
+  }
+}
+
+DenseLayer* Network::dense_layer_of(int64_t param_index) const {
+  const Param* p = params_[static_cast<size_t>(param_index)];
+  for (DenseLayer* d : dense_layers_)
+    for (Param* q : d->params())
+      if (q == p) return d;
+  return nullptr;
+}
+
+void Network::set_sparse_mode(int64_t param_index, SparseMode mode) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(param_index >= 0 && param_index < n_params(), "param_index: expected an int in [0, ", n_params(),
+                "), got ", param_index);
+  dense_layer_of(param_index)->sparse_mode = mode;
+}
+
+std::vector<SparseLayerInfo> Network::sparse_info() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<SparseLayerInfo> out;
+  for (size_t j = 0; j < dense_layers_.size(); ++j) {
+    const DenseLayer* d = dense_layers_[j];
+    const Param& w = d->weight();
+    SparseLayerInfo info;
+    info.layer = dense_layer_index_[j];
+    info.param_index = std::find(params_.begin(), params_.end(), &w) - params_.begin();
+    info.density = w.has_mask ? static_cast<double>(w.mask_kept) / static_cast<double>(w.size) : 1.0;
+    info.mode = d->sparse_mode;
+    info.sparse = w.run_sparse;
+    info.break_even = d->last_break_even;
+    out.push_back(info);
+  }
+  return out;
 }
 
 void Network::set_rng_offset(uint64_t o) {

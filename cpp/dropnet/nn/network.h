@@ -38,6 +38,16 @@ struct LayerInfo {
   int64_t n_params = 0;
 };
 
+// Sparse execution of one dense layer (set_sparse_mode, sparse_info).
+struct SparseLayerInfo {
+  int64_t layer = 0;         // index in the layer list
+  int64_t param_index = 0;   // its weight's parameter index
+  double density = 1.0;      // kept fraction of the weight (1 without a mask)
+  SparseMode mode = SparseMode::automatic;
+  bool sparse = false;       // whether the last step or forward ran it sparse
+  BreakEven break_even;      // batch == 0: not measured yet
+};
+
 class Network {
  public:
   Network(const std::vector<LayerSpec>& layers, const Shape& input_shape, LossKind loss, uint64_t seed);
@@ -88,6 +98,13 @@ class Network {
   // slots: n_optimizer_slots() pointers, each of its parameter's size (masked entries forced to 0).
   void set_optimizer_state(int64_t step, const std::vector<const float*>& slots);
 
+  // Sparse execution (sparse_weight.h). A masked dense weight runs sparse when its mode says so:
+  // "sparse" always, "dense" never, "auto" when its density is below the measured break-even for
+  // the layer's shape and batch (train_step: of a training step; forward, evaluate: of a forward
+  // pass). param_index: the layer's weight or bias.
+  void set_sparse_mode(int64_t param_index, SparseMode mode);
+  std::vector<SparseLayerInfo> sparse_info() const;
+
   uint64_t seed() const { return seed_; }
   uint64_t rng_offset() const { return rng_offset_; }
   // Correct argmax predictions of the last train_step's batch (with its dropout on); -1 when the
@@ -103,6 +120,19 @@ class Network {
   const float* run_forward(const float* x, int64_t rows, bool training, uint64_t* next_stream);
   // Per-row losses into loss_rows_; the gradient of the batch mean into d_out when non-null.
   void compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out);
+  // Chooses dense or sparse for each masked dense layer for batches of `rows` (by the training
+  // or the inference break-even), and syncs the copy it will read (sparse_weight.h).
+  void prepare_execution(int64_t rows, bool training_step);
+  // After a training step: the copy that was updated is current, the other one stale.
+  void mark_updated();
+  // The dense copy of parameter i is current (scatters the compressed one if needed). Syncing
+  // changes no number anyone can observe, so const readers may call it.
+  void sync_dense(int64_t i) const;
+  void sync_dense_all() const;
+  // External writes went to the dense copies: compressed copies must gather before next use.
+  void mark_compressed_stale();
+  std::vector<const float*> dense_slots(int64_t i) const;
+  DenseLayer* dense_layer_of(int64_t param_index) const;
 
   Shape input_shape_, output_shape_;
   LossKind loss_;
@@ -117,7 +147,9 @@ class Network {
   int64_t max_width_ = 0;
   Buffer<float> d_a_, d_b_, loss_rows_;
   Buffer<double> penalty_blocks_;
-  Optimizer optimizer_;
+  std::vector<DenseLayer*> dense_layers_;
+  std::vector<int64_t> dense_layer_index_;  // position of dense_layers_[j] in layers_
+  mutable Optimizer optimizer_;  // mutable for sync_dense (scatters slots; no observable change)
   mutable std::mutex mu_;
 };
 

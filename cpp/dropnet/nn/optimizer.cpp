@@ -56,6 +56,27 @@ void Optimizer::apply_mask(int64_t param_index, const float* mask, int64_t n) {
   }
 }
 
+Optimizer::Target Optimizer::target(Param& prm, size_t p) {
+  const int64_t k = slots_per_param();
+  Target t;
+  if (prm.run_sparse) {
+    // The compressed copy holds exactly the surviving entries: no mask needed, O(nnz) work. Per
+    // element the update is the dense masked one (mask 1), so both paths give the same bits.
+    SparseWeight& s = *prm.sparse;
+    t.n = s.nnz;
+    t.w = s.values.data();
+    t.g = s.grad.data();
+    for (int64_t j = 0; j < k; ++j) t.slot[j] = s.slots[static_cast<size_t>(j)].data();
+    return t;
+  }
+  t.n = prm.size;
+  t.w = prm.value.data();
+  t.g = prm.grad.data();
+  t.mask = prm.mask_or_null();
+  for (int64_t j = 0; j < k; ++j) t.slot[j] = slots_[p * static_cast<size_t>(k) + static_cast<size_t>(j)].data();
+  return t;
+}
+
 void Optimizer::step(const std::vector<Param*>& params) {
   ++step_;
   const int64_t k = slots_per_param();
@@ -66,9 +87,8 @@ void Optimizer::step(const std::vector<Param*>& params) {
     a.weight_decay = static_cast<float>(config_.weight_decay);
     a.nesterov = config_.nesterov;
     for (size_t p = 0; p < params.size(); ++p) {
-      Param* prm = params[p];
-      float* buf = k ? slots_[p].data() : nullptr;
-      cpu::sgd_update(a, prm->size, prm->value.data(), prm->grad.data(), buf, prm->mask_or_null());
+      const Target t = target(*params[p], p);
+      cpu::sgd_update(a, t.n, t.w, t.g, k ? t.slot[0] : nullptr, t.mask);
     }
     return;
   }
@@ -84,9 +104,8 @@ void Optimizer::step(const std::vector<Param*>& params) {
   a.step_size = static_cast<float>(config_.lr / (1.0 - std::pow(config_.beta1, t)));
   a.bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(config_.beta2, t)));
   for (size_t p = 0; p < params.size(); ++p) {
-    Param* prm = params[p];
-    cpu::adam_update(a, prm->size, prm->value.data(), prm->grad.data(), slots_[2 * p].data(), slots_[2 * p + 1].data(),
-                     prm->mask_or_null());
+    const Target t = target(*params[p], p);
+    cpu::adam_update(a, t.n, t.w, t.g, t.slot[0], t.slot[1], t.mask);
   }
 }
 

@@ -43,6 +43,16 @@ class Optimizer {
   void apply_mask(int64_t param_index, const float* mask, int64_t n);
 
  private:
+  // The arrays one parameter's update works on: the dense ones with the mask, or the compressed
+  // copy when the parameter runs sparse this step (layers.h: Param::run_sparse).
+  struct Target {
+    int64_t n = 0;
+    float* w = nullptr;
+    const float* g = nullptr;
+    float* slot[2] = {nullptr, nullptr};
+    const float* mask = nullptr;
+  };
+  Target target(Param& prm, size_t p);
   OptimizerConfig config_;
   int64_t step_ = 0;
   std::vector<Buffer<float>> slots_;
