@@ -1,0 +1,189 @@
+// Batch-norm drivers (threads, per-channel scalar maths, ISA choice) and the baseline unit.
+#define DROPNET_BN_UNIT bn_scalar
+#include "dropnet/kernels/cpu/batchnorm_impl.h"
+
+#include <cmath>
+#include <vector>
+
+#include "dropnet/core/cpu_features.h"
+#include "dropnet/core/denormals.h"
+#include "dropnet/core/error.h"
+#include "dropnet/core/parallel.h"
+
+namespace dropnet {
+namespace cpu {
+
+const BatchNormKernels& batchnorm_kernels_scalar() { return bn_scalar::kernels(); }
+
+namespace {
+
+const BatchNormKernels& active_kernels() {
+  switch (active_isa()) {
+    case Isa::avx512: return batchnorm_kernels_avx512();
+    case Isa::avx2: return batchnorm_kernels_avx2();
+    case Isa::scalar: break;
+  }
+  return batchnorm_kernels_scalar();
+}
+
+// Channels (or columns) per thread piece: enough that a piece holds >= 16k elements.
+int64_t channel_grain(int64_t elems_per_channel) {
+  return std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, elems_per_channel));
+}
+
+// Per-channel results of the moments pass, folded into the affine map the normalise pass applies.
+struct ChannelStats {
+  float mean, invstd, scale, shift;
+};
+
+ChannelStats finish_moments(double s1, double s2, float first, int64_t M, float gamma, float beta, float eps,
+                            float momentum, float* running_mean, float* running_var) {
+  const double m = static_cast<double>(M);
+  const double d1 = s1 / m;  // mean of (x - first)
+  const double mean = static_cast<double>(first) + d1;
+  double var = s2 / m - d1 * d1;
+  if (var < 0.0) var = 0.0;
+  const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
+  if (running_mean) {
+    const double mo = momentum;
+    *running_mean = static_cast<float>((1.0 - mo) * *running_mean + mo * mean);
+    *running_var = static_cast<float>((1.0 - mo) * *running_var + mo * var * m / (m - 1.0));
+  }
+  const double scale = static_cast<double>(gamma) * invstd;
+  return {static_cast<float>(mean), static_cast<float>(invstd), static_cast<float>(scale),
+          static_cast<float>(static_cast<double>(beta) - mean * scale)};
+}
+
+inline float at_or(const float* a, int64_t i, float fallback) { return a ? a[i] : fallback; }
+
+}  // namespace
+
+void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
+                                const float* beta, float eps, float momentum, float* running_mean,
+                                float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd) {
+  const int64_t M = N * HW;
+  DROPNET_CHECK(M >= 2, "batch_norm: training needs more than 1 value per channel, got N*H*W = ", M);
+  const BatchNormKernels& k = active_kernels();
+  if (HW > 1) {
+    parallel_ranges(C, channel_grain(M), [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c) {
+        const float* xc = x + c * HW;
+        double s1, s2;
+        k.plane_moments(xc, N, C * HW, HW, xc[0], &s1, &s2);
+        const ChannelStats st = finish_moments(s1, s2, xc[0], M, at_or(gamma, c, 1.f), at_or(beta, c, 0.f), eps,
+                                               momentum, running_mean ? running_mean + c : nullptr,
+                                               running_var ? running_var + c : nullptr);
+        saved_mean[c] = st.mean;
+        saved_invstd[c] = st.invstd;
+        k.plane_affine(xc, y + c * HW, N, C * HW, HW, st.scale, st.shift, relu);
+      }
+    });
+    return;
+  }
+  parallel_ranges(C, channel_grain(N), [&](int64_t j0, int64_t j1) {
+    DenormalsFlushed flush;
+    const int64_t cols = j1 - j0;
+    std::vector<double> s1(cols), s2(cols);
+    std::vector<float> scale(cols), shift(cols);
+    k.column_moments(x + j0, N, C, cols, x + j0, s1.data(), s2.data());
+    for (int64_t j = 0; j < cols; ++j) {
+      const int64_t c = j0 + j;
+      const ChannelStats st = finish_moments(s1[j], s2[j], x[c], M, at_or(gamma, c, 1.f), at_or(beta, c, 0.f), eps,
+                                             momentum, running_mean ? running_mean + c : nullptr,
+                                             running_var ? running_var + c : nullptr);
+      saved_mean[c] = st.mean;
+      saved_invstd[c] = st.invstd;
+      scale[j] = st.scale;
+      shift[j] = st.shift;
+    }
+    k.column_affine(x + j0, y + j0, N, C, cols, scale.data(), shift.data(), relu);
+  });
+}
+
+void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
+                                 const float* beta, const float* running_mean, const float* running_var, float eps,
+                                 bool relu, float* y, float* saved_invstd) {
+  const BatchNormKernels& k = active_kernels();
+  std::vector<float> scale(C), shift(C);
+  for (int64_t c = 0; c < C; ++c) {
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + static_cast<double>(eps));
+    const double s = static_cast<double>(at_or(gamma, c, 1.f)) * invstd;
+    scale[c] = static_cast<float>(s);
+    shift[c] = static_cast<float>(static_cast<double>(at_or(beta, c, 0.f)) - running_mean[c] * s);
+    if (saved_invstd) saved_invstd[c] = static_cast<float>(invstd);
+  }
+  if (HW > 1) {
+    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c) k.plane_affine(x + c * HW, y + c * HW, N, C * HW, HW, scale[c], shift[c], relu);
+    });
+    return;
+  }
+  parallel_ranges(C, channel_grain(N), [&](int64_t j0, int64_t j1) {
+    DenormalsFlushed flush;
+    k.column_affine(x + j0, y + j0, N, C, j1 - j0, scale.data() + j0, shift.data() + j0, relu);
+  });
+}
+
+namespace {
+// dx = k_dy · dy + k_xc · (x - mean) + k0 per channel, from the two sums of the first pass:
+// training: dx = gamma·invstd · (dy - Σdy/M - (x - mean)·invstd² · Σdy(x - mean)/M)
+// inference: dx = gamma·invstd · dy.
+struct GradCoefficients {
+  float k_dy, k_xc, k0;
+};
+GradCoefficients grad_coefficients(double sum_dy, double sum_dy_xc, int64_t M, float gamma, float invstd,
+                                   bool training, float* dgamma, float* dbeta) {
+  const double is = invstd;
+  if (dgamma) *dgamma += static_cast<float>(sum_dy_xc * is);
+  if (dbeta) *dbeta += static_cast<float>(sum_dy);
+  const double k_dy = static_cast<double>(gamma) * is;
+  if (!training) return {static_cast<float>(k_dy), 0.f, 0.f};
+  const double m = static_cast<double>(M);
+  return {static_cast<float>(k_dy), static_cast<float>(-k_dy * is * is * sum_dy_xc / m),
+          static_cast<float>(-k_dy * sum_dy / m)};
+}
+}  // namespace
+
+void batchnorm_backward(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
+                        const float* gamma, const float* mean, const float* invstd, bool training, float* dx,
+                        float* dgamma, float* dbeta) {
+  const int64_t M = N * HW;
+  const BatchNormKernels& k = active_kernels();
+  if (HW > 1) {
+    parallel_ranges(C, channel_grain(M), [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t off = c * HW;
+        const float* yc = y_relu ? y_relu + off : nullptr;
+        double sum_dy, sum_dy_xc;
+        k.plane_grad_sums(dy + off, x + off, yc, N, C * HW, HW, mean[c], &sum_dy, &sum_dy_xc);
+        const GradCoefficients q = grad_coefficients(sum_dy, sum_dy_xc, M, at_or(gamma, c, 1.f), invstd[c], training,
+                                                     dgamma ? dgamma + c : nullptr, dbeta ? dbeta + c : nullptr);
+        k.plane_grad_input(dy + off, x + off, yc, dx + off, N, C * HW, HW, q.k_dy, q.k_xc, mean[c], q.k0);
+      }
+    });
+    return;
+  }
+  parallel_ranges(C, channel_grain(N), [&](int64_t j0, int64_t j1) {
+    DenormalsFlushed flush;
+    const int64_t cols = j1 - j0;
+    std::vector<double> sum_dy(cols), sum_dy_xc(cols);
+    std::vector<float> k_dy(cols), k_xc(cols), k0(cols);
+    const float* yc = y_relu ? y_relu + j0 : nullptr;
+    k.column_grad_sums(dy + j0, x + j0, yc, N, C, cols, mean + j0, sum_dy.data(), sum_dy_xc.data());
+    for (int64_t j = 0; j < cols; ++j) {
+      const int64_t c = j0 + j;
+      const GradCoefficients q = grad_coefficients(sum_dy[j], sum_dy_xc[j], M, at_or(gamma, c, 1.f), invstd[c],
+                                                   training, dgamma ? dgamma + c : nullptr, dbeta ? dbeta + c : nullptr);
+      k_dy[j] = q.k_dy;
+      k_xc[j] = q.k_xc;
+      k0[j] = q.k0;
+    }
+    k.column_grad_input(dy + j0, x + j0, yc, dx + j0, N, C, cols, k_dy.data(), k_xc.data(), mean + j0, k0.data());
+  });
+}
+
+}  // namespace cpu
+}  // namespace dropnet

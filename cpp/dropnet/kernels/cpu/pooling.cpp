@@ -1,0 +1,168 @@
+#include "dropnet/kernels/cpu/pooling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "dropnet/core/parallel.h"
+
+namespace dropnet {
+namespace cpu {
+
+namespace {
+
+// Planes per thread piece: at least ~16k elements so small inputs stay on one thread.
+int64_t plane_grain(int64_t plane_elems) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, plane_elems)); }
+
+// Window rows/cols clipped to the image: [start, end) in input coordinates.
+struct Window {
+  int64_t h0, h1, w0, w1;
+};
+inline Window window_at(const PoolGeometry& g, int64_t oh, int64_t ow) {
+  const int64_t hs = oh * g.stride_h - g.pad_h, ws = ow * g.stride_w - g.pad_w;
+  return {std::max<int64_t>(hs, 0), std::min(hs + g.kh, g.H), std::max<int64_t>(ws, 0), std::min(ws + g.kw, g.W)};
+}
+
+// 2×2 windows, stride 2, no padding: the CNN's pooling. Two input rows give one output row; the
+// comparisons are branch-free selects the compiler vectorises.
+void max_pool_2x2(const float* x, const PoolGeometry& g, float* y, int32_t* idx) {
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const float* r0 = x + (2 * oh) * g.W;
+    const float* r1 = r0 + g.W;
+    float* yo = y + oh * g.OW;
+    int32_t* io = idx ? idx + oh * g.OW : nullptr;
+    const int32_t base = static_cast<int32_t>(2 * oh * g.W);
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+      // Same rule as the general loop: a later cell wins if greater, or if it is NaN and the
+      // current best is not.
+      float best = a;
+      int32_t k = 0;
+      if (b > best || (b != b && best == best)) { best = b; k = 1; }
+      if (c > best || (c != c && best == best)) { best = c; k = 2; }
+      if (d > best || (d != d && best == best)) { best = d; k = 3; }
+      yo[ow] = best;
+      if (io) io[ow] = base + static_cast<int32_t>(2 * ow) + (k & 1) + (k >> 1) * static_cast<int32_t>(g.W);
+    }
+  }
+}
+
+void max_pool_plane(const float* x, const PoolGeometry& g, float* y, int32_t* idx) {
+  for (int64_t oh = 0; oh < g.OH; ++oh)
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const Window win = window_at(g, oh, ow);
+      float best = -std::numeric_limits<float>::infinity();
+      int64_t arg = win.h0 * g.W + win.w0;
+      bool first = true;
+      for (int64_t ih = win.h0; ih < win.h1; ++ih)
+        for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+          const float v = x[ih * g.W + iw];
+          if (first || v > best || (v != v && best == best)) {
+            best = v;
+            arg = ih * g.W + iw;
+            first = false;
+          }
+        }
+      y[oh * g.OW + ow] = best;
+      if (idx) idx[oh * g.OW + ow] = static_cast<int32_t>(arg);
+    }
+}
+
+}  // namespace
+
+void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, float* y, int32_t* indices) {
+  const int64_t in = g.H * g.W, out = g.OH * g.OW;
+  const bool is_2x2 = g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0;
+  parallel_ranges(planes, plane_grain(in), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      int32_t* idx = indices ? indices + p * out : nullptr;
+      if (is_2x2) max_pool_2x2(x + p * in, g, y + p * out, idx);
+      else max_pool_plane(x + p * in, g, y + p * out, idx);
+    }
+  });
+}
+
+void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes, const PoolGeometry& g, float* dx) {
+  const int64_t in = g.H * g.W, out = g.OH * g.OW;
+  parallel_ranges(planes, plane_grain(in), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      float* d = dx + p * in;
+      std::memset(d, 0, sizeof(float) * in);
+      const float* gp = dy + p * out;
+      const int32_t* ip = indices + p * out;
+      for (int64_t o = 0; o < out; ++o) d[ip[o]] += gp[o];
+    }
+  });
+}
+
+namespace {
+inline float avg_divisor(const PoolGeometry& g, const Window& win, int64_t oh, int64_t ow, bool count_include_pad) {
+  if (!count_include_pad) return static_cast<float>((win.h1 - win.h0) * (win.w1 - win.w0));
+  // PyTorch counts the window clipped to the padded image (it never extends past the padding).
+  const int64_t hs = oh * g.stride_h - g.pad_h, ws = ow * g.stride_w - g.pad_w;
+  const int64_t he = std::min(hs + g.kh, g.H + g.pad_h), we = std::min(ws + g.kw, g.W + g.pad_w);
+  return static_cast<float>((he - hs) * (we - ws));
+}
+}  // namespace
+
+void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, bool count_include_pad, float* y) {
+  const int64_t in = g.H * g.W, out = g.OH * g.OW;
+  parallel_ranges(planes, plane_grain(in), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      const float* xp = x + p * in;
+      float* yp = y + p * out;
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const Window win = window_at(g, oh, ow);
+          float s = 0.f;
+          for (int64_t ih = win.h0; ih < win.h1; ++ih)
+            for (int64_t iw = win.w0; iw < win.w1; ++iw) s += xp[ih * g.W + iw];
+          yp[oh * g.OW + ow] = s / avg_divisor(g, win, oh, ow, count_include_pad);
+        }
+    }
+  });
+}
+
+void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g, bool count_include_pad, float* dx) {
+  const int64_t in = g.H * g.W, out = g.OH * g.OW;
+  parallel_ranges(planes, plane_grain(in), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      float* d = dx + p * in;
+      std::memset(d, 0, sizeof(float) * in);
+      const float* gp = dy + p * out;
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const Window win = window_at(g, oh, ow);
+          const float v = gp[oh * g.OW + ow] / avg_divisor(g, win, oh, ow, count_include_pad);
+          for (int64_t ih = win.h0; ih < win.h1; ++ih)
+            for (int64_t iw = win.w0; iw < win.w1; ++iw) d[ih * g.W + iw] += v;
+        }
+    }
+  });
+}
+
+void global_avg_pool2d_forward(const float* x, int64_t planes, int64_t hw, float* y) {
+  parallel_ranges(planes, plane_grain(hw), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      const float* xp = x + p * hw;
+      double s = 0.0;
+      for (int64_t i = 0; i < hw; ++i) s += xp[i];
+      y[p] = static_cast<float>(s / static_cast<double>(hw));
+    }
+  });
+}
+
+void global_avg_pool2d_backward(const float* dy, int64_t planes, int64_t hw, float* dx) {
+  const float inv = 1.f / static_cast<float>(hw);
+  parallel_ranges(planes, plane_grain(hw), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      const float v = dy[p] * inv;
+      float* d = dx + p * hw;
+      for (int64_t i = 0; i < hw; ++i) d[i] = v;
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace dropnet
