@@ -1,4 +1,5 @@
 // Batch-norm drivers (threads, per-channel scalar maths, ISA choice) and the baseline unit.
+#define DROPNET_BN_VEC_BYTES 16
 #define DROPNET_BN_UNIT bn_scalar
 #include "dropnet/kernels/cpu/batchnorm_impl.h"
 

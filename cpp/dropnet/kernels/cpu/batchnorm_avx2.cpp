@@ -1,4 +1,5 @@
 // AVX2 + FMA unit of the batch-norm bodies (compiled with -mavx2 -mfma by its filename).
+#define DROPNET_BN_VEC_BYTES 32
 #define DROPNET_BN_UNIT bn_avx2
 #include "dropnet/kernels/cpu/batchnorm_impl.h"
 

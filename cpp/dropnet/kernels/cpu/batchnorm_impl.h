@@ -7,7 +7,9 @@
 // Plane reductions keep 16 double lanes: lane l sums elements whose offset within their row is
 // l mod 16, in row order, and the lanes are combined in a fixed tree. The order depends neither
 // on the thread count nor on the vector width; x² of a float is exact in double, so the only
-// ISA difference is FMA contraction in the vector units.
+// ISA difference is FMA contraction in the vector units. Masks load both operands unconditionally
+// (`g = dy[i]; y > 0 ? g : 0`): a conditional load would stop the compiler from vectorising
+// and cost a mispredicted branch per element.
 #ifndef DROPNET_BN_UNIT
 #error "define DROPNET_BN_UNIT before including batchnorm_impl.h"
 #endif
@@ -15,192 +17,233 @@
 
 #include "dropnet/kernels/cpu/batchnorm.h"
 
+// The vector types below are passed between inline helpers only; GCC's note that a 64-byte
+// vector argument has another ABI without AVX-512 concerns calls between units, which never happen.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace dropnet {
 namespace cpu {
 namespace DROPNET_BN_UNIT {
 
 constexpr int kLanes = 16;
 
-inline double combine_lanes(const double* a) {
+// Native vectors of the unit (DROPNET_BN_VEC_BYTES: 64 AVX-512, 32 AVX2, 16 SSE2), as GCC vector
+// types so one source serves every unit: fv holds floats, dv doubles, fh the floats that widen into
+// one dv. The 16 double lanes of a reduction are kParts dv registers, lane l = part·kDV + k.
+typedef float fv __attribute__((vector_size(DROPNET_BN_VEC_BYTES)));
+typedef float fh __attribute__((vector_size(DROPNET_BN_VEC_BYTES / 2)));
+typedef double dv __attribute__((vector_size(DROPNET_BN_VEC_BYTES)));
+constexpr int kFV = DROPNET_BN_VEC_BYTES / 4;  // floats per fv
+constexpr int kDV = DROPNET_BN_VEC_BYTES / 8;  // doubles per dv
+constexpr int kParts = kLanes / kDV;
+
+struct Lanes {
+  dv v[kParts];
+};
+
+template <class V>
+inline V load(const float* p) {
+  V v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void store(float* p, fv v) { __builtin_memcpy(p, &v, sizeof(v)); }
+inline dv widen(const float* p) { return __builtin_convertvector(load<fh>(p), dv); }
+// g where y > 0, else 0, lane by lane (a select, no branch).
+template <class V>
+inline V masked(V g, V y) {
+  const V zero = {};
+  return y > zero ? g : zero;
+}
+
+inline double lane(const Lanes& a, int l) { return a.v[l / kDV][l % kDV]; }
+inline double combine_lanes(const Lanes& a) {
   double t[8];
-  for (int l = 0; l < 8; ++l) t[l] = a[l] + a[l + 8];
+  for (int l = 0; l < 8; ++l) t[l] = lane(a, l) + lane(a, l + 8);
   for (int l = 0; l < 4; ++l) t[l] += t[l + 4];
   return (t[0] + t[2]) + (t[1] + t[3]);
 }
 
-inline void plane_moments(const float* x, int64_t n, int64_t stride, int64_t len, float shift, double* s1,
-                          double* s2) {
-  double a1[kLanes] = {}, a2[kLanes] = {};
-  const double sh = shift;
-  for (int64_t r = 0; r < n; ++r) {
-    const float* p = x + r * stride;
-    int64_t i = 0;
-    for (; i + kLanes <= len; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) {
-        const double d = static_cast<double>(p[i + l]) - sh;
-        a1[l] += d;
-        a2[l] += d * d;
-      }
-    for (int l = 0; i < len; ++i, ++l) {
-      const double d = static_cast<double>(p[i]) - sh;
-      a1[l] += d;
-      a2[l] += d * d;
+// One 16-lane step of the two reductions: a1 += g, a2 += g·(x - m), or a1 += d, a2 += d² with
+// d = x - m when there is no g (moments).
+template <bool kMask, bool kGrad>
+inline void accumulate16(Lanes& a1, Lanes& a2, const float* g, const float* x, const float* y, double m) {
+  for (int q = 0; q < kParts; ++q) {
+    const dv d = widen(x + q * kDV) - m;
+    if (kGrad) {
+      const dv gd = kMask ? __builtin_convertvector(masked(load<fh>(g + q * kDV), load<fh>(y + q * kDV)), dv)
+                          : widen(g + q * kDV);
+      a1.v[q] += gd;
+      a2.v[q] += gd * d;
+    } else {
+      a1.v[q] += d;
+      a2.v[q] += d * d;
     }
+  }
+}
+
+template <bool kMask, bool kGrad>
+inline void accumulate1(double& a1, double& a2, const float* g, const float* x, const float* y, double m) {
+  const double d = static_cast<double>(*x) - m;
+  if (kGrad) {
+    const float gl = *g;
+    const double gd = kMask ? (*y > 0.f ? gl : 0.f) : gl;
+    a1 += gd;
+    a2 += gd * d;
+  } else {
+    a1 += d;
+    a2 += d * d;
+  }
+}
+
+// Sums over a channel of n rows of len floats (stride apart), 16 lanes by offset mod 16.
+template <bool kMask, bool kGrad>
+inline void plane_sums(const float* dy, const float* x, const float* y, int64_t n, int64_t stride, int64_t len,
+                       double m, double* s1, double* s2) {
+  Lanes a1 = {}, a2 = {};
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t o = r * stride;
+    int64_t i = 0;
+    for (; i + kLanes <= len; i += kLanes) accumulate16<kMask, kGrad>(a1, a2, dy + o + i, x + o + i, y + o + i, m);
+    for (int l = 0; i < len; ++i, ++l)
+      accumulate1<kMask, kGrad>(a1.v[l / kDV][l % kDV], a2.v[l / kDV][l % kDV], dy + o + i, x + o + i, y + o + i, m);
   }
   *s1 = combine_lanes(a1);
   *s2 = combine_lanes(a2);
 }
 
-template <bool kRelu>
-inline void plane_affine_t(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift) {
+inline void plane_moments(const float* x, int64_t n, int64_t stride, int64_t len, float shift, double* s1,
+                          double* s2) {
+  plane_sums<false, false>(x, x, x, n, stride, len, shift, s1, s2);
+}
+
+inline void plane_grad_sums(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t stride,
+                            int64_t len, float mean, double* sum_dy, double* sum_dy_xc) {
+  if (y_relu) plane_sums<true, true>(dy, x, y_relu, n, stride, len, mean, sum_dy, sum_dy_xc);
+  else plane_sums<false, true>(dy, x, x, n, stride, len, mean, sum_dy, sum_dy_xc);
+}
+
+// Column sums (HW = 1): columns [j, j + 16) of n rows, each column in row order.
+template <bool kMask, bool kGrad>
+inline void column_sums(const float* dy, const float* x, const float* y, int64_t n, int64_t ld, int64_t cols,
+                        const float* m, double* s1, double* s2) {
+  int64_t j = 0;
+  for (; j + kLanes <= cols; j += kLanes) {
+    Lanes a1 = {}, a2 = {};
+    for (int q = 0; q < kParts; ++q) {
+      const dv mq = widen(m + j + q * kDV);
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t o = r * ld + j + q * kDV;
+        const dv d = widen(x + o) - mq;
+        if (kGrad) {
+          const dv gd = kMask ? __builtin_convertvector(masked(load<fh>(dy + o), load<fh>(y + o)), dv) : widen(dy + o);
+          a1.v[q] += gd;
+          a2.v[q] += gd * d;
+        } else {
+          a1.v[q] += d;
+          a2.v[q] += d * d;
+        }
+      }
+    }
+    for (int l = 0; l < kLanes; ++l) {
+      s1[j + l] = lane(a1, l);
+      s2[j + l] = lane(a2, l);
+    }
+  }
+  for (; j < cols; ++j) {
+    double a1 = 0.0, a2 = 0.0;
+    for (int64_t r = 0; r < n; ++r) accumulate1<kMask, kGrad>(a1, a2, dy + r * ld + j, x + r * ld + j, y + r * ld + j, m[j]);
+    s1[j] = a1;
+    s2[j] = a2;
+  }
+}
+
+inline void column_moments(const float* x, int64_t n, int64_t ld, int64_t cols, const float* shift, double* s1,
+                           double* s2) {
+  column_sums<false, false>(x, x, x, n, ld, cols, shift, s1, s2);
+}
+
+inline void column_grad_sums(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t ld,
+                             int64_t cols, const float* mean, double* sum_dy, double* sum_dy_xc) {
+  if (y_relu) column_sums<true, true>(dy, x, y_relu, n, ld, cols, mean, sum_dy, sum_dy_xc);
+  else column_sums<false, true>(dy, x, x, n, ld, cols, mean, sum_dy, sum_dy_xc);
+}
+
+// ---- elementwise passes. A "row" is len contiguous floats; per-channel coefficients are either
+// scalars (planes) or arrays indexed by the offset within the row (columns): Coef hides which.
+
+struct ScalarCoef {
+  float v;
+  fv vec(int64_t) const { return fv{} + v; }
+  float at(int64_t) const { return v; }
+};
+struct ArrayCoef {
+  const float* p;
+  fv vec(int64_t j) const { return load<fv>(p + j); }
+  float at(int64_t j) const { return p[j]; }
+};
+
+template <bool kRelu, class Coef>
+inline void affine_rows(const float* x, float* y, int64_t n, int64_t stride, int64_t len, Coef scale, Coef shift) {
+  const fv zero = {};
   for (int64_t r = 0; r < n; ++r) {
     const float* p = x + r * stride;
     float* q = y + r * stride;
-    for (int64_t i = 0; i < len; ++i) {
-      const float v = p[i] * scale + shift;
+    int64_t i = 0;
+    for (; i + kFV <= len; i += kFV) {
+      const fv v = load<fv>(p + i) * scale.vec(i) + shift.vec(i);
+      store(q + i, kRelu ? (v > zero ? v : zero) : v);
+    }
+    for (; i < len; ++i) {
+      const float v = p[i] * scale.at(i) + shift.at(i);
       q[i] = kRelu ? (v > 0.f ? v : 0.f) : v;
+    }
+  }
+}
+
+template <bool kMask, class Coef>
+inline void grad_input_rows(const float* dy, const float* x, const float* y, float* dx, int64_t n, int64_t stride,
+                            int64_t len, Coef k_dy, Coef k_xc, Coef mean, Coef k0) {
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t o = r * stride;
+    int64_t i = 0;
+    for (; i + kFV <= len; i += kFV) {
+      const fv g = load<fv>(dy + o + i);
+      const fv gv = kMask ? masked(g, load<fv>(y + o + i)) : g;
+      store(dx + o + i, k_dy.vec(i) * gv + k_xc.vec(i) * (load<fv>(x + o + i) - mean.vec(i)) + k0.vec(i));
+    }
+    for (; i < len; ++i) {
+      const float gl = dy[o + i];
+      const float gv = kMask ? (y[o + i] > 0.f ? gl : 0.f) : gl;
+      dx[o + i] = k_dy.at(i) * gv + k_xc.at(i) * (x[o + i] - mean.at(i)) + k0.at(i);
     }
   }
 }
 
 inline void plane_affine(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift,
                          bool relu) {
-  if (relu) plane_affine_t<true>(x, y, n, stride, len, scale, shift);
-  else plane_affine_t<false>(x, y, n, stride, len, scale, shift);
-}
-
-template <bool kMask>
-inline void plane_grad_sums_t(const float* dy, const float* x, const float* y, int64_t n, int64_t stride, int64_t len,
-                              float mean, double* sum_dy, double* sum_dy_xc) {
-  double a1[kLanes] = {}, a2[kLanes] = {};
-  const double m = mean;
-  for (int64_t r = 0; r < n; ++r) {
-    const float* g = dy + r * stride;
-    const float* p = x + r * stride;
-    const float* o = kMask ? y + r * stride : nullptr;
-    int64_t i = 0;
-    for (; i + kLanes <= len; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) {
-        const float gv = kMask ? (o[i + l] > 0.f ? g[i + l] : 0.f) : g[i + l];
-        const double gd = gv;
-        a1[l] += gd;
-        a2[l] += gd * (static_cast<double>(p[i + l]) - m);
-      }
-    for (int l = 0; i < len; ++i, ++l) {
-      const float gv = kMask ? (o[i] > 0.f ? g[i] : 0.f) : g[i];
-      const double gd = gv;
-      a1[l] += gd;
-      a2[l] += gd * (static_cast<double>(p[i]) - m);
-    }
-  }
-  *sum_dy = combine_lanes(a1);
-  *sum_dy_xc = combine_lanes(a2);
-}
-
-inline void plane_grad_sums(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t stride,
-                            int64_t len, float mean, double* sum_dy, double* sum_dy_xc) {
-  if (y_relu) plane_grad_sums_t<true>(dy, x, y_relu, n, stride, len, mean, sum_dy, sum_dy_xc);
-  else plane_grad_sums_t<false>(dy, x, nullptr, n, stride, len, mean, sum_dy, sum_dy_xc);
-}
-
-template <bool kMask>
-inline void plane_grad_input_t(const float* dy, const float* x, const float* y, float* dx, int64_t n, int64_t stride,
-                               int64_t len, float k_dy, float k_xc, float mean, float k0) {
-  for (int64_t r = 0; r < n; ++r) {
-    const float* g = dy + r * stride;
-    const float* p = x + r * stride;
-    const float* o = kMask ? y + r * stride : nullptr;
-    float* d = dx + r * stride;
-    for (int64_t i = 0; i < len; ++i) {
-      const float gv = kMask ? (o[i] > 0.f ? g[i] : 0.f) : g[i];
-      d[i] = k_dy * gv + k_xc * (p[i] - mean) + k0;
-    }
-  }
-}
-
-inline void plane_grad_input(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n,
-                             int64_t stride, int64_t len, float k_dy, float k_xc, float mean, float k0) {
-  if (y_relu) plane_grad_input_t<true>(dy, x, y_relu, dx, n, stride, len, k_dy, k_xc, mean, k0);
-  else plane_grad_input_t<false>(dy, x, nullptr, dx, n, stride, len, k_dy, k_xc, mean, k0);
-}
-
-// ---- columns (HW = 1): every column is its own accumulator, rows in order.
-
-inline void column_moments(const float* x, int64_t n, int64_t ld, int64_t cols, const float* shift, double* s1,
-                           double* s2) {
-  for (int64_t j = 0; j < cols; ++j) s1[j] = s2[j] = 0.0;
-  for (int64_t r = 0; r < n; ++r) {
-    const float* p = x + r * ld;
-    for (int64_t j = 0; j < cols; ++j) {
-      const double d = static_cast<double>(p[j]) - static_cast<double>(shift[j]);
-      s1[j] += d;
-      s2[j] += d * d;
-    }
-  }
-}
-
-template <bool kRelu>
-inline void column_affine_t(const float* x, float* y, int64_t n, int64_t ld, int64_t cols, const float* scale,
-                            const float* shift) {
-  for (int64_t r = 0; r < n; ++r) {
-    const float* p = x + r * ld;
-    float* q = y + r * ld;
-    for (int64_t j = 0; j < cols; ++j) {
-      const float v = p[j] * scale[j] + shift[j];
-      q[j] = kRelu ? (v > 0.f ? v : 0.f) : v;
-    }
-  }
+  if (relu) affine_rows<true>(x, y, n, stride, len, ScalarCoef{scale}, ScalarCoef{shift});
+  else affine_rows<false>(x, y, n, stride, len, ScalarCoef{scale}, ScalarCoef{shift});
 }
 
 inline void column_affine(const float* x, float* y, int64_t n, int64_t ld, int64_t cols, const float* scale,
                           const float* shift, bool relu) {
-  if (relu) column_affine_t<true>(x, y, n, ld, cols, scale, shift);
-  else column_affine_t<false>(x, y, n, ld, cols, scale, shift);
+  if (relu) affine_rows<true>(x, y, n, ld, cols, ArrayCoef{scale}, ArrayCoef{shift});
+  else affine_rows<false>(x, y, n, ld, cols, ArrayCoef{scale}, ArrayCoef{shift});
 }
 
-template <bool kMask>
-inline void column_grad_sums_t(const float* dy, const float* x, const float* y, int64_t n, int64_t ld, int64_t cols,
-                               const float* mean, double* sum_dy, double* sum_dy_xc) {
-  for (int64_t j = 0; j < cols; ++j) sum_dy[j] = sum_dy_xc[j] = 0.0;
-  for (int64_t r = 0; r < n; ++r) {
-    const float* g = dy + r * ld;
-    const float* p = x + r * ld;
-    const float* o = kMask ? y + r * ld : nullptr;
-    for (int64_t j = 0; j < cols; ++j) {
-      const float gv = kMask ? (o[j] > 0.f ? g[j] : 0.f) : g[j];
-      const double gd = gv;
-      sum_dy[j] += gd;
-      sum_dy_xc[j] += gd * (static_cast<double>(p[j]) - static_cast<double>(mean[j]));
-    }
-  }
-}
-
-inline void column_grad_sums(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t ld,
-                             int64_t cols, const float* mean, double* sum_dy, double* sum_dy_xc) {
-  if (y_relu) column_grad_sums_t<true>(dy, x, y_relu, n, ld, cols, mean, sum_dy, sum_dy_xc);
-  else column_grad_sums_t<false>(dy, x, nullptr, n, ld, cols, mean, sum_dy, sum_dy_xc);
-}
-
-template <bool kMask>
-inline void column_grad_input_t(const float* dy, const float* x, const float* y, float* dx, int64_t n, int64_t ld,
-                                int64_t cols, const float* k_dy, const float* k_xc, const float* mean,
-                                const float* k0) {
-  for (int64_t r = 0; r < n; ++r) {
-    const float* g = dy + r * ld;
-    const float* p = x + r * ld;
-    const float* o = kMask ? y + r * ld : nullptr;
-    float* d = dx + r * ld;
-    for (int64_t j = 0; j < cols; ++j) {
-      const float gv = kMask ? (o[j] > 0.f ? g[j] : 0.f) : g[j];
-      d[j] = k_dy[j] * gv + k_xc[j] * (p[j] - mean[j]) + k0[j];
-    }
-  }
+inline void plane_grad_input(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n,
+                             int64_t stride, int64_t len, float k_dy, float k_xc, float mean, float k0) {
+  const ScalarCoef a{k_dy}, b{k_xc}, m{mean}, c{k0};
+  if (y_relu) grad_input_rows<true>(dy, x, y_relu, dx, n, stride, len, a, b, m, c);
+  else grad_input_rows<false>(dy, x, x, dx, n, stride, len, a, b, m, c);
 }
 
 inline void column_grad_input(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n, int64_t ld,
                               int64_t cols, const float* k_dy, const float* k_xc, const float* mean, const float* k0) {
-  if (y_relu) column_grad_input_t<true>(dy, x, y_relu, dx, n, ld, cols, k_dy, k_xc, mean, k0);
-  else column_grad_input_t<false>(dy, x, nullptr, dx, n, ld, cols, k_dy, k_xc, mean, k0);
+  const ArrayCoef a{k_dy}, b{k_xc}, m{mean}, c{k0};
+  if (y_relu) grad_input_rows<true>(dy, x, y_relu, dx, n, ld, cols, a, b, m, c);
+  else grad_input_rows<false>(dy, x, x, dx, n, ld, cols, a, b, m, c);
 }
 
 inline const BatchNormKernels& kernels() {
