@@ -86,6 +86,9 @@ CASES = [
     ((1, 3, 6, 11), (2, 3), (1, 2), (1, 1)),
     ((3, 2, 5, 5), 5, 1, 0),          # window = plane
     ((1, 1, 4, 6), 2, 3, 1),          # stride > kernel
+    ((2, 2, 5, 6), 2, 2, 0),          # 2x2 rows of fewer than 4 windows, odd H
+    ((1, 2, 10, 9), 2, 2, 0),         # 2x2 rows of 4 windows and odd W
+    ((2, 2, 8, 8), 3, 2, 1),          # OH = H/2 but 3x3 windows: backward leaves the 2x2 path
 ]
 
 
