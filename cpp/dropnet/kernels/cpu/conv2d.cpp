@@ -86,35 +86,40 @@ void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const floa
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, int threads) {
   const int64_t K = g.col_rows(), P = g.col_cols();
   const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
-  const int64_t partials = chunks * (F * K + F);
-  return partials + std::max(threads, 1) * (columns_are_input(g) ? 0 : K * P);
+  const int64_t partials = chunks * F * (K + 1);
+  return partials + std::max(threads, 1) * (columns_are_input(g) ? 0 : (K + 1) * P);
 }
 
 void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w,
                      int64_t F, float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) {
   const int64_t K = g.col_rows(), P = g.col_cols(), CHW = g.C * g.H * g.W;
   const bool direct = columns_are_input(g);
+  // With im2col columns, a row of ones under them makes the weight-gradient GEMM produce the bias
+  // gradient too, as column K of an F × (K + 1) partial (the forward's trick, transposed).
+  const bool bias_in_gemm = db && !direct;
+  const int64_t K1 = K + (bias_in_gemm ? 1 : 0);
   const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
-  const int64_t partial_size = F * K + F;  // dw then db of one chunk
+  const int64_t partial_size = F * (K + 1);  // dw (F × K1) then, for 1×1 only, db (F)
   float* partials = workspace;
   float* cols_base = workspace + chunks * partial_size;
-  const int64_t per_part = direct ? 0 : K * P;
+  const int64_t per_part = direct ? 0 : K1 * P;
   const int parts = parts_that_fit(chunks, chunks * partial_size, per_part, workspace_floats);
 
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
     float* cols = cols_base + part * per_part;
+    if (bias_in_gemm) std::fill(cols + K * P, cols + K1 * P, 1.f);
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
       float* pdw = partials + chunk * partial_size;
-      float* pdb = pdw + F * K;
+      float* pdb = pdw + F * K;  // 1×1 path only
       const int64_t n_end = std::min(N, (chunk + 1) * kConvImagesPerChunk);
       for (int64_t n = chunk * kConvImagesPerChunk; n < n_end; ++n) {
         const bool first = n == chunk * kConvImagesPerChunk;
         const float* dyn = dy + n * F * P;
         const float* xn = x + n * CHW;
         if (!direct) im2col(xn, g, cols, P);
-        // partial_dw (F × K) (+)= dy[n] (F × P) · cols (K × P)ᵀ
-        sgemm(false, true, F, K, P, 1.f, dyn, P, direct ? xn : cols, P, first ? 0.f : 1.f, pdw, K);
-        if (db) {
+        // partial (F × K1) (+)= dy[n] (F × P) · cols (K1 × P)ᵀ
+        sgemm(false, true, F, K1, P, 1.f, dyn, P, direct ? xn : cols, P, first ? 0.f : 1.f, pdw, K1);
+        if (db && direct) {
           for (int64_t f = 0; f < F; ++f) {
             double s = 0.0;
             const float* row = dyn + f * P;
@@ -133,14 +138,15 @@ void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeome
   });
 
   // Sum the chunk partials in chunk order; threads split the (independent) output elements.
-  const int64_t total = db ? partial_size : F * K;
+  const int64_t total = F * K1 + (db && direct ? F : 0);
   const int out_parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), total / 4096)));
   for_each_part(total, out_parts, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       float s = 0.f;
       for (int64_t chunk = 0; chunk < chunks; ++chunk) s += partials[chunk * partial_size + i];
-      if (i < F * K) dw[i] += s;
-      else db[i - F * K] += s;
+      if (i >= F * K1) db[i - F * K1] += s;                    // 1×1: the separate bias sums
+      else if (i % K1 < K) dw[(i / K1) * K + i % K1] += s;    // weight (f, k)
+      else db[i / K1] += s;                                    // column K: bias of filter f
     }
   });
 }

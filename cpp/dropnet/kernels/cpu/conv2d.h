@@ -35,7 +35,8 @@ int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, i
 // Gradients of y = conv(x, w) + bias, given dy = dL/dy (N × F × OH × OW, before any activation):
 //   dx (N × C × H × W, optional): overwritten with dL/dx.
 //   dw (F × C × kh × kw) and db (F, optional): ACCUMULATED (+=), parameter-gradient style.
-// Per image: im2col(x[n]) -> cols; partial_dw += dy[n] · colsᵀ; cols = wᵀ · dy[n]; col2im -> dx[n].
+// Per image: im2col(x[n]) -> cols (+ a row of ones); partial [dw | db] += dy[n] · colsᵀ;
+// cols = wᵀ · dy[n]; col2im -> dx[n].
 void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w,
                      int64_t F, float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats);
 
