@@ -223,6 +223,18 @@ def test_backward_in_place_and_out_buffers():
     assert np.shares_memory(y2, out) and np.array_equal(out, y)
 
 
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4, 4), (2, 3, 0, 5)])
+def test_empty_batch_in_inference_and_backward(shape):
+    x = np.zeros(shape, np.float32)
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    y, mean, invstd = ops.batch_norm(x, None, None, rm, rv, training=False)
+    assert y.shape == shape
+    dx, dgamma, dbeta = ops.batch_norm_backward(x, x, None, mean, invstd, training=False)
+    assert dx.shape == shape and not dgamma.any() and not dbeta.any()
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        ops.batch_norm(x, None, None, rm, rv, training=True)
+
+
 def test_errors():
     x, gamma, beta, rm, rv = make((4, 3, 2, 2))
     with pytest.raises(ValueError, match="more than 1 value per channel"):

@@ -223,6 +223,14 @@ def test_out_buffer_is_written_and_returned():
     np.testing.assert_allclose(out, conv_ref(x, w, b, (1, 1), 1, (1, 1)), rtol=1e-4, atol=1e-4)
 
 
+def test_empty_batch():
+    x = np.zeros((0, 3, 5, 5), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    assert ops.conv2d(x, w, padding=1).shape == (0, 4, 5, 5)
+    dx, dw, db = ops.conv2d_backward(np.zeros((0, 4, 5, 5), np.float32), x, w, padding=1)
+    assert dx.shape == x.shape and not dw.any() and not db.any()
+
+
 def test_errors():
     x = np.zeros((2, 3, 5, 5), np.float32)
     w = np.zeros((4, 3, 3, 3), np.float32)

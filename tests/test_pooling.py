@@ -198,6 +198,15 @@ def test_one_and_two_threads_give_identical_bits():
         assert np.array_equal(a, b)
 
 
+def test_empty_batch():
+    x = np.zeros((0, 3, 6, 6), np.float32)
+    y, idx = ops.max_pool2d(x, 2, return_indices=True)
+    assert y.shape == idx.shape == (0, 3, 3, 3)
+    assert ops.max_pool2d_backward(y, idx, x.shape).shape == x.shape
+    assert ops.avg_pool2d(x, 3, 1, 1).shape == (0, 3, 6, 6)
+    assert ops.global_avg_pool2d(x).shape == (0, 3)
+
+
 def test_errors():
     x = np.zeros((2, 3, 5, 5), np.float32)
     with pytest.raises(ValueError, match="larger than the padded input"):

@@ -144,7 +144,9 @@ cpu::PoolGeometry pool_geometry(const py::array& x, Pair kernel, Pair stride, Pa
 // The (N, C, H, W) a pooling backward writes, from the user's input_shape.
 std::vector<py::ssize_t> input_shape_4d(const std::vector<int64_t>& shape) {
   DROPNET_CHECK(shape.size() == 4, "input_shape: expected 4 values (N, C, H, W), got ", shape.size());
-  for (int64_t s : shape) DROPNET_CHECK(s >= 1, "input_shape: expected values >= 1, got a ", s);
+  DROPNET_CHECK(shape[0] >= 0 && shape[1] >= 0 && shape[2] >= 1 && shape[3] >= 1,
+                "input_shape: expected N, C >= 0 and H, W >= 1, got (", shape[0], ", ", shape[1], ", ", shape[2], ", ",
+                shape[3], ")");
   return std::vector<py::ssize_t>(shape.begin(), shape.end());
 }
 
