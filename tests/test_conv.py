@@ -201,6 +201,51 @@ def test_backward_matches_torch_autograd():
         np.testing.assert_allclose(got, ref.numpy(), rtol=1e-4, atol=1e-3)
 
 
+def grouped(ref_fn, groups, x, w, *rest):
+    """Applies a groups=1 reference to each channel / filter set and joins the results."""
+    xs, ws = np.split(x, groups, axis=1), np.split(w, groups, axis=0)
+    return [ref_fn(xg, wg, *(r[i] if isinstance(r, list) else r for r in rest)) for i, (xg, wg) in enumerate(zip(xs, ws))]
+
+
+# (N, C, H, W, F, groups, k, stride, padding)
+GROUP_CASES = [
+    (2, 4, 7, 9, 6, 2, 3, 1, 1),        # two groups
+    (3, 3, 8, 7, 3, 3, 3, 2, 1),        # depthwise, stride 2
+    (2, 2, 6, 6, 4, 2, 3, 1, "same"),   # depthwise with multiplier 2
+    (9, 4, 5, 6, 8, 4, 1, 1, 0),        # grouped 1x1
+]
+
+
+@pytest.mark.parametrize("case", GROUP_CASES)
+def test_groups_forward_and_backward(case):
+    N, C, H, W, F, G, k, stride, padding = case
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((F, C // G, k, k)).astype(np.float32)
+    b = rng.standard_normal(F).astype(np.float32)
+    args = ((stride, stride), padding, (1, 1))
+    y_ref = np.concatenate(grouped(lambda xg, wg, bg: conv_ref(xg, wg, bg, *args), G, x, w,
+                                   list(np.split(b, G))), axis=1)
+    y = ops.conv2d(x, w, b, stride=stride, padding=padding, groups=G)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    parts = grouped(lambda xg, wg, dyg: conv_backward_ref(dyg, xg, wg, *args), G, x, w,
+                    list(np.split(dy, G, axis=1)))
+    dx, dw, db = ops.conv2d_backward(dy, x, w, stride=stride, padding=padding, groups=G)
+    np.testing.assert_allclose(dx, np.concatenate([p[0] for p in parts], axis=1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, np.concatenate([p[1] for p in parts], axis=0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(db, np.concatenate([p[2] for p in parts]), rtol=1e-4, atol=1e-3)
+
+
+def test_groups_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 6, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    yt = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1, groups=6).numpy()
+    np.testing.assert_allclose(ops.conv2d(x, w, padding=1, groups=6), yt, rtol=1e-4, atol=1e-4)
+
+
 def test_one_and_two_threads_give_identical_bits():
     # 21 images: three weight-gradient chunks of 8, split unevenly over the threads.
     case = (21, 3, 9, 11, 5, 3, 3, (1, 1), 1, (1, 1))
@@ -246,6 +291,14 @@ def test_errors():
         ops.conv2d(x, w, padding=-1)
     with pytest.raises(ValueError, match="input channels"):
         ops.conv2d(x, np.zeros((4, 2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="groups: expected a divisor of the input channels 3"):
+        ops.conv2d(x, np.zeros((4, 1, 3, 3), np.float32), groups=2)
+    with pytest.raises(ValueError, match="groups: expected a divisor of the filters 4"):
+        ops.conv2d(x, np.zeros((4, 1, 3, 3), np.float32), groups=3)
+    with pytest.raises(ValueError, match="groups: expected >= 1"):
+        ops.conv2d(x, w, groups=0)
+    with pytest.raises(TypeError, match="groups"):
+        ops.conv2d(x, w, groups=1.0)
     with pytest.raises(TypeError, match="float32"):
         ops.conv2d(x.astype(np.float64), w)
     with pytest.raises(TypeError, match="float32"):

@@ -80,11 +80,17 @@ cpu::Activation parse_activation(const py::object& obj) {
                               name, "'"));
 }
 
-cpu::ConvGeometry conv_geometry(const py::array& x, const py::array& w, Pair stride, Pads pads, Pair dilation) {
+cpu::ConvGeometry conv_geometry(const py::array& x, const py::array& w, Pair stride, Pads pads, Pair dilation,
+                                int64_t groups) {
   require_ndim(x, "x", 4, "(N, C, H, W)");
-  require_ndim(w, "w", 4, "(F, C, kh, kw)");
-  DROPNET_CHECK(w.shape(1) == x.shape(1), "w: expected ", x.shape(1), " input channels (x has shape ", shape_str(x),
-                "), got w of shape ", shape_str(w));
+  require_ndim(w, "w", 4, "(F, C / groups, kh, kw)");
+  DROPNET_CHECK(groups >= 1, "groups: expected >= 1, got ", groups);
+  DROPNET_CHECK(x.shape(1) % groups == 0, "groups: expected a divisor of the input channels ", x.shape(1), ", got ",
+                groups);
+  DROPNET_CHECK(w.shape(0) % groups == 0, "groups: expected a divisor of the filters ", w.shape(0), ", got ", groups);
+  DROPNET_CHECK(w.shape(1) * groups == x.shape(1), "w: expected ", x.shape(1) / groups,
+                " input channels per group (x has shape ", shape_str(x), ", groups = ", groups, "), got w of shape ",
+                shape_str(w));
   const auto [sh, sw] = stride;
   const auto [dh, dw] = dilation;
   const auto [pt, pb, pl, pr] = pads;
@@ -96,6 +102,7 @@ cpu::ConvGeometry conv_geometry(const py::array& x, const py::array& w, Pair str
                 shape_str(w));
   cpu::ConvGeometry g;
   g.C = x.shape(1);
+  g.groups = groups;
   g.H = x.shape(2);
   g.W = x.shape(3);
   g.kh = w.shape(2);
@@ -156,9 +163,9 @@ void register_conv(py::module_& m) {
   m.def(
       "conv2d_forward",
       [](const py::object& x_obj, const py::object& w_obj, const py::object& b_obj, Pair stride, Pads pads,
-         Pair dilation, const py::object& activation, float leaky_slope, const py::object& out) {
+         Pair dilation, int64_t groups, const py::object& activation, float leaky_slope, const py::object& out) {
         FloatArray x = require_array<float>(x_obj, "x"), w = require_array<float>(w_obj, "w"), b;
-        const cpu::ConvGeometry g = conv_geometry(x, w, stride, pads, dilation);
+        const cpu::ConvGeometry g = conv_geometry(x, w, stride, pads, dilation, groups);
         const int64_t N = x.shape(0), F = w.shape(0);
         const float* bias = optional_data(b_obj, "b", F, &b);
         const cpu::Activation act = parse_activation(activation);
@@ -175,15 +182,15 @@ void register_conv(py::module_& m) {
         return y;
       },
       py::arg("x"), py::arg("w"), py::arg("b"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-      py::arg("activation") = py::none(), py::arg("leaky_slope") = 0.01f, py::arg("out") = py::none());
+      py::arg("groups") = 1, py::arg("activation") = py::none(), py::arg("leaky_slope") = 0.01f, py::arg("out") = py::none());
 
   m.def(
       "conv2d_backward",
       [](const py::object& dy_obj, const py::object& x_obj, const py::object& w_obj, Pair stride, Pads pads,
-         Pair dilation, bool need_input_grad, bool need_bias_grad) {
+         Pair dilation, int64_t groups, bool need_input_grad, bool need_bias_grad) {
         FloatArray x = require_array<float>(x_obj, "x"), w = require_array<float>(w_obj, "w");
         FloatArray dy = require_array<float>(dy_obj, "grad_out");
-        const cpu::ConvGeometry g = conv_geometry(x, w, stride, pads, dilation);
+        const cpu::ConvGeometry g = conv_geometry(x, w, stride, pads, dilation, groups);
         const int64_t N = x.shape(0), F = w.shape(0);
         require_shape(dy, "grad_out", {N, F, g.OH, g.OW});
         py::object dx_obj = py::none(), db_obj = py::none();
@@ -212,7 +219,7 @@ void register_conv(py::module_& m) {
         return py::make_tuple(dx_obj, dw, db_obj);
       },
       py::arg("grad_out"), py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-      py::arg("need_input_grad") = true, py::arg("need_bias_grad") = true);
+      py::arg("groups") = 1, py::arg("need_input_grad") = true, py::arg("need_bias_grad") = true);
 
   m.def(
       "max_pool2d_forward",

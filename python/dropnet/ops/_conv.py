@@ -33,16 +33,23 @@ __all__ = [
 ]
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def _pair(value: IntPair, name: str) -> Tuple[int, int]:
     """``v`` or ``(a, b)`` of ints -> ``(a, b)``; TypeError for anything else."""
-    def is_int(v) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-    if is_int(value):
+    if _is_int(value):
         return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
         return int(value[0]), int(value[1])
     raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+
+
+def _count(value: int, name: str) -> int:
+    if _is_int(value):
+        return int(value)
+    raise TypeError(f"{name}: expected an int, got {value!r}")
 
 
 def _conv_padding(padding: Padding, w: np.ndarray, stride: Tuple[int, int],
@@ -74,11 +81,12 @@ def _no_alias(out: Optional[np.ndarray], name: str, *inputs: np.ndarray) -> None
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, stride: IntPair = 1,
-           padding: Padding = 0, dilation: IntPair = 1, activation: Optional[str] = None,
+           padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, activation: Optional[str] = None,
            leaky_slope: float = 0.01, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``), groups = 1.
+    """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``).
 
-    x: (N, C, H, W) float32; w: (F, C, kh, kw); b: (F,) or None. ``padding`` is an int, a pair
+    x: (N, C, H, W) float32; w: (F, C // groups, kh, kw); b: (F,) or None. ``groups`` splits
+    channels and filters into that many sets (``groups == C``: depthwise). ``padding`` is an int, a pair
     (ph, pw), ``"valid"`` or ``"same"`` (stride 1). ``activation`` (None, "relu", "leaky_relu",
     "tanh", "sigmoid", "gelu") is applied in the GEMM's epilogue. Returns y: (N, F, OH, OW),
     written into ``out`` when given.
@@ -86,11 +94,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, stri
     s, d = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = _conv_padding(padding, w, s, d)
     _no_alias(out, "x", x)
-    return _ops.conv2d_forward(x, w, b, s, pads, d, activation, float(leaky_slope), out)
+    return _ops.conv2d_forward(x, w, b, s, pads, d, _count(groups, "groups"), activation, float(leaky_slope), out)
 
 
 def conv2d_backward(grad_out: np.ndarray, x: np.ndarray, w: np.ndarray, *, stride: IntPair = 1,
-                    padding: Padding = 0, dilation: IntPair = 1, need_input_grad: bool = True,
+                    padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, need_input_grad: bool = True,
                     need_bias_grad: bool = True
                     ) -> Tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
     """Gradients of ``conv2d`` w.r.t. x, w and b, given grad_out = dL/dy of shape (N, F, OH, OW)
@@ -102,7 +110,8 @@ def conv2d_backward(grad_out: np.ndarray, x: np.ndarray, w: np.ndarray, *, strid
     """
     s, d = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = _conv_padding(padding, w, s, d)
-    return _ops.conv2d_backward(grad_out, x, w, s, pads, d, bool(need_input_grad), bool(need_bias_grad))
+    return _ops.conv2d_backward(grad_out, x, w, s, pads, d, _count(groups, "groups"), bool(need_input_grad),
+                                bool(need_bias_grad))
 
 
 def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,

@@ -52,6 +52,7 @@ void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const floa
                     const float* bias, Activation activation, float leaky_slope, float* y, float* workspace,
                     int64_t workspace_floats) {
   const int64_t K = g.col_rows(), P = g.col_cols(), CHW = g.C * g.H * g.W;
+  const int64_t G = g.groups, Fg = F / G, CgHW = g.group_channels() * g.H * g.W;
   const bool has_bias = bias != nullptr;
   const int64_t K1 = K + (has_bias ? 1 : 0);
   const bool direct = columns_are_input(g) && !has_bias;
@@ -75,11 +76,13 @@ void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const floa
   for_each_part(N, parts, [&](int part, int64_t n0, int64_t n1) {
     float* cols = cols_base + part * per_part;
     if (has_bias) std::fill(cols + K * P, cols + K1 * P, 1.f);
-    for (int64_t n = n0; n < n1; ++n) {
-      const float* xn = x + n * CHW;
-      if (!direct) im2col(xn, g, cols, P);
-      sgemm(false, false, F, P, K1, 1.f, weight, K1, direct ? xn : cols, P, 0.f, y + n * F * P, P, ep);
-    }
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t gi = 0; gi < G; ++gi) {
+        const float* xg = x + n * CHW + gi * CgHW;
+        if (!direct) im2col(xg, g, cols, P);
+        sgemm(false, false, Fg, P, K1, 1.f, weight + gi * Fg * K1, K1, direct ? xg : cols, P, 0.f,
+              y + (n * F + gi * Fg) * P, P, ep);
+      }
   });
 }
 
@@ -93,6 +96,7 @@ int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, i
 void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w,
                      int64_t F, float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) {
   const int64_t K = g.col_rows(), P = g.col_cols(), CHW = g.C * g.H * g.W;
+  const int64_t G = g.groups, Fg = F / G, CgHW = g.group_channels() * g.H * g.W;
   const bool direct = columns_are_input(g);
   // With im2col columns, a row of ones under them makes the weight-gradient GEMM produce the bias
   // gradient too, as column K of an F × (K + 1) partial (the forward's trick, transposed).
@@ -112,28 +116,30 @@ void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeome
       float* pdw = partials + chunk * partial_size;
       float* pdb = pdw + F * K;  // 1×1 path only
       const int64_t n_end = std::min(N, (chunk + 1) * kConvImagesPerChunk);
-      for (int64_t n = chunk * kConvImagesPerChunk; n < n_end; ++n) {
-        const bool first = n == chunk * kConvImagesPerChunk;
-        const float* dyn = dy + n * F * P;
-        const float* xn = x + n * CHW;
-        if (!direct) im2col(xn, g, cols, P);
-        // partial (F × K1) (+)= dy[n] (F × P) · cols (K1 × P)ᵀ
-        sgemm(false, true, F, K1, P, 1.f, dyn, P, direct ? xn : cols, P, first ? 0.f : 1.f, pdw, K1);
-        if (db && direct) {
-          for (int64_t f = 0; f < F; ++f) {
-            double s = 0.0;
-            const float* row = dyn + f * P;
-            for (int64_t p = 0; p < P; ++p) s += row[p];
-            pdb[f] = first ? static_cast<float>(s) : pdb[f] + static_cast<float>(s);
+      for (int64_t n = chunk * kConvImagesPerChunk; n < n_end; ++n)
+        for (int64_t gi = 0; gi < G; ++gi) {
+          const bool first = n == chunk * kConvImagesPerChunk;
+          const float* dyg = dy + (n * F + gi * Fg) * P;
+          const float* xg = x + n * CHW + gi * CgHW;
+          if (!direct) im2col(xg, g, cols, P);
+          // partial rows of group gi (Fg × K1) (+)= dy[n, group] (Fg × P) · cols (K1 × P)ᵀ
+          sgemm(false, true, Fg, K1, P, 1.f, dyg, P, direct ? xg : cols, P, first ? 0.f : 1.f, pdw + gi * Fg * K1, K1);
+          if (db && direct) {
+            for (int64_t f = 0; f < Fg; ++f) {
+              double s = 0.0;
+              const float* row = dyg + f * P;
+              for (int64_t p = 0; p < P; ++p) s += row[p];
+              float& acc = pdb[gi * Fg + f];
+              acc = first ? static_cast<float>(s) : acc + static_cast<float>(s);
+            }
+          }
+          if (dx) {
+            float* dxg = dx + n * CHW + gi * CgHW;
+            // d cols (K × P) = w_groupᵀ (K × Fg) · dy[n, group] (Fg × P); straight into dx for 1×1.
+            sgemm(true, false, K, P, Fg, 1.f, w + gi * Fg * K, K, dyg, P, 0.f, direct ? dxg : cols, P);
+            if (!direct) col2im(cols, P, g, dxg);
           }
         }
-        if (dx) {
-          float* dxn = dx + n * CHW;
-          // d cols (K × P) = wᵀ (K × F) · dy[n] (F × P); written straight into dx[n] for 1×1.
-          sgemm(true, false, K, P, F, 1.f, w, K, dyn, P, 0.f, direct ? dxn : cols, P);
-          if (!direct) col2im(cols, P, g, dxn);
-        }
-      }
     }
   });
 

@@ -19,7 +19,7 @@ inline void valid_range(int64_t offset, int64_t stride, int64_t W, int64_t OW, i
 
 void im2col(const float* x, const ConvGeometry& g, float* cols, int64_t ldc) {
   const int64_t HW = g.H * g.W;
-  for (int64_t c = 0; c < g.C; ++c) {
+  for (int64_t c = 0; c < g.group_channels(); ++c) {
     const float* plane = x + c * HW;
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
@@ -50,8 +50,8 @@ void im2col(const float* x, const ConvGeometry& g, float* cols, int64_t ldc) {
 
 void col2im(const float* cols, int64_t ldc, const ConvGeometry& g, float* x) {
   const int64_t HW = g.H * g.W;
-  std::memset(x, 0, sizeof(float) * g.C * HW);
-  for (int64_t c = 0; c < g.C; ++c) {
+  std::memset(x, 0, sizeof(float) * g.group_channels() * HW);
+  for (int64_t c = 0; c < g.group_channels(); ++c) {
     float* plane = x + c * HW;
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
