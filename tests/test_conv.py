@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 
+import hypothesis
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 
@@ -324,3 +326,24 @@ def test_errors():
         ops.conv2d_backward(np.zeros((2, 4, 5, 5), np.float32), x, w)
     with pytest.raises(ValueError, match="C-contiguous"):
         ops.conv2d(np.zeros((2, 3, 5, 10), np.float32)[..., ::2], w)
+
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
+                  f=st.integers(1, 3), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
+                  sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2), dh=st.integers(1, 2),
+                  dw=st.integers(1, 2), seed=st.integers(0, 2**31))
+def test_random_geometries_match_reference(n, c, h, w, f, kh, kw, sh, sw, ph, pw, dh, dw, seed):
+    hypothesis.assume(dh * (kh - 1) + 1 <= h + 2 * ph and dw * (kw - 1) + 1 <= w + 2 * pw)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((f, c, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32)
+    kw_args = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
+    y_ref = conv_ref(x, wt, b, (sh, sw), (ph, pw), (dh, dw))
+    np.testing.assert_allclose(ops.conv2d(x, wt, b, **kw_args), y_ref, rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    for got, ref in zip(ops.conv2d_backward(dy, x, wt, **kw_args),
+                        conv_backward_ref(dy, x, wt, (sh, sw), (ph, pw), (dh, dw))):
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 
+import hypothesis
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 
@@ -240,3 +242,24 @@ def test_errors():
         ops.global_avg_pool2d_backward(np.zeros((2, 3), np.float32), (2, 3, 5))
     with pytest.raises(ValueError, match="grad: expected shape"):
         ops.global_avg_pool2d_backward(np.zeros((2, 4), np.float32), x.shape)
+
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(h=st.integers(1, 9), w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4),
+                  sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2),
+                  seed=st.integers(0, 2**31))
+def test_random_geometries_match_reference(h, w, kh, kw, sh, sw, ph, pw, seed):
+    hypothesis.assume(2 * ph <= kh and 2 * pw <= kw and kh <= h + 2 * ph and kw <= w + 2 * pw)
+    shape, k, s, p = (2, 2, h, w), (kh, kw), (sh, sw), (ph, pw)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, shape).astype(np.float32)
+    y_ref, idx_ref = max_pool_ref(x, k, s, p)
+    y, idx = ops.max_pool2d(x, k, s, p, return_indices=True)
+    assert np.array_equal(y, y_ref) and np.array_equal(idx, idx_ref)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_allclose(ops.max_pool2d_backward(dy, idx, shape), max_pool_backward_ref(dy, idx_ref, shape),
+                               rtol=1e-6, atol=1e-6)
+    A, OH, OW = avg_pool_matrix(shape, k, s, p, True)
+    np.testing.assert_allclose(ops.avg_pool2d(x, k, s, p), (x.reshape(4, h * w) @ A.T).reshape(2, 2, OH, OW),
+                               rtol=1e-5, atol=1e-6)
