@@ -264,10 +264,18 @@ void register_conv(py::module_& m) {
         g.OH = dy.shape(2);
         g.OW = dy.shape(3);
         const int32_t* ip = idx.data();
-        const int64_t plane = g.H * g.W;
-        for (py::ssize_t i = 0; i < idx.size(); ++i)  // a bad index would write outside dx
-          DROPNET_CHECK(ip[i] >= 0 && ip[i] < plane, "indices: expected values in [0, H*W = ", plane, "), got ",
-                        ip[i], " at flat position ", i);
+        const int64_t plane = g.H * g.W, count = static_cast<int64_t>(idx.size());
+        // A bad index would write outside dx: check them all (a branch-free pass), name the first.
+        DROPNET_CHECK(plane <= INT32_MAX, "input_shape: H*W = ", plane, " does not fit int32 indices");
+        const uint32_t limit = static_cast<uint32_t>(plane);
+        uint32_t out_of_range = 0;  // negative indices wrap to >= limit as uint32
+        for (int64_t i = 0; i < count; ++i) out_of_range |= static_cast<uint32_t>(static_cast<uint32_t>(ip[i]) >= limit);
+        if (out_of_range) {
+          int64_t i = 0;
+          while (ip[i] >= 0 && ip[i] < plane) ++i;
+          throw ValueError(str_concat("indices: expected values in [0, H*W = ", plane, "), got ", ip[i],
+                                      " at flat position ", i));
+        }
         FloatArray dx = output(out, "out", in_shape);
         const float* dyp = dy.data();
         float* dxp = dx.mutable_data();
