@@ -112,6 +112,21 @@ def test_max_pool_forward_and_backward(case, level):
     np.testing.assert_allclose(dx, max_pool_backward_ref(dy, idx_ref, shape), rtol=1e-6, atol=1e-6)
 
 
+def test_max_pool_out_buffers_are_reused():
+    x = np.random.default_rng(6).standard_normal((2, 3, 8, 10)).astype(np.float32)
+    y_ref, idx_ref = max_pool_ref(x, 2, 2, 0)
+    out, idx_out = np.empty_like(y_ref), np.empty(y_ref.shape, np.int32)
+    y, idx = ops.max_pool2d(x, 2, return_indices=True, out=out, indices_out=idx_out)
+    assert np.shares_memory(y, out) and np.shares_memory(idx, idx_out)
+    assert np.array_equal(out, y_ref) and np.array_equal(idx_out, idx_ref)
+    with pytest.raises(ValueError, match="indices_out: expected shape"):
+        ops.max_pool2d(x, 2, return_indices=True, indices_out=np.empty((2, 3, 4, 4), np.int32))
+    with pytest.raises(TypeError, match="int32"):
+        ops.max_pool2d(x, 2, return_indices=True, indices_out=np.empty(y_ref.shape, np.int64))
+    with pytest.raises(ValueError, match="return_indices is False"):
+        ops.max_pool2d(x, 2, indices_out=idx_out)
+
+
 def test_max_pool_nan_propagates_and_padding_never_wins():
     x = -np.ones((1, 1, 4, 4), np.float32) * np.arange(1, 17, dtype=np.float32).reshape(1, 1, 4, 4)
     x[0, 0, 2, 3] = np.nan

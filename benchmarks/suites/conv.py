@@ -68,10 +68,11 @@ def pool_sides(shape, seed=0):
     y = np.empty((n, c, h // 2, w // 2), np.float32)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = np.empty_like(x)
+    idx = np.empty(y.shape, np.int32)
     moved = x.nbytes * 2 + y.nbytes * 2 + y.size * 4 * 2  # x, dx; y, dy; indices written and read
 
     def dropnet_step():
-        _, idx = ops.max_pool2d(x, 2, return_indices=True, out=y)
+        ops.max_pool2d(x, 2, return_indices=True, out=y, indices_out=idx)
         ops.max_pool2d_backward(dy, idx, shape, out=dx)
 
     sides = {"dropnet": dropnet_step}

@@ -223,7 +223,8 @@ void register_conv(py::module_& m) {
 
   m.def(
       "max_pool2d_forward",
-      [](const py::object& x_obj, Pair kernel, Pair stride, Pair padding, bool return_indices, const py::object& out) {
+      [](const py::object& x_obj, Pair kernel, Pair stride, Pair padding, bool return_indices, const py::object& out,
+         const py::object& indices_out) {
         FloatArray x = require_array<float>(x_obj, "x");
         const cpu::PoolGeometry g = pool_geometry(x, kernel, stride, padding);
         const int64_t N = x.shape(0), C = x.shape(1);
@@ -232,7 +233,13 @@ void register_conv(py::module_& m) {
         py::array_t<int32_t> idx;
         py::object idx_obj = py::none();
         if (return_indices) {
-          idx = py::array_t<int32_t>(std::vector<py::ssize_t>{N, C, g.OH, g.OW});
+          const std::vector<py::ssize_t> shape{N, C, g.OH, g.OW};
+          if (indices_out.is_none()) {
+            idx = py::array_t<int32_t>(shape);
+          } else {
+            idx = require_writeable<int32_t>(indices_out, "indices_out");
+            require_shape(idx, "indices_out", shape);
+          }
           idx_obj = idx;
         }
         const float* xp = x.data();
@@ -245,7 +252,7 @@ void register_conv(py::module_& m) {
         return py::make_tuple(y, idx_obj);
       },
       py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("return_indices") = true,
-      py::arg("out") = py::none());
+      py::arg("out") = py::none(), py::arg("indices_out") = py::none());
 
   m.def(
       "max_pool2d_backward",

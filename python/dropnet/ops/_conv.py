@@ -115,18 +115,21 @@ def conv2d_backward(grad_out: np.ndarray, x: np.ndarray, w: np.ndarray, *, strid
 
 
 def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
-               return_indices: bool = False, *, out: Optional[np.ndarray] = None
-               ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+               return_indices: bool = False, *, out: Optional[np.ndarray] = None,
+               indices_out: Optional[np.ndarray] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """Max pooling over (kh, kw) windows of x: (N, C, H, W) float32 (stride defaults to the kernel).
 
     Returns y (N, C, OH, OW), and with ``return_indices`` also int32 indices ``ih * W + iw`` of
     each maximum within its plane (PyTorch's convention), which ``max_pool2d_backward`` takes.
-    Padding (at most half the kernel) never wins; NaN propagates.
+    Padding (at most half the kernel) never wins; NaN propagates. ``out`` / ``indices_out``
+    (int32, same shape) are reused instead of allocating.
     """
     k = _pair(kernel_size, "kernel_size")
     s = k if stride is None else _pair(stride, "stride")
     _no_alias(out, "x", x)
-    y, idx = _ops.max_pool2d_forward(x, k, s, _pair(padding, "padding"), bool(return_indices), out)
+    if indices_out is not None and not return_indices:
+        raise ValueError("indices_out: given but return_indices is False")
+    y, idx = _ops.max_pool2d_forward(x, k, s, _pair(padding, "padding"), bool(return_indices), out, indices_out)
     return (y, idx) if return_indices else y
 
 
