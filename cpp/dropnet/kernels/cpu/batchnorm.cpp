@@ -82,23 +82,22 @@ void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW
     });
     return;
   }
+  // Per-column scratch allocated here, not inside the threads (an exception there cannot escape).
+  std::vector<double> s1(C), s2(C);
+  std::vector<float> scale(C), shift(C);
   parallel_ranges(C, channel_grain(N), [&](int64_t j0, int64_t j1) {
     DenormalsFlushed flush;
-    const int64_t cols = j1 - j0;
-    std::vector<double> s1(cols), s2(cols);
-    std::vector<float> scale(cols), shift(cols);
-    k.column_moments(x + j0, N, C, cols, x + j0, s1.data(), s2.data());
-    for (int64_t j = 0; j < cols; ++j) {
-      const int64_t c = j0 + j;
-      const ChannelStats st = finish_moments(s1[j], s2[j], x[c], M, at_or(gamma, c, 1.f), at_or(beta, c, 0.f), eps,
+    k.column_moments(x + j0, N, C, j1 - j0, x + j0, s1.data() + j0, s2.data() + j0);
+    for (int64_t c = j0; c < j1; ++c) {
+      const ChannelStats st = finish_moments(s1[c], s2[c], x[c], M, at_or(gamma, c, 1.f), at_or(beta, c, 0.f), eps,
                                              momentum, running_mean ? running_mean + c : nullptr,
                                              running_var ? running_var + c : nullptr);
       saved_mean[c] = st.mean;
       saved_invstd[c] = st.invstd;
-      scale[j] = st.scale;
-      shift[j] = st.shift;
+      scale[c] = st.scale;
+      shift[c] = st.shift;
     }
-    k.column_affine(x + j0, y + j0, N, C, cols, scale.data(), shift.data(), relu);
+    k.column_affine(x + j0, y + j0, N, C, j1 - j0, scale.data() + j0, shift.data() + j0, relu);
   });
 }
 
@@ -170,22 +169,21 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
     });
     return;
   }
+  std::vector<double> sum_dy(C), sum_dy_xc(C);  // scratch allocated outside the threads
+  std::vector<float> k_dy(C), k_xc(C), k0(C);
   parallel_ranges(C, channel_grain(N), [&](int64_t j0, int64_t j1) {
     DenormalsFlushed flush;
-    const int64_t cols = j1 - j0;
-    std::vector<double> sum_dy(cols), sum_dy_xc(cols);
-    std::vector<float> k_dy(cols), k_xc(cols), k0(cols);
     const float* yc = y_relu ? y_relu + j0 : nullptr;
-    k.column_grad_sums(dy + j0, x + j0, yc, N, C, cols, mean + j0, sum_dy.data(), sum_dy_xc.data());
-    for (int64_t j = 0; j < cols; ++j) {
-      const int64_t c = j0 + j;
-      const GradCoefficients q = grad_coefficients(sum_dy[j], sum_dy_xc[j], M, at_or(gamma, c, 1.f), invstd[c],
+    k.column_grad_sums(dy + j0, x + j0, yc, N, C, j1 - j0, mean + j0, sum_dy.data() + j0, sum_dy_xc.data() + j0);
+    for (int64_t c = j0; c < j1; ++c) {
+      const GradCoefficients q = grad_coefficients(sum_dy[c], sum_dy_xc[c], M, at_or(gamma, c, 1.f), invstd[c],
                                                    training, dgamma ? dgamma + c : nullptr, dbeta ? dbeta + c : nullptr);
-      k_dy[j] = q.k_dy;
-      k_xc[j] = q.k_xc;
-      k0[j] = q.k0;
+      k_dy[c] = q.k_dy;
+      k_xc[c] = q.k_xc;
+      k0[c] = q.k0;
     }
-    k.column_grad_input(dy + j0, x + j0, yc, dx + j0, N, C, cols, k_dy.data(), k_xc.data(), mean + j0, k0.data());
+    k.column_grad_input(dy + j0, x + j0, yc, dx + j0, N, C, j1 - j0, k_dy.data() + j0, k_xc.data() + j0, mean + j0,
+                        k0.data() + j0);
   });
 }
 
