@@ -103,13 +103,16 @@ TEST_CASE("batch-norm ISA bodies agree with the baseline unit") {
 }
 
 TEST_CASE("batch-norm column sums do not depend on how the columns are split") {
-  const int64_t rows = 9, cols = 45;
+  const int64_t rows = 19, cols = 150;
   const auto x = random_floats(rows * cols, 9);
   std::vector<float> shift(cols, 0.5f);
-  for (const cpu::BatchNormKernels* k : {&cpu::batchnorm_kernels_scalar()}) {
+  std::vector<const cpu::BatchNormKernels*> units = {&cpu::batchnorm_kernels_scalar()};
+  if (max_supported_isa() >= Isa::avx2) units.push_back(&cpu::batchnorm_kernels_avx2());
+  if (max_supported_isa() >= Isa::avx512) units.push_back(&cpu::batchnorm_kernels_avx512());
+  for (const cpu::BatchNormKernels* k : units) {
     std::vector<double> a1(cols), a2(cols), b1(cols), b2(cols);
     k->column_moments(x.data(), rows, cols, cols, shift.data(), a1.data(), a2.data());
-    for (int64_t split : {1, 16, 17, 30}) {
+    for (int64_t split : {1, 4, 16, 17, 30, 64, 67, 100}) {
       k->column_moments(x.data(), rows, cols, split, shift.data(), b1.data(), b2.data());
       k->column_moments(x.data() + split, rows, cols, cols - split, shift.data() + split, b1.data() + split,
                         b2.data() + split);
