@@ -57,6 +57,17 @@ ChannelStats finish_moments(double s1, double s2, float first, int64_t M, float 
 
 inline float at_or(const float* a, int64_t i, float fallback) { return a ? a[i] : fallback; }
 
+// Column ranges for the N × C layout, split at multiples of 16 columns so that only the last
+// range has a partial vector (each range pays its tail in scalar code on every row).
+template <class Fn>
+void parallel_columns(int64_t C, int64_t N, Fn&& fn) {
+  constexpr int64_t kBlock = 16;
+  const int64_t blocks = (C + kBlock - 1) / kBlock;
+  parallel_ranges(blocks, channel_grain(N * kBlock), [&](int64_t b0, int64_t b1) {
+    fn(b0 * kBlock, b1 * kBlock < C ? b1 * kBlock : C);
+  });
+}
+
 }  // namespace
 
 void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
@@ -85,7 +96,7 @@ void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW
   // Per-column scratch allocated here, not inside the threads (an exception there cannot escape).
   std::vector<double> s1(C), s2(C);
   std::vector<float> scale(C), shift(C);
-  parallel_ranges(C, channel_grain(N), [&](int64_t j0, int64_t j1) {
+  parallel_columns(C, N, [&](int64_t j0, int64_t j1) {
     DenormalsFlushed flush;
     k.column_moments(x + j0, N, C, j1 - j0, x + j0, s1.data() + j0, s2.data() + j0);
     for (int64_t c = j0; c < j1; ++c) {
@@ -122,7 +133,7 @@ void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t H
     });
     return;
   }
-  parallel_ranges(C, channel_grain(N), [&](int64_t j0, int64_t j1) {
+  parallel_columns(C, N, [&](int64_t j0, int64_t j1) {
     DenormalsFlushed flush;
     k.column_affine(x + j0, y + j0, N, C, j1 - j0, scale.data() + j0, shift.data() + j0, relu);
   });
@@ -171,7 +182,7 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
   }
   std::vector<double> sum_dy(C), sum_dy_xc(C);  // scratch allocated outside the threads
   std::vector<float> k_dy(C), k_xc(C), k0(C);
-  parallel_ranges(C, channel_grain(N), [&](int64_t j0, int64_t j1) {
+  parallel_columns(C, N, [&](int64_t j0, int64_t j1) {
     DenormalsFlushed flush;
     const float* yc = y_relu ? y_relu + j0 : nullptr;
     k.column_grad_sums(dy + j0, x + j0, yc, N, C, j1 - j0, mean + j0, sum_dy.data() + j0, sum_dy_xc.data() + j0);
