@@ -57,6 +57,22 @@ ChannelStats finish_moments(double s1, double s2, float first, int64_t M, float 
 
 inline float at_or(const float* a, int64_t i, float fallback) { return a ? a[i] : fallback; }
 
+// Coefficient array of the N × C layout made wrap-around: kBatchNormWrap more entries, entry j
+// being column j mod C's (BatchNormKernels::flat_*).
+void extend_wrapped(std::vector<float>& v, int64_t C) {
+  v.resize(static_cast<size_t>(C + kBatchNormWrap));
+  for (int64_t j = C; j < C + kBatchNormWrap; ++j) v[j] = v[j % C];
+}
+
+// The elementwise pass of the N × C layout: threads split rows (any split: elements are independent).
+template <class Fn>
+void parallel_rows(int64_t N, int64_t C, Fn&& fn) {
+  parallel_ranges(N, channel_grain(C), [&](int64_t r0, int64_t r1) {
+    DenormalsFlushed flush;
+    fn(r0 * C, r1 * C);
+  });
+}
+
 // Column ranges for the N × C layout, split at multiples of 16 columns so that only the last
 // range has a partial vector (each range pays its tail in scalar code on every row).
 template <class Fn>
@@ -108,8 +124,10 @@ void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW
       scale[c] = st.scale;
       shift[c] = st.shift;
     }
-    k.column_affine(x + j0, y + j0, N, C, j1 - j0, scale.data() + j0, shift.data() + j0, relu);
   });
+  extend_wrapped(scale, C);
+  extend_wrapped(shift, C);
+  parallel_rows(N, C, [&](int64_t b, int64_t e) { k.flat_affine(x, y, b, e, C, scale.data(), shift.data(), relu); });
 }
 
 void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
@@ -133,10 +151,9 @@ void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t H
     });
     return;
   }
-  parallel_columns(C, N, [&](int64_t j0, int64_t j1) {
-    DenormalsFlushed flush;
-    k.column_affine(x + j0, y + j0, N, C, j1 - j0, scale.data() + j0, shift.data() + j0, relu);
-  });
+  extend_wrapped(scale, C);
+  extend_wrapped(shift, C);
+  parallel_rows(N, C, [&](int64_t b, int64_t e) { k.flat_affine(x, y, b, e, C, scale.data(), shift.data(), relu); });
 }
 
 namespace {
@@ -181,7 +198,7 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
     return;
   }
   std::vector<double> sum_dy(C), sum_dy_xc(C);  // scratch allocated outside the threads
-  std::vector<float> k_dy(C), k_xc(C), k0(C);
+  std::vector<float> k_dy(C), k_xc(C), k0(C), mean_w(mean, mean + C);
   parallel_columns(C, N, [&](int64_t j0, int64_t j1) {
     DenormalsFlushed flush;
     const float* yc = y_relu ? y_relu + j0 : nullptr;
@@ -193,8 +210,10 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
       k_xc[c] = q.k_xc;
       k0[c] = q.k0;
     }
-    k.column_grad_input(dy + j0, x + j0, yc, dx + j0, N, C, j1 - j0, k_dy.data() + j0, k_xc.data() + j0, mean + j0,
-                        k0.data() + j0);
+  });
+  for (std::vector<float>* v : {&k_dy, &k_xc, &k0, &mean_w}) extend_wrapped(*v, C);
+  parallel_rows(N, C, [&](int64_t b, int64_t e) {
+    k.flat_grad_input(dy, x, y_relu, dx, b, e, C, k_dy.data(), k_xc.data(), mean_w.data(), k0.data());
   });
 }
 

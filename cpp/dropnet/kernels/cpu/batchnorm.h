@@ -36,6 +36,7 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
 // Per-ISA bodies (batchnorm_impl.h compiled three times). A channel is `n` blocks of `len`
 // contiguous floats, `stride` floats apart (HW > 1); the column bodies work on columns [0, cols)
 // of an n × ld matrix (HW = 1), vectorised across columns so each column's sum stays in row order.
+constexpr int64_t kBatchNormWrap = 16;  // >= the widest vector in floats
 struct BatchNormKernels {
   void (*plane_moments)(const float* x, int64_t n, int64_t stride, int64_t len, float shift, double* s1, double* s2);
   void (*plane_affine)(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift,
@@ -46,12 +47,15 @@ struct BatchNormKernels {
                            int64_t len, float k_dy, float k_xc, float mean, float k0);
   void (*column_moments)(const float* x, int64_t n, int64_t ld, int64_t cols, const float* shift, double* s1,
                          double* s2);
-  void (*column_affine)(const float* x, float* y, int64_t n, int64_t ld, int64_t cols, const float* scale,
-                        const float* shift, bool relu);
   void (*column_grad_sums)(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t ld, int64_t cols,
                            const float* mean, double* sum_dy, double* sum_dy_xc);
-  void (*column_grad_input)(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n, int64_t ld,
-                            int64_t cols, const float* k_dy, const float* k_xc, const float* mean, const float* k0);
+  // Elementwise passes of the n × C layout over the flat range [begin, end) (rows contiguous);
+  // coefficient arrays hold C + kBatchNormWrap floats, entry j being column j mod C's value.
+  void (*flat_affine)(const float* x, float* y, int64_t begin, int64_t end, int64_t C, const float* scale,
+                      const float* shift, bool relu);
+  void (*flat_grad_input)(const float* dy, const float* x, const float* y_relu, float* dx, int64_t begin,
+                          int64_t end, int64_t C, const float* k_dy, const float* k_xc, const float* mean,
+                          const float* k0);
 };
 const BatchNormKernels& batchnorm_kernels_scalar();
 const BatchNormKernels& batchnorm_kernels_avx2();

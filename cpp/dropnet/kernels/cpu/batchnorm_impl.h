@@ -243,86 +243,113 @@ inline void column_grad_sums(const float* dy, const float* x, const float* y_rel
   else column_sums<false, true>(dy, x, x, n, ld, cols, mean, sum_dy, sum_dy_xc);
 }
 
-// ---- elementwise passes. A "row" is len contiguous floats; per-channel coefficients are either
-// scalars (planes) or arrays indexed by the offset within the row (columns): Coef hides which.
+// ---- elementwise passes of the plane layout: a "row" is len contiguous floats of one channel.
 
-struct ScalarCoef {
-  float v;
-  fv vec(int64_t) const { return fv{} + v; }
-  float at(int64_t) const { return v; }
-};
-struct ArrayCoef {
-  const float* p;
-  fv vec(int64_t j) const { return load<fv>(p + j); }
-  float at(int64_t j) const { return p[j]; }
-};
-
-template <bool kRelu, class Coef>
-inline void affine_rows(const float* x, float* y, int64_t n, int64_t stride, int64_t len, Coef scale, Coef shift) {
+template <bool kRelu>
+inline void affine_rows(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift) {
   const fv zero = {};
   for (int64_t r = 0; r < n; ++r) {
     const float* p = x + r * stride;
     float* q = y + r * stride;
     int64_t i = 0;
     for (; i + kFV <= len; i += kFV) {
-      const fv v = load<fv>(p + i) * scale.vec(i) + shift.vec(i);
+      const fv v = load<fv>(p + i) * scale + shift;
       store(q + i, kRelu ? (v > zero ? v : zero) : v);
     }
     for (; i < len; ++i) {
-      const float v = p[i] * scale.at(i) + shift.at(i);
+      const float v = p[i] * scale + shift;
       q[i] = kRelu ? (v > 0.f ? v : 0.f) : v;
     }
   }
 }
 
-template <bool kMask, class Coef>
+template <bool kMask>
 inline void grad_input_rows(const float* dy, const float* x, const float* y, float* dx, int64_t n, int64_t stride,
-                            int64_t len, Coef k_dy, Coef k_xc, Coef mean, Coef k0) {
+                            int64_t len, float k_dy, float k_xc, float mean, float k0) {
   for (int64_t r = 0; r < n; ++r) {
     const int64_t o = r * stride;
     int64_t i = 0;
     for (; i + kFV <= len; i += kFV) {
       const fv g = load<fv>(dy + o + i);
       const fv gv = kMask ? masked(g, load<fv>(y + o + i)) : g;
-      store(dx + o + i, k_dy.vec(i) * gv + k_xc.vec(i) * (load<fv>(x + o + i) - mean.vec(i)) + k0.vec(i));
+      store(dx + o + i, k_dy * gv + k_xc * (load<fv>(x + o + i) - mean) + k0);
     }
     for (; i < len; ++i) {
       const float gl = dy[o + i];
       const float gv = kMask ? (y[o + i] > 0.f ? gl : 0.f) : gl;
-      dx[o + i] = k_dy.at(i) * gv + k_xc.at(i) * (x[o + i] - mean.at(i)) + k0.at(i);
+      dx[o + i] = k_dy * gv + k_xc * (x[o + i] - mean) + k0;
     }
   }
 }
 
 inline void plane_affine(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift,
                          bool relu) {
-  if (relu) affine_rows<true>(x, y, n, stride, len, ScalarCoef{scale}, ScalarCoef{shift});
-  else affine_rows<false>(x, y, n, stride, len, ScalarCoef{scale}, ScalarCoef{shift});
-}
-
-inline void column_affine(const float* x, float* y, int64_t n, int64_t ld, int64_t cols, const float* scale,
-                          const float* shift, bool relu) {
-  if (relu) affine_rows<true>(x, y, n, ld, cols, ArrayCoef{scale}, ArrayCoef{shift});
-  else affine_rows<false>(x, y, n, ld, cols, ArrayCoef{scale}, ArrayCoef{shift});
+  if (relu) affine_rows<true>(x, y, n, stride, len, scale, shift);
+  else affine_rows<false>(x, y, n, stride, len, scale, shift);
 }
 
 inline void plane_grad_input(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n,
                              int64_t stride, int64_t len, float k_dy, float k_xc, float mean, float k0) {
-  const ScalarCoef a{k_dy}, b{k_xc}, m{mean}, c{k0};
-  if (y_relu) grad_input_rows<true>(dy, x, y_relu, dx, n, stride, len, a, b, m, c);
-  else grad_input_rows<false>(dy, x, x, dx, n, stride, len, a, b, m, c);
+  if (y_relu) grad_input_rows<true>(dy, x, y_relu, dx, n, stride, len, k_dy, k_xc, mean, k0);
+  else grad_input_rows<false>(dy, x, x, dx, n, stride, len, k_dy, k_xc, mean, k0);
 }
 
-inline void column_grad_input(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n, int64_t ld,
-                              int64_t cols, const float* k_dy, const float* k_xc, const float* mean, const float* k0) {
-  const ArrayCoef a{k_dy}, b{k_xc}, m{mean}, c{k0};
-  if (y_relu) grad_input_rows<true>(dy, x, y_relu, dx, n, ld, cols, a, b, m, c);
-  else grad_input_rows<false>(dy, x, x, dx, n, ld, cols, a, b, m, c);
+// ---- elementwise passes of the N × C layout over a flat range [begin, end): rows are contiguous,
+// so one vector loop runs across row ends; coefficient arrays hold C + kWrap values with entry
+// j = the value of column j mod C, so a vector starting at any column reads valid lanes.
+inline void next_column(int64_t& c, int64_t step, int64_t C) {
+  c += step;
+  while (c >= C) c -= C;
+}
+
+template <bool kRelu>
+inline void flat_affine_t(const float* x, float* y, int64_t begin, int64_t end, int64_t C, const float* scale,
+                          const float* shift) {
+  const fv zero = {};
+  int64_t c = begin % C, i = begin;
+  for (; i + kFV <= end; i += kFV, next_column(c, kFV, C)) {
+    const fv v = load<fv>(x + i) * load<fv>(scale + c) + load<fv>(shift + c);
+    store(y + i, kRelu ? (v > zero ? v : zero) : v);
+  }
+  for (; i < end; ++i, next_column(c, 1, C)) {
+    const float v = x[i] * scale[c] + shift[c];
+    y[i] = kRelu ? (v > 0.f ? v : 0.f) : v;
+  }
+}
+
+inline void flat_affine(const float* x, float* y, int64_t begin, int64_t end, int64_t C, const float* scale,
+                        const float* shift, bool relu) {
+  if (relu) flat_affine_t<true>(x, y, begin, end, C, scale, shift);
+  else flat_affine_t<false>(x, y, begin, end, C, scale, shift);
+}
+
+template <bool kMask>
+inline void flat_grad_input_t(const float* dy, const float* x, const float* y, float* dx, int64_t begin, int64_t end,
+                              int64_t C, const float* k_dy, const float* k_xc, const float* mean, const float* k0) {
+  int64_t c = begin % C, i = begin;
+  for (; i + kFV <= end; i += kFV, next_column(c, kFV, C)) {
+    const fv g = load<fv>(dy + i);
+    const fv gv = kMask ? masked(g, load<fv>(y + i)) : g;
+    store(dx + i, load<fv>(k_dy + c) * gv + load<fv>(k_xc + c) * (load<fv>(x + i) - load<fv>(mean + c)) +
+                      load<fv>(k0 + c));
+  }
+  for (; i < end; ++i, next_column(c, 1, C)) {
+    const float gl = dy[i];
+    const float gv = kMask ? (y[i] > 0.f ? gl : 0.f) : gl;
+    dx[i] = k_dy[c] * gv + k_xc[c] * (x[i] - mean[c]) + k0[c];
+  }
+}
+
+inline void flat_grad_input(const float* dy, const float* x, const float* y_relu, float* dx, int64_t begin,
+                            int64_t end, int64_t C, const float* k_dy, const float* k_xc, const float* mean,
+                            const float* k0) {
+  if (y_relu) flat_grad_input_t<true>(dy, x, y_relu, dx, begin, end, C, k_dy, k_xc, mean, k0);
+  else flat_grad_input_t<false>(dy, x, x, dx, begin, end, C, k_dy, k_xc, mean, k0);
 }
 
 inline const BatchNormKernels& kernels() {
   static const BatchNormKernels table = {plane_moments,  plane_affine,   plane_grad_sums,  plane_grad_input,
-                                         column_moments, column_affine,  column_grad_sums, column_grad_input};
+                                         column_moments, column_grad_sums, flat_affine, flat_grad_input};
   return table;
 }
 
