@@ -223,6 +223,16 @@ def test_backward_in_place_and_out_buffers():
     assert np.shares_memory(y2, out) and np.array_equal(out, y)
 
 
+@pytest.mark.parametrize("shape", [(4, 0), (4, 0, 3, 3)])
+def test_no_channels(shape):
+    x = np.zeros(shape, np.float32)
+    e = np.zeros(0, np.float32)
+    for training in (True, False):
+        y, mean, invstd = ops.batch_norm(x, e, e, e, e.copy(), training=training)
+        dx, dgamma, dbeta = ops.batch_norm_backward(x, x, e, mean, invstd, training=training)
+        assert y.shape == dx.shape == shape and mean.shape == dgamma.shape == (0,)
+
+
 @pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4, 4), (2, 3, 0, 5)])
 def test_empty_batch_in_inference_and_backward(shape):
     x = np.zeros(shape, np.float32)

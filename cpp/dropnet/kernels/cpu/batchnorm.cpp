@@ -91,6 +91,7 @@ void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW
                                 float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd) {
   const int64_t M = N * HW;
   DROPNET_CHECK(M >= 2, "batch_norm: training needs more than 1 value per channel, got N*H*W = ", M);
+  if (C == 0) return;
   const BatchNormKernels& k = active_kernels();
   if (HW > 1) {
     parallel_ranges(C, channel_grain(M), [&](int64_t c0, int64_t c1) {
@@ -135,7 +136,7 @@ void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t H
                                  bool relu, float* y, float* saved_invstd) {
   const BatchNormKernels& k = active_kernels();
   std::vector<float> scale(C), shift(C);
-  const bool empty = N * HW == 0;  // still fills saved_invstd below
+  const bool empty = N * HW * C == 0;  // still fills saved_invstd below
   for (int64_t c = 0; c < C; ++c) {
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + static_cast<double>(eps));
     const double s = static_cast<double>(at_or(gamma, c, 1.f)) * invstd;
@@ -180,7 +181,7 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
                         const float* gamma, const float* mean, const float* invstd, bool training, float* dx,
                         float* dgamma, float* dbeta) {
   const int64_t M = N * HW;
-  if (M == 0) return;  // no element: dx is empty, nothing adds to dgamma / dbeta
+  if (M * C == 0) return;  // no element: dx is empty, nothing adds to dgamma / dbeta
   const BatchNormKernels& k = active_kernels();
   if (HW > 1) {
     parallel_ranges(C, channel_grain(M), [&](int64_t c0, int64_t c1) {
