@@ -3,6 +3,7 @@
 #define DROPNET_BN_UNIT bn_scalar
 #include "dropnet/kernels/cpu/batchnorm_impl.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 

@@ -4,9 +4,10 @@
 //              UNBIASED variance var · M / (M - 1) (M = N·H·W) for running_var.
 //   inference: the running statistics in place of the batch ones.
 // Layout: x is N × C × HW (HW = 1 for N × C). Optional fused ReLU: y = max(bn(x), 0).
-// Per-channel sums run in double in a fixed order (threads split channels, or columns for HW = 1),
-// so results are bit-identical for any thread count. Forward reads x twice per channel (moments,
-// then normalise), the second read hits L2 when a channel fits; backward likewise.
+// Per-channel sums run in a fixed order with double totals (threads split channels, or columns
+// for HW = 1), so results are bit-identical for any thread count. Forward reads x twice per
+// channel (moments, then normalise), the second read hits L2 when a channel fits; backward
+// likewise (sums of dy and dy·(x - mean), then dx).
 #pragma once
 #include <cstdint>
 

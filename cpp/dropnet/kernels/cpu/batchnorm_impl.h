@@ -1,15 +1,18 @@
-// Bodies of the batch-norm kernels, written once as plain loops the compiler vectorises, and
-// compiled in three units with different ISA flags (batchnorm.cpp: baseline x86-64,
-// batchnorm_avx2.cpp, batchnorm_avx512.cpp). Each unit includes this file inside its own
-// namespace (DROPNET_BN_UNIT), so no inline function is shared between units and the linker can
-// never hand AVX-512 code to the baseline path. No std:: templates here for the same reason.
+// Bodies of the batch-norm kernels, written once with GCC vector types and compiled in three
+// units with different ISA flags (batchnorm.cpp: baseline x86-64, batchnorm_avx2.cpp,
+// batchnorm_avx512.cpp; DROPNET_BN_VEC_BYTES = 16 / 32 / 64). Each unit includes this file inside
+// its own namespace (DROPNET_BN_UNIT), so no inline function is shared between units and the
+// linker can never hand AVX-512 code to the baseline path. No std:: templates here for the same
+// reason.
 //
-// Plane reductions keep 16 double lanes: lane l sums elements whose offset within their row is
-// l mod 16, in row order, and the lanes are combined in a fixed tree. The order depends neither
-// on the thread count nor on the vector width; x² of a float is exact in double, so the only
-// ISA difference is FMA contraction in the vector units. Masks load both operands unconditionally
-// (`g = dy[i]; y > 0 ? g : 0`): a conditional load would stop the compiler from vectorising
-// and cost a mispredicted branch per element.
+// Fixed summation orders (none depends on the thread count):
+//  - planes (NCHW): 16 double lanes, lane l sums the elements whose offset within their row is
+//    l mod 16, in row order; lanes combined in a fixed tree. The same in every unit except for
+//    FMA contraction in the vector units.
+//  - columns (N × C): per column, float partials over blocks of 8 rows, added in row order into a
+//    double total; columns are independent, so any split of them gives the same bits.
+// Masks load both operands unconditionally (`g = dy[i]; y > 0 ? g : 0`): a conditional load
+// would stop vectorisation and cost a mispredicted branch per element.
 #ifndef DROPNET_BN_UNIT
 #error "define DROPNET_BN_UNIT before including batchnorm_impl.h"
 #endif
