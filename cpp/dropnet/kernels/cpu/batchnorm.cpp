@@ -191,10 +191,12 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
         const int64_t off = c * HW;
         const float* yc = y_relu ? y_relu + off : nullptr;
         double sum_dy, sum_dy_xc;
-        k.plane_grad_sums(dy + off, x + off, yc, N, C * HW, HW, mean[c], &sum_dy, &sum_dy_xc);
+        // With ReLU the first pass leaves the masked dy in dx, so the second reads 2 streams, not 3.
+        k.plane_grad_sums(dy + off, x + off, yc, N, C * HW, HW, mean[c], &sum_dy, &sum_dy_xc, dx + off);
         const GradCoefficients q = grad_coefficients(sum_dy, sum_dy_xc, M, at_or(gamma, c, 1.f), invstd[c], training,
                                                      dgamma ? dgamma + c : nullptr, dbeta ? dbeta + c : nullptr);
-        k.plane_grad_input(dy + off, x + off, yc, dx + off, N, C * HW, HW, q.k_dy, q.k_xc, mean[c], q.k0);
+        const float* g = yc ? dx + off : dy + off;
+        k.plane_grad_input(g, x + off, nullptr, dx + off, N, C * HW, HW, q.k_dy, q.k_xc, mean[c], q.k0);
       }
     });
     return;

@@ -42,8 +42,9 @@ struct BatchNormKernels {
   void (*plane_moments)(const float* x, int64_t n, int64_t stride, int64_t len, float shift, double* s1, double* s2);
   void (*plane_affine)(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift,
                        bool relu);
+  // With y_relu, also writes dy masked by y > 0 to masked_dy (same layout; may be dy itself).
   void (*plane_grad_sums)(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t stride,
-                          int64_t len, float mean, double* sum_dy, double* sum_dy_xc);
+                          int64_t len, float mean, double* sum_dy, double* sum_dy_xc, float* masked_dy);
   void (*plane_grad_input)(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n, int64_t stride,
                            int64_t len, float k_dy, float k_xc, float mean, float k0);
   void (*column_moments)(const float* x, int64_t n, int64_t ld, int64_t cols, const float* shift, double* s1,

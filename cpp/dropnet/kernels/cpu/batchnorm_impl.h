@@ -79,13 +79,22 @@ inline double combine_lanes(const Lanes& a) {
 
 // One 16-lane step of the two reductions: a1 += g, a2 += g·(x - m), or a1 += d, a2 += d² with
 // d = x - m when there is no g (moments).
+// With kMask, the masked gradient is also stored to gout (the second pass then reads it alone
+// instead of dy and y again).
 template <bool kMask, bool kGrad>
-inline void accumulate16(Lanes& a1, Lanes& a2, const float* g, const float* x, const float* y, double m) {
+inline void accumulate16(Lanes& a1, Lanes& a2, const float* g, const float* x, const float* y, double m,
+                         float* gout) {
   for (int q = 0; q < kParts; ++q) {
     const dv d = widen(x + q * kDV) - m;
     if (kGrad) {
-      const dv gd = kMask ? __builtin_convertvector(masked(load<fh>(g + q * kDV), load<fh>(y + q * kDV)), dv)
-                          : widen(g + q * kDV);
+      dv gd;
+      if (kMask) {
+        const fh gm = masked(load<fh>(g + q * kDV), load<fh>(y + q * kDV));
+        __builtin_memcpy(gout + q * kDV, &gm, sizeof(gm));
+        gd = __builtin_convertvector(gm, dv);
+      } else {
+        gd = widen(g + q * kDV);
+      }
       a1.v[q] += gd;
       a2.v[q] += gd * d;
     } else {
@@ -96,11 +105,14 @@ inline void accumulate16(Lanes& a1, Lanes& a2, const float* g, const float* x, c
 }
 
 template <bool kMask, bool kGrad>
-inline void accumulate1(double& a1, double& a2, const float* g, const float* x, const float* y, double m) {
+inline void accumulate1(double& a1, double& a2, const float* g, const float* x, const float* y, double m,
+                        float* gout) {
   const double d = static_cast<double>(*x) - m;
   if (kGrad) {
     const float gl = *g;
-    const double gd = kMask ? (*y > 0.f ? gl : 0.f) : gl;
+    const float gm = kMask ? (*y > 0.f ? gl : 0.f) : gl;
+    if (kMask) *gout = gm;
+    const double gd = gm;
     a1 += gd;
     a2 += gd * d;
   } else {
@@ -121,7 +133,7 @@ inline void prefetch_rows(const float* dy, const float* x, const float* y) {
 // Sums over a channel of n rows of len floats (stride apart), 16 lanes by offset mod 16.
 template <bool kMask, bool kGrad>
 inline void plane_sums(const float* dy, const float* x, const float* y, int64_t n, int64_t stride, int64_t len,
-                       double m, double* s1, double* s2) {
+                       double m, double* s1, double* s2, float* gout) {
   Lanes a1 = {}, a2 = {};
   for (int64_t r = 0; r < n; ++r) {
     const int64_t o = r * stride;
@@ -129,10 +141,11 @@ inline void plane_sums(const float* dy, const float* x, const float* y, int64_t 
     int64_t i = 0;
     for (; i + kLanes <= len; i += kLanes) {
       prefetch_rows<kMask, kGrad>(dy + o + next + i, x + o + next + i, y + o + next + i);
-      accumulate16<kMask, kGrad>(a1, a2, dy + o + i, x + o + i, y + o + i, m);
+      accumulate16<kMask, kGrad>(a1, a2, dy + o + i, x + o + i, y + o + i, m, kMask ? gout + o + i : nullptr);
     }
     for (int l = 0; i < len; ++i, ++l)
-      accumulate1<kMask, kGrad>(a1.v[l / kDV][l % kDV], a2.v[l / kDV][l % kDV], dy + o + i, x + o + i, y + o + i, m);
+      accumulate1<kMask, kGrad>(a1.v[l / kDV][l % kDV], a2.v[l / kDV][l % kDV], dy + o + i, x + o + i, y + o + i, m,
+                                kMask ? gout + o + i : nullptr);
   }
   *s1 = combine_lanes(a1);
   *s2 = combine_lanes(a2);
@@ -140,13 +153,13 @@ inline void plane_sums(const float* dy, const float* x, const float* y, int64_t 
 
 inline void plane_moments(const float* x, int64_t n, int64_t stride, int64_t len, float shift, double* s1,
                           double* s2) {
-  plane_sums<false, false>(x, x, x, n, stride, len, shift, s1, s2);
+  plane_sums<false, false>(x, x, x, n, stride, len, shift, s1, s2, nullptr);
 }
 
 inline void plane_grad_sums(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t stride,
-                            int64_t len, float mean, double* sum_dy, double* sum_dy_xc) {
-  if (y_relu) plane_sums<true, true>(dy, x, y_relu, n, stride, len, mean, sum_dy, sum_dy_xc);
-  else plane_sums<false, true>(dy, x, x, n, stride, len, mean, sum_dy, sum_dy_xc);
+                            int64_t len, float mean, double* sum_dy, double* sum_dy_xc, float* masked_dy) {
+  if (y_relu) plane_sums<true, true>(dy, x, y_relu, n, stride, len, mean, sum_dy, sum_dy_xc, masked_dy);
+  else plane_sums<false, true>(dy, x, x, n, stride, len, mean, sum_dy, sum_dy_xc, nullptr);
 }
 
 // Column sums (HW = 1). Each column is summed in row order, rows in blocks of kRowBlock: a
