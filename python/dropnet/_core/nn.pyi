@@ -1,0 +1,92 @@
+"""
+layers, networks, optimizers
+"""
+from __future__ import annotations
+import numpy
+import numpy.typing
+import typing
+__all__: list[str] = ['Network']
+class Network:
+    """
+    A sequential network whose training step (forward, loss, backward, optimizer update) runs in one
+    native call. See dropnet.models for the user-facing API.
+    
+    Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
+    """
+    def __init__(self, layers: typing.Any, input_shape: typing.Any, loss: str, seed: typing.Any = 0) -> None:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def evaluate(self, x: typing.Any, y: typing.Any, batch_size: typing.Any = 256) -> tuple[float, int]:
+        """
+        Inference over x in batches: (sum of per-sample losses without penalties, number of correct argmax predictions).
+        """
+    def forward(self, x: typing.Any, training: bool = False, stream_offset: typing.Any = None) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Outputs float32 (B, n_out). training=True applies dropout with streams from stream_offset (the network's counter is left alone) or, when None, from the counter (which advances).
+        """
+    def get_grads(self) -> list:
+        ...
+    def get_mask(self, param_index: typing.Any) -> typing.Any:
+        ...
+    def get_optimizer_config(self) -> dict:
+        ...
+    def get_optimizer_state(self) -> dict:
+        ...
+    def get_params(self) -> list:
+        ...
+    def layer_info(self) -> list:
+        ...
+    def set_mask(self, param_index: typing.Any, mask: typing.Any) -> None:
+        """
+        0/1 float32 mask of params[param_index]'s shape (None removes it): the weight, its gradient and its optimizer state are zeroed where the mask is 0, now and after every step.
+        """
+    def set_optimizer(self, config: typing.Any) -> None:
+        ...
+    def set_optimizer_state(self, state: typing.Any) -> None:
+        ...
+    def set_params(self, params: typing.Any) -> None:
+        ...
+    def set_sparse_mode(self, param_index: typing.Any, mode: typing.Any) -> None:
+        """
+        How the dense layer owning params[param_index] (its weight or bias) runs once its weight has a mask: 'sparse' (compressed weight in forward, backward and the optimizer), 'dense' (masked dense GEMM) or 'auto' (sparse when the mask's density is below the break-even measured for the layer's shape and batch size).
+        """
+    def sparse_info(self) -> list:
+        """
+        Per dense layer: layer index, weight param_index, density of its mask (1.0 without one), mode ('auto'|'sparse'|'dense'), sparse (whether the last step or forward ran it sparse), break_even_density (training step) / inference_break_even_density (forward) / break_even_batch / dense_seconds (seconds of a dense training step of the layer): the calibration 'auto' used last; None before it ran.
+        """
+    def train_step(self, x: typing.Any, y: typing.Any) -> float:
+        """
+        One training step on a batch: x float32 (B, *input_shape), y int64 (B,) labels or float32 (B, n_out). Returns the batch's mean loss plus weight penalties.
+        """
+    @property
+    def input_shape(self) -> tuple:
+        ...
+    @property
+    def last_batch_correct(self) -> int:
+        """
+        Correct argmax predictions in the last train_step's batch (dropout on); -1 without classes.
+        """
+    @property
+    def lr(self) -> float:
+        ...
+    @lr.setter
+    def lr(self, arg1: typing.Any) -> None:
+        ...
+    @property
+    def output_shape(self) -> tuple:
+        ...
+    @property
+    def rng_offset(self) -> int:
+        ...
+    @rng_offset.setter
+    def rng_offset(self, arg1: typing.Any) -> None:
+        ...
+    @property
+    def seed(self) -> int:
+        ...
+    @property
+    def softmax_fused(self) -> bool:
+        """
+        True when the final softmax is fused into the crossentropy loss (forward returns probabilities, training works on logits)
+        """
