@@ -1,0 +1,225 @@
+// Batch-norm drivers (threads, per-channel scalar maths, ISA choice) and the baseline unit.
+#define DROPNET_BN_VEC_BYTES 16
+#define DROPNET_BN_UNIT bn_scalar
+#include "dropnet/kernels/cpu/batchnorm_impl.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "dropnet/core/cpu_features.h"
+#include "dropnet/core/denormals.h"
+#include "dropnet/core/error.h"
+#include "dropnet/core/parallel.h"
+
+namespace dropnet {
+namespace cpu {
+
+const BatchNormKernels& batchnorm_kernels_scalar() { return bn_scalar::kernels(); }
+
+namespace {
+
+const BatchNormKernels& active_kernels() {
+  switch (active_isa()) {
+    case Isa::avx512: return batchnorm_kernels_avx512();
+    case Isa::avx2: return batchnorm_kernels_avx2();
+    case Isa::scalar: break;
+  }
+  return batchnorm_kernels_scalar();
+}
+
+// Channels (or columns) per thread piece: enough that a piece holds >= 16k elements.
+int64_t channel_grain(int64_t elems_per_channel) {
+  return std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, elems_per_channel));
+}
+
+// Per-channel results of the moments pass, folded into the affine map the normalise pass applies.
+struct ChannelStats {
+  float mean, invstd, scale, shift;
+};
+
+ChannelStats finish_moments(double s1, double s2, float first, int64_t M, float gamma, float beta, float eps,
+                            float momentum, float* running_mean, float* running_var) {
+  const double m = static_cast<double>(M);
+  const double d1 = s1 / m;  // mean of (x - first)
+  const double mean = static_cast<double>(first) + d1;
+  double var = s2 / m - d1 * d1;
+  if (var < 0.0) var = 0.0;
+  const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
+  if (running_mean) {
+    const double mo = momentum;
+    *running_mean = static_cast<float>((1.0 - mo) * *running_mean + mo * mean);
+    *running_var = static_cast<float>((1.0 - mo) * *running_var + mo * var * m / (m - 1.0));
+  }
+  const double scale = static_cast<double>(gamma) * invstd;
+  return {static_cast<float>(mean), static_cast<float>(invstd), static_cast<float>(scale),
+          static_cast<float>(static_cast<double>(beta) - mean * scale)};
+}
+
+inline float at_or(const float* a, int64_t i, float fallback) { return a ? a[i] : fallback; }
+
+// Coefficient array of the N × C layout made wrap-around: kBatchNormWrap more entries, entry j
+// being column j mod C's (BatchNormKernels::flat_*).
+void extend_wrapped(std::vector<float>& v, int64_t C) {
+  v.resize(static_cast<size_t>(C + kBatchNormWrap));
+  for (int64_t j = C; j < C + kBatchNormWrap; ++j) v[j] = v[j % C];
+}
+
+// The elementwise pass of the N × C layout: threads split rows (any split: elements are independent).
+template <class Fn>
+void parallel_rows(int64_t N, int64_t C, Fn&& fn) {
+  parallel_ranges(N, channel_grain(C), [&](int64_t r0, int64_t r1) {
+    DenormalsFlushed flush;
+    fn(r0 * C, r1 * C);
+  });
+}
+
+// Column ranges for the N × C layout, split at multiples of 16 columns so that only the last
+// range has a partial vector (each range pays its tail in scalar code on every row).
+template <class Fn>
+void parallel_columns(int64_t C, int64_t N, Fn&& fn) {
+  constexpr int64_t kBlock = 16;
+  const int64_t blocks = (C + kBlock - 1) / kBlock;
+  parallel_ranges(blocks, channel_grain(N * kBlock), [&](int64_t b0, int64_t b1) {
+    fn(b0 * kBlock, b1 * kBlock < C ? b1 * kBlock : C);
+  });
+}
+
+}  // namespace
+
+void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
+                                const float* beta, float eps, float momentum, float* running_mean,
+                                float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd) {
+  const int64_t M = N * HW;
+  DROPNET_CHECK(M >= 2, "batch_norm: training needs more than 1 value per channel, got N*H*W = ", M);
+  if (C == 0) return;
+  const BatchNormKernels& k = active_kernels();
+  if (HW > 1) {
+    parallel_ranges(C, channel_grain(M), [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c) {
+        const float* xc = x + c * HW;
+        double s1, s2;
+        k.plane_moments(xc, N, C * HW, HW, xc[0], &s1, &s2);
+        const ChannelStats st = finish_moments(s1, s2, xc[0], M, at_or(gamma, c, 1.f), at_or(beta, c, 0.f), eps,
+                                               momentum, running_mean ? running_mean + c : nullptr,
+                                               running_var ? running_var + c : nullptr);
+        saved_mean[c] = st.mean;
+        saved_invstd[c] = st.invstd;
+        k.plane_affine(xc, y + c * HW, N, C * HW, HW, st.scale, st.shift, relu);
+      }
+    });
+    return;
+  }
+  // Per-column scratch allocated here, not inside the threads (an exception there cannot escape).
+  std::vector<double> s1(C), s2(C);
+  std::vector<float> scale(C), shift(C);
+  parallel_columns(C, N, [&](int64_t j0, int64_t j1) {
+    DenormalsFlushed flush;
+    k.column_moments(x + j0, N, C, j1 - j0, x + j0, s1.data() + j0, s2.data() + j0);
+    for (int64_t c = j0; c < j1; ++c) {
+      const ChannelStats st = finish_moments(s1[c], s2[c], x[c], M, at_or(gamma, c, 1.f), at_or(beta, c, 0.f), eps,
+                                             momentum, running_mean ? running_mean + c : nullptr,
+                                             running_var ? running_var + c : nullptr);
+      saved_mean[c] = st.mean;
+      saved_invstd[c] = st.invstd;
+      scale[c] = st.scale;
+      shift[c] = st.shift;
+    }
+  });
+  extend_wrapped(scale, C);
+  extend_wrapped(shift, C);
+  parallel_rows(N, C, [&](int64_t b, int64_t e) { k.flat_affine(x, y, b, e, C, scale.data(), shift.data(), relu); });
+}
+
+void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
+                                 const float* beta, const float* running_mean, const float* running_var, float eps,
+                                 bool relu, float* y, float* saved_invstd) {
+  const BatchNormKernels& k = active_kernels();
+  std::vector<float> scale(C), shift(C);
+  const bool empty = N * HW * C == 0;  // still fills saved_invstd below
+  for (int64_t c = 0; c < C; ++c) {
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + static_cast<double>(eps));
+    const double s = static_cast<double>(at_or(gamma, c, 1.f)) * invstd;
+    scale[c] = static_cast<float>(s);
+    shift[c] = static_cast<float>(static_cast<double>(at_or(beta, c, 0.f)) - running_mean[c] * s);
+    if (saved_invstd) saved_invstd[c] = static_cast<float>(invstd);
+  }
+  if (empty) return;
+  if (HW > 1) {
+    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c) k.plane_affine(x + c * HW, y + c * HW, N, C * HW, HW, scale[c], shift[c], relu);
+    });
+    return;
+  }
+  extend_wrapped(scale, C);
+  extend_wrapped(shift, C);
+  parallel_rows(N, C, [&](int64_t b, int64_t e) { k.flat_affine(x, y, b, e, C, scale.data(), shift.data(), relu); });
+}
+
+namespace {
+// dx = k_dy · dy + k_xc · (x - mean) + k0 per channel, from the two sums of the first pass:
+// training: dx = gamma·invstd · (dy - Σdy/M - (x - mean)·invstd² · Σdy(x - mean)/M)
+// inference: dx = gamma·invstd · dy.
+struct GradCoefficients {
+  float k_dy, k_xc, k0;
+};
+GradCoefficients grad_coefficients(double sum_dy, double sum_dy_xc, int64_t M, float gamma, float invstd,
+                                   bool training, float* dgamma, float* dbeta) {
+  const double is = invstd;
+  if (dgamma) *dgamma += static_cast<float>(sum_dy_xc * is);
+  if (dbeta) *dbeta += static_cast<float>(sum_dy);
+  const double k_dy = static_cast<double>(gamma) * is;
+  if (!training) return {static_cast<float>(k_dy), 0.f, 0.f};
+  const double m = static_cast<double>(M);
+  return {static_cast<float>(k_dy), static_cast<float>(-k_dy * is * is * sum_dy_xc / m),
+          static_cast<float>(-k_dy * sum_dy / m)};
+}
+}  // namespace
+
+void batchnorm_backward(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
+                        const float* gamma, const float* mean, const float* invstd, bool training, float* dx,
+                        float* dgamma, float* dbeta) {
+  const int64_t M = N * HW;
+  if (M * C == 0) return;  // no element: dx is empty, nothing adds to dgamma / dbeta
+  const BatchNormKernels& k = active_kernels();
+  if (HW > 1) {
+    parallel_ranges(C, channel_grain(M), [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t off = c * HW;
+        const float* yc = y_relu ? y_relu + off : nullptr;
+        double sum_dy, sum_dy_xc;
+        // With ReLU the first pass leaves the masked dy in dx, so the second reads 2 streams, not 3.
+        k.plane_grad_sums(dy + off, x + off, yc, N, C * HW, HW, mean[c], &sum_dy, &sum_dy_xc, dx + off);
+        const GradCoefficients q = grad_coefficients(sum_dy, sum_dy_xc, M, at_or(gamma, c, 1.f), invstd[c], training,
+                                                     dgamma ? dgamma + c : nullptr, dbeta ? dbeta + c : nullptr);
+        const float* g = yc ? dx + off : dy + off;
+        k.plane_grad_input(g, x + off, nullptr, dx + off, N, C * HW, HW, q.k_dy, q.k_xc, mean[c], q.k0);
+      }
+    });
+    return;
+  }
+  std::vector<double> sum_dy(C), sum_dy_xc(C);  // scratch allocated outside the threads
+  std::vector<float> k_dy(C), k_xc(C), k0(C), mean_w(mean, mean + C);
+  parallel_columns(C, N, [&](int64_t j0, int64_t j1) {
+    DenormalsFlushed flush;
+    const float* yc = y_relu ? y_relu + j0 : nullptr;
+    k.column_grad_sums(dy + j0, x + j0, yc, N, C, j1 - j0, mean + j0, sum_dy.data() + j0, sum_dy_xc.data() + j0);
+    for (int64_t c = j0; c < j1; ++c) {
+      const GradCoefficients q = grad_coefficients(sum_dy[c], sum_dy_xc[c], M, at_or(gamma, c, 1.f), invstd[c],
+                                                   training, dgamma ? dgamma + c : nullptr, dbeta ? dbeta + c : nullptr);
+      k_dy[c] = q.k_dy;
+      k_xc[c] = q.k_xc;
+      k0[c] = q.k0;
+    }
+  });
+  for (std::vector<float>* v : {&k_dy, &k_xc, &k0, &mean_w}) extend_wrapped(*v, C);
+  parallel_rows(N, C, [&](int64_t b, int64_t e) {
+    k.flat_grad_input(dy, x, y_relu, dx, b, e, C, k_dy.data(), k_xc.data(), mean_w.data(), k0.data());
+  });
+}
+
+}  // namespace cpu
+}  // namespace dropnet

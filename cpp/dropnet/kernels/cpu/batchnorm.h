@@ -1,0 +1,67 @@
+// Batch normalisation over (N) for N × C inputs and over (N, H, W) for NCHW, PyTorch semantics:
+//   training:  mean, var = batch mean and biased variance per channel; y = (x - mean) / sqrt(var + eps)
+//              · gamma + beta; running = (1 - momentum) · running + momentum · batch, with the
+//              UNBIASED variance var · M / (M - 1) (M = N·H·W) for running_var.
+//   inference: the running statistics in place of the batch ones.
+// Layout: x is N × C × HW (HW = 1 for N × C). Optional fused ReLU: y = max(bn(x), 0).
+// Per-channel sums run in a fixed order with double totals (threads split channels, or columns
+// for HW = 1), so results are bit-identical for any thread count. Forward reads x twice per
+// channel (moments, then normalise), the second read hits L2 when a channel fits; backward
+// likewise (sums of dy and dy·(x - mean), then dx).
+#pragma once
+#include <cstdint>
+
+namespace dropnet {
+namespace cpu {
+
+// gamma, beta: C floats or null (1 and 0). running_mean/var: C floats, updated in place, or null.
+// saved_mean, saved_invstd: C floats written (for backward). Throws ValueError if N·HW < 2.
+void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
+                                const float* beta, float eps, float momentum, float* running_mean,
+                                float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd);
+
+// y = (x - running_mean) · invstd · gamma + beta (ReLU optional); saved_invstd (C, optional) gets
+// 1 / sqrt(running_var + eps) for backward.
+void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
+                                 const float* beta, const float* running_mean, const float* running_var, float eps,
+                                 bool relu, float* y, float* saved_invstd);
+
+// dy: gradient w.r.t. the output. y_relu: the forward output when it was fused with ReLU (dy is
+// masked by y > 0), else null. mean, invstd: what forward saved (running mean and its invstd in
+// inference). training: whether forward used batch statistics (then dx has the terms through them).
+// dx overwritten (may not alias dy or x); dgamma, dbeta (C, optional) ACCUMULATED (+=).
+void batchnorm_backward(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
+                        const float* gamma, const float* mean, const float* invstd, bool training, float* dx,
+                        float* dgamma, float* dbeta);
+
+// Per-ISA bodies (batchnorm_impl.h compiled three times). A channel is `n` blocks of `len`
+// contiguous floats, `stride` floats apart (HW > 1); the column bodies work on columns [0, cols)
+// of an n × ld matrix (HW = 1), vectorised across columns so each column's sum stays in row order.
+constexpr int64_t kBatchNormWrap = 16;  // >= the widest vector in floats
+struct BatchNormKernels {
+  void (*plane_moments)(const float* x, int64_t n, int64_t stride, int64_t len, float shift, double* s1, double* s2);
+  void (*plane_affine)(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift,
+                       bool relu);
+  // With y_relu, also writes dy masked by y > 0 to masked_dy (same layout; may be dy itself).
+  void (*plane_grad_sums)(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t stride,
+                          int64_t len, float mean, double* sum_dy, double* sum_dy_xc, float* masked_dy);
+  void (*plane_grad_input)(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n, int64_t stride,
+                           int64_t len, float k_dy, float k_xc, float mean, float k0);
+  void (*column_moments)(const float* x, int64_t n, int64_t ld, int64_t cols, const float* shift, double* s1,
+                         double* s2);
+  void (*column_grad_sums)(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t ld, int64_t cols,
+                           const float* mean, double* sum_dy, double* sum_dy_xc);
+  // Elementwise passes of the n × C layout over the flat range [begin, end) (rows contiguous);
+  // coefficient arrays hold C + kBatchNormWrap floats, entry j being column j mod C's value.
+  void (*flat_affine)(const float* x, float* y, int64_t begin, int64_t end, int64_t C, const float* scale,
+                      const float* shift, bool relu);
+  void (*flat_grad_input)(const float* dy, const float* x, const float* y_relu, float* dx, int64_t begin,
+                          int64_t end, int64_t C, const float* k_dy, const float* k_xc, const float* mean,
+                          const float* k0);
+};
+const BatchNormKernels& batchnorm_kernels_scalar();
+const BatchNormKernels& batchnorm_kernels_avx2();
+const BatchNormKernels& batchnorm_kernels_avx512();
+
+}  // namespace cpu
+}  // namespace dropnet
