@@ -221,6 +221,14 @@ def test_backward_in_place_and_out_buffers():
     out = np.empty_like(x)
     y2 = ops.batch_norm(x, gamma, beta, None, None, training=True, out=out)[0]
     assert np.shares_memory(y2, out) and np.array_equal(out, y)
+    for shape in ((5, 3, 4, 4), (6, 20)):  # with ReLU: the first pass writes the masked grad into out
+        x, gamma, beta, rm, rv = make(shape, seed=13)
+        y, mean, invstd = ops.batch_norm(x, gamma, beta, rm, rv, training=True, relu=True)
+        dy = np.random.default_rng(14).standard_normal(shape).astype(np.float32)
+        dx_ref = ops.batch_norm_backward(dy, x, gamma, mean, invstd, y=y)[0]
+        g = dy.copy()
+        ops.batch_norm_backward(g, x, gamma, mean, invstd, y=y, out=g)
+        assert np.array_equal(g, dx_ref)
 
 
 @pytest.mark.parametrize("shape", [(4, 0), (4, 0, 3, 3)])

@@ -3,7 +3,10 @@
 //   x: N × C × H × W, w: F × Cg × kh × kw, bias: F (optional), y: N × F × OH × OW;
 //   filters [i·Fg, (i+1)·Fg) read channels [i·Cg, (i+1)·Cg), one GEMM per image and group.
 // Threads split images (independent outputs); the GEMM called inside a thread runs on that thread
-// (OpenMP nesting is off), so every thread count computes every value the same way.
+// (OpenMP nesting is off), so every thread count computes every value the same way. This needs
+// cpu::sgemm to be re-entrant (no shared static scratch) and to run single-threaded inside an
+// active OpenMP region; with one image range (small N) it is called from the caller's thread and
+// may use all threads itself.
 #pragma once
 #include <cstdint>
 
