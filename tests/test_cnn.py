@@ -315,6 +315,36 @@ def test_summary_and_counts():
     assert [i["output_shape"] for i in info[:3]] == [(32, 28, 28), (32, 28, 28), (32, 14, 14)]
 
 
+@pytest.mark.parametrize("kernel,stride,dilation,padding", [
+    (3, 1, 1, "same"), (2, 1, 1, "same"), (4, 2, 1, "same"), (3, 2, 2, "same"), (3, 3, 1, "valid"), (2, 1, 1, 1)])
+def test_padding_and_shape_inference_match_the_native_layer(kernel, stride, dilation, padding):
+    rng = np.random.default_rng(9)
+    h, w = 7, 6
+    m = dropnet.Sequential([L.Conv2D(2, kernel, strides=stride, dilation_rate=dilation, padding=padding,
+                                     use_bias=False), L.Flatten(), L.Dense(2)], input_shape=(1, h, w), seed=0)
+    m.compile("sgd", loss="mse")
+    out_shape = m.layers[0].output_shape((1, h, w))
+    assert m.network.layer_info()[0]["output_shape"] == out_shape
+    # Keras "same": ceil(size / stride) outputs, padding split with the odd cell at the end.
+    span = dilation * (kernel - 1) + 1
+    if padding == "same":
+        pads = []
+        for size in (h, w):
+            total = max((-(-size // stride) - 1) * stride + span - size, 0)
+            pads.append((total // 2, total - total // 2))
+    else:
+        p = 0 if padding == "valid" else padding
+        pads = [(p, p), (p, p)]
+    x = rng.standard_normal((3, 1, h, w))
+    xp = np.pad(x, ((0, 0), (0, 0), pads[0], pads[1]))
+    cw = m.get_weights()[0].astype(np.float64)
+    expect = np_conv(xp, cw, None, 0, stride, dilation)
+    assert expect.shape[1:] == out_shape
+    dw, db = m.get_weights()[1:]
+    got = m.predict(x.astype(np.float32))
+    np.testing.assert_allclose(got, expect.reshape(3, -1) @ dw.T.astype(np.float64) + db, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("spec,shape,match", [
     ({"type": "conv2d", "filters": 2, "kernel_size": [0, 3]}, (1, 8, 8), "window sizes must be >= 1"),
     ({"type": "conv2d", "filters": 2, "kernel_size": [3, 3], "strides": [1, 0]}, (1, 8, 8), "strides must be >= 1"),
