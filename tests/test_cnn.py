@@ -94,6 +94,23 @@ def test_gradients_match_float64_finite_differences(pad, stride, dilation):
         np.testing.assert_allclose(grads[i], fd, rtol=2e-3, atol=2e-5, err_msg=f"param {i}")
 
 
+def test_conv_kernel_regularizer_adds_its_penalty_and_gradient():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((4, 2, 9, 9)).astype(np.float32)
+    labels = rng.integers(0, 4, 4)
+    plain = small_net_layers([1, 1])
+    reg = [dict(plain[0], l1=0.003, l2=0.01)] + plain[1:]
+    a = _core.nn.Network(plain, (2, 9, 9), SCE, seed=3)
+    b = _core.nn.Network(reg, (2, 9, 9), SCE, seed=3)
+    for n in (a, b):
+        n.set_optimizer({"type": "sgd", "lr": 1e-3})
+    w = a.get_params()[0].astype(np.float64)
+    loss_a, loss_b = a.train_step(x, labels), b.train_step(x, labels)
+    assert loss_b - loss_a == pytest.approx(0.003 * np.abs(w).sum() + 0.01 * np.square(w).sum(), rel=1e-4)
+    np.testing.assert_allclose(b.get_grads()[0] - a.get_grads()[0], 0.003 * np.sign(w) + 0.02 * w, rtol=1e-3,
+                               atol=1e-6)
+
+
 def test_forward_matches_torch_when_installed():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
@@ -433,3 +450,26 @@ def test_small_cnn_learns_embedded_fashion_mnist():
     after = m.evaluate(xt, yt)
     assert after["loss"] < before * 0.5
     assert after["accuracy"] > 0.6  # 10 classes: chance is 0.1
+
+
+def test_unfusable_conv_activation_runs_as_its_own_layer_and_configs_round_trip(tmp_path):
+    from dropnet import regularizers
+
+    m = dropnet.Sequential([L.Conv2D(2, 3, activation="gelu", kernel_regularizer=regularizers.L1L2(l2=0.01)),
+                            L.AveragePooling2D(2), L.Flatten(), L.Dense(2, activation="softmax")],
+                           input_shape=(1, 6, 6), seed=4)
+    m.compile("adam")
+    assert [i["type"] for i in m.network.layer_info()] == ["conv2d", "activation", "avg_pool2d", "flatten", "dense"]
+    x = np.random.default_rng(11).standard_normal((3, 1, 6, 6)).astype(np.float32)
+    w, b = (a.astype(np.float64) for a in m.get_weights()[:2])
+    from math import erf
+    h = np_conv(x.astype(np.float64), w, b, 0)
+    h = 0.5 * h * (1 + np.vectorize(erf)(h / np.sqrt(2)))
+    h = h.reshape(3, 2, 2, 2, 2, 2).mean(axis=(3, 5)).reshape(3, -1)
+    z = h @ m.get_weights()[2].T.astype(np.float64) + m.get_weights()[3]
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(m.predict(x), e / e.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+    m.save(str(tmp_path / "m.npz"))
+    back = dropnet.load_model(str(tmp_path / "m.npz"))
+    assert back.get_config() == m.get_config()
+    np.testing.assert_array_equal(back.predict(x), m.predict(x))
