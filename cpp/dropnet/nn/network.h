@@ -6,7 +6,9 @@
 // by a mutex (bindings release the GIL around them).
 //
 // Dropout streams: each dropout application in a forward pass (a dense layer's fused dropout, a
-// dropout or alpha_dropout layer; in layer order) takes stream = rng_offset, then rng_offset + 1.
+// dropout, alpha_dropout or spatial_dropout2d layer; in layer order) takes stream = rng_offset, then
+// rng_offset + 1. Batch norm layers keep running statistics (state(), non-trainable): train_step
+// uses and updates batch statistics, forward() and evaluate() use the running ones.
 // Same seed, same data, same rng_offset → the same bits, whatever the number of threads.
 #pragma once
 #include <cstdint>
