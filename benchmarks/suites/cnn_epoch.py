@@ -6,8 +6,9 @@ Same on both sides: input (1, 28, 28) NCHW; conv 3x3-32 ("same" padding, i.e. Py
 flatten (3136) -> dense 128 ReLU -> dropout 0.5 -> dense 10; batch norm momentum 0.1 (PyTorch
 convention), eps 1e-5; softmax crossentropy; Adam(lr=1e-3, betas 0.9/0.999, eps=1e-7); batch 128
 with the last partial batch; the same data order (epoch e uses
-``numpy.random.default_rng([seed, e]).permutation``); float32; the same thread count. What differs:
-initial weights (each library's own draw) and dropout masks (Philox streams vs torch's generator).
+``numpy.random.default_rng([seed, e]).permutation``); float32; the same thread count; the same
+initial weights (torch's default draw, copied into dropnet with ``set_weights``: the layouts are
+identical). What differs: dropout masks (Philox streams vs torch's generator).
 
 Per epoch timing: one call = one full epoch (``fit(epochs=1)`` vs the torch loop), interleaved.
 Accuracy: fresh models trained ``ACC_EPOCHS`` epochs each (all threads), evaluated on the test set.
@@ -54,6 +55,10 @@ class TorchCNN:
         self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
         self.epoch = 0
 
+    def weights(self) -> list:
+        """Parameters in dropnet's get_weights order (the layouts are identical)."""
+        return [p.detach().numpy().copy() for p in self.net.parameters()]
+
     def fit_epoch(self, x, y) -> None:
         torch = self.torch
         order = torch.from_numpy(np.random.default_rng([SEED, self.epoch]).permutation(len(x)))
@@ -96,14 +101,16 @@ def run(ctx) -> None:
 
     # Accuracy first, with all threads: fresh models trained epochs_acc epochs each.
     ctx.set_threads(max(ctx.threads))
+    tm = TorchCNN(SEED) if torch is not None else None
     t0 = time.perf_counter()
     dn = dropnet_model(SEED)
+    if tm is not None:
+        dn.set_weights(tm.weights())
     dropnet_epochs(dn, x_acc, y_acc, epochs_acc)
     dn_s = (time.perf_counter() - t0) / epochs_acc
     dn_acc = float(np.mean(dn.predict(x_test).argmax(axis=1) == y_test))
     note = f"test acc after {epochs_acc} ep on {len(x_acc)}: dropnet {dn_acc:.4f}"
-    if torch is not None:
-        tm = TorchCNN(SEED)
+    if tm is not None:
         t0 = time.perf_counter()
         for _ in range(epochs_acc):
             tm.fit_epoch(torch.from_numpy(x_acc), torch.from_numpy(y_acc))
@@ -126,6 +133,7 @@ def run(ctx) -> None:
         peers = []
         if torch is not None:
             tm_t = TorchCNN(SEED + 1)
+            model.set_weights(tm_t.weights())
             sides["torch loop"] = lambda tm_t=tm_t: tm_t.fit_epoch(tx, ty)
             peers = ["torch loop"]
         ctx.compare(f"small CNN (BN, dropout) epoch ({len(x_train)} samples, batch {BATCH})", sides, threads=t,
