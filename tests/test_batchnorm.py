@@ -174,6 +174,29 @@ def test_backward_matches_reference(shape, training, relu, level):
     np.testing.assert_allclose(dbeta, rdb, rtol=1e-4, atol=1e-5 * scale)
 
 
+@pytest.mark.parametrize("level", ISA_LEVELS)
+def test_large_input_streaming_path(level):
+    # >= 4 MB: outputs are written with non-temporal stores; odd H*W puts rows off alignment.
+    shape = (64, 16, 33, 31)
+    x, gamma, beta, rm, rv = make(shape, seed=15)
+    dy = np.random.default_rng(16).standard_normal(shape).astype(np.float32)
+    with dropnet.isa(level):
+        for relu in (False, True):
+            y, mean, invstd = ops.batch_norm(x, gamma, beta, rm.copy(), rv.copy(), training=True, relu=relu)
+            y_ref, mean_ref, invstd_ref, _, _ = bn_ref(x, gamma, beta, rm, rv, True, relu=relu)
+            np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=2e-5)
+            dx, dgamma, dbeta = ops.batch_norm_backward(dy, x, gamma, mean, invstd, y=y if relu else None)
+            rdx, rdg, rdb = bn_backward_ref(dy, x, gamma, mean, invstd, True, y if relu else None)
+            np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(dgamma, rdg, rtol=1e-4, atol=1e-2)
+            np.testing.assert_allclose(dbeta, rdb, rtol=1e-4, atol=1e-2)
+            g = dy.copy()  # in place: dx written over grad
+            ops.batch_norm_backward(g, x, gamma, mean, invstd, y=y if relu else None, out=g)
+            assert np.array_equal(g, dx)
+        y_inf = ops.batch_norm(x, gamma, beta, rm, rv, training=False)[0]
+        np.testing.assert_allclose(y_inf, bn_ref(x, gamma, beta, rm, rv, False)[0], rtol=1e-5, atol=2e-5)
+
+
 @pytest.mark.parametrize("shape", [(64, 12), (8, 6, 5, 7)])
 def test_matches_torch(shape):
     torch = pytest.importorskip("torch")

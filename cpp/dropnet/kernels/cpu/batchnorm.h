@@ -40,13 +40,13 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
 constexpr int64_t kBatchNormWrap = 16;  // >= the widest vector in floats
 struct BatchNormKernels {
   void (*plane_moments)(const float* x, int64_t n, int64_t stride, int64_t len, float shift, double* s1, double* s2);
+  // stream: non-temporal stores for the output (the caller fences).
   void (*plane_affine)(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift,
-                       bool relu);
-  // With y_relu, also writes dy masked by y > 0 to masked_dy (same layout; may be dy itself).
+                       bool relu, bool stream);
   void (*plane_grad_sums)(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t stride,
-                          int64_t len, float mean, double* sum_dy, double* sum_dy_xc, float* masked_dy);
+                          int64_t len, float mean, double* sum_dy, double* sum_dy_xc);
   void (*plane_grad_input)(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n, int64_t stride,
-                           int64_t len, float k_dy, float k_xc, float mean, float k0);
+                           int64_t len, float k_dy, float k_xc, float mean, float k0, bool stream);
   void (*column_moments)(const float* x, int64_t n, int64_t ld, int64_t cols, const float* shift, double* s1,
                          double* s2);
   void (*column_grad_sums)(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t ld, int64_t cols,

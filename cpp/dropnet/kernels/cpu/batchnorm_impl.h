@@ -19,8 +19,8 @@
 #include <cstdint>
 
 #include "dropnet/kernels/cpu/batchnorm.h"
-#if DROPNET_BN_VEC_BYTES == 64
 #include <immintrin.h>
+#if DROPNET_BN_VEC_BYTES == 64
 // GCC 12's _mm512_cvtps_pd passes an undefined merge operand to its builtin and then warns about it.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
@@ -79,22 +79,13 @@ inline double combine_lanes(const Lanes& a) {
 
 // One 16-lane step of the two reductions: a1 += g, a2 += g·(x - m), or a1 += d, a2 += d² with
 // d = x - m when there is no g (moments).
-// With kMask, the masked gradient is also stored to gout (the second pass then reads it alone
-// instead of dy and y again).
 template <bool kMask, bool kGrad>
-inline void accumulate16(Lanes& a1, Lanes& a2, const float* g, const float* x, const float* y, double m,
-                         float* gout) {
+inline void accumulate16(Lanes& a1, Lanes& a2, const float* g, const float* x, const float* y, double m) {
   for (int q = 0; q < kParts; ++q) {
     const dv d = widen(x + q * kDV) - m;
     if (kGrad) {
-      dv gd;
-      if (kMask) {
-        const fh gm = masked(load<fh>(g + q * kDV), load<fh>(y + q * kDV));
-        __builtin_memcpy(gout + q * kDV, &gm, sizeof(gm));
-        gd = __builtin_convertvector(gm, dv);
-      } else {
-        gd = widen(g + q * kDV);
-      }
+      const dv gd = kMask ? __builtin_convertvector(masked(load<fh>(g + q * kDV), load<fh>(y + q * kDV)), dv)
+                          : widen(g + q * kDV);
       a1.v[q] += gd;
       a2.v[q] += gd * d;
     } else {
@@ -105,14 +96,11 @@ inline void accumulate16(Lanes& a1, Lanes& a2, const float* g, const float* x, c
 }
 
 template <bool kMask, bool kGrad>
-inline void accumulate1(double& a1, double& a2, const float* g, const float* x, const float* y, double m,
-                        float* gout) {
+inline void accumulate1(double& a1, double& a2, const float* g, const float* x, const float* y, double m) {
   const double d = static_cast<double>(*x) - m;
   if (kGrad) {
     const float gl = *g;
-    const float gm = kMask ? (*y > 0.f ? gl : 0.f) : gl;
-    if (kMask) *gout = gm;
-    const double gd = gm;
+    const double gd = kMask ? (*y > 0.f ? gl : 0.f) : gl;
     a1 += gd;
     a2 += gd * d;
   } else {
@@ -121,8 +109,6 @@ inline void accumulate1(double& a1, double& a2, const float* g, const float* x, 
   }
 }
 
-// The hardware prefetcher loses the stream at every row of a channel (a row is one HW plane, 3 KB
-// for 28×28, and the next is C planes away), so the row passes fetch the next row themselves.
 template <bool kMask, bool kGrad>
 inline void prefetch_rows(const float* dy, const float* x, const float* y) {
   __builtin_prefetch(x);
@@ -133,7 +119,7 @@ inline void prefetch_rows(const float* dy, const float* x, const float* y) {
 // Sums over a channel of n rows of len floats (stride apart), 16 lanes by offset mod 16.
 template <bool kMask, bool kGrad>
 inline void plane_sums(const float* dy, const float* x, const float* y, int64_t n, int64_t stride, int64_t len,
-                       double m, double* s1, double* s2, float* gout) {
+                       double m, double* s1, double* s2) {
   Lanes a1 = {}, a2 = {};
   for (int64_t r = 0; r < n; ++r) {
     const int64_t o = r * stride;
@@ -141,11 +127,10 @@ inline void plane_sums(const float* dy, const float* x, const float* y, int64_t 
     int64_t i = 0;
     for (; i + kLanes <= len; i += kLanes) {
       prefetch_rows<kMask, kGrad>(dy + o + next + i, x + o + next + i, y + o + next + i);
-      accumulate16<kMask, kGrad>(a1, a2, dy + o + i, x + o + i, y + o + i, m, kMask ? gout + o + i : nullptr);
+      accumulate16<kMask, kGrad>(a1, a2, dy + o + i, x + o + i, y + o + i, m);
     }
     for (int l = 0; i < len; ++i, ++l)
-      accumulate1<kMask, kGrad>(a1.v[l / kDV][l % kDV], a2.v[l / kDV][l % kDV], dy + o + i, x + o + i, y + o + i, m,
-                                kMask ? gout + o + i : nullptr);
+      accumulate1<kMask, kGrad>(a1.v[l / kDV][l % kDV], a2.v[l / kDV][l % kDV], dy + o + i, x + o + i, y + o + i, m);
   }
   *s1 = combine_lanes(a1);
   *s2 = combine_lanes(a2);
@@ -153,13 +138,13 @@ inline void plane_sums(const float* dy, const float* x, const float* y, int64_t 
 
 inline void plane_moments(const float* x, int64_t n, int64_t stride, int64_t len, float shift, double* s1,
                           double* s2) {
-  plane_sums<false, false>(x, x, x, n, stride, len, shift, s1, s2, nullptr);
+  plane_sums<false, false>(x, x, x, n, stride, len, shift, s1, s2);
 }
 
 inline void plane_grad_sums(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t stride,
-                            int64_t len, float mean, double* sum_dy, double* sum_dy_xc, float* masked_dy) {
-  if (y_relu) plane_sums<true, true>(dy, x, y_relu, n, stride, len, mean, sum_dy, sum_dy_xc, masked_dy);
-  else plane_sums<false, true>(dy, x, x, n, stride, len, mean, sum_dy, sum_dy_xc, nullptr);
+                            int64_t len, float mean, double* sum_dy, double* sum_dy_xc) {
+  if (y_relu) plane_sums<true, true>(dy, x, y_relu, n, stride, len, mean, sum_dy, sum_dy_xc);
+  else plane_sums<false, true>(dy, x, x, n, stride, len, mean, sum_dy, sum_dy_xc);
 }
 
 // Column sums (HW = 1). Each column is summed in row order, rows in blocks of kRowBlock: a
@@ -261,16 +246,40 @@ inline void column_grad_sums(const float* dy, const float* x, const float* y_rel
 
 // ---- elementwise passes of the plane layout: a "row" is len contiguous floats of one channel.
 
-template <bool kRelu>
+inline void stream_store(float* p, fv v) {
+#if DROPNET_BN_VEC_BYTES == 64
+  _mm512_stream_ps(p, v);
+#elif DROPNET_BN_VEC_BYTES == 32
+  _mm256_stream_ps(p, v);
+#else
+  _mm_stream_ps(p, v);
+#endif
+}
+template <bool kStream>
+inline void put(float* p, fv v) {
+  if (kStream) stream_store(p, v);  // p aligned (the callers peel a head)
+  else store(p, v);
+}
+// Floats before the first vector-aligned address at or after p (p is at least float-aligned).
+inline int64_t to_alignment(const float* p) {
+  return static_cast<int64_t>(((DROPNET_BN_VEC_BYTES - (reinterpret_cast<uintptr_t>(p) % DROPNET_BN_VEC_BYTES)) %
+                               DROPNET_BN_VEC_BYTES) / 4);
+}
+
+template <bool kRelu, bool kStream>
 inline void affine_rows(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift) {
   const fv zero = {};
   for (int64_t r = 0; r < n; ++r) {
     const float* p = x + r * stride;
     float* q = y + r * stride;
     int64_t i = 0;
+    for (const int64_t head = !kStream ? 0 : to_alignment(q) < len ? to_alignment(q) : len; i < head; ++i) {
+      const float v = p[i] * scale + shift;
+      q[i] = kRelu ? (v > 0.f ? v : 0.f) : v;
+    }
     for (; i + kFV <= len; i += kFV) {
       const fv v = load<fv>(p + i) * scale + shift;
-      store(q + i, kRelu ? (v > zero ? v : zero) : v);
+      put<kStream>(q + i, kRelu ? (v > zero ? v : zero) : v);
     }
     for (; i < len; ++i) {
       const float v = p[i] * scale + shift;
@@ -279,16 +288,22 @@ inline void affine_rows(const float* x, float* y, int64_t n, int64_t stride, int
   }
 }
 
-template <bool kMask>
+template <bool kMask, bool kStream>
 inline void grad_input_rows(const float* dy, const float* x, const float* y, float* dx, int64_t n, int64_t stride,
                             int64_t len, float k_dy, float k_xc, float mean, float k0) {
   for (int64_t r = 0; r < n; ++r) {
     const int64_t o = r * stride;
     int64_t i = 0;
+    for (const int64_t head = !kStream ? 0 : to_alignment(dx + o) < len ? to_alignment(dx + o) : len; i < head;
+         ++i) {
+      const float gl = dy[o + i];
+      const float gv = kMask ? (y[o + i] > 0.f ? gl : 0.f) : gl;
+      dx[o + i] = k_dy * gv + k_xc * (x[o + i] - mean) + k0;
+    }
     for (; i + kFV <= len; i += kFV) {
       const fv g = load<fv>(dy + o + i);
       const fv gv = kMask ? masked(g, load<fv>(y + o + i)) : g;
-      store(dx + o + i, k_dy * gv + k_xc * (load<fv>(x + o + i) - mean) + k0);
+      put<kStream>(dx + o + i, k_dy * gv + k_xc * (load<fv>(x + o + i) - mean) + k0);
     }
     for (; i < len; ++i) {
       const float gl = dy[o + i];
@@ -298,16 +313,29 @@ inline void grad_input_rows(const float* dy, const float* x, const float* y, flo
   }
 }
 
+// stream: write the output with non-temporal stores (outputs much larger than L2: they bypass
+// the cache instead of evicting the inputs the second pass re-reads, and skip the read-for-ownership).
+// The caller issues _mm_sfence() before the output is read by another thread.
 inline void plane_affine(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift,
-                         bool relu) {
-  if (relu) affine_rows<true>(x, y, n, stride, len, scale, shift);
-  else affine_rows<false>(x, y, n, stride, len, scale, shift);
+                         bool relu, bool stream) {
+  if (stream) {
+    if (relu) affine_rows<true, true>(x, y, n, stride, len, scale, shift);
+    else affine_rows<false, true>(x, y, n, stride, len, scale, shift);
+  } else {
+    if (relu) affine_rows<true, false>(x, y, n, stride, len, scale, shift);
+    else affine_rows<false, false>(x, y, n, stride, len, scale, shift);
+  }
 }
 
 inline void plane_grad_input(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n,
-                             int64_t stride, int64_t len, float k_dy, float k_xc, float mean, float k0) {
-  if (y_relu) grad_input_rows<true>(dy, x, y_relu, dx, n, stride, len, k_dy, k_xc, mean, k0);
-  else grad_input_rows<false>(dy, x, x, dx, n, stride, len, k_dy, k_xc, mean, k0);
+                             int64_t stride, int64_t len, float k_dy, float k_xc, float mean, float k0, bool stream) {
+  if (stream) {
+    if (y_relu) grad_input_rows<true, true>(dy, x, y_relu, dx, n, stride, len, k_dy, k_xc, mean, k0);
+    else grad_input_rows<false, true>(dy, x, x, dx, n, stride, len, k_dy, k_xc, mean, k0);
+  } else {
+    if (y_relu) grad_input_rows<true, false>(dy, x, y_relu, dx, n, stride, len, k_dy, k_xc, mean, k0);
+    else grad_input_rows<false, false>(dy, x, x, dx, n, stride, len, k_dy, k_xc, mean, k0);
+  }
 }
 
 // ---- elementwise passes of the N × C layout over a flat range [begin, end): rows are contiguous,
