@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "array_args.h"
+#include "dropnet/kernels/cpu/finite_check.h"
 #include "dropnet/nn/network.h"
 
 namespace py = pybind11;
@@ -74,6 +75,26 @@ class DictReader {
       throw TypeError(str_concat(name(key), ": expected a bool, got ", type_name_of(v)));
     return PyObject_IsTrue(v.ptr()) == 1;
   }
+  // An int or a pair of ints (height, width) into out[2]; dflt when absent.
+  void pair(const char* key, int64_t dflt, int64_t* out) const {
+    out[0] = out[1] = dflt;
+    if (!has(key)) return;
+    py::object v = get(key);
+    if (is_int_like(v)) {
+      out[0] = out[1] = to_int(v).cast<int64_t>();
+      return;
+    }
+    const auto bad = [&] {
+      return TypeError(str_concat(name(key), ": expected an int or a pair of ints, got ", repr_of(v)));
+    };
+    if (!py::isinstance<py::sequence>(v) || py::isinstance<py::str>(v)) throw bad();
+    py::sequence seq = py::reinterpret_borrow<py::sequence>(v);
+    if (seq.size() != 2) throw ValueError(str_concat(name(key), ": expected 2 ints (height, width), got ", repr_of(v)));
+    for (size_t i = 0; i < 2; ++i) {
+      if (!is_int_like(seq[i])) throw bad();
+      out[i] = to_int(seq[i]).cast<int64_t>();
+    }
+  }
   std::optional<std::string> text(const char* key) const {
     if (!has(key)) return std::nullopt;
     py::object v = get(key);
@@ -104,6 +125,27 @@ cpu::ActivationKind activation_of(const DictReader& r, const char* key) {
   return nn::parse_activation(*name, r.name(key).c_str());
 }
 
+nn::InitKind parse_init(const DictReader& r) {
+  const auto init = r.text("init");
+  if (!init) return nn::InitKind::automatic;
+  if (*init == "he_uniform") return nn::InitKind::he_uniform;
+  if (*init == "glorot_uniform") return nn::InitKind::glorot_uniform;
+  throw ValueError(str_concat(r.name("init"), ": expected 'he_uniform', 'glorot_uniform' or None, got '", *init, "'"));
+}
+
+// "valid" (0), "same" (Keras: ceil(size / stride) outputs), an int or a pair of ints.
+void parse_padding(const DictReader& r, LayerSpec* s) {
+  if (r.has("padding") && py::isinstance<py::str>(r.get("padding"))) {
+    const std::string p = r.get("padding").cast<std::string>();
+    if (p == "same") s->same_padding = true;
+    else if (p != "valid")
+      throw ValueError(str_concat(r.name("padding"), ": expected 'valid', 'same', an int or a pair of ints, got '", p,
+                                  "'"));
+    return;
+  }
+  r.pair("padding", 0, s->padding);
+}
+
 LayerSpec parse_layer(const py::handle& obj, size_t index) {
   const DictReader r(obj, str_concat("layers[", index, "]"));
   const auto type = r.text("type");
@@ -118,12 +160,7 @@ LayerSpec parse_layer(const py::handle& obj, size_t index) {
     s.l1 = static_cast<float>(r.number("l1", 0.0));
     s.l2 = static_cast<float>(r.number("l2", 0.0));
     s.rate = r.number("dropout", 0.0);
-    const auto init = r.text("init");
-    if (!init) s.init = nn::InitKind::automatic;
-    else if (*init == "he_uniform") s.init = nn::InitKind::he_uniform;
-    else if (*init == "glorot_uniform") s.init = nn::InitKind::glorot_uniform;
-    else
-      throw ValueError(str_concat(r.name("init"), ": expected 'he_uniform', 'glorot_uniform' or None, got '", *init, "'"));
+    s.init = parse_init(r);
   } else if (*type == "dropout" || *type == "alpha_dropout") {
     r.only({"type", "name", "rate"});
     s.type = *type == "dropout" ? LayerType::dropout : LayerType::alpha_dropout;
@@ -136,9 +173,48 @@ LayerSpec parse_layer(const py::handle& obj, size_t index) {
   } else if (*type == "flatten") {
     r.only({"type", "name"});
     s.type = LayerType::flatten;
+  } else if (*type == "conv2d") {
+    r.only({"type", "name", "filters", "kernel_size", "strides", "padding", "dilation", "activation", "use_bias", "l1",
+            "l2", "init"});
+    s.type = LayerType::conv2d;
+    s.units = r.integer("filters");
+    if (!r.has("kernel_size")) throw ValueError(str_concat(r.name("kernel_size"), ": missing"));
+    r.pair("kernel_size", 1, s.kernel);
+    r.pair("strides", 1, s.strides);
+    r.pair("dilation", 1, s.dilation);
+    parse_padding(r, &s);
+    s.activation = activation_of(r, "activation");
+    s.use_bias = r.boolean("use_bias", true);
+    s.l1 = static_cast<float>(r.number("l1", 0.0));
+    s.l2 = static_cast<float>(r.number("l2", 0.0));
+    s.init = parse_init(r);
+  } else if (*type == "max_pool2d" || *type == "avg_pool2d") {
+    if (*type == "avg_pool2d") r.only({"type", "name", "pool_size", "strides", "padding", "count_include_pad"});
+    else r.only({"type", "name", "pool_size", "strides", "padding"});
+    s.type = *type == "max_pool2d" ? LayerType::max_pool2d : LayerType::avg_pool2d;
+    r.pair("pool_size", 2, s.kernel);
+    if (r.has("strides")) r.pair("strides", 1, s.strides);
+    else s.strides[0] = s.kernel[0], s.strides[1] = s.kernel[1];
+    parse_padding(r, &s);
+    s.count_include_pad = r.boolean("count_include_pad", true);
+  } else if (*type == "global_avg_pool2d") {
+    r.only({"type", "name"});
+    s.type = LayerType::global_avg_pool2d;
+  } else if (*type == "batch_norm") {
+    r.only({"type", "name", "momentum", "epsilon", "relu"});
+    s.type = LayerType::batch_norm;
+    s.momentum = r.number("momentum", 0.1);
+    s.epsilon = r.number("epsilon", 1e-5);
+    s.relu = r.boolean("relu", false);
+  } else if (*type == "spatial_dropout2d") {
+    r.only({"type", "name", "rate"});
+    s.type = LayerType::spatial_dropout2d;
+    if (!r.has("rate")) throw ValueError(str_concat(r.name("rate"), ": missing"));
+    s.rate = r.number("rate", 0.0);
   } else {
-    throw ValueError(str_concat(r.name("type"), ": expected 'dense', 'dropout', 'alpha_dropout', 'activation' or "
-                                                "'flatten', got '",
+    throw ValueError(str_concat(r.name("type"), ": expected 'dense', 'dropout', 'alpha_dropout', 'activation', "
+                                                "'flatten', 'conv2d', 'max_pool2d', 'avg_pool2d', "
+                                                "'global_avg_pool2d', 'batch_norm' or 'spatial_dropout2d', got '",
                                 *type, "'"));
   }
   return s;
@@ -354,7 +430,7 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
           "Returns the batch's mean loss plus weight penalties.")
       .def(
           "forward",
-          [](nn::Network& n, const py::object& x, bool training, const py::object& stream_offset) {
+          [](nn::Network& n, const py::object& x, bool training, const py::object& stream_offset, bool bn_training) {
             auto xa = require_batch(n, x, "x");
             const int64_t rows = xa.shape(0);
             std::optional<uint64_t> offset;
@@ -364,13 +440,16 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             float* op = out.mutable_data();
             {
               py::gil_scoped_release release;
-              n.forward(xp, rows, training, offset, op);
+              n.forward(xp, rows, training, offset, op, bn_training);
             }
             return out;
           },
           py::arg("x"), py::arg("training") = false, py::arg("stream_offset") = py::none(),
+          py::arg("bn_training") = false,
           "Outputs float32 (B, n_out). training=True applies dropout with streams from stream_offset (the "
-          "network's counter is left alone) or, when None, from the counter (which advances).")
+          "network's counter is left alone) or, when None, from the counter (which advances). Batch norm uses "
+          "its running statistics unless bn_training=True (batch statistics, running ones updated as in a "
+          "training step); so training=True alone is Monte Carlo dropout.")
       .def(
           "evaluate",
           [](nn::Network& n, const py::object& x, const py::object& y, const py::object& batch_size) {
@@ -412,6 +491,39 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             n.set_params(ptrs);
           },
           py::arg("params"))
+      .def("get_state",
+           [](const nn::Network& n) {
+             py::list out;
+             for (int64_t i = 0; i < n.n_state(); ++i) {
+               py::array_t<float> a(to_ssize(n.state(i).shape));
+               n.copy_state(i, a.mutable_data());
+               out.append(a);
+             }
+             return out;
+           },
+           "Non-trainable state (copies): for each batch_norm layer in order, running_mean then running_var (C,).")
+      .def(
+          "set_state",
+          [](nn::Network& n, const py::object& state) {
+            if (!py::isinstance<py::sequence>(state) || py::isinstance<py::str>(state))
+              throw TypeError(str_concat("state: expected a list of numpy arrays, got ", type_name_of(state)));
+            py::sequence seq = py::reinterpret_borrow<py::sequence>(state);
+            if (static_cast<int64_t>(seq.size()) != n.n_state())
+              throw ValueError(str_concat("state: expected ", n.n_state(), " arrays, got ", seq.size()));
+            std::vector<py::array_t<float, py::array::c_style>> arrays;
+            std::vector<const float*> ptrs;
+            for (int64_t i = 0; i < n.n_state(); ++i) {
+              const std::string item = str_concat("state[", i, "]");
+              auto a = require_array<float>(seq[static_cast<size_t>(i)], item.c_str());
+              require_shape(a, n.state(i).shape, item);
+              const int64_t bad = cpu::first_non_finite(a.data(), n.state(i).size);
+              if (bad >= 0) throw ValueError(str_concat(item, ": expected finite values, got ", a.data()[bad]));
+              arrays.push_back(a);
+              ptrs.push_back(a.data());
+            }
+            n.set_state(ptrs);
+          },
+          py::arg("state"), "Replace the batch norm running statistics (get_state's order and shapes).")
       .def("get_grads",
            [](const nn::Network& n) {
              py::list out;

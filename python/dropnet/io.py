@@ -6,7 +6,9 @@ File format (version 1): a numpy ``.npz`` (zip) read with ``allow_pickle=False``
   (``rng_offset``, ``lr``, ``optimizer_step``), ``arrays`` (name, dtype, shape of every array in
   order) and ``sha256``;
 - ``param_000 ...``: the parameters in ``get_weights`` order; ``slot_000 ...``: optimizer slots;
-  ``mask_NNN``: the 0/1 pruning mask of parameter NNN, for the parameters that have one.
+  ``mask_NNN``: the 0/1 pruning mask of parameter NNN, for the parameters that have one;
+``state_NNN``: non-trainable state (batch norm running mean, running variance per layer; header
+``state.n_state``, absent = 0 in older files).
 
 ``sha256`` covers the canonical JSON of the header without it plus every array's name, dtype,
 shape and bytes, so truncation and tampering are detected (the zip CRCs catch most of it too).
@@ -55,8 +57,11 @@ def save_model(model, path: str) -> None:
         arrays += [(f"param_{i:03d}", p) for i, p in enumerate(params)]
         arrays += [(f"slot_{i:03d}", s) for i, s in enumerate(slots)]
         arrays += [(f"mask_{i:03d}", m) for i, m in masks]
+        buffers = [np.ascontiguousarray(b, dtype=np.float32) for b in net.get_state()]
+        arrays += [(f"state_{i:03d}", b) for i, b in enumerate(buffers)]
         state = {"rng_offset": int(net.rng_offset), "lr": float(net.lr), "optimizer_step": int(opt["step"]),
-                 "n_params": len(params), "n_slots": len(slots), "mask_params": [i for i, _ in masks]}
+                 "n_params": len(params), "n_slots": len(slots), "mask_params": [i for i, _ in masks],
+                 "n_state": len(buffers)}
     header = {"format": FORMAT, "version": VERSION, "model": model.get_config(), "state": state,
               "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in arrays]}
     header["sha256"] = _digest(header, arrays)
@@ -133,15 +138,18 @@ def load_model(path: str):
             if not model.built:
                 raise ValueError("weights present but the model cannot be built")
             n_params, n_slots, mask_params = state["n_params"], state["n_slots"], state["mask_params"]
-            if n_params + n_slots + len(mask_params) != len(listed):
+            n_state = int(state.get("n_state", 0))  # absent in checkpoints written before batch norm
+            if n_params + n_slots + len(mask_params) + n_state != len(listed):
                 raise ValueError(f"{len(listed)} arrays for {n_params} params, {n_slots} slots, "
-                                 f"{len(mask_params)} masks")
+                                 f"{len(mask_params)} masks, {n_state} state arrays")
             params = [arr for _, arr in listed[:n_params]]
             slots = [arr for _, arr in listed[n_params:n_params + n_slots]]
             model.set_weights(params)
             net = model.network
-            for i, (_, mask) in zip(mask_params, listed[n_params + n_slots:]):
+            n_masked = n_params + n_slots + len(mask_params)
+            for i, (_, mask) in zip(mask_params, listed[n_params + n_slots:n_masked]):
                 net.set_mask(int(i), mask)
+            net.set_state([arr for _, arr in listed[n_masked:]])
             net.set_optimizer_state({"step": int(state["optimizer_step"]), "slots": slots})
             net.lr = float(state["lr"])
             net.rng_offset = int(state["rng_offset"])

@@ -6,11 +6,14 @@ arithmetic. ``Sequential`` turns the list into the Network's layer dicts, fusing
 applied after its activation (one pass over the activations instead of two; same numbers).
 
 Shapes: inputs are ``(B, *input_shape)``; ``Dense`` needs a flat input ``(B, n)`` (put a
-``Flatten`` first for images).
+``Flatten`` first for images). Image layers (``Conv2D``, pooling, ``SpatialDropout2D``) take
+channels-first samples ``(C, H, W)`` (batches NCHW, as PyTorch).
 """
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from typing import Dict, Optional, Sequence, Tuple, Type, Union
 
 from . import regularizers as _regularizers
@@ -193,8 +196,243 @@ class Flatten(Layer):
         return {"type": "flatten"}
 
 
+# ---------------------------------------------------------------------------------- images (NCHW)
+Pair = Tuple[int, int]
+_CONV_FUSABLE = (None, "relu", "leaky_relu", "tanh", "sigmoid")
+
+
+def _pair(value: object, name: str, minimum: int = 1) -> Pair:
+    """(h, w) from an int or a pair of ints, each >= minimum."""
+    vals = (value, value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
+    try:
+        vals = tuple(vals)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}") from None
+    if len(vals) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
+        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+    if any(v < minimum for v in vals):
+        raise ValueError(f"{name}: expected ints >= {minimum}, got {value!r}")
+    return int(vals[0]), int(vals[1])
+
+
+def _padding(value: object, allow_same: bool = True) -> Union[str, Pair]:
+    if isinstance(value, str):
+        ok = ("valid", "same") if allow_same else ("valid",)
+        if value.lower() not in ok:
+            raise ValueError(f"padding: expected one of {ok} or an int or pair of ints, got {value!r}")
+        return value.lower()
+    return _pair(value, "padding", minimum=0)
+
+
+def _require_image(layer: Layer, input_shape: Shape) -> Tuple[int, int, int]:
+    if len(input_shape) != 3:
+        raise ValueError(f"{layer.describe()}: expected an image input (channels, height, width), got {input_shape}")
+    return input_shape  # type: ignore[return-value]
+
+
+def _window_out(layer: Layer, size: int, pad_total: int, span: int, stride: int, axis: str) -> int:
+    if span > size + pad_total:
+        raise ValueError(f"{layer.describe()}: the window ({span} along {axis}) is larger than the padded input "
+                         f"({size + pad_total})")
+    return (size + pad_total - span) // stride + 1
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as PyTorch) on NCHW images: (C, H, W) -> (filters, OH, OW).
+
+    Weights are (filters, C, kh, kw) and bias (filters,), PyTorch's ``nn.Conv2d`` layout, so
+    ``get_weights``/``set_weights`` move them to and from torch unchanged. padding: ``'valid'``,
+    ``'same'`` (Keras: ceil(size / stride) outputs, an odd padding cell at the bottom/right), an
+    int or an (h, w) pair of symmetric zero padding. activation: relu, leaky_relu, tanh and
+    sigmoid are fused into the convolution; other activations run as a separate layer.
+    kernel_initializer: as ``Dense`` (fans are C·kh·kw and filters·kh·kw).
+    """
+
+    def __init__(self, filters: int, kernel_size: Union[int, Pair], strides: Union[int, Pair] = 1,
+                 padding: Union[str, int, Pair] = "valid", dilation_rate: Union[int, Pair] = 1,
+                 activation: Optional[str] = None, use_bias: bool = True,
+                 kernel_regularizer: Optional[_regularizers.L1L2] = None,
+                 kernel_initializer: Optional[str] = None) -> None:
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)):
+            raise TypeError(f"filters: expected a positive int, got {type(filters).__name__}")
+        if filters <= 0:
+            raise ValueError(f"filters: expected a positive int, got {filters}")
+        if not isinstance(use_bias, bool):
+            raise TypeError(f"use_bias: expected a bool, got {type(use_bias).__name__}")
+        if kernel_initializer is not None and kernel_initializer not in INITIALIZERS:
+            raise ValueError(f"kernel_initializer: expected None or one of {INITIALIZERS}, "
+                             f"got {kernel_initializer!r}")
+        self.filters = int(filters)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+        self.padding = _padding(padding)
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
+        self.activation = _check_activation(activation)
+        self.use_bias = use_bias
+        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.kernel_initializer = kernel_initializer
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        _, h, w = _require_image(self, input_shape)
+        out = []
+        for a, size in enumerate((h, w)):
+            span = self.dilation_rate[a] * (self.kernel_size[a] - 1) + 1
+            stride = self.strides[a]
+            if self.padding == "same":
+                n = -(-size // stride)
+                pad_total = max((n - 1) * stride + span - size, 0)
+            else:
+                pad_total = 0 if self.padding == "valid" else 2 * self.padding[a]  # type: ignore[index]
+            out.append(_window_out(self, size, pad_total, span, stride, "height" if a == 0 else "width"))
+        return (self.filters, out[0], out[1])
+
+    def n_params(self, input_shape: Shape) -> int:
+        c = input_shape[0]
+        return self.filters * c * self.kernel_size[0] * self.kernel_size[1] + (self.filters if self.use_bias else 0)
+
+    def get_config(self) -> dict:
+        reg = self.kernel_regularizer.get_config() if self.kernel_regularizer else None
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
+                "dilation_rate": list(self.dilation_rate), "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_regularizer": reg, "kernel_initializer": self.kernel_initializer}
+
+    def describe(self) -> str:
+        kh, kw = self.kernel_size
+        return f"Conv2D({self.filters}, {kh}x{kw}, {self.activation or 'linear'})"
+
+    def native_list(self) -> list:
+        reg = self.kernel_regularizer
+        fused = self.activation in _CONV_FUSABLE
+        conv = {"type": "conv2d", "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides),
+                "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
+                "dilation": list(self.dilation_rate), "activation": self.activation if fused else None,
+                "use_bias": self.use_bias, "l1": reg.l1 if reg else 0.0, "l2": reg.l2 if reg else 0.0,
+                "init": self.kernel_initializer}
+        return [conv] if fused else [conv, {"type": "activation", "activation": self.activation}]
+
+
+class _Pool2D(Layer):
+    _native_type = ""
+
+    def __init__(self, pool_size: Union[int, Pair] = 2, strides: Union[int, Pair, None] = None,
+                 padding: Union[str, int, Pair] = "valid") -> None:
+        self.pool_size = _pair(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else _pair(strides, "strides")
+        self.padding = _padding(padding, allow_same=False)
+        if not isinstance(self.padding, str) and any(2 * p > k for p, k in zip(self.padding, self.pool_size)):
+            raise ValueError(f"padding: expected at most half the pool size {self.pool_size}, got {padding!r}")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        c, h, w = _require_image(self, input_shape)
+        pads = (0, 0) if self.padding == "valid" else self.padding
+        oh = _window_out(self, h, 2 * pads[0], self.pool_size[0], self.strides[0], "height")  # type: ignore[index]
+        ow = _window_out(self, w, 2 * pads[1], self.pool_size[1], self.strides[1], "width")  # type: ignore[index]
+        return (c, oh, ow)
+
+    def get_config(self) -> dict:
+        return {"pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding if isinstance(self.padding, str) else list(self.padding)}
+
+    def describe(self) -> str:
+        return f"{type(self).__name__}({self.pool_size[0]}x{self.pool_size[1]})"
+
+    def native(self) -> dict:
+        return {"type": self._native_type, "pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding if isinstance(self.padding, str) else list(self.padding)}
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling over (C, H, W) images, PyTorch floor mode; strides default to pool_size;
+    padding 'valid' or symmetric ints (at most half the window; padding never wins)."""
+
+    _native_type = "max_pool2d"
+
+
+class AveragePooling2D(_Pool2D):
+    """Average pooling (PyTorch floor mode; padded cells count in the divisor, as PyTorch's default)."""
+
+    _native_type = "avg_pool2d"
+
+
+class GlobalAveragePooling2D(Layer):
+    """(C, H, W) -> (C,): the mean of each channel."""
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (_require_image(self, input_shape)[0],)
+
+    def native(self) -> dict:
+        return {"type": "global_avg_pool2d"}
+
+
+class BatchNormalization(Layer):
+    """Batch normalisation over the batch (for (n,) inputs) or over batch, height and width (for
+    (C, H, W) images), per channel: gamma (C,) and beta (C,) trainable, running mean and variance
+    (C,) non-trainable (``Sequential.get_state``).
+
+    momentum follows PyTorch's convention: ``running = (1 - momentum) * running + momentum * batch``
+    (default 0.1; Keras' momentum=0.99 is PyTorch's 0.01). The running variance is the unbiased
+    (Bessel-corrected) batch variance, as in PyTorch. Training steps use batch statistics;
+    ``predict``/``evaluate`` and Monte Carlo dropout use the running ones. A following
+    ``Activation('relu')`` is fused into this layer.
+    """
+
+    def __init__(self, momentum: float = 0.1, epsilon: float = 1e-5) -> None:
+        for name, v in (("momentum", momentum), ("epsilon", epsilon)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)):
+                raise TypeError(f"{name}: expected a float, got {type(v).__name__}")
+        if not (math.isfinite(momentum) and 0.0 <= momentum <= 1.0):
+            raise ValueError(f"momentum: expected a float in [0, 1] (PyTorch convention), got {momentum}")
+        if not (math.isfinite(epsilon) and epsilon > 0.0):
+            raise ValueError(f"epsilon: expected a float > 0, got {epsilon}")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) not in (1, 3):
+            raise ValueError(f"BatchNormalization: expected an input (n,) or (C, H, W), got {input_shape}")
+        return input_shape
+
+    def n_params(self, input_shape: Shape) -> int:
+        return 2 * input_shape[0]
+
+    def n_state(self, input_shape: Shape) -> int:
+        return 2 * input_shape[0]
+
+    def get_config(self) -> dict:
+        return {"momentum": self.momentum, "epsilon": self.epsilon}
+
+    def native(self, relu: bool = False) -> dict:
+        return {"type": "batch_norm", "momentum": self.momentum, "epsilon": self.epsilon, "relu": relu}
+
+
+class SpatialDropout2D(Layer):
+    """Dropout of whole channels of (C, H, W) images: in training each (sample, channel) plane is
+    zeroed with probability ``rate`` and the rest scaled by ``1/(1 - rate)``; identity at inference."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = _check_rate(rate)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        _require_image(self, input_shape)
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {"rate": self.rate}
+
+    def native(self) -> dict:
+        return {"type": "spatial_dropout2d", "rate": self.rate}
+
+
+MaxPooling2D = MaxPool2D
+AvgPool2D = AveragePooling2D
+
+
 _REGISTRY: Dict[str, Type[Layer]] = {c.__name__: c for c in (Input, Dense, Dropout, AlphaDropout, Activation,
-                                                             Flatten)}
+                                                             Flatten, Conv2D, MaxPool2D, AveragePooling2D,
+                                                             GlobalAveragePooling2D, BatchNormalization,
+                                                             SpatialDropout2D)}
 
 
 def from_config(entry: dict) -> Layer:
@@ -202,14 +440,15 @@ def from_config(entry: dict) -> Layer:
     if not isinstance(entry, dict) or entry.get("class") not in _REGISTRY:
         raise ValueError(f"layer config: expected a known class from {sorted(_REGISTRY)}, got {entry!r}")
     cfg = dict(entry.get("config", {}))
-    if entry["class"] == "Dense" and cfg.get("kernel_regularizer") is not None:
+    if entry["class"] in ("Dense", "Conv2D") and cfg.get("kernel_regularizer") is not None:
         cfg["kernel_regularizer"] = _regularizers.L1L2(**cfg["kernel_regularizer"])
     return _REGISTRY[entry["class"]](**cfg)
 
 
 def to_native(layers: Sequence[Layer]) -> list:
     """The Network's layer dicts, fusing each ``Dense`` + following ``Dropout`` into one dense dict
-    (``"dropout": rate``). ``Input`` layers contribute nothing."""
+    (``"dropout": rate``) and each ``BatchNormalization`` + following ``Activation('relu')`` into one
+    batch_norm dict (``"relu": True``). ``Input`` layers contribute nothing."""
     out = []
     specs = [layer for layer in layers if not isinstance(layer, Input)]
     i = 0
@@ -219,6 +458,15 @@ def to_native(layers: Sequence[Layer]) -> list:
             nxt = specs[i + 1] if i + 1 < len(specs) else None
             if isinstance(nxt, Dropout):
                 out.append(layer.native(dropout=nxt.rate))
+                i += 2
+                continue
+            out.append(layer.native())
+        elif isinstance(layer, Conv2D):
+            out.extend(layer.native_list())
+        elif isinstance(layer, BatchNormalization):
+            nxt = specs[i + 1] if i + 1 < len(specs) else None
+            if isinstance(nxt, Activation) and nxt.activation == "relu":
+                out.append(layer.native(relu=True))
                 i += 2
                 continue
             out.append(layer.native())

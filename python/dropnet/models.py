@@ -249,6 +249,7 @@ class Sequential:
             self._build(self.input_shape)
             if previous is not None:
                 self._net.set_params(previous.get_params())
+                self._net.set_state(previous.get_state())
                 self._net.rng_offset = previous.rng_offset
                 for i in range(len(self._net.get_params())):  # pruning masks stay with the weights
                     mask = previous.get_mask(i)
@@ -275,7 +276,9 @@ class Sequential:
         return int(self._require_net().rng_offset)
 
     def get_weights(self) -> List[np.ndarray]:
-        """Copies of the parameters: for each Dense, W (units, in) then b (units,) if it has one."""
+        """Copies of the parameters in layer order: Dense W (units, in) then b (units,); Conv2D W
+        (filters, C, kh, kw) then b (filters,) (PyTorch layouts); BatchNormalization gamma then beta
+        (C,). Running statistics: ``get_state``."""
         return [np.array(p, dtype=np.float32, copy=True) for p in self._require_net().get_params()]
 
     def set_weights(self, weights: Sequence[ArrayLike]) -> None:
@@ -343,9 +346,29 @@ class Sequential:
         return self._require_net().sparse_info()
 
     def count_params(self) -> int:
+        """Trainable plus non-trainable (batch norm running statistics) values, as Keras counts."""
         if self.input_shape is None:
             raise ValueError("count_params: the input shape is unknown; give input_shape or call fit()")
-        return sum(n for _, _, n in self._shapes(self.input_shape))
+        return sum(n + s for _, _, n, s in self._shapes_with_state(self.input_shape))
+
+    def _shapes_with_state(self, input_shape: Tuple[int, ...]) -> List[Tuple[_layers.Layer, Tuple[int, ...], int, int]]:
+        """``_shapes`` rows plus each layer's count of non-trainable values."""
+        rows, shape = [], input_shape
+        for layer, out, n in self._shapes(input_shape):
+            n_state = layer.n_state(shape) if hasattr(layer, "n_state") else 0
+            rows.append((layer, out, n, n_state))
+            shape = out
+        return rows
+
+    def get_state(self) -> List[np.ndarray]:
+        """Copies of the non-trainable state: for each BatchNormalization, running mean then
+        running variance (C,), PyTorch's ``running_mean``/``running_var``."""
+        return [np.array(a, dtype=np.float32, copy=True) for a in self._require_net().get_state()]
+
+    def set_state(self, state: Sequence[ArrayLike]) -> None:
+        """Replace the running statistics (``get_state`` order and shapes); all arrays are checked
+        before any is written."""
+        self._require_net().set_state([np.ascontiguousarray(a, dtype=np.float32) for a in state])
 
     # ------------------------------------------------------------------ description
     def summary(self, print_fn=print) -> None:
@@ -354,26 +377,32 @@ class Sequential:
 
     def _summary_text(self) -> str:
         known = self.input_shape is not None
-        rows = self._shapes(self.input_shape) if known else [(l, None, None) for l in self.layers]
+        rows = self._shapes_with_state(self.input_shape) if known else [(l, None, None, 0) for l in self.layers]
         lines = [f'Model: "{self.name}"  (seed {self.seed})']
         header = f"{'Layer (type)':<34}{'Output Shape':<18}{'Param #':>10}"
         lines += [header, "=" * len(header)]
         fused = False
-        for i, (layer, shape, n) in enumerate(rows):
+        for i, (layer, shape, n, n_state) in enumerate(rows):
             nxt = rows[i + 1][0] if i + 1 < len(rows) else None
             tag = ""
             if isinstance(layer, _layers.Dense) and isinstance(nxt, _layers.Dropout):
                 tag, fused = " *", True
+            if (isinstance(layer, _layers.BatchNormalization) and isinstance(nxt, _layers.Activation)
+                    and nxt.activation == "relu"):
+                tag, fused = " *", True
             shape_txt = "(None, " + ", ".join(map(str, shape)) + ")" if shape is not None else "?"
-            lines.append(f"{layer.describe() + tag:<34}{shape_txt:<18}{'?' if n is None else n:>10}")
+            lines.append(f"{layer.describe() + tag:<34}{shape_txt:<18}{'?' if n is None else n + n_state:>10}")
         lines.append("=" * len(header))
         if known:
-            total = sum(n for _, _, n in rows)
-            lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0"]
+            trainable = sum(r[2] for r in rows)
+            frozen = sum(r[3] for r in rows)
+            lines += [f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}",
+                      f"Non-trainable params: {frozen:,}"]
         else:
             lines.append("Total params: ? (input shape unknown until fit)")
         if fused:
-            lines.append("* Dense + following Dropout run as one fused native layer")
+            lines.append("* Dense + following Dropout (BatchNormalization + following ReLU) run as one fused native "
+                         "layer")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -537,7 +566,9 @@ class Sequential:
         for b, lo in enumerate(range(0, n, batch_size)):
             xb = x[lo:lo + batch_size]
             for j in range(int(mc_samples)):
-                out = net.forward(xb, training=True, stream_offset=base + (j * n_batches + b) * streams)
+                # Dropout on, batch norm on its running statistics (and they stay as they are).
+                out = net.forward(xb, training=True, stream_offset=base + (j * n_batches + b) * streams,
+                                  bn_training=False)
                 mean[lo:lo + batch_size] += out
                 sq[lo:lo + batch_size] += np.square(out, dtype=np.float64)
         mean /= mc_samples

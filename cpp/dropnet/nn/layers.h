@@ -26,7 +26,10 @@ using Shape = std::vector<int64_t>;
 int64_t shape_size(const Shape& s);
 std::string shape_to_string(const Shape& s);
 
-enum class LayerType { dense, dropout, alpha_dropout, activation, flatten };
+enum class LayerType {
+  dense, dropout, alpha_dropout, activation, flatten,
+  conv2d, max_pool2d, avg_pool2d, global_avg_pool2d, batch_norm, spatial_dropout2d
+};
 enum class InitKind { automatic, he_uniform, glorot_uniform };
 
 // One layer as the user described it (parsed from the Python dict by the bindings).
@@ -38,6 +41,14 @@ struct LayerSpec {
   float l1 = 0.f, l2 = 0.f;
   InitKind init = InitKind::automatic;
   double rate = 0.0;  // dense: fused dropout after the activation; dropout / alpha_dropout: the rate
+  // conv2d (filters = units) and pooling: window, strides, dilation; padding as given by the user
+  // (same_padding: Keras "same", padding ignored), resolved against the input by the layer.
+  int64_t kernel[2] = {1, 1}, strides[2] = {1, 1}, dilation[2] = {1, 1}, padding[2] = {0, 0};
+  bool same_padding = false;
+  bool count_include_pad = true;  // avg_pool2d
+  // batch_norm: PyTorch's momentum (running = (1 - m)·running + m·batch), epsilon, fused ReLU.
+  double momentum = 0.1, epsilon = 1e-5;
+  bool relu = false;
 };
 
 cpu::ActivationKind parse_activation(const std::string& name, const char* what);
@@ -60,7 +71,8 @@ struct Param {
 
 struct ForwardContext {
   int64_t rows = 0;
-  bool training = false;
+  bool training = false;     // dropout on
+  bool bn_training = false;  // batch norm uses (and updates running) batch statistics
   uint64_t seed = 0;
   uint64_t* next_stream = nullptr;  // each dropout application takes *next_stream and bumps it
 };
@@ -75,6 +87,8 @@ class Layer {
   int64_t in_features() const { return shape_size(in_shape_); }
   int64_t out_features() const { return shape_size(out_shape_); }
   virtual std::vector<Param*> params() { return {}; }
+  // Non-trainable state (batch norm's running mean and variance): value only, no gradient.
+  virtual std::vector<Param*> state() { return {}; }
   // Room for batches of up to `rows` samples.
   virtual void reserve(int64_t rows) { (void)rows; }
   virtual const float* forward(const float* x, const ForwardContext& ctx) = 0;

@@ -11,6 +11,7 @@
 #include "dropnet/kernels/cpu/mse_loss.h"
 #include "dropnet/kernels/cpu/softmax_xent.h"
 #include "dropnet/kernels/cpu/weight_penalty.h"
+#include "dropnet/nn/conv_layers.h"
 
 namespace dropnet {
 namespace nn {
@@ -56,10 +57,11 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
   for (int64_t d : input_shape)
     DROPNET_CHECK(d > 0, "input_shape: expected positive dimensions, got ", shape_to_string(input_shape));
   Shape shape = input_shape;
-  int64_t n_dense = 0;
+  int64_t n_init = 0;  // dense and conv layers in order: each takes its own init stream
   for (size_t l = 0; l < specs.size(); ++l) {
     const LayerSpec& s = specs[l];
     std::unique_ptr<Layer> layer;
+    const auto where = [&](const char* type) { return str_concat("layers[", l, "] ", type); };
     switch (s.type) {
       case LayerType::dense:
         DROPNET_CHECK(s.units > 0, "layers[", l, "] dense: units must be > 0, got ", s.units);
@@ -68,7 +70,7 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
         DROPNET_CHECK(std::isfinite(s.l2) && s.l2 >= 0.f, "layers[", l, "] dense: l2 must be >= 0, got ", s.l2);
         DROPNET_CHECK(shape.size() == 1, "layers[", l, "] dense: expected a flat input (features,), got ",
                       shape_to_string(shape), "; put a flatten layer before it");
-        layer = std::make_unique<DenseLayer>(s, shape, seed, n_dense++);
+        layer = std::make_unique<DenseLayer>(s, shape, seed, n_init++);
         dense_layers_.push_back(static_cast<DenseLayer*>(layer.get()));
         dense_layer_index_.push_back(static_cast<int64_t>(l));
         break;
@@ -85,9 +87,43 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
       case LayerType::flatten:
         layer = std::make_unique<FlattenLayer>(shape);
         break;
+      case LayerType::conv2d:
+        layer = std::make_unique<Conv2DLayer>(s, shape, seed, n_init++, where("conv2d").c_str());
+        break;
+      case LayerType::max_pool2d:
+        layer = std::make_unique<Pool2DLayer>(Pool2DLayer::Kind::max, s, shape, where("max_pool2d").c_str());
+        break;
+      case LayerType::avg_pool2d:
+        layer = std::make_unique<Pool2DLayer>(Pool2DLayer::Kind::avg, s, shape, where("avg_pool2d").c_str());
+        break;
+      case LayerType::global_avg_pool2d:
+        layer = std::make_unique<Pool2DLayer>(Pool2DLayer::Kind::global_avg, s, shape,
+                                              where("global_avg_pool2d").c_str());
+        break;
+      case LayerType::batch_norm: {
+        DROPNET_CHECK(shape.size() == 1 || shape.size() == 3, where("batch_norm"),
+                      ": expected an input (features,) or (channels, height, width), got ", shape_to_string(shape));
+        DROPNET_CHECK(std::isfinite(s.momentum) && s.momentum >= 0.0 && s.momentum <= 1.0, where("batch_norm"),
+                      ": momentum must be in [0, 1] (PyTorch convention: running = (1 - m)*running + m*batch), got ",
+                      s.momentum);
+        DROPNET_CHECK(std::isfinite(s.epsilon) && s.epsilon > 0.0, where("batch_norm"), ": epsilon must be > 0, got ",
+                      s.epsilon);
+        auto bn = std::make_unique<BatchNormLayer>(s, shape);
+        bn_min_values_ = bn_min_values_ ? std::min(bn_min_values_, bn->values_per_channel(1)) : bn->values_per_channel(1);
+        layer = std::move(bn);
+        break;
+      }
+      case LayerType::spatial_dropout2d:
+        DROPNET_CHECK(s.rate >= 0.0 && s.rate < 1.0, where("spatial_dropout2d"), ": rate must be in [0, 1), got ",
+                      s.rate);
+        DROPNET_CHECK(shape.size() == 3, where("spatial_dropout2d"),
+                      ": expected an image input (channels, height, width), got ", shape_to_string(shape));
+        layer = std::make_unique<SpatialDropoutLayer>(s.rate, shape);
+        break;
     }
     shape = layer->out_shape();
     for (Param* p : layer->params()) params_.push_back(p);
+    for (Param* p : layer->state()) state_.push_back(p);
     if (first_param_layer_ < 0 && !layer->params().empty()) first_param_layer_ = static_cast<int64_t>(l);
     layers_.push_back(std::move(layer));
   }
@@ -162,10 +198,12 @@ void Network::reserve(int64_t rows) {
   capacity_rows_ = rows;
 }
 
-const float* Network::run_forward(const float* x, int64_t rows, bool training, uint64_t* next_stream) {
+const float* Network::run_forward(const float* x, int64_t rows, bool training, bool bn_training,
+                                  uint64_t* next_stream) {
   ForwardContext ctx;
   ctx.rows = rows;
   ctx.training = training;
+  ctx.bn_training = bn_training;
   ctx.seed = seed_;
   ctx.next_stream = next_stream;
   const float* cur = x;
@@ -192,11 +230,12 @@ double Network::train_step(const float* x, int64_t rows, const Targets& y) {
   std::lock_guard<std::mutex> lock(mu_);
   DROPNET_CHECK(y.labels || y.dense, "y: expected targets, got none");
   check_batch(x, rows, y, "x", "y");
+  check_bn_batch(rows);
   DenormalsFlushed ftz;
   reserve(rows);
   prepare_execution(rows, true);
   uint64_t stream = rng_offset_;
-  const float* out = run_forward(x, rows, true, &stream);
+  const float* out = run_forward(x, rows, true, true, &stream);
   compute_loss(out, rows, y, d_a_.data());
   double loss_sum = 0.0;  // in row order: the same bits for any thread count
   for (int64_t r = 0; r < rows; ++r) loss_sum += loss_rows_.data()[r];
@@ -227,14 +266,22 @@ double Network::train_step(const float* x, int64_t rows, const Targets& y) {
   return loss_sum / static_cast<double>(rows) + penalty;
 }
 
-void Network::forward(const float* x, int64_t rows, bool training, std::optional<uint64_t> stream_offset, float* out) {
+void Network::check_bn_batch(int64_t rows) const {
+  DROPNET_CHECK(bn_min_values_ == 0 || rows * bn_min_values_ >= 2, "x: batch norm with batch statistics needs more "
+                "than one value per channel, got a batch of ", rows, " sample(s) with ", bn_min_values_,
+                " value(s) per channel each");
+}
+
+void Network::forward(const float* x, int64_t rows, bool training, std::optional<uint64_t> stream_offset, float* out,
+                      bool bn_training) {
   std::lock_guard<std::mutex> lock(mu_);
   check_batch(x, rows, Targets{}, "x", "y");
+  if (bn_training) check_bn_batch(rows);
   DenormalsFlushed ftz;
   reserve(rows);
   prepare_execution(rows, false);
   uint64_t stream = stream_offset ? *stream_offset : rng_offset_;
-  const float* y = run_forward(x, rows, training, &stream);
+  const float* y = run_forward(x, rows, training, bn_training, &stream);
   std::memcpy(out, y, static_cast<size_t>(rows * n_outputs()) * sizeof(float));
   if (softmax_fused_) cpu::softmax_rows_forward(out, out, rows, n_outputs());
   if (training && !stream_offset) rng_offset_ = stream;
@@ -277,7 +324,7 @@ void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t b
     Targets yb;
     if (y.labels) yb.labels = y.labels + b;
     if (y.dense) yb.dense = y.dense + b * n_out;
-    const float* out = run_forward(x + b * n_inputs(), n, false, nullptr);
+    const float* out = run_forward(x + b * n_inputs(), n, false, false, nullptr);
     compute_loss(out, n, yb, nullptr);
     for (int64_t r = 0; r < n; ++r) total += loss_rows_.data()[r];
     if (count_correct) correct += count_correct_rows(out, n, yb);
@@ -298,6 +345,27 @@ void Network::set_params(const std::vector<const float*>& values) {
     if (p->has_mask)
       for (int64_t j = 0; j < p->size; ++j) w[j] *= p->mask.data()[j];
   }
+}
+
+void Network::copy_state(int64_t i, float* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Param& p = state(i);
+  std::memcpy(out, p.value.data(), static_cast<size_t>(p.size) * sizeof(float));
+}
+
+void Network::set_state(const std::vector<const float*>& values) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(values.size() == state_.size(), "state: expected ", state_.size(), " arrays, got ", values.size());
+  for (size_t i = 0; i < state_.size(); ++i) {
+    const Param* p = state_[i];
+    // Running variances feed a square root: reject negatives before anything is written.
+    if (i % 2 == 1)
+      for (int64_t j = 0; j < p->size; ++j)
+        DROPNET_CHECK(values[i][j] >= 0.f, "state[", i, "]: running variance must be >= 0, got ", values[i][j],
+                      " at index ", j);
+  }
+  for (size_t i = 0; i < state_.size(); ++i)
+    std::memcpy(state_[i]->value.data(), values[i], static_cast<size_t>(state_[i]->size) * sizeof(float));
 }
 
 void Network::copy_param(int64_t i, float* out) const {

@@ -6,7 +6,9 @@
 // by a mutex (bindings release the GIL around them).
 //
 // Dropout streams: each dropout application in a forward pass (a dense layer's fused dropout, a
-// dropout or alpha_dropout layer; in layer order) takes stream = rng_offset, then rng_offset + 1.
+// dropout, alpha_dropout or spatial_dropout2d layer; in layer order) takes stream = rng_offset, then
+// rng_offset + 1. Batch norm layers keep running statistics (state(), non-trainable): train_step
+// uses and updates batch statistics, forward() and evaluate() use the running ones.
 // Same seed, same data, same rng_offset → the same bits, whatever the number of threads.
 #pragma once
 #include <cstdint>
@@ -65,14 +67,24 @@ class Network {
   double train_step(const float* x, int64_t rows, const Targets& y);
   // out: rows × n_outputs. stream_offset: where dropout streams start (training only); none: the
   // network's counter, which then advances.
-  void forward(const float* x, int64_t rows, bool training, std::optional<uint64_t> stream_offset, float* out);
+  // bn_training: batch norm layers use batch statistics and update their running ones (as in
+  // train_step); false (inference, and Monte Carlo dropout) uses the running statistics.
+  void forward(const float* x, int64_t rows, bool training, std::optional<uint64_t> stream_offset, float* out,
+               bool bn_training = false);
   // Inference over all rows in batches; sum of per-sample losses (no penalties) and the number of
   // rows whose output argmax equals the label (dense targets: their argmax; mse: only one-hot rows
   // count, and none unless every target row is one-hot).
   void evaluate(const float* x, int64_t rows, const Targets& y, int64_t batch_size, double* loss_sum,
                 int64_t* n_correct);
 
-  // Parameters in order: for each dense layer W then b (if it has one).
+  // Non-trainable state in layer order: for each batch norm layer running_mean then running_var.
+  int64_t n_state() const { return static_cast<int64_t>(state_.size()); }
+  const Param& state(int64_t i) const { return *state_[static_cast<size_t>(i)]; }
+  void copy_state(int64_t i, float* out) const;
+  // values[i] has state(i).size floats (callers check shapes); variances must be >= 0.
+  void set_state(const std::vector<const float*>& values);
+
+  // Parameters in order: dense and conv2d layers W then b (if it has one), batch norm gamma then beta.
   int64_t n_params() const { return static_cast<int64_t>(params_.size()); }
   const Param& param(int64_t i) const { return *params_[static_cast<size_t>(i)]; }
   // values[i] has param(i).size floats; callers check shapes first. Masked weights stay zero.
@@ -117,7 +129,9 @@ class Network {
   int64_t count_correct_rows(const float* out, int64_t rows, const Targets& y) const;
   void check_batch(const float* x, int64_t rows, const Targets& y, const char* x_name, const char* y_name) const;
   void reserve(int64_t rows);
-  const float* run_forward(const float* x, int64_t rows, bool training, uint64_t* next_stream);
+  const float* run_forward(const float* x, int64_t rows, bool training, bool bn_training, uint64_t* next_stream);
+  // Batch statistics need >= 2 values per channel: checked before any layer runs.
+  void check_bn_batch(int64_t rows) const;
   // Per-row losses into loss_rows_; the gradient of the batch mean into d_out when non-null.
   void compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out);
   // Chooses dense or sparse for each masked dense layer for batches of `rows` (by the training
@@ -142,6 +156,8 @@ class Network {
   bool softmax_fused_ = false;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Param*> params_;
+  std::vector<Param*> state_;
+  int64_t bn_min_values_ = 0;  // fewest values per channel in one sample over the batch norm layers (0: none)
   int64_t first_param_layer_ = -1;
   int64_t capacity_rows_ = 0;
   int64_t max_width_ = 0;

@@ -21,9 +21,9 @@ class Network:
         """
         Inference over x in batches: (sum of per-sample losses without penalties, number of correct argmax predictions).
         """
-    def forward(self, x: typing.Any, training: bool = False, stream_offset: typing.Any = None) -> numpy.typing.NDArray[numpy.float32]:
+    def forward(self, x: typing.Any, training: bool = False, stream_offset: typing.Any = None, bn_training: bool = False) -> numpy.typing.NDArray[numpy.float32]:
         """
-        Outputs float32 (B, n_out). training=True applies dropout with streams from stream_offset (the network's counter is left alone) or, when None, from the counter (which advances).
+        Outputs float32 (B, n_out). training=True applies dropout with streams from stream_offset (the network's counter is left alone) or, when None, from the counter (which advances). Batch norm uses its running statistics unless bn_training=True (batch statistics, running ones updated as in a training step); so training=True alone is Monte Carlo dropout.
         """
     def get_grads(self) -> list:
         ...
@@ -35,6 +35,10 @@ class Network:
         ...
     def get_params(self) -> list:
         ...
+    def get_state(self) -> list:
+        """
+        Non-trainable state (copies): for each batch_norm layer in order, running_mean then running_var (C,).
+        """
     def layer_info(self) -> list:
         ...
     def set_mask(self, param_index: typing.Any, mask: typing.Any) -> None:
@@ -50,6 +54,10 @@ class Network:
     def set_sparse_mode(self, param_index: typing.Any, mode: typing.Any) -> None:
         """
         How the dense layer owning params[param_index] (its weight or bias) runs once its weight has a mask: 'sparse' (compressed weight in forward, backward and the optimizer), 'dense' (masked dense GEMM) or 'auto' (sparse when the mask's density is below the break-even measured for the layer's shape and batch size).
+        """
+    def set_state(self, state: typing.Any) -> None:
+        """
+        Replace the batch norm running statistics (get_state's order and shapes).
         """
     def sparse_info(self) -> list:
         """
