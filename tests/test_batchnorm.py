@@ -3,7 +3,6 @@
 by finite differences, and torch.nn.functional.batch_norm where torch is installed."""
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -11,17 +10,11 @@ import pytest
 import dropnet
 from dropnet import ops
 
+from helpers import threads
+
 ISA_LEVELS = dropnet.cpu_features()["available"]
 
 
-@contextlib.contextmanager
-def threads(n):
-    before = dropnet.get_num_threads()
-    dropnet.set_num_threads(n)
-    try:
-        yield
-    finally:
-        dropnet.set_num_threads(before)
 
 
 def axes(x):

@@ -2,7 +2,6 @@
 numpy backward is itself checked by finite differences of the numpy forward."""
 from __future__ import annotations
 
-import contextlib
 
 import hypothesis
 import hypothesis.strategies as st
@@ -12,17 +11,11 @@ import pytest
 import dropnet
 from dropnet import ops
 
+from helpers import threads
+
 ISA_LEVELS = dropnet.cpu_features()["available"]
 
 
-@contextlib.contextmanager
-def threads(n):
-    before = dropnet.get_num_threads()
-    dropnet.set_num_threads(n)
-    try:
-        yield
-    finally:
-        dropnet.set_num_threads(before)
 
 
 # ---------------------------------------------------------------- float64 references

@@ -2,7 +2,6 @@
 written here, and against torch.nn.functional where torch is installed."""
 from __future__ import annotations
 
-import contextlib
 
 import hypothesis
 import hypothesis.strategies as st
@@ -12,17 +11,11 @@ import pytest
 import dropnet
 from dropnet import ops
 
+from helpers import threads
+
 ISA_LEVELS = dropnet.cpu_features()["available"]
 
 
-@contextlib.contextmanager
-def threads(n):
-    before = dropnet.get_num_threads()
-    dropnet.set_num_threads(n)
-    try:
-        yield
-    finally:
-        dropnet.set_num_threads(before)
 
 
 def pair(v):

@@ -25,6 +25,8 @@ import dropnet
 from dropnet import datasets, layers, optim
 from dropnet.models import Sequential
 
+from ._torch_peer import TorchClassifier
+
 SEED = 0
 BATCH = 128
 ACC_EPOCHS = 10
@@ -41,41 +43,15 @@ def dropnet_model(seed: int) -> Sequential:
     return m
 
 
-class TorchCNN:
-    def __init__(self, seed: int):
-        import torch
-
-        torch.manual_seed(seed)
-        self.torch = torch
-        nn = torch.nn
-        self.net = nn.Sequential(
+def torch_cnn(seed: int):
+    """The same model and recipe in PyTorch."""
+    def build(nn):
+        return nn.Sequential(
             nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32, momentum=0.1, eps=1e-5), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64, momentum=0.1, eps=1e-5), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
-        self.epoch = 0
 
-    def weights(self) -> list:
-        """Parameters in dropnet's get_weights order (the layouts are identical)."""
-        return [p.detach().numpy().copy() for p in self.net.parameters()]
-
-    def fit_epoch(self, x, y) -> None:
-        torch = self.torch
-        order = torch.from_numpy(np.random.default_rng([SEED, self.epoch]).permutation(len(x)))
-        self.net.train()
-        for lo in range(0, len(x), BATCH):
-            idx = order[lo:lo + BATCH]
-            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-            self.opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(self.net(xb), yb)
-            loss.backward()
-            self.opt.step()
-        self.epoch += 1
-
-    def accuracy(self, x, y) -> float:
-        self.net.eval()
-        with self.torch.no_grad():
-            return float((self.net(x).argmax(1) == y).float().mean())
+    return TorchClassifier(build, seed, BATCH)
 
 
 def run(ctx) -> None:
@@ -101,7 +77,7 @@ def run(ctx) -> None:
 
     # Accuracy first, with all threads: fresh models trained epochs_acc epochs each.
     ctx.set_threads(max(ctx.threads))
-    tm = TorchCNN(SEED) if torch is not None else None
+    tm = torch_cnn(SEED) if torch is not None else None
     t0 = time.perf_counter()
     dn = dropnet_model(SEED)
     if tm is not None:
@@ -132,7 +108,7 @@ def run(ctx) -> None:
         sides = {"dropnet fit": lambda model=model: dropnet_epochs(model, x_train, y_train, 1)}
         peers = []
         if torch is not None:
-            tm_t = TorchCNN(SEED + 1)
+            tm_t = torch_cnn(SEED + 1)
             model.set_weights(tm_t.weights())
             sides["torch loop"] = lambda tm_t=tm_t: tm_t.fit_epoch(tx, ty)
             peers = ["torch loop"]

@@ -22,6 +22,8 @@ import dropnet
 from dropnet import datasets, layers, optim
 from dropnet.models import Sequential
 
+from ._torch_peer import TorchClassifier
+
 SEED = 0
 BATCH = 128
 ACC_EPOCHS = 20
@@ -36,35 +38,13 @@ def dropnet_model(seed: int) -> Sequential:
     return m
 
 
-class TorchMLP:
-    def __init__(self, seed: int):
-        import torch
+def torch_mlp(seed: int):
+    """The same model and recipe in PyTorch."""
+    def build(nn):
+        return nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Dropout(0.5), nn.Linear(300, 100), nn.ReLU(),
+                             nn.Dropout(0.5), nn.Linear(100, 10))
 
-        torch.manual_seed(seed)
-        self.torch = torch
-        nn = torch.nn
-        self.net = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Dropout(0.5), nn.Linear(300, 100), nn.ReLU(),
-                                 nn.Dropout(0.5), nn.Linear(100, 10))
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
-        self.epoch = 0
-
-    def fit_epoch(self, x, y) -> None:
-        torch = self.torch
-        order = torch.from_numpy(np.random.default_rng([SEED, self.epoch]).permutation(len(x)))
-        self.net.train()
-        for lo in range(0, len(x), BATCH):
-            idx = order[lo:lo + BATCH]
-            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-            self.opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(self.net(xb), yb)
-            loss.backward()
-            self.opt.step()
-        self.epoch += 1
-
-    def accuracy(self, x, y) -> float:
-        self.net.eval()
-        with self.torch.no_grad():
-            return float((self.net(x).argmax(1) == y).float().mean())
+    return TorchClassifier(build, seed, BATCH)
 
 
 def run(ctx) -> None:
@@ -95,7 +75,7 @@ def run(ctx) -> None:
     note = f"test acc after {epochs_acc} ep: dropnet {dn_acc:.4f}"
     if torch is not None:
         tx, ty = torch.from_numpy(x_train), torch.from_numpy(y_train)
-        tm = TorchMLP(SEED)
+        tm = torch_mlp(SEED)
         t0 = time.perf_counter()
         for _ in range(epochs_acc):
             tm.fit_epoch(tx, ty)
@@ -115,7 +95,7 @@ def run(ctx) -> None:
         sides = {"dropnet fit": lambda model=model: dropnet_epochs(model, 1)}
         peers = []
         if torch is not None:
-            tm_t = TorchMLP(SEED + 1)
+            tm_t = torch_mlp(SEED + 1)
             sides["torch loop"] = lambda tm_t=tm_t: tm_t.fit_epoch(tx, ty)
             peers = ["torch loop"]
         ctx.compare(f"LeNet-300-100 dropout epoch ({len(x_train)} samples, batch {BATCH})", sides, threads=t,
