@@ -36,13 +36,13 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def activate(name: Optional[str], z: np.ndarray) -> np.ndarray:
+def activate(name: Optional[str], z: np.ndarray, slope: float = LEAKY_SLOPE) -> np.ndarray:
     if name in (None, "linear"):
         return z
     if name == "relu":
         return np.maximum(z, 0.0)
     if name == "leaky_relu":
-        return np.where(z > 0, z, LEAKY_SLOPE * z)
+        return np.where(z > 0, z, slope * z)
     if name == "tanh":
         return np.tanh(z)
     if name == "sigmoid":

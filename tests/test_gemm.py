@@ -7,7 +7,6 @@ errors bad input raises.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -17,6 +16,9 @@ from hypothesis import strategies as st
 import dropnet
 from dropnet import ops
 from dropnet.random import uniform_bits
+
+from nn_reference import activate as _act_ref
+from philox_ref import keep_threshold as _threshold
 
 ISAS = dropnet.cpu_features()["available"]
 
@@ -120,27 +122,6 @@ def test_one_and_two_threads_identical_bits(isa, threads, ta, tb):
 
 
 # ------------------------------------------------------------------ linear / epilogue
-
-
-def _act_ref(name, z, slope=0.01):
-    if name is None:
-        return z
-    if name == "relu":
-        return np.maximum(z, 0.0)
-    if name == "leaky_relu":
-        return np.where(z > 0, z, slope * z)
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "gelu":
-        erf = np.vectorize(math.erf)
-        return 0.5 * z * (1.0 + erf(z / math.sqrt(2.0)))
-    raise AssertionError(name)
-
-
-def _threshold(p):
-    return min(math.floor((1.0 - p) * 2.0**32), 2**32 - 1)
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "leaky_relu", "tanh", "sigmoid", "gelu"])
