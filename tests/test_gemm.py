@@ -290,3 +290,76 @@ def test_linear_errors():
         ops.linear(np.zeros((4, 3), np.float32).T, w)
     with pytest.raises(ValueError, match="seed"):
         ops.linear(x, w, dropout=0.5, seed=-1, stream=0)
+
+
+# ------------------------------------------------------------------ a.T @ b skipping zeros of a
+
+
+def _sparse_operand(rng, M, N, density):
+    a = _rand(rng, (M, N))
+    a[rng.random((M, N)) >= density] = 0.0
+    return a
+
+
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 17, 1), (17, 7, 33), (128, 300, 784), (129, 33, 100),
+                                   (60, 301, 785), (33, 16, 17), (200, 10, 64)])
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.25, 0.6, 1.0])
+def test_matmul_at_b_skip_zeros_matches_numpy(isa, M, N, K, density):
+    rng = np.random.default_rng(M * 7 + N + K)
+    a = _sparse_operand(rng, M, N, density)
+    b = _rand(rng, (M, K))
+    c, skipped = ops.matmul_at_b_skip_zeros(a, b, max_density=1.0)
+    assert skipped
+    ref = a.T.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(c, ref, rtol=0, atol=_tol(M))
+    # Empty columns of a give exact zero rows.
+    empty = ~(a != 0).any(axis=0)
+    assert (c[empty] == 0).all()
+
+
+def test_matmul_at_b_skip_zeros_density_switch_and_out(isa):
+    rng = np.random.default_rng(3)
+    a = _sparse_operand(rng, 64, 40, 0.5)
+    b = _rand(rng, (64, 50))
+    density = np.count_nonzero(a) / a.size
+    out = np.full((40, 50), np.nan, np.float32)
+    c, skipped = ops.matmul_at_b_skip_zeros(a, b, max_density=density - 0.01, out=out)
+    assert c is out and not skipped  # too dense: the GEMM ran
+    np.testing.assert_array_equal(out, ops.matmul(a, b, trans_a=True))
+    c, skipped = ops.matmul_at_b_skip_zeros(a, b, max_density=density, out=out)
+    assert skipped
+    np.testing.assert_allclose(c, a.T.astype(np.float64) @ b, rtol=0, atol=_tol(64))
+
+
+def test_matmul_at_b_skip_zeros_keeps_nan_and_inf_of_a(isa):
+    a = np.zeros((20, 5), np.float32)
+    a[3, 1], a[7, 2], a[9, 2] = np.nan, np.inf, 1.0
+    b = np.ones((20, 4), np.float32)
+    c, _ = ops.matmul_at_b_skip_zeros(a, b, max_density=1.0)
+    assert np.isnan(c[1]).all() and np.isposinf(c[2]).all()
+    assert (c[[0, 3, 4]] == 0).all()
+
+
+def test_matmul_at_b_skip_zeros_one_and_two_threads_identical_bits(isa, threads):
+    rng = np.random.default_rng(9)
+    for M, N, K, density in [(128, 300, 784, 0.25), (60, 100, 300, 0.5), (200, 37, 129, 0.1)]:
+        a = _sparse_operand(rng, M, N, density)
+        b = _rand(rng, (M, K))
+        dropnet.set_num_threads(1)
+        one, _ = ops.matmul_at_b_skip_zeros(a, b, max_density=1.0)
+        for n in (2, 3):
+            dropnet.set_num_threads(n)
+            many, _ = ops.matmul_at_b_skip_zeros(a, b, max_density=1.0)
+            np.testing.assert_array_equal(one.view(np.uint32), many.view(np.uint32), err_msg=f"{n} threads")
+
+
+def test_matmul_at_b_skip_zeros_errors():
+    a = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="same number of rows"):
+        ops.matmul_at_b_skip_zeros(a, np.zeros((5, 2), np.float32))
+    with pytest.raises(ValueError, match="max_density"):
+        ops.matmul_at_b_skip_zeros(a, np.zeros((4, 2), np.float32), max_density=1.5)
+    with pytest.raises(ValueError, match="out: expected shape"):
+        ops.matmul_at_b_skip_zeros(a, np.zeros((4, 2), np.float32), out=np.zeros((2, 3), np.float32))
+    with pytest.raises(TypeError):
+        ops.matmul_at_b_skip_zeros(a.astype(np.float64), np.zeros((4, 2), np.float32))

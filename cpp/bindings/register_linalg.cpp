@@ -10,6 +10,7 @@
 #include "array_args.h"
 #include "dropnet/core/philox.h"
 #include "dropnet/kernels/cpu/gemm.h"
+#include "dropnet/kernels/cpu/gemm_skip_zeros.h"
 
 namespace py = pybind11;
 
@@ -87,6 +88,31 @@ void register_linalg(py::module_& m) {
       },
       py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0f,
       py::arg("beta") = 0.0f, py::arg("out") = py::none());
+
+  m.def(
+      "matmul_at_b_skip_zeros",
+      [](const py::object& a_obj, const py::object& b_obj, double max_density, const py::object& out) {
+        auto a = require_matrix(a_obj, "a");
+        auto b = require_matrix(b_obj, "b");
+        const int64_t M = a.shape(0), N = a.shape(1), K = b.shape(1);
+        DROPNET_CHECK(b.shape(0) == M, "matmul_at_b_skip_zeros: a and b need the same number of rows, got a ",
+                      shape_str(a), " and b ", shape_str(b));
+        DROPNET_CHECK(std::isfinite(max_density) && max_density >= 0.0 && max_density <= 1.0,
+                      "max_density: expected a fraction in [0, 1], got ", max_density);
+        Array c = output(out, N, K);
+        require_disjoint(c, a, "a");
+        require_disjoint(c, b, "b");
+        const float* ap = a.data();
+        const float* bp = b.data();
+        float* cp = c.mutable_data();
+        bool skipped;
+        {
+          py::gil_scoped_release release;
+          skipped = cpu::sgemm_at_b_skip_zeros(M, N, K, ap, N, bp, K, cp, K, max_density);
+        }
+        return py::make_tuple(c, skipped);
+      },
+      py::arg("a"), py::arg("b"), py::arg("max_density") = 1.0, py::arg("out") = py::none());
 
   m.def(
       "linear",

@@ -8,6 +8,7 @@
 #include "dropnet/core/philox.h"
 #include "dropnet/kernels/cpu/dropout.h"
 #include "dropnet/kernels/cpu/gemm.h"
+#include "dropnet/kernels/cpu/gemm_skip_zeros.h"
 #include "dropnet/kernels/cpu/philox_stream.h"
 #include "dropnet/kernels/cpu/sparse_sddmm.h"
 #include "dropnet/kernels/cpu/spmm.h"
@@ -48,6 +49,10 @@ bool gemm_can_apply(cpu::ActivationKind k) {
 }
 
 size_t mask_words(int64_t n) { return static_cast<size_t>((n + 63) / 64); }
+
+// Largest fraction of nonzeros in dZ at which the weight gradient skips zeros rather than
+// running the dense GEMM.
+constexpr double kSkipZerosMaxDensity = 0.5;
 
 // Inverted dropout's scale for kept elements, from the caller's rate in double.
 float kept_scale(double rate) { return static_cast<float>(1.0 / (1.0 - rate)); }
@@ -200,8 +205,9 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
                  in_);
     return spare;
   }
-  // dW = dZᵀ · X  (out × in)
-  cpu::sgemm(true, false, out_, in_, rows, 1.f, d_out, out_, x_, in_, 0.f, weight_.grad.data(), in_, nullptr);
+  // dW = dZᵀ · X  (out × in). Behind ReLU and dropout most of dZ is zeros: skip them when few
+  // enough remain for that to pay (kSkipZerosMaxDensity, measured in benchmarks/suites/gemm.py).
+  cpu::sgemm_at_b_skip_zeros(rows, out_, in_, d_out, out_, x_, in_, weight_.grad.data(), in_, kSkipZerosMaxDensity);
   if (!need_d_in) return nullptr;
   // dX = dZ · W  (rows × in)
   cpu::sgemm(false, false, rows, in_, out_, 1.f, d_out, out_, weight_.value.data(), in_, 0.f, spare, in_, nullptr);
