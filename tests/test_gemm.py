@@ -292,74 +292,89 @@ def test_linear_errors():
         ops.linear(x, w, dropout=0.5, seed=-1, stream=0)
 
 
-# ------------------------------------------------------------------ a.T @ b skipping zeros of a
+# ------------------------------------------------------------------ products skipping the zeros of a
+
+FORMS = [(True, False), (False, False), (False, True)]  # (trans_a, trans_b): dZ.T @ X, dZ @ W, H @ W.T
 
 
-def _sparse_operand(rng, M, N, density):
-    a = _rand(rng, (M, N))
-    a[rng.random((M, N)) >= density] = 0.0
+def _sparse_operand(rng, shape, density):
+    a = _rand(rng, shape)
+    a[rng.random(shape) >= density] = 0.0
     return a
 
 
-@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 17, 1), (17, 7, 33), (128, 300, 784), (129, 33, 100),
-                                   (60, 301, 785), (33, 16, 17), (200, 10, 64)])
+def _skip_operands(rng, M, N, K, ta, tb, density):
+    """op(a): M x K with about `density` nonzeros, op(b): K x N; and the float64 product."""
+    a = _sparse_operand(rng, (K, M) if ta else (M, K), density)
+    b = _rand(rng, (N, K) if tb else (K, N))
+    ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    return a, b, ref
+
+
+@pytest.mark.parametrize("ta,tb", FORMS)
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 17, 1), (17, 7, 33), (300, 784, 128), (33, 100, 129),
+                                   (301, 785, 60), (16, 17, 33), (10, 64, 200), (100, 300, 128)])
 @pytest.mark.parametrize("density", [0.0, 0.02, 0.25, 0.6, 1.0])
-def test_matmul_at_b_skip_zeros_matches_numpy(isa, M, N, K, density):
+def test_matmul_skip_zeros_matches_numpy(isa, ta, tb, M, N, K, density):
     rng = np.random.default_rng(M * 7 + N + K)
-    a = _sparse_operand(rng, M, N, density)
-    b = _rand(rng, (M, K))
-    c, skipped = ops.matmul_at_b_skip_zeros(a, b, max_density=1.0)
-    assert skipped
-    ref = a.T.astype(np.float64) @ b.astype(np.float64)
-    np.testing.assert_allclose(c, ref, rtol=0, atol=_tol(M))
-    # Empty columns of a give exact zero rows.
-    empty = ~(a != 0).any(axis=0)
+    a, b, ref = _skip_operands(rng, M, N, K, ta, tb, density)
+    c, skipped = ops.matmul_skip_zeros(a, b, trans_a=ta, trans_b=tb, max_density=1.0)
+    assert skipped and c.shape == (M, N)
+    np.testing.assert_allclose(c, ref, rtol=0, atol=_tol(K))
+    # A row of op(a) without nonzeros gives an exact zero row.
+    empty = ~((a.T if ta else a) != 0).any(axis=1)
     assert (c[empty] == 0).all()
 
 
-def test_matmul_at_b_skip_zeros_density_switch_and_out(isa):
+@pytest.mark.parametrize("ta,tb", FORMS)
+def test_matmul_skip_zeros_density_switch_and_out(isa, ta, tb):
     rng = np.random.default_rng(3)
-    a = _sparse_operand(rng, 64, 40, 0.5)
-    b = _rand(rng, (64, 50))
+    a, b, ref = _skip_operands(rng, 40, 50, 64, ta, tb, 0.5)
     density = np.count_nonzero(a) / a.size
     out = np.full((40, 50), np.nan, np.float32)
-    c, skipped = ops.matmul_at_b_skip_zeros(a, b, max_density=density - 0.01, out=out)
+    c, skipped = ops.matmul_skip_zeros(a, b, trans_a=ta, trans_b=tb, max_density=density - 0.01, out=out)
     assert c is out and not skipped  # too dense: the GEMM ran
-    np.testing.assert_array_equal(out, ops.matmul(a, b, trans_a=True))
-    c, skipped = ops.matmul_at_b_skip_zeros(a, b, max_density=density, out=out)
+    np.testing.assert_array_equal(out, ops.matmul(a, b, trans_a=ta, trans_b=tb))
+    c, skipped = ops.matmul_skip_zeros(a, b, trans_a=ta, trans_b=tb, max_density=density, out=out)
     assert skipped
-    np.testing.assert_allclose(c, a.T.astype(np.float64) @ b, rtol=0, atol=_tol(64))
+    np.testing.assert_allclose(c, ref, rtol=0, atol=_tol(64))
 
 
-def test_matmul_at_b_skip_zeros_keeps_nan_and_inf_of_a(isa):
-    a = np.zeros((20, 5), np.float32)
-    a[3, 1], a[7, 2], a[9, 2] = np.nan, np.inf, 1.0
-    b = np.ones((20, 4), np.float32)
-    c, _ = ops.matmul_at_b_skip_zeros(a, b, max_density=1.0)
+@pytest.mark.parametrize("ta,tb", FORMS)
+def test_matmul_skip_zeros_keeps_nan_and_inf_of_a(isa, ta, tb):
+    opa = np.zeros((5, 20), np.float32)  # op(a): 5 x 20
+    opa[1, 3], opa[2, 7], opa[2, 9] = np.nan, np.inf, 1.0
+    a = np.ascontiguousarray(opa.T) if ta else opa
+    b = np.ones((4, 20) if tb else (20, 4), np.float32)
+    c, _ = ops.matmul_skip_zeros(a, b, trans_a=ta, trans_b=tb, max_density=1.0)
     assert np.isnan(c[1]).all() and np.isposinf(c[2]).all()
     assert (c[[0, 3, 4]] == 0).all()
 
 
-def test_matmul_at_b_skip_zeros_one_and_two_threads_identical_bits(isa, threads):
+@pytest.mark.parametrize("ta,tb", FORMS)
+def test_matmul_skip_zeros_one_and_two_threads_identical_bits(isa, threads, ta, tb):
     rng = np.random.default_rng(9)
-    for M, N, K, density in [(128, 300, 784, 0.25), (60, 100, 300, 0.5), (200, 37, 129, 0.1)]:
-        a = _sparse_operand(rng, M, N, density)
-        b = _rand(rng, (M, K))
+    for M, N, K, density in [(300, 784, 128, 0.25), (100, 300, 60, 0.5), (37, 129, 200, 0.1)]:
+        a, b, _ = _skip_operands(rng, M, N, K, ta, tb, density)
         dropnet.set_num_threads(1)
-        one, _ = ops.matmul_at_b_skip_zeros(a, b, max_density=1.0)
+        one, _ = ops.matmul_skip_zeros(a, b, trans_a=ta, trans_b=tb, max_density=1.0)
         for n in (2, 3):
             dropnet.set_num_threads(n)
-            many, _ = ops.matmul_at_b_skip_zeros(a, b, max_density=1.0)
+            many, _ = ops.matmul_skip_zeros(a, b, trans_a=ta, trans_b=tb, max_density=1.0)
             np.testing.assert_array_equal(one.view(np.uint32), many.view(np.uint32), err_msg=f"{n} threads")
 
 
-def test_matmul_at_b_skip_zeros_errors():
+def test_matmul_skip_zeros_errors():
     a = np.zeros((4, 3), np.float32)
-    with pytest.raises(ValueError, match="same number of rows"):
-        ops.matmul_at_b_skip_zeros(a, np.zeros((5, 2), np.float32))
+    with pytest.raises(ValueError, match="inner dimensions differ"):
+        ops.matmul_skip_zeros(a, np.zeros((5, 2), np.float32), trans_a=True)
+    with pytest.raises(ValueError, match="inner dimensions differ"):
+        ops.matmul_skip_zeros(a, np.zeros((4, 2), np.float32))
+    with pytest.raises(ValueError, match="not supported"):
+        ops.matmul_skip_zeros(a, np.zeros((2, 4), np.float32), trans_a=True, trans_b=True)
     with pytest.raises(ValueError, match="max_density"):
-        ops.matmul_at_b_skip_zeros(a, np.zeros((4, 2), np.float32), max_density=1.5)
+        ops.matmul_skip_zeros(a, np.zeros((3, 2), np.float32), max_density=1.5)
     with pytest.raises(ValueError, match="out: expected shape"):
-        ops.matmul_at_b_skip_zeros(a, np.zeros((4, 2), np.float32), out=np.zeros((2, 3), np.float32))
+        ops.matmul_skip_zeros(a, np.zeros((3, 2), np.float32), out=np.zeros((2, 3), np.float32))
     with pytest.raises(TypeError):
-        ops.matmul_at_b_skip_zeros(a.astype(np.float64), np.zeros((4, 2), np.float32))
+        ops.matmul_skip_zeros(a.astype(np.float64), np.zeros((3, 2), np.float32))

@@ -90,29 +90,37 @@ void register_linalg(py::module_& m) {
       py::arg("beta") = 0.0f, py::arg("out") = py::none());
 
   m.def(
-      "matmul_at_b_skip_zeros",
-      [](const py::object& a_obj, const py::object& b_obj, double max_density, const py::object& out) {
+      "matmul_skip_zeros",
+      [](const py::object& a_obj, const py::object& b_obj, bool trans_a, bool trans_b, double max_density,
+         const py::object& out) {
         auto a = require_matrix(a_obj, "a");
         auto b = require_matrix(b_obj, "b");
-        const int64_t M = a.shape(0), N = a.shape(1), K = b.shape(1);
-        DROPNET_CHECK(b.shape(0) == M, "matmul_at_b_skip_zeros: a and b need the same number of rows, got a ",
-                      shape_str(a), " and b ", shape_str(b));
+        DROPNET_CHECK(!(trans_a && trans_b), "matmul_skip_zeros: trans_a and trans_b together are not supported");
+        const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
+        const int64_t Kb = trans_b ? b.shape(1) : b.shape(0), N = trans_b ? b.shape(0) : b.shape(1);
+        DROPNET_CHECK(K == Kb, "matmul_skip_zeros: inner dimensions differ: a has shape ", shape_str(a),
+                      trans_a ? " (a.T)" : "", ", b has shape ", shape_str(b), trans_b ? " (b.T)" : "", "; op(a) has ",
+                      K, " columns but op(b) has ", Kb, " rows");
         DROPNET_CHECK(std::isfinite(max_density) && max_density >= 0.0 && max_density <= 1.0,
                       "max_density: expected a fraction in [0, 1], got ", max_density);
-        Array c = output(out, N, K);
+        Array c = output(out, M, N);
         require_disjoint(c, a, "a");
         require_disjoint(c, b, "b");
         const float* ap = a.data();
         const float* bp = b.data();
         float* cp = c.mutable_data();
+        const int64_t lda = a.shape(1), ldb = b.shape(1);
         bool skipped;
         {
           py::gil_scoped_release release;
-          skipped = cpu::sgemm_at_b_skip_zeros(M, N, K, ap, N, bp, K, cp, K, max_density);
+          skipped = trans_a ? cpu::sgemm_at_b_skip_zeros(K, M, N, ap, lda, bp, ldb, cp, N, max_density)
+                            : cpu::sgemm_a_b_skip_zeros(trans_b, M, K, N, ap, lda, bp, ldb, cp, N, nullptr,
+                                                        max_density);
         }
         return py::make_tuple(c, skipped);
       },
-      py::arg("a"), py::arg("b"), py::arg("max_density") = 1.0, py::arg("out") = py::none());
+      py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("max_density") = 1.0,
+      py::arg("out") = py::none());
 
   m.def(
       "linear",

@@ -50,9 +50,12 @@ bool gemm_can_apply(cpu::ActivationKind k) {
 
 size_t mask_words(int64_t n) { return static_cast<size_t>((n + 63) / 64); }
 
-// Largest fraction of nonzeros in dZ at which the weight gradient skips zeros rather than
-// running the dense GEMM.
-constexpr double kSkipZerosMaxDensity = 0.5;
+// Largest fraction of nonzeros in the left operand (X or dZ) at which each product of a dense
+// layer skips its zeros rather than running the dense GEMM (gemm_skip_zeros.h). Measured at the
+// LeNet-300-100 shapes, batch 128, 1 and 2 threads (benchmarks/suites/gemm.py): the weight
+// gradient still wins at half density; the input gradient breaks even there; the forward product
+// also transposes W into slabs, and only pays below about a third.
+constexpr double kSkipZerosForward = 0.3, kSkipZerosInputGrad = 0.4, kSkipZerosWeightGrad = 0.5;
 
 // Inverted dropout's scale for kept elements, from the caller's rate in double.
 float kept_scale(double rate) { return static_cast<float>(1.0 / (1.0 - rate)); }
@@ -165,7 +168,9 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
 
 void DenseLayer::product_forward(const float* x, int64_t rows, const cpu::GemmEpilogue& ep, float* y) {
   if (!weight_.run_sparse) {
-    cpu::sgemm(false, true, rows, out_, in_, 1.f, x, in_, weight_.value.data(), in_, 0.f, y, out_, &ep);
+    // Y = X · Wᵀ, skipping the zeros of X when it comes from ReLU / dropout.
+    cpu::sgemm_a_b_skip_zeros(true, rows, in_, out_, x, in_, weight_.value.data(), in_, y, out_, &ep,
+                              kSkipZerosForward);
     return;
   }
   // The sparse product adds the bias and applies ReLU in its writeback; every other step is the
@@ -205,12 +210,12 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
                  in_);
     return spare;
   }
-  // dW = dZᵀ · X  (out × in). Behind ReLU and dropout most of dZ is zeros: skip them when few
-  // enough remain for that to pay (kSkipZerosMaxDensity, measured in benchmarks/suites/gemm.py).
-  cpu::sgemm_at_b_skip_zeros(rows, out_, in_, d_out, out_, x_, in_, weight_.grad.data(), in_, kSkipZerosMaxDensity);
+  // dW = dZᵀ · X  (out × in). Behind ReLU and dropout most of dZ is zeros.
+  cpu::sgemm_at_b_skip_zeros(rows, out_, in_, d_out, out_, x_, in_, weight_.grad.data(), in_, kSkipZerosWeightGrad);
   if (!need_d_in) return nullptr;
   // dX = dZ · W  (rows × in)
-  cpu::sgemm(false, false, rows, in_, out_, 1.f, d_out, out_, weight_.value.data(), in_, 0.f, spare, in_, nullptr);
+  cpu::sgemm_a_b_skip_zeros(false, rows, out_, in_, d_out, out_, weight_.value.data(), in_, spare, in_, nullptr,
+                            kSkipZerosInputGrad);
   return spare;
 }
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["matmul", "matmul_at_b_skip_zeros", "linear"]
+__all__ = ["matmul", "matmul_skip_zeros", "linear"]
 
 _ops = _core.ops
 
@@ -32,17 +32,19 @@ def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool
     return _ops.matmul(a, b, bool(trans_a), bool(trans_b), float(alpha), float(beta), out)
 
 
-def matmul_at_b_skip_zeros(a: np.ndarray, b: np.ndarray, *, max_density: float = 1.0,
-                           out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, bool]:
-    """``a.T @ b`` with work in proportion to the nonzeros of ``a``: a dense layer's weight gradient
-    ``dZ.T @ X`` when ``dZ`` is mostly zeros (behind ReLU and dropout).
+def matmul_skip_zeros(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,
+                      max_density: float = 1.0, out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, bool]:
+    """``op(a) @ op(b)`` with work in proportion to the nonzeros of ``a``: the products of a dense
+    layer behind ReLU and dropout (``dZ.T @ X``, ``dZ @ W``, ``H @ W.T``), whose left operand is
+    mostly zeros.
 
-    a: (M, N), b: (M, K), float32 C-contiguous. Returns ``(c, skipped)``: c (N, K), and whether
-    the zeros were skipped, which happens when the fraction of nonzeros in ``a`` is at most
-    ``max_density`` (otherwise the dense GEMM runs). Row ``n`` of ``c`` adds ``a[m, n] * b[m]``
-    over the nonzero ``a[m, n]`` in a fixed order: bit-identical for any thread count.
+    a: (M, K), or (K, M) with ``trans_a``; b: (K, N), or (N, K) with ``trans_b`` (not both
+    transposed); float32 C-contiguous. Returns ``(c, skipped)``: c (M, N), and whether the zeros
+    were skipped, which happens when the fraction of nonzeros in ``a`` is at most ``max_density``
+    (otherwise the dense GEMM runs). Each row of ``c`` sums over the nonzeros of ``a`` in a fixed
+    order: bit-identical for any thread count.
     """
-    c, skipped = _ops.matmul_at_b_skip_zeros(a, b, float(max_density), out)
+    c, skipped = _ops.matmul_skip_zeros(a, b, bool(trans_a), bool(trans_b), float(max_density), out)
     return c, bool(skipped)
 
 

@@ -325,6 +325,11 @@ const GemmKernelSet& kernels_for(Isa isa) {
 
 }  // namespace
 
+void epilogue_pass(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc) {
+  DenormalsFlushed ftz;
+  kernels_for(active_isa()).epilogue(ep, row0, rows, 0, N, N, C, ldc);
+}
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
            const GemmEpilogue* epilogue) {

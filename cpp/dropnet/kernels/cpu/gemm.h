@@ -52,5 +52,8 @@ void sgemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
 // The epilogue alone on an M × N block of rows [row0, row0 + rows) (shared by every GEMM path).
 void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc);
 
+// The same pass on the active ISA's vector epilogue (safe on row blocks of different threads).
+void epilogue_pass(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc);
+
 }  // namespace cpu
 }  // namespace dropnet

@@ -49,7 +49,7 @@ inline void row_chunk(const int32_t* rows, const float* vals, int32_t count, con
 }
 }  // namespace
 
-void skip_zeros_rows_avx2(const ColumnLists& L, int64_t n0, int64_t n1, const float* P, int64_t M, int64_t K,
+void skip_zeros_rows_avx2(const NonzeroLists& L, int64_t n0, int64_t n1, const float* P, int64_t M, int64_t K,
                           float* C, int64_t ldc) {
   constexpr int64_t W = kSkipZerosSlabAvx2;
   for (int64_t c0 = 0; c0 < K; c0 += W) {  // slab outer, as the AVX-512 body
@@ -58,7 +58,7 @@ void skip_zeros_rows_avx2(const ColumnLists& L, int64_t n0, int64_t n1, const fl
     const int V = static_cast<int>((width + 7) / 8);
     for (int64_t n = n0; n < n1; ++n) {
       const int64_t j = n - n0;
-      const int32_t* rows = L.rows + j * L.stride;
+      const int32_t* rows = L.index + j * L.stride;
       const float* vals = L.values + j * L.stride;
       float* c = C + n * ldc + c0;
       switch (V) {

@@ -8,8 +8,8 @@
 namespace dropnet {
 namespace cpu {
 
-void skip_zeros_lists_avx512(const float* A, int64_t M, int64_t lda, int64_t n0, int64_t n1, int64_t stride,
-                             int32_t* rows, float* values, int32_t* count) {
+void skip_zeros_column_lists_avx512(const float* A, int64_t M, int64_t lda, int64_t n0, int64_t n1, int64_t stride,
+                                    int32_t* rows, float* values, int32_t* count) {
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int64_t g0 = n0; g0 < n1; g0 += 16) {
     const int gw = static_cast<int>(n1 - g0 < 16 ? n1 - g0 : 16);
@@ -33,6 +33,27 @@ void skip_zeros_lists_avx512(const float* A, int64_t M, int64_t lda, int64_t n0,
         cnt[j] += _mm_popcnt_u32(keep);
       }
     }
+  }
+}
+
+void skip_zeros_row_lists_avx512(const float* A, int64_t N, int64_t lda, int64_t r0, int64_t r1, int64_t stride,
+                                 int32_t* index, float* values, int32_t* count) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* a = A + r * lda;
+    int32_t* idx = index + (r - r0) * stride;
+    float* val = values + (r - r0) * stride;
+    int32_t c = 0;
+    for (int64_t n = 0; n < N; n += 16) {
+      const __mmask16 in = N - n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (N - n)) - 1);
+      const __m512 v = _mm512_maskz_loadu_ps(in, a + n);
+      const __mmask16 keep = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+      const __m512i ids = _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int32_t>(n)));
+      _mm512_storeu_ps(val + c, _mm512_maskz_compress_ps(keep, v));
+      _mm512_storeu_si512(idx + c, _mm512_maskz_compress_epi32(keep, ids));
+      c += _mm_popcnt_u32(keep);
+    }
+    count[r - r0] = c;
   }
 }
 
@@ -71,8 +92,8 @@ inline void row_chunk(const int32_t* rows, const float* vals, int32_t count, con
 }
 }  // namespace
 
-void skip_zeros_rows_avx512(const ColumnLists& L, int64_t n0, int64_t n1, const float* P, int64_t M, int64_t K,
-                            float* C, int64_t ldc) {
+void skip_zeros_rows_avx512(const NonzeroLists& L, int64_t n0, int64_t n1, const float* P, int64_t M, int64_t K,
+                            float* C, int64_t ldc) {  // M: rows of the slabs
   constexpr int64_t W = kSkipZerosSlabAvx512;
   // Slab outer, rows inner: a slab (M·W floats, 32 KB at M = 128) is read by every row of the
   // piece while it is still in cache; the lists are re-read per slab (8 bytes an entry).
@@ -84,7 +105,7 @@ void skip_zeros_rows_avx512(const ColumnLists& L, int64_t n0, int64_t n1, const 
     const __mmask16 tail = static_cast<__mmask16>(last >= 16 ? 0xFFFF : (1u << last) - 1);
     for (int64_t n = n0; n < n1; ++n) {
       const int64_t j = n - n0;
-      const int32_t* rows = L.rows + j * L.stride;
+      const int32_t* rows = L.index + j * L.stride;
       const float* vals = L.values + j * L.stride;
       float* c = C + n * ldc + c0;
       switch (V) {
