@@ -554,3 +554,58 @@ def test_lenet_300_100_with_dropout_learns_fashion_mnist():
     # One pass over 12k images: dropnet 0.762 here; PyTorch from the same init, data order and
     # optimizer reached 0.746 (its dropout masks differ).
     assert correct / len(xt) > 0.72
+
+
+@pytest.mark.parametrize("loss", [SPARSE, "mse"])
+@pytest.mark.parametrize("shuffled", [True, False])
+def test_train_steps_equal_train_step_on_gathered_batches(loss, shuffled):
+    rng = np.random.default_rng(5)
+    n, batch = 203, 32  # 7 steps, the last one partial (11 rows)
+    x, y = make_batch(rng, n, (40,), 10, loss)
+    order = rng.permutation(n) if shuffled else None
+    layers = [{"type": "dense", "units": 64, "activation": "relu", "dropout": 0.5},
+              {"type": "dense", "units": 10, "activation": "softmax" if loss == SPARSE else None}]
+
+    def fresh():
+        net = Network(layers, (40,), loss, 7)
+        net.set_optimizer({"type": "adam", "lr": 1e-2})
+        return net
+
+    want, want_losses, want_correct = fresh(), [], []
+    idx = order if shuffled else np.arange(n)
+    for s in range(7):
+        rows = idx[s * batch:(s + 1) * batch]
+        want_losses.append(want.train_step(x[rows], y[rows]))
+        want_correct.append(want.last_batch_correct)
+    got = fresh()
+    l1, c1 = got.train_steps(x, y, order, batch, 0, 3)
+    l2, c2 = got.train_steps(x, y, order, batch, 3, 7)  # chunks resume where the last one stopped
+    np.testing.assert_array_equal(np.concatenate([l1, l2]), np.array(want_losses))
+    np.testing.assert_array_equal(np.concatenate([c1, c2]), np.array(want_correct))
+    for a, b in zip(got.get_params(), want.get_params()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_train_steps_bad_arguments_leave_the_model_untouched():
+    rng = np.random.default_rng(6)
+    x, y = make_batch(rng, 20, (40,), 10, SPARSE)
+    net = lenet_like()
+    before = [p.copy() for p in net.get_params()]
+    with pytest.raises(ValueError, match=r"order: expected row indices in \[0, 20\), got 20 at position 3"):
+        net.train_steps(x, y, np.array([0, 1, 2, 20], np.int64), 2, 0, 2)
+    with pytest.raises(ValueError, match="order: expected a 1-D"):
+        net.train_steps(x, y, np.zeros((2, 2), np.int64), 2, 0, 1)
+    with pytest.raises(ValueError, match=r"steps: expected 0 <= step0 <= step1 <= 10, got \[0, 11\)"):
+        net.train_steps(x, y, None, 2, 0, 11)
+    with pytest.raises(ValueError, match="batch_size"):
+        net.train_steps(x, y, None, 0, 0, 1)
+    with pytest.raises(ValueError, match="y: expected int64 labels of shape"):
+        net.train_steps(x, y[:5], None, 2, 0, 1)
+    with pytest.raises(TypeError):
+        net.train_steps(x, y, np.zeros(3, np.float32), 2, 0, 1)
+    bad = x.copy()
+    bad[13, 2] = np.nan
+    with pytest.raises(ValueError, match="x: expected finite values"):
+        net.train_steps(bad, y, np.array([13, 1], np.int64), 2, 0, 1)
+    for a, b in zip(net.get_params(), before):
+        np.testing.assert_array_equal(a, b)

@@ -429,6 +429,42 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
           "One training step on a batch: x float32 (B, *input_shape), y int64 (B,) labels or float32 (B, n_out). "
           "Returns the batch's mean loss plus weight penalties.")
       .def(
+          "train_steps",
+          [](nn::Network& n, const py::object& x, const py::object& y, const py::object& order, int64_t batch_size,
+             int64_t step0, int64_t step1) {
+            auto xa = require_batch(n, x, "x");
+            const int64_t rows = xa.shape(0);
+            TargetArrays t = require_targets(n, y, rows, "y");
+            py::array_t<int64_t, py::array::c_style> oa;
+            const int64_t* op = nullptr;
+            int64_t n_order = rows;
+            if (!order.is_none()) {
+              oa = require_array<int64_t>(order, "order");
+              DROPNET_CHECK(oa.ndim() == 1, "order: expected a 1-D int64 array of row indices, got shape ",
+                            shape_str(oa));
+              op = oa.data();
+              n_order = oa.shape(0);
+              for (int64_t i = 0; i < n_order; ++i)
+                DROPNET_CHECK(op[i] >= 0 && op[i] < rows, "order: expected row indices in [0, ", rows, "), got ",
+                              op[i], " at position ", i);
+            }
+            DROPNET_CHECK(step1 >= step0, "steps: expected step1 >= step0, got [", step0, ", ", step1, ")");
+            py::array_t<double> losses(step1 - step0);
+            py::array_t<int64_t> correct(step1 - step0);
+            const float* xp = xa.data();
+            double* lp = losses.mutable_data();
+            int64_t* cp = correct.mutable_data();
+            {
+              py::gil_scoped_release release;  // raw buffers of arrays alive in this frame only
+              n.train_steps(xp, rows, t.t, op, n_order, batch_size, step0, step1, lp, cp);
+            }
+            return py::make_tuple(losses, correct);
+          },
+          py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"), py::arg("step0"), py::arg("step1"),
+          "Training steps [step0, step1) of an epoch over the whole dataset: step s trains on rows "
+          "order[s*batch_size : (s+1)*batch_size] of x and y (order None: rows in sequence), gathered natively; "
+          "exactly train_step on each batch. Returns (losses float64, correct int64), one entry per step.")
+      .def(
           "forward",
           [](nn::Network& n, const py::object& x, bool training, const py::object& stream_offset, bool bn_training) {
             auto xa = require_batch(n, x, "x");

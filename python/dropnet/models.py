@@ -471,8 +471,6 @@ class Sequential:
         cbs = _callbacks.CallbackList([history, *(callbacks or [])], self)
         self.history = history
         self.stop_training = False
-        xb_buf = np.empty((min(batch_size, n),) + x.shape[1:], dtype=np.float32)
-        yb_buf = np.empty((min(batch_size, n),) + y.shape[1:], dtype=y.dtype)
         cbs.on_train_begin()
         try:
             for epoch in range(initial_epoch, epochs):
@@ -483,21 +481,25 @@ class Sequential:
                 order = np.random.default_rng([shuffle_seed, epoch]).permutation(n) if shuffle else None
                 loss_sum = 0.0
                 correct_sum = 0  # stays -1 once a batch has no classes to count (mse, not one-hot)
-                for step in range(steps):
-                    lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-                    if order is None:
-                        xb, yb = x[lo:hi], y[lo:hi]
-                    else:
-                        idx = order[lo:hi]
-                        xb = np.take(x, idx, axis=0, out=xb_buf[: hi - lo])
-                        yb = np.take(y, idx, axis=0, out=yb_buf[: hi - lo])
-                    batch_loss = float(net.train_step(xb, yb))
-                    loss_sum += batch_loss * (hi - lo)
-                    batch_correct = net.last_batch_correct
-                    correct_sum = -1 if batch_correct < 0 or correct_sum < 0 else correct_sum + batch_correct
-                    if cbs.wants_batches:
-                        cbs.on_batch_end(step, {"loss": batch_loss, "size": hi - lo})
-                    bar.update(step + 1, loss_sum / hi)
+                # Batches are gathered and trained natively, a chunk of steps per call: the whole
+                # epoch when nothing looks at single batches, one step at a time for batch
+                # callbacks (they may change the learning rate or stop training after any batch),
+                # a few steps per redraw of a live progress bar.
+                chunk = 1 if cbs.wants_batches else (8 if bar.live else steps)
+                hi = 0
+                for s0 in range(0, steps, chunk):
+                    s1 = min(steps, s0 + chunk)
+                    losses, corrects = net.train_steps(x, y, order, batch_size, s0, s1)
+                    for i in range(s1 - s0):
+                        step = s0 + i
+                        lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+                        batch_loss = float(losses[i])
+                        loss_sum += batch_loss * (hi - lo)
+                        batch_correct = int(corrects[i])
+                        correct_sum = -1 if batch_correct < 0 or correct_sum < 0 else correct_sum + batch_correct
+                        if cbs.wants_batches:
+                            cbs.on_batch_end(step, {"loss": batch_loss, "size": hi - lo})
+                    bar.update(s1, loss_sum / hi)
                     if self.stop_training:
                         break
                 logs: Dict[str, float] = {"loss": loss_sum / max(hi, 1)}

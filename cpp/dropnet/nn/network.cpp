@@ -6,6 +6,7 @@
 
 #include "dropnet/core/denormals.h"
 #include "dropnet/core/error.h"
+#include "dropnet/core/parallel.h"
 #include "dropnet/kernels/cpu/activation.h"
 #include "dropnet/kernels/cpu/finite_check.h"
 #include "dropnet/kernels/cpu/mse_loss.h"
@@ -228,6 +229,48 @@ void Network::compute_loss(const float* out, int64_t rows, const Targets& y, flo
 
 double Network::train_step(const float* x, int64_t rows, const Targets& y) {
   std::lock_guard<std::mutex> lock(mu_);
+  return train_step_locked(x, rows, y);
+}
+
+void Network::train_steps(const float* x, int64_t n, const Targets& y, const int64_t* order, int64_t n_order,
+                          int64_t batch, int64_t step0, int64_t step1, double* losses, int64_t* correct) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(y.labels || y.dense, "y: expected targets, got none");
+  DROPNET_CHECK(batch >= 1, "batch_size: expected an int >= 1, got ", batch);
+  if (!order) n_order = n;
+  const int64_t steps = (n_order + batch - 1) / batch;
+  DROPNET_CHECK(0 <= step0 && step0 <= step1 && step1 <= steps, "steps: expected 0 <= step0 <= step1 <= ", steps,
+                ", got [", step0, ", ", step1, ")");
+  const int64_t width = n_inputs(), n_out = n_outputs();
+  const int64_t rows_max = std::min(batch, n_order);
+  batch_x_.grow(static_cast<size_t>(rows_max * width));
+  if (y.labels) batch_labels_.grow(static_cast<size_t>(rows_max));
+  else batch_dense_y_.grow(static_cast<size_t>(rows_max * n_out));
+  for (int64_t s = step0; s < step1; ++s) {
+    const int64_t lo = s * batch, rows = std::min(n_order, lo + batch) - lo;
+    const int64_t* idx = order ? order + lo : nullptr;
+    float* bx = batch_x_.data();
+    // Rows scattered over a dataset of hundreds of MB come from DRAM: copy them with the team.
+    parallel_ranges(rows, 32, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        std::memcpy(bx + r * width, x + (idx ? idx[r] : lo + r) * width, static_cast<size_t>(width) * sizeof(float));
+    });
+    Targets by;
+    if (y.labels) {
+      for (int64_t r = 0; r < rows; ++r) batch_labels_.data()[r] = y.labels[idx ? idx[r] : lo + r];
+      by.labels = batch_labels_.data();
+    } else {
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(batch_dense_y_.data() + r * n_out, y.dense + (idx ? idx[r] : lo + r) * n_out,
+                    static_cast<size_t>(n_out) * sizeof(float));
+      by.dense = batch_dense_y_.data();
+    }
+    losses[s - step0] = train_step_locked(bx, rows, by);
+    correct[s - step0] = last_batch_correct_;
+  }
+}
+
+double Network::train_step_locked(const float* x, int64_t rows, const Targets& y) {
   DROPNET_CHECK(y.labels || y.dense, "y: expected targets, got none");
   check_batch(x, rows, y, "x", "y");
   check_bn_batch(rows);

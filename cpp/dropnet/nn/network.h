@@ -65,6 +65,13 @@ class Network {
 
   // x: rows × n_inputs. Returns the batch's mean loss plus the weight penalties.
   double train_step(const float* x, int64_t rows, const Targets& y);
+  // Training steps [step0, step1) of an epoch over a whole dataset x (n × n_inputs) and y (n rows),
+  // batches gathered natively: step s trains on rows order[s·batch .. min(n_order, (s+1)·batch))
+  // (order null: rows in sequence, n_order = n). Each step is exactly train_step on the gathered
+  // batch; losses[s - step0] gets its return value, correct[s - step0] its last_batch_correct.
+  // order entries must be in [0, n) (checked by the caller).
+  void train_steps(const float* x, int64_t n, const Targets& y, const int64_t* order, int64_t n_order, int64_t batch,
+                   int64_t step0, int64_t step1, double* losses, int64_t* correct);
   // out: rows × n_outputs. stream_offset: where dropout streams start (training only); none: the
   // network's counter, which then advances.
   // bn_training: batch norm layers use batch statistics and update their running ones (as in
@@ -161,7 +168,11 @@ class Network {
   int64_t first_param_layer_ = -1;
   int64_t capacity_rows_ = 0;
   int64_t max_width_ = 0;
+  double train_step_locked(const float* x, int64_t rows, const Targets& y);
+
   Buffer<float> d_a_, d_b_, loss_rows_;
+  Buffer<float> batch_x_, batch_dense_y_;  // train_steps' gathered batch
+  Buffer<int64_t> batch_labels_;
   Buffer<double> penalty_blocks_;
   std::vector<DenseLayer*> dense_layers_;
   std::vector<int64_t> dense_layer_index_;  // position of dense_layers_[j] in layers_
