@@ -155,13 +155,26 @@ def finite_difference_grads(f, params: Sequence[np.ndarray], h: float = 1e-6) ->
     return grads
 
 
-def init_weight(seed: int, dense_index: int, fan_in: int, fan_out: int, he: bool) -> np.ndarray:
-    """Documented init: u = (word >> 8)·2^-24 from stream 2^63 + dense_index, w = (2u - 1)·limit."""
-    n = fan_in * fan_out
-    words = _core.random.uniform_bits(n, seed, INIT_STREAM_BASE + dense_index, 0, "cpu")
+def uniform_draw(seed: int, stream: int, n: int, limit: float) -> np.ndarray:
+    """Documented init draw: u = (word >> 8)·2^-24 from Philox (seed, stream), (2u - 1)·limit."""
+    words = _core.random.uniform_bits(n, seed, stream, 0, "cpu")
     u = (words >> 8).astype(np.float64) * 2.0**-24
+    return ((2.0 * u - 1.0) * limit).astype(np.float32)
+
+
+def init_weight(seed: int, dense_index: int, fan_in: int, fan_out: int, he: bool) -> np.ndarray:
+    """He / Glorot weight from stream 2^63 + dense_index."""
     limit = math.sqrt(6.0 / fan_in) if he else math.sqrt(6.0 / (fan_in + fan_out))
-    return ((2.0 * u - 1.0) * limit).astype(np.float32).reshape(fan_out, fan_in)
+    return uniform_draw(seed, INIT_STREAM_BASE + dense_index, fan_in * fan_out, limit).reshape(fan_out, fan_in)
+
+
+def torch_uniform_init(seed: int, index: int, shape, fan_in: int):
+    """torch_uniform: weight from stream 2^63 + index, bias from 2^63 + 2^62 + index, both
+    U(±1/sqrt(fan_in)) (PyTorch's nn.Linear / nn.Conv2d default)."""
+    limit = 1.0 / math.sqrt(fan_in)
+    w = uniform_draw(seed, INIT_STREAM_BASE + index, int(np.prod(shape)), limit).reshape(shape)
+    b = uniform_draw(seed, INIT_STREAM_BASE + 2**62 + index, shape[0], limit)
+    return w, b
 
 
 class ReferenceOptimizer:

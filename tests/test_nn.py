@@ -211,8 +211,8 @@ def test_evaluate_mse_counts_only_one_hot_targets():
 
 def test_init_follows_documented_philox_formula():
     layers = [
-        {"type": "dense", "units": 30, "activation": "relu"},          # he (relu family)
-        {"type": "dense", "units": 20, "activation": "tanh"},          # glorot
+        {"type": "dense", "units": 30, "activation": "relu", "init": "he_uniform"},
+        {"type": "dense", "units": 20, "activation": "tanh", "init": "glorot_uniform"},
         {"type": "dense", "units": 10, "activation": "tanh", "init": "he_uniform"},
         {"type": "dense", "units": 4, "activation": "relu", "init": "glorot_uniform", "use_bias": False},
     ]
@@ -226,6 +226,27 @@ def test_init_follows_documented_philox_formula():
         assert not b.any()
     assert np.abs(p[0]).max() <= math.sqrt(6 / 12)
     assert np.abs(p[0]).max() > 0.9 * math.sqrt(6 / 12)
+
+
+def test_torch_uniform_init_is_the_default():
+    layers = [
+        {"type": "conv2d", "filters": 4, "kernel_size": [3, 3]},  # automatic: torch_uniform
+        {"type": "flatten"},
+        {"type": "dense", "units": 5},  # automatic too
+        {"type": "dense", "units": 3, "init": "torch_uniform", "use_bias": False},
+    ]
+    net = Network(layers, (2, 6, 6), "mse", 77)
+    p = net.get_params()
+    w, b = ref.torch_uniform_init(77, 0, (4, 2, 3, 3), 18)
+    np.testing.assert_array_equal(p[0], w)
+    np.testing.assert_array_equal(p[1], b)
+    w, b = ref.torch_uniform_init(77, 1, (5, 64), 64)
+    np.testing.assert_array_equal(p[2], w)
+    np.testing.assert_array_equal(p[3], b)
+    w, _ = ref.torch_uniform_init(77, 2, (3, 5), 5)
+    np.testing.assert_array_equal(p[4], w)
+    assert len(p) == 5
+    assert np.abs(p[0]).max() <= 1 / math.sqrt(18) and np.abs(p[0]).max() > 0.9 / math.sqrt(18)
 
 
 def test_same_seed_same_weights_and_training():

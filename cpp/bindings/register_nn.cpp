@@ -130,7 +130,9 @@ nn::InitKind parse_init(const DictReader& r) {
   if (!init) return nn::InitKind::automatic;
   if (*init == "he_uniform") return nn::InitKind::he_uniform;
   if (*init == "glorot_uniform") return nn::InitKind::glorot_uniform;
-  throw ValueError(str_concat(r.name("init"), ": expected 'he_uniform', 'glorot_uniform' or None, got '", *init, "'"));
+  if (*init == "torch_uniform") return nn::InitKind::torch_uniform;
+  throw ValueError(str_concat(r.name("init"), ": expected 'he_uniform', 'glorot_uniform', 'torch_uniform' or None, got '",
+                              *init, "'"));
 }
 
 // "valid" (0), "same" (Keras: ceil(size / stride) outputs), an int or a pair of ints.

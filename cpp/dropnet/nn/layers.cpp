@@ -84,6 +84,20 @@ void uniform_init(float* w, int64_t n, double limit, uint64_t seed, uint64_t str
   }
 }
 
+void init_layer_params(InitKind init, double fan_in, double fan_out, float* w, int64_t n_w, float* b, int64_t n_b,
+                       uint64_t seed, int64_t index) {
+  double limit = 0.0;
+  switch (init) {
+    case InitKind::he_uniform: limit = std::sqrt(6.0 / fan_in); break;
+    case InitKind::glorot_uniform: limit = std::sqrt(6.0 / (fan_in + fan_out)); break;
+    case InitKind::torch_uniform:
+    case InitKind::automatic: limit = 1.0 / std::sqrt(fan_in); break;
+  }
+  uniform_init(w, n_w, limit, seed, kInitStreamBase + static_cast<uint64_t>(index));
+  if ((init == InitKind::torch_uniform || init == InitKind::automatic) && b && n_b > 0)
+    uniform_init(b, n_b, limit, seed, kBiasInitStreamBase + static_cast<uint64_t>(index));
+}
+
 // ------------------------------------------------------------------------------------- dense
 
 DenseLayer::DenseLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t seed, int64_t layer_index)
@@ -104,15 +118,8 @@ DenseLayer::DenseLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t se
   weight_.grad.zero(weight_.size);
   weight_.l1 = spec.l1;
   weight_.l2 = spec.l2;
-  InitKind init = spec.init;
-  if (init == InitKind::automatic) {
-    const bool relu_family = activation_ == cpu::ActivationKind::relu ||
-                             activation_ == cpu::ActivationKind::leaky_relu || activation_ == cpu::ActivationKind::gelu;
-    init = relu_family ? InitKind::he_uniform : InitKind::glorot_uniform;
-  }
-  const double limit = init == InitKind::he_uniform ? std::sqrt(6.0 / static_cast<double>(in_))
-                                                    : std::sqrt(6.0 / static_cast<double>(in_ + out_));
-  uniform_init(weight_.value.data(), weight_.size, limit, seed, kInitStreamBase + static_cast<uint64_t>(layer_index));
+  // Automatic: PyTorch's default (torch_uniform), see Conv2DLayer.
+  const InitKind init = spec.init == InitKind::automatic ? InitKind::torch_uniform : spec.init;
   if (use_bias_) {
     bias_.shape = {out_};
     bias_.size = out_;
@@ -121,6 +128,8 @@ DenseLayer::DenseLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t se
     bias_.grad.grow(out_);
     bias_.grad.zero(out_);
   }
+  init_layer_params(init, static_cast<double>(in_), static_cast<double>(out_), weight_.value.data(), weight_.size,
+                    use_bias_ ? bias_.value.data() : nullptr, use_bias_ ? out_ : 0, seed, layer_index);
 }
 
 std::vector<Param*> DenseLayer::params() {

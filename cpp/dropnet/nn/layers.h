@@ -30,7 +30,10 @@ enum class LayerType {
   dense, dropout, alpha_dropout, activation, flatten,
   conv2d, max_pool2d, avg_pool2d, global_avg_pool2d, batch_norm, spatial_dropout2d
 };
-enum class InitKind { automatic, he_uniform, glorot_uniform };
+// Initial weights, all uniform on [-limit, limit): he_uniform sqrt(6 / fan_in), glorot_uniform
+// sqrt(6 / (fan_in + fan_out)), torch_uniform 1 / sqrt(fan_in) for the weight and the bias alike
+// (PyTorch's nn.Linear / nn.Conv2d default); the others start biases at 0.
+enum class InitKind { automatic, he_uniform, glorot_uniform, torch_uniform };
 
 // One layer as the user described it (parsed from the Python dict by the bindings).
 struct LayerSpec {
@@ -185,6 +188,13 @@ constexpr uint64_t kInitStreamBase = uint64_t{1} << 63;
 // W[i] = (2u − 1)·limit, u = (word_i >> 8)·2^-24, word_i = Philox word i of (seed, stream),
 // computed in double and rounded once: uniform on [−limit, limit).
 void uniform_init(float* w, int64_t n, double limit, uint64_t seed, uint64_t stream);
+
+// Draws a layer's weight (n_w values) and, for torch_uniform, its bias (n_b values, may be 0);
+// other kinds leave the bias as it is. Streams: kInitStreamBase + index for the weight,
+// kBiasInitStreamBase + index for the bias.
+constexpr uint64_t kBiasInitStreamBase = kInitStreamBase | (uint64_t{1} << 62);
+void init_layer_params(InitKind init, double fan_in, double fan_out, float* w, int64_t n_w, float* b, int64_t n_b,
+                       uint64_t seed, int64_t index);
 
 }  // namespace nn
 }  // namespace dropnet
