@@ -6,9 +6,11 @@ Same on both sides: input (1, 28, 28) NCHW; conv 3x3-32 ("same" padding, i.e. Py
 flatten (3136) -> dense 128 ReLU -> dropout 0.5 -> dense 10; batch norm momentum 0.1 (PyTorch
 convention), eps 1e-5; softmax crossentropy; Adam(lr=1e-3, betas 0.9/0.999, eps=1e-7); batch 128
 with the last partial batch; the same data order (epoch e uses
-``numpy.random.default_rng([seed, e]).permutation``); float32; the same thread count; the same
-initial weights (torch's default draw, copied into dropnet with ``set_weights``: the layouts are
-identical). What differs: dropout masks (Philox streams vs torch's generator).
+``numpy.random.default_rng([seed, e]).permutation``); float32; the same thread count. Timing:
+the same initial weights (torch's draw, copied into dropnet with ``set_weights``: the layouts are
+identical). Accuracy: each library's own default initialisation (the same distribution,
+U(±1/sqrt(fan_in)) for weights and biases, drawn by each library's generator). What differs:
+those draws and the dropout masks (Philox streams vs torch's generator).
 
 Per epoch timing: one call = one full epoch (``fit(epochs=1)`` vs the torch loop), interleaved.
 Accuracy: fresh models trained ``ACC_EPOCHS`` epochs each (all threads), evaluated on the test set.
@@ -79,9 +81,7 @@ def run(ctx) -> None:
     ctx.set_threads(max(ctx.threads))
     tm = torch_cnn(SEED) if torch is not None else None
     t0 = time.perf_counter()
-    dn = dropnet_model(SEED)
-    if tm is not None:
-        dn.set_weights(tm.weights())
+    dn = dropnet_model(SEED)  # dropnet's own default initialisation (torch_uniform, its own draw)
     dropnet_epochs(dn, x_acc, y_acc, epochs_acc)
     dn_s = (time.perf_counter() - t0) / epochs_acc
     dn_acc = float(np.mean(dn.predict(x_test).argmax(axis=1) == y_test))

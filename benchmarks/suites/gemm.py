@@ -3,7 +3,8 @@
 Shapes: 2048³ and 1024³, and the products of LeNet-300-100 at batch 128 and 256
 (784 → 300 → 100 → 10): forward ``X · Wᵀ``, input gradient ``dY · W`` and weight gradient
 ``dYᵀ · X``. Then the fused dense forward ``ops.linear`` (bias, ReLU, dropout) beside PyTorch's
-three ops. Every side writes into a preallocated output (``out=``), so page faults of a fresh
+three ops. Then the dense-layer products that skip the zeros of their left operand
+(``ops.matmul_skip_zeros``) beside the dense GEMM. Every side writes into a preallocated output (``out=``), so page faults of a fresh
 result are not timed.
 
 Three thread pools would share 2 cores (dropnet's and PyTorch's OpenMP, numpy's OpenBLAS), and
@@ -98,6 +99,7 @@ def run(ctx) -> None:
                 ctx.compare(f"sgemm {case} M={M} N={N} K={K}", sides, threads=t, work=2.0 * M * N * K / 1e9,
                             unit="GFLOP/s", peers=["torch.mm"])
         run_linear(ctx, torch, rng)
+        run_skip_zeros(ctx, torch, rng)
     for t in ctx.threads:
         _numpy_in_child(ctx, t)
 
@@ -162,6 +164,44 @@ def run_linear(ctx, torch, rng) -> None:
                 ctx.compare(f"linear+relu+dropout(0.5) {batch}×{fan_in}→{fan_out}", sides, threads=t,
                             work=2.0 * batch * fan_in * fan_out / 1e9, unit="GFLOP/s", peers=["torch"],
                             note="GFLOP/s counts the product only")
+
+
+def run_skip_zeros(ctx, torch, rng) -> None:
+    """The products of a dense layer behind ReLU and dropout, whose left operand is mostly zeros,
+    with ``ops.matmul_skip_zeros`` beside dropnet's dense GEMM and ``torch.mm`` on the same
+    operands: LeNet-300-100 at batch 128, left operand 25 % nonzero (ReLU + dropout 0.5) and 50 %
+    (ReLU alone). Where these cross is where ``Dense`` switches (nn/layers.cpp, kSkipZeros*)."""
+    forms = [("dW=dZᵀ·X", 128, 300, 784, True, False), ("dW=dZᵀ·H", 128, 100, 300, True, False),
+             ("dX=dZ·W", 128, 100, 300, False, False), ("Y=H·Wᵀ", 128, 300, 100, False, True)]
+    for name, rows, left, right, ta, tb in forms:
+        for density in ((0.25,) if ctx.quick else (0.25, 0.5)):
+            a = rng.standard_normal((rows, left), dtype=np.float32)
+            a[rng.random((rows, left)) >= density] = 0.0
+            if ta:  # a = dZ (rows × out), b = X (rows × in): C = aᵀ·b
+                b = rng.standard_normal((rows, right), dtype=np.float32)
+                M, N, K = left, right, rows
+            elif tb:  # a = H (rows × in), b = W (out × in): C = a·bᵀ
+                b = rng.standard_normal((right, left), dtype=np.float32)
+                M, N, K = rows, right, left
+            else:  # a = dZ (rows × out), b = W (out × in): C = a·b
+                b = rng.standard_normal((left, right), dtype=np.float32)
+                M, N, K = rows, right, left
+            out = np.empty((M, N), np.float32)
+            c, skipped = ops.matmul_skip_zeros(a, b, trans_a=ta, trans_b=tb, max_density=1.0, out=out)
+            want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+            assert skipped and np.allclose(c, want, rtol=1e-4, atol=1e-3), name
+            at, bt = torch.from_numpy(a), torch.from_numpy(b)
+            at, bt = (at.t() if ta else at), (bt.t() if tb else bt)
+            ot = torch.empty((M, N), dtype=torch.float32)
+            out2 = np.empty((M, N), np.float32)
+            sides = {"dropnet skip zeros": lambda: ops.matmul_skip_zeros(a, b, trans_a=ta, trans_b=tb, max_density=1.0,
+                                                                         out=out),
+                     "dropnet dense": lambda: ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out2),
+                     "torch.mm": lambda: torch.mm(at, bt, out=ot)}
+            for t in ctx.threads:
+                ctx.compare(f"{name} M={M} N={N} K={K}, {density:.0%} nonzero", sides, threads=t,
+                            work=2.0 * M * N * K / 1e9, unit="GFLOP/s (dense flops)",
+                            peers=["dropnet dense", "torch.mm"])
 
 
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--numpy-child":

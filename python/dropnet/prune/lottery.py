@@ -69,6 +69,8 @@ class _Recorder(_callbacks.Callback):
     epoch end), times epochs (excluding its own evaluations) and snapshots the weights after
     iteration ``snap_iteration`` or epoch ``snap_epoch`` (1-based counts; None: no snapshot)."""
 
+    counts_batches = False
+
     def __init__(self, val: Optional[Tuple[np.ndarray, np.ndarray]], test: Optional[Tuple[np.ndarray, np.ndarray]],
                  eval_every: Optional[int], snap_iteration: Optional[int] = None,
                  snap_epoch: Optional[int] = None) -> None:
@@ -96,14 +98,11 @@ class _Recorder(_callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self._t0, self._eval_s = time.perf_counter(), 0.0
 
-    def on_batch_end(self, batch: int, logs=None) -> None:
-        self.iteration += 1
-        if self.eval_every is not None and self.iteration % self.eval_every == 0:
-            self._evaluate()
-        if self.snap_iteration is not None and self.iteration == self.snap_iteration:
-            self.snapshot = self.model.get_weights()
-
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if not self.counts_batches:
+            # No batch hooks (so fit trains whole epochs natively and no callback can stop one
+            # midway): the epoch ran all its steps.
+            self.iteration += self.model.history.params["steps"]
         self.epoch_seconds.append(time.perf_counter() - self._t0 - self._eval_s)
         if self.eval_every is None:
             self._evaluate()
@@ -125,6 +124,20 @@ class _Recorder(_callbacks.Callback):
             out.update(early_stop_iteration=self.points[i][0], early_stop_test_accuracy=self.points[i][2],
                        min_val_loss=best_loss)
         return out
+
+
+class _BatchRecorder(_Recorder):
+    """_Recorder that also counts, evaluates and snapshots per iteration (eval_every or
+    snap_iteration set); fit then runs batch by batch."""
+
+    counts_batches = True
+
+    def on_batch_end(self, batch: int, logs=None) -> None:
+        self.iteration += 1
+        if self.eval_every is not None and self.iteration % self.eval_every == 0:
+            self._evaluate()
+        if self.snap_iteration is not None and self.iteration == self.snap_iteration:
+            self.snapshot = self.model.get_weights()
 
 
 @dataclass
@@ -330,9 +343,10 @@ class LotteryTicket:
         store = _Store(checkpoint_dir, config)
 
         def train(model: Sequential, snap: bool = False) -> Tuple[Dict[str, Any], Optional[List[np.ndarray]]]:
-            rec = _Recorder(val, test, self.eval_every,
-                            snap_iteration=k if snap and kind == "iteration" and k > 0 else None,
-                            snap_epoch=k if snap and kind == "epoch" and k > 0 else None)
+            snap_iteration = k if snap and kind == "iteration" and k > 0 else None
+            recorder = _BatchRecorder if self.eval_every is not None or snap_iteration is not None else _Recorder
+            rec = recorder(val, test, self.eval_every, snap_iteration=snap_iteration,
+                           snap_epoch=k if snap and kind == "epoch" and k > 0 else None)
             cbs: List[_callbacks.Callback] = [rec]
             if early_stopping is not None:
                 cbs.append(_callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping))
