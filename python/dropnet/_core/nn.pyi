@@ -67,6 +67,10 @@ class Network:
         """
         One training step on a batch: x float32 (B, *input_shape), y int64 (B,) labels or float32 (B, n_out). Returns the batch's mean loss plus weight penalties.
         """
+    def train_steps(self, x: typing.Any, y: typing.Any, order: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, step0: typing.SupportsInt | typing.SupportsIndex, step1: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64]]:
+        """
+        Training steps [step0, step1) of an epoch over the whole dataset: step s trains on rows order[s*batch_size : (s+1)*batch_size] of x and y (order None: rows in sequence), gathered natively; exactly train_step on each batch. Returns (losses float64, correct int64), one entry per step.
+        """
     @property
     def input_shape(self) -> tuple:
         ...

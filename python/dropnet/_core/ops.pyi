@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['alpha_dropout_backward', 'alpha_dropout_coeffs', 'alpha_dropout_forward', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward', 'conv2d_backward', 'conv2d_forward', 'dropout_backward', 'dropout_forward', 'dropout_mask_bits', 'global_avg_pool2d_backward', 'global_avg_pool2d_forward', 'linear', 'matmul', 'max_pool2d_backward', 'max_pool2d_forward', 'mc_dropout', 'sparse_csr_check', 'sparse_csr_from_dense', 'sparse_csr_gather_values', 'sparse_csr_to_dense', 'sparse_csr_transpose', 'sparse_linear', 'sparse_linear_backward_input', 'sparse_weight_grad', 'spatial_dropout_backward', 'spatial_dropout_forward']
+__all__: list[str] = ['alpha_dropout_backward', 'alpha_dropout_coeffs', 'alpha_dropout_forward', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward', 'conv2d_backward', 'conv2d_forward', 'dropout_backward', 'dropout_forward', 'dropout_mask_bits', 'global_avg_pool2d_backward', 'global_avg_pool2d_forward', 'linear', 'matmul', 'matmul_skip_zeros', 'max_pool2d_backward', 'max_pool2d_forward', 'mc_dropout', 'sparse_csr_check', 'sparse_csr_from_dense', 'sparse_csr_gather_values', 'sparse_csr_to_dense', 'sparse_csr_transpose', 'sparse_linear', 'sparse_linear_backward_input', 'sparse_weight_grad', 'spatial_dropout_backward', 'spatial_dropout_forward']
 def alpha_dropout_backward(grad: typing.Any, p: typing.SupportsFloat | typing.SupportsIndex, seed: typing.Any = None, stream: typing.Any = None, mask_bits: typing.Any = None, out: typing.Any = None) -> typing.Any:
     """
     dx = grad * keep * a.
@@ -50,6 +50,8 @@ def global_avg_pool2d_forward(x: typing.Any) -> numpy.typing.NDArray[numpy.float
 def linear(x: typing.Any, w: typing.Any, b: typing.Any = None, activation: str = 'identity', negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.009999999776482582, dropout: typing.SupportsFloat | typing.SupportsIndex = 0.0, seed: typing.Any = None, stream: typing.Any = None, return_mask: bool = False, out: typing.Any = None) -> typing.Any:
     ...
 def matmul(a: typing.Any, b: typing.Any, trans_a: bool = False, trans_b: bool = False, alpha: typing.SupportsFloat | typing.SupportsIndex = 1.0, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0, out: typing.Any = None) -> numpy.typing.NDArray[numpy.float32]:
+    ...
+def matmul_skip_zeros(a: typing.Any, b: typing.Any, trans_a: bool = False, trans_b: bool = False, max_density: typing.SupportsFloat | typing.SupportsIndex = 1.0, out: typing.Any = None) -> tuple[numpy.typing.NDArray[numpy.float32], bool]:
     ...
 def max_pool2d_backward(grad: typing.Any, indices: typing.Any, input_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], out: typing.Any = None) -> numpy.typing.NDArray[numpy.float32]:
     ...
