@@ -13,6 +13,8 @@ import dropnet
 from dropnet import sparse
 from dropnet.ops import _sparse as sops
 
+from helpers import threads
+
 ISAS = dropnet.cpu_features()["available"]
 SPARSITIES = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.999, 1.0]
 SHAPES = [(1, 7, 5), (7, 33, 17), (129, 65, 47), (16, 16, 16), (33, 8, 129)]  # (M, K, N)
@@ -206,6 +208,29 @@ def test_kernels_match_numpy(isa, shape):
         rows = stored_rows(s)
         assert dw.shape == (s.nnz,)
         assert_close_to(dw, ref_dw[rows, s.indices], (agy.T @ ax)[rows, s.indices])
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("M", [5, 20])
+def test_weight_grad_wide_layer_column_blocks(isa, M):
+    # K = 9000 with a batch of <= 32 makes the weight gradient walk its rows in several column
+    # blocks (sparse_sddmm.h); every entry must still be its own full dot product, the same bits
+    # for 1 and 2 threads.
+    rng = np.random.default_rng(M)
+    N, K = 40, 9000
+    w = pruned(rng, N, K, 0.9)
+    w[3] = 0  # an empty row
+    s = sparse.from_dense(w)
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    gy = rng.standard_normal((M, N)).astype(np.float32)
+    _, _, ref_dw = reference(x, w, gy)
+    rows = stored_rows(s)
+    with dropnet.isa(isa), threads(1):
+        one = sops.sparse_weight_grad(gy, x, s)
+    with dropnet.isa(isa), threads(2):
+        two = sops.sparse_weight_grad(gy, x, s)
+    assert_close_to(one, ref_dw[rows, s.indices], (np.abs(gy).T.astype(np.float64) @ np.abs(x))[rows, s.indices])
+    np.testing.assert_array_equal(one.view(np.uint32), two.view(np.uint32))
 
 
 @pytest.mark.parametrize("isa", ISAS)
