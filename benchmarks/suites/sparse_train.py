@@ -67,8 +67,13 @@ def run(ctx) -> None:
                 a, b = make_net(masks, "sparse"), make_net(masks, "dense")
                 a.train_step(x, y)
                 b.train_step(x, y)
+                # Gradients agree to summation order. Parameters after Adam's first step only to a
+                # fraction of a step: m/sqrt(v) = g/|g| turns a last-bit difference of a near-zero
+                # gradient into a visible one.
+                for p, q in zip(a.get_grads(), b.get_grads()):
+                    assert np.allclose(p, q, rtol=1e-4, atol=1e-5 * np.abs(q).max()), "gradients disagree"
                 for p, q in zip(a.get_params(), b.get_params()):
-                    assert np.allclose(p, q, rtol=1e-4, atol=1e-6), "sparse and dense-masked steps disagree"
+                    assert np.allclose(p, q, rtol=1e-4, atol=0.05 * LR), "sparse and dense-masked steps disagree"
 
             sides = {
                 "dropnet sparse": lambda n=nets["sparse"]: n.train_step(x, y),
