@@ -13,6 +13,12 @@ and a random mask of the same per-layer sparsity on the original initialisation
 Prints a markdown table per seed and the mean over seeds, writes the mean records as CSV and
 plots best test accuracy against weights remaining (needs matplotlib; otherwise only the CSV).
 With --checkpoint-dir an interrupted run resumes where it stopped (one subdirectory per seed).
+
+``results/lottery_ticket_fashion_mnist.csv`` holds the mean over seeds 0-2 of the first command
+above with ``--epochs 10``. At 10.8 % of the weights the ticket reaches 89.43 % best test accuracy
+against the dense network's 88.32 %; the re-initialised control gets 88.02 % and the random mask
+87.55 % (every seed in the same order). The run shared its machine with other jobs, so its
+``mean_epoch_seconds`` column is not a benchmark (``benchmarks.run ticket_epoch`` is).
 """
 from __future__ import annotations
 
