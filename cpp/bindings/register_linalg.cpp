@@ -56,6 +56,35 @@ void require_disjoint(const Array& out, const Array& in, const char* in_name) {
   DROPNET_CHECK(o1 <= i0 || i1 <= o0, "out: expected an array that does not share memory with ", in_name);
 }
 
+// The operands and output of C = op(a) · op(b): shapes checked against each other, `out` (or a new
+// array) of shape (M, N) that shares no memory with a or b.
+struct Product {
+  Array a, b, c;
+  int64_t M = 0, N = 0, K = 0;
+};
+
+Product product_operands(const char* what, const py::object& a_obj, const py::object& b_obj, bool trans_a,
+                         bool trans_b, const py::object& out) {
+  Product p;
+  p.a = require_matrix(a_obj, "a");
+  p.b = require_matrix(b_obj, "b");
+  const Array& a = p.a;
+  const Array& b = p.b;
+  p.M = trans_a ? a.shape(1) : a.shape(0);
+  p.K = trans_a ? a.shape(0) : a.shape(1);
+  const int64_t Kb = trans_b ? b.shape(1) : b.shape(0);
+  p.N = trans_b ? b.shape(0) : b.shape(1);
+  DROPNET_CHECK(p.K == Kb, what, ": inner dimensions differ: a has shape ", shape_str(a),
+                trans_a ? " (a.T: (" + std::to_string(p.M) + ", " + std::to_string(p.K) + "))" : std::string(),
+                ", b has shape ", shape_str(b),
+                trans_b ? " (b.T: (" + std::to_string(Kb) + ", " + std::to_string(p.N) + "))" : std::string(),
+                "; op(a) has ", p.K, " columns but op(b) has ", Kb, " rows");
+  p.c = output(out, p.M, p.N);
+  require_disjoint(p.c, a, "a");
+  require_disjoint(p.c, b, "b");
+  return p;
+}
+
 }  // namespace
 
 void register_linalg(py::module_& m) {
@@ -63,28 +92,17 @@ void register_linalg(py::module_& m) {
       "matmul",
       [](const py::object& a_obj, const py::object& b_obj, bool trans_a, bool trans_b, float alpha, float beta,
          const py::object& out) {
-        auto a = require_matrix(a_obj, "a");
-        auto b = require_matrix(b_obj, "b");
-        const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
-        const int64_t Kb = trans_b ? b.shape(1) : b.shape(0), N = trans_b ? b.shape(0) : b.shape(1);
-        DROPNET_CHECK(K == Kb, "matmul: inner dimensions differ: a has shape ", shape_str(a),
-                      trans_a ? " (a.T: (" + std::to_string(M) + ", " + std::to_string(K) + "))" : std::string(),
-                      ", b has shape ", shape_str(b),
-                      trans_b ? " (b.T: (" + std::to_string(Kb) + ", " + std::to_string(N) + "))" : std::string(),
-                      "; op(a) has ", K, " columns but op(b) has ", Kb, " rows");
         DROPNET_CHECK(beta == 0.f || !out.is_none(), "beta: a nonzero beta needs out= (C = alpha*a@b + beta*out)");
-        Array c = output(out, M, N);
-        require_disjoint(c, a, "a");
-        require_disjoint(c, b, "b");
-        const float* ap = a.data();
-        const float* bp = b.data();
-        float* cp = c.mutable_data();
-        const int64_t lda = a.shape(1), ldb = b.shape(1);
+        Product p = product_operands("matmul", a_obj, b_obj, trans_a, trans_b, out);
+        const float* ap = p.a.data();
+        const float* bp = p.b.data();
+        float* cp = p.c.mutable_data();
+        const int64_t lda = p.a.shape(1), ldb = p.b.shape(1), M = p.M, N = p.N, K = p.K;
         {
           py::gil_scoped_release release;  // raw buffers only from here on
           cpu::sgemm(trans_a, trans_b, M, N, K, alpha, ap, lda, bp, ldb, beta, cp, N);
         }
-        return c;
+        return p.c;
       },
       py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0f,
       py::arg("beta") = 0.0f, py::arg("out") = py::none());
@@ -93,23 +111,14 @@ void register_linalg(py::module_& m) {
       "matmul_skip_zeros",
       [](const py::object& a_obj, const py::object& b_obj, bool trans_a, bool trans_b, double max_density,
          const py::object& out) {
-        auto a = require_matrix(a_obj, "a");
-        auto b = require_matrix(b_obj, "b");
         DROPNET_CHECK(!(trans_a && trans_b), "matmul_skip_zeros: trans_a and trans_b together are not supported");
-        const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
-        const int64_t Kb = trans_b ? b.shape(1) : b.shape(0), N = trans_b ? b.shape(0) : b.shape(1);
-        DROPNET_CHECK(K == Kb, "matmul_skip_zeros: inner dimensions differ: a has shape ", shape_str(a),
-                      trans_a ? " (a.T)" : "", ", b has shape ", shape_str(b), trans_b ? " (b.T)" : "", "; op(a) has ",
-                      K, " columns but op(b) has ", Kb, " rows");
         DROPNET_CHECK(std::isfinite(max_density) && max_density >= 0.0 && max_density <= 1.0,
                       "max_density: expected a fraction in [0, 1], got ", max_density);
-        Array c = output(out, M, N);
-        require_disjoint(c, a, "a");
-        require_disjoint(c, b, "b");
-        const float* ap = a.data();
-        const float* bp = b.data();
-        float* cp = c.mutable_data();
-        const int64_t lda = a.shape(1), ldb = b.shape(1);
+        Product p = product_operands("matmul_skip_zeros", a_obj, b_obj, trans_a, trans_b, out);
+        const float* ap = p.a.data();
+        const float* bp = p.b.data();
+        float* cp = p.c.mutable_data();
+        const int64_t lda = p.a.shape(1), ldb = p.b.shape(1), M = p.M, N = p.N, K = p.K;
         bool skipped;
         {
           py::gil_scoped_release release;
@@ -117,7 +126,7 @@ void register_linalg(py::module_& m) {
                             : cpu::sgemm_a_b_skip_zeros(trans_b, M, K, N, ap, lda, bp, ldb, cp, N, nullptr,
                                                         max_density);
         }
-        return py::make_tuple(c, skipped);
+        return py::make_tuple(p.c, skipped);
       },
       py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("max_density") = 1.0,
       py::arg("out") = py::none());

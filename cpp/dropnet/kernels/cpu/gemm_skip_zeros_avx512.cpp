@@ -1,8 +1,10 @@
-// AVX-512 bodies of sgemm_at_b_skip_zeros: lists by 16×16 transposes and compresses; rows of C by
-// AXPYs of slab rows, 64 columns (4 registers) at a time with two accumulator sets (8 FMA chains).
+// AVX-512 bodies of the skip-zeros products: column lists by 16×16 transposes and compresses, row
+// lists by compresses, and the rows kernel (gemm_skip_zeros_rows_impl.h) with 16-float vectors and
+// 64-column slabs.
 #include <immintrin.h>
 
 #include "dropnet/kernels/cpu/gemm_skip_zeros.h"
+#include "dropnet/kernels/cpu/gemm_skip_zeros_rows_impl.h"
 #include "dropnet/kernels/cpu/sparse_transpose_avx512.h"
 
 namespace dropnet {
@@ -58,64 +60,24 @@ void skip_zeros_row_lists_avx512(const float* A, int64_t N, int64_t lda, int64_t
 }
 
 namespace {
-constexpr int kSlabVectors = static_cast<int>(kSkipZerosSlabAvx512 / 16);
-
-// C[n, c0 : c0 + 16·V) from the list of column n and the slab (rows of kSkipZerosSlabAvx512
-// floats); the last register is stored under `tail`.
-template <int V>
-inline void row_chunk(const int32_t* rows, const float* vals, int32_t count, const float* slab, __mmask16 tail,
-                      float* c) {
-  constexpr int64_t W = kSkipZerosSlabAvx512;
-  __m512 even[V], odd[V];
-#pragma GCC unroll 4
-  for (int q = 0; q < V; ++q) even[q] = odd[q] = _mm512_setzero_ps();
-  int32_t i = 0;
-  for (; i + 1 < count; i += 2) {
-    const __m512 v0 = _mm512_set1_ps(vals[i]), v1 = _mm512_set1_ps(vals[i + 1]);
-    const float* b0 = slab + rows[i] * W;
-    const float* b1 = slab + rows[i + 1] * W;
-#pragma GCC unroll 4
-    for (int q = 0; q < V; ++q) {
-      even[q] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(b0 + 16 * q), even[q]);
-      odd[q] = _mm512_fmadd_ps(v1, _mm512_loadu_ps(b1 + 16 * q), odd[q]);
-    }
+struct Avx512Ops {
+  using Vec = __m512;
+  static constexpr int64_t kLanes = 16, kSlab = kSkipZerosSlabAvx512;
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static Vec set1(float f) { return _mm512_set1_ps(f); }
+  static Vec loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+  static void storeu(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+  static void store_first(float* p, Vec v, int n) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
   }
-  if (i < count) {
-    const __m512 v0 = _mm512_set1_ps(vals[i]);
-    const float* b0 = slab + rows[i] * W;
-#pragma GCC unroll 4
-    for (int q = 0; q < V; ++q) even[q] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(b0 + 16 * q), even[q]);
-  }
-#pragma GCC unroll 4
-  for (int q = 0; q < V - 1; ++q) _mm512_storeu_ps(c + 16 * q, _mm512_add_ps(even[q], odd[q]));
-  _mm512_mask_storeu_ps(c + 16 * (V - 1), tail, _mm512_add_ps(even[V - 1], odd[V - 1]));
-}
+};
 }  // namespace
 
-void skip_zeros_rows_avx512(const NonzeroLists& L, int64_t n0, int64_t n1, const float* P, int64_t M, int64_t K,
-                            float* C, int64_t ldc) {  // M: rows of the slabs
-  constexpr int64_t W = kSkipZerosSlabAvx512;
-  // Slab outer, rows inner: a slab (M·W floats, 32 KB at M = 128) is read by every row of the
-  // piece while it is still in cache; the lists are re-read per slab (8 bytes an entry).
-  for (int64_t c0 = 0; c0 < K; c0 += W) {
-    const float* slab = P + c0 * M;
-    const int64_t rem = K - c0;
-    const int V = static_cast<int>(rem >= W ? kSlabVectors : (rem + 15) / 16);
-    const int last = static_cast<int>(rem - 16 * (V - 1));
-    const __mmask16 tail = static_cast<__mmask16>(last >= 16 ? 0xFFFF : (1u << last) - 1);
-    for (int64_t n = n0; n < n1; ++n) {
-      const int64_t j = n - n0;
-      const int32_t* rows = L.index + j * L.stride;
-      const float* vals = L.values + j * L.stride;
-      float* c = C + n * ldc + c0;
-      switch (V) {
-        case 4: row_chunk<4>(rows, vals, L.count[j], slab, tail, c); break;
-        case 3: row_chunk<3>(rows, vals, L.count[j], slab, tail, c); break;
-        case 2: row_chunk<2>(rows, vals, L.count[j], slab, tail, c); break;
-        default: row_chunk<1>(rows, vals, L.count[j], slab, tail, c);
-      }
-    }
-  }
+void skip_zeros_rows_avx512(const NonzeroLists& L, int64_t r0, int64_t r1, const float* P, int64_t R, int64_t K,
+                            float* C, int64_t ldc) {
+  skip_zeros_rows_impl<Avx512Ops>(L, r0, r1, P, R, K, C, ldc);
 }
 
 }  // namespace cpu
