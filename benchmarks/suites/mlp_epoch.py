@@ -5,8 +5,9 @@ Same on both sides: 784-300-100-10 ReLU, dropout 0.5 after each hidden layer, so
 crossentropy, Adam(lr=1e-3, betas 0.9/0.999, eps=1e-7), batch 128 with the last partial batch,
 the same data order (epoch e uses ``numpy.random.default_rng([seed, e]).permutation``), float32,
 the same thread count. What differs: initial weights (each library's own draw of
-U(±1/sqrt(fan_in)) for weights and biases) and dropout masks (dropnet's Philox streams vs torch's generator), and torch computes
-the loss from logits while dropnet fuses the final softmax into the loss (same function).
+U(±1/sqrt(fan_in)) for weights and biases) and dropout masks (dropnet's Philox streams vs torch's
+generator), and torch computes the loss from logits while dropnet fuses the final softmax into
+the loss (same function).
 
 Per epoch timing: one call = one full epoch (``fit(epochs=1)`` vs the torch loop), interleaved.
 Accuracy: fresh models trained ``ACC_EPOCHS`` epochs each (all threads), evaluated on the test set.
