@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, CPU ISA paths, threads, CUDA")
     demo = sub.add_parser("demo", help="train an MLP with and without dropout on the embedded Fashion-MNIST subset")
-    demo.add_argument("--epochs", type=int, default=15)
+    demo.add_argument("--epochs", type=int, default=30)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--max-samples", type=int, default=None, help="train on the first N images only (quick check)")
     tr = sub.add_parser("train", help="train an MLP preset on a dataset")
