@@ -184,53 +184,49 @@ def reference(x, w, gy):
     return x64 @ w64.T, gy64 @ w64, gy64.T @ x64
 
 
+def check_kernels(isa, rng, M, K, N, sparsity, empty=False):
+    """The three kernels against float64 numpy; returns (y, dx, dw)."""
+    w = pruned(rng, N, K, sparsity)
+    if empty:  # empty rows and columns
+        w[::3] = 0
+        w[:, ::4] = 0
+    s = sparse.from_dense(w)
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    gy = rng.standard_normal((M, N)).astype(np.float32)
+    ref_y, ref_dx, ref_dw = reference(x, w, gy)
+    with dropnet.isa(isa):
+        y = sops.sparse_linear(x, s)
+        dx = sops.sparse_linear_backward_input(gy, s)
+        dw = sops.sparse_weight_grad(gy, x, s)
+    ax, aw, agy = np.abs(x).astype(np.float64), np.abs(w).astype(np.float64), np.abs(gy).astype(np.float64)
+    assert_close_to(y, ref_y, ax @ aw.T)
+    assert_close_to(dx, ref_dx, agy @ aw)
+    rows = stored_rows(s)
+    assert dw.shape == (s.nnz,)
+    assert_close_to(dw, ref_dw[rows, s.indices], (agy.T @ ax)[rows, s.indices])
+    return y, dx, dw
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_kernels_match_numpy(isa, shape):
     M, K, N = shape
     rng = np.random.default_rng(M * 1000 + K * 10 + N)
     for sparsity in SPARSITIES:
-        w = pruned(rng, N, K, sparsity)
-        if sparsity == 0.5:  # empty rows and columns
-            w[::3] = 0
-            w[:, ::4] = 0
-        s = sparse.from_dense(w)
-        x = rng.standard_normal((M, K)).astype(np.float32)
-        gy = rng.standard_normal((M, N)).astype(np.float32)
-        ref_y, ref_dx, ref_dw = reference(x, w, gy)
-        with dropnet.isa(isa):
-            y = sops.sparse_linear(x, s)
-            dx = sops.sparse_linear_backward_input(gy, s)
-            dw = sops.sparse_weight_grad(gy, x, s)
-        ax, aw, agy = np.abs(x).astype(np.float64), np.abs(w).astype(np.float64), np.abs(gy).astype(np.float64)
-        assert_close_to(y, ref_y, ax @ aw.T)
-        assert_close_to(dx, ref_dx, agy @ aw)
-        rows = stored_rows(s)
-        assert dw.shape == (s.nnz,)
-        assert_close_to(dw, ref_dw[rows, s.indices], (agy.T @ ax)[rows, s.indices])
+        check_kernels(isa, rng, M, K, N, sparsity, empty=sparsity == 0.5)
 
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("M", [5, 20])
-def test_weight_grad_wide_layer_column_blocks(isa, M):
-    # K = 9000 with a batch of <= 32 makes the weight gradient walk its rows in several column
-    # blocks (sparse_sddmm.h); every entry must still be its own full dot product, the same bits
-    # for 1 and 2 threads.
-    rng = np.random.default_rng(M)
-    N, K = 40, 9000
-    w = pruned(rng, N, K, 0.9)
-    w[3] = 0  # an empty row
-    s = sparse.from_dense(w)
-    x = rng.standard_normal((M, K)).astype(np.float32)
-    gy = rng.standard_normal((M, N)).astype(np.float32)
-    _, _, ref_dw = reference(x, w, gy)
-    rows = stored_rows(s)
-    with dropnet.isa(isa), threads(1):
-        one = sops.sparse_weight_grad(gy, x, s)
-    with dropnet.isa(isa), threads(2):
-        two = sops.sparse_weight_grad(gy, x, s)
-    assert_close_to(one, ref_dw[rows, s.indices], (np.abs(gy).T.astype(np.float64) @ np.abs(x))[rows, s.indices])
-    np.testing.assert_array_equal(one.view(np.uint32), two.view(np.uint32))
+def test_kernels_wide_layer_small_batch(isa, M):
+    # K = 9000 inputs and a batch of a few rows: the packed operands are long and thin; the same
+    # bits for 1 and 2 threads.
+    with threads(1):
+        one = check_kernels(isa, np.random.default_rng(M), M, 9000, 40, 0.9, empty=True)
+    with threads(2):
+        two = check_kernels(isa, np.random.default_rng(M), M, 9000, 40, 0.9, empty=True)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -386,21 +382,7 @@ def test_random_shapes_property():
     @hypothesis.given(M=st.integers(0, 70), K=st.integers(0, 70), N=st.integers(0, 70),
                       sparsity=st.sampled_from(SPARSITIES), isa=st.sampled_from(ISAS), seed=st.integers(0, 2**16))
     def check(M, K, N, sparsity, isa, seed):
-        rng = np.random.default_rng(seed)
-        w = pruned(rng, N, K, sparsity)
-        s = sparse.from_dense(w)
-        x = rng.standard_normal((M, K)).astype(np.float32)
-        gy = rng.standard_normal((M, N)).astype(np.float32)
-        ref_y, ref_dx, ref_dw = reference(x, w, gy)
-        with dropnet.isa(isa):
-            y = sops.sparse_linear(x, s)
-            dx = sops.sparse_linear_backward_input(gy, s)
-            dw = sops.sparse_weight_grad(gy, x, s)
-        ax, aw, agy = np.abs(x).astype(np.float64), np.abs(w).astype(np.float64), np.abs(gy).astype(np.float64)
-        assert_close_to(y, ref_y, ax @ aw.T)
-        assert_close_to(dx, ref_dx, agy @ aw)
-        rows = stored_rows(s)
-        assert_close_to(dw, ref_dw[rows, s.indices], (agy.T @ ax)[rows, s.indices])
+        check_kernels(isa, np.random.default_rng(seed), M, K, N, sparsity)
 
     check()
 
