@@ -9,6 +9,7 @@
 #include "dropnet/core/philox_avx2.h"
 #include "dropnet/kernels/cpu/gemm_kernels.h"
 #include "dropnet/kernels/cpu/gemm_vec_math.h"
+#include "dropnet/kernels/cpu/transpose_avx2.h"
 
 namespace dropnet {
 namespace cpu {
@@ -85,26 +86,6 @@ void micro_rows(int64_t kc, const float* a, const float* b, float* C, int64_t ld
 void micro_avx2(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                 int n) {
   micro_rows<kMr>(kc, a, b, C, ldc, alpha_beta, m, n);
-}
-
-// In-register transpose: r[i] lane j -> r[j] lane i.
-inline void transpose8x8(__m256 r[8]) {
-  __m256 t[8], u[8];
-  for (int q = 0; q < 4; ++q) {
-    t[2 * q] = _mm256_unpacklo_ps(r[2 * q], r[2 * q + 1]);
-    t[2 * q + 1] = _mm256_unpackhi_ps(r[2 * q], r[2 * q + 1]);
-  }
-  // u[4g + c]: in 128-bit lane L, column 4L + c of rows 4g .. 4g + 3.
-  for (int g = 0; g < 2; ++g) {
-    u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; ++c) {
-    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
-    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
-  }
 }
 
 // Stores `width` (<= 8) floats of v at dst[k * dst_ld] for k in order. Masked stores are

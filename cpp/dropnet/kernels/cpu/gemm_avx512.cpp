@@ -15,6 +15,7 @@
 #include "dropnet/core/philox_avx512.h"
 #include "dropnet/kernels/cpu/gemm_kernels.h"
 #include "dropnet/kernels/cpu/gemm_vec_math.h"
+#include "dropnet/kernels/cpu/transpose_avx512.h"
 
 namespace dropnet {
 namespace cpu {
@@ -98,32 +99,6 @@ void micro_avx512(int64_t kc, const float* a, const float* b, float* C, int64_t 
 }
 
 // ------------------------------------------------------------------ packers
-
-// In-register transpose: r[i] lane j -> r[j] lane i.
-inline void transpose16x16(__m512 r[16]) {
-  __m512 t[16], u[16];
-  for (int q = 0; q < 8; ++q) {
-    t[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]);
-    t[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
-  }
-  // u[4g + c]: in 128-bit lane L, column 4L + c of rows 4g .. 4g + 3.
-  for (int g = 0; g < 4; ++g) {
-    u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
-    const __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
-    r[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
-    r[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
-  }
-}
 
 // dst[k * dst_ld + j] = src[j * src_ld + k] for j < rows (<= 16), k < kc; lanes j >= rows get zeros.
 // Writes `width` floats per k (rows <= width <= 16).

@@ -5,7 +5,7 @@
 
 #include "dropnet/kernels/cpu/gemm_skip_zeros.h"
 #include "dropnet/kernels/cpu/gemm_skip_zeros_rows_impl.h"
-#include "dropnet/kernels/cpu/sparse_transpose_avx512.h"
+#include "dropnet/kernels/cpu/transpose_avx512.h"
 
 namespace dropnet {
 namespace cpu {

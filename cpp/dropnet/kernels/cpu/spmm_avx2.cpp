@@ -2,7 +2,7 @@
 // the rows kernel (spmm_rows_impl.h) with 8-float batch vectors, panels of 32 batch columns.
 #include <algorithm>
 
-#include "dropnet/kernels/cpu/sparse_transpose_avx2.h"
+#include "dropnet/kernels/cpu/transpose_avx2.h"
 #include "dropnet/kernels/cpu/spmm.h"
 #include "dropnet/kernels/cpu/spmm_rows_impl.h"
 

@@ -2,7 +2,7 @@
 // with 16-float batch vectors, panels of 64 batch columns.
 #include <algorithm>
 
-#include "dropnet/kernels/cpu/sparse_transpose_avx512.h"
+#include "dropnet/kernels/cpu/transpose_avx512.h"
 #include "dropnet/kernels/cpu/spmm.h"
 #include "dropnet/kernels/cpu/spmm_rows_impl.h"
 
