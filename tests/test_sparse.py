@@ -139,6 +139,26 @@ def test_update_values():
     np.testing.assert_array_equal(s.data, v)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("sparsity", [0.0, 0.9, 0.999, 1.0])
+def test_transpose(isa, sparsity):
+    rng = np.random.default_rng(11)
+    w = pruned(rng, 37, 70, sparsity)
+    w[5] = 0  # an empty row of W is an empty column of Wᵀ
+    s = sparse.from_dense(w)
+    t = s.transpose()
+    assert t.shape == (70, 37) and t.nnz == s.nnz
+    np.testing.assert_array_equal(t.to_dense(), w.T)
+    np.testing.assert_array_equal(s.T.to_dense(), w.T)
+    np.testing.assert_array_equal(t.transpose().to_dense(), w)
+    gy = rng.standard_normal((19, 37)).astype(np.float32)
+    with dropnet.isa(isa):  # the same kernel, in the same order: the same bits
+        np.testing.assert_array_equal(sops.sparse_linear(gy, t), sops.sparse_linear_backward_input(gy, s))
+    np.testing.assert_allclose(sops.sparse_linear(gy, t), gy.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)
+    s.data[...] = 0  # the transpose holds its own copy of the values
+    np.testing.assert_array_equal(t.to_dense(), w.T)
+
+
 def test_csr_constructor_checks_pattern():
     indptr, indices, data = [0, 2, 3], [0, 2, 1], [1.0, 2.0, 3.0]
     s = sparse.CSRMatrix(indptr, indices, data, (2, 3))
@@ -319,6 +339,34 @@ def test_identical_bits_for_any_thread_count(isa):
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("M", [1, 16, 37, 64, 200])
+def test_weight_grad_bits_do_not_depend_on_an_entrys_place_in_its_row(isa, M):
+    """The vector weight gradient takes a row's entries in groups: an entry's value must not depend
+    on which group it fell in or where in it. The three rows see the same grad_y column, so a column
+    of row 0 (40 entries) and the same column of row 1 (its only entry) or row 2 (3 entries) must
+    agree bit for bit."""
+    rng = np.random.default_rng(M)
+    K = 64
+    w = np.zeros((3, K), np.float32)
+    w[0, rng.choice(K, 40, replace=False)] = 1
+    cols = np.flatnonzero(w[0])
+    w[1, cols[5]] = 1  # inside row 0's first group of 16
+    w[2, cols[[0, 17, 39]]] = 1  # first group, second group, tail
+    s = sparse.from_dense(w)
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    g = rng.standard_normal((M, 1)).astype(np.float32)
+    gy = np.repeat(g, 3, axis=1)
+    with dropnet.isa(isa):
+        dw = sops.sparse_weight_grad(gy, x, s)
+    row0 = dict(zip(s.indices[s.indptr[0]:s.indptr[1]].tolist(), dw[s.indptr[0]:s.indptr[1]].tolist()))
+    assert dw[s.indptr[1]] == row0[cols[5]]
+    for p in range(s.indptr[2], s.indptr[3]):
+        assert dw[p] == row0[s.indices[p]]
+    np.testing.assert_allclose(dw[:40], (g[:, 0].astype(np.float64) @ x[:, cols].astype(np.float64)), rtol=1e-5,
+                               atol=1e-5)
 
 
 # ---------------------------------------------------------------- errors

@@ -138,6 +138,23 @@ class CSRMatrix:
             raise ValueError(f"w: expected shape {self._shape} (or ({self.nnz},)), got {w.shape}")
         _ops.sparse_csr_gather_values(w, self._indptr, self._indices, self._data)
 
+    def transpose(self) -> "CSRMatrix":
+        """``Wᵀ`` as its own ``CSRMatrix``, shape ``(K, N)``, with its values copied into its entry order.
+
+        ``sparse_linear(grad_y, s.transpose())`` gives the same bits as
+        ``sparse_linear_backward_input(grad_y, s)`` and skips gathering ``W``'s values into the
+        transposed order on every call, for a ``W`` whose values no longer change (inference,
+        or a frozen layer). The copy does not follow later writes to ``s.data``.
+        """
+        n, k = self._shape
+        data = np.take(self._data, self._t_value_index)
+        return CSRMatrix._from_checked((k, n), self._t_indptr.copy(), self._t_indices.copy(), data)
+
+    @property
+    def T(self) -> "CSRMatrix":
+        """Same as :meth:`transpose`."""
+        return self.transpose()
+
     def copy(self) -> "CSRMatrix":
         """A copy with its own values (the read-only pattern is shared)."""
         other = CSRMatrix.__new__(CSRMatrix)

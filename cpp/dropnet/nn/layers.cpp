@@ -50,13 +50,6 @@ bool gemm_can_apply(cpu::ActivationKind k) {
 
 size_t mask_words(int64_t n) { return static_cast<size_t>((n + 63) / 64); }
 
-// Largest fraction of nonzeros in the left operand (X or dZ) at which each product of a dense
-// layer skips its zeros rather than running the dense GEMM (gemm_skip_zeros.h). Measured at the
-// LeNet-300-100 shapes, batch 128, 1 and 2 threads (benchmarks/suites/gemm.py): the weight
-// gradient still wins at half density; the input gradient breaks even there; the forward product
-// also transposes W into slabs, and only pays below about a third.
-constexpr double kSkipZerosForward = 0.3, kSkipZerosInputGrad = 0.4, kSkipZerosWeightGrad = 0.5;
-
 // Inverted dropout's scale for kept elements, from the caller's rate in double.
 float kept_scale(double rate) { return static_cast<float>(1.0 / (1.0 - rate)); }
 }  // namespace

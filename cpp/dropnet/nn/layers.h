@@ -182,6 +182,14 @@ class FlattenLayer : public Layer {
 };
 
 constexpr float kLeakySlope = 0.01f;  // PyTorch's default negative slope
+
+// Largest fraction of nonzeros in the left operand (X or dZ) at which each product of a dense
+// layer skips its zeros rather than running the dense GEMM (gemm_skip_zeros.h). Measured at the
+// LeNet-300-100 shapes, batch 128, 1 and 2 threads (benchmarks/suites/gemm.py): the weight
+// gradient still wins at half density; the input gradient breaks even there; the forward product
+// also transposes W into slabs, and only pays below about a third. The sparse calibration
+// (sparse_weight.cpp) times the dense side with the same products.
+constexpr double kSkipZerosForward = 0.3, kSkipZerosInputGrad = 0.4, kSkipZerosWeightGrad = 0.5;
 // Init streams live in the top half of the stream space; dropout streams count up from 0.
 constexpr uint64_t kInitStreamBase = uint64_t{1} << 63;
 

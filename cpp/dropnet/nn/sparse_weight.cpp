@@ -10,9 +10,11 @@
 #include "dropnet/core/parallel.h"
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/gemm.h"
+#include "dropnet/kernels/cpu/gemm_skip_zeros.h"
 #include "dropnet/kernels/cpu/optimizer.h"
 #include "dropnet/kernels/cpu/sparse_sddmm.h"
 #include "dropnet/kernels/cpu/spmm.h"
+#include "dropnet/nn/layers.h"
 
 namespace dropnet {
 namespace nn {
@@ -139,9 +141,14 @@ BreakEven measure(int64_t N, int64_t K, int64_t M) {
   std::vector<float> x(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K)), dy(static_cast<size_t>(M * N)),
       y(static_cast<size_t>(M * N)), dx(static_cast<size_t>(M * K)), dw(static_cast<size_t>(N * K)),
       bias(static_cast<size_t>(N), 0.1f), m(w.size(), 0.f), v(w.size(), 0.f), ones(w.size(), 1.f);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919u) % 1000u) * 1e-3f - 0.5f;
+  // x and dy as a hidden layer behind ReLU and dropout sees them: 3/4 zeros, which the dense
+  // products skip like in DenseLayer; the sparse kernels take them as they come.
+  auto zeros_3_in_4 = [](size_t i, uint32_t mult) {
+    return std::max(0.f, static_cast<float>((i * mult) % 1000u) * 1e-3f - 0.75f);
+  };
+  for (size_t i = 0; i < x.size(); ++i) x[i] = zeros_3_in_4(i, 7919u);
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((i * 104729u) % 1000u) * 1e-3f - 0.5f;
-  for (size_t i = 0; i < dy.size(); ++i) dy[i] = static_cast<float>((i * 15485863u) % 1000u) * 1e-3f - 0.5f;
+  for (size_t i = 0; i < dy.size(); ++i) dy[i] = zeros_3_in_4(i, 15485863u);
   // An Adam update (the costliest optimizer pass) with a step too small to matter.
   cpu::AdamArgs adam;
   adam.step_size = 1e-9f;
@@ -149,10 +156,13 @@ BreakEven measure(int64_t N, int64_t K, int64_t M) {
   cpu::GemmEpilogue ep;
   ep.bias = bias.data();
   ep.activation = cpu::Activation::relu;
-  auto dense_forward = [&] { cpu::sgemm(false, true, M, N, K, 1.f, x.data(), K, w.data(), K, 0.f, y.data(), N, &ep); };
+  // The dense layer's own products (DenseLayer::product_forward / backward).
+  auto dense_forward = [&] {
+    cpu::sgemm_a_b_skip_zeros(true, M, K, N, x.data(), K, w.data(), K, y.data(), N, &ep, kSkipZerosForward);
+  };
   auto dense_rest = [&] {
-    cpu::sgemm(true, false, N, K, M, 1.f, dy.data(), N, x.data(), K, 0.f, dw.data(), K, nullptr);
-    cpu::sgemm(false, false, M, K, N, 1.f, dy.data(), N, w.data(), K, 0.f, dx.data(), K, nullptr);
+    cpu::sgemm_at_b_skip_zeros(M, N, K, dy.data(), N, x.data(), K, dw.data(), K, kSkipZerosWeightGrad);
+    cpu::sgemm_a_b_skip_zeros(false, M, N, K, dy.data(), N, w.data(), K, dx.data(), K, nullptr, kSkipZerosInputGrad);
     cpu::adam_update(adam, N * K, w.data(), dw.data(), m.data(), v.data(), ones.data());
   };
   BreakEven r;

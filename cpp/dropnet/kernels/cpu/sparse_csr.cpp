@@ -68,6 +68,12 @@ void csr_gather_values(const float* w, int64_t N, int64_t K, const int64_t* indp
   });
 }
 
+void csr_gather_ordered_values(const CsrView& S, int64_t p0, int64_t p1, float* out) {
+  const float* values = S.values;
+  const int64_t* index = S.value_index;
+  for (int64_t p = p0; p < p1; ++p) out[p] = values[index[p]];
+}
+
 void csr_to_dense(int64_t N, int64_t K, const int64_t* indptr, const int32_t* indices, const float* values,
                   float* dense) {
   parallel_ranges(N, 64, [&](int64_t n0, int64_t n1) {

@@ -42,6 +42,10 @@ void csr_transpose(int64_t N, int64_t K, const int64_t* indptr, const int32_t* i
 void csr_gather_values(const float* w, int64_t N, int64_t K, const int64_t* indptr, const int32_t* indices,
                        float* values);
 
+// out[p] = values[value_index[p]] for entries p in [p0, p1) of a view with a value_index (values
+// in the view's own entry order). One thread; out is indexed like the entries.
+void csr_gather_ordered_values(const CsrView& S, int64_t p0, int64_t p1, float* out);
+
 // dense (N × K) = 0 except the stored entries.
 void csr_to_dense(int64_t N, int64_t K, const int64_t* indptr, const int32_t* indices, const float* values,
                   float* dense);

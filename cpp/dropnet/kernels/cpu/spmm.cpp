@@ -74,10 +74,31 @@ void spmm_xt(int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const
     const int64_t pad = wide ? kSpmmPadAvx512 : kSpmmPadAvx2;
     const int64_t Mpad = (M + pad - 1) / pad * pad;
     const int64_t n_panels = (Mpad + B - 1) / B;
-    float* P = sparse_workspace(static_cast<size_t>(n_panels * K * B));
+    // A transposed pattern's values are first laid out in its entry order (below), so the rows
+    // kernel reads them contiguously, like the forward's.
+    const int64_t ordered = S.value_index ? S.nnz() : 0;
+    float* P = sparse_workspace(static_cast<size_t>(n_panels * K * B + ordered));
+    float* values_in_order = P + n_panels * K * B;
+    CsrView rows_view = S;
+    if (S.value_index) rows_view.values = values_in_order, rows_view.value_index = nullptr;
     // The pack goes by blocks of 16 columns of X (whole transposes).
     const int64_t k_blocks = (K + 15) / 16, pack_pieces = sparse_pieces(parts, k_blocks);
     sparse_run_parts(parts, [&] {
+      if (S.value_index) {
+        // Gathered in one tight loop, one contiguous range of entries per thread (each W row's
+        // current cache line then stays in that thread's L2 while its range sweeps across it),
+        // before the pack, so the panel is what the rows kernel finds in cache. Measured against
+        // reading through value_index inside the FMA loop, 2 threads, same process interleaved:
+        // 1024 x 1024 batch 256 at 90 % 0.64 vs 0.75-0.80 ms, at 98 % 0.234 vs 0.262 ms; 4096 x
+        // 4096 batch 64 at 90 % no change (4.8-5.3 vs 5.0-5.5 ms: there the random reads of 6.7 MB
+        // of values cost the same wherever they happen).
+#pragma omp for schedule(static)
+        for (int part = 0; part < parts; ++part) {
+          int64_t p0, p1;
+          split_range(S.nnz(), parts, part, &p0, &p1);
+          csr_gather_ordered_values(S, p0, p1, values_in_order);
+        }
+      }
       sparse_for_each_piece(pack_pieces, [&](int64_t i) {
         int64_t b0, b1;
         split_range(k_blocks, static_cast<int>(pack_pieces), static_cast<int>(i), &b0, &b1);
@@ -86,8 +107,8 @@ void spmm_xt(int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const
         else spmm_pack_avx2(X, ldx, M, Mpad, K, k0, k1, B, P);
       });
       sparse_for_each_piece(row_pieces, [&](int64_t i) {
-        if (wide) spmm_rows_avx512(S, P, M, Mpad, B, row_bound(i), row_bound(i + 1), bias, relu, Y, ldy);
-        else spmm_rows_avx2(S, P, M, Mpad, B, row_bound(i), row_bound(i + 1), bias, relu, Y, ldy);
+        if (wide) spmm_rows_avx512(rows_view, P, M, Mpad, B, row_bound(i), row_bound(i + 1), bias, relu, Y, ldy);
+        else spmm_rows_avx2(rows_view, P, M, Mpad, B, row_bound(i), row_bound(i + 1), bias, relu, Y, ldy);
       });
     });
   }

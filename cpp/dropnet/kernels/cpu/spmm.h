@@ -50,6 +50,7 @@ void spmm_pack_avx512(const float* X, int64_t ldx, int64_t M, int64_t Mpad, int6
                       int64_t B, float* P);
 
 // Output rows [n0, n1) (n0 a multiple of kSpmmRowGroup) from packed panels, all M batch rows.
+// S must have its values in entry order (value_index null: spmm_xt gathers a transposed view's).
 void spmm_rows_avx2(const CsrView& S, const float* P, int64_t M, int64_t Mpad, int64_t B, int64_t n0, int64_t n1,
                     const float* bias, bool relu, float* Y, int64_t ldy);
 void spmm_rows_avx512(const CsrView& S, const float* P, int64_t M, int64_t Mpad, int64_t B, int64_t n0,

@@ -10,10 +10,11 @@
 // unstructured pattern lets a load serve two FMAs, so the loop is kept plain. Tried and measured
 // slower on Zen 4 (same bits either way): sweeping K in L1-sized blocks (16 KB) and in L2-sized
 // blocks (256 KB, rows in chunks, partial sums parked in scratch); 128-column panels.
-// Known cost: the transposed pattern (backward input) reads values through value_index; once the
-// values outgrow L2 (4096 × 4096 at 90 %: 6.7 MB) that scattered read makes the backward ~2x the
-// forward. Software prefetch did not help, and laying the values out in order first (gather
-// through value_index or scatter through its inverse) costs as much (5-10 ns per entry).
+// Known cost: the transposed pattern (backward input) reaches its values through value_index.
+// spmm_xt gathers them into entry order before this kernel runs (it reads S.values[p] only), which
+// pays at L2-sized layers; once the values outgrow L2 (4096 × 4096 at 90 %: 6.7 MB) the scattered
+// reads cost ~2 ms wherever they happen, and the backward takes ~2x the forward. Software prefetch
+// did not help.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -24,24 +25,19 @@ namespace dropnet {
 namespace cpu {
 namespace {
 
-template <bool Indexed>
-inline float entry_value(const CsrView& S, int64_t p) {
-  return Indexed ? S.values[S.value_index[p]] : S.values[p];
-}
-
 // acc += w_p · panel[k_p][:] for entries [p, end) of one row.
-template <class Ops, int V, bool Indexed>
+template <class Ops, int V>
 inline void accumulate_row(const CsrView& S, const float* panel, int64_t p, int64_t end, typename Ops::Vec acc[V]) {
   constexpr int64_t W = Ops::kLanes * V;
   for (; p < end; ++p) {
-    const auto w = Ops::set1(entry_value<Indexed>(S, p));
+    const auto w = Ops::set1(S.values[p]);
     const float* x = panel + static_cast<int64_t>(S.indices[p]) * W;
     for (int v = 0; v < V; ++v) acc[v] = Ops::fmadd(w, Ops::loadu(x + Ops::kLanes * v), acc[v]);
   }
 }
 
 // One panel (V vectors of batch columns starting at batch row m0) for output rows [n0, n1).
-template <class Ops, int V, bool Indexed>
+template <class Ops, int V>
 void panel_rows(const CsrView& S, const float* panel, int64_t m0, int64_t M, int64_t n0, int64_t n1,
                 const float* bias, bool relu, float* Y, int64_t ldy) {
   using Vec = typename Ops::Vec;
@@ -59,7 +55,7 @@ void panel_rows(const CsrView& S, const float* panel, int64_t m0, int64_t M, int
       if (r < rows) pa = S.indptr[n + r], ea = S.indptr[n + r + 1];
       if (r + 1 < rows) pb = S.indptr[n + r + 1], eb = S.indptr[n + r + 2];
       for (; pa < ea && pb < eb; ++pa, ++pb) {
-        const Vec wa = Ops::set1(entry_value<Indexed>(S, pa)), wb = Ops::set1(entry_value<Indexed>(S, pb));
+        const Vec wa = Ops::set1(S.values[pa]), wb = Ops::set1(S.values[pb]);
         const float* xa = panel + static_cast<int64_t>(S.indices[pa]) * W;
         const float* xb = panel + static_cast<int64_t>(S.indices[pb]) * W;
         for (int v = 0; v < V; ++v) {
@@ -67,8 +63,8 @@ void panel_rows(const CsrView& S, const float* panel, int64_t m0, int64_t M, int
           b[v] = Ops::fmadd(wb, Ops::loadu(xb + Ops::kLanes * v), b[v]);
         }
       }
-      accumulate_row<Ops, V, Indexed>(S, panel, pa, ea, a);
-      accumulate_row<Ops, V, Indexed>(S, panel, pb, eb, b);
+      accumulate_row<Ops, V>(S, panel, pa, ea, a);
+      accumulate_row<Ops, V>(S, panel, pb, eb, b);
       for (int v = 0; v < V; ++v) {
         Ops::store(tile + r * W + Ops::kLanes * v, a[v]);
         Ops::store(tile + (r + 1) * W + Ops::kLanes * v, b[v]);
@@ -79,7 +75,7 @@ void panel_rows(const CsrView& S, const float* panel, int64_t m0, int64_t M, int
 }
 
 // Every panel of P (panel width B, the last one narrower) for output rows [n0, n1).
-template <class Ops, bool Indexed>
+template <class Ops>
 void rows_all_panels(const CsrView& S, const float* P, int64_t M, int64_t Mpad, int64_t B, int64_t n0, int64_t n1,
                      const float* bias, bool relu, float* Y, int64_t ldy) {
   const int64_t K = S.cols;
@@ -87,10 +83,10 @@ void rows_all_panels(const CsrView& S, const float* P, int64_t M, int64_t Mpad, 
     const float* panel = P + c * K * B;
     const int64_t m0 = c * B;
     switch (std::min(B, Mpad - m0) / Ops::kLanes) {
-      case 1: panel_rows<Ops, 1, Indexed>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
-      case 2: panel_rows<Ops, 2, Indexed>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
-      case 3: panel_rows<Ops, 3, Indexed>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
-      default: panel_rows<Ops, 4, Indexed>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
+      case 1: panel_rows<Ops, 1>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
+      case 2: panel_rows<Ops, 2>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
+      case 3: panel_rows<Ops, 3>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
+      default: panel_rows<Ops, 4>(S, panel, m0, M, n0, n1, bias, relu, Y, ldy); break;
     }
   }
 }
@@ -98,8 +94,7 @@ void rows_all_panels(const CsrView& S, const float* P, int64_t M, int64_t Mpad, 
 template <class Ops>
 void spmm_rows_impl(const CsrView& S, const float* P, int64_t M, int64_t Mpad, int64_t B, int64_t n0, int64_t n1,
                     const float* bias, bool relu, float* Y, int64_t ldy) {
-  if (S.value_index) rows_all_panels<Ops, true>(S, P, M, Mpad, B, n0, n1, bias, relu, Y, ldy);
-  else rows_all_panels<Ops, false>(S, P, M, Mpad, B, n0, n1, bias, relu, Y, ldy);
+  rows_all_panels<Ops>(S, P, M, Mpad, B, n0, n1, bias, relu, Y, ldy);
 }
 
 }  // namespace
