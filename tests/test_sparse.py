@@ -320,9 +320,10 @@ def test_weight_grad_is_the_gradient():
 
 # ---------------------------------------------------------------- determinism
 @pytest.mark.parametrize("isa", ISAS)
-def test_identical_bits_for_any_thread_count(isa):
+@pytest.mark.parametrize("M", [129, 256])  # 3 panels of batch columns, 4 (threads split the panels)
+def test_identical_bits_for_any_thread_count(isa, M):
     rng = np.random.default_rng(9)
-    M, K, N = 129, 301, 203
+    K, N = 301, 203
     w = pruned(rng, N, K, 0.6)
     w[:40] = 0  # unbalanced rows move the thread bounds
     s = sparse.from_dense(w)
@@ -330,7 +331,7 @@ def test_identical_bits_for_any_thread_count(isa):
     gy = rng.standard_normal((M, N)).astype(np.float32)
     b = rng.standard_normal(N).astype(np.float32)
     results = []
-    for threads in (1, 2, 3):
+    for threads in (1, 2, 3, 4):
         dropnet.set_num_threads(threads)
         with dropnet.isa(isa):
             results.append((sops.sparse_linear(x, s, b, activation="relu"),

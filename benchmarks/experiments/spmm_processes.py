@@ -5,8 +5,10 @@
 In one process the thread pools of numpy, torch and dropnet spin against each other on a small
 machine, and the in-process suite (``benchmarks.run spmm``) swings by 2x between runs. Here every
 round starts one fresh process per library (dropnet, then torch), each builds the same data from
-the same seed, warms up and reports the median of 15 calls per product; the table gives the median
-over rounds and the ratio torch / dropnet of those medians. The products, like for like:
+the same seed, warms up and reports the median of 15 calls per product. A round's two processes run
+back to back, so the ratio torch / dropnet within a round is the figure a load change disturbs
+least; the table gives its median over rounds, beside the median times. The products, like for
+like:
   forward          x @ Wᵀ             sparse_linear(x, s)            mm(W_csr, x.T).T
   backward, Wᵀ made once              sparse_linear(gy, s.transpose())   mm(Wᵀ_csr, gy.T).T, Wᵀ_csr built once
   backward, live W  gy @ W            sparse_linear_backward_input(gy, s)  mm(W_csr.t(), gy.T).T
@@ -80,16 +82,17 @@ def main(sparsity: float = 0.9, rounds: int = 3, threads: int = 2) -> None:
             res = subprocess.run([sys.executable, "-m", "benchmarks.experiments.spmm_processes", "--child", side,
                                   str(sparsity), str(threads)], capture_output=True, text=True, check=True)
             runs[side].append(json.loads(res.stdout.strip().splitlines()[-1]))
-    print(f"sparsity {sparsity:.0%}, {threads} threads, median over {rounds} rounds of per-process medians (ms)\n")
-    print("| shape | product | dropnet | torch.sparse | torch / dropnet | per-round ratios |")
+    print(f"sparsity {sparsity:.0%}, {threads} threads, {rounds} rounds; times: median over rounds of per-process "
+          "medians (ms)\n")
+    print("| shape | product | dropnet | torch.sparse | torch / dropnet, median of rounds | per-round ratios |")
     print("| --- | --- | --- | --- | --- | --- |")
     for shape in runs["dropnet"][0]:
         for p in PRODUCTS:
             d = [r[shape][p] for r in runs["dropnet"]]
             t = [r[shape][p] for r in runs["torch"]]
-            per_round = ", ".join(f"{b / a:.2f}" for a, b in zip(d, t))
+            ratios = [b / a for a, b in zip(d, t)]
             print(f"| {shape} | {p} | {statistics.median(d):.3f} | {statistics.median(t):.3f} | "
-                  f"{statistics.median(t) / statistics.median(d):.2f}× | {per_round} |")
+                  f"{statistics.median(ratios):.2f}× | {', '.join(f'{r:.2f}' for r in ratios)} |")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,13 @@ void spmm_xt(int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const
     float* values_in_order = P + n_panels * K * B;
     CsrView rows_view = S;
     if (S.value_index) rows_view.values = values_in_order, rows_view.value_index = nullptr;
+    // Threads split the batch when it divides into equal full panels, one or more per thread
+    // (panels narrower than B when that gives each thread one); otherwise the output rows. Either
+    // way each output element is computed by one thread, in one order.
+    int64_t batch_panel = 0;
+    if (parts > 1 && Mpad % (B * parts) == 0) batch_panel = B;
+    else if (parts > 1 && Mpad % parts == 0 && (Mpad / parts) % pad == 0 && Mpad / parts <= B) batch_panel = Mpad / parts;
+    const bool split_batch = batch_panel > 0;
     // The pack goes by blocks of 16 columns of X (whole transposes).
     const int64_t k_blocks = (K + 15) / 16, pack_pieces = sparse_pieces(parts, k_blocks);
     sparse_run_parts(parts, [&] {
@@ -98,6 +105,24 @@ void spmm_xt(int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const
           split_range(S.nnz(), parts, part, &p0, &p1);
           csr_gather_ordered_values(S, p0, p1, values_in_order);
         }
+      }
+      if (split_batch) {
+        // Each thread packs its own panels and runs every output row on them: its panels stay in
+        // its own L2, where a shared pack leaves half of each thread's panel rows in the other
+        // core's cache. 2 threads, 90 %, against the row split in the same run: 784 -> 300 batch
+        // 128 63 vs 93 µs, batch 256 126 vs 181 µs; 300 -> 100 batch 128 10 vs 25 µs; 1024 x 1024
+        // batch 256 0.55 vs 0.62 ms, batch 64 (two panels of 32) 0.13 vs 0.16 ms.
+        const int64_t Bp = batch_panel;
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < Mpad / Bp; ++c) {
+          const int64_t m0 = c * Bp, rows_c = std::max<int64_t>(0, std::min(Bp, M - m0));
+          float* Pc = P + c * K * Bp;
+          if (wide) spmm_pack_avx512(X + m0 * ldx, ldx, rows_c, Bp, K, 0, K, Bp, Pc);
+          else spmm_pack_avx2(X + m0 * ldx, ldx, rows_c, Bp, K, 0, K, Bp, Pc);
+          if (wide) spmm_rows_avx512(rows_view, Pc, rows_c, Bp, Bp, 0, N, bias, relu, Y + m0 * ldy, ldy);
+          else spmm_rows_avx2(rows_view, Pc, rows_c, Bp, Bp, 0, N, bias, relu, Y + m0 * ldy, ldy);
+        }
+        return;
       }
       sparse_for_each_piece(pack_pieces, [&](int64_t i) {
         int64_t b0, b1;

@@ -10,9 +10,11 @@
 // batch vectors: Yᵀ[n, c·B : c·B+B] = Σ_p w_p · P[c][k_p][:], accumulated in registers, with the
 // stored entries of row n visited in ascending p. Tiles of 16 rows × B columns are transposed in
 // registers on the way out to Y, fused with bias and ReLU.
-// Threads take pieces of whole 16-row groups (cut by stored entries, handed out dynamically), so
-// every output element is computed by one thread in a fixed order: results are bit-identical for
-// any thread count.
+// Threads split the batch when it divides into equal full panels, one or more per thread: each
+// packs its own panels and runs every output row on them, so its panels stay in its own L2.
+// Otherwise they take pieces of whole 16-row groups (cut by stored entries, handed out
+// dynamically) of one shared pack. Either way every output element is computed by one thread in a
+// fixed order: results are bit-identical for any thread count.
 #pragma once
 #include <cstdint>
 
