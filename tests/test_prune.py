@@ -386,6 +386,9 @@ def test_masks_do_not_depend_on_threads():
         for threads in (1, 2):
             dropnet.set_num_threads(threads)
             m = mlp(seed=17, dropout=0.3)
+            # "auto" picks sparse or dense from timings, which may differ between the runs: a fixed
+            # path makes the bits comparable.
+            m.set_sparse_execution("on")
             prune.magnitude(m, 0.3, scope="global")
             m.fit(x, y, epochs=2, batch_size=16, verbose=0)
             prune.magnitude(m, 0.3, amounts={-1: 0.1})
@@ -396,3 +399,41 @@ def test_masks_do_not_depend_on_threads():
         np.testing.assert_array_equal(a, b)
     for a, b in zip(masks[0][1], masks[1][1]):
         assert a.tobytes() == b.tobytes()
+
+
+def cnn(seed: int = 0) -> Sequential:
+    m = Sequential([layers.Conv2D(4, 3, padding="same", activation="relu"), layers.MaxPool2D(2),
+                    layers.Conv2D(6, 3, padding="same", use_bias=False), layers.Flatten(),
+                    layers.Dense(5, activation="softmax")], input_shape=(2, 6, 6), seed=seed)
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_conv_kernels_are_prunable_like_dense(scope):
+    m = cnn(seed=4)
+    with_ties(m)
+    pls = prune.prunable_layers(m)
+    assert [(pl.name, pl.shape, pl.bias_param) for pl in pls] == [("conv2d_0", (4, 2, 3, 3), 1),
+                                                                   ("conv2d_1", (6, 4, 3, 3), None),
+                                                                   ("dense_0", (5, 54), 4)]
+    ws = [m.get_weights()[pl.param] for pl in pls]
+    prune.magnitude(m, 0.5, scope=scope)
+    ones = [np.ones_like(w) for w in ws]
+    if scope == "layer":
+        want = ref_layer_masks(ws, ones, 0.5)
+    else:
+        flat = ref_global_masks(ws, ones, 0.5)
+        want = [f.reshape(w.shape) for f, w in zip(flat, ws)]
+    for got, ref in zip(prune.get_masks(m), want):
+        np.testing.assert_array_equal(got, ref)
+    assert [r["name"] for r in prune.sparsity(m).rows] == ["conv2d_0", "conv2d_1", "dense_0"]
+    x = np.random.default_rng(0).standard_normal((8, 2, 6, 6)).astype(np.float32)
+    m.fit(x, np.arange(8) % 5, epochs=2, batch_size=4, verbose=0)
+    for got, w in zip(prune.get_masks(m), (m.get_weights()[pl.param] for pl in pls)):
+        assert np.all(w[got == 0] == 0)
+    before = [r["nnz"] for r in prune.sparsity(m).rows]
+    prune.random(m, 0.5, seed=3, amounts={"conv2d_1": 0.9})
+    after = [r["nnz"] for r in prune.sparsity(m).rows]
+    fracs = [0.5, 0.9, 0.5]  # of the remaining weights, floor(amount * n + 0.5) of them
+    assert after == [n - int(np.floor(f * n + 0.5)) for n, f in zip(before, fracs)]

@@ -650,10 +650,10 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             n.set_sparse_mode(i, sm);
           },
           py::arg("param_index"), py::arg("mode"),
-          "How the dense layer owning params[param_index] (its weight or bias) runs once its weight has a mask: "
-          "'sparse' (compressed weight in forward, backward and the optimizer), 'dense' (masked dense GEMM) or "
-          "'auto' (sparse when the mask's density is below the break-even measured for the layer's shape and "
-          "batch size).")
+          "How the dense or conv2d layer owning params[param_index] (its weight or bias) runs once its weight has "
+          "a mask: 'sparse' (compressed weight in forward, backward and the optimizer), 'dense' (masked dense "
+          "GEMM) or 'auto' (sparse when the mask's density is below the break-even measured for the layer's shape "
+          "and batch size).")
       .def(
           "sparse_info",
           [](const nn::Network& n) {

@@ -165,7 +165,7 @@ class Sequential:
         self.stop_training = False
         self.history: Optional[_callbacks.History] = None
         self._net = None
-        self._sparse_modes: Dict[int, str] = {}  # dense ordinal -> native mode, kept across rebuilds
+        self._sparse_modes: Dict[int, str] = {}  # Dense/Conv2D ordinal -> native mode, kept across rebuilds
         for layer in layers or []:
             self.add(layer)
 
@@ -307,21 +307,22 @@ class Sequential:
 
     def set_sparse_execution(self, mode: str = "auto",
                              layers: Optional[Sequence[Union[int, _layers.Layer]]] = None) -> None:
-        """How pruned Dense layers run (a layer is pruned once its weight has a mask, e.g. from
-        ``dropnet.prune`` or ``network.set_mask``). mode: "on" runs forward, backward and the
+        """How pruned Dense and Conv2D layers run (a layer is pruned once its weight has a mask, e.g.
+        from ``dropnet.prune`` or ``network.set_mask``). mode: "on" runs forward, backward and the
         optimizer on a compressed (CSR) weight; "off" multiplies by the masked dense weight;
         "auto" (the default) runs sparse when the mask's density is below the break-even measured
-        for the layer's shape and batch size. Results agree up to float summation order; dropout
-        masks are the same bits. layers: Dense layers (objects or indices into ``model.layers``),
-        None for all."""
+        for the layer's shape (and, for Dense, batch size). Results agree up to float summation
+        order; dropout masks are the same bits. "auto" decides from timings, so two runs (or two
+        thread counts) may take different paths: use "on" or "off" where identical bits matter.
+        layers: Dense or Conv2D layers (objects or indices into ``model.layers``), None for all."""
         if not isinstance(mode, str) or mode not in self._SPARSE_MODES:
             raise ValueError(f"mode: expected 'auto', 'on' or 'off', got {mode!r}")
-        dense = [layer for layer in self.layers if isinstance(layer, _layers.Dense)]
+        dense = [layer for layer in self.layers if isinstance(layer, (_layers.Dense, _layers.Conv2D))]
         if layers is None:
             ordinals = list(range(len(dense)))
         else:
             if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
-                raise TypeError(f"layers: expected a list of Dense layers or layer indices, got "
+                raise TypeError(f"layers: expected a list of Dense / Conv2D layers or layer indices, got "
                                 f"{type(layers).__name__}")
             ordinals = []
             for item in layers:
@@ -330,7 +331,7 @@ class Sequential:
                         raise ValueError(f"layers: index {int(item)} out of range [0, {len(self.layers)})")
                     item = self.layers[int(item)]
                 if not isinstance(item, _layers.Layer) or not any(item is d for d in dense):
-                    raise ValueError(f"layers: expected Dense layers of this model, got {item!r}")
+                    raise ValueError(f"layers: expected Dense or Conv2D layers of this model, got {item!r}")
                 ordinals.append(next(j for j, d in enumerate(dense) if d is item))
         native = self._SPARSE_MODES[mode]
         for j in ordinals:
@@ -341,8 +342,8 @@ class Sequential:
                 self._net.set_sparse_mode(info[j]["param_index"], native)
 
     def sparse_info(self) -> List[dict]:
-        """Per Dense layer: density of its weight mask, mode, whether it last ran sparse and the
-        measured break-even density (see ``Network.sparse_info``)."""
+        """Per Dense and Conv2D layer: density of its weight mask, mode, whether it last ran sparse
+        and the measured break-even density (see ``Network.sparse_info``)."""
         return self._require_net().sparse_info()
 
     def count_params(self) -> int:

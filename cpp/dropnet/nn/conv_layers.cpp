@@ -8,6 +8,7 @@
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/batchnorm.h"
 #include "dropnet/kernels/cpu/dropout.h"
+#include "dropnet/nn/sparse_conv.h"
 
 namespace dropnet {
 namespace nn {
@@ -120,8 +121,17 @@ std::vector<Param*> Conv2DLayer::params() {
 
 void Conv2DLayer::reserve(int64_t rows) { y_.grow(static_cast<size_t>(rows * out_features())); }
 
+BreakEven Conv2DLayer::break_even(int64_t rows) const { return sparse_conv_break_even(geom_, filters_, rows); }
+
 const float* Conv2DLayer::forward(const float* x, const ForwardContext& ctx) {
   x_ = x;
+  if (weight_.run_sparse) {
+    const int64_t ws = sparse_conv_forward_workspace(geom_, get_num_threads());
+    workspace_.grow(static_cast<size_t>(ws));
+    sparse_conv_forward(x, ctx.rows, geom_, *weight_.sparse, use_bias_ ? bias_.value.data() : nullptr,
+                        static_cast<cpu::Activation>(activation_), kLeakySlope, y_.data(), workspace_.data(), ws);
+    return y_.data();
+  }
   const int64_t ws = cpu::conv2d_forward_workspace(geom_, filters_, use_bias_, get_num_threads());
   workspace_.grow(static_cast<size_t>(ws));
   cpu::conv2d_forward(x, ctx.rows, geom_, weight_.value.data(), filters_, use_bias_ ? bias_.value.data() : nullptr,
@@ -134,11 +144,19 @@ float* Conv2DLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t
   if (activation_ != cpu::ActivationKind::identity)
     cpu::activation_backward(activation_, rows * filters_, plane, d_out, y_.data(), nullptr, nullptr, 1.f,
                              kLeakySlope, d_out, nullptr);
-  weight_.grad.zero(static_cast<size_t>(weight_.size));
   if (use_bias_) bias_.grad.zero(static_cast<size_t>(bias_.size));
+  float* dx = need_d_in ? spare : nullptr;
+  if (weight_.run_sparse) {  // the weight gradient at the stored entries only, into the copy's grad
+    SparseWeight& sw = *weight_.sparse;
+    const int64_t ws = sparse_conv_backward_workspace(geom_, rows, filters_, sw.nnz, get_num_threads());
+    workspace_.grow(static_cast<size_t>(ws));
+    sparse_conv_backward(d_out, x_, rows, geom_, sw, dx, sw.grad.data(), use_bias_ ? bias_.grad.data() : nullptr,
+                         workspace_.data(), ws);
+    return dx;
+  }
+  weight_.grad.zero(static_cast<size_t>(weight_.size));
   const int64_t ws = cpu::conv2d_backward_workspace(geom_, rows, filters_, get_num_threads());
   workspace_.grow(static_cast<size_t>(ws));
-  float* dx = need_d_in ? spare : nullptr;
   cpu::conv2d_backward(d_out, x_, rows, geom_, weight_.value.data(), filters_, dx, weight_.grad.data(),
                        use_bias_ ? bias_.grad.data() : nullptr, workspace_.data(), ws);
   return dx;

@@ -14,7 +14,9 @@ namespace nn {
 // y = act(conv(x, W) + b), W: filters × C × kh × kw (PyTorch's layout). The activation runs in the
 // GEMM epilogue; only activations whose derivative follows from y are allowed (identity, relu,
 // leaky_relu, tanh, sigmoid) — the Python API puts others in a separate activation layer.
-class Conv2DLayer : public Layer {
+// When the network runs the weight sparse (weight_.run_sparse) the convolution uses its compressed
+// copy (sparse_conv.h).
+class Conv2DLayer : public Layer, public SparseCapable {
  public:
   // init_index: position among the network's dense and conv layers (picks the init stream).
   Conv2DLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t seed, int64_t init_index, const char* where);
@@ -23,6 +25,10 @@ class Conv2DLayer : public Layer {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  Param& weight() override { return weight_; }
+  const Param& weight() const override { return weight_; }
+  int64_t weight_rows() const override { return filters_; }
+  BreakEven break_even(int64_t rows) const override;
 
  private:
   cpu::ConvGeometry geom_;

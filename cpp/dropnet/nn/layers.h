@@ -106,7 +106,23 @@ class Layer {
 // When the network runs the weight sparse (weight_.run_sparse, network.h: prepare_execution) the
 // three products use its compressed copy instead: forward spmm_xt, input gradient spmm_xt on the
 // transposed copy, weight gradient sddmm at the stored entries only (into the copy's grad).
-class DenseLayer : public Layer {
+// A layer whose weight can run compressed when it is pruned (Dense, Conv2D): Network's
+// prepare_execution reads the mode, asks for the break-even and sets weight().run_sparse.
+class SparseCapable {
+ public:
+  virtual ~SparseCapable() = default;
+  virtual Param& weight() = 0;
+  virtual const Param& weight() const = 0;
+  // Rows of the weight seen as a matrix (output units, filters); columns = size / rows.
+  virtual int64_t weight_rows() const = 0;
+  // Measured break-even of this layer's shape at batch `rows` (cached per shape).
+  virtual BreakEven break_even(int64_t rows) const = 0;
+  // Sparse execution choice (network.h: set_sparse_mode) and the break-even it last used.
+  SparseMode sparse_mode = SparseMode::automatic;
+  BreakEven last_break_even;
+};
+
+class DenseLayer : public Layer, public SparseCapable {
  public:
   // layer_index: position among the network's dense layers (picks the init stream).
   DenseLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t seed, int64_t layer_index);
@@ -117,11 +133,10 @@ class DenseLayer : public Layer {
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
   // Output layer fused with softmax cross-entropy: produce logits (no softmax) from now on.
   void drop_softmax() { activation_ = cpu::ActivationKind::identity; }
-  Param& weight() { return weight_; }
-  const Param& weight() const { return weight_; }
-  // Sparse execution choice (network.h: set_sparse_mode) and the break-even it last used.
-  SparseMode sparse_mode = SparseMode::automatic;
-  BreakEven last_break_even;
+  Param& weight() override { return weight_; }
+  const Param& weight() const override { return weight_; }
+  int64_t weight_rows() const override { return out_; }
+  BreakEven break_even(int64_t rows) const override { return sparse_break_even(out_, in_, rows); }
 
  private:
   // y = act(x · Wᵀ + b) with the fused-activation kinds applied here (dense GEMM epilogue, or the

@@ -72,8 +72,8 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
         DROPNET_CHECK(shape.size() == 1, "layers[", l, "] dense: expected a flat input (features,), got ",
                       shape_to_string(shape), "; put a flatten layer before it");
         layer = std::make_unique<DenseLayer>(s, shape, seed, n_init++);
-        dense_layers_.push_back(static_cast<DenseLayer*>(layer.get()));
-        dense_layer_index_.push_back(static_cast<int64_t>(l));
+        sparse_layers_.push_back(static_cast<DenseLayer*>(layer.get()));
+        sparse_layer_index_.push_back(static_cast<int64_t>(l));
         break;
       case LayerType::dropout:
       case LayerType::alpha_dropout:
@@ -90,6 +90,8 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
         break;
       case LayerType::conv2d:
         layer = std::make_unique<Conv2DLayer>(s, shape, seed, n_init++, where("conv2d").c_str());
+        sparse_layers_.push_back(static_cast<Conv2DLayer*>(layer.get()));
+        sparse_layer_index_.push_back(static_cast<int64_t>(l));
         break;
       case LayerType::max_pool2d:
         layer = std::make_unique<Pool2DLayer>(Pool2DLayer::Kind::max, s, shape, where("max_pool2d").c_str());
@@ -532,15 +534,15 @@ void Network::mark_updated() {
 }
 
 void Network::prepare_execution(int64_t rows, bool training_step) {
-  for (size_t j = 0; j < dense_layers_.size(); ++j) {
-    DenseLayer* layer = dense_layers_[j];
+  for (size_t j = 0; j < sparse_layers_.size(); ++j) {
+    SparseCapable* layer = sparse_layers_[j];
     Param& w = layer->weight();
     bool want = false;
     if (w.has_mask && layer->sparse_mode != SparseMode::dense) {
       if (layer->sparse_mode == SparseMode::sparse) {
         want = true;
       } else {
-        layer->last_break_even = sparse_break_even(layer->out_features(), layer->in_features(), rows);
+        layer->last_break_even = layer->break_even(rows);
         const BreakEven& be = layer->last_break_even;
         want = static_cast<double>(w.mask_kept) <
                (training_step ? be.density : be.inference_density) * static_cast<double>(w.size);
@@ -551,7 +553,8 @@ void Network::prepare_execution(int64_t rows, bool training_step) {
       if (!w.sparse) {
         sync_dense(i);
         w.sparse = std::make_unique<SparseWeight>();
-        w.sparse->build(w.mask.data(), w.shape[0], w.shape[1]);
+        const int64_t wrows = layer->weight_rows();
+        w.sparse->build(w.mask.data(), wrows, w.size / wrows);
       }
       if (!w.sparse->compressed_current) {
         w.sparse->gather(w.value.data(), w.grad.data(), dense_slots(i));
@@ -564,11 +567,11 @@ void Network::prepare_execution(int64_t rows, bool training_step) {
   }
 }
 
-DenseLayer* Network::dense_layer_of(int64_t param_index) const {
+SparseCapable* Network::sparse_layer_of(int64_t param_index) const {
   const Param* p = params_[static_cast<size_t>(param_index)];
-  for (DenseLayer* d : dense_layers_)
-    for (Param* q : d->params())
-      if (q == p) return d;
+  for (size_t j = 0; j < sparse_layers_.size(); ++j)
+    for (Param* q : layers_[static_cast<size_t>(sparse_layer_index_[j])]->params())
+      if (q == p) return sparse_layers_[j];
   return nullptr;
 }
 
@@ -576,17 +579,20 @@ void Network::set_sparse_mode(int64_t param_index, SparseMode mode) {
   std::lock_guard<std::mutex> lock(mu_);
   DROPNET_CHECK(param_index >= 0 && param_index < n_params(), "param_index: expected an int in [0, ", n_params(),
                 "), got ", param_index);
-  dense_layer_of(param_index)->sparse_mode = mode;
+  SparseCapable* layer = sparse_layer_of(param_index);
+  DROPNET_CHECK(layer != nullptr, "param_index: parameter ", param_index,
+                " belongs to no dense or conv2d layer");
+  layer->sparse_mode = mode;
 }
 
 std::vector<SparseLayerInfo> Network::sparse_info() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<SparseLayerInfo> out;
-  for (size_t j = 0; j < dense_layers_.size(); ++j) {
-    const DenseLayer* d = dense_layers_[j];
+  for (size_t j = 0; j < sparse_layers_.size(); ++j) {
+    const SparseCapable* d = sparse_layers_[j];
     const Param& w = d->weight();
     SparseLayerInfo info;
-    info.layer = dense_layer_index_[j];
+    info.layer = sparse_layer_index_[j];
     info.param_index = std::find(params_.begin(), params_.end(), &w) - params_.begin();
     info.density = w.has_mask ? static_cast<double>(w.mask_kept) / static_cast<double>(w.size) : 1.0;
     info.mode = d->sparse_mode;

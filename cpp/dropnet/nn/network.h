@@ -40,7 +40,7 @@ struct LayerInfo {
   int64_t n_params = 0;
 };
 
-// Sparse execution of one dense layer (set_sparse_mode, sparse_info).
+// Sparse execution of one Dense or Conv2D layer (set_sparse_mode, sparse_info).
 struct SparseLayerInfo {
   int64_t layer = 0;         // index in the layer list
   int64_t param_index = 0;   // its weight's parameter index
@@ -153,7 +153,7 @@ class Network {
   // External writes went to the dense copies: compressed copies must gather before next use.
   void mark_compressed_stale();
   std::vector<const float*> dense_slots(int64_t i) const;
-  DenseLayer* dense_layer_of(int64_t param_index) const;
+  SparseCapable* sparse_layer_of(int64_t param_index) const;
 
   Shape input_shape_, output_shape_;
   LossKind loss_;
@@ -174,8 +174,8 @@ class Network {
   Buffer<float> batch_x_, batch_dense_y_;  // train_steps' gathered batch
   Buffer<int64_t> batch_labels_;
   Buffer<double> penalty_blocks_;
-  std::vector<DenseLayer*> dense_layers_;
-  std::vector<int64_t> dense_layer_index_;  // position of dense_layers_[j] in layers_
+  std::vector<SparseCapable*> sparse_layers_;  // Dense and Conv2D layers, in order
+  std::vector<int64_t> sparse_layer_index_;     // position of sparse_layers_[j] in layers_
   mutable Optimizer optimizer_;  // mutable for sync_dense (scatters slots; no observable change)
   mutable std::mutex mu_;
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -137,52 +138,35 @@ std::vector<uint8_t> calibration_pattern(int64_t N, int64_t K, double density) {
   return keep;
 }
 
-BreakEven measure(int64_t N, int64_t K, int64_t M) {
-  std::vector<float> x(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K)), dy(static_cast<size_t>(M * N)),
-      y(static_cast<size_t>(M * N)), dx(static_cast<size_t>(M * K)), dw(static_cast<size_t>(N * K)),
-      bias(static_cast<size_t>(N), 0.1f), m(w.size(), 0.f), v(w.size(), 0.f), ones(w.size(), 1.f);
-  // x and dy as a hidden layer behind ReLU and dropout sees them: 3/4 zeros, which the dense
-  // products skip like in DenseLayer; the sparse kernels take them as they come.
-  auto zeros_3_in_4 = [](size_t i, uint32_t mult) {
-    return std::max(0.f, static_cast<float>((i * mult) % 1000u) * 1e-3f - 0.75f);
-  };
-  for (size_t i = 0; i < x.size(); ++i) x[i] = zeros_3_in_4(i, 7919u);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((i * 104729u) % 1000u) * 1e-3f - 0.5f;
-  for (size_t i = 0; i < dy.size(); ++i) dy[i] = zeros_3_in_4(i, 15485863u);
-  // An Adam update (the costliest optimizer pass) with a step too small to matter.
+// Values in [-0.5, 0.5) from a fixed integer hash, minus `cut` and clamped at 0 (cut 0.75: 3/4
+// zeros, like activations behind ReLU and dropout); cut 0 leaves them signed.
+float calibration_value(size_t i, uint32_t mult, float cut) {
+  const float v = static_cast<float>((i * mult) % 1000u) * 1e-3f - 0.5f;
+  return cut > 0.f ? std::max(0.f, v + 0.5f - cut) : v;
+}
+
+// An Adam update (the costliest optimizer pass) with a step too small to matter.
+cpu::AdamArgs calibration_adam() {
   cpu::AdamArgs adam;
   adam.step_size = 1e-9f;
+  return adam;
+}
 
-  cpu::GemmEpilogue ep;
-  ep.bias = bias.data();
-  ep.activation = cpu::Activation::relu;
-  // The dense layer's own products (DenseLayer::product_forward / backward).
-  auto dense_forward = [&] {
-    cpu::sgemm_a_b_skip_zeros(true, M, K, N, x.data(), K, w.data(), K, y.data(), N, &ep, kSkipZerosForward);
-  };
-  auto dense_rest = [&] {
-    cpu::sgemm_at_b_skip_zeros(M, N, K, dy.data(), N, x.data(), K, dw.data(), K, kSkipZerosWeightGrad);
-    cpu::sgemm_a_b_skip_zeros(false, M, N, K, dy.data(), N, w.data(), K, dx.data(), K, nullptr, kSkipZerosInputGrad);
-    cpu::adam_update(adam, N * K, w.data(), dw.data(), m.data(), v.data(), ones.data());
-  };
+}  // namespace
+
+BreakEven time_break_even(int64_t N, int64_t K, const float* w, const float* dw, const std::vector<const float*>& slots,
+                          const std::function<void()>& dense_forward, const std::function<void()>& dense_rest,
+                          const std::function<void(SparseWeight&)>& sparse_forward,
+                          const std::function<void(SparseWeight&)>& sparse_rest) {
   BreakEven r;
-  r.batch = M;
   r.density_lo = 0.05;
   r.density_hi = 0.4;
   SparseWeight lo, hi;
   for (SparseWeight* s : {&lo, &hi}) {
     const auto keep = calibration_pattern(N, K, s == &lo ? r.density_lo : r.density_hi);
     build_pattern(keep.data(), N, K, *s);
-    s->gather(w.data(), dw.data(), {m.data(), v.data()});
+    s->gather(w, dw, slots);
   }
-  auto sparse_forward = [&](SparseWeight& s) {
-    cpu::spmm_xt(M, N, K, x.data(), K, s.view(), bias.data(), cpu::Activation::relu, 0.01f, y.data(), N);
-  };
-  auto sparse_rest = [&](SparseWeight& s) {
-    cpu::sddmm(M, dy.data(), N, x.data(), K, s.view(), s.grad.data(), false);
-    cpu::spmm_xt(M, K, N, dy.data(), N, s.t_view(), nullptr, cpu::Activation::identity, 0.01f, dx.data(), K);
-    cpu::adam_update(adam, s.nnz, s.values.data(), s.grad.data(), s.slots[0].data(), s.slots[1].data(), nullptr);
-  };
   // One sample: `calls` training steps of one case; the forward part and the whole step.
   struct Times {
     double forward = 0.0, step = 0.0;
@@ -241,6 +225,45 @@ BreakEven measure(int64_t N, int64_t K, int64_t M) {
   r.dense_seconds = d.step;
   r.sparse_seconds_lo = l.step;
   r.sparse_seconds_hi = h.step;
+  return r;
+}
+
+namespace {
+
+BreakEven measure(int64_t N, int64_t K, int64_t M) {
+  std::vector<float> x(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K)), dy(static_cast<size_t>(M * N)),
+      y(static_cast<size_t>(M * N)), dx(static_cast<size_t>(M * K)), dw(static_cast<size_t>(N * K)),
+      bias(static_cast<size_t>(N), 0.1f), m(w.size(), 0.f), v(w.size(), 0.f), ones(w.size(), 1.f);
+  // x and dy as a hidden layer behind ReLU and dropout sees them: 3/4 zeros, which the dense
+  // products skip like in DenseLayer; the sparse kernels take them as they come.
+  for (size_t i = 0; i < x.size(); ++i) x[i] = calibration_value(i, 7919u, 0.75f);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = calibration_value(i, 104729u, 0.f);
+  for (size_t i = 0; i < dy.size(); ++i) dy[i] = calibration_value(i, 15485863u, 0.75f);
+  const cpu::AdamArgs adam = calibration_adam();
+
+  cpu::GemmEpilogue ep;
+  ep.bias = bias.data();
+  ep.activation = cpu::Activation::relu;
+  // The dense layer's own products (DenseLayer::product_forward / backward).
+  auto dense_forward = [&] {
+    cpu::sgemm_a_b_skip_zeros(true, M, K, N, x.data(), K, w.data(), K, y.data(), N, &ep, kSkipZerosForward);
+  };
+  auto dense_rest = [&] {
+    cpu::sgemm_at_b_skip_zeros(M, N, K, dy.data(), N, x.data(), K, dw.data(), K, kSkipZerosWeightGrad);
+    cpu::sgemm_a_b_skip_zeros(false, M, N, K, dy.data(), N, w.data(), K, dx.data(), K, nullptr, kSkipZerosInputGrad);
+    cpu::adam_update(adam, N * K, w.data(), dw.data(), m.data(), v.data(), ones.data());
+  };
+  auto sparse_forward = [&](SparseWeight& s) {
+    cpu::spmm_xt(M, N, K, x.data(), K, s.view(), bias.data(), cpu::Activation::relu, 0.01f, y.data(), N);
+  };
+  auto sparse_rest = [&](SparseWeight& s) {
+    cpu::sddmm(M, dy.data(), N, x.data(), K, s.view(), s.grad.data(), false);
+    cpu::spmm_xt(M, K, N, dy.data(), N, s.t_view(), nullptr, cpu::Activation::identity, 0.01f, dx.data(), K);
+    cpu::adam_update(adam, s.nnz, s.values.data(), s.grad.data(), s.slots[0].data(), s.slots[1].data(), nullptr);
+  };
+  BreakEven r = time_break_even(N, K, w.data(), dw.data(), {m.data(), v.data()}, dense_forward, dense_rest,
+                                sparse_forward, sparse_rest);
+  r.batch = M;
   return r;
 }
 

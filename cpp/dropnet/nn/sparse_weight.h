@@ -12,6 +12,7 @@
 // writes them), so a scatter of the stored entries restores the whole dense tensor.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "dropnet/kernels/cpu/sparse_csr.h"
@@ -54,6 +55,15 @@ struct BreakEven {
   int64_t batch = 0;
 };
 BreakEven sparse_break_even(int64_t out, int64_t in, int64_t rows);
+
+// The timing behind the break-even of a layer type: its training step (forward, then the rest)
+// dense against sparse with N × K patterns at BreakEven::density_lo and density_hi (a fixed hash,
+// values gathered from w, dw and the optimizer slots), interleaved, best of 7 each. Fills every
+// field but batch.
+BreakEven time_break_even(int64_t N, int64_t K, const float* w, const float* dw, const std::vector<const float*>& slots,
+                          const std::function<void()>& dense_forward, const std::function<void()>& dense_rest,
+                          const std::function<void(SparseWeight&)>& sparse_forward,
+                          const std::function<void(SparseWeight&)>& sparse_rest);
 
 }  // namespace nn
 }  // namespace dropnet

@@ -6,12 +6,13 @@ optimizer state are zero now and after every step, and ``Sequential.save`` store
 functions here only decide *which* weights to prune and hand the 0/1 masks over.
 
 Prunable layers
-    Every layer that owns a weight tensor (``Dense`` now; ``Conv2D`` when it exists: add its class
-    to ``PRUNABLE_TYPES``). They are numbered 0, 1, ... in model order -- that *prunable index*
-    (negative values count from the end, so -1 is the output layer) or the name
-    ``"<type>_<k>"`` (``"dense_0"``, ``"dense_1"``, ...) selects a layer in ``exclude`` and
-    ``amounts``. ``sparsity(model)`` prints both. Biases are never pruned by ``magnitude`` or
-    ``random``.
+    Every layer that owns a weight tensor: ``Dense`` (kernel (units, in)) and ``Conv2D`` (kernel
+    (filters, channels, kh, kw)). They are numbered 0, 1, ... in model order -- that *prunable
+    index* (negative values count from the end, so -1 is the output layer) or the name
+    ``"<type>_<k>"`` (``"conv2d_0"``, ``"dense_0"``, ``"dense_1"``, ...) selects a layer in
+    ``exclude`` and ``amounts``. ``sparsity(model)`` prints both. Biases are never pruned by
+    ``magnitude`` or ``random``. Pruned Conv2D layers, like Dense ones, run on sparse kernels when
+    that is faster (``Sequential.set_sparse_execution``).
 
 Amounts
     ``amount`` is the fraction of the *remaining* (unpruned) weights to prune, in [0, 1); the
@@ -42,7 +43,7 @@ from ..models import Sequential
 from ..random import uniform_bits
 
 #: Layer classes whose first parameter (the kernel, (out, in, ...)) can be masked.
-PRUNABLE_TYPES: Tuple[type, ...] = (_layers.Dense,)
+PRUNABLE_TYPES: Tuple[type, ...] = (_layers.Conv2D, _layers.Dense)
 
 LayerKey = Union[int, str]
 
@@ -58,7 +59,8 @@ class PrunableLayer:
 
     index: prunable index (0 = first prunable layer); name: ``"dense_0"`` etc.; position: index in
     ``model.layers``; param: index of its kernel in ``model.get_weights()``; bias_param: index of
-    its bias or None; shape: kernel shape, (units, in) for Dense.
+    its bias or None; shape: kernel shape, (units, in) for Dense, (filters, channels, kh, kw) for
+    Conv2D.
     """
 
     index: int
