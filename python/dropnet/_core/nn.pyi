@@ -53,7 +53,7 @@ class Network:
         ...
     def set_sparse_mode(self, param_index: typing.Any, mode: typing.Any) -> None:
         """
-        How the dense layer owning params[param_index] (its weight or bias) runs once its weight has a mask: 'sparse' (compressed weight in forward, backward and the optimizer), 'dense' (masked dense GEMM) or 'auto' (sparse when the mask's density is below the break-even measured for the layer's shape and batch size).
+        How the dense or conv2d layer owning params[param_index] (its weight or bias) runs once its weight has a mask: 'sparse' (compressed weight in forward, backward and the optimizer), 'dense' (masked dense GEMM) or 'auto' (sparse when the mask's density is below the break-even measured for the layer's shape and batch size).
         """
     def set_state(self, state: typing.Any) -> None:
         """
