@@ -451,3 +451,30 @@ def test_agrees_with_torch_sparse():
     np.testing.assert_array_equal(tdw.crow_indices().numpy(), s.indptr)
     np.testing.assert_array_equal(tdw.col_indices().numpy(), s.indices)
     np.testing.assert_allclose(sops.sparse_weight_grad(gy, x, s), tdw.values().numpy(), rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------- DropConnect on CSR
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.8])
+def test_drop_connect_on_a_sparse_weight_is_dense_drop_connect(p):
+    rng = np.random.default_rng(12)
+    w = pruned(rng, 23, 41, 0.7)
+    w[3, 5] = np.nan  # dropped or kept like any weight; a dropped NaN is exactly 0
+    s = sparse.from_dense(w)
+    dense, bits = dropnet.ops.drop_connect(w, p, seed=9, stream=4, return_mask=True)
+    got, keep = dropnet.ops.drop_connect(s, p, seed=9, stream=4, return_mask=True)
+    assert got.shape == s.shape and got.nnz == s.nnz
+    np.testing.assert_array_equal(got.indptr, s.indptr)
+    np.testing.assert_array_equal(got.indices, s.indices)
+    assert got.to_dense().tobytes() == dense.tobytes()  # the same weights, the same bits
+    dense_keep = dropnet.ops.unpack_mask(bits, w.shape)
+    np.testing.assert_array_equal(keep, dense_keep[stored_rows(s), s.indices])
+    # The layer's product with the dropped weight, on a weight without the NaN.
+    s2 = sparse.from_dense(np.nan_to_num(w))
+    x = rng.standard_normal((6, 41)).astype(np.float32)
+    np.testing.assert_allclose(sops.sparse_linear(x, dropnet.ops.drop_connect(s2, p, seed=9, stream=4)),
+                               x @ dropnet.ops.drop_connect(np.nan_to_num(w), p, seed=9, stream=4).T,
+                               rtol=1e-5, atol=1e-5)
+    same = dropnet.ops.drop_connect(s, p, seed=9, stream=4, training=False)
+    assert same is not s and same.to_dense().tobytes() == w.tobytes()
+    with pytest.raises(ValueError, match="out: not supported"):
+        dropnet.ops.drop_connect(s, p, seed=9, stream=4, out=np.empty(s.nnz, np.float32))

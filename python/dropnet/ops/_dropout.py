@@ -24,6 +24,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _core
+from ..sparse import CSRMatrix
 
 _ops = _core.ops
 
@@ -143,13 +144,30 @@ def alpha_dropout_coeffs(p: float) -> Tuple[float, float, float]:
     return tuple(_ops.alpha_dropout_coeffs(_prob(p)))
 
 
-def drop_connect(w: np.ndarray, p: float, *, seed: int, stream: int, training: bool = True,
+def drop_connect(w: Union[np.ndarray, CSRMatrix], p: float, *, seed: int, stream: int, training: bool = True,
                  return_mask: bool = False, out: Optional[np.ndarray] = None
-                 ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+                 ) -> Union[np.ndarray, CSRMatrix, Tuple[Union[np.ndarray, CSRMatrix], np.ndarray]]:
     """DropConnect (Wan et al. 2013): dropout of the weights, ``w * keep / (1 - p)``, with the
     element contract over the weight's flat index. w: float32, any shape (e.g. (out, in)).
     Its gradient w.r.t. w is :func:`dropout_backward` with the same seed and stream.
+
+    w may be a pruned weight as a :class:`dropnet.sparse.CSRMatrix` ``(N, K)``: a new CSRMatrix with
+    the same pattern comes back, each stored weight kept or dropped by its *dense* flat index
+    ``n * K + k``, so it is the same weights, the same bits, as DropConnect of ``w.to_dense()``.
+    ``return_mask`` then gives the keep of each stored entry (bool, ``(nnz,)``); ``out`` is not
+    taken.
     """
+    if isinstance(w, CSRMatrix):
+        if out is not None:
+            raise ValueError("out: not supported when w is a CSRMatrix (a new one is returned)")
+        n, k = w.shape
+        scaled = dropout(np.ones(n * k, np.float32), p, seed=seed, stream=stream, training=training)
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(w.indptr))
+        factor = scaled[rows * k + w.indices]  # 1 / (1 - p) where kept, 0 where dropped
+        keep = factor != 0
+        dropped = w.copy()
+        dropped.data[...] = np.where(keep, w.data * factor, np.float32(0))  # a dropped NaN is 0, as dense
+        return (dropped, keep) if return_mask else dropped
     return dropout(w, p, seed=seed, stream=stream, training=training, return_mask=return_mask, out=out)
 
 
