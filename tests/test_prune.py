@@ -437,3 +437,48 @@ def test_conv_kernels_are_prunable_like_dense(scope):
     after = [r["nnz"] for r in prune.sparsity(m).rows]
     fracs = [0.5, 0.9, 0.5]  # of the remaining weights, floor(amount * n + 0.5) of them
     assert after == [n - int(np.floor(f * n + 0.5)) for n, f in zip(before, fracs)]
+
+
+def bn_cnn(head: str, seed: int = 0) -> Sequential:
+    pool = [layers.Flatten()] if head == "flatten" else [layers.GlobalAveragePooling2D()]
+    m = Sequential([layers.Conv2D(6, 3, padding="same"), layers.BatchNormalization(), layers.Activation("relu"),
+                    layers.MaxPool2D(2), layers.Conv2D(8, 3, padding="same", activation="relu"),
+                    layers.SpatialDropout2D(0.2), *pool, layers.Dense(7, activation="tanh"), layers.Dropout(0.3),
+                    layers.Dense(4, activation="softmax")], input_shape=(3, 8, 8), seed=seed)
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+@pytest.mark.parametrize("head", ["flatten", "global_pool"])
+@pytest.mark.parametrize("criterion", ["l1", "l2"])
+def test_channels_removes_conv_filters_and_predicts_like_the_masked_model(head, criterion):
+    m = bn_cnn(head, seed=5)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((10, 3, 8, 8)).astype(np.float32)
+    m.set_state([rng.uniform(-1, 1, 6).astype(np.float32), rng.uniform(0.5, 2, 6).astype(np.float32)])
+    w = m.get_weights()
+    w[2] = rng.uniform(0.5, 1.5, 6).astype(np.float32)  # BN gamma
+    w[3] = rng.uniform(-0.5, 0.5, 6).astype(np.float32)  # BN beta: a removed channel must not leak it
+    m.set_weights(w)
+    # get_weights: conv0 W, b; BN gamma, beta; conv1 W, b; dense W, b; dense W, b.
+    assert [(pl.param, pl.bias_param) for pl in prune.prunable_layers(m)] == [(0, 1), (4, 5), (6, 7), (8, 9)]
+    kernels_before = [m.get_weights()[pl.param].copy() for pl in prune.prunable_layers(m)]
+    small = prune.channels(m, 0.5, criterion=criterion)
+    # Filters ranked by the norm of each filter; the output layer keeps its units.
+    norm = (lambda a: np.abs(a).sum(axis=1)) if criterion == "l1" else (lambda a: np.sqrt(np.square(a).sum(axis=1)))
+    kept = [np.sort(np.argsort(norm(k.reshape(len(k), -1).astype(np.float64)), kind="stable")[len(k) // 2:])
+            for k in kernels_before[:-1]]
+    assert [pl.shape[0] for pl in prune.prunable_layers(small)] == [3, 4, 3, 4]  # floor(0.5·n + 0.5) go
+    np.testing.assert_array_equal(small.get_weights()[0], kernels_before[0][kept[0]])
+    np.testing.assert_array_equal(small.get_state()[0], m.get_state()[0][kept[0]])
+    np.testing.assert_allclose(small.predict(x), m.predict(x), rtol=1e-5, atol=1e-6)
+    small.fit(x, np.arange(10) % 4, epochs=1, batch_size=5, verbose=0)
+
+
+def test_channels_refuses_a_softmax_between_units():
+    m = Sequential([layers.Dense(6, activation="relu"), layers.Activation("softmax"), layers.Dense(3)],
+                   input_shape=(4,), seed=0)
+    m.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="dense_0.*Activation.*mixes them"):
+        prune.channels(m, 0.5)
+    assert all(mask.all() for mask in prune.get_masks(m))  # nothing half-done

@@ -83,6 +83,15 @@ def _require_built(model: object, name: str = "model"):
     return model.network
 
 
+def _param_arrays(layer: _layers.Layer, input_shape: Tuple[int, ...]) -> int:
+    """How many arrays ``get_weights`` lists for ``layer``: kernel (+ bias), or gamma and beta."""
+    if layer.n_params(input_shape) == 0:
+        return 0
+    if isinstance(layer, _layers.BatchNormalization):
+        return 2
+    return 2 if getattr(layer, "use_bias", False) else 1
+
+
 def prunable_layers(model: Sequential) -> List[PrunableLayer]:
     """The prunable layers of a built ``model`` in order, with the indices of their parameters.
 
@@ -95,17 +104,14 @@ def prunable_layers(model: Sequential) -> List[PrunableLayer]:
     p = 0
     shape: Tuple[int, ...] = tuple(model.input_shape)
     for pos, layer in enumerate(model.layers):
-        n_params = layer.n_params(shape)
+        arrays = _param_arrays(layer, shape)
         shape = layer.output_shape(shape)
-        if n_params == 0:
-            continue
-        bias = p + 1 if getattr(layer, "use_bias", False) else None
         if isinstance(layer, PRUNABLE_TYPES):
             kind = type(layer).__name__.lower()
             k = counts.get(kind, 0)
             counts[kind] = k + 1
-            out.append(PrunableLayer(len(out), f"{kind}_{k}", pos, p, bias, shapes[p]))
-        p += 1 if bias is None else 2
+            out.append(PrunableLayer(len(out), f"{kind}_{k}", pos, p, p + 1 if arrays == 2 else None, shapes[p]))
+        p += arrays
     return out
 
 
@@ -305,75 +311,141 @@ def rewind(model: Sequential, weights: Sequence[np.ndarray], masks: Sequence[Opt
 
 
 # ---------------------------------------------------------------------------------------------- channels
+# Layers a unit (Dense) or channel (Conv2D) passes through unchanged on its way to the next
+# prunable layer: removing it removes one input of that layer, and nothing else.
+_CHANNEL_WISE = (_layers.Activation, _layers.Dropout, _layers.AlphaDropout, _layers.SpatialDropout2D,
+                 _layers.BatchNormalization, _layers._Pool2D)
+
+
+@dataclass
+class _UnitPath:
+    """How the units of one prunable layer reach the next: the BatchNormalization parameters and
+    running statistics on the way (gamma, beta, mean, var indices), and the columns of the next
+    kernel each unit feeds (axis 1 of a Dense W (out, in) or a Conv2D W (F, C, kh, kw))."""
+    bn_params: List[int]
+    bn_state: List[int]
+    per_unit: int  # next-kernel columns per unit: H·W after a Flatten, else 1
+
+
+def _unit_paths(model: Sequential, layers: List[PrunableLayer]) -> Dict[int, _UnitPath]:
+    """For each prunable layer but the last, how its units feed the next one; raises when a layer in
+    between mixes units (so they cannot be removed one by one)."""
+    shape: Tuple[int, ...] = tuple(model.input_shape)
+    p = s = 0
+    param_at, state_at, shape_in = {}, {}, {}
+    for pos, layer in enumerate(model.layers):
+        param_at[pos], state_at[pos], shape_in[pos] = p, s, shape
+        p += _param_arrays(layer, shape)
+        s += 2 if isinstance(layer, _layers.BatchNormalization) else 0  # running mean, running variance
+        shape = layer.output_shape(shape)
+    paths: Dict[int, _UnitPath] = {}
+    for pl, nxt in zip(layers[:-1], layers[1:]):
+        if getattr(model.layers[pl.position], "activation", None) == "softmax":
+            raise ValueError(f"channels: cannot remove units of {pl.name}: its softmax mixes them")
+        path = _UnitPath([], [], 1)
+        flat = False
+        for pos in range(pl.position + 1, nxt.position):
+            layer = model.layers[pos]
+            if isinstance(layer, _layers.BatchNormalization):
+                path.bn_params += [param_at[pos], param_at[pos] + 1]
+                path.bn_state += [state_at[pos], state_at[pos] + 1]
+            elif isinstance(layer, (_layers.Flatten, _layers.GlobalAveragePooling2D)) and not flat:
+                flat = True
+                if isinstance(layer, _layers.Flatten) and len(shape_in[pos]) == 3:
+                    path.per_unit = int(shape_in[pos][1] * shape_in[pos][2])
+            elif not isinstance(layer, _CHANNEL_WISE) or getattr(layer, "activation", None) == "softmax":
+                raise ValueError(f"channels: cannot remove units of {pl.name}: layer {pos} "
+                                 f"({type(layer).__name__}) between it and {nxt.name} mixes them")
+        paths[pl.index] = path
+    return paths
+
+
 def channels(model: Sequential, amount: float, criterion: str = "l1",
              exclude: Optional[Sequence[LayerKey]] = None) -> Sequential:
-    """Structured pruning: remove ``amount`` of the hidden units of every Dense layer that feeds
-    another Dense (never the output layer), ranked by the norm of their incoming weights
-    (``criterion`` ``"l1"`` or ``"l2"`` of row j of W; ties by unit index), and shrink the layers.
+    """Structured pruning: remove ``amount`` of the units of every Dense layer and the filters of
+    every Conv2D layer that feed another prunable layer (never the output layer), ranked by the
+    norm of their incoming weights (``criterion`` ``"l1"`` or ``"l2"`` of row j of a Dense W, of
+    filter j of a Conv2D W; ties by index), and shrink the layers.
 
-    The given model is masked in place (row j of W, b[j] and column j of the next Dense's W are
-    zeroed), so it computes what the returned model computes. Returns a new, smaller compiled
-    ``Sequential`` with the surviving weights, masks, optimizer settings (fresh optimizer state),
-    seed and RNG offset. At least one unit survives in every layer.
+    A removed unit is dropped everywhere it went: its bias, the gamma, beta and running statistics
+    of a BatchNormalization on the way, and the inputs of the next prunable layer it fed (a
+    column of a Dense W; an input channel of a Conv2D W; the H·W columns of its channel after a
+    Flatten). Layers in between must act per unit (activations, dropout, spatial dropout, batch
+    norm, pooling, one Flatten or global pooling); any other raises.
+
+    The given model is masked in place (the removed weights, biases, BN gamma and beta are zeroed),
+    so it computes what the returned model computes. Returns a new, smaller compiled ``Sequential``
+    with the surviving weights, running statistics, masks, optimizer settings (fresh optimizer
+    state), seed and RNG offset. At least one unit survives in every layer.
     """
     amount = _check_amount(amount, "amount")
     if criterion not in ("l1", "l2"):
         raise ValueError(f"criterion: expected 'l1' or 'l2', got {criterion!r}")
     net = _require_built(model)
     layers = prunable_layers(model)
-    dense = [pl for pl in layers if isinstance(model.layers[pl.position], _layers.Dense)]
-    if len(dense) != len(layers):
-        raise ValueError("channels: only models whose prunable layers are all Dense are supported")
     if exclude is not None and (isinstance(exclude, (str, int)) or not isinstance(exclude, Iterable)):
         raise TypeError(f"exclude: expected a list of layer indices or names, got {type(exclude).__name__}")
     excluded = {_resolve(k, layers, "exclude") for k in (exclude or [])}
+    paths = _unit_paths(model, layers)
     weights = [np.array(w, np.float32) for w in net.get_params()]
     masks: Dict[int, Optional[np.ndarray]] = {i: net.get_mask(i) for i in range(len(weights))}
     keep_units: Dict[int, np.ndarray] = {}  # prunable index -> surviving unit indices (sorted)
-    for pl, nxt in zip(dense[:-1], dense[1:]):
+
+    def and_mask(p: int, m: np.ndarray) -> None:
+        masks[p] = m if masks[p] is None else masks[p] * m
+
+    for pl, nxt in zip(layers[:-1], layers[1:]):
         if pl.index in excluded:
             continue
-        w = np.asarray(weights[pl.param], np.float64)
+        w = np.asarray(weights[pl.param], np.float64).reshape(pl.shape[0], -1)
         score = np.abs(w).sum(axis=1) if criterion == "l1" else np.sqrt(np.square(w).sum(axis=1))
         units = pl.shape[0]
         k = min(_n_to_prune(amount, units), units - 1)
         cut = np.argsort(score, kind="stable")[:k]
         keep_units[pl.index] = np.setdiff1d(np.arange(units), cut)
-        # Mask the original: rows/bias of this layer, columns of the next.
+        path = paths[pl.index]
+        # Mask the original: this layer's units, BN's gamma and beta on the way, the next inputs.
         row = np.ones(pl.shape, np.float32)
-        row[cut, :] = 0
+        row[cut] = 0
+        and_mask(pl.param, row)
+        per_unit = np.ones(units, np.float32)
+        per_unit[cut] = 0
+        for p in ([pl.bias_param] if pl.bias_param is not None else []) + path.bn_params:
+            and_mask(p, per_unit)
         col = np.ones(nxt.shape, np.float32)
-        col[:, cut] = 0
-        for p, m in ((pl.param, row), (nxt.param, col)):
-            masks[p] = m if masks[p] is None else masks[p] * m
-        if pl.bias_param is not None:
-            b = np.ones(units, np.float32)
-            b[cut] = 0
-            masks[pl.bias_param] = b if masks[pl.bias_param] is None else masks[pl.bias_param] * b
+        col[:, np.repeat(cut, path.per_unit) * path.per_unit + np.tile(np.arange(path.per_unit), len(cut))] = 0
+        and_mask(nxt.param, col)
     for p, m in masks.items():
         if m is not None:
             net.set_mask(p, np.ascontiguousarray(m, np.float32))
     weights = [np.array(w, np.float32) for w in net.get_params()]
+    state = [np.array(a, np.float32) for a in net.get_state()]
 
-    # The smaller model: same layer configs with fewer units, surviving slices of every parameter.
-    new_layers = []
-    rows: Dict[int, np.ndarray] = {}  # param index -> kept rows; cols likewise
+    # The smaller model: same layer configs with fewer units, surviving slices of every array.
+    rows: Dict[int, np.ndarray] = {}  # param index -> kept entries along axis 0; cols: along axis 1
     cols: Dict[int, np.ndarray] = {}
-    prev_keep: Optional[np.ndarray] = None
-    for pl in dense:
-        if prev_keep is not None:
-            cols[pl.param] = prev_keep
+    state_rows: Dict[int, np.ndarray] = {}
+    for pl, nxt in zip(layers[:-1], layers[1:]):
         keep = keep_units.get(pl.index)
-        if keep is not None:
-            rows[pl.param] = keep
-            if pl.bias_param is not None:
-                rows[pl.bias_param] = keep
-        prev_keep = keep
-    by_pos = {pl.position: pl for pl in dense}
+        if keep is None:
+            continue
+        path = paths[pl.index]
+        for p in ([pl.param] + ([pl.bias_param] if pl.bias_param is not None else []) + path.bn_params):
+            rows[p] = keep
+        for si in path.bn_state:
+            state_rows[si] = keep
+        cols[nxt.param] = (np.repeat(keep, path.per_unit) * path.per_unit
+                           + np.tile(np.arange(path.per_unit), len(keep)))
+    by_pos = {pl.position: pl for pl in layers}
+    new_layers = []
     for pos, layer in enumerate(model.layers):
         layer = _layers.from_config(layer.to_config())
         if pos in by_pos and by_pos[pos].index in keep_units:
-            layer.units = int(len(keep_units[by_pos[pos].index]))
+            n = int(len(keep_units[by_pos[pos].index]))
+            if isinstance(layer, _layers.Dense):
+                layer.units = n
+            else:
+                layer.filters = n
         new_layers.append(layer)
     small = Sequential(new_layers, input_shape=model.input_shape, seed=model.seed, name=model.name)
     small.compile(optimizer=copy.deepcopy(model.optimizer), loss=model.loss, metrics=list(model.metrics))
@@ -386,6 +458,9 @@ def channels(model: Sequential, amount: float, criterion: str = "l1",
         return np.ascontiguousarray(a, np.float32)
 
     small.set_weights([cut_param(p, w) for p, w in enumerate(weights)])
+    if state:
+        small.set_state([np.ascontiguousarray(a[state_rows[i]] if i in state_rows else a, np.float32)
+                         for i, a in enumerate(state)])
     small_net = small.network
     for p, m in masks.items():
         if m is not None:
