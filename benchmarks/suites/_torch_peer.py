@@ -40,3 +40,27 @@ class TorchClassifier:
         self.net.eval()
         with self.torch.no_grad():
             return float((self.net(x).argmax(1) == y).float().mean())
+
+
+def masked_step(model, opt, x: np.ndarray, y: np.ndarray, weights, masks) -> Callable[[], object]:
+    """One training step of a torch model whose pruned weights are re-applied after the update
+    (what ``torch.nn.utils.prune`` amounts to): cross-entropy, backward, ``opt.step()``, then each
+    weight multiplied by its 0/1 mask (numpy arrays, the weights' shapes)."""
+    import torch
+    import torch.nn.functional as F
+
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    tmasks = [torch.from_numpy(m) for m in masks]
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xt), yt)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for w, m in zip(weights, tmasks):
+                w.mul_(m)
+        return loss
+
+    return step
+

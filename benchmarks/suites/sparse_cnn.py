@@ -15,6 +15,9 @@ import numpy as np
 
 from dropnet import _core
 
+from ._pruned_step import auto_choices, check_sparse_step, step_sides
+from ._torch_peer import masked_step
+
 BATCH = 128
 SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95)
 LR, DROPOUT = 1e-3, 0.5
@@ -54,7 +57,6 @@ def run(ctx) -> None:
     y = rng.integers(0, 10, BATCH).astype(np.int64)
     try:
         import torch
-        import torch.nn.functional as F
     except ImportError:
         torch = None
     sparsities = (0.0, 0.9) if ctx.quick else SPARSITIES
@@ -62,20 +64,11 @@ def run(ctx) -> None:
         for sparsity in sparsities:
             ctx.set_threads(t)
             masks = make_masks(sparsity)
-            nets = {mode: make_net(masks, mode) for mode in ("sparse", "dense", "auto")}
+            nets, sides = step_sides(make_net, masks, x, y)
 
             def validate(masks=masks):
-                a, b = make_net(masks, "sparse"), make_net(masks, "dense")
-                a.train_step(x, y)
-                b.train_step(x, y)
-                for p, q in zip(a.get_grads(), b.get_grads()):
-                    assert np.allclose(p, q, rtol=1e-3, atol=1e-4 * np.abs(q).max()), "gradients disagree"
+                check_sparse_step(make_net, masks, x, y, rtol=1e-3, atol_scale=1e-4)
 
-            sides = {
-                "dropnet sparse": lambda n=nets["sparse"]: n.train_step(x, y),
-                "dropnet auto": lambda n=nets["auto"]: n.train_step(x, y),
-                "dropnet dense-masked": lambda n=nets["dense"]: n.train_step(x, y),
-            }
             peers = ["dropnet dense-masked"]
             if torch is not None:
                 nn = torch.nn
@@ -84,30 +77,14 @@ def run(ctx) -> None:
                                       nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                                       nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(DROPOUT), nn.Linear(128, 10))
                 weights = [model[0].weight, model[4].weight, model[9].weight, model[12].weight]
-                tmasks = [torch.from_numpy(m) for m in masks]
                 with torch.no_grad():
-                    for w, m in zip(weights, tmasks):
-                        w.mul_(m)
+                    for w, m in zip(weights, masks):
+                        w.mul_(torch.from_numpy(m))
                 opt = torch.optim.Adam(model.parameters(), lr=LR, eps=1e-7)
-                xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-                def torch_step(model=model, opt=opt, weights=weights, tmasks=tmasks):
-                    opt.zero_grad()
-                    loss = F.cross_entropy(model(xt), yt)
-                    loss.backward()
-                    opt.step()
-                    with torch.no_grad():
-                        for w, m in zip(weights, tmasks):
-                            w.mul_(m)
-                    return loss
+                torch_step = masked_step(model, opt, x, y, weights, masks)
 
                 sides["torch dense (mask re-applied)"] = torch_step
                 peers.append("torch dense (mask re-applied)")
             ctx.compare(f"pruned CNN step, {round(sparsity * 100)}% sparse, batch {BATCH}", sides, threads=t,
                         peers=peers, validate=validate, note="Adam, BN, dropout 0.5; epoch = 469 steps")
-            info = nets["auto"].sparse_info()
-            print(f"# threads {t}, sparsity {sparsity:.2f}: auto chose "
-                  + ", ".join(f"layer {i['layer']} {'sparse' if i['sparse'] else 'dense'} "
-                              f"(density {i['density']:.3f}, break-even "
-                              + (f"{i['break_even_density']:.3f})" if i['break_even_density'] is not None else "-)")
-                              for i in info))
+            print(f"# threads {t}, sparsity {sparsity:.2f}: auto chose " + auto_choices(nets["auto"]))

@@ -19,6 +19,9 @@ import numpy as np
 
 from dropnet import _core
 
+from ._pruned_step import auto_choices, check_sparse_step, step_sides
+from ._torch_peer import masked_step
+
 BATCH = 128
 SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98)
 LR, DROPOUT = 1e-3, 0.5
@@ -53,7 +56,6 @@ def run(ctx) -> None:
     y = rng.integers(0, 10, BATCH).astype(np.int64)
     try:
         import torch
-        import torch.nn.functional as F
     except ImportError:
         torch = None
 
@@ -61,25 +63,11 @@ def run(ctx) -> None:
         for sparsity in SPARSITIES:
             ctx.set_threads(t)
             masks = make_masks(sparsity)
-            nets = {mode: make_net(masks, mode) for mode in ("sparse", "dense", "auto")}
+            nets, sides = step_sides(make_net, masks, x, y)
 
             def validate(masks=masks):
-                a, b = make_net(masks, "sparse"), make_net(masks, "dense")
-                a.train_step(x, y)
-                b.train_step(x, y)
-                # Gradients agree to summation order. Parameters after Adam's first step only to a
-                # fraction of a step: m/sqrt(v) = g/|g| turns a last-bit difference of a near-zero
-                # gradient into a visible one.
-                for p, q in zip(a.get_grads(), b.get_grads()):
-                    assert np.allclose(p, q, rtol=1e-4, atol=1e-5 * np.abs(q).max()), "gradients disagree"
-                for p, q in zip(a.get_params(), b.get_params()):
-                    assert np.allclose(p, q, rtol=1e-4, atol=0.05 * LR), "sparse and dense-masked steps disagree"
+                check_sparse_step(make_net, masks, x, y, rtol=1e-4, atol_scale=1e-5, param_atol=0.05 * LR)
 
-            sides = {
-                "dropnet sparse": lambda n=nets["sparse"]: n.train_step(x, y),
-                "dropnet auto": lambda n=nets["auto"]: n.train_step(x, y),
-                "dropnet dense-masked": lambda n=nets["dense"]: n.train_step(x, y),
-            }
             peers = ["dropnet dense-masked"]
             if torch is not None:
                 model = torch.nn.Sequential(
@@ -87,7 +75,6 @@ def run(ctx) -> None:
                     torch.nn.Linear(300, 100), torch.nn.ReLU(), torch.nn.Dropout(DROPOUT),
                     torch.nn.Linear(100, 10))
                 params = nets["dense"].get_params()
-                tmasks = [torch.from_numpy(m) for m in masks]
                 with torch.no_grad():
                     for layer, w, b in zip([model[0], model[3], model[6]], params[::2], params[1::2]):
                         layer.weight.copy_(torch.from_numpy(w))
@@ -99,30 +86,15 @@ def run(ctx) -> None:
                     "dropnet and torch forward passes disagree"
                 model.train()
                 opt = torch.optim.Adam(model.parameters(), lr=LR, eps=1e-7)
-                xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-                weights = [model[0].weight, model[3].weight, model[6].weight]
-
-                def torch_step(model=model, opt=opt, weights=weights, tmasks=tmasks):
-                    opt.zero_grad()
-                    loss = F.cross_entropy(model(xt), yt)
-                    loss.backward()
-                    opt.step()
-                    with torch.no_grad():
-                        for w, m in zip(weights, tmasks):
-                            w.mul_(m)
-                    return loss
+                torch_step = masked_step(model, opt, x, y, [model[0].weight, model[3].weight, model[6].weight],
+                                         masks)
 
                 sides["torch dense (mask re-applied)"] = torch_step
                 peers.append("torch dense (mask re-applied)")
             ctx.compare(f"pruned LeNet-300-100 step, {round(sparsity * 100)}% sparse, batch {BATCH}", sides,
                         threads=t, peers=peers, validate=validate,
                         note=f"Adam, dropout 0.5; epoch = {STEPS_PER_EPOCH} steps")
-            info = nets["auto"].sparse_info()
-            print(f"# threads {t}, sparsity {sparsity:.2f}: auto chose "
-                  + ", ".join(f"layer {i['layer']} {'sparse' if i['sparse'] else 'dense'} "
-                              f"(density {i['density']:.3f}, break-even {i['break_even_density']:.3f} "
-                              f"at batch {i['break_even_batch']})"
-                              for i in info))
+            print(f"# threads {t}, sparsity {sparsity:.2f}: auto chose " + auto_choices(nets["auto"]))
             # Inference: one forward pass over a larger batch, dropout off.
             xi = np.repeat(x, INFER_BATCH // BATCH, axis=0)
             isides = {f"dropnet {mode}": (lambda n=nets[mode]: n.forward(xi)) for mode in ("sparse", "auto", "dense")}

@@ -29,4 +29,21 @@ void parallel_ranges(int64_t n, int64_t grain, Fn&& fn) {
   }
 }
 
+// Calls fn(part, begin, end) on `parts` contiguous pieces of [0, n), one per OpenMP thread (part
+// = the thread's number); inline on the caller when parts <= 1. For loops whose threads each need
+// their own scratch (indexed by part).
+template <class Fn>
+void for_each_part(int64_t n, int parts, Fn&& fn) {
+  if (parts <= 1) {
+    fn(0, int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(parts)
+  {
+    int64_t b, e;
+    split_range(n, omp_get_num_threads(), omp_get_thread_num(), &b, &e);
+    if (b < e) fn(omp_get_thread_num(), b, e);
+  }
+}
+
 }  // namespace dropnet

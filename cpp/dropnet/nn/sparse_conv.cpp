@@ -1,7 +1,5 @@
 #include "dropnet/nn/sparse_conv.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -9,6 +7,7 @@
 #include <vector>
 
 #include "dropnet/core/cpu_features.h"
+#include "dropnet/core/parallel.h"
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/activation.h"
 #include "dropnet/kernels/cpu/conv2d.h"
@@ -18,30 +17,6 @@
 namespace dropnet {
 namespace nn {
 
-namespace {
-
-// fn(part, begin, end) for `parts` contiguous pieces of [0, n), one per OpenMP thread.
-template <class Fn>
-void for_each_part(int64_t n, int parts, Fn&& fn) {
-  if (parts <= 1) {
-    fn(0, int64_t{0}, n);
-    return;
-  }
-#pragma omp parallel num_threads(parts)
-  {
-    int64_t b, e;
-    split_range(n, omp_get_num_threads(), omp_get_thread_num(), &b, &e);
-    if (b < e) fn(omp_get_thread_num(), b, e);
-  }
-}
-
-int parts_for(int64_t items, int64_t fixed, int64_t per_part, int64_t workspace_floats) {
-  int64_t parts = std::min<int64_t>(get_num_threads(), items);
-  if (per_part > 0) parts = std::min(parts, (workspace_floats - fixed) / per_part);
-  return static_cast<int>(std::max<int64_t>(parts, 1));
-}
-
-}  // namespace
 
 int64_t sparse_conv_forward_workspace(const cpu::ConvGeometry& g, int threads) {
   return std::max(threads, 1) * g.col_rows() * g.col_cols();
@@ -58,7 +33,7 @@ void sparse_conv_forward(const float* x, int64_t N, const cpu::ConvGeometry& g, 
   const int64_t K = g.col_rows(), P = g.col_cols(), CHW = g.C * g.H * g.W, F = w.rows;
   const bool relu = activation == cpu::Activation::relu;
   const cpu::CsrView S = w.view();
-  const int parts = parts_for(N, 0, K * P, workspace_floats);
+  const int parts = cpu::conv_parts_for_workspace(N, 0, K * P, workspace_floats);
   for_each_part(N, parts, [&](int part, int64_t n0, int64_t n1) {
     float* cols = workspace + part * K * P;
     for (int64_t n = n0; n < n1; ++n) {
@@ -86,7 +61,7 @@ void sparse_conv_backward(const float* dy, const float* x, int64_t N, const cpu:
     St.values = t_values;
     St.value_index = nullptr;
   }
-  const int parts = parts_for(chunks, nnz + chunks * partial_size, K * P, workspace_floats);
+  const int parts = cpu::conv_parts_for_workspace(chunks, nnz + chunks * partial_size, K * P, workspace_floats);
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
     float* cols = cols_base + part * K * P;
     for (int64_t chunk = c0; chunk < c1; ++chunk) {

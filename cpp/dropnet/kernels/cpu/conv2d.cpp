@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dropnet/core/parallel.h"
 #include "dropnet/core/threading.h"
 
 namespace dropnet {
@@ -18,28 +19,13 @@ bool columns_are_input(const ConvGeometry& g) {
          g.OH == g.H && g.OW == g.W;
 }
 
-// Calls fn(part, begin, end) for `parts` contiguous pieces of [0, n), one per OpenMP thread.
-template <class Fn>
-void for_each_part(int64_t n, int parts, Fn&& fn) {
-  if (parts <= 1) {
-    fn(0, int64_t{0}, n);
-    return;
-  }
-#pragma omp parallel num_threads(parts)
-  {
-    int64_t b, e;
-    split_range(n, omp_get_num_threads(), omp_get_thread_num(), &b, &e);
-    if (b < e) fn(omp_get_thread_num(), b, e);
-  }
-}
+}  // namespace
 
-int parts_that_fit(int64_t items, int64_t fixed, int64_t per_part, int64_t workspace_floats) {
+int conv_parts_for_workspace(int64_t items, int64_t fixed, int64_t per_part, int64_t workspace_floats) {
   int64_t parts = std::min<int64_t>(get_num_threads(), items);
   if (per_part > 0) parts = std::min(parts, (workspace_floats - fixed) / per_part);
   return static_cast<int>(std::max<int64_t>(parts, 1));
 }
-
-}  // namespace
 
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t F, bool has_bias, int threads) {
   const int64_t K1 = g.col_rows() + (has_bias ? 1 : 0);
@@ -68,7 +54,7 @@ void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const floa
     cols_base = workspace + F * K1;
   }
   const int64_t per_part = direct ? 0 : K1 * P;
-  const int parts = parts_that_fit(N, cols_base - workspace, per_part, workspace_floats);
+  const int parts = conv_parts_for_workspace(N, cols_base - workspace, per_part, workspace_floats);
   GemmEpilogue epilogue;
   epilogue.activation = activation;
   epilogue.leaky_slope = leaky_slope;
@@ -107,7 +93,7 @@ void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeome
   float* partials = workspace;
   float* cols_base = workspace + chunks * partial_size;
   const int64_t per_part = direct ? 0 : K1 * P;
-  const int parts = parts_that_fit(chunks, chunks * partial_size, per_part, workspace_floats);
+  const int parts = conv_parts_for_workspace(chunks, chunks * partial_size, per_part, workspace_floats);
 
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
     float* cols = cols_base + part * per_part;

@@ -21,6 +21,10 @@ namespace cpu {
 // so its bits do not depend on how many threads ran.
 constexpr int64_t kConvImagesPerChunk = 8;
 
+// Threads for `items` (images or chunks of them) when each needs `per_part` floats of a
+// workspace of `workspace_floats` past `fixed` shared ones: at most get_num_threads(), at least 1.
+int conv_parts_for_workspace(int64_t items, int64_t fixed, int64_t per_part, int64_t workspace_floats);
+
 // Floats of workspace conv2d_forward uses with `threads` threads (more is fine).
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t F, bool has_bias, int threads);
 

@@ -2,18 +2,10 @@
 #include <immintrin.h>
 
 #include "dropnet/kernels/cpu/sparse_sddmm.h"
+#include "dropnet/kernels/cpu/vec_avx2.h"
 
 namespace dropnet {
 namespace cpu {
-
-namespace {
-inline float reduce_add(__m256 v) {  // fixed tree: halves, then pairs, then the last two
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-}  // namespace
 
 void sddmm_rows_avx2(const float* dYt, const float* Xt, int64_t Mpad, const CsrView& S, int64_t n0, int64_t n1,
                      float* dW, bool accumulate) {
@@ -32,7 +24,7 @@ void sddmm_rows_avx2(const float* dYt, const float* Xt, int64_t Mpad, const CsrV
         for (int i = 0; i < G; ++i) acc[i] = _mm256_fmadd_ps(d, _mm256_loadu_ps(x[i] + m), acc[i]);
       }
       for (int i = 0; i < g; ++i) {
-        const float s = reduce_add(acc[i]);
+        const float s = Avx2Vec::reduce_add(acc[i]);
         dW[p + i] = accumulate ? dW[p + i] + s : s;
       }
     }

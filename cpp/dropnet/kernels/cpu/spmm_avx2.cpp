@@ -5,6 +5,7 @@
 #include "dropnet/kernels/cpu/transpose_avx2.h"
 #include "dropnet/kernels/cpu/spmm.h"
 #include "dropnet/kernels/cpu/spmm_rows_impl.h"
+#include "dropnet/kernels/cpu/vec_avx2.h"
 
 namespace dropnet {
 namespace cpu {
@@ -39,16 +40,7 @@ inline __m256i lane_mask(int64_t n) {  // lanes [0, n) on, n in [0, 8]
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-struct Avx2Ops {
-  using Vec = __m256;
-  static constexpr int64_t kLanes = 8;
-  static Vec zero() { return _mm256_setzero_ps(); }
-  static Vec set1(float f) { return _mm256_set1_ps(f); }
-  static Vec loadu(const float* p) { return _mm256_loadu_ps(p); }
-  static Vec load(const float* p) { return _mm256_load_ps(p); }
-  static void store(float* p, Vec v) { _mm256_store_ps(p, v); }
-  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
-
+struct Avx2Ops : Avx2Vec {
   // 8×8 blocks of the tile (8 rows n × 8 batch columns) transposed into Y rows.
   template <int V>
   static void write_tile(const float* tile, int64_t rows, int64_t n, int64_t m0, int64_t M, const float* bias,

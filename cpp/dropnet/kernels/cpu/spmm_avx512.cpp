@@ -5,6 +5,7 @@
 #include "dropnet/kernels/cpu/transpose_avx512.h"
 #include "dropnet/kernels/cpu/spmm.h"
 #include "dropnet/kernels/cpu/spmm_rows_impl.h"
+#include "dropnet/kernels/cpu/vec_avx512.h"
 
 namespace dropnet {
 namespace cpu {
@@ -36,16 +37,7 @@ void spmm_pack_avx512(const float* X, int64_t ldx, int64_t M, int64_t Mpad, int6
 
 namespace {
 
-struct Avx512Ops {
-  using Vec = __m512;
-  static constexpr int64_t kLanes = 16;
-  static Vec zero() { return _mm512_setzero_ps(); }
-  static Vec set1(float f) { return _mm512_set1_ps(f); }
-  static Vec loadu(const float* p) { return _mm512_loadu_ps(p); }
-  static Vec load(const float* p) { return _mm512_load_ps(p); }
-  static void store(float* p, Vec v) { _mm512_store_ps(p, v); }
-  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-
+struct Avx512Ops : Avx512Vec {
   // Each 16×16 block of the tile (16 rows n × 16 batch columns) transposed into 16 Y rows.
   template <int V>
   static void write_tile(const float* tile, int64_t rows, int64_t n, int64_t m0, int64_t M, const float* bias,

@@ -1,0 +1,36 @@
+// The float-vector operations the templated kernels (spmm_rows_impl.h, csr_matmul_impl.h) are
+// written over, for 8-float AVX2 vectors. Include only from *_avx2.cpp units (compiled with the
+// AVX2 flags); internal linkage.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace dropnet {
+namespace cpu {
+namespace {
+
+struct Avx2Vec {
+  using Vec = __m256;
+  static constexpr int64_t kLanes = 8;
+  static Vec zero() { return _mm256_setzero_ps(); }
+  static Vec set1(float f) { return _mm256_set1_ps(f); }
+  static Vec loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static Vec load(const float* p) { return _mm256_load_ps(p); }
+  static void store(float* p, Vec v) { _mm256_store_ps(p, v); }
+  static void storeu(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+  static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  static Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
+  // Lane sum by a fixed tree: halves, then pairs, then the last two.
+  static float reduce_add(Vec v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+}  // namespace
+}  // namespace cpu
+}  // namespace dropnet
