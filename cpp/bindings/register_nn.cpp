@@ -680,7 +680,7 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             }
             return out;
           },
-          "Per dense layer: layer index, weight param_index, density of its mask (1.0 without one), mode "
+          "Per dense and conv2d layer: layer index, weight param_index, density of its mask (1.0 without one), mode "
           "('auto'|'sparse'|'dense'), sparse (whether the last step or forward ran it sparse), "
           "break_even_density (training step) / inference_break_even_density (forward) / break_even_batch / "
           "dense_seconds (seconds of a dense training step of the layer): the calibration 'auto' used last; None "

@@ -117,10 +117,10 @@ class Network {
   // slots: n_optimizer_slots() pointers, each of its parameter's size (masked entries forced to 0).
   void set_optimizer_state(int64_t step, const std::vector<const float*>& slots);
 
-  // Sparse execution (sparse_weight.h). A masked dense weight runs sparse when its mode says so:
-  // "sparse" always, "dense" never, "auto" when its density is below the measured break-even for
-  // the layer's shape and batch (train_step: of a training step; forward, evaluate: of a forward
-  // pass). param_index: the layer's weight or bias.
+  // Sparse execution (sparse_weight.h, sparse_conv.h). The masked weight of a Dense or Conv2D
+  // layer runs sparse when its mode says so: "sparse" always, "dense" never, "auto" when its
+  // density is below the measured break-even for the layer's shape and batch (train_step: of a
+  // training step; forward, evaluate: of a forward pass). param_index: the layer's weight or bias.
   void set_sparse_mode(int64_t param_index, SparseMode mode);
   std::vector<SparseLayerInfo> sparse_info() const;
 
@@ -141,8 +141,8 @@ class Network {
   void check_bn_batch(int64_t rows) const;
   // Per-row losses into loss_rows_; the gradient of the batch mean into d_out when non-null.
   void compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out);
-  // Chooses dense or sparse for each masked dense layer for batches of `rows` (by the training
-  // or the inference break-even), and syncs the copy it will read (sparse_weight.h).
+  // Chooses dense or sparse for each masked Dense / Conv2D layer for batches of `rows` (by the
+  // training or the inference break-even), and syncs the copy it will read (sparse_weight.h).
   void prepare_execution(int64_t rows, bool training_step);
   // After a training step: the copy that was updated is current, the other one stale.
   void mark_updated();

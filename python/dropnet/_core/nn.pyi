@@ -61,7 +61,7 @@ class Network:
         """
     def sparse_info(self) -> list:
         """
-        Per dense layer: layer index, weight param_index, density of its mask (1.0 without one), mode ('auto'|'sparse'|'dense'), sparse (whether the last step or forward ran it sparse), break_even_density (training step) / inference_break_even_density (forward) / break_even_batch / dense_seconds (seconds of a dense training step of the layer): the calibration 'auto' used last; None before it ran.
+        Per dense and conv2d layer: layer index, weight param_index, density of its mask (1.0 without one), mode ('auto'|'sparse'|'dense'), sparse (whether the last step or forward ran it sparse), break_even_density (training step) / inference_break_even_density (forward) / break_even_batch / dense_seconds (seconds of a dense training step of the layer): the calibration 'auto' used last; None before it ran.
         """
     def train_step(self, x: typing.Any, y: typing.Any) -> float:
         """
