@@ -2,16 +2,14 @@
 
     PYTHONPATH=python:. python -m benchmarks.experiments.sparse_vs_dense [threads]
 
-Shapes of the spmm suite, 90 % and 98 % sparsity, median of 9 calls each into reused buffers:
+Shapes of the spmm suite, 90 % and 98 % sparsity, median of 15 calls each into reused buffers:
 forward x @ Wᵀ, backward input gy @ W (from W's live values, and from ``s.transpose()`` made
 once), weight gradient (gyᵀ @ x) at the stored entries; the dense side is ``ops.matmul`` of the
 full product. Prints the speed ratio dense / sparse per product.
 """
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -19,18 +17,9 @@ import dropnet
 from dropnet import ops, sparse
 from dropnet.ops import _sparse as sops
 
+from .spmm_processes import median_ms
+
 SHAPES = [(784, 300, 256), (1024, 1024, 256), (4096, 4096, 64)]  # (in K, out N, batch M)
-
-
-def median_ms(fn, reps: int = 9) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
 
 
 def main(threads: int = 2) -> None:

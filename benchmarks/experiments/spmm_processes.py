@@ -30,7 +30,8 @@ SHAPES = [(784, 300, 256), (1024, 1024, 256), (4096, 4096, 64)]  # (in K, out N,
 PRODUCTS = ["forward", "backward, Wᵀ made once", "backward, live W", "weight grad"]
 
 
-def _median_ms(fn: Callable[[], object], reps: int = 15) -> float:
+def median_ms(fn: Callable[[], object], reps: int = 15) -> float:
+    """Median milliseconds of `reps` calls after 3 warm-up calls."""
     for _ in range(3):
         fn()
     times = []
@@ -71,7 +72,7 @@ def child(side: str, sparsity: float, threads: int) -> Dict[str, Dict[str, float
                    lambda: sops.sparse_linear(gy, s_t, out=dx),
                    lambda: sops.sparse_linear_backward_input(gy, s, out=dx),
                    lambda: sops.sparse_weight_grad(gy, x, s, out=dw)]
-        out[f"{K}->{N} batch {M}"] = {p: _median_ms(f) for p, f in zip(PRODUCTS, fns)}
+        out[f"{K}->{N} batch {M}"] = {p: median_ms(f) for p, f in zip(PRODUCTS, fns)}
     return out
 
 
