@@ -8,12 +8,14 @@
 #include <random>
 #include <vector>
 
+#include "isa_guard.h"
 #include "dropnet/core/cpu_features.h"
 #include "dropnet/core/philox.h"
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/gemm.h"
 
 using namespace dropnet;
+using dropnet::testing::IsaGuard;
 
 namespace {
 
@@ -37,15 +39,6 @@ Problem make_problem(bool ta, bool tb, int64_t M, int64_t N, int64_t K, uint32_t
   for (float& x : p.B) x = u(rng);
   return p;
 }
-
-struct IsaGuard {
-  Isa saved = active_isa();
-  int threads = get_num_threads();
-  ~IsaGuard() {
-    set_isa(saved);
-    set_num_threads(threads);
-  }
-};
 
 }  // namespace
 

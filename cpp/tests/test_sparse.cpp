@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "isa_guard.h"
 #include "dropnet/core/cpu_features.h"
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/csr_matmul.h"
@@ -17,6 +18,7 @@
 #include "dropnet/kernels/cpu/spmm.h"
 
 using namespace dropnet;
+using dropnet::testing::IsaGuard;
 
 namespace {
 
@@ -50,15 +52,6 @@ std::vector<float> random_matrix(int64_t rows, int64_t ld, uint32_t seed) {
   for (float& v : m) v = u(gen);
   return m;
 }
-
-struct IsaGuard {
-  Isa saved = active_isa();
-  int threads = get_num_threads();
-  ~IsaGuard() {
-    set_isa(saved);
-    set_num_threads(threads);
-  }
-};
 
 }  // namespace
 
