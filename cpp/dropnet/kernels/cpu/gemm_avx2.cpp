@@ -10,6 +10,7 @@
 #include "dropnet/kernels/cpu/gemm_kernels.h"
 #include "dropnet/kernels/cpu/gemm_vec_math.h"
 #include "dropnet/kernels/cpu/transpose_avx2.h"
+#include "dropnet/kernels/cpu/vec_avx2.h"
 
 namespace dropnet {
 namespace cpu {
@@ -20,11 +21,6 @@ namespace {
 constexpr int kMr = 6;
 constexpr int kNv = 2;  // vectors of 8 columns per tile row
 constexpr int kNr = 8 * kNv;
-
-// Lane j enabled iff j < n (maskload / maskstore take the sign bit of each 32-bit lane).
-inline __m256i lane_mask(int n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 template <int M, int NV>
 void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int n) {

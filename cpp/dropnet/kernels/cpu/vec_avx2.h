@@ -1,6 +1,7 @@
-// The float-vector operations the templated kernels (spmm_rows_impl.h, csr_matmul_impl.h) are
-// written over, for 8-float AVX2 vectors. Include only from *_avx2.cpp units (compiled with the
-// AVX2 flags); internal linkage.
+// The float-vector operations the templated kernels (spmm_rows_impl.h, csr_matmul_impl.h,
+// gemm_skip_zeros_rows_impl.h) are written over, for 8-float AVX2 vectors, and the lane mask of
+// the masked loads and stores. Include only from *_avx2.cpp units (compiled with the AVX2 flags);
+// internal linkage.
 #pragma once
 #include <immintrin.h>
 
@@ -9,6 +10,12 @@
 namespace dropnet {
 namespace cpu {
 namespace {
+
+// Lanes [0, n) on, for maskload / maskstore (they read the sign bit of each 32-bit lane): n <= 0
+// turns every lane off, n >= 8 every lane on (the compare is signed, so any n in int range works).
+inline __m256i lane_mask(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
 
 struct Avx2Vec {
   using Vec = __m256;
@@ -19,6 +26,8 @@ struct Avx2Vec {
   static Vec load(const float* p) { return _mm256_load_ps(p); }
   static void store(float* p, Vec v) { _mm256_store_ps(p, v); }
   static void storeu(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+  // The first n lanes of v to p[0, n); nothing is read or written past p + n.
+  static void store_first(float* p, Vec v, int64_t n) { _mm256_maskstore_ps(p, lane_mask(n), v); }
   static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
   static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
   static Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
