@@ -1,4 +1,4 @@
-"""Timing protocol of BENCHMARKS.md: warm up, interleave the sides (A B A B ...), take the median
+"""Timing protocol of docs/performance.md: warm up, interleave the sides (A B A B ...), take the median
 of >= 5 repeats, print min/median/max and ratios against a peer measured in the same run.
 
 A suite module in ``benchmarks/suites/<name>.py`` defines ``run(ctx: Context) -> None`` and calls

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     print(f"# load average {load:.2f}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}")
     if load > 1.5:
-        print("# WARNING: the machine is busy; figures are unreliable (BENCHMARKS.md: shared, noisy machines)")
+        print("# WARNING: the machine is busy; figures are unreliable (docs/performance.md: shared, noisy machines)")
     print(harness.HEADER, flush=True)
     ctx = harness.Context(threads, repeats=3 if args.quick else args.repeats, quick=args.quick)
     for name in names:
