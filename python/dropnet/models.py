@@ -60,7 +60,7 @@ def _check_batch_size(batch_size: object) -> int:
 
 
 def as_inputs(x: ArrayLike, input_shape: Optional[Tuple[int, ...]], name: str = "x") -> np.ndarray:
-    """``x`` as a C-contiguous float32 array of shape (N, *input_shape), N > 0, all finite.
+    """``x`` as a C-contiguous float32 array of shape ``(N, *input_shape)``, N > 0, all finite.
 
     float32 input is used as is (no copy when already contiguous); other real dtypes (float64,
     integers) are converted once here. Raises TypeError for non-numeric data, ValueError for
@@ -437,7 +437,7 @@ class Sequential:
             initial_epoch: int = 0) -> _callbacks.History:
         """Train for epochs ``initial_epoch .. epochs - 1``; one native ``train_step`` per batch.
 
-        x: (N, *input_shape), converted once to float32 (float64 input is copied). y: int labels
+        x: ``(N, *input_shape)``, converted once to float32 (float64 input is copied). y: int labels
         (N,) for sparse crossentropy, (N, n_out) floats otherwise. The last partial batch is used.
         validation_split: the last fraction of x/y (before shuffling) is held out.
         seed: data-order seed (default: the model seed). Returns a ``History``.
