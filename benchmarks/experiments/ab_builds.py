@@ -3,7 +3,8 @@
     python -m benchmarks.experiments.ab_builds OLD/python NEW/python [--rounds 7] [--threads 2]
 
 Each round runs every workload once in a process importing build A, then once in a process
-importing build B (A B A B ...: drift hits both), each timing the median of a few warm calls. It
+importing build B (A B A B ...: drift hits both), each timing the fastest of a few warm calls
+(on a shared machine the minimum is the figure least disturbed by others' load). It
 prints per workload the median over rounds of B's time ÷ A's, with min and max. Workloads (the
 hot parts of the ``train_step``, ``mlp_epoch`` and ``cnn_epoch`` suites at their shapes):
   mlp_sgd_step   LeNet-300-100 + dropout 0.5, SGD momentum, batch 128, one native train_step
@@ -27,12 +28,12 @@ WORKER = textwrap.dedent(r"""
     dropnet.set_num_threads(int(sys.argv[1]))
     rng = np.random.default_rng(0)
 
-    def med(f, n):
+    def med(f, n):  # the fastest of n warm calls: the least disturbed by other load on the machine
         f()
         ts = []
         for _ in range(n):
             t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-        return float(np.median(ts))
+        return float(np.min(ts))
 
     out = {}
     net = dropnet._core.nn.Network(
