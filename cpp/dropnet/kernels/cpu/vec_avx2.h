@@ -29,6 +29,9 @@ struct Avx2Vec {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // The canonical 16-lane sum (lanes16.h) of lanes 0-7 in v[0] and 8-15 in v[1].
+  static constexpr int kVecs16 = 2;
+  static float reduce16(const Vec* v) { return reduce_add(add(v[0], v[1])); }
 };
 
 }  // namespace
