@@ -199,3 +199,34 @@ def test_misaligned_inputs_give_the_aligned_result(isa_level, misalign):
                                rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="out.*aligned"):
         ops.conv2d(x, w, b, out=gp.empty_guarded((2, 4, 4, 4), misalign=misalign))
+
+
+@pytest.mark.parametrize("p", ["0.5", True, np.bool_(True), np.array(0.5), [0.5], None])
+def test_linear_dropout_takes_the_types_dropout_takes(p):
+    x, w = rand(3, 4), rand(2, 4)
+    with pytest.raises(TypeError, match="dropout"):
+        ops.linear(x, w, dropout=p, seed=0, stream=0)
+    with pytest.raises(TypeError, match="p"):
+        ops.dropout(x, p, seed=0, stream=0)
+    # The same real numbers work in both (np.float32 included) and give the same mask.
+    y = ops.linear(x, np.eye(4, dtype=np.float32), dropout=np.float32(0.5), seed=3, stream=4)
+    np.testing.assert_array_equal(y, ops.dropout(x @ np.eye(4, dtype=np.float32), np.float32(0.5), seed=3, stream=4))
+
+
+@pytest.mark.parametrize("make", [lambda v: dropnet.layers.Dense(v), lambda v: dropnet.layers.Conv2D(v, 3),
+                                  lambda v: dropnet.layers.Conv2D(2, v), lambda v: dropnet.layers.Input((v,))])
+@pytest.mark.parametrize("size", [2**31, 2**40, 2**63])
+def test_huge_layer_sizes_fail_at_construction(make, size):
+    with pytest.raises(ValueError, match=r"2\*\*31 - 1"):
+        make(size)
+
+
+def test_uniform_bits_never_wraps_past_2_64():
+    from dropnet.random import uniform_bits
+    top = uniform_bits(2, 5, 6, start=2**64 - 2)
+    np.testing.assert_array_equal(top, uniform_bits(4, 5, 6, start=2**64 - 4)[2:])
+    assert top[0] != uniform_bits(1, 5, 6)[0] or top[1] != uniform_bits(2, 5, 6)[1]
+    with pytest.raises(ValueError, match="start"):
+        uniform_bits(3, 5, 6, start=2**64 - 2)
+    with pytest.raises(ValueError, match="start"):
+        dropnet._core.random.fill_uniform_bits(np.zeros(3, np.uint32), 5, 6, 2**64 - 2)
