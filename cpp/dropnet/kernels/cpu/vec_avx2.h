@@ -10,6 +10,14 @@ namespace dropnet {
 namespace cpu {
 namespace {
 
+// Mask of lanes [0, n) for maskload / maskstore (the sign bit of each 32-bit lane): every masked
+// tail load and store goes through this one function. Any n is safe: n <= 0 enables no lane,
+// n >= 8 all of them (callers compute n as `remaining - 8 * v`, which may be negative).
+inline __m256i first_lanes8(int64_t n) {
+  const int clamped = static_cast<int>(n < 0 ? 0 : n > 8 ? 8 : n);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(clamped), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 struct Avx2Vec {
   using Vec = __m256;
   static constexpr int64_t kLanes = 8;
