@@ -19,6 +19,17 @@ _ops = _core.ops
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 
 
+def _check_not_transposed_view(arr: object, name: str, flag: str, flag_set: bool) -> None:
+    """A transposed view (``w.T`` of a C-contiguous array) is Fortran-ordered: name the flag that
+    multiplies by the transpose without a copy instead of the generic stride error."""
+    if (isinstance(arr, np.ndarray) and arr.ndim == 2 and not arr.flags.c_contiguous and arr.flags.f_contiguous
+            and min(arr.shape) > 1):
+        hint = (f"pass the untransposed array with {flag}=True (no copy)" if not flag_set else
+                f"pass the untransposed array with {flag}=False, since {flag}=True already transposes it")
+        raise ValueError(f"{name}: expected a C-contiguous float32 array, got a transposed view of shape {arr.shape} "
+                         f"(e.g. {name}.T); {hint}, or np.ascontiguousarray({name})")
+
+
 def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
            beta: float = 0.0, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``alpha * op(a) @ op(b) + beta * out`` in float32, where ``op(x)`` is ``x.T`` if asked.
@@ -29,6 +40,8 @@ def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool
     Inputs must be float32 and C-contiguous (TypeError / ValueError otherwise): pass ``x.T`` as
     ``x`` with ``trans_*=True`` instead of a transposed view.
     """
+    _check_not_transposed_view(a, "a", "trans_a", bool(trans_a))
+    _check_not_transposed_view(b, "b", "trans_b", bool(trans_b))
     return _ops.matmul(a, b, bool(trans_a), bool(trans_b), float(alpha), float(beta), out)
 
 
@@ -44,6 +57,8 @@ def matmul_skip_zeros(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, tr
     (otherwise the dense GEMM runs). Each row of ``c`` sums over the nonzeros of ``a`` in a fixed
     order: bit-identical for any thread count.
     """
+    _check_not_transposed_view(a, "a", "trans_a", bool(trans_a))
+    _check_not_transposed_view(b, "b", "trans_b", bool(trans_b))
     c, skipped = _ops.matmul_skip_zeros(a, b, bool(trans_a), bool(trans_b), float(max_density), out)
     return c, bool(skipped)
 
