@@ -84,7 +84,7 @@ def main() -> None:
     twin.set_state(dense.get_state())
     structured = prune.channels(twin, 0.5)
     unstructured = dense
-    prune.magnitude(unstructured, a.amount, exclude=["conv2d_0"], include_output=False)
+    prune.magnitude(unstructured, a.amount, exclude=["conv2d"], include_output=False)
     tune_s = fit_timed(unstructured, xt, yt, a.finetune)
     left = prune.sparsity(unstructured).remaining
     rows.append((f"magnitude {a.amount:.0%}, fine-tuned", left, unstructured.evaluate(xs, ys)["accuracy"],
@@ -102,7 +102,7 @@ def main() -> None:
         print(f"| {name} | {frac:.1%} | {acc:.2%} | {sec:.2f} |")
     print("\nsparse execution of the magnitude-pruned network:")
     for info in unstructured.sparse_info():
-        print(f"  layer {info['layer']}: density {info['density']:.3f}, "
+        print(f"  {info['name']}: density {info['density']:.3f}, "
               f"{'sparse' if info['sparse'] else 'dense'}")
     print("\n" + str(prune.sparsity(unstructured)))
     assert np.isfinite(rows[-1][2])
