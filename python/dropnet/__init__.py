@@ -18,7 +18,7 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 from . import _core  # noqa: E402
 from ._runtime import cpu_features, get_num_threads, set_isa, set_num_threads, isa, cuda_available
 from . import ops, prune, random, sparse
-from . import callbacks, datasets, io, layers, losses, metrics, models, optim, regularizers
+from . import callbacks, constraints, datasets, io, layers, losses, metrics, models, optim, plot, regularizers
 from .models import Sequential, load_model
 from .random import Generator
 
@@ -53,6 +53,7 @@ __all__ = [
     "Sequential",
     "load_model",
     "callbacks",
+    "constraints",
     "datasets",
     "io",
     "layers",
@@ -60,6 +61,7 @@ __all__ = [
     "metrics",
     "models",
     "optim",
+    "plot",
     "regularizers",
     "__version__",
     "Generator",

@@ -41,9 +41,10 @@ def sample_weights(sample_weight: Optional[ArrayLike], class_weight: Optional[Ma
         if arr.shape != (n,):
             raise ValueError(f"{name}: expected one weight per sample, shape ({n},), got {arr.shape}")
         w = np.ascontiguousarray(arr, dtype=np.float32)
-        if not (np.isfinite(w).all() and (w >= 0).all()):
-            raise ValueError(f"{name}: expected finite weights >= 0, got min {np.nanmin(w)!r} "
-                             f"({int(np.size(w) - np.count_nonzero(np.isfinite(w)))} NaN/inf)")
+        finite = np.isfinite(w)
+        if not (finite.all() and (w >= 0).all()):
+            raise ValueError(f"{name}: expected finite weights >= 0, got {int(np.size(w) - np.count_nonzero(finite))} "
+                             f"NaN/inf and {int(np.count_nonzero(w < 0))} negative")
     if class_weight is not None:
         if not isinstance(class_weight, Mapping):
             raise TypeError(f"class_weight: expected a dict {{class index: weight}}, got {type(class_weight).__name__}")
@@ -92,9 +93,13 @@ def iterate_batches(data: Iterable, steps: Optional[int], epoch: int) -> Iterato
         count += 1
 
 
-def is_batch_source(x: object) -> bool:
-    """True for a generator / iterator / iterable of batches rather than an array of samples."""
-    if isinstance(x, (np.ndarray, list, tuple, str, bytes)) or hasattr(x, "__array__"):
+def is_batch_source(x: object, y: object) -> bool:
+    """True for a generator / iterator / iterable of batches rather than an array of samples: any
+    iterable that is not an array, or a list / tuple of batches when y is None."""
+    if isinstance(x, (list, tuple)):
+        return y is None and len(x) > 0 and all(isinstance(b, (tuple, list)) and len(b) in (2, 3) and
+                                                not np.isscalar(b[0]) for b in x)
+    if isinstance(x, (np.ndarray, str, bytes)) or hasattr(x, "__array__"):
         return False
     return hasattr(x, "__iter__") or hasattr(x, "__next__")
 

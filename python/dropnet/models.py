@@ -493,7 +493,7 @@ class Sequential(ModelAPI):
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         shuffle_seed = self.seed if seed is None else _check_seed(seed)
-        if is_batch_source(x):
+        if is_batch_source(x, y):
             return self._fit_batches(x, y, epochs, validation_data, callbacks, verbose, initial_epoch,
                                      steps_per_epoch, sample_weight, class_weight, validation_split)
         if steps_per_epoch is not None:

@@ -307,7 +307,9 @@ float* ActivationLayer::backward(float* d_out, float*, bool need_d_in, int64_t r
 // ------------------------------------------------------------------------------------- augment
 
 const float* AugmentLayer::forward(const float* x, const ForwardContext& ctx) {
-  if (!ctx.training) return x;
+  // Training steps only: inference and Monte Carlo dropout (training without bn_training) see
+  // the images as they are.
+  if (!ctx.training || !ctx.bn_training) return x;
   const Shape& s = in_shape();
   cpu::augment_images(x, y_.data(), ctx.rows, s[0], s[1], s[2], spec_, ctx.seed, (*ctx.next_stream)++);
   return y_.data();

@@ -216,8 +216,8 @@ class ReshapeLayer : public Layer {
   float* backward(float* d_out, float*, bool, int64_t) override { return d_out; }
 };
 
-// Random crop / flip / erasing of (C, H, W) images in training (one Philox stream per batch),
-// identity at inference. Only valid before the first layer with parameters (no backward).
+// Random crop / flip / erasing of (C, H, W) images in training steps (one Philox stream per
+// batch), identity at inference and in Monte Carlo dropout (training without bn_training). Only valid before the first layer with parameters (no backward).
 class AugmentLayer : public Layer {
  public:
   AugmentLayer(const cpu::AugmentSpec& spec, const Shape& shape) : Layer(shape, shape), spec_(spec) {}

@@ -5,7 +5,7 @@ threads over rows and columns of the output, bit-identical for any thread count)
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 
@@ -61,6 +61,21 @@ def matmul_skip_zeros(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, tr
     _check_not_transposed_view(b, "b", "trans_b", bool(trans_b))
     c, skipped = _ops.matmul_skip_zeros(a, b, bool(trans_a), bool(trans_b), float(max_density), out)
     return c, bool(skipped)
+
+
+@overload
+def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = ..., *, activation: Optional[str] = ...,
+           negative_slope: float = ..., dropout: float = ..., seed: Optional[int] = ..., stream: Optional[int] = ..., return_mask: Literal[False] = ..., out: Optional[np.ndarray] = ...) -> np.ndarray: ...
+
+
+@overload
+def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = ..., *, activation: Optional[str] = ...,
+           negative_slope: float = ..., dropout: float = ..., seed: Optional[int] = ..., stream: Optional[int] = ..., return_mask: Literal[True], out: Optional[np.ndarray] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = ..., *, activation: Optional[str] = ...,
+           negative_slope: float = ..., dropout: float = ..., seed: Optional[int] = ..., stream: Optional[int] = ..., return_mask: bool = ..., out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
 
 
 def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, activation: Optional[str] = None,
