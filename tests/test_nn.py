@@ -451,7 +451,9 @@ def test_construction_shape_errors():
     with pytest.raises(ValueError, match=r"dense: expected a flat input \(features,\), got \(2, 3\); put a flatten"):
         Network([{"type": "dense", "units": 3}], (2, 3), SPARSE, 0)
     with pytest.raises(ValueError, match="output must be flat"):
-        Network([{"type": "activation", "activation": "relu"}], (2, 3), "mse", 0)
+        Network([{"type": "activation", "activation": "relu"}], (2, 3), SPARSE, 0)
+    # Elementwise losses take outputs of any shape (an image autoencoder with mse).
+    assert Network([{"type": "activation", "activation": "relu"}], (2, 3), "mse", 0).output_shape == (2, 3)
     with pytest.raises(TypeError, match=r"layers\[0\]\['units'\]: expected an int, got float"):
         Network([{"type": "dense", "units": 3.0}], (4,), SPARSE, 0)
     with pytest.raises(ValueError, match="seed"):
