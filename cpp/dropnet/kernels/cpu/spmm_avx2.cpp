@@ -44,7 +44,7 @@ struct Avx2Ops : Avx2Vec {
     constexpr int64_t W = 8 * V;
     for (int64_t h = 0; h < rows; h += 8) {
       const int64_t h_rows = std::min<int64_t>(8, rows - h);
-      const __m256i nmask = lane_mask(h_rows);
+      const __m256i nmask = first_lanes8(h_rows);
       const __m256 b = bias ? _mm256_maskload_ps(bias + n + h, nmask) : _mm256_setzero_ps();
       for (int v = 0; v < V; ++v) {
         __m256 t[8];
