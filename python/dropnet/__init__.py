@@ -26,7 +26,6 @@ from .random import Generator
 __version__: str = _package_version()
 
 
-
 def _running_as_cli() -> bool:
     """Whether this import is the ``dropnet`` command (console script or ``python -m dropnet``)."""
     import sys
