@@ -434,14 +434,30 @@ class Sequential:
             validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None, validation_split: float = 0.0,
             shuffle: bool = True, seed: Optional[int] = None,
             callbacks: Optional[Sequence[_callbacks.Callback]] = None, verbose: int = 1,
-            initial_epoch: int = 0) -> _callbacks.History:
+            initial_epoch: int = 0, distributed: bool = False) -> _callbacks.History:
         """Train for epochs ``initial_epoch .. epochs - 1``; one native ``train_step`` per batch.
 
         x: (N, *input_shape), converted once to float32 (float64 input is copied). y: int labels
         (N,) for sparse crossentropy, (N, n_out) floats otherwise. The last partial batch is used.
         validation_split: the last fraction of x/y (before shuffling) is held out.
         seed: data-order seed (default: the model seed). Returns a ``History``.
+        distributed: data-parallel over the MPI ranks this process was started with (every rank
+        calls fit with the same arguments; batch_size is the global batch). See
+        docs/distributed.md and ``dropnet.distributed``.
         """
+        if distributed:
+            from . import distributed as _distributed
+
+            return _distributed.fit(self, x, y, epochs=epochs, batch_size=batch_size,
+                                    validation_data=validation_data, validation_split=validation_split,
+                                    shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
+                                    initial_epoch=initial_epoch)
+        return self._fit(x, y, epochs, batch_size, validation_data, validation_split, shuffle, seed, callbacks,
+                         verbose, initial_epoch, None)
+
+    def _fit(self, x, y, epochs, batch_size, validation_data, validation_split, shuffle, seed, callbacks,
+             verbose, initial_epoch, data_parallel) -> _callbacks.History:
+        # data_parallel: dropnet.distributed's per-rank runner, or None for one process.
         epochs = _check_count(epochs, "epochs")
         initial_epoch = _check_count(initial_epoch, "initial_epoch", minimum=0)
         batch_size = _check_batch_size(batch_size)
@@ -464,7 +480,12 @@ class Sequential:
                 raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves an empty split")
             val = (x[-n_val:], y[-n_val:])
             x, y = x[:-n_val], y[:-n_val]
+        if data_parallel is not None:
+            verbose, callbacks = data_parallel.start(x, y, val, batch_size, epochs, initial_epoch, shuffle,
+                                                     shuffle_seed, verbose, callbacks)
         net = self._net
+        train_steps = net.train_steps if data_parallel is None else data_parallel.train_steps
+        evaluate = self._evaluate_prepared if data_parallel is None else data_parallel.evaluate
         n = len(x)
         steps = -(-n // batch_size)
         history = _callbacks.History()
@@ -490,7 +511,7 @@ class Sequential:
                 hi = 0
                 for s0 in range(0, steps, chunk):
                     s1 = min(steps, s0 + chunk)
-                    losses, corrects = net.train_steps(x, y, order, batch_size, s0, s1)
+                    losses, corrects = train_steps(x, y, order, batch_size, s0, s1)
                     for i in range(s1 - s0):
                         step = s0 + i
                         lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
@@ -508,8 +529,10 @@ class Sequential:
                     # Keras semantics: the running accuracy of the training batches, dropout on,
                     # counted natively from the logits each step computed (no extra pass).
                     logs["accuracy"] = correct_sum / max(hi, 1)
+                if data_parallel is not None:
+                    data_parallel.end_epoch()  # the same batch norm running statistics on every rank
                 if val is not None:
-                    logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(val[0], val[1], 256).items()})
+                    logs.update({f"val_{k}": v for k, v in evaluate(val[0], val[1], 256).items()})
                 logs["lr"] = lr
                 bar.finish(logs)
                 cbs.on_epoch_end(epoch, logs)
@@ -526,18 +549,46 @@ class Sequential:
             out["accuracy"] = float(n_correct) / len(x)
         return out
 
-    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = 256) -> Dict[str, float]:
+    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = 256,
+                 distributed: bool = False) -> Dict[str, float]:
         """Mean loss (without weight penalties) and the compiled metrics with dropout off.
 
         Returns a dict ``{"loss": ..., "accuracy": ...}`` (Keras returns a list; a dict says what
-        each number is)."""
+        each number is). distributed: each MPI rank evaluates its share of the rows and the sums
+        are allreduced (every rank passes the same x, y and gets the same dict)."""
         batch_size = _check_batch_size(batch_size)
         x, y = self._prepare(x, y)
+        if distributed:
+            from . import distributed as _distributed
+
+            return _distributed.evaluate(self, x, y, batch_size)
         return self._evaluate_prepared(x, y, batch_size)
 
+    def compute_gradients(self, x: ArrayLike, y: ArrayLike, row_offset: int = 0,
+                          grad_rows: Optional[int] = None) -> Tuple[float, int]:
+        """First half of a training step, for custom (e.g. data-parallel) loops.
+
+        Forward with dropout (its element indices counted from global row ``row_offset``), loss and
+        backward over the batch x (B, *input_shape), y (B,) or (B, n_out); gradients land in
+        ``self.network.grad_buffer`` as those of (sum of the B rows' losses) / grad_rows
+        (default B). Returns ``(loss_sum, correct)`` (correct -1 without classes). Weights,
+        optimizer state and ``rng_offset`` change only in ``apply_gradients``."""
+        x, y = self._prepare(x, y)
+        loss_sum, correct = self._net.compute_gradients(x, y, row_offset, grad_rows)
+        return float(loss_sum), int(correct)
+
+    def apply_gradients(self) -> float:
+        """Second half of a training step: weight penalties, optimizer update from the gradient
+        buffer, dropout streams advanced. Returns the penalty value. ``compute_gradients`` then
+        ``apply_gradients`` gives the bits of one ``train_step``."""
+        return float(self._require_net().apply_gradients())
+
     def predict(self, x: ArrayLike, batch_size: int = 256, mc_samples: int = 0,
-                seed: Optional[int] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+                seed: Optional[int] = None,
+                distributed: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """Outputs (N, n_out) with dropout off (probabilities after a final softmax).
+
+        distributed: each MPI rank predicts its share of the rows; every rank gets all N outputs.
 
         mc_samples=k > 0: Monte Carlo dropout. Runs k forward passes with dropout on and returns
         ``(mean, std)`` over them, each (N, n_out). Pass j over batch b uses its own Philox streams
@@ -551,6 +602,12 @@ class Sequential:
         n_out = net.output_shape[0]
         if isinstance(mc_samples, bool) or not isinstance(mc_samples, (int, np.integer)) or mc_samples < 0:
             raise ValueError(f"mc_samples: expected an int >= 0, got {mc_samples!r}")
+        if distributed:
+            if mc_samples:
+                raise ValueError("mc_samples: Monte Carlo dropout is not distributed; use distributed=False")
+            from . import distributed as _distributed
+
+            return _distributed.predict(self, x, batch_size)
         if mc_samples == 0:
             out = np.empty((n, n_out), dtype=np.float32)
             for lo in range(0, n, batch_size):

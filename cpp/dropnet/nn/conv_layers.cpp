@@ -287,7 +287,8 @@ const float* SpatialDropoutLayer::forward(const float* x, const ForwardContext& 
   if (!applied_) return x;
   const uint64_t stream = (*ctx.next_stream)++;
   cpu::spatial_dropout_forward(x, y_.data(), ctx.rows * channels_, hw_, keep_threshold(rate_),
-                               static_cast<float>(1.0 / (1.0 - rate_)), ctx.seed, stream, keep_bits_.data());
+                               static_cast<float>(1.0 / (1.0 - rate_)), ctx.seed, stream, keep_bits_.data(),
+                               ctx.row_offset * static_cast<uint64_t>(channels_));
   return y_.data();
 }
 

@@ -78,6 +78,10 @@ struct ForwardContext {
   bool bn_training = false;  // batch norm uses (and updates running) batch statistics
   uint64_t seed = 0;
   uint64_t* next_stream = nullptr;  // each dropout application takes *next_stream and bumps it
+  // Global position of row 0 in the whole batch: a layer's dropout draws element (row, j) from
+  // Philox word (row_offset + row)·(elements per row) + j, so a data-parallel rank's masks are
+  // those its rows get in the one-process step (docs/distributed.md).
+  uint64_t row_offset = 0;
 };
 
 class Layer {
