@@ -7,6 +7,7 @@ compares. Modes:
   fail      rank --bad-rank raises in the middle of an epoch (--die: it exits without a word)
   mismatch  rank --bad-rank builds its model with another seed
   resume    --load a checkpoint (or start fresh), train to --epochs, --save a checkpoint per epoch
+  lottery   prune.LotteryTicket (2 rounds, one control) with --save as its checkpoint_dir
 """
 from __future__ import annotations
 
@@ -88,6 +89,17 @@ def main() -> int:
 
     x, y = data()
     xv, yv = data(n=90, seed=1)
+    if a.mode == "lottery":
+        from dropnet import prune
+
+        lt = prune.LotteryTicket(lambda s: train_model(seed=s), rate=0.4, rounds=2, seed=3)
+        res = lt.run(x, y, epochs=2, batch_size=a.batch_size, test_data=(xv, yv), controls=("reinit",),
+                     checkpoint_dir=a.save, verbose=1, distributed=not a.plain)
+        if r == 0:
+            recs = res.records if hasattr(res, "records") else list(res)
+            np.savez(a.out, acc=np.array([rec["best_test_accuracy"] for rec in recs]),
+                     left=np.array([rec["weights_remaining"] for rec in recs]))
+        return 0
     if a.load:
         model = dropnet.load_model(a.load)
     else:

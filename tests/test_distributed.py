@@ -303,3 +303,26 @@ def test_checkpoint_saved_at_2_ranks_resumes_at_3_with_the_same_order(tmp_path):
     np.testing.assert_allclose(resumed["loss"], whole["loss"][1:], rtol=1e-3)
     for a, b in zip(_weights(whole), _weights(resumed)):
         np.testing.assert_allclose(b, a, rtol=2e-2, atol=5e-3)
+
+
+@needs_mpi
+def test_lottery_ticket_runs_distributed_and_only_rank_0_writes(tmp_path):
+    run_ranks(0, "lottery", tmp_path / "plain.npz", "--plain")
+    _, out, _ = run_ranks(2, "lottery", tmp_path / "dist.npz", "--save", tmp_path / "ckpt")
+    plain, got = _load(tmp_path / "plain.npz"), _load(tmp_path / "dist.npz")
+    np.testing.assert_array_equal(got["left"], plain["left"])  # the same pruning schedule
+    np.testing.assert_allclose(got["acc"], plain["acc"], atol=0.05)
+    assert out.count("round 0 ticket") == 1  # one voice
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["lottery.json", "rewind.dnet", "round_00_ticket.dnet",
+                                                     "round_01_reinit.dnet", "round_01_ticket.dnet",
+                                                     "round_02_reinit.dnet", "round_02_ticket.dnet"]
+
+
+@needs_mpi
+def test_dropnet_train_command_under_mpiexec(tmp_path):
+    cmd = [MPIEXEC, "-n", "2", "--oversubscribe", sys.executable, "-m", "dropnet", "train", "--dataset", "embedded",
+           "--max-samples", "600", "--epochs", "1", "--batch-size", "60", "--verbose", "0", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("test accuracy") == 1 and "(2 ranks)" in proc.stdout, proc.stdout
+    assert (tmp_path / "model.npz").exists() and (tmp_path / "history.csv").exists()

@@ -77,7 +77,12 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import callbacks, datasets, optim
+    from . import callbacks, datasets, distributed, optim
+
+    # Under mpiexec with several ranks, train data-parallel (docs/distributed.md); rank 0 speaks.
+    parallel = distributed.launched_size() > 1
+    main = distributed.is_main() if parallel else True
+    say = print if main else (lambda *a, **k: None)
 
     (x_train, y_train), (x_test, y_test) = datasets.load(args.dataset, path=args.data_dir, flatten=True)
     x_train, x_test = _flat(x_train), _flat(x_test)
@@ -97,13 +102,15 @@ def cmd_train(args) -> int:
                 callbacks.ModelCheckpoint(os.path.join(args.out, "model.npz"), monitor="val_loss")]
     if args.step_every:
         cbs.append(callbacks.StepDecay(factor=args.step_factor, every=args.step_every))
-    model.summary()
+    if main:
+        model.summary()
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, validation_data=(x_test, y_test),
-              callbacks=cbs, verbose=args.verbose)
-    result = model.evaluate(x_test, y_test)
-    print(f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.4f}  (seed {args.seed})")
+              callbacks=cbs, verbose=args.verbose, distributed=parallel)
+    result = model.evaluate(x_test, y_test, distributed=parallel)
+    say(f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.4f}  (seed {args.seed})"
+        + (f"  ({distributed.size()} ranks)" if parallel else ""))
     if args.out:
-        print(f"wrote {os.path.join(args.out, 'history.csv')} and {os.path.join(args.out, 'model.npz')}")
+        say(f"wrote {os.path.join(args.out, 'history.csv')} and {os.path.join(args.out, 'model.npz')}")
     return 0
 
 
