@@ -58,6 +58,7 @@ def main() -> int:
     p.add_argument("--save", default=None)
     p.add_argument("--plain", action="store_true", help="fit() without distributed (the one-process reference)")
     p.add_argument("--bn", action="store_true", help="a batch norm layer in the model")
+    p.add_argument("--fixed", type=int, default=0, help="distributed=FixedOrder(micro_shards=FIXED)")
     a = p.parse_args()
     dropnet.set_num_threads(1)
     r = dist.rank() if not a.plain else 0
@@ -116,7 +117,8 @@ def main() -> int:
     if a.save:
         cbs.append(cb.ModelCheckpoint(a.save, monitor="val_loss"))
     hist = model.fit(x, y, epochs=a.epochs, batch_size=a.batch_size, validation_data=(xv, yv), callbacks=cbs,
-                     verbose=0, initial_epoch=a.initial_epoch, distributed=not a.plain)
+                     verbose=0, initial_epoch=a.initial_epoch,
+                     distributed=dist.FixedOrder(a.fixed) if a.fixed else not a.plain)
     digest = dist.weights_digest(model)
     if not a.plain:
         everyone = dist.comm().allgather(digest)

@@ -326,3 +326,32 @@ def test_dropnet_train_command_under_mpiexec(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("test accuracy") == 1 and "(2 ranks)" in proc.stdout, proc.stdout
     assert (tmp_path / "model.npz").exists() and (tmp_path / "history.csv").exists()
+
+
+@needs_mpi
+def test_fixed_order_sum_gives_the_same_bits_at_1_2_and_4_ranks(tmp_path):
+    """FixedOrder(4): the four micro-shards' gradients are added in micro-shard order on every
+    rank, so the weights do not depend on how many ranks computed them."""
+    runs = {}
+    for n in (1, 2, 4):
+        run_ranks(n, "train", tmp_path / f"f{n}.npz", "--fixed", "4")
+        runs[n] = _load(tmp_path / f"f{n}.npz")
+    for n in (2, 4):
+        for a, b in zip(_weights(runs[1]), _weights(runs[n])):
+            np.testing.assert_array_equal(a, b)
+    # and it is still the same training as the one-process run, up to rounding
+    run_ranks(0, "train", tmp_path / "plain.npz", "--plain")
+    plain = _load(tmp_path / "plain.npz")
+    np.testing.assert_allclose(runs[1]["loss"], plain["loss"], rtol=2e-4)
+
+
+def test_distributed_argument_is_checked():
+    from dropnet import distributed as dist
+
+    m = small_model()
+    x = np.zeros((8, 20), np.float32)
+    y = np.zeros(8, np.int64)
+    with pytest.raises(TypeError, match="distributed: expected a bool or dropnet.distributed.FixedOrder, got str"):
+        m.fit(x, y, distributed="yes", verbose=0)
+    with pytest.raises(ValueError, match="micro_shards: expected an int >= 1, got 0"):
+        dist.FixedOrder(0)

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["init", "comm", "rank", "size", "is_main", "launched_size", "shard_bounds", "allreduce_",
-           "broadcast_model", "abort_on_error", "weights_digest", "fit", "evaluate", "predict",
+           "broadcast_model", "abort_on_error", "weights_digest", "step", "FixedOrder", "fit", "evaluate", "predict",
            "DistributedConfigError"]
 
 _comm: Any = None
@@ -32,6 +32,23 @@ _comm: Any = None
 
 class DistributedConfigError(ValueError):
     """Ranks disagree about the model, seeds or data (raised on every rank, nobody aborts)."""
+
+
+class FixedOrder:
+    """``fit(..., distributed=FixedOrder(micro_shards=k))``: split every global batch into k fixed
+    micro-shards (rows ⌊j·m/k⌋ .. ⌊(j+1)·m/k⌋), compute each one's gradient on its own, gather them
+    all (one Allgather) and add them in micro-shard order on every rank. The weights are then the
+    same bits at every world size that divides k (without batch norm, whose running statistics
+    are still averaged per rank). Costs: k/R gradient computations of smaller batches per rank,
+    an Allgather of k gradient arenas instead of an allreduce of one, and the k-term sum."""
+
+    def __init__(self, micro_shards: int = 4) -> None:
+        if isinstance(micro_shards, bool) or not isinstance(micro_shards, (int, np.integer)) or micro_shards < 1:
+            raise ValueError(f"micro_shards: expected an int >= 1, got {micro_shards!r}")
+        self.micro_shards = int(micro_shards)
+
+    def __repr__(self) -> str:
+        return f"FixedOrder(micro_shards={self.micro_shards})"
 
 
 def init(communicator: Any = None) -> Any:
@@ -147,6 +164,46 @@ def weights_digest(model) -> str:
     return h.hexdigest()
 
 
+def step(model, x: np.ndarray, y: np.ndarray, rows: Any, fixed_order: Optional[FixedOrder] = None,
+         _gathered: Optional[np.ndarray] = None) -> Tuple[float, int, float]:
+    """One data-parallel step on the global batch ``x[rows]``, ``y[rows]`` (rows: index array or
+    slice into x, the same on every rank): this rank's shard → compute_gradients → one allreduce
+    of the gradient arena (or, with fixed_order, the micro-shards' gradients gathered and added in
+    order) → apply_gradients. Returns this rank's (loss_sum, correct, penalty); loss_sum and
+    correct cover its rows only."""
+    net = model.network
+    grad = net.grad_buffer
+    idx = np.arange(len(x))[rows] if isinstance(rows, slice) else np.asarray(rows)
+    m = len(idx)
+    c = init()
+    r, n_ranks = int(c.Get_rank()), int(c.Get_size())
+    if fixed_order is None:
+        a, b = shard_bounds(m, r, n_ranks)
+        loss_sum, correct = net.compute_gradients(x[idx[a:b]], y[idx[a:b]], a, m)
+        allreduce_(grad)
+        return loss_sum, correct, net.apply_gradients()
+    k = fixed_order.micro_shards
+    mine = range(r * k // n_ranks, (r + 1) * k // n_ranks)
+    gathered = _gathered if _gathered is not None else np.empty((k, grad.size), dtype=np.float32)
+    loss_sum, correct = 0.0, 0
+    for j in mine:
+        a, b = shard_bounds(m, j, k)
+        s, cj = net.compute_gradients(x[idx[a:b]], y[idx[a:b]], a, m)
+        loss_sum += s
+        correct = -1 if cj < 0 or correct < 0 else correct + cj
+        gathered[j] = grad
+    if n_ranks > 1:
+        from mpi4py import MPI
+
+        # Each rank's micro-shards are a contiguous run of rows of `gathered`, already in place.
+        c.Allgather(MPI.IN_PLACE, gathered)
+    # The k-term sum in micro-shard order: the same float32 additions at every world size.
+    np.copyto(grad, gathered[0])
+    for j in range(1, k):
+        grad += gathered[j]
+    return loss_sum, correct, net.apply_gradients()
+
+
 @contextlib.contextmanager
 def abort_on_error(what: str = "a distributed call") -> Iterator[None]:
     """If the body raises on this rank, print which rank failed and ``MPI_Abort`` the job, so the
@@ -200,8 +257,10 @@ class _DataParallel:
     """The per-rank side of ``Sequential._fit`` (models.py calls start, train_steps, evaluate,
     end_epoch)."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, fixed_order: Optional[FixedOrder] = None) -> None:
         self.model = model
+        self.fixed_order = fixed_order
+        self._gathered: Optional[np.ndarray] = None
         self.comm = init()
         self.rank = int(self.comm.Get_rank())
         self.size = int(self.comm.Get_size())
@@ -213,20 +272,25 @@ class _DataParallel:
         _check_same({
             "model": self.model.get_config(), "optimizer": net.get_optimizer_config(), "model seed": self.model.seed,
             "data-order seed": shuffle_seed, "shuffle": bool(shuffle), "batch_size": batch_size, "epochs": epochs,
-            "initial_epoch": initial_epoch, "x shape": list(x.shape), "y shape": list(y.shape),
+            "initial_epoch": initial_epoch, "fixed order": repr(self.fixed_order), "x shape": list(x.shape), "y shape": list(y.shape),
             "x sample": _sample(x), "y sample": _sample(y),
             "validation data": None if val is None else [list(val[0].shape), _digest(_sample(val[0])),
                                                          _digest(_sample(val[1]))],
         })
         n = len(x)
         smallest = n if n <= batch_size else (n % batch_size or batch_size)
-        if smallest < self.size:
+        parts = self.size if self.fixed_order is None else self.fixed_order.micro_shards
+        if self.fixed_order is not None and parts % self.size:
+            raise DistributedConfigError(f"distributed: FixedOrder(micro_shards={parts}) needs a world size that "
+                                         f"divides {parts}, got {self.size} ranks")
+        if smallest < parts:
             raise DistributedConfigError(
-                f"batch_size: every global batch must give each of the {self.size} ranks at least one row, but "
+                f"batch_size: every global batch must give each of the {parts} shards at least one row, but "
                 f"{n} samples in batches of {batch_size} leave a batch of {smallest}; choose batch_size and the data "
-                "size so that each batch has >= one row per rank")
+                "size so that each batch has >= one row per shard")
         broadcast_model(self.model)
-        self.grad = net.grad_buffer
+        if self.fixed_order is not None:
+            self._gathered = np.empty((self.fixed_order.micro_shards, net.grad_buffer.size), dtype=np.float32)
         if self.rank != 0:
             from . import callbacks as _callbacks
 
@@ -236,10 +300,8 @@ class _DataParallel:
         return verbose, callbacks
 
     def train_steps(self, x, y, order, batch_size, s0, s1):
-        """Global steps [s0, s1): per step this rank's shard → compute_gradients → one allreduce of
-        the gradient arena → apply_gradients; then one allreduce of the steps' loss sums and
+        """Global steps [s0, s1), each one ``step``; then one allreduce of the steps' loss sums and
         correct counts. Returns what Network.train_steps returns for the global batches."""
-        net = self.model.network
         n = len(x)
         k = s1 - s0
         sums = np.zeros(3 * k, dtype=np.float64)  # loss sums, correct counts, "no classes" flags
@@ -247,11 +309,8 @@ class _DataParallel:
         rows_per_step = np.zeros(k, dtype=np.float64)
         for i, s in enumerate(range(s0, s1)):
             lo, hi = s * batch_size, min(n, (s + 1) * batch_size)
-            a, b = shard_bounds(hi - lo, self.rank, self.size)
-            rows = order[lo + a:lo + b] if order is not None else slice(lo + a, lo + b)
-            loss_sum, correct = net.compute_gradients(x[rows], y[rows], a, hi - lo)
-            allreduce_(self.grad)
-            penalties[i] = net.apply_gradients()
+            rows = order[lo:hi] if order is not None else slice(lo, hi)
+            loss_sum, correct, penalties[i] = step(self.model, x, y, rows, self.fixed_order, self._gathered)
             sums[i], sums[k + i], sums[2 * k + i] = loss_sum, max(correct, 0), correct < 0
             rows_per_step[i] = hi - lo
         allreduce_(sums)
@@ -293,8 +352,9 @@ def _evaluate_sharded(model, x, y, batch_size, r, n_ranks) -> Dict[str, float]:
     return out
 
 
-def fit(model, x, y, **kwargs):
-    """``model.fit(x, y, distributed=True, ...)``: the same arguments on every rank."""
+def fit(model, x, y, fixed_order: Optional[FixedOrder] = None, **kwargs):
+    """``model.fit(x, y, distributed=True, ...)``: the same arguments on every rank
+    (``distributed=FixedOrder(k)`` passes fixed_order)."""
     init()
     with abort_on_error("fit"):
         args = [kwargs.pop(name, default) for name, default in (
@@ -302,7 +362,7 @@ def fit(model, x, y, **kwargs):
             ("shuffle", True), ("seed", None), ("callbacks", None), ("verbose", 1), ("initial_epoch", 0))]
         if kwargs:
             raise TypeError(f"fit: unexpected keyword arguments {sorted(kwargs)}")
-        return model._fit(x, y, *args, _DataParallel(model))
+        return model._fit(x, y, *args, _DataParallel(model, fixed_order))
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> Dict[str, float]:

@@ -434,7 +434,7 @@ class Sequential:
             validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None, validation_split: float = 0.0,
             shuffle: bool = True, seed: Optional[int] = None,
             callbacks: Optional[Sequence[_callbacks.Callback]] = None, verbose: int = 1,
-            initial_epoch: int = 0, distributed: bool = False) -> _callbacks.History:
+            initial_epoch: int = 0, distributed: Any = False) -> _callbacks.History:
         """Train for epochs ``initial_epoch .. epochs - 1``; one native ``train_step`` per batch.
 
         x: (N, *input_shape), converted once to float32 (float64 input is copied). y: int labels
@@ -442,13 +442,17 @@ class Sequential:
         validation_split: the last fraction of x/y (before shuffling) is held out.
         seed: data-order seed (default: the model seed). Returns a ``History``.
         distributed: data-parallel over the MPI ranks this process was started with (every rank
-        calls fit with the same arguments; batch_size is the global batch). See
-        docs/distributed.md and ``dropnet.distributed``.
+        calls fit with the same arguments; batch_size is the global batch);
+        ``dropnet.distributed.FixedOrder(k)``: the same, with gradients summed in a fixed order
+        (the same bits at any world size dividing k). See docs/distributed.md.
         """
-        if distributed:
+        if distributed is not False and distributed is not None:
             from . import distributed as _distributed
 
-            return _distributed.fit(self, x, y, epochs=epochs, batch_size=batch_size,
+            if distributed is not True and not isinstance(distributed, _distributed.FixedOrder):
+                raise TypeError("distributed: expected a bool or dropnet.distributed.FixedOrder, got "
+                                f"{type(distributed).__name__}")
+            return _distributed.fit(self, x, y, None if distributed is True else distributed, epochs=epochs, batch_size=batch_size,
                                     validation_data=validation_data, validation_split=validation_split,
                                     shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
                                     initial_epoch=initial_epoch)
