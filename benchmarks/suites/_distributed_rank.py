@@ -3,7 +3,7 @@ benchmarks.suites._distributed_rank MODE OUT ...``; rank 0 writes OUT (JSON).
 
 steps:    the same global batches through dropnet's split step (shard → compute_gradients →
           one allreduce of the gradient arena → apply_gradients) and through PyTorch DDP (gloo),
-          in alternating blocks (A B A B ...). dropnet's step is split into compute (the two
+          in alternating blocks (A B A B ...), and dropnet with FixedOrder(4). dropnet's step is split into compute (the two
           native halves) and allreduce (the MPI_Allreduce call, including waiting for the slower
           rank); DDP's compute is a step under ``no_sync()`` (no gradient communication) and its
           communication the difference to a normal step (DDP overlaps it with backward).
@@ -76,6 +76,18 @@ def steps(a) -> dict:
         total = time.perf_counter() - t_start
         return total / a.block, compute / a.block, reduce / a.block
 
+    fixed = dist.FixedOrder(4)
+    gathered = np.empty((4, grad.size), dtype=np.float32)
+
+    def fixed_block():
+        """The same steps with gradients of 4 micro-shards added in a fixed order (FixedOrder)."""
+        comm.Barrier()
+        t_start = time.perf_counter()
+        for s in range(a.block):
+            dist.step(model, x, y, slice(s * a.batch, (s + 1) * a.batch), fixed, gathered)
+        comm.Barrier()
+        return (time.perf_counter() - t_start) / a.block
+
     def ddp_block(sync: bool):
         comm.Barrier()
         t_start = time.perf_counter()
@@ -96,10 +108,12 @@ def steps(a) -> dict:
 
     for _ in range(2):  # warm-up
         dropnet_block()
+        fixed_block()
         if ddp is not None:
             ddp_block(True)
             ddp_block(False)
-    res = {"dropnet step": [], "dropnet compute": [], "dropnet allreduce": [], "ddp step": [], "ddp compute": []}
+    res = {"dropnet step": [], "dropnet compute": [], "dropnet allreduce": [], "fixed-order step": [],
+           "ddp step": [], "ddp compute": []}
     for _ in range(a.repeats):
         step, compute, reduce = dropnet_block()
         # Every rank's view of the step counts; the slowest rank sets the pace.
@@ -107,6 +121,7 @@ def steps(a) -> dict:
         res["dropnet step"].append(step)
         res["dropnet compute"].append(compute)
         res["dropnet allreduce"].append(reduce)
+        res["fixed-order step"].append(fixed_block())
         if ddp is not None:
             res["ddp step"].append(ddp_block(True))
             res["ddp compute"].append(ddp_block(False))

@@ -89,6 +89,10 @@ def run(ctx) -> None:
             case = f"{'LeNet-300-100' if model == 'lenet' else 'small CNN'} step, global batch 128, {n} rank(s)"
             ratios = {}
             rows = []
+            fx = r["fixed-order step"]
+            rows.append(Row(case, 1, "dropnet MPI FixedOrder(4)", med["fixed-order step"], min(fx), max(fx), None, "",
+                            {"dropnet MPI": med["dropnet step"] / med["fixed-order step"]},
+                            "4 micro-shards gathered and added in order: same bits at 1, 2, 4 ranks"))
             if ddp:
                 ddp_med = med["ddp step"]
                 ratios = {"ddp (gloo)": ddp_med / med["dropnet step"]}
