@@ -59,6 +59,7 @@ def main() -> int:
     p.add_argument("--plain", action="store_true", help="fit() without distributed (the one-process reference)")
     p.add_argument("--bn", action="store_true", help="a batch norm layer in the model")
     p.add_argument("--fixed", type=int, default=0, help="distributed=FixedOrder(micro_shards=FIXED)")
+    p.add_argument("--sync-bn", action="store_true", help="distributed=Options(sync_batchnorm=True)")
     a = p.parse_args()
     dropnet.set_num_threads(1)
     r = dist.rank() if not a.plain else 0
@@ -118,7 +119,8 @@ def main() -> int:
         cbs.append(cb.ModelCheckpoint(a.save, monitor="val_loss"))
     hist = model.fit(x, y, epochs=a.epochs, batch_size=a.batch_size, validation_data=(xv, yv), callbacks=cbs,
                      verbose=0, initial_epoch=a.initial_epoch,
-                     distributed=dist.FixedOrder(a.fixed) if a.fixed else not a.plain)
+                     distributed=dist.FixedOrder(a.fixed) if a.fixed else
+                     dist.Options(sync_batchnorm=True) if a.sync_bn else not a.plain)
     digest = dist.weights_digest(model)
     if not a.plain:
         everyone = dist.comm().allgather(digest)

@@ -351,7 +351,98 @@ def test_distributed_argument_is_checked():
     m = small_model()
     x = np.zeros((8, 20), np.float32)
     y = np.zeros(8, np.int64)
-    with pytest.raises(TypeError, match="distributed: expected a bool or dropnet.distributed.FixedOrder, got str"):
+    with pytest.raises(TypeError, match="distributed: expected a bool or dropnet.distributed.Options, got str"):
         m.fit(x, y, distributed="yes", verbose=0)
-    with pytest.raises(ValueError, match="micro_shards: expected an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="micro_shards: expected None or an int >= 1, got 0"):
         dist.FixedOrder(0)
+    with pytest.raises(ValueError, match="micro_shards and sync_batchnorm: choose one"):
+        dist.Options(micro_shards=2, sync_batchnorm=True)
+    with pytest.raises(TypeError, match="sync_batchnorm: expected a bool, got int"):
+        dist.Options(sync_batchnorm=1)
+
+
+def test_synchronised_batch_norm_over_two_threads_is_batch_norm_over_the_whole_batch():
+    """Two networks in two threads stand for two processes; the sum across them is a barrier.
+    Their summed gradients and their batch norm statistics must be those of one network on the
+    whole batch (the reference), for dense (N, C) and image (N, C, H, W) batch norm."""
+    import threading
+
+    for shape, layers_ in [((12,), lambda: [L.Input(12), L.Dense(16), L.BatchNormalization(), L.Activation("relu"),
+                                            L.Dense(3, activation="softmax")]),
+                           ((2, 5, 5), lambda: [L.Input((2, 5, 5)), L.Conv2D(4, 3, padding="same"),
+                                                L.BatchNormalization(), L.Flatten(),
+                                                L.Dense(3, activation="softmax")])]:
+        def build():
+            m = dropnet.Sequential(layers_(), seed=11)
+            m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+            return m
+
+        rng = np.random.default_rng(5)
+        x = (rng.standard_normal((22, *shape)) * 3 + 1).astype(np.float32)
+        y = rng.integers(0, 3, 22)
+        whole = build()
+        whole.compute_gradients(x, y)
+        want = whole.network.grad_buffer.copy()
+        parts = [build(), build()]
+        barrier = threading.Barrier(2)
+        slots = [None, None]
+        calls = [0, 0]
+
+        def make_sum(i):
+            def sum_across(a):
+                slots[i] = a.copy()
+                calls[i] += 1
+                barrier.wait()
+                total = slots[0] + slots[1]
+                barrier.wait()
+                a[:] = total
+            return sum_across
+
+        bounds = [(0, 9), (9, 22)]
+        errors = []
+
+        def work(i):
+            try:
+                m = parts[i]
+                m.predict(x[:2])
+                m.network.set_batchnorm_sync(make_sum(i))
+                lo, hi = bounds[i]
+                m.compute_gradients(x[lo:hi], y[lo:hi], row_offset=lo, grad_rows=22)
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+                barrier.abort()
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors, errors
+        assert calls == [3, 3]  # two sums forward, one backward, for the one batch norm layer
+        got = parts[0].network.grad_buffer + parts[1].network.grad_buffer
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
+        for a, b in zip(parts[0].get_state(), whole.get_state()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        for a, b in zip(parts[0].get_state(), parts[1].get_state()):
+            np.testing.assert_array_equal(a, b)
+        parts[0].network.set_batchnorm_sync(None)
+
+
+def test_set_batchnorm_sync_wants_a_callable():
+    m = small_model()
+    m.predict(np.zeros((2, 20), np.float32))
+    with pytest.raises(TypeError, match="sum: expected a callable or None, got int"):
+        m.network.set_batchnorm_sync(3)
+
+
+@needs_mpi
+@pytest.mark.parametrize("n_ranks", [2, 3])
+def test_sync_batchnorm_at_2_and_3_ranks_trains_as_one_process(tmp_path, n_ranks):
+    """With synchronised batch norm the multi-rank run is the one-process run up to rounding."""
+    run_ranks(0, "train", tmp_path / "plain.npz", "--plain", "--bn")
+    run_ranks(n_ranks, "train", tmp_path / "sync.npz", "--bn", "--sync-bn")
+    ref, got = _load(tmp_path / "plain.npz"), _load(tmp_path / "sync.npz")
+    np.testing.assert_allclose(got["loss"], ref["loss"], rtol=2e-4)
+    np.testing.assert_allclose(got["val_loss"], ref["val_loss"], rtol=2e-3)
+    for a, b in zip(_weights(ref), _weights(got)):
+        np.testing.assert_allclose(b, a, rtol=1e-2, atol=2e-3)

@@ -513,6 +513,25 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
           "Every parameter's gradient in one flat float32 array (a writable view, no copy): parameter i "
           "at grad_offsets[i] with get_params()[i].size entries; padding between them is 0. "
           "Sum it across processes in place between compute_gradients and apply_gradients.")
+      .def(
+          "set_batchnorm_sync",
+          [](nn::Network& n, const py::object& sum) {
+            if (sum.is_none()) return n.set_batchnorm_sum(nullptr);
+            if (!PyCallable_Check(sum.ptr()))
+              throw TypeError(str_concat("sum: expected a callable or None, got ",
+                                         std::string(py::str(py::type::of(sum).attr("__name__")))));
+            // Held by the network; dropped (with the GIL, like the network itself) when replaced.
+            auto fn = std::make_shared<py::object>(sum);
+            n.set_batchnorm_sum([fn](double* data, int64_t count) {
+              py::gil_scoped_acquire gil;  // called from compute_gradients, which released it
+              py::capsule no_owner(data, [](void*) {});
+              (*fn)(py::array_t<double>({count}, {static_cast<py::ssize_t>(sizeof(double))}, data, no_owner));
+            });
+          },
+          py::arg("sum"),
+          "Synchronised batch norm for compute_gradients: sum(a) must replace the float64 array a by its sum "
+          "over the processes, in place (e.g. an MPI allreduce); batch statistics then cover every process's "
+          "batch. None: each process uses its own batch (the default).")
       .def_property_readonly(
           "grad_offsets",
           [](const nn::Network& n) {

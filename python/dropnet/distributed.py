@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["init", "comm", "rank", "size", "is_main", "launched_size", "shard_bounds", "allreduce_",
-           "broadcast_model", "abort_on_error", "weights_digest", "step", "FixedOrder", "fit", "evaluate", "predict",
+           "broadcast_model", "abort_on_error", "weights_digest", "step", "Options", "FixedOrder", "fit", "evaluate", "predict",
            "DistributedConfigError"]
 
 _comm: Any = None
@@ -34,21 +34,41 @@ class DistributedConfigError(ValueError):
     """Ranks disagree about the model, seeds or data (raised on every rank, nobody aborts)."""
 
 
-class FixedOrder:
-    """``fit(..., distributed=FixedOrder(micro_shards=k))``: split every global batch into k fixed
-    micro-shards (rows ⌊j·m/k⌋ .. ⌊(j+1)·m/k⌋), compute each one's gradient on its own, gather them
-    all (one Allgather) and add them in micro-shard order on every rank. The weights are then the
-    same bits at every world size that divides k (without batch norm, whose running statistics
-    are still averaged per rank). Costs: k/R gradient computations of smaller batches per rank,
-    an Allgather of k gradient arenas instead of an allreduce of one, and the k-term sum."""
+class Options:
+    """``fit(..., distributed=Options(...))``: data-parallel training with non-default choices.
 
-    def __init__(self, micro_shards: int = 4) -> None:
-        if isinstance(micro_shards, bool) or not isinstance(micro_shards, (int, np.integer)) or micro_shards < 1:
-            raise ValueError(f"micro_shards: expected an int >= 1, got {micro_shards!r}")
-        self.micro_shards = int(micro_shards)
+    micro_shards=k (fixed order): split every global batch into k fixed micro-shards (rows
+    ⌊j·m/k⌋ .. ⌊(j+1)·m/k⌋), compute each one's gradient on its own, gather them all (one
+    Allgather) and add them in micro-shard order on every rank. The weights are then the same bits
+    at every world size that divides k (without batch norm, whose running statistics are still
+    averaged per rank). Costs: k/R gradient computations of smaller batches per rank, an
+    Allgather of k gradient arenas instead of an allreduce of one, and the k-term sum.
+    sync_batchnorm=True: batch norm layers take their batch statistics (and the gradient terms
+    through them) over the whole global batch, with two allreduces per layer forward and one
+    backward, as PyTorch's SyncBatchNorm; running statistics are then identical on every rank.
+    """
+
+    def __init__(self, micro_shards: Optional[int] = None, sync_batchnorm: bool = False) -> None:
+        if micro_shards is not None and (isinstance(micro_shards, bool) or
+                                         not isinstance(micro_shards, (int, np.integer)) or micro_shards < 1):
+            raise ValueError(f"micro_shards: expected None or an int >= 1, got {micro_shards!r}")
+        if not isinstance(sync_batchnorm, bool):
+            raise TypeError(f"sync_batchnorm: expected a bool, got {type(sync_batchnorm).__name__}")
+        if micro_shards is not None and sync_batchnorm:
+            raise ValueError("micro_shards and sync_batchnorm: choose one (micro-shards are computed one at a "
+                             "time, so their batch statistics cannot be summed across ranks)")
+        self.micro_shards = None if micro_shards is None else int(micro_shards)
+        self.sync_batchnorm = sync_batchnorm
 
     def __repr__(self) -> str:
-        return f"FixedOrder(micro_shards={self.micro_shards})"
+        return f"Options(micro_shards={self.micro_shards}, sync_batchnorm={self.sync_batchnorm})"
+
+
+def FixedOrder(micro_shards: int = 4) -> Options:
+    """``Options(micro_shards=micro_shards)``: the same bits at every world size dividing it."""
+    if micro_shards is None:
+        raise ValueError("micro_shards: expected an int >= 1, got None")
+    return Options(micro_shards=micro_shards)
 
 
 def init(communicator: Any = None) -> Any:
@@ -164,25 +184,25 @@ def weights_digest(model) -> str:
     return h.hexdigest()
 
 
-def step(model, x: np.ndarray, y: np.ndarray, rows: Any, fixed_order: Optional[FixedOrder] = None,
+def step(model, x: np.ndarray, y: np.ndarray, rows: Any, micro_shards: Optional[int] = None,
          _gathered: Optional[np.ndarray] = None) -> Tuple[float, int, float]:
     """One data-parallel step on the global batch ``x[rows]``, ``y[rows]`` (rows: index array or
     slice into x, the same on every rank): this rank's shard → compute_gradients → one allreduce
-    of the gradient arena (or, with fixed_order, the micro-shards' gradients gathered and added in
-    order) → apply_gradients. Returns this rank's (loss_sum, correct, penalty); loss_sum and
-    correct cover its rows only."""
+    of the gradient arena (or, with micro_shards=k, the k micro-shards' gradients gathered and
+    added in order: see Options) → apply_gradients. Returns this rank's (loss_sum, correct,
+    penalty); loss_sum and correct cover its rows only."""
     net = model.network
     grad = net.grad_buffer
     idx = np.arange(len(x))[rows] if isinstance(rows, slice) else np.asarray(rows)
     m = len(idx)
     c = init()
     r, n_ranks = int(c.Get_rank()), int(c.Get_size())
-    if fixed_order is None:
+    if micro_shards is None:
         a, b = shard_bounds(m, r, n_ranks)
         loss_sum, correct = net.compute_gradients(x[idx[a:b]], y[idx[a:b]], a, m)
         allreduce_(grad)
         return loss_sum, correct, net.apply_gradients()
-    k = fixed_order.micro_shards
+    k = int(micro_shards)
     mine = range(r * k // n_ranks, (r + 1) * k // n_ranks)
     gathered = _gathered if _gathered is not None else np.empty((k, grad.size), dtype=np.float32)
     loss_sum, correct = 0.0, 0
@@ -257,9 +277,9 @@ class _DataParallel:
     """The per-rank side of ``Sequential._fit`` (models.py calls start, train_steps, evaluate,
     end_epoch)."""
 
-    def __init__(self, model, fixed_order: Optional[FixedOrder] = None) -> None:
+    def __init__(self, model, options: Optional[Options] = None) -> None:
         self.model = model
-        self.fixed_order = fixed_order
+        self.options = options or Options()
         self._gathered: Optional[np.ndarray] = None
         self.comm = init()
         self.rank = int(self.comm.Get_rank())
@@ -272,25 +292,28 @@ class _DataParallel:
         _check_same({
             "model": self.model.get_config(), "optimizer": net.get_optimizer_config(), "model seed": self.model.seed,
             "data-order seed": shuffle_seed, "shuffle": bool(shuffle), "batch_size": batch_size, "epochs": epochs,
-            "initial_epoch": initial_epoch, "fixed order": repr(self.fixed_order), "x shape": list(x.shape), "y shape": list(y.shape),
+            "initial_epoch": initial_epoch, "options": repr(self.options), "x shape": list(x.shape), "y shape": list(y.shape),
             "x sample": _sample(x), "y sample": _sample(y),
             "validation data": None if val is None else [list(val[0].shape), _digest(_sample(val[0])),
                                                          _digest(_sample(val[1]))],
         })
         n = len(x)
         smallest = n if n <= batch_size else (n % batch_size or batch_size)
-        parts = self.size if self.fixed_order is None else self.fixed_order.micro_shards
-        if self.fixed_order is not None and parts % self.size:
-            raise DistributedConfigError(f"distributed: FixedOrder(micro_shards={parts}) needs a world size that "
-                                         f"divides {parts}, got {self.size} ranks")
+        k = self.options.micro_shards
+        parts = self.size if k is None else k
+        if k is not None and k % self.size:
+            raise DistributedConfigError(f"distributed: micro_shards={k} needs a world size that divides {k}, got "
+                                         f"{self.size} ranks")
         if smallest < parts:
             raise DistributedConfigError(
                 f"batch_size: every global batch must give each of the {parts} shards at least one row, but "
                 f"{n} samples in batches of {batch_size} leave a batch of {smallest}; choose batch_size and the data "
                 "size so that each batch has >= one row per shard")
         broadcast_model(self.model)
-        if self.fixed_order is not None:
-            self._gathered = np.empty((self.fixed_order.micro_shards, net.grad_buffer.size), dtype=np.float32)
+        if k is not None:
+            self._gathered = np.empty((k, net.grad_buffer.size), dtype=np.float32)
+        if self.options.sync_batchnorm:
+            net.set_batchnorm_sync(allreduce_)  # fit's finally clears it (finish)
         if self.rank != 0:
             from . import callbacks as _callbacks
 
@@ -310,7 +333,8 @@ class _DataParallel:
         for i, s in enumerate(range(s0, s1)):
             lo, hi = s * batch_size, min(n, (s + 1) * batch_size)
             rows = order[lo:hi] if order is not None else slice(lo, hi)
-            loss_sum, correct, penalties[i] = step(self.model, x, y, rows, self.fixed_order, self._gathered)
+            loss_sum, correct, penalties[i] = step(self.model, x, y, rows, self.options.micro_shards,
+                                                   self._gathered)
             sums[i], sums[k + i], sums[2 * k + i] = loss_sum, max(correct, 0), correct < 0
             rows_per_step[i] = hi - lo
         allreduce_(sums)
@@ -322,10 +346,11 @@ class _DataParallel:
         return _evaluate_sharded(self.model, x, y, batch_size, self.rank, self.size)
 
     def end_epoch(self) -> None:
-        """Average the batch norm running statistics over the ranks (all ranks then hold the same)."""
+        """Average the batch norm running statistics over the ranks (all ranks then hold the same;
+        with sync_batchnorm they already do)."""
         net = self.model.network
         state = net.get_state()
-        if not state:
+        if not state or self.options.sync_batchnorm:
             return
         flat = np.concatenate([np.ascontiguousarray(a, dtype=np.float32).ravel() for a in state])
         allreduce_(flat)
@@ -352,17 +377,27 @@ def _evaluate_sharded(model, x, y, batch_size, r, n_ranks) -> Dict[str, float]:
     return out
 
 
-def fit(model, x, y, fixed_order: Optional[FixedOrder] = None, **kwargs):
+def fit(model, x, y, options: Optional[Options] = None, **kwargs):
     """``model.fit(x, y, distributed=True, ...)``: the same arguments on every rank
-    (``distributed=FixedOrder(k)`` passes fixed_order)."""
+    (``distributed=Options(...)`` passes options)."""
     init()
-    with abort_on_error("fit"):
+    with abort_on_error("fit"), _batchnorm_sync_cleared(model):
         args = [kwargs.pop(name, default) for name, default in (
             ("epochs", 1), ("batch_size", 32), ("validation_data", None), ("validation_split", 0.0),
             ("shuffle", True), ("seed", None), ("callbacks", None), ("verbose", 1), ("initial_epoch", 0))]
         if kwargs:
             raise TypeError(f"fit: unexpected keyword arguments {sorted(kwargs)}")
-        return model._fit(x, y, *args, _DataParallel(model, fixed_order))
+        return model._fit(x, y, *args, _DataParallel(model, options))
+
+
+@contextlib.contextmanager
+def _batchnorm_sync_cleared(model) -> Iterator[None]:
+    """After a distributed fit the model trains on its own again (no cross-process batch norm)."""
+    try:
+        yield
+    finally:
+        if model.built:
+            model.network.set_batchnorm_sync(None)
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> Dict[str, float]:

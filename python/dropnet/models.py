@@ -443,14 +443,15 @@ class Sequential:
         seed: data-order seed (default: the model seed). Returns a ``History``.
         distributed: data-parallel over the MPI ranks this process was started with (every rank
         calls fit with the same arguments; batch_size is the global batch);
-        ``dropnet.distributed.FixedOrder(k)``: the same, with gradients summed in a fixed order
-        (the same bits at any world size dividing k). See docs/distributed.md.
+        ``dropnet.distributed.Options(micro_shards=k, sync_batchnorm=...)``: the same with
+        gradients summed in a fixed order (the same bits at any world size dividing k) or with
+        synchronised batch norm. See docs/distributed.md.
         """
         if distributed is not False and distributed is not None:
             from . import distributed as _distributed
 
-            if distributed is not True and not isinstance(distributed, _distributed.FixedOrder):
-                raise TypeError("distributed: expected a bool or dropnet.distributed.FixedOrder, got "
+            if distributed is not True and not isinstance(distributed, _distributed.Options):
+                raise TypeError("distributed: expected a bool or dropnet.distributed.Options, got "
                                 f"{type(distributed).__name__}")
             return _distributed.fit(self, x, y, None if distributed is True else distributed, epochs=epochs, batch_size=batch_size,
                                     validation_data=validation_data, validation_split=validation_split,

@@ -20,6 +20,9 @@
 #include "dropnet/nn/sparse_weight.h"
 
 namespace dropnet {
+namespace cpu {
+struct SumAcrossProcesses;  // kernels/cpu/batchnorm.h
+}
 namespace nn {
 
 using Shape = std::vector<int64_t>;
@@ -82,6 +85,9 @@ struct ForwardContext {
   // Philox word (row_offset + row)·(elements per row) + j, so a data-parallel rank's masks are
   // those its rows get in the one-process step (docs/distributed.md).
   uint64_t row_offset = 0;
+  // Non-null: batch norm layers with batch statistics take them over every process's batch
+  // (synchronised batch norm of a data-parallel step, docs/distributed.md).
+  const cpu::SumAcrossProcesses* sync_batchnorm = nullptr;
 };
 
 class Layer {

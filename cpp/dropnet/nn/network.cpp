@@ -211,9 +211,11 @@ void Network::reserve(int64_t rows) {
 }
 
 const float* Network::run_forward(const float* x, int64_t rows, bool training, bool bn_training,
-                                  uint64_t* next_stream, uint64_t row_offset) {
+                                  uint64_t* next_stream, uint64_t row_offset,
+                                  const cpu::SumAcrossProcesses* sync_batchnorm) {
   ForwardContext ctx;
   ctx.row_offset = row_offset;
+  ctx.sync_batchnorm = sync_batchnorm;
   ctx.rows = rows;
   ctx.training = training;
   ctx.bn_training = bn_training;
@@ -285,7 +287,16 @@ void Network::train_steps(const float* x, int64_t n, const Targets& y, const int
 double Network::compute_gradients(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
                                   int64_t grad_rows) {
   std::lock_guard<std::mutex> lock(mu_);
-  return compute_gradients_locked(x, rows, y, row_offset, grad_rows, false);
+  return compute_gradients_locked(x, rows, y, row_offset, grad_rows, true);
+}
+
+void Network::set_batchnorm_sum(std::function<void(double*, int64_t)> sum) {
+  std::lock_guard<std::mutex> lock(mu_);
+  batchnorm_sum_ = std::move(sum);
+  batchnorm_across_.ctx = this;
+  batchnorm_across_.sum = [](void* ctx, double* data, int64_t n) {
+    static_cast<Network*>(ctx)->batchnorm_sum_(data, n);
+  };
 }
 
 double Network::apply_gradients() {
@@ -296,22 +307,23 @@ double Network::apply_gradients() {
 }
 
 double Network::train_step_locked(const float* x, int64_t rows, const Targets& y) {
-  const double loss_sum = compute_gradients_locked(x, rows, y, 0, rows, true);
+  const double loss_sum = compute_gradients_locked(x, rows, y, 0, rows, false);
   const double penalty = apply_gradients_locked();
   return loss_sum / static_cast<double>(rows) + penalty;
 }
 
 double Network::compute_gradients_locked(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
-                                         int64_t grad_rows, bool allow_sparse) {
+                                         int64_t grad_rows, bool split) {
   DROPNET_CHECK(y.labels || y.dense, "y: expected targets, got none");
   DROPNET_CHECK(grad_rows >= rows, "grad_rows: expected an int >= the batch's rows (", rows, "), got ", grad_rows);
   check_batch(x, rows, y, "x", "y");
   check_bn_batch(rows);
   DenormalsFlushed ftz;
   reserve(rows);
-  prepare_execution(rows, true, allow_sparse);
+  prepare_execution(rows, true, !split);
   uint64_t stream = rng_offset_;
-  const float* out = run_forward(x, rows, true, true, &stream, row_offset);
+  const float* out = run_forward(x, rows, true, true, &stream, row_offset,
+                                 split && batchnorm_sum_ ? &batchnorm_across_ : nullptr);
   compute_loss(out, rows, y, d_a_.data(), grad_rows);
   double loss_sum = 0.0;  // in row order: the same bits for any thread count
   for (int64_t r = 0; r < rows; ++r) loss_sum += loss_rows_.data()[r];

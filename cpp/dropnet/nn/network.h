@@ -12,12 +12,14 @@
 // Same seed, same data, same rng_offset → the same bits, whatever the number of threads.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "dropnet/kernels/cpu/batchnorm.h"
 #include "dropnet/nn/buffer.h"
 #include "dropnet/nn/layers.h"
 #include "dropnet/nn/optimizer.h"
@@ -75,7 +77,11 @@ class Network {
   // sum over ranks is the batch mean's gradient). Every layer runs dense here: the arena is the
   // one place gradients live. Returns Σ per-row losses (row order); last_batch_correct is set.
   // Nothing the optimizer owns changes, and rng_offset stays until apply_gradients.
+  // With set_batchnorm_sum, batch norm takes its statistics over every process's batch (the sum is
+  // called the same number of times on each: twice per batch norm layer forward, once backward).
   double compute_gradients(const float* x, int64_t rows, const Targets& y, uint64_t row_offset, int64_t grad_rows);
+  // sum(data, n): replace n doubles by their sum over the processes; empty: per-process statistics.
+  void set_batchnorm_sum(std::function<void(double*, int64_t)> sum);
   // Adds the weight penalties' gradients, runs the optimizer on the arena's gradients, and advances
   // rng_offset past the streams of the last compute_gradients. Returns the penalty value.
   // Throws if no compute_gradients came since the last update.
@@ -157,7 +163,7 @@ class Network {
   void check_batch(const float* x, int64_t rows, const Targets& y, const char* x_name, const char* y_name) const;
   void reserve(int64_t rows);
   const float* run_forward(const float* x, int64_t rows, bool training, bool bn_training, uint64_t* next_stream,
-                           uint64_t row_offset = 0);
+                           uint64_t row_offset = 0, const cpu::SumAcrossProcesses* sync_batchnorm = nullptr);
   // Batch statistics need >= 2 values per channel: checked before any layer runs.
   void check_bn_batch(int64_t rows) const;
   // Per-row losses into loss_rows_; the gradient of the batch mean into d_out when non-null.
@@ -192,8 +198,12 @@ class Network {
   int64_t capacity_rows_ = 0;
   int64_t max_width_ = 0;
   double train_step_locked(const float* x, int64_t rows, const Targets& y);
+  // split: the public compute_gradients (every layer dense, batch norm synchronised when a sum is
+  // set); false: the fused train_step's first half.
   double compute_gradients_locked(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
-                                  int64_t grad_rows, bool allow_sparse);
+                                  int64_t grad_rows, bool split);
+  std::function<void(double*, int64_t)> batchnorm_sum_;
+  cpu::SumAcrossProcesses batchnorm_across_;  // calls batchnorm_sum_
   double apply_gradients_locked();
 
   // One arena for every parameter's gradient (Param::grad is a view into it), each slice starting

@@ -49,6 +49,10 @@ class Network:
         """
     def layer_info(self) -> list:
         ...
+    def set_batchnorm_sync(self, sum: typing.Any) -> None:
+        """
+        Synchronised batch norm for compute_gradients: sum(a) must replace the float64 array a by its sum over the processes, in place (e.g. an MPI allreduce); batch statistics then cover every process's batch. None: each process uses its own batch (the default).
+        """
     def set_mask(self, param_index: typing.Any, mask: typing.Any) -> None:
         """
         0/1 float32 mask of params[param_index]'s shape (None removes it): the weight, its gradient and its optimizer state are zeroed where the mask is 0, now and after every step.
