@@ -174,9 +174,9 @@ def _env():
                OMPI_MCA_btl="self,vader,tcp", OMPI_MCA_btl_tcp_if_include="lo",
                OMPI_MCA_oob_tcp_if_include="lo", OMPI_MCA_rmaps_base_oversubscribe="1",
                PRTE_MCA_rmaps_default_mapping_policy=":oversubscribe")
-    python_dir = os.path.join(os.path.dirname(HERE), "python")
-    if os.path.isdir(os.path.join(python_dir, "dropnet")):
-        env["PYTHONPATH"] = python_dir + os.pathsep + env.get("PYTHONPATH", "")
+    # The ranks import the dropnet this test imported (a source tree or the installed package).
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(dropnet.__file__)))
+    env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 

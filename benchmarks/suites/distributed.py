@@ -41,8 +41,12 @@ def _env() -> dict:
     env = dict(os.environ)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
                OMPI_MCA_mpi_yield_when_idle="1")
+    import dropnet
+
+    # The ranks import the dropnet this process imported, and the benchmarks package from here.
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.join(root, "python"), root, env.get("PYTHONPATH")) if p)
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(dropnet.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, root, env.get("PYTHONPATH")) if p)
     return env
 
 

@@ -109,7 +109,7 @@ def is_main() -> bool:
 def launched_size() -> int:
     """World size announced by the launcher's environment (Open MPI, MPICH, PMIx), without
     importing mpi4py; 1 when this process was not started by mpiexec."""
-    for var in ("OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"):
+    for var in ("OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"):
         value = os.environ.get(var)
         if value and value.isdigit():
             return int(value)
