@@ -2,9 +2,9 @@
 benchmarks.suites._distributed_rank MODE OUT ...``; rank 0 writes OUT (JSON).
 
 steps:    the same global batches through dropnet's split step (shard → compute_gradients →
-          one allreduce of the gradient arena → apply_gradients) and through PyTorch DDP (gloo),
-          in alternating blocks (A B A B ...), and dropnet with FixedOrder(4). dropnet's step is split into compute (the two
-          native halves) and allreduce (the MPI_Allreduce call, including waiting for the slower
+          one allreduce of the gradient arena → apply_gradients), through dropnet with
+          FixedOrder(4) and through PyTorch DDP (gloo), in alternating blocks (A B A B ...).
+          dropnet's step is split into compute (the two native halves) and allreduce (the MPI_Allreduce call, including waiting for the slower
           rank); DDP's compute is a step under ``no_sync()`` (no gradient communication) and its
           communication the difference to a normal step (DDP overlaps it with backward).
 accuracy: ``fit(distributed=True)`` for some epochs on Fashion-MNIST, then the test accuracy.

@@ -24,7 +24,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["init", "comm", "rank", "size", "is_main", "launched_size", "shard_bounds", "allreduce_",
-           "broadcast_model", "abort_on_error", "weights_digest", "step", "Options", "FixedOrder", "fit", "evaluate", "predict",
+           "broadcast_model", "abort_on_error", "weights_digest", "step", "Options", "FixedOrder", "fit",
+           "evaluate", "predict",
            "DistributedConfigError"]
 
 _comm: Any = None
@@ -292,7 +293,8 @@ class _DataParallel:
         _check_same({
             "model": self.model.get_config(), "optimizer": net.get_optimizer_config(), "model seed": self.model.seed,
             "data-order seed": shuffle_seed, "shuffle": bool(shuffle), "batch_size": batch_size, "epochs": epochs,
-            "initial_epoch": initial_epoch, "options": repr(self.options), "x shape": list(x.shape), "y shape": list(y.shape),
+            "initial_epoch": initial_epoch, "options": repr(self.options), "x shape": list(x.shape),
+            "y shape": list(y.shape),
             "x sample": _sample(x), "y sample": _sample(y),
             "validation data": None if val is None else [list(val[0].shape), _digest(_sample(val[0])),
                                                          _digest(_sample(val[1]))],

@@ -453,7 +453,8 @@ class Sequential:
             if distributed is not True and not isinstance(distributed, _distributed.Options):
                 raise TypeError("distributed: expected a bool or dropnet.distributed.Options, got "
                                 f"{type(distributed).__name__}")
-            return _distributed.fit(self, x, y, None if distributed is True else distributed, epochs=epochs, batch_size=batch_size,
+            options = None if distributed is True else distributed
+            return _distributed.fit(self, x, y, options, epochs=epochs, batch_size=batch_size,
                                     validation_data=validation_data, validation_split=validation_split,
                                     shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
                                     initial_epoch=initial_epoch)
