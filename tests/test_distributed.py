@@ -446,3 +446,23 @@ def test_sync_batchnorm_at_2_and_3_ranks_trains_as_one_process(tmp_path, n_ranks
     np.testing.assert_allclose(got["val_loss"], ref["val_loss"], rtol=2e-3)
     for a, b in zip(_weights(ref), _weights(got)):
         np.testing.assert_allclose(b, a, rtol=1e-2, atol=2e-3)
+
+
+@needs_mpi
+def test_plateau_and_early_stopping_decide_together_on_the_global_validation_loss(tmp_path):
+    """Every rank logs the same global metrics (the worker compares the ranks' histories and
+    weights), so ReduceLROnPlateau and EarlyStopping act on every rank at the same epoch."""
+    run_ranks(3, "train", tmp_path / "p.npz", "--plateau", "--epochs", "30")
+    got = _load(tmp_path / "p.npz")
+    assert len(got["loss"]) < 30  # stopped early, on every rank (or the ranks would hang or differ)
+    assert got["lr"][-1] < got["lr"][0]  # and lowered the learning rate on the way
+    val = got["val_loss"]
+    # The decisions follow the logged (global) validation loss: reductions come after epochs that
+    # failed to improve on the best by min_delta.
+    best, expect_lr, lr = val[0], [], got["lr"][0]
+    for e in range(len(val)):
+        expect_lr.append(lr)
+        if e > 0 and not val[e] < best - 0.05:
+            lr *= 0.5
+        best = min(best, val[e]) if e == 0 or val[e] < best - 0.05 else best
+    np.testing.assert_allclose(got["lr"], expect_lr, rtol=1e-6)
