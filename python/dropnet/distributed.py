@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = ["init", "comm", "rank", "size", "is_main", "launched_size", "shard_bounds", "allreduce_",
            "broadcast_model", "abort_on_error", "weights_digest", "step", "Options", "FixedOrder", "fit",
-           "evaluate", "predict",
+           "evaluate", "predict_flat",
            "DistributedConfigError"]
 
 _comm: Any = None
@@ -186,12 +186,12 @@ def weights_digest(model) -> str:
 
 
 def step(model, x: np.ndarray, y: np.ndarray, rows: Any, micro_shards: Optional[int] = None,
-         _gathered: Optional[np.ndarray] = None) -> Tuple[float, int, float]:
+         _gathered: Optional[np.ndarray] = None, sample_weight: Optional[np.ndarray] = None) -> Tuple[float, int, float]:
     """One data-parallel step on the global batch ``x[rows]``, ``y[rows]`` (rows: index array or
     slice into x, the same on every rank): this rank's shard → compute_gradients → one allreduce
     of the gradient arena (or, with micro_shards=k, the k micro-shards' gradients gathered and
     added in order: see Options) → apply_gradients. Returns this rank's (loss_sum, correct,
-    penalty); loss_sum and correct cover its rows only."""
+    penalty); loss_sum and correct cover its rows only. sample_weight: (len(x),) float32 or None."""
     net = model.network
     grad = net.grad_buffer
     idx = np.arange(len(x))[rows] if isinstance(rows, slice) else np.asarray(rows)
@@ -200,7 +200,7 @@ def step(model, x: np.ndarray, y: np.ndarray, rows: Any, micro_shards: Optional[
     r, n_ranks = int(c.Get_rank()), int(c.Get_size())
     if micro_shards is None:
         a, b = shard_bounds(m, r, n_ranks)
-        loss_sum, correct = net.compute_gradients(x[idx[a:b]], y[idx[a:b]], a, m)
+        loss_sum, correct = net.compute_gradients(x[idx[a:b]], y[idx[a:b]], a, m, _rows_of(sample_weight, idx[a:b]))
         allreduce_(grad)
         return loss_sum, correct, net.apply_gradients()
     k = int(micro_shards)
@@ -209,7 +209,7 @@ def step(model, x: np.ndarray, y: np.ndarray, rows: Any, micro_shards: Optional[
     loss_sum, correct = 0.0, 0
     for j in mine:
         a, b = shard_bounds(m, j, k)
-        s, cj = net.compute_gradients(x[idx[a:b]], y[idx[a:b]], a, m)
+        s, cj = net.compute_gradients(x[idx[a:b]], y[idx[a:b]], a, m, _rows_of(sample_weight, idx[a:b]))
         loss_sum += s
         correct = -1 if cj < 0 or correct < 0 else correct + cj
         gathered[j] = grad
@@ -223,6 +223,10 @@ def step(model, x: np.ndarray, y: np.ndarray, rows: Any, micro_shards: Optional[
     for j in range(1, k):
         grad += gathered[j]
     return loss_sum, correct, net.apply_gradients()
+
+
+def _rows_of(weights: Optional[np.ndarray], idx: np.ndarray) -> Optional[np.ndarray]:
+    return None if weights is None else np.ascontiguousarray(weights[idx])
 
 
 @contextlib.contextmanager
@@ -286,7 +290,7 @@ class _DataParallel:
         self.rank = int(self.comm.Get_rank())
         self.size = int(self.comm.Get_size())
 
-    def start(self, x, y, val, batch_size, epochs, initial_epoch, shuffle, shuffle_seed, verbose, callbacks):
+    def start(self, x, y, w, val, batch_size, epochs, initial_epoch, shuffle, shuffle_seed, verbose, callbacks):
         """Check the configuration across ranks, broadcast rank 0's model; returns this rank's
         (verbose, callbacks): rank 0 keeps them, the others are silent and write nothing."""
         net = self.model.network
@@ -295,7 +299,7 @@ class _DataParallel:
             "data-order seed": shuffle_seed, "shuffle": bool(shuffle), "batch_size": batch_size, "epochs": epochs,
             "initial_epoch": initial_epoch, "options": repr(self.options), "x shape": list(x.shape),
             "y shape": list(y.shape),
-            "x sample": _sample(x), "y sample": _sample(y),
+            "x sample": _sample(x), "y sample": _sample(y), "sample weights": None if w is None else _sample(w),
             "validation data": None if val is None else [list(val[0].shape), _digest(_sample(val[0])),
                                                          _digest(_sample(val[1]))],
         })
@@ -324,7 +328,7 @@ class _DataParallel:
             verbose = 0
         return verbose, callbacks
 
-    def train_steps(self, x, y, order, batch_size, s0, s1):
+    def train_steps(self, x, y, order, batch_size, s0, s1, w=None):
         """Global steps [s0, s1), each one ``step``; then one allreduce of the steps' loss sums and
         correct counts. Returns what Network.train_steps returns for the global batches."""
         n = len(x)
@@ -336,7 +340,7 @@ class _DataParallel:
             lo, hi = s * batch_size, min(n, (s + 1) * batch_size)
             rows = order[lo:hi] if order is not None else slice(lo, hi)
             loss_sum, correct, penalties[i] = step(self.model, x, y, rows, self.options.micro_shards,
-                                                   self._gathered)
+                                                   self._gathered, w)
             sums[i], sums[k + i], sums[2 * k + i] = loss_sum, max(correct, 0), correct < 0
             rows_per_step[i] = hi - lo
         allreduce_(sums)
@@ -344,8 +348,9 @@ class _DataParallel:
         corrects = np.where(sums[2 * k:] > 0, -1, sums[k:2 * k]).astype(np.int64)
         return losses, corrects
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> Dict[str, float]:
-        return _evaluate_sharded(self.model, x, y, batch_size, self.rank, self.size)
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int,
+                 weights: Optional[np.ndarray] = None) -> Dict[str, float]:
+        return _evaluate_sharded(self.model, x, y, batch_size, weights, self.rank, self.size)
 
     def end_epoch(self) -> None:
         """Average the batch norm running statistics over the ranks (all ranks then hold the same;
@@ -364,18 +369,27 @@ class _DataParallel:
         net.set_state(out)
 
 
-def _evaluate_sharded(model, x, y, batch_size, r, n_ranks) -> Dict[str, float]:
+def _evaluate_sharded(model, x, y, batch_size, weights, r, n_ranks) -> Dict[str, float]:
+    """Sequential._evaluate_prepared with each rank's slice of rows and the sums allreduced."""
     from . import metrics as _metrics
 
+    if any(m != _metrics.ACCURACY for m in model.metrics):
+        # Metrics computed in Python from all predictions: every rank evaluates everything (the
+        # same weights give the same numbers), no exchange needed.
+        return model._evaluate_prepared(x, y, batch_size, weights)
     a, b = shard_bounds(len(x), r, n_ranks)
-    sums = np.zeros(2, dtype=np.float64)
+    sums = np.zeros(3, dtype=np.float64)  # loss sum, correct (weighted), weight sum
     if b > a:
-        loss_sum, n_correct = model.network.evaluate(x[a:b], y[a:b], batch_size)
-        sums[:] = float(loss_sum), float(n_correct)
+        if weights is None:
+            loss_sum, n_correct = model.network.evaluate(x[a:b], y[a:b], batch_size)
+            weight_sum = b - a
+        else:
+            loss_sum, n_correct, weight_sum = model.network.evaluate(x[a:b], y[a:b], batch_size, weights[a:b])
+        sums[:] = float(loss_sum), float(n_correct), float(weight_sum)
     allreduce_(sums)
     out = {"loss": float(sums[0]) / len(x)}
     if _metrics.ACCURACY in model.metrics:
-        out["accuracy"] = float(sums[1]) / len(x)
+        out["accuracy"] = float(sums[1]) / (sums[2] * model._accuracy_units()) if sums[2] > 0 else 0.0
     return out
 
 
@@ -386,7 +400,8 @@ def fit(model, x, y, options: Optional[Options] = None, **kwargs):
     with abort_on_error("fit"), _batchnorm_sync_cleared(model):
         args = [kwargs.pop(name, default) for name, default in (
             ("epochs", 1), ("batch_size", 32), ("validation_data", None), ("validation_split", 0.0),
-            ("shuffle", True), ("seed", None), ("callbacks", None), ("verbose", 1), ("initial_epoch", 0))]
+            ("shuffle", True), ("seed", None), ("callbacks", None), ("verbose", 1), ("initial_epoch", 0),
+            ("sample_weight", None), ("class_weight", None), ("steps_per_epoch", None))]
         if kwargs:
             raise TypeError(f"fit: unexpected keyword arguments {sorted(kwargs)}")
         return model._fit(x, y, *args, _DataParallel(model, options))
@@ -402,24 +417,26 @@ def _batchnorm_sync_cleared(model) -> Iterator[None]:
             model.network.set_batchnorm_sync(None)
 
 
-def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> Dict[str, float]:
+def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256,
+             weights: Optional[np.ndarray] = None) -> Dict[str, float]:
     """Each rank evaluates its slice of the rows; the sums are allreduced (same dict everywhere)."""
     c = init()
     with abort_on_error("evaluate"):
-        return _evaluate_sharded(model, x, y, batch_size, int(c.Get_rank()), int(c.Get_size()))
+        return _evaluate_sharded(model, x, y, batch_size, weights, int(c.Get_rank()), int(c.Get_size()))
 
 
-def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Each rank predicts its slice of the rows; every rank gets all (N, n_out) outputs."""
+def predict_flat(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Each rank predicts its slice of the rows of prepared x; every rank gets all (N, n_out)
+    outputs (``model.predict(x, distributed=True)`` reshapes them)."""
     from mpi4py import MPI
 
     c = init()
     with abort_on_error("predict"):
         r, n_ranks = int(c.Get_rank()), int(c.Get_size())
         n = len(x)
-        n_out = int(model.network.output_shape[0])
+        n_out = int(np.prod(model.network.output_shape))
         a, b = shard_bounds(n, r, n_ranks)
-        local = model.predict(x[a:b], batch_size=batch_size) if b > a else np.zeros((0, n_out), np.float32)
+        local = model._predict_flat(x[a:b], batch_size) if b > a else np.zeros((0, n_out), np.float32)
         out = np.empty((n, n_out), dtype=np.float32)
         bounds = [shard_bounds(n, q, n_ranks) for q in range(n_ranks)]
         counts = [(hi - lo) * n_out for lo, hi in bounds]
