@@ -124,6 +124,16 @@ def steps(a) -> dict:
         if ddp is not None:
             res["ddp step"].append(ddp_block(True))
             res["ddp compute"].append(ddp_block(False))
+    # The transport alone: back-to-back allreduces of an arena-sized buffer, ranks already in step
+    # (what the step's allreduce would cost if no rank ever waited for the other).
+    probe = np.ones_like(grad)
+    bare = []
+    for _ in range(5 * a.repeats):
+        comm.Barrier()
+        t0 = time.perf_counter()
+        dist.allreduce_(probe)
+        bare.append(comm.allreduce(time.perf_counter() - t0, op=_max()))
+    res["allreduce alone"] = bare
     res["grad floats"] = int(grad.size)
     res["rows per rank"] = a.batch // size
     return res

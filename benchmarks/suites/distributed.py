@@ -8,6 +8,8 @@ not depend on the values); the models of mlp_epoch (LeNet-300-100 + dropout) and
 CNN with batch norm and dropout). dropnet's step = compute (compute_gradients + apply_gradients)
 + allreduce (one MPI_Allreduce of the gradient arena, including waiting for the slower rank).
 DDP's compute is measured under ``no_sync()``; DDP overlaps its communication with backward.
+The note also gives the allreduce alone (back-to-back, ranks already in step): the rest of
+"allreduce/sync" is one rank waiting for the other, which on a shared machine is scheduling.
 
 The model (printed after the table): one rank per machine, per-rank batch 128 (weak scaling),
 step = compute measured here at 1 rank + ring allreduce 2(p−1)·α + 2(p−1)/p · bytes / bandwidth,
@@ -88,7 +90,8 @@ def run(ctx) -> None:
                 compute_1[model] = (med["dropnet compute"], r["grad floats"])
             share = med["dropnet allreduce"] / med["dropnet step"]
             note = (f"compute {med['dropnet compute'] * 1e3:.2f} ms + allreduce/sync "
-                    f"{med['dropnet allreduce'] * 1e3:.2f} ms ({100 * share:.1f} % of the step); "
+                    f"{med['dropnet allreduce'] * 1e3:.2f} ms ({100 * share:.1f} % of the step; the allreduce "
+                    f"alone, ranks in step: {med['allreduce alone'] * 1e3:.2f} ms); "
                     f"{r['grad floats']} gradient floats, {r['rows per rank']} rows per rank")
             case = f"{'LeNet-300-100' if model == 'lenet' else 'small CNN'} step, global batch 128, {n} rank(s)"
             ratios = {}
