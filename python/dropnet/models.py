@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
+from . import _fit_checks
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _losses
@@ -441,6 +442,14 @@ class Sequential:
         (N,) for sparse crossentropy, (N, n_out) floats otherwise. The last partial batch is used.
         validation_split: the last fraction of x/y (before shuffling) is held out.
         seed: data-order seed (default: the model seed). Returns a ``History``.
+
+        Every error that can be foreseen (arguments, data, a batch too small for batch norm) is
+        raised before the first step, with the model unchanged. A failure during training (an
+        exception from a callback, KeyboardInterrupt, MemoryError) stops fit where it happens:
+        the model keeps the updates of the steps completed before it (weights, optimizer state,
+        batch-norm statistics and ``rng_offset`` move together step by step). A NaN or infinite
+        epoch loss gives a RuntimeWarning; ``callbacks.TerminateOnNaN`` stops at the first such
+        batch instead.
         """
         epochs = _check_count(epochs, "epochs")
         initial_epoch = _check_count(initial_epoch, "initial_epoch", minimum=0)
@@ -466,6 +475,7 @@ class Sequential:
             x, y = x[:-n_val], y[:-n_val]
         net = self._net
         n = len(x)
+        _fit_checks.check_batch_norm_batches(self._shapes(self.input_shape), n, batch_size)
         steps = -(-n // batch_size)
         history = _callbacks.History()
         history.params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n}
@@ -511,6 +521,7 @@ class Sequential:
                 if val is not None:
                     logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(val[0], val[1], 256).items()})
                 logs["lr"] = lr
+                _fit_checks.warn_if_diverged(epoch, logs["loss"], callbacks or [])
                 bar.finish(logs)
                 cbs.on_epoch_end(epoch, logs)
                 if self.stop_training:
