@@ -1,6 +1,6 @@
 // Bindings of the dropout kernels (dropnet._core.ops): argument checks, output allocation, and
 // the kernels called with the GIL released. No maths here beyond turning p into the contract's
-// threshold and scale (DESIGN.md, "Philox streams").
+// threshold and scale (docs/design.md, "The Philox stream contract").
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 

@@ -1,14 +1,15 @@
 """Checkpoints that cannot run code on load.
 
 File format (version 1): a numpy ``.npz`` (zip) read with ``allow_pickle=False`` holding
+
 - ``header``: uint8 bytes of a UTF-8 JSON object: ``format``, ``version``, ``model``
   (``Sequential.get_config()``: layers, seed, input shape, compile settings), ``state``
   (``rng_offset``, ``lr``, ``optimizer_step``), ``arrays`` (name, dtype, shape of every array in
   order) and ``sha256``;
 - ``param_000 ...``: the parameters in ``get_weights`` order; ``slot_000 ...``: optimizer slots;
   ``mask_NNN``: the 0/1 pruning mask of parameter NNN, for the parameters that have one;
-``state_NNN``: non-trainable state (batch norm running mean, running variance per layer; header
-``state.n_state``, absent = 0 in older files).
+- ``state_NNN``: non-trainable state (batch norm running mean, running variance per layer; header
+  ``state.n_state``, absent = 0 in older files).
 
 ``sha256`` covers the canonical JSON of the header without it plus every array's name, dtype,
 shape and bytes, so truncation and tampering are detected (the zip CRCs catch most of it too).
@@ -98,6 +99,12 @@ def save_model(model, path: str) -> None:
                  "n_state": len(buffers)}
     header = {"format": FORMAT, "version": VERSION, "model": model.get_config(), "state": state,
               "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in arrays]}
+    _write_atomic(path, header, arrays)
+
+
+def _write_atomic(path: str, header: dict, arrays: List[Tuple[str, np.ndarray]]) -> None:
+    """``header`` (sha256 added) and ``arrays`` as an npz at ``path``, via a temporary file and
+    ``os.replace``: a reader sees the old file or the new one, never a partial one."""
     header["sha256"] = _digest(header, arrays)
     try:
         _require_finite("model", [(n, a) for n, a in arrays if not n.startswith("mask_")])
@@ -132,13 +139,13 @@ def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dtype: np.dtype, shape
     return arr
 
 
-def _parse_header(raw: bytes) -> dict:
+def _parse_header(raw: bytes, fmt: str) -> dict:
     try:
         header = json.loads(raw.decode("utf-8"))
     except RecursionError:
         raise ValueError("header: JSON nested too deeply") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError("not a dropnet checkpoint (header format "
+    if not isinstance(header, dict) or header.get("format") != fmt:
+        raise ValueError(f"not a {fmt} file (header format "
                          f"{header.get('format') if isinstance(header, dict) else None!r})")
     if header.get("version") != VERSION:
         raise ValueError(f"checkpoint version {header.get('version')!r} is not supported "
@@ -179,8 +186,8 @@ class _Checkpoint:
     size is checked against the header, and ``expect(header, declared)`` (the architecture's own
     sizes) has accepted the declared shapes."""
 
-    def __init__(self, path: str, expect) -> None:
-        self.path = path
+    def __init__(self, path: str, expect, fmt: str = FORMAT) -> None:
+        self.path, self._fmt = path, fmt
         self._file = open(path, "rb")
         try:
             if self._file.read(4) != b"PK\x03\x04":
@@ -210,7 +217,7 @@ class _Checkpoint:
             shape, _, dtype = _npy_header(s, hinfo)
         if dtype != np.uint8 or len(shape) != 1 or shape[0] > _MAX_HEADER_BYTES:
             raise ValueError(f"header member: expected uint8 bytes, got {dtype} {shape}")
-        self.header = _parse_header(_read_npy(self._zip, hinfo, np.dtype(np.uint8), shape).tobytes())
+        self.header = _parse_header(_read_npy(self._zip, hinfo, np.dtype(np.uint8), shape).tobytes(), self._fmt)
         self.declared = _declared_arrays(self.header)
         listed = {n for n, _ in self.declared}
         if listed != set(members):
@@ -251,10 +258,10 @@ def _npy_header(s, info: zipfile.ZipInfo):
     raise ValueError(f"{info.filename}: .npy version {version} is not used by dropnet")
 
 
-def _read(path: str) -> Tuple[dict, Dict[str, np.ndarray]]:
-    """Header and all arrays of a checkpoint (checked as ``_Checkpoint`` does)."""
+def _read(path: str, fmt: str = FORMAT, expect=None) -> Tuple[dict, Dict[str, np.ndarray]]:
+    """Header and all arrays of a ``fmt`` file (checked as ``_Checkpoint`` does)."""
     try:
-        with _Checkpoint(path, None) as ck:
+        with _Checkpoint(path, expect, fmt) as ck:
             return ck.header, {name: ck.array(name) for name, _ in ck.declared}
     except FileNotFoundError:
         raise
@@ -262,6 +269,25 @@ def _read(path: str) -> Tuple[dict, Dict[str, np.ndarray]]:
         raise ValueError(f"{path}: the checkpoint declares arrays larger than the available memory") from None
     except _READ_ERRORS as e:
         raise ValueError(f"{path}: not a readable dropnet checkpoint ({type(e).__name__}: {e})") from None
+
+
+def _check_declared_sizes(model, declared: List[Tuple[str, Tuple[int, ...]]], slots: bool = True) -> None:
+    """Declared params and state must be the sizes ``model``'s architecture gives; optimizer slots
+    a whole number (at most 8) of copies of the params; masks at most the params."""
+    sizes = {"param": 0, "slot": 0, "mask": 0, "state": 0}
+    for name, shape in declared:
+        sizes[name.split("_")[0]] += int(np.prod(shape, dtype=np.int64))
+    if model.input_shape is None:
+        raise ValueError("arrays present but the architecture has no input shape")
+    rows = model._shapes_with_state(model.input_shape)
+    n_params, n_state = sum(r[2] for r in rows), sum(r[3] for r in rows)
+    if sizes["param"] != n_params or sizes["state"] != n_state:
+        raise ValueError(f"the array shapes do not match the architecture: they declare {sizes['param']} parameter "
+                         f"and {sizes['state']} state values, the architecture has {n_params} and {n_state}")
+    max_slots = 8 * n_params if slots else 0
+    if sizes["mask"] > n_params or (n_params and sizes["slot"] % n_params) or sizes["slot"] > max_slots:
+        raise ValueError(f"arrays declare {sizes['slot']} optimizer and {sizes['mask']} mask values "
+                         f"for {n_params} parameters")
 
 
 def _expect_architecture(model_box: list):
@@ -276,21 +302,8 @@ def _expect_architecture(model_box: list):
         model = Sequential([_layers.from_config(e) for e in cfg["layers"]], input_shape=cfg["input_shape"],
                            seed=cfg["seed"], name=cfg.get("name", "sequential"))
         model_box.append(model)
-        sizes = {"param": 0, "slot": 0, "mask": 0, "state": 0}
-        for name, shape in declared:
-            sizes[name.split("_")[0]] += int(np.prod(shape, dtype=np.int64))
-        if not declared:
-            return
-        if model.input_shape is None:
-            raise ValueError("weights present but the architecture has no input shape")
-        rows = model._shapes_with_state(model.input_shape)
-        n_params, n_state = sum(r[2] for r in rows), sum(r[3] for r in rows)
-        if sizes["param"] != n_params or sizes["state"] != n_state:
-            raise ValueError(f"arrays declare {sizes['param']} parameters and {sizes['state']} state values, "
-                             f"the architecture has {n_params} and {n_state}")
-        if sizes["mask"] > n_params or (n_params and sizes["slot"] % n_params) or sizes["slot"] > 8 * n_params:
-            raise ValueError(f"arrays declare {sizes['slot']} optimizer and {sizes['mask']} mask values "
-                             f"for {n_params} parameters")
+        if declared:
+            _check_declared_sizes(model, declared)
 
     return expect
 
@@ -379,3 +392,55 @@ def load_torch_state_dict(model, state_dict: Mapping[str, object]) -> None:
             value = value.detach().cpu().numpy()
         values.append(np.asarray(value, dtype=np.float32))
     model.set_weights(values)
+
+
+WEIGHTS_FORMAT = "dropnet.weights"
+
+
+def save_weights(model, path: str) -> None:
+    """Write the parameters, pruning masks and batch norm running statistics of a built model to
+    ``path`` (npz without pickle, JSON header naming each layer's arrays, SHA-256, written
+    atomically); no architecture, optimizer state or RNG offset (``save`` has those)."""
+    path = os.fspath(path)
+    net = model.network
+    params = [np.ascontiguousarray(p, dtype=np.float32) for p in net.get_params()]
+    masks = [(i, net.get_mask(i)) for i in range(len(params))]
+    masks = [(i, np.ascontiguousarray(m, dtype=np.float32)) for i, m in masks if m is not None]
+    buffers = [np.ascontiguousarray(b, dtype=np.float32) for b in net.get_state()]
+    arrays = [(f"param_{i:03d}", p) for i, p in enumerate(params)]
+    arrays += [(f"mask_{i:03d}", m) for i, m in masks]
+    arrays += [(f"state_{i:03d}", b) for i, b in enumerate(buffers)]
+    header = {"format": WEIGHTS_FORMAT, "version": VERSION,
+              "layers": [{"name": layer.name, "class": type(layer).__name__, "params": list(idx)}
+                         for layer, idx in model._layer_params()],
+              "n_params": len(params), "n_state": len(buffers), "mask_params": [i for i, _ in masks],
+              "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in arrays]}
+    _write_atomic(path, header, arrays)
+
+
+def load_weights(model, path: str) -> None:
+    """Load ``save_weights`` output into a built model of the same architecture. Every array is
+    checked (count, shape, digest) before anything is written; ValueError otherwise."""
+    path = os.fspath(path)
+    header, arrays = _read(path, WEIGHTS_FORMAT,
+                           lambda header, declared: _check_declared_sizes(model, declared, slots=False))
+    if _digest(header, [(a["name"], arrays.get(a["name"], np.empty(0))) for a in header.get("arrays", [])]) \
+            != header.get("sha256"):
+        raise ValueError(f"{path}: SHA-256 mismatch (the file is corrupt or was modified)")
+    net = model.network
+    current = net.get_params()
+    if header.get("n_params") != len(current):
+        raise ValueError(f"{path}: holds {header.get('n_params')} parameter arrays, the model has {len(current)}")
+    params = [arrays[f"param_{i:03d}"] for i in range(len(current))]
+    for i, (p, ref) in enumerate(zip(params, current)):
+        if p.shape != np.shape(ref):
+            raise ValueError(f"{path}: parameter {i} has shape {p.shape}, the model's is {np.shape(ref)}")
+    state = [arrays[f"state_{i:03d}"] for i in range(int(header.get("n_state", 0)))]
+    if len(state) != len(net.get_state()):
+        raise ValueError(f"{path}: holds {len(state)} batch norm arrays, the model has {len(net.get_state())}")
+    for i in range(len(current)):
+        net.set_mask(i, None)
+    model.set_weights(params)
+    model.set_state(state)
+    for i in header.get("mask_params", []):
+        net.set_mask(i, np.ascontiguousarray(arrays[f"mask_{i:03d}"], dtype=np.float32))

@@ -8,7 +8,7 @@ any ``dropnet.set_num_threads``.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -111,6 +111,30 @@ def conv2d_backward(grad_out: np.ndarray, x: np.ndarray, w: np.ndarray, *, strid
     pads = _conv_padding(padding, w, s, d)
     return _ops.conv2d_backward(grad_out, x, w, s, pads, d, _count(groups, "groups"), bool(need_input_grad),
                                 bool(need_bias_grad))
+
+
+@overload
+def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = ..., padding: IntPair = ...,
+               return_indices: Literal[False] = ..., *, out: Optional[np.ndarray] = ...,
+               indices_out: Optional[np.ndarray] = ...) -> np.ndarray: ...
+
+
+@overload
+def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair], padding: IntPair,
+               return_indices: Literal[True], *, out: Optional[np.ndarray] = ...,
+               indices_out: Optional[np.ndarray] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = ..., padding: IntPair = ..., *,
+               return_indices: Literal[True], out: Optional[np.ndarray] = ...,
+               indices_out: Optional[np.ndarray] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = ..., padding: IntPair = ...,
+               return_indices: bool = ..., *, out: Optional[np.ndarray] = ...,
+               indices_out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
 
 
 def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,

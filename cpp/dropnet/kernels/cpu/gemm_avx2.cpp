@@ -22,7 +22,6 @@ constexpr int kMr = 6;
 constexpr int kNv = 2;  // vectors of 8 columns per tile row
 constexpr int kNr = 8 * kNv;
 
-
 template <int M, int NV>
 void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int n) {
   __m256 acc[M][NV];

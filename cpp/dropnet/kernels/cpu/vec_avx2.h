@@ -1,6 +1,7 @@
-// The float-vector operations the templated kernels (spmm_rows_impl.h, csr_matmul_impl.h) are
-// written over, for 8-float AVX2 vectors. Include only from *_avx2.cpp units (compiled with the
-// AVX2 flags); internal linkage.
+// The float-vector operations the templated kernels (spmm_rows_impl.h, csr_matmul_impl.h,
+// gemm_skip_zeros_rows_impl.h) are written over, for 8-float AVX2 vectors, and the lane mask of
+// the masked loads and stores. Include only from *_avx2.cpp units (compiled with the AVX2 flags);
+// internal linkage.
 #pragma once
 #include <immintrin.h>
 
@@ -27,6 +28,8 @@ struct Avx2Vec {
   static Vec load(const float* p) { return _mm256_load_ps(p); }
   static void store(float* p, Vec v) { _mm256_store_ps(p, v); }
   static void storeu(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+  // The first n lanes of v to p[0, n); nothing is read or written past p + n.
+  static void store_first(float* p, Vec v, int64_t n) { _mm256_maskstore_ps(p, first_lanes8(n), v); }
   static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
   static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
   static Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
@@ -37,6 +40,9 @@ struct Avx2Vec {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // The canonical 16-lane sum (lanes16.h) of lanes 0-7 in v[0] and 8-15 in v[1].
+  static constexpr int kVecs16 = 2;
+  static float reduce16(const Vec* v) { return reduce_add(add(v[0], v[1])); }
 };
 
 }  // namespace

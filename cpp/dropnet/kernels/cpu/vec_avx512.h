@@ -38,6 +38,9 @@ struct Avx512Vec {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // The canonical 16-lane sum (lanes16.h): reduce_add's tree is that tree.
+  static constexpr int kVecs16 = 1;
+  static float reduce16(const Vec* v) { return reduce_add(v[0]); }
 };
 
 }  // namespace
