@@ -251,7 +251,8 @@ def prop_pool2d(data):
         got, err = call(ops.max_pool2d, px, k, s, p)
     else:
         got, err = call(ops.avg_pool2d, px, k, s, p, count_include_pad=cip)
-    fits = (2 * p[0] <= k[0] and 2 * p[1] <= k[1] and k[0] <= h + 2 * p[0] and k[1] <= w + 2 * p[1])
+    fits = (2 * p[0] <= k[0] and 2 * p[1] <= k[1] and k[0] <= h + 2 * p[0] and k[1] <= w + 2 * p[1]
+            and max(k + p) <= 2**40)  # window arguments past 2**40 are refused (overflow-safe geometry)
     if not (ok and fits):
         assert err is not None
         return
