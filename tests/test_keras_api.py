@@ -391,3 +391,19 @@ def test_loss_and_metric_names():
         "accuracy", "top_5_accuracy", "top_3_accuracy", "mse"]
     with pytest.raises(ValueError, match="metrics"):
         metrics.get_list(["top_0_accuracy"])
+
+
+@pytest.mark.parametrize("act,ref", [(L.ELU(0.7), lambda h: F.elu(h, 0.7)), (L.LeakyReLU(0.2), lambda h: F.leaky_relu(h, 0.2))])
+def test_elu_and_leaky_relu_layers_train_like_torch(act, ref):
+    m = Sequential([L.Dense(5), act, L.Dense(3, activation="softmax")], input_shape=(4,), seed=15)
+    m.compile(optimizer=optim.SGD(lr=0.1), loss="sparse_categorical_crossentropy")
+    x = RNG.standard_normal((9, 4)).astype(np.float32)
+    y = RNG.integers(0, 3, 9)
+    ts = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in m.get_weights()]
+    h = ref(torch.tensor(x, dtype=torch.float64) @ ts[0].T + ts[1])
+    F.cross_entropy(h @ ts[2].T + ts[3], torch.tensor(y)).backward()
+    m.train_on_batch(x, y)
+    for got, t in zip(m.get_weights(), ts):
+        np.testing.assert_allclose(got, (t - 0.1 * t.grad).detach().numpy(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="elu"):
+        dropnet._core.nn.Network([{"type": "dense", "units": 2, "activation": "elu"}], (3,), "mse", 0)
