@@ -53,12 +53,15 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     print(f"# load average {load:.2f}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}")
     if load > 1.5:
-        print("# WARNING: the machine is busy; figures are unreliable (BENCHMARKS.md: shared, noisy machines)")
+        print("# WARNING: the machine is busy; figures are unreliable (docs/performance.md: shared, noisy machines)")
     print(harness.HEADER, flush=True)
     ctx = harness.Context(threads, repeats=3 if args.quick else args.repeats, quick=args.quick)
     for name in names:
         importlib.import_module(f"benchmarks.suites.{name}").run(ctx)
     text = harness.table(ctx.rows)
+    scaling = harness.scaling_table(ctx.rows)
+    if scaling:
+        text += "\n\n" + scaling
     print("\n" + text)
     if args.out:
         with open(args.out, "w") as f:

@@ -27,7 +27,7 @@ def philox4x32_10(counter: np.ndarray, key: np.ndarray) -> np.ndarray:
 
 
 def stream_words(n: int, seed: int, stream: int, start: int = 0) -> np.ndarray:
-    """Word of each element start .. start+n-1 of (seed, stream), per DESIGN.md."""
+    """Word of each element start .. start+n-1 of (seed, stream), per docs/design.md."""
     i = np.arange(start, start + n, dtype=np.uint64)
     b = i >> np.uint64(2)
     ctr = np.stack([b & MASK32, b >> np.uint64(32),

@@ -1,5 +1,5 @@
 """The dropout family against an independent numpy implementation of Philox4x32-10 and of the
-stream contract of DESIGN.md, written here from the Random123 definition and checked against its
+stream contract of docs/design.md, written here from the Random123 definition and checked against its
 known-answer vectors. Masks must agree bit for bit for every shape, seed, stream, p, thread count
 and ISA path; values against numpy float32 arithmetic; statistics within 6 sigma.
 """

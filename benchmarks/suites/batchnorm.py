@@ -1,6 +1,6 @@
 """Batch normalisation forward + backward (training) beside PyTorch, with a copy as memory roof.
 
-Cases (BENCHMARKS.md): BatchNorm1d(300) on (256, 300) and BatchNorm2d(32) on (128, 32, 28, 28),
+Cases (docs/performance.md, the suites): BatchNorm1d(300) on (256, 300) and BatchNorm2d(32) on (128, 32, 28, 28),
 plain and fused with the following ReLU. Sides:
   dropnet           ops.batch_norm + ops.batch_norm_backward into reused buffers
   torch autograd    F.batch_norm (+ F.relu) and .backward(), as a training step runs it

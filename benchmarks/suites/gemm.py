@@ -9,7 +9,7 @@ result are not timed.
 
 Three thread pools would share 2 cores (dropnet's and PyTorch's OpenMP, numpy's OpenBLAS), and
 OpenBLAS workers busy-wait ~0.1 s after each call, stealing the cores of whatever runs next
-(BENCHMARKS.md). So the numpy comparison runs in a child process started with
+(docs/performance.md, protocol). So the numpy comparison runs in a child process started with
 ``OPENBLAS_THREAD_TIMEOUT=4`` (its workers sleep at once) and ``OPENBLAS_NUM_THREADS`` equal to the
 case's thread count, timing dropnet beside numpy interleaved there; the torch comparison runs
 here, where OpenBLAS is never called with more than one thread.

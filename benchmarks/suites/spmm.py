@@ -1,4 +1,4 @@
-"""Sparse layer products at 0-98 % unstructured sparsity vs dense and torch.sparse (BENCHMARKS.md, spmm).
+"""Sparse layer products at 0-98 % unstructured sparsity vs dense and torch.sparse (docs/performance.md, spmm).
 
 Weight W (N, K) pruned at random to each sparsity, batch x (M, K); three products of a layer:
   forward        y  = x @ W.T              dropnet.ops.sparse_linear

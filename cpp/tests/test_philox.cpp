@@ -29,7 +29,7 @@ TEST_CASE("philox4x32_10 matches Random123 known answers") {
   }
 }
 
-TEST_CASE("stream words follow the counter layout of DESIGN.md") {
+TEST_CASE("stream words follow the counter layout of docs/design.md") {
   const uint64_t seed = 0x0123456789abcdefULL, stream = 0xfedcba9876543210ULL, i = 4ULL * 0x100000002ULL + 3;
   const philox::Words w = philox::philox4x32_10(2, 1, 0x76543210u, 0xfedcba98u, 0x89abcdefu, 0x01234567u);
   CHECK(philox::stream_word(seed, stream, i) == w.v[3]);

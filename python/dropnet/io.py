@@ -1,14 +1,15 @@
 """Checkpoints that cannot run code on load.
 
 File format (version 1): a numpy ``.npz`` (zip) read with ``allow_pickle=False`` holding
+
 - ``header``: uint8 bytes of a UTF-8 JSON object: ``format``, ``version``, ``model``
   (``Sequential.get_config()``: layers, seed, input shape, compile settings), ``state``
   (``rng_offset``, ``lr``, ``optimizer_step``), ``arrays`` (name, dtype, shape of every array in
   order) and ``sha256``;
 - ``param_000 ...``: the parameters in ``get_weights`` order; ``slot_000 ...``: optimizer slots;
   ``mask_NNN``: the 0/1 pruning mask of parameter NNN, for the parameters that have one;
-``state_NNN``: non-trainable state (batch norm running mean, running variance per layer; header
-``state.n_state``, absent = 0 in older files).
+- ``state_NNN``: non-trainable state (batch norm running mean, running variance per layer; header
+  ``state.n_state``, absent = 0 in older files).
 
 ``sha256`` covers the canonical JSON of the header without it plus every array's name, dtype,
 shape and bytes, so truncation and tampering are detected (the zip CRCs catch most of it too).

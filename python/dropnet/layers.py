@@ -49,6 +49,11 @@ def _check_rate(rate: object, name: str = "rate") -> float:
     return rate
 
 
+#: Largest size a layer argument (units, filters, kernel, stride, input dimension) may have: the
+#: native network indexes with int32, and anything larger could never be allocated anyway.
+MAX_SIZE = 2**31 - 1
+
+
 def check_shape(shape: object, name: str = "input_shape") -> Shape:
     """A tuple of positive ints from an int or a sequence of ints."""
     if isinstance(shape, int) and not isinstance(shape, bool):
@@ -57,8 +62,8 @@ def check_shape(shape: object, name: str = "input_shape") -> Shape:
         dims = tuple(shape)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{name}: expected a tuple of positive ints, got {shape!r}") from None
-    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-        raise ValueError(f"{name}: expected a non-empty tuple of positive ints, got {shape!r}")
+    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_SIZE for d in dims):
+        raise ValueError(f"{name}: expected a non-empty tuple of ints in [1, 2**31 - 1], got {shape!r}")
     return dims
 
 
@@ -170,8 +175,8 @@ class Dense(Layer):
                  kernel_constraint: Optional[_constraints.MaxNorm] = None) -> None:
         if isinstance(units, bool) or not isinstance(units, int):
             raise TypeError(f"units: expected a positive int, got {type(units).__name__}")
-        if units <= 0:
-            raise ValueError(f"units: expected a positive int, got {units}")
+        if not 0 < units <= MAX_SIZE:
+            raise ValueError(f"units: expected an int in [1, 2**31 - 1], got {units}")
         if not isinstance(use_bias, bool):
             raise TypeError(f"use_bias: expected a bool, got {type(use_bias).__name__}")
         if kernel_initializer is not None and kernel_initializer not in INITIALIZERS:
@@ -282,8 +287,8 @@ def _pair(value: object, name: str, minimum: int = 1) -> Pair:
         raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}") from None
     if len(vals) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
         raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in vals):
-        raise ValueError(f"{name}: expected ints >= {minimum}, got {value!r}")
+    if any(v < minimum or v > MAX_SIZE for v in vals):
+        raise ValueError(f"{name}: expected ints in [{minimum}, 2**31 - 1], got {value!r}")
     return int(vals[0]), int(vals[1])
 
 
@@ -330,8 +335,8 @@ class Conv2D(Layer):
                  kernel_constraint: Optional[_constraints.MaxNorm] = None) -> None:
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)):
             raise TypeError(f"filters: expected a positive int, got {type(filters).__name__}")
-        if filters <= 0:
-            raise ValueError(f"filters: expected a positive int, got {filters}")
+        if not 0 < filters <= MAX_SIZE:
+            raise ValueError(f"filters: expected an int in [1, 2**31 - 1], got {filters}")
         if not isinstance(use_bias, bool):
             raise TypeError(f"use_bias: expected a bool, got {type(use_bias).__name__}")
         if kernel_initializer is not None and kernel_initializer not in INITIALIZERS:

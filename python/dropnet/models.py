@@ -61,7 +61,7 @@ def _check_batch_size(batch_size: object) -> int:
 
 
 def as_inputs(x: ArrayLike, input_shape: Optional[Tuple[int, ...]], name: str = "x") -> np.ndarray:
-    """``x`` as a C-contiguous float32 array of shape (N, *input_shape), N > 0, all finite.
+    """``x`` as a C-contiguous float32 array of shape ``(N, *input_shape)``, N > 0, all finite.
 
     float32 input is used as is (no copy when already contiguous); other real dtypes (float64,
     integers) are converted once here. Raises TypeError for non-numeric data, ValueError for
@@ -471,7 +471,7 @@ class Sequential(ModelAPI):
             steps_per_epoch: Optional[int] = None) -> _callbacks.History:
         """Train for epochs ``initial_epoch .. epochs - 1``; one native ``train_step`` per batch.
 
-        x: (N, *input_shape), converted once to float32 (float64 input is copied; float32 arrays,
+        x: ``(N, *input_shape)``, converted once to float32 (float64 input is copied; float32 arrays,
         including ``np.memmap`` / ``np.load(mmap_mode="r")``, are used in place: each batch is
         gathered natively from the rows it needs, so a dataset larger than memory is read as it
         trains). y: int labels (N,) for sparse crossentropy, (N, n_out) floats otherwise. The last

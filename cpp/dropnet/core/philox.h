@@ -1,5 +1,5 @@
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11), exactly as
-// Random123 defines it, and dropnet's stream scheme (DESIGN.md, "Philox streams"):
+// Random123 defines it, and dropnet's stream scheme (docs/design.md, "The Philox stream contract"):
 //   element i of stream s under seed k draws word (i % 4) of
 //   philox({lo32(i/4), hi32(i/4), lo32(s), hi32(s)}, {lo32(k), hi32(k)}).
 // Usable from host and device code. Vectorised twins: core/philox_avx2.h, core/philox_avx512.h.

@@ -1,5 +1,5 @@
 // Thread control. Kernels open OpenMP regions with num_threads(get_num_threads()) and split work
-// over independent outputs only (DESIGN.md, Determinism), so results never depend on the count.
+// over independent outputs only (docs/design.md, Determinism), so results never depend on the count.
 #pragma once
 #include <cstdint>
 

@@ -101,7 +101,7 @@ Conv2DLayer::Conv2DLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t 
   weight_.l1 = spec.l1;
   weight_.l2 = spec.l2;
   // Automatic: PyTorch's default (torch_uniform), for Dense layers too. Measured on the small CNN
-  // of BENCHMARKS.md (Fashion-MNIST, Adam, 10 epochs): test accuracy 92.2 / 92.0 / 91.2 % for seeds
+  // of benchmarks/suites/cnn_epoch.py (Fashion-MNIST, Adam, 10 epochs): test accuracy 92.2 / 92.0 / 91.2 % for seeds
   // 0-2 (best epoch 92.2 / 92.0 / 91.6), against 90.8 % with He / Glorot everywhere, 91.6 / 91.4 %
   // with He convolutions and 91.5 % with torch_uniform convolutions only (seed 0). Batch norm undoes
   // a convolution's weight scale in the forward pass, so smaller weights take larger relative

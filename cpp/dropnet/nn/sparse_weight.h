@@ -1,4 +1,4 @@
-// Sparse execution of a pruned dense weight (DESIGN.md: "A pruned layer keeps its dense weight,
+// Sparse execution of a pruned dense weight (docs/design.md: "A pruned layer keeps its dense weight,
 // its 0/1 mask and, when sparse execution is on, a compressed copy that forward and backward use").
 //
 // The compressed copy is a CSR of the mask's pattern (sparse_csr.h) plus, aligned with its stored

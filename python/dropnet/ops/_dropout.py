@@ -47,10 +47,11 @@ ALPHA_PRIME = -1.7580993408473766  # -scale * alpha of SELU: the value AlphaDrop
 Shape = Union[int, Sequence[int]]
 
 
-def _prob(p: object) -> float:
-    """p as a double, keeping float32 inputs exact (their threshold differs from the decimal's)."""
+def _prob(p: object, name: str = "p") -> float:
+    """p as a double, keeping float32 inputs exact (their threshold differs from the decimal's).
+    Only real numbers: str, bool and arrays (even 0-d) are a TypeError."""
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"p: expected a float in [0, 1), got {type(p).__name__}")
+        raise TypeError(f"{name}: expected a float probability, got {type(p).__name__}")
     return float(p)
 
 

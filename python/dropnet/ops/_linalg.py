@@ -10,6 +10,7 @@ from typing import Literal, Optional, Tuple, Union, overload
 import numpy as np
 
 from .. import _core
+from ._dropout import _prob
 
 __all__ = ["matmul", "matmul_skip_zeros", "linear"]
 
@@ -96,7 +97,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, acti
     """
     if activation is not None and (not isinstance(activation, str) or activation not in ACTIVATIONS):
         raise ValueError(f"activation: expected None or one of {ACTIVATIONS}, got {activation!r}")
-    p = float(dropout)
+    p = _prob(dropout, "dropout")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout!r}")
     if p > 0.0 and (seed is None or stream is None):

@@ -144,7 +144,7 @@ class _BatchRecorder(_Recorder):
 class LotteryResults:
     """Records of a ``LotteryTicket.run``: one dict per (round, arm) with the keys ``FIELDS``.
 
-    weights_remaining: fraction of prunable weights left; *_test_accuracy: over the evaluation
+    weights_remaining: fraction of prunable weights left; ``*_test_accuracy``: over the evaluation
     points (each epoch end, or every ``eval_every`` iterations); early_stop_iteration: the
     iteration with the minimal validation loss, early_stop_test_accuracy the test accuracy there;
     mean_epoch_seconds: training wall time per epoch (fit's own evaluation included, this
@@ -299,7 +299,7 @@ class LotteryTicket:
             checkpoint_dir: Optional[str] = None, verbose: int = 1) -> LotteryResults:
         """Run rounds 0..rounds and return the records.
 
-        x: (N, *input_shape) training inputs, y: (N,) labels. validation_data: (x_val, y_val) for
+        x: ``(N, *input_shape)`` training inputs, y: (N,) labels. validation_data: (x_val, y_val) for
         the early-stopping iteration (minimal validation loss); test_data: (x_test, y_test) for the
         accuracies. early_stopping: None trains every arm ``epochs`` epochs; an int stops an arm
         after that many epochs without a lower validation loss (needs validation_data).

@@ -1,6 +1,6 @@
 // Alpha dropout (Klambauer et al. 2017, as Keras' AlphaDropout): keeps SELU's mean and variance.
 // Element e (flat C order) is kept iff its Philox word of (seed, stream) < threshold (the dropout
-// contract of DESIGN.md). With q = 1 − p and α' = −λ_selu·α_selu:
+// contract of docs/design.md). With q = 1 − p and α' = −λ_selu·α_selu:
 //   y = a · (keep ? x : α') + b,   a = (q + α'²·q·p)^(-1/2),  b = −a·α'·p
 // Backward is dx = dy · keep · a: cpu::dropout_backward_bits with scale a.
 #pragma once

@@ -1,4 +1,4 @@
-// Inverted dropout on raw float buffers, following the Philox contract of DESIGN.md exactly:
+// Inverted dropout on raw float buffers, following the Philox contract of docs/design.md exactly:
 // element e (flat C-order index) of stream (seed, stream) is kept iff its word < threshold;
 // kept values are scaled by `scale` = 1 / (1 - p). threshold = keep_threshold(p) (core/philox.h).
 // Callers take the identity path for p == 0. Bit masks: bit e of word e / 64 is the keep of e;

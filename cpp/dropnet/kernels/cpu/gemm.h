@@ -4,7 +4,7 @@
 //   weights   dW = dYᵀ · X  (trans_a)      accumulate with beta = 1 to sum over batches
 // C[M×N] = alpha · op(A)[M×K] · op(B)[K×N] + beta · C, then the epilogue on each C element.
 // Threads split M and N only; K is summed in a fixed order and blocking, so results are identical
-// for any thread count (DESIGN.md, Determinism). Denormals are flushed inside the kernel.
+// for any thread count (docs/design.md, Determinism). Denormals are flushed inside the kernel.
 #pragma once
 #include <cstdint>
 

@@ -1,4 +1,4 @@
-// Stream words of the Philox contract (DESIGN.md): out[j] = word (start + j) of (seed, stream).
+// Stream words of the Philox contract (docs/design.md): out[j] = word (start + j) of (seed, stream).
 #pragma once
 #include <cstdint>
 

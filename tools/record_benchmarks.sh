@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Records benchmark tables for the documentation's performance page: one file per suite,
+# docs/benchmarks/<suite>.md, holding the exact command, the commit, the date, the machine and
+# the table `python -m benchmarks.run` printed. Needs an in-tree build (python/dropnet/_core*.so)
+# and torch==2.13.0 for the peer columns.
+#   tools/record_benchmarks.sh                      # the default suites at 1 thread
+#   THREADS=1,2 tools/record_benchmarks.sh dropout  # chosen suites and thread counts
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=${THREADS:-1}
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(philox dropout gemm train_step sparse_train)
+py=${PYTHON:-python3}
+mkdir -p docs/benchmarks
+for suite in "${suites[@]}"; do
+  out=docs/benchmarks/$suite.md
+  cmd="PYTHONPATH=python:. $py -m benchmarks.run $suite --threads $threads"
+  echo "+ $cmd" >&2
+  log=$(PYTHONPATH=python:. "$py" -m benchmarks.run "$suite" --threads "$threads")
+  cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+  {
+    echo "Command: \`$cmd\`"
+    echo
+    echo "Commit \`$(git rev-parse --short HEAD)\`, $(date -u +%Y-%m-%d), CPU: ${cpu:-unknown}, $(nproc) cores."
+    echo
+    # The run's own header (machine, peer version, load) as a list, then its final table.
+    echo "$log" | sed -n 's/^# \(.*\)$/- \1/p'
+    echo
+    echo "$log" | awk 'BEGIN{n=0} /^\| case /{n++} n==2{print}'
+  } > "$out"
+  echo "wrote $out" >&2
+done
