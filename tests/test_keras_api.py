@@ -407,3 +407,27 @@ def test_elu_and_leaky_relu_layers_train_like_torch(act, ref):
         np.testing.assert_allclose(got, (t - 0.1 * t.grad).detach().numpy(), rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="elu"):
         dropnet._core.nn.Network([{"type": "dense", "units": 2, "activation": "elu"}], (3,), "mse", 0)
+
+
+def test_checkpoint_keeps_names_frozen_layers_and_constraints(tmp_path):
+    m = Sequential([L.Reshape((1, 4, 4)), L.RandomFlip(), L.Conv2D(2, 3, kernel_constraint=constraints.MaxNorm(0.3)),
+                    L.Flatten(), L.DropConnect(5, rate=0.3, activation="relu", name="dc"), L.ELU(),
+                    L.Dense(3, activation="softmax", trainable=False)], input_shape=(16,), seed=16)
+    m.compile(optimizer=optim.SGD(lr=0.5), loss="sparse_categorical_crossentropy")
+    x = RNG.standard_normal((12, 16)).astype(np.float32)
+    y = RNG.integers(0, 3, 12)
+    m.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    m.save(str(tmp_path / "m.npz"))
+    r = dropnet.load_model(str(tmp_path / "m.npz"))
+    assert [l.name for l in r.layers] == [l.name for l in m.layers]
+    assert not r.get_layer("dense").trainable
+    np.testing.assert_array_equal(r.predict(x), m.predict(x))
+    frozen = r.get_weights()[-2].copy()
+    r.fit(x * 10, y, epochs=2, batch_size=4, verbose=0)
+    np.testing.assert_array_equal(r.get_weights()[-2], frozen)
+    w = r.get_weights()[0].reshape(2, -1)
+    assert np.all(np.linalg.norm(w, axis=1) <= 0.3 * (1 + 1e-6))
+    # the two runs continue identically (names, flags and constraint all came back)
+    m.fit(x * 10, y, epochs=2, batch_size=4, verbose=0)
+    for a, b in zip(m.get_weights(), r.get_weights()):
+        np.testing.assert_array_equal(a, b)
