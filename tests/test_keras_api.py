@@ -119,14 +119,15 @@ def test_elementwise_losses_match_torch(loss, out_act):
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)
 
 
-def test_binary_accuracy_precision_recall_match_numpy():
-    m = mlp(out_units=1, out_act="sigmoid", seed=4)
+@pytest.mark.parametrize("out_act", ["sigmoid", None])
+def test_binary_accuracy_precision_recall_match_numpy(out_act):
+    m = mlp(out_units=1, out_act=out_act, seed=4)
     m.compile(loss="binary_crossentropy", metrics=["accuracy", "precision", "recall"])
     x = RNG.standard_normal((40, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.float32)
     m.fit(x, y, epochs=3, batch_size=8, verbose=0)
-    p = m.predict(x)[:, 0]
-    pred, true = p > 0.5, y >= 0.5
+    p = m.predict(x)[:, 0]  # probabilities with the sigmoid, logits without it
+    pred, true = (p > 0.5 if out_act else p > 0), y >= 0.5
     got = m.evaluate(x, y)
     assert got["accuracy"] == pytest.approx(np.mean(pred == true))
     tp = np.sum(pred & true)
