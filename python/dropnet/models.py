@@ -711,6 +711,9 @@ class Sequential(ModelAPI):
         others = [m for m in self.metrics if m != _metrics.ACCURACY]
         if others:
             pred = self._predict_flat(x, batch_size)
+            if self.loss == _losses.BINARY_CE and not self._net.sigmoid_fused:
+                # Without a final sigmoid binary_crossentropy reads the outputs as logits.
+                pred = 1.0 / (1.0 + np.exp(-pred.astype(np.float64)))
             for m in others:
                 out[m] = _metrics.compute(m, y, pred, weights)
         return out
