@@ -110,3 +110,19 @@ HEADER = ("| case | threads | side | median | min | max | rate | speed ratio | n
 
 def table(rows: List[Row]) -> str:
     return "\n".join([HEADER, *(format_row(r) for r in rows)])
+
+
+def scaling_table(rows: List[Row]) -> str:
+    """Speed-up from 1 thread to the most threads measured, per case and side ("" if no case ran at
+    both): median at 1 thread ÷ median at n threads, from rows of the same run."""
+    by_key: Dict[tuple, Dict[int, float]] = {}
+    for r in rows:
+        by_key.setdefault((r.case, r.side), {})[r.threads] = r.median_s
+    lines = []
+    for (case, side), t in by_key.items():
+        n = max(t)
+        if n > 1 and 1 in t:
+            lines.append(f"| {case} | {side} | {n} | {t[1] / t[n]:.2f}× |")
+    if not lines:
+        return ""
+    return "\n".join(["| case | side | threads n | speed-up 1 → n threads |", "| --- | --- | --- | --- |", *lines])

@@ -59,6 +59,9 @@ def main(argv=None) -> int:
     for name in names:
         importlib.import_module(f"benchmarks.suites.{name}").run(ctx)
     text = harness.table(ctx.rows)
+    scaling = harness.scaling_table(ctx.rows)
+    if scaling:
+        text += "\n\n" + scaling
     print("\n" + text)
     if args.out:
         with open(args.out, "w") as f:

@@ -8,8 +8,12 @@ without it the curves are written as CSV next to the plot path).
 
     python examples/dropout_mlp_fashion_mnist.py --epochs 30 --hidden 1024 --out dropout.png
 
-Train accuracy is measured on the whole training set with dropout off after each epoch, the
-quantity the dropout paper plots, so the two runs are compared on equal terms.
+Train accuracy and loss are measured on the whole training set with dropout off after each epoch
+(``callbacks.EvaluateTrainSet``: ``train_accuracy``, ``train_loss``), the quantity the dropout
+paper plots, so the two runs are compared on equal terms. Keras' ``accuracy`` -- the running
+average over the epoch's training batches, with dropout on -- is drawn dotted for reference: for
+the dropout run it sits below the clean training curve, and would put the training curve under
+the test curve if it were read as the training accuracy.
 """
 from __future__ import annotations
 
@@ -52,14 +56,17 @@ def save_curves(histories: dict, path: str) -> None:
         return
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
     for (name, hist), color in zip(histories.items(), ("tab:blue", "tab:red")):
-        ax_acc.plot(hist.epoch, hist.history["accuracy"], "--", color=color, label=f"{name} train")
-        ax_acc.plot(hist.epoch, hist.history["val_accuracy"], "-", color=color, label=f"{name} test")
-        ax_loss.plot(hist.epoch, hist.history["loss"], "--", color=color, label=f"{name} train (with dropout)")
-        ax_loss.plot(hist.epoch, hist.history["val_loss"], "-", color=color, label=f"{name} test")
+        h = hist.history
+        ax_acc.plot(hist.epoch, h["train_accuracy"], "--", color=color, label=f"{name} train (dropout off)")
+        ax_acc.plot(hist.epoch, h["val_accuracy"], "-", color=color, label=f"{name} test")
+        ax_acc.plot(hist.epoch, h["accuracy"], ":", color=color, alpha=0.6,
+                    label=f"{name} running batch average" + (" (dropout on)" if name == "dropout" else ""))
+        ax_loss.plot(hist.epoch, h["train_loss"], "--", color=color, label=f"{name} train (dropout off)")
+        ax_loss.plot(hist.epoch, h["val_loss"], "-", color=color, label=f"{name} test")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax_loss.set(xlabel="epoch", ylabel="crossentropy", title="loss", yscale="log")
     for ax in (ax_acc, ax_loss):
-        ax.legend()
+        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -92,11 +99,12 @@ def main() -> None:
         model.summary()
         hist = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                          validation_data=(x_test, y_test), verbose=1,
-                         callbacks=[callbacks.StepDecay(factor=0.5, every=args.decay_every)])
+                         callbacks=[callbacks.StepDecay(factor=0.5, every=args.decay_every),
+                                    callbacks.EvaluateTrainSet(x_train, y_train)])
         histories[model.name] = hist
     print()
     for name, hist in histories.items():
-        print(f"{name:<8} train accuracy {hist.history['accuracy'][-1]:.4f}  "
+        print(f"{name:<8} train accuracy {hist.history['train_accuracy'][-1]:.4f} (dropout off)  "
               f"test accuracy {hist.history['val_accuracy'][-1]:.4f}  "
               f"best test {max(hist.history['val_accuracy']):.4f}")
     save_curves(histories, args.out)

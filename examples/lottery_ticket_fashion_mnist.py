@@ -97,8 +97,12 @@ def main() -> None:
         (x, y), (x_test, y_test) = datasets.fashion_mnist(path=args.data_dir, flatten=True)
     if args.subset:
         x, y = x[:args.subset], y[:args.subset]
+    if args.validation < 0:
+        p.error(f"argument --validation: expected an int >= 0, got {args.validation}")
     n_val = min(args.validation, len(x) // 5)
-    x_val, y_val, x, y = x[-n_val:], y[-n_val:], x[:-n_val], y[:-n_val]
+    # The last n_val training images validate (none with --validation 0; x[:-0] would be empty).
+    validation = (x[len(x) - n_val:], y[len(y) - n_val:]) if n_val else None
+    x, y = x[:len(x) - n_val], y[:len(y) - n_val]
     print(f"train {len(x)}, validation {n_val}, test {len(x_test)}; rounds {args.rounds}, epochs {args.epochs}, "
           f"seeds {args.seeds}")
 
@@ -108,7 +112,7 @@ def main() -> None:
                                  rounds=args.rounds, rewind=args.rewind, scope=args.scope, seed=seed,
                                  eval_every=args.eval_every)
         ck = None if args.checkpoint_dir is None else os.path.join(args.checkpoint_dir, f"seed_{seed}")
-        res = lt.run(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(x_val, y_val),
+        res = lt.run(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=validation,
                      test_data=(x_test, y_test), controls=tuple(args.controls), checkpoint_dir=ck)
         print(f"\nseed {seed}\n{res.table()}")
         runs.append(res)

@@ -49,6 +49,6 @@ def test_prune_cnn_example_runs_and_prunes(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["prune_cnn", "--epochs", "1", "--finetune", "1", "--subset", "1500"])
     example.main()
     out = capsys.readouterr().out
-    assert "| magnitude 90%, fine-tuned | 10.3% |" in out  # 90 % of conv2d_1 and dense_0 gone
+    assert "| magnitude 90%, fine-tuned | 10.3% |" in out  # 90 % of conv2d_1 and dense gone
     assert "| channels 50 %, fine-tuned | 25.1% |" in out
     assert "layer 3: density 0.100" in out and "layer 7: density 0.100" in out

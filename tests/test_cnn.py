@@ -305,7 +305,7 @@ def test_one_and_two_threads_give_identical_weights():
 
 
 def test_every_isa_path_trains_deterministically_across_threads(isa_level):
-    # Bits may differ between ISA paths (FMA contraction in the GEMM), never between thread counts.
+    # Identical across thread counts on each path (across paths: test_isa_determinism.py).
     one, two = train_cnn(1), train_cnn(2)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)

@@ -378,3 +378,15 @@ def test_matmul_skip_zeros_errors():
         ops.matmul_skip_zeros(a, np.zeros((3, 2), np.float32), out=np.zeros((2, 3), np.float32))
     with pytest.raises(TypeError):
         ops.matmul_skip_zeros(a.astype(np.float64), np.zeros((3, 2), np.float32))
+
+
+def test_matmul_transposed_view_error_points_to_trans_flag():
+    from dropnet import ops
+
+    x = np.ones((4, 3), np.float32)
+    w = np.ones((5, 3), np.float32)
+    with pytest.raises(ValueError, match=r"b: .*transposed view.*trans_b=True"):
+        ops.matmul(x, w.T)
+    with pytest.raises(ValueError, match=r"a: .*transposed view.*trans_a=True"):
+        ops.matmul(np.ones((3, 4), np.float32).T, w, trans_b=True)
+    np.testing.assert_allclose(ops.matmul(x, w, trans_b=True), x @ w.T, rtol=1e-6)

@@ -75,7 +75,7 @@ def ref_global_masks(ws, masks, amount):
 def test_prunable_layers_skip_dropout_and_map_params():
     m = mlp(dropout=0.3)
     pl = prune.prunable_layers(m)
-    assert [p.name for p in pl] == ["dense_0", "dense_1", "dense_2"]
+    assert [p.name for p in pl] == ["dense", "dense_1", "dense_2"]
     assert [p.position for p in pl] == [0, 2, 4]
     assert [p.param for p in pl] == [0, 2, 4] and [p.bias_param for p in pl] == [1, 3, 5]
     assert [p.shape for p in pl] == [w.shape for w in kernels(m)]
@@ -414,9 +414,9 @@ def test_conv_kernels_are_prunable_like_dense(scope):
     m = cnn(seed=4)
     with_ties(m)
     pls = prune.prunable_layers(m)
-    assert [(pl.name, pl.shape, pl.bias_param) for pl in pls] == [("conv2d_0", (4, 2, 3, 3), 1),
+    assert [(pl.name, pl.shape, pl.bias_param) for pl in pls] == [("conv2d", (4, 2, 3, 3), 1),
                                                                    ("conv2d_1", (6, 4, 3, 3), None),
-                                                                   ("dense_0", (5, 54), 4)]
+                                                                   ("dense", (5, 54), 4)]
     ws = [m.get_weights()[pl.param] for pl in pls]
     prune.magnitude(m, 0.5, scope=scope)
     ones = [np.ones_like(w) for w in ws]
@@ -427,7 +427,7 @@ def test_conv_kernels_are_prunable_like_dense(scope):
         want = [f.reshape(w.shape) for f, w in zip(flat, ws)]
     for got, ref in zip(prune.get_masks(m), want):
         np.testing.assert_array_equal(got, ref)
-    assert [r["name"] for r in prune.sparsity(m).rows] == ["conv2d_0", "conv2d_1", "dense_0"]
+    assert [r["name"] for r in prune.sparsity(m).rows] == ["conv2d", "conv2d_1", "dense"]
     x = np.random.default_rng(0).standard_normal((8, 2, 6, 6)).astype(np.float32)
     m.fit(x, np.arange(8) % 5, epochs=2, batch_size=4, verbose=0)
     for got, w in zip(prune.get_masks(m), (m.get_weights()[pl.param] for pl in pls)):
@@ -479,6 +479,6 @@ def test_channels_refuses_a_softmax_between_units():
     m = Sequential([layers.Dense(6, activation="relu"), layers.Activation("softmax"), layers.Dense(3)],
                    input_shape=(4,), seed=0)
     m.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(ValueError, match="dense_0.*Activation.*mixes them"):
+    with pytest.raises(ValueError, match="dense.*Activation.*mixes them"):
         prune.channels(m, 0.5)
     assert all(mask.all() for mask in prune.get_masks(m))  # nothing half-done

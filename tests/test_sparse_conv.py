@@ -2,7 +2,7 @@
 against float64 finite differences of the numpy network of test_cnn.py with the masked weight,
 training against the dense masked path for every optimizer and sparsity, the forward against the
 numpy convolution for strides, padding, dilation and activations, identical bits for 1 and 2
-threads (and, for the fused forward, across ISAs), pruned weights that stay zero, empty filters and
+threads and across ISAs, pruned weights that stay zero, empty filters and
 a fully pruned layer, and the Python API."""
 from __future__ import annotations
 

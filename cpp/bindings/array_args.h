@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -27,18 +28,38 @@ inline std::string shape_str(const py::array& a) {
 
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
-// `obj` must already be a numpy array of dtype T, C-contiguous.
+// Whether `a` has dtype T. Equivalence, not identity: a float32 dtype that carries metadata (or
+// any other equal descriptor object) is float32; a byte-swapped one is not.
+template <class T>
+bool is_dtype(const py::array& a) {
+  const py::dtype want = py::dtype::of<T>();
+  return a.dtype().is(want) || a.dtype().equal(want);
+}
+
+// Whether the data pointer is aligned for the element type (numpy's ALIGNED flag). Kernels read
+// and write elements as T, which C++ allows only at aligned addresses.
+inline bool is_aligned(const py::array& a) {
+  return (a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0;
+}
+
+// `obj` must already be a numpy array of dtype T, C-contiguous. A misaligned one (a view at an odd
+// byte offset of a buffer) is copied to an aligned array first: inputs only, see require_writeable.
 template <class T>
 py::array_t<T, py::array::c_style> require_array(const py::handle& obj, const char* name) {
   if (!py::isinstance<py::array>(obj))
     throw TypeError(str_concat(name, ": expected a numpy array of dtype ", py::str(py::dtype::of<T>()).cast<std::string>(),
                                ", got ", py::str(py::type::of(obj)).cast<std::string>()));
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!is_dtype<T>(a))
     throw TypeError(str_concat(name, ": expected dtype ", py::str(py::dtype::of<T>()).cast<std::string>(), ", got ",
                                dtype_str(a)));
   if (!(a.flags() & py::array::c_style))
     throw ValueError(str_concat(name, ": expected a C-contiguous array, got strides that are not (use np.ascontiguousarray)"));
+  if (!is_aligned(a)) {
+    py::array_t<T, py::array::c_style> copy(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+    if (a.nbytes() > 0) std::memcpy(copy.mutable_data(), a.data(), static_cast<size_t>(a.nbytes()));
+    return copy;
+  }
   return py::array_t<T, py::array::c_style>::ensure(a);
 }
 
@@ -47,6 +68,8 @@ template <class T>
 py::array_t<T, py::array::c_style> require_writeable(const py::handle& obj, const char* name) {
   auto a = require_array<T>(obj, name);
   if (!a.writeable()) throw ValueError(str_concat(name, ": expected a writeable array, got a read-only one"));
+  if (!is_aligned(py::reinterpret_borrow<py::array>(obj))) throw ValueError(str_concat(name, ": expected an array aligned to its ", sizeof(T),
+                                              "-byte elements (results are written in place), got a misaligned one"));
   return a;
 }
 
@@ -60,6 +83,28 @@ inline void require_same_shape(const py::array& a, const char* a_name, const py:
   if (!same)
     throw ValueError(str_concat(b_name, ": expected shape ", shape_str(a), " (the shape of ", a_name, "), got ",
                                 shape_str(b)));
+}
+
+// Whether two C-contiguous arrays share a byte (each occupies exactly [data, data + nbytes)).
+inline bool shares_bytes(const py::array& a, const py::array& b) {
+  if (a.nbytes() == 0 || b.nbytes() == 0) return false;
+  const char* a0 = static_cast<const char*>(a.data());
+  const char* b0 = static_cast<const char*>(b.data());
+  return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
+// The one aliasing check of every op that takes an out= array (or writes several outputs): a
+// kernel writes `out` while it still reads `in`, so any overlap gives a silently wrong result.
+// With in_place_ok, `out` may be exactly `in` (same start and size: elementwise kernels that
+// read each element before writing it); any other overlap is still refused.
+inline void require_no_overlap(const py::array& out, const char* out_name, const py::array& in, const char* in_name,
+                               bool in_place_ok = false) {
+  if (!shares_bytes(out, in)) return;
+  if (in_place_ok && out.data() == in.data() && out.nbytes() == in.nbytes()) return;
+  if (in_place_ok)
+    throw ValueError(str_concat(out_name, ": expected either the same buffer as ", in_name,
+                                " (in place) or one that does not share memory with it, got a partial overlap"));
+  throw ValueError(str_concat(out_name, ": must not share memory with ", in_name, ", got an array that overlaps it"));
 }
 
 // Seeds and streams are u64; Python ints outside [0, 2^64) are a ValueError, not a wrap-around.

@@ -14,6 +14,7 @@ void register_linalg(py::module_& m);
 void register_conv(py::module_& m);
 void register_sparse(py::module_& m);
 void register_nn(py::module_& m);
+void register_augment(py::module_& m);
 }  // namespace bindings
 }  // namespace dropnet
 
@@ -42,6 +43,7 @@ PYBIND11_MODULE(_core, m) {
   dropnet::bindings::register_linalg(ops);
   dropnet::bindings::register_conv(ops);
   dropnet::bindings::register_sparse(ops);
+  dropnet::bindings::register_augment(ops);
   auto nn = m.def_submodule("nn", "layers, networks, optimizers");
   dropnet::bindings::register_nn(nn);
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "array_args.h"
+#include "dropnet/core/checked_int.h"
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/batchnorm.h"
 #include "dropnet/kernels/cpu/conv2d.h"
@@ -80,6 +81,36 @@ cpu::Activation parse_activation(const py::object& obj) {
                               name, "'"));
 }
 
+// One spatial axis of a sliding window (convolution or pooling).
+struct Axis {
+  const char* name;  // "height" / "width", for messages
+  int64_t extent, pad_lo, pad_hi, kernel, dilation, stride;
+};
+
+// Every window argument is bounded by kMaxWindowArg (2**40: far beyond any array that fits in
+// memory), so that the kernels' index arithmetic (oh * stride - pad + i * dilation and the like,
+// sums and products of two such values) cannot overflow int64; the few formulas here are checked.
+constexpr int64_t kMaxWindowArg = int64_t{1} << 40;
+
+// Number of window positions along one axis: (extent + pads - span) / stride + 1, where
+// span = dilation * (kernel - 1) + 1 must fit the padded extent. The one place both the
+// convolution and the pooling geometry go through.
+int64_t window_outputs(const Axis& a, const char* pad_name, const char* kernel_name) {
+  DROPNET_CHECK(a.kernel >= 1 && a.kernel <= kMaxWindowArg, kernel_name, ": expected a ", a.name,
+                " in [1, 2**40], got ", a.kernel);
+  DROPNET_CHECK(a.stride >= 1 && a.stride <= kMaxWindowArg, "stride: expected values in [1, 2**40], got ", a.stride,
+                " (", a.name, ")");
+  DROPNET_CHECK(a.dilation >= 1 && a.dilation <= kMaxWindowArg, "dilation: expected values in [1, 2**40], got ",
+                a.dilation, " (", a.name, ")");
+  DROPNET_CHECK(a.pad_lo >= 0 && a.pad_hi >= 0 && a.pad_lo <= kMaxWindowArg && a.pad_hi <= kMaxWindowArg, pad_name,
+                ": expected values in [0, 2**40], got (", a.pad_lo, ", ", a.pad_hi, ") (", a.name, ")");
+  const int64_t span = checked_add(checked_mul(a.dilation, a.kernel - 1, "dilation * (kernel - 1)"), 1, "window span");
+  const int64_t padded = checked_add(checked_add(a.extent, a.pad_lo, "padded input"), a.pad_hi, "padded input");
+  DROPNET_CHECK(span <= padded, kernel_name, ": the window (kernel ", a.kernel, ", dilation ", a.dilation, ") spans ",
+                span, " along the ", a.name, ", which is larger than the padded input (", padded, ")");
+  return (padded - span) / a.stride + 1;
+}
+
 cpu::ConvGeometry conv_geometry(const py::array& x, const py::array& w, Pair stride, Pads pads, Pair dilation,
                                 int64_t groups) {
   require_ndim(x, "x", 4, "(N, C, H, W)");
@@ -88,16 +119,12 @@ cpu::ConvGeometry conv_geometry(const py::array& x, const py::array& w, Pair str
   DROPNET_CHECK(x.shape(1) % groups == 0, "groups: expected a divisor of the input channels ", x.shape(1), ", got ",
                 groups);
   DROPNET_CHECK(w.shape(0) % groups == 0, "groups: expected a divisor of the filters ", w.shape(0), ", got ", groups);
-  DROPNET_CHECK(w.shape(1) * groups == x.shape(1), "w: expected ", x.shape(1) / groups,
+  DROPNET_CHECK(checked_mul(w.shape(1), groups, "groups") == x.shape(1), "w: expected ", x.shape(1) / groups,
                 " input channels per group (x has shape ", shape_str(x), ", groups = ", groups, "), got w of shape ",
                 shape_str(w));
   const auto [sh, sw] = stride;
   const auto [dh, dw] = dilation;
   const auto [pt, pb, pl, pr] = pads;
-  DROPNET_CHECK(sh >= 1 && sw >= 1, "stride: expected values >= 1, got (", sh, ", ", sw, ")");
-  DROPNET_CHECK(dh >= 1 && dw >= 1, "dilation: expected values >= 1, got (", dh, ", ", dw, ")");
-  DROPNET_CHECK(pt >= 0 && pb >= 0 && pl >= 0 && pr >= 0, "padding: expected values >= 0, got (", pt, ", ", pb, ", ",
-                pl, ", ", pr, ")");
   DROPNET_CHECK(w.shape(0) >= 1 && w.shape(2) >= 1 && w.shape(3) >= 1, "w: expected F, kh, kw >= 1, got shape ",
                 shape_str(w));
   cpu::ConvGeometry g;
@@ -113,12 +140,11 @@ cpu::ConvGeometry conv_geometry(const py::array& x, const py::array& w, Pair str
   g.pad_left = pl;
   g.dil_h = dh;
   g.dil_w = dw;
-  const int64_t span_h = dh * (g.kh - 1) + 1, span_w = dw * (g.kw - 1) + 1;
-  DROPNET_CHECK(span_h <= g.H + pt + pb && span_w <= g.W + pl + pr, "w: kernel (", g.kh, ", ", g.kw,
-                ") with dilation (", dh, ", ", dw, ") spans (", span_h, ", ", span_w,
-                ") which is larger than the padded input (", g.H + pt + pb, ", ", g.W + pl + pr, ")");
-  g.OH = (g.H + pt + pb - span_h) / sh + 1;
-  g.OW = (g.W + pl + pr - span_w) / sw + 1;
+  g.OH = window_outputs(Axis{"height", g.H, pt, pb, g.kh, dh, sh}, "padding", "w");
+  g.OW = window_outputs(Axis{"width", g.W, pl, pr, g.kw, dw, sw}, "padding", "w");
+  // The im2col columns of one image (K x P floats) and the output must be addressable.
+  checked_mul(checked_mul(g.col_rows() + 1, g.col_cols(), "conv2d columns"), 2 * sizeof(float), "conv2d columns");
+  checked_mul(checked_mul(checked_mul(x.shape(0), w.shape(0), "out"), g.col_cols(), "out"), sizeof(float), "out");
   return g;
 }
 
@@ -128,8 +154,7 @@ cpu::PoolGeometry pool_geometry(const py::array& x, Pair kernel, Pair stride, Pa
   const auto [sh, sw] = stride;
   const auto [ph, pw] = padding;
   DROPNET_CHECK(kh >= 1 && kw >= 1, "kernel_size: expected values >= 1, got (", kh, ", ", kw, ")");
-  DROPNET_CHECK(sh >= 1 && sw >= 1, "stride: expected values >= 1, got (", sh, ", ", sw, ")");
-  DROPNET_CHECK(ph >= 0 && pw >= 0 && 2 * ph <= kh && 2 * pw <= kw,
+  DROPNET_CHECK(ph >= 0 && pw >= 0 && ph <= kh / 2 && pw <= kw / 2,
                 "padding: expected values >= 0 and at most half the kernel (", kh, ", ", kw, "), got (", ph, ", ", pw,
                 ")");
   cpu::PoolGeometry g;
@@ -141,10 +166,12 @@ cpu::PoolGeometry pool_geometry(const py::array& x, Pair kernel, Pair stride, Pa
   g.stride_w = sw;
   g.pad_h = ph;
   g.pad_w = pw;
-  DROPNET_CHECK(kh <= g.H + 2 * ph && kw <= g.W + 2 * pw, "kernel_size: (", kh, ", ", kw,
-                ") is larger than the padded input (", g.H + 2 * ph, ", ", g.W + 2 * pw, ")");
-  g.OH = (g.H + 2 * ph - kh) / sh + 1;
-  g.OW = (g.W + 2 * pw - kw) / sw + 1;
+  g.OH = window_outputs(Axis{"height", g.H, ph, ph, kh, 1, sh}, "padding", "kernel_size");
+  g.OW = window_outputs(Axis{"width", g.W, pw, pw, kw, 1, sw}, "padding", "kernel_size");
+  // The window size is the average's divisor: kh * kw must be exact (and the output addressable).
+  checked_mul(kh, kw, "kernel_size");
+  checked_mul(checked_mul(checked_mul(x.shape(0), x.shape(1), "out"), checked_mul(g.OH, g.OW, "out"), "out"),
+              sizeof(float), "out");
   return g;
 }
 
@@ -170,6 +197,9 @@ void register_conv(py::module_& m) {
         const float* bias = optional_data(b_obj, "b", F, &b);
         const cpu::Activation act = parse_activation(activation);
         FloatArray y = output(out, "out", {N, F, g.OH, g.OW});
+        require_no_overlap(y, "out", x, "x");
+        require_no_overlap(y, "out", w, "w");
+        if (bias) require_no_overlap(y, "out", b, "b");
         const int threads = get_num_threads();
         const int64_t ws = cpu::conv2d_forward_workspace(g, F, bias != nullptr, threads);
         float* scratch = workspace(ws).data();
@@ -230,6 +260,7 @@ void register_conv(py::module_& m) {
         const int64_t N = x.shape(0), C = x.shape(1);
         DROPNET_CHECK(g.H * g.W <= INT32_MAX, "x: planes of more than 2**31 - 1 elements do not fit int32 indices");
         FloatArray y = output(out, "out", {N, C, g.OH, g.OW});
+        require_no_overlap(y, "out", x, "x");
         py::array_t<int32_t> idx;
         py::object idx_obj = py::none();
         if (return_indices) {
@@ -239,6 +270,8 @@ void register_conv(py::module_& m) {
           } else {
             idx = require_writeable<int32_t>(indices_out, "indices_out");
             require_shape(idx, "indices_out", shape);
+            require_no_overlap(idx, "indices_out", x, "x");
+            require_no_overlap(idx, "indices_out", y, "out");
           }
           idx_obj = idx;
         }
@@ -284,6 +317,8 @@ void register_conv(py::module_& m) {
                                       " at flat position ", i));
         }
         FloatArray dx = output(out, "out", in_shape);
+        require_no_overlap(dx, "out", dy, "grad");
+        require_no_overlap(dx, "out", idx, "indices");
         const float* dyp = dy.data();
         float* dxp = dx.mutable_data();
         {
@@ -302,6 +337,7 @@ void register_conv(py::module_& m) {
         const cpu::PoolGeometry g = pool_geometry(x, kernel, stride, padding);
         const int64_t N = x.shape(0), C = x.shape(1);
         FloatArray y = output(out, "out", {N, C, g.OH, g.OW});
+        require_no_overlap(y, "out", x, "x");
         const float* xp = x.data();
         float* yp = y.mutable_data();
         {
@@ -323,6 +359,7 @@ void register_conv(py::module_& m) {
         const cpu::PoolGeometry g = pool_geometry(probe, kernel, stride, padding);
         require_shape(dy, "grad", {in_shape[0], in_shape[1], g.OH, g.OW});
         FloatArray dx = out.is_none() ? probe : output(out, "out", in_shape);
+        require_no_overlap(dx, "out", dy, "grad");
         const float* dyp = dy.data();
         float* dxp = dx.mutable_data();
         {
@@ -390,12 +427,25 @@ void register_conv(py::module_& m) {
           rv = require_writeable<float>(rv_obj, "running_var");
           require_shape(rm, "running_mean", {C});
           require_shape(rv, "running_var", {C});
+          require_no_overlap(rv, "running_var", rm, "running_mean");
+          for (const auto& [in, in_name] : {std::pair<const FloatArray&, const char*>{x, "x"}, {gamma, "gamma"}, {beta, "beta"}}) {
+            require_no_overlap(rm, "running_mean", in, in_name);
+            require_no_overlap(rv, "running_var", in, in_name);
+          }
           rmp = rm.mutable_data();
           rvp = rv.mutable_data();
         }
         DROPNET_CHECK(training || rmp, "running_mean: inference (training=False) needs the running statistics, got None");
         if (training) DROPNET_CHECK(N * HW >= 2, "x: training needs more than 1 value per channel, got shape ", shape_str(x));
         FloatArray y = output(out, "out", shape_of(x));
+        // Each element is read before its own output is written: out may be x itself (in place).
+        require_no_overlap(y, "out", x, "x", /*in_place_ok=*/true);
+        if (g) require_no_overlap(y, "out", gamma, "gamma");
+        if (b) require_no_overlap(y, "out", beta, "beta");
+        if (rmp) {
+          require_no_overlap(y, "out", rm, "running_mean");
+          require_no_overlap(y, "out", rv, "running_var");
+        }
         FloatArray mean(std::vector<py::ssize_t>{C}), invstd(std::vector<py::ssize_t>{C});
         const float* xp = x.data();
         float *yp = y.mutable_data(), *mp = mean.mutable_data(), *ip = invstd.mutable_data();
@@ -435,6 +485,13 @@ void register_conv(py::module_& m) {
           yp = yr.data();
         }
         FloatArray dx = output(out, "out", shape_of(x));
+        // dx is written after the channel's sums, element by element: out may be grad (in place).
+        require_no_overlap(dx, "out", dy, "grad", /*in_place_ok=*/true);
+        require_no_overlap(dx, "out", x, "x");
+        if (yp) require_no_overlap(dx, "out", yr, "y");
+        if (g) require_no_overlap(dx, "out", gamma, "gamma");
+        require_no_overlap(dx, "out", mean, "saved_mean");
+        require_no_overlap(dx, "out", invstd, "saved_invstd");
         FloatArray dgamma(std::vector<py::ssize_t>{C}), dbeta(std::vector<py::ssize_t>{C});
         std::fill(dgamma.mutable_data(), dgamma.mutable_data() + C, 0.f);
         std::fill(dbeta.mutable_data(), dbeta.mutable_data() + C, 0.f);

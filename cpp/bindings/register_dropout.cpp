@@ -39,9 +39,10 @@ FloatArray float_out(const py::object& out, const std::vector<py::ssize_t>& shap
   if (!py::isinstance<py::array>(out))
     throw TypeError(str_concat("out: expected a numpy float32 array, got ", py::str(py::type::of(out)).cast<std::string>()));
   py::array a = py::reinterpret_borrow<py::array>(out);
-  DROPNET_CHECK(a.dtype().is(py::dtype::of<float>()), "out: expected dtype float32, got ", dtype_str(a));
+  DROPNET_CHECK(is_dtype<float>(a), "out: expected dtype float32, got ", dtype_str(a));
   DROPNET_CHECK(a.flags() & py::array::c_style, "out: expected a C-contiguous array, got strides that are not");
   DROPNET_CHECK(a.writeable(), "out: expected a writeable array, got a read-only one");
+  DROPNET_CHECK(is_aligned(a), "out: expected an array aligned to its 4-byte elements, got a misaligned one");
   bool same = a.ndim() == static_cast<py::ssize_t>(shape.size());
   for (py::ssize_t i = 0; same && i < a.ndim(); ++i) same = a.shape(i) == shape[i];
   DROPNET_CHECK(same, "out: expected shape ", expect, ", got ", shape_str(a));
@@ -56,13 +57,6 @@ std::string shape_text(const std::vector<py::ssize_t>& shape) {
     if (i + 1 < shape.size()) s += " ";
   }
   return s + ")";
-}
-
-// In place (out is x) is fine; a partial overlap would read values already overwritten.
-void check_alias(const float* in, const float* out, int64_t n_in, int64_t n_out, const char* in_name) {
-  const bool overlap = in < out + n_out && out < in + n_in;
-  DROPNET_CHECK(!overlap || (in == out && n_in == n_out), "out: expected either the same buffer as ", in_name,
-                " (in place) or one that does not overlap it, got a partial overlap");
 }
 
 // Threaded copy for the identity paths (p == 0, training=False).
@@ -102,7 +96,7 @@ py::object forward_common(const FloatArray& x, double p, const py::object& seed,
   const int64_t n = static_cast<int64_t>(x.size());
   const float* xp = x.data();
   float* yp = y.mutable_data();
-  check_alias(xp, yp, n, n, "x");
+  require_no_overlap(y, "out", x, "x", /*in_place_ok=*/true);
   BitsArray mask;
   uint64_t* bits = nullptr;
   if (return_mask) {
@@ -153,7 +147,7 @@ py::object backward_common(const FloatArray& grad, double p, const py::object& s
   const int64_t n = static_cast<int64_t>(grad.size());
   const float* gp = grad.data();
   float* dp = dx.mutable_data();
-  check_alias(gp, dp, n, n, "grad");
+  require_no_overlap(dx, "out", grad, "grad", /*in_place_ok=*/true);
   const uint32_t threshold = threshold_of(p);
   {
     py::gil_scoped_release release;
@@ -318,7 +312,7 @@ void register_dropout(py::module_& m) {
         const int64_t n = static_cast<int64_t>(xa.size());
         const float* xp = xa.data();
         float* yp = y.mutable_data();
-        check_alias(xp, yp, n, n * samples, "x");
+        require_no_overlap(y, "out", xa, "x", /*in_place_ok=*/true);
         const uint32_t threshold = threshold_of(p);
         const float scale = scale_of(p);
         {

@@ -47,15 +47,6 @@ cpu::Activation parse_activation(const std::string& name) {
                               name, "'"));
 }
 
-// The product is written while the inputs are still being read: `out` may not share memory with them.
-void require_disjoint(const Array& out, const Array& in, const char* in_name) {
-  const char* o0 = reinterpret_cast<const char*>(out.data());
-  const char* o1 = o0 + out.nbytes();
-  const char* i0 = reinterpret_cast<const char*>(in.data());
-  const char* i1 = i0 + in.nbytes();
-  DROPNET_CHECK(o1 <= i0 || i1 <= o0, "out: expected an array that does not share memory with ", in_name);
-}
-
 // The operands and output of C = op(a) · op(b): shapes checked against each other, `out` (or a new
 // array) of shape (M, N) that shares no memory with a or b.
 struct Product {
@@ -80,8 +71,8 @@ Product product_operands(const char* what, const py::object& a_obj, const py::ob
                 trans_b ? " (b.T: (" + std::to_string(Kb) + ", " + std::to_string(p.N) + "))" : std::string(),
                 "; op(a) has ", p.K, " columns but op(b) has ", Kb, " rows");
   p.c = output(out, p.M, p.N);
-  require_disjoint(p.c, a, "a");
-  require_disjoint(p.c, b, "b");
+  require_no_overlap(p.c, "out", a, "a");
+  require_no_overlap(p.c, "out", b, "b");
   return p;
 }
 
@@ -171,9 +162,9 @@ void register_linalg(py::module_& m) {
           else if (M * N % 64) mp[mask.size() - 1] = (uint64_t{1} << (M * N % 64)) - 1;
         }
         Array y = output(out, M, N);
-        require_disjoint(y, x, "x");
-        require_disjoint(y, w, "w");
-        if (ep.bias) require_disjoint(y, bias, "b");
+        require_no_overlap(y, "out", x, "x");
+        require_no_overlap(y, "out", w, "w");
+        if (ep.bias) require_no_overlap(y, "out", bias, "b");
         const float* xp = x.data();
         const float* wp = w.data();
         float* yp = y.mutable_data();

@@ -154,7 +154,7 @@ LayerSpec parse_layer(const py::handle& obj, size_t index) {
   if (!type) throw ValueError(str_concat(r.name("type"), ": missing"));
   LayerSpec s;
   if (*type == "dense") {
-    r.only({"type", "name", "units", "activation", "use_bias", "l1", "l2", "init", "dropout"});
+    r.only({"type", "name", "units", "activation", "use_bias", "l1", "l2", "init", "dropout", "drop_connect"});
     s.type = LayerType::dense;
     s.units = r.integer("units");
     s.activation = activation_of(r, "activation");
@@ -162,6 +162,7 @@ LayerSpec parse_layer(const py::handle& obj, size_t index) {
     s.l1 = static_cast<float>(r.number("l1", 0.0));
     s.l2 = static_cast<float>(r.number("l2", 0.0));
     s.rate = r.number("dropout", 0.0);
+    s.drop_connect = r.number("drop_connect", 0.0);
     s.init = parse_init(r);
   } else if (*type == "dropout" || *type == "alpha_dropout") {
     r.only({"type", "name", "rate"});
@@ -169,9 +170,27 @@ LayerSpec parse_layer(const py::handle& obj, size_t index) {
     if (!r.has("rate")) throw ValueError(str_concat(r.name("rate"), ": missing"));
     s.rate = r.number("rate", 0.0);
   } else if (*type == "activation") {
-    r.only({"type", "name", "activation"});
+    r.only({"type", "name", "activation", "slope"});
     s.type = LayerType::activation;
     s.activation = activation_of(r, "activation");
+    s.slope = static_cast<float>(r.number("slope", nn::kLeakySlope));
+  } else if (*type == "reshape") {
+    r.only({"type", "name", "shape"});
+    s.type = LayerType::reshape;
+    py::object shape = r.get("shape");
+    if (!py::isinstance<py::sequence>(shape) || py::isinstance<py::str>(shape))
+      throw TypeError(str_concat(r.name("shape"), ": expected a tuple of ints, got ", type_name_of(shape)));
+    for (auto d : py::reinterpret_borrow<py::sequence>(shape)) {
+      if (!is_int_like(d)) throw TypeError(str_concat(r.name("shape"), ": expected a tuple of ints, got ", repr_of(shape)));
+      s.target_shape.push_back(to_int(d).cast<int64_t>());
+    }
+  } else if (*type == "augment") {
+    r.only({"type", "name", "pad", "flip", "erase_p", "erase_max"});
+    s.type = LayerType::augment;
+    s.augment.pad = r.has("pad") ? r.integer("pad") : 0;
+    s.augment.flip = r.boolean("flip", false);
+    s.augment.erase_p = r.number("erase_p", 0.0);
+    s.augment.erase_max = r.number("erase_max", 0.0);
   } else if (*type == "flatten") {
     r.only({"type", "name"});
     s.type = LayerType::flatten;
@@ -216,7 +235,8 @@ LayerSpec parse_layer(const py::handle& obj, size_t index) {
   } else {
     throw ValueError(str_concat(r.name("type"), ": expected 'dense', 'dropout', 'alpha_dropout', 'activation', "
                                                 "'flatten', 'conv2d', 'max_pool2d', 'avg_pool2d', "
-                                                "'global_avg_pool2d', 'batch_norm' or 'spatial_dropout2d', got '",
+                                                "'global_avg_pool2d', 'batch_norm', 'spatial_dropout2d', 'reshape' or "
+                                                "'augment', got '",
                                 *type, "'"));
   }
   return s;
@@ -294,12 +314,21 @@ py::array_t<float, py::array::c_style> require_batch(const nn::Network& net, con
 
 // Holds whichever targets array y is, and points Targets at it.
 struct TargetArrays {
-  py::array keep;
+  py::array keep, keep_weights;
   nn::Targets t;
 };
 
-TargetArrays require_targets(const nn::Network& net, const py::handle& obj, int64_t rows, const char* name) {
+TargetArrays require_targets(const nn::Network& net, const py::handle& obj, int64_t rows, const char* name,
+                             const py::handle& sample_weight = py::none()) {
   TargetArrays r;
+  if (!sample_weight.is_none()) {
+    auto w = require_array<float>(sample_weight, "sample_weight");
+    if (w.ndim() != 1 || w.shape(0) != rows)
+      throw ValueError(str_concat("sample_weight: expected float32 weights of shape (", rows,
+                                  ",) (one per sample of x), got ", shape_str(w)));
+    r.t.weights = w.data();
+    r.keep_weights = w;
+  }
   if (net.loss() == nn::LossKind::sparse_categorical_crossentropy) {
     auto y = require_array<int64_t>(obj, name);
     if (y.ndim() != 1 || y.shape(0) != rows)
@@ -419,24 +448,25 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
                              "Correct argmax predictions in the last train_step's batch (dropout on); -1 without classes.")
       .def(
           "train_step",
-          [](nn::Network& n, const py::object& x, const py::object& y) {
+          [](nn::Network& n, const py::object& x, const py::object& y, const py::object& sample_weight) {
             auto xa = require_batch(n, x, "x");
             const int64_t rows = xa.shape(0);
-            TargetArrays t = require_targets(n, y, rows, "y");
+            TargetArrays t = require_targets(n, y, rows, "y", sample_weight);
             const float* xp = xa.data();
             py::gil_scoped_release release;  // raw buffers of xa / t.keep only, both alive in this frame
             return n.train_step(xp, rows, t.t);
           },
-          py::arg("x"), py::arg("y"),
-          "One training step on a batch: x float32 (B, *input_shape), y int64 (B,) labels or float32 (B, n_out). "
-          "Returns the batch's mean loss plus weight penalties.")
+          py::arg("x"), py::arg("y"), py::arg("sample_weight") = py::none(),
+          "One training step on a batch: x float32 (B, *input_shape), y int64 (B,) labels or float32 (B, n_out), "
+          "sample_weight float32 (B,) or None. Returns the batch's mean loss (sum of weighted losses / B) plus "
+          "weight penalties.")
       .def(
           "train_steps",
           [](nn::Network& n, const py::object& x, const py::object& y, const py::object& order, int64_t batch_size,
-             int64_t step0, int64_t step1) {
+             int64_t step0, int64_t step1, const py::object& sample_weight) {
             auto xa = require_batch(n, x, "x");
             const int64_t rows = xa.shape(0);
-            TargetArrays t = require_targets(n, y, rows, "y");
+            TargetArrays t = require_targets(n, y, rows, "y", sample_weight);
             py::array_t<int64_t, py::array::c_style> oa;
             const int64_t* op = nullptr;
             int64_t n_order = rows;
@@ -463,6 +493,7 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             return py::make_tuple(losses, correct);
           },
           py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"), py::arg("step0"), py::arg("step1"),
+          py::arg("sample_weight") = py::none(),
           "Training steps [step0, step1) of an epoch over the whole dataset: step s trains on rows "
           "order[s*batch_size : (s+1)*batch_size] of x and y (order None: rows in sequence), gathered natively; "
           "exactly train_step on each batch. Returns (losses float64, correct int64), one entry per step.")
@@ -490,25 +521,44 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
           "training step); so training=True alone is Monte Carlo dropout.")
       .def(
           "evaluate",
-          [](nn::Network& n, const py::object& x, const py::object& y, const py::object& batch_size) {
+          [](nn::Network& n, const py::object& x, const py::object& y, const py::object& batch_size,
+             const py::object& sample_weight) {
             auto xa = require_batch(n, x, "x");
             const int64_t rows = xa.shape(0);
-            TargetArrays t = require_targets(n, y, rows, "y");
+            TargetArrays t = require_targets(n, y, rows, "y", sample_weight);
             if (!is_int_like(batch_size))
               throw TypeError(str_concat("batch_size: expected an int >= 1, got ", type_name_of(batch_size)));
             const int64_t bs = to_int(batch_size).cast<int64_t>();
             const float* xp = xa.data();
-            double loss_sum = 0.0;
-            int64_t correct = 0;
+            double loss_sum = 0.0, correct = 0.0, weight_sum = 0.0;
             {
               py::gil_scoped_release release;
-              n.evaluate(xp, rows, t.t, bs, &loss_sum, &correct);
+              n.evaluate(xp, rows, t.t, bs, &loss_sum, &correct, &weight_sum);
             }
-            return py::make_tuple(loss_sum, correct);
+            if (sample_weight.is_none())
+              return py::tuple(py::make_tuple(loss_sum, static_cast<int64_t>(correct)));
+            return py::tuple(py::make_tuple(loss_sum, correct, weight_sum));
           },
-          py::arg("x"), py::arg("y"), py::arg("batch_size") = 256,
+          py::arg("x"), py::arg("y"), py::arg("batch_size") = 256, py::arg("sample_weight") = py::none(),
           "Inference over x in batches: (sum of per-sample losses without penalties, number of correct argmax "
-          "predictions).")
+          "predictions; binary_crossentropy: correct outputs). With sample_weight (float32 (N,)): (sum of "
+          "weighted losses, weighted count of correct predictions, sum of the weights).")
+      .def(
+          "set_trainable",
+          [](nn::Network& n, const py::object& i, bool trainable) { n.set_trainable(require_param_index(n, i), trainable); },
+          py::arg("param_index"), py::arg("trainable"),
+          "Freeze (False) or unfreeze a parameter: the optimizer and weight penalties leave a frozen one alone.")
+      .def(
+          "set_max_norm",
+          [](nn::Network& n, const py::object& i, double max_norm) {
+            n.set_max_norm(require_param_index(n, i), static_cast<float>(max_norm));
+          },
+          py::arg("param_index"), py::arg("max_norm"),
+          "Max-norm constraint on the weight of a dense or conv2d layer (0 removes it): after each update every "
+          "row of W (a unit's incoming weights, a filter) whose L2 norm exceeds max_norm is scaled back to it.")
+      .def_property_readonly("sigmoid_fused", &nn::Network::sigmoid_fused,
+                             "True when the final sigmoid is fused into binary_crossentropy (forward returns "
+                             "probabilities, training works on logits)")
       .def("get_params",
            [](const nn::Network& n) {
              py::list out;

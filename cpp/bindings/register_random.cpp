@@ -13,6 +13,16 @@ namespace py = pybind11;
 namespace dropnet {
 namespace bindings {
 
+namespace {
+
+// Elements start .. start + n - 1 must all exist: counters past 2**64 - 1 would wrap to element 0.
+void require_counter_range(uint64_t start, uint64_t n) {
+  DROPNET_CHECK(n == 0 || n - 1 <= ~uint64_t{0} - start, "start: expected start + n <= 2**64, got start = ", start,
+                " and n = ", n);
+}
+
+}  // namespace
+
 void register_random(py::module_& m) {
   m.def(
       "philox4x32_10",
@@ -46,6 +56,7 @@ void register_random(py::module_& m) {
         DROPNET_CHECK(n >= 0, "n: expected n >= 0, got ", n);
         const uint64_t s = require_u64(seed, "seed"), st = require_u64(stream, "stream");
         const uint64_t first = require_u64(start, "start");
+        require_counter_range(first, static_cast<uint64_t>(n));
         py::array_t<uint32_t> out(n);
         uint32_t* op = out.mutable_data();
         if (device == "cpu") {
@@ -74,6 +85,7 @@ void register_random(py::module_& m) {
         const uint64_t first = require_u64(start, "start");
         uint32_t* op = o.mutable_data();
         const int64_t n = static_cast<int64_t>(o.size());
+        require_counter_range(first, static_cast<uint64_t>(n));
         py::gil_scoped_release release;
         cpu::philox_stream(s, st, first, n, op);
       },

@@ -76,13 +76,6 @@ F32 out_matrix(const py::object& out, int64_t rows, int64_t cols) {
   return o;
 }
 
-void require_disjoint(const py::array& a, const char* a_name, const py::array& out) {
-  const char* a0 = static_cast<const char*>(a.data());
-  const char* o0 = static_cast<const char*>(out.data());
-  const bool overlap = a.nbytes() > 0 && out.nbytes() > 0 && a0 < o0 + out.nbytes() && o0 < a0 + a.nbytes();
-  DROPNET_CHECK(!overlap, "out: must not share memory with ", a_name);
-}
-
 cpu::Activation parse_activation(const std::string& name) {
   if (name == "linear") return cpu::Activation::identity;
   if (name == "relu") return cpu::Activation::relu;
@@ -217,7 +210,9 @@ void register_sparse(py::module_& m) {
         }
         const cpu::Activation act = parse_activation(activation);
         F32 out = out_matrix(out_obj, M, n_out);
-        require_disjoint(x, "x", out);
+        require_no_overlap(out, "out", x, "x");
+        require_no_overlap(out, "out", d, "s.data");
+        if (bp) require_no_overlap(out, "out", b, "b");
         cpu::CsrView S{n_out, n_in, a.indptr.data(), a.indices.data(), d.data(), nullptr};
         const float* xp = x.data();
         float* yp = out.mutable_data();
@@ -243,7 +238,8 @@ void register_sparse(py::module_& m) {
         F32 gy = require_array<float>(gy_obj, "grad_y");
         const int64_t M = matrix_rows(gy, "grad_y", n_out, "out_features of s");
         F32 out = out_matrix(out_obj, M, n_in);
-        require_disjoint(gy, "grad_y", out);
+        require_no_overlap(out, "out", gy, "grad_y");
+        require_no_overlap(out, "out", d, "s.data");
         cpu::CsrView St{n_in, n_out, a.indptr.data(), a.indices.data(), d.data(), vi.data()};
         const float* gp = gy.data();
         float* op = out.mutable_data();
@@ -273,8 +269,8 @@ void register_sparse(py::module_& m) {
         } else {
           out = require_writeable<float>(out_obj, "out");
           values_arg(out, "out", a.nnz);
-          require_disjoint(gy, "grad_y", out);
-          require_disjoint(x, "x", out);
+          require_no_overlap(out, "out", gy, "grad_y");
+          require_no_overlap(out, "out", x, "x");
         }
         cpu::CsrView S{n_out, n_in, a.indptr.data(), a.indices.data(), nullptr, nullptr};
         const float *gp = gy.data(), *xp = x.data();

@@ -18,19 +18,42 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 from . import _core  # noqa: E402
 from ._runtime import cpu_features, get_num_threads, set_isa, set_num_threads, isa, cuda_available
 from . import ops, prune, random, sparse
-from . import callbacks, datasets, io, layers, losses, metrics, models, optim, regularizers
+from . import callbacks, constraints, datasets, io, layers, losses, metrics, models, optim, plot, regularizers
 from .models import Sequential, load_model
 from .random import Generator
 
 __version__: str = _core.__version__
 
+
+
+def _running_as_cli() -> bool:
+    """Whether this import is the ``dropnet`` command (console script or ``python -m dropnet``)."""
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    if _os.path.basename(argv0) == "dropnet":
+        return True
+    orig = list(getattr(sys, "orig_argv", []))
+    return argv0 == "-m" and any(a == "-m" and b == "dropnet" for a, b in zip(orig, orig[1:]))
+
+
 # Read DROPNET_ISA now, so a bad value fails at import with a clear message, not mid-training.
-_core.core.active_isa()
+# The command line reports it as every user error: one line and exit status 2, no traceback.
+try:
+    _core.core.active_isa()
+except ValueError as _e:
+    if not _running_as_cli():
+        raise
+    import sys as _sys
+
+    print(f"dropnet: error: {_e}", file=_sys.stderr)
+    raise SystemExit(2) from None
 
 __all__ = [
     "Sequential",
     "load_model",
     "callbacks",
+    "constraints",
     "datasets",
     "io",
     "layers",
@@ -38,6 +61,7 @@ __all__ = [
     "metrics",
     "models",
     "optim",
+    "plot",
     "regularizers",
     "__version__",
     "Generator",

@@ -2,9 +2,16 @@
 
 A callback sees the model as ``self.model`` and can stop training with
 ``self.model.stop_training = True``. ``logs`` at epoch end hold ``loss`` (mean training loss over
-the epoch's batches, penalties included), ``accuracy`` (if compiled with it: the whole training set
-evaluated with dropout off after the epoch), ``val_loss``/``val_accuracy`` (with validation data)
-and ``lr`` (the learning rate used in this epoch).
+the epoch's batches, penalties included), ``accuracy`` (if compiled with it: Keras' meaning, the
+running accuracy of the epoch's training batches *as they were trained*, with dropout on and batch
+norm on batch statistics, while the weights changed), ``val_loss``/``val_accuracy`` and the other
+compiled metrics (with validation data) and ``lr`` (the learning rate used in this epoch).
+
+The training set measured like the test set -- dropout off, batch norm on its running statistics,
+the weights at the end of the epoch -- is what ``EvaluateTrainSet`` adds (``train_loss``,
+``train_accuracy``, ...): the curve to set beside ``val_accuracy`` when the question is how far
+training and test accuracy are apart (a dropout network's running ``accuracy`` sits below its
+clean training accuracy).
 """
 from __future__ import annotations
 
@@ -42,6 +49,10 @@ class Callback:
     def on_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
         pass
 
+    def on_epoch_logs(self, epoch: int, logs: Logs) -> None:
+        """Add entries to the epoch's logs before any callback's ``on_epoch_end`` sees them (and
+        before the progress line prints them)."""
+
 
 class CallbackList:
     """Calls each hook on every callback, in order."""
@@ -70,6 +81,10 @@ class CallbackList:
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
+
+    def on_epoch_logs(self, epoch: int, logs) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_logs(epoch, logs)
 
     @property
     def wants_batches(self) -> bool:
@@ -104,6 +119,34 @@ def _resolve_mode(mode: str, monitor: str) -> str:
     if mode == "auto":
         return "max" if ("acc" in monitor) else "min"
     return mode
+
+
+class EvaluateTrainSet(Callback):
+    """After every epoch, evaluate the model on training data the way ``val_*`` is measured --
+    dropout off, batch norm on its running statistics, the end-of-epoch weights -- and add
+    ``train_loss``, ``train_accuracy`` and the other compiled metrics (prefix ``prefix``) to the
+    epoch's logs (so ``History``, ``CSVLogger``, ``EarlyStopping`` and the progress line see them).
+
+    x, y: the training set, or a subset of it (``max_samples`` takes its first rows: the cost is
+    one inference pass over them per epoch). sample_weight: as in ``evaluate``.
+    """
+
+    def __init__(self, x, y, batch_size: int = 256, sample_weight=None, max_samples: Optional[int] = None,
+                 prefix: str = "train_") -> None:
+        super().__init__()
+        if max_samples is not None:
+            if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
+                raise ValueError(f"max_samples: expected an int >= 1 or None, got {max_samples!r}")
+            x, y = x[:max_samples], y[:max_samples]
+            sample_weight = None if sample_weight is None else sample_weight[:max_samples]
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"prefix: expected a non-empty str, got {prefix!r}")
+        self.x, self.y, self.batch_size, self.sample_weight, self.prefix = x, y, batch_size, sample_weight, prefix
+
+    def on_epoch_logs(self, epoch: int, logs) -> None:
+        result = self.model.evaluate(self.x, self.y, batch_size=self.batch_size, sample_weight=self.sample_weight)
+        for k, v in result.items():
+            logs[self.prefix + k] = v
 
 
 class _Monitor:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import sys
 import time
-from typing import List, Optional, Sequence
+from typing import List, NoReturn, Optional, Sequence
 
 PRESETS = {
     "lenet300": (300, 100),  # LeNet-300-100
@@ -38,8 +40,6 @@ def _limit(x, y, max_samples: Optional[int]):
     """The first max_samples training samples (all when None)."""
     if max_samples is None:
         return x, y
-    if max_samples < 1:
-        raise ValueError(f"--max-samples: expected an int >= 1, got {max_samples}")
     return x[:max_samples], y[:max_samples]
 
 
@@ -76,10 +76,89 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from . import callbacks, datasets, optim
+class _StopOnInterrupt:
+    """While training runs, the first Ctrl-C (SIGINT) asks ``fit`` to stop after the current step
+    (a batch callback makes ``fit`` return to Python after every step); a second one interrupts at
+    once. Records where training stopped."""
 
-    (x_train, y_train), (x_test, y_test) = datasets.load(args.dataset, path=args.data_dir, flatten=True)
+    def __init__(self) -> None:
+        from . import callbacks
+
+        outer = self
+
+        class _Callback(callbacks.Callback):
+            def on_train_begin(self, logs=None) -> None:
+                outer.install(self.model)
+
+            def on_epoch_begin(self, epoch: int, logs=None) -> None:
+                outer.epoch = epoch
+
+            def on_batch_end(self, batch: int, logs=None) -> None:
+                outer.step = batch + 1
+
+            def on_train_end(self, logs=None) -> None:
+                outer.restore()
+
+        self.callback = _Callback()
+        self.interrupted = False
+        self.epoch = 0
+        self.step = 0
+        self._previous = None
+
+    def install(self, model) -> None:
+        def handler(signum, frame):
+            if self.interrupted:  # second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self.interrupted = True
+            model.stop_training = True
+            print("\ninterrupt: stopping after the current step (Ctrl-C again to abort at once)", file=sys.stderr)
+
+        try:
+            self._previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave Ctrl-C as it is
+            self._previous = None
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def _load_dataset(args):
+    from . import datasets
+
+    if args.dataset == "embedded" and args.data_dir is not None:
+        print(f"dropnet train: warning: --data-dir {args.data_dir} is ignored with --dataset embedded (the subset "
+              "ships inside dropnet)", file=sys.stderr)
+    try:
+        return datasets.load(args.dataset, path=args.data_dir, flatten=True)
+    except FileNotFoundError as e:
+        hint = "give --data-dir DIR or set DROPNET_DATA"
+        if args.dataset == "fashion_mnist":
+            hint += "; on Debian/Ubuntu the package dataset-fashion-mnist installs it"
+        hint += "; --dataset embedded needs no files"
+        raise FileNotFoundError(str(e).replace("(pass path=..., or set DROPNET_DATA)", f"({hint})")) from None
+
+
+def _check_out_dir(out: Optional[str]) -> None:
+    if out is None:
+        return
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out: expected a directory (history.csv and model.npz go into it), but {out} is an "
+                         "existing file")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out: cannot create directory {out} ({e.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out: directory {out} is not writable")
+
+
+def cmd_train(args) -> int:
+    from . import callbacks, optim
+
+    _check_out_dir(args.out)
+    (x_train, y_train), (x_test, y_test) = _load_dataset(args)
     x_train, x_test = _flat(x_train), _flat(x_test)
     x_train, y_train = _limit(x_train, y_train, args.max_samples)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
@@ -91,15 +170,25 @@ def cmd_train(args) -> int:
         opt = optim.get({"type": args.optimizer, "lr": args.lr if args.lr is not None else 1e-3})
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     cbs: List[callbacks.Callback] = []
+    checkpoint = None
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        cbs += [callbacks.CSVLogger(os.path.join(args.out, "history.csv")),
-                callbacks.ModelCheckpoint(os.path.join(args.out, "model.npz"), monitor="val_loss")]
+        checkpoint = callbacks.ModelCheckpoint(os.path.join(args.out, "model.npz"), monitor="val_loss")
+        cbs += [callbacks.CSVLogger(os.path.join(args.out, "history.csv")), checkpoint]
     if args.step_every:
         cbs.append(callbacks.StepDecay(factor=args.step_factor, every=args.step_every))
+    stop = _StopOnInterrupt()
+    cbs.append(stop.callback)
     model.summary()
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, validation_data=(x_test, y_test),
-              callbacks=cbs, verbose=args.verbose)
+    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                        validation_data=(x_test, y_test), callbacks=cbs, verbose=args.verbose)
+    if stop.interrupted:
+        steps = history.params.get("steps", 0)
+        where = (f"last checkpoint: {checkpoint.last_saved} (written when training stopped)"
+                 if checkpoint is not None and checkpoint.last_saved else
+                 "no checkpoint written (give --out DIR to save one each epoch)")
+        print(f"dropnet train: interrupted in epoch {stop.epoch + 1}/{args.epochs} after step {stop.step}/{steps}; "
+              f"{where}", file=sys.stderr)
+        return 130
     result = model.evaluate(x_test, y_test)
     print(f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.4f}  (seed {args.seed})")
     if args.out:
@@ -107,42 +196,111 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _checked(kind, lo=None, hi=None, lo_open=False, hi_open=False, what=""):
+    """An argparse ``type=`` that parses ``kind`` and checks the range; argparse names the flag in
+    the error ("argument --dropout: expected a float in [0, 1), got -0.1")."""
+    lo_txt = "(" if lo_open else "["
+    hi_txt = ")" if hi_open else "]"
+    expect = what or (f"{'an int' if kind is int else 'a float'} in {lo_txt}{'-inf' if lo is None else lo}, "
+                      f"{'inf' if hi is None else hi}{hi_txt}")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}")
+        if lo is not None and (value <= lo if lo_open else value < lo):
+            raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}")
+        if hi is not None and (value >= hi if hi_open else value > hi):
+            raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}")
+        return value
+
+    parse.__name__ = "int" if kind is int else "float"
+    return parse
+
+
+_RATE = _checked(float, 0.0, 1.0, hi_open=True)
+_POSITIVE_INT = _checked(int, 1, what="an int >= 1")
+_COUNT = _checked(int, 0, what="an int >= 0")
+_SEED = _checked(int, 0, (1 << 63) - 1, what="an int in [0, 2**63)")
+_LR = _checked(float, 0.0, lo_open=True, what="a float > 0")
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Appends "(default: X)" to every option's help, except when there is no default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and not any(action.default is v for v in (None, argparse.SUPPRESS, False)):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """User errors (a bad flag or value) as one line naming the flag, exit status 2."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dropnet", description="dropnet: reproducible dropout training from the shell")
+    fmt = _HelpWithDefaults
+    p = _Parser(prog="dropnet", description="dropnet: reproducible dropout training from the shell")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="version, CPU ISA paths, threads, CUDA")
-    demo = sub.add_parser("demo", help="train an MLP with and without dropout on the embedded Fashion-MNIST subset")
-    demo.add_argument("--epochs", type=int, default=30)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--max-samples", type=int, default=None, help="train on the first N images only (quick check)")
-    tr = sub.add_parser("train", help="train an MLP preset on a dataset")
-    tr.add_argument("--dataset", choices=["fashion_mnist", "mnist", "cifar10", "embedded"], default="fashion_mnist")
-    tr.add_argument("--data-dir", default=None, help="directory with the dataset files (default: search paths)")
-    tr.add_argument("--preset", choices=sorted(PRESETS), default="lenet300")
-    tr.add_argument("--dropout", type=float, default=0.5, help="dropout after each hidden layer")
-    tr.add_argument("--input-dropout", type=float, default=0.0)
-    tr.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adam")
-    tr.add_argument("--lr", type=float, default=None, help="default 1e-3 (adam/adamw), 0.1 (sgd)")
-    tr.add_argument("--momentum", type=float, default=0.9, help="SGD (Nesterov) momentum")
-    tr.add_argument("--step-every", type=int, default=0, help="multiply the lr by --step-factor every N epochs (0: never)")
-    tr.add_argument("--step-factor", type=float, default=0.5)
-    tr.add_argument("--epochs", type=int, default=20)
-    tr.add_argument("--batch-size", type=int, default=128)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--max-samples", type=int, default=None, help="train on the first N samples only")
-    tr.add_argument("--out", default=None, help="directory for history.csv and model.npz")
-    tr.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    sub.add_parser("info", help="version, CPU ISA paths, threads, CUDA", formatter_class=fmt)
+    demo = sub.add_parser("demo", help="train an MLP with and without dropout on the embedded Fashion-MNIST subset",
+                          formatter_class=fmt)
+    demo.add_argument("--epochs", type=_POSITIVE_INT, default=30, help="training epochs of each run")
+    demo.add_argument("--seed", type=_SEED, default=0, help="weights, dropout masks and data order")
+    demo.add_argument("--max-samples", type=_POSITIVE_INT, default=None,
+                      help="train on the first N images only (quick check)")
+    tr = sub.add_parser("train", help="train an MLP preset on a dataset", formatter_class=fmt)
+    tr.add_argument("--dataset", choices=["fashion_mnist", "mnist", "cifar10", "embedded"], default="fashion_mnist",
+                    help="embedded: the Fashion-MNIST subset shipped with dropnet")
+    tr.add_argument("--data-dir", default=None,
+                    help="directory with the dataset files (default: $DROPNET_DATA, then /usr/share/datasets)")
+    tr.add_argument("--preset", choices=sorted(PRESETS), default="lenet300", help="hidden layer sizes")
+    tr.add_argument("--dropout", type=_RATE, default=0.5, help="dropout after each hidden layer")
+    tr.add_argument("--input-dropout", type=_RATE, default=0.0, help="dropout on the input")
+    tr.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adam", help="optimizer")
+    tr.add_argument("--lr", type=_LR, default=None, help="learning rate (default: 1e-3 for adam/adamw, 0.1 for sgd)")
+    tr.add_argument("--momentum", type=_checked(float, 0.0, 1.0, hi_open=True), default=0.9,
+                    help="SGD (Nesterov) momentum")
+    tr.add_argument("--step-every", type=_COUNT, default=0,
+                    help="multiply the lr by --step-factor every N epochs (0: never)")
+    tr.add_argument("--step-factor", type=_checked(float, 0.0, 1.0, lo_open=True), default=0.5,
+                    help="lr factor of each step")
+    tr.add_argument("--epochs", type=_POSITIVE_INT, default=20, help="training epochs")
+    tr.add_argument("--batch-size", type=_POSITIVE_INT, default=128, help="samples per training step")
+    tr.add_argument("--seed", type=_SEED, default=0, help="weights, dropout masks and data order")
+    tr.add_argument("--max-samples", type=_POSITIVE_INT, default=None, help="train on the first N samples only")
+    tr.add_argument("--out", default=None, help="directory for history.csv and model.npz (created if missing)")
+    tr.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="0 silent, 1 progress bar, 2 one line "
+                    "per epoch")
     return p
 
 
+def _fail(command: str, message: object, code: int = 2) -> int:
+    """One line on stderr, no traceback: the exit status of a user error."""
+    text = " ".join(str(message).split())
+    print(f"dropnet {command}: error: {text}", file=sys.stderr)
+    return code
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad flag (2, already reported on one line)
+        return int(e.code or 0)
     handlers = {"info": cmd_info, "demo": cmd_demo, "train": cmd_train}
     try:
         return handlers[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
-        print(f"dropnet {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        return _fail(args.command, "interrupted", 130)
+    except (ValueError, TypeError, OSError, RuntimeError) as e:
+        return _fail(args.command, e)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import gzip
 import io
 import os
 import pickle
+import zipfile
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -185,7 +186,10 @@ def embedded(normalize: bool = True, flatten: bool = False):
     """The Fashion-MNIST subset shipped with dropnet: 6000 train images (the first 600 of each
     class in the training file) and 1000 test images (the first 100 of each class in the test
     file), in file order. MIT licence, Copyright (c) 2017 Zalando SE: see
-    ``dropnet/data/LICENSE-fashion-mnist.txt``."""
+    ``dropnet/data/LICENSE-fashion-mnist.txt``.
+
+    The file is an ``.npz`` whose members are LZMA-compressed (``np.load`` reads them through
+    ``zipfile``): 2.6 MB instead of 3.1 MB with deflate, which keeps the wheel small."""
     with np.load(EMBEDDED_PATH, allow_pickle=False) as z:
         x_train, y_train, x_test, y_test = (z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     return ((_prepare_images(x_train, normalize, flatten), y_train.astype(np.int64)),
@@ -211,9 +215,21 @@ def _make_embedded(source_dir: str = f"{SYSTEM_DATA_DIR}/fashion-mnist", per_cla
         return np.sort(np.concatenate([np.flatnonzero(y == c)[:k] for c in range(10)]))
 
     tr, te = pick(y_train, per_class_train), pick(y_test, per_class_test)
-    np.savez_compressed(out, x_train=x_train[tr], y_train=y_train[tr].astype(np.uint8),
-                        x_test=x_test[te], y_test=y_test[te].astype(np.uint8),
-                        train_indices=tr.astype(np.int32), test_indices=te.astype(np.int32))
+    _savez_lzma(out, x_train=x_train[tr], y_train=y_train[tr].astype(np.uint8),
+                x_test=x_test[te], y_test=y_test[te].astype(np.uint8),
+                train_indices=tr.astype(np.int32), test_indices=te.astype(np.int32))
+
+
+def _savez_lzma(path: str, **arrays: np.ndarray) -> None:
+    """``np.savez`` with LZMA members instead of deflate: the same format (``np.load`` reads it),
+    15% smaller on images. Members are written in argument order, so equal arrays give equal
+    files."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_LZMA) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_LZMA
+            with zf.open(info, "w") as f:
+                np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
 
 
 __all__: Sequence[str] = ["load_idx", "fashion_mnist", "mnist", "cifar10", "load_cifar_batch", "embedded", "load"]

@@ -65,6 +65,12 @@ def save_model(model, path: str) -> None:
                  "n_state": len(buffers)}
     header = {"format": FORMAT, "version": VERSION, "model": model.get_config(), "state": state,
               "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in arrays]}
+    _write_atomic(path, header, arrays)
+
+
+def _write_atomic(path: str, header: dict, arrays: List[Tuple[str, np.ndarray]]) -> None:
+    """``header`` (sha256 added) and ``arrays`` as an npz at ``path``, via a temporary file and
+    ``os.replace``: a reader sees the old file or the new one, never a partial one."""
     header["sha256"] = _digest(header, arrays)
     payload = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     payload.update(arrays)
@@ -82,7 +88,7 @@ def save_model(model, path: str) -> None:
         raise
 
 
-def _read(path: str) -> Tuple[dict, Dict[str, np.ndarray]]:
+def _read(path: str, fmt: str = FORMAT) -> Tuple[dict, Dict[str, np.ndarray]]:
     try:
         # Our own file handle: np.load leaks the one it opens when the content is not an npz.
         with open(path, "rb") as f:
@@ -99,9 +105,9 @@ def _read(path: str) -> Tuple[dict, Dict[str, np.ndarray]]:
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a readable dropnet checkpoint (truncated or corrupt: "
                          f"{type(e).__name__}: {e})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a dropnet checkpoint (header format {header.get('format')!r})"
-                         if isinstance(header, dict) else f"{path}: not a dropnet checkpoint")
+    if not isinstance(header, dict) or header.get("format") != fmt:
+        raise ValueError(f"{path}: not a {fmt} file (header format {header.get('format')!r})"
+                         if isinstance(header, dict) else f"{path}: not a {fmt} file")
     if header.get("version") != VERSION:
         raise ValueError(f"{path}: checkpoint version {header.get('version')!r} is not supported "
                          f"(this dropnet reads version {VERSION})")
@@ -172,3 +178,54 @@ def load_torch_state_dict(model, state_dict: Mapping[str, object]) -> None:
             value = value.detach().cpu().numpy()
         values.append(np.asarray(value, dtype=np.float32))
     model.set_weights(values)
+
+
+WEIGHTS_FORMAT = "dropnet.weights"
+
+
+def save_weights(model, path: str) -> None:
+    """Write the parameters, pruning masks and batch norm running statistics of a built model to
+    ``path`` (npz without pickle, JSON header naming each layer's arrays, SHA-256, written
+    atomically); no architecture, optimizer state or RNG offset (``save`` has those)."""
+    path = os.fspath(path)
+    net = model.network
+    params = [np.ascontiguousarray(p, dtype=np.float32) for p in net.get_params()]
+    masks = [(i, net.get_mask(i)) for i in range(len(params))]
+    masks = [(i, np.ascontiguousarray(m, dtype=np.float32)) for i, m in masks if m is not None]
+    buffers = [np.ascontiguousarray(b, dtype=np.float32) for b in net.get_state()]
+    arrays = [(f"param_{i:03d}", p) for i, p in enumerate(params)]
+    arrays += [(f"mask_{i:03d}", m) for i, m in masks]
+    arrays += [(f"state_{i:03d}", b) for i, b in enumerate(buffers)]
+    header = {"format": WEIGHTS_FORMAT, "version": VERSION,
+              "layers": [{"name": layer.name, "class": type(layer).__name__, "params": list(idx)}
+                         for layer, idx in model._layer_params()],
+              "n_params": len(params), "n_state": len(buffers), "mask_params": [i for i, _ in masks],
+              "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in arrays]}
+    _write_atomic(path, header, arrays)
+
+
+def load_weights(model, path: str) -> None:
+    """Load ``save_weights`` output into a built model of the same architecture. Every array is
+    checked (count, shape, digest) before anything is written; ValueError otherwise."""
+    path = os.fspath(path)
+    header, arrays = _read(path, WEIGHTS_FORMAT)
+    if _digest(header, [(a["name"], arrays.get(a["name"], np.empty(0))) for a in header.get("arrays", [])]) \
+            != header.get("sha256"):
+        raise ValueError(f"{path}: SHA-256 mismatch (the file is corrupt or was modified)")
+    net = model.network
+    current = net.get_params()
+    if header.get("n_params") != len(current):
+        raise ValueError(f"{path}: holds {header.get('n_params')} parameter arrays, the model has {len(current)}")
+    params = [arrays[f"param_{i:03d}"] for i in range(len(current))]
+    for i, (p, ref) in enumerate(zip(params, current)):
+        if p.shape != np.shape(ref):
+            raise ValueError(f"{path}: parameter {i} has shape {p.shape}, the model's is {np.shape(ref)}")
+    state = [arrays[f"state_{i:03d}"] for i in range(int(header.get("n_state", 0)))]
+    if len(state) != len(net.get_state()):
+        raise ValueError(f"{path}: holds {len(state)} batch norm arrays, the model has {len(net.get_state())}")
+    for i in range(len(current)):
+        net.set_mask(i, None)
+    model.set_weights(params)
+    model.set_state(state)
+    for i in header.get("mask_params", []):
+        net.set_mask(i, np.ascontiguousarray(arrays[f"mask_{i:03d}"], dtype=np.float32))

@@ -8,14 +8,21 @@ applied after its activation (one pass over the activations instead of two; same
 Shapes: inputs are ``(B, *input_shape)``; ``Dense`` needs a flat input ``(B, n)`` (put a
 ``Flatten`` first for images). Image layers (``Conv2D``, pooling, ``SpatialDropout2D``) take
 channels-first samples ``(C, H, W)`` (batches NCHW, as PyTorch).
+
+Every layer takes ``name=`` (default: Keras-style, given by the model: ``dense``, ``dense_1``,
+``conv2d``, ...; see ``Sequential.get_layer``) and ``trainable=`` (False freezes its parameters:
+the optimizer and weight penalties leave them alone, gradients still flow through).
 """
 from __future__ import annotations
 
+import functools
 import math
+import re
 
 import numpy as np
 from typing import Dict, Optional, Sequence, Tuple, Type, Union
 
+from . import constraints as _constraints
 from . import regularizers as _regularizers
 
 Shape = Tuple[int, ...]
@@ -42,6 +49,11 @@ def _check_rate(rate: object, name: str = "rate") -> float:
     return rate
 
 
+#: Largest size a layer argument (units, filters, kernel, stride, input dimension) may have: the
+#: native network indexes with int32, and anything larger could never be allocated anyway.
+MAX_SIZE = 2**31 - 1
+
+
 def check_shape(shape: object, name: str = "input_shape") -> Shape:
     """A tuple of positive ints from an int or a sequence of ints."""
     if isinstance(shape, int) and not isinstance(shape, bool):
@@ -50,13 +62,61 @@ def check_shape(shape: object, name: str = "input_shape") -> Shape:
         dims = tuple(shape)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{name}: expected a tuple of positive ints, got {shape!r}") from None
-    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-        raise ValueError(f"{name}: expected a non-empty tuple of positive ints, got {shape!r}")
+    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_SIZE for d in dims):
+        raise ValueError(f"{name}: expected a non-empty tuple of ints in [1, 2**31 - 1], got {shape!r}")
     return dims
 
 
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def _check_name(name: object) -> Optional[str]:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"name: expected None or an identifier-like str (letters, digits, _ . -), got {name!r}")
+    return name
+
+
+def _check_trainable(trainable: object) -> bool:
+    if not isinstance(trainable, (bool, np.bool_)):
+        raise TypeError(f"trainable: expected a bool, got {type(trainable).__name__}")
+    return bool(trainable)
+
+
+def default_name(cls: type) -> str:
+    """Keras' base name of a layer class: ``Dense`` -> ``dense``, ``Conv2D`` -> ``conv2d``,
+    ``MaxPool2D`` -> ``max_pool2d``, ``BatchNormalization`` -> ``batch_normalization``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])|(?<=[a-z])(?=[A-Z])", "_", cls.__name__.lstrip("_")).lower()
+
+
 class Layer:
-    """Base of the layer specs: ``output_shape``, ``n_params`` and ``get_config`` (JSON-safe)."""
+    """Base of the layer specs: ``output_shape``, ``n_params`` and ``get_config`` (JSON-safe).
+
+    ``name`` and ``trainable`` are keyword arguments of every layer (see the module docstring)."""
+
+    name: Optional[str] = None
+    trainable: bool = True
+
+    def __init__(self, *, name: Optional[str] = None, trainable: bool = True) -> None:
+        self.name = _check_name(name)
+        self.trainable = _check_trainable(trainable)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # Every subclass constructor also takes name= and trainable= (Keras' base-layer keywords).
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None or getattr(init, "_takes_base_kwargs", False):
+            return
+
+        @functools.wraps(init)
+        def __init__(self, *args, name: Optional[str] = None, trainable: bool = True, **kw) -> None:
+            init(self, *args, **kw)
+            self.name = _check_name(name)
+            self.trainable = _check_trainable(trainable)
+
+        __init__._takes_base_kwargs = True  # type: ignore[attr-defined]
+        cls.__init__ = __init__  # type: ignore[misc]
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
@@ -73,10 +133,17 @@ class Layer:
         return f"{type(self).__name__}({', '.join(str(v) for v in cfg.values())})" if cfg else type(self).__name__
 
     def to_config(self) -> dict:
-        return {"class": type(self).__name__, "config": self.get_config()}
+        out = {"class": type(self).__name__, "config": self.get_config()}
+        if self.name is not None:
+            out["name"] = self.name
+        if not self.trainable:
+            out["trainable"] = False
+        return out
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        if self.name is not None:
+            args = f"{args}, name={self.name!r}" if args else f"name={self.name!r}"
         return f"{type(self).__name__}({args})"
 
 
@@ -97,15 +164,19 @@ class Dense(Layer):
     ``nn.Conv2d`` draw, weight and bias U(±1 / sqrt(fan_in))), ``'he_uniform'``
     (U(±sqrt(6 / fan_in))) or ``'glorot_uniform'`` (U(±sqrt(6 / (fan_in + fan_out))), Keras'
     default); He and Glorot start biases at 0. kernel_regularizer: ``dropnet.regularizers``.
+    kernel_constraint: ``dropnet.constraints.MaxNorm(c)``: after every update each unit's incoming
+    weights (a row of W) are scaled back to L2 norm ``c`` when longer (Srivastava et al. 2014 pair
+    it with dropout).
     """
 
     def __init__(self, units: int, activation: Optional[str] = None,
                  kernel_regularizer: Optional[_regularizers.L1L2] = None, use_bias: bool = True,
-                 kernel_initializer: Optional[str] = None) -> None:
+                 kernel_initializer: Optional[str] = None,
+                 kernel_constraint: Optional[_constraints.MaxNorm] = None) -> None:
         if isinstance(units, bool) or not isinstance(units, int):
             raise TypeError(f"units: expected a positive int, got {type(units).__name__}")
-        if units <= 0:
-            raise ValueError(f"units: expected a positive int, got {units}")
+        if not 0 < units <= MAX_SIZE:
+            raise ValueError(f"units: expected an int in [1, 2**31 - 1], got {units}")
         if not isinstance(use_bias, bool):
             raise TypeError(f"use_bias: expected a bool, got {type(use_bias).__name__}")
         if kernel_initializer is not None and kernel_initializer not in INITIALIZERS:
@@ -116,6 +187,7 @@ class Dense(Layer):
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
+        self.kernel_constraint = _constraints.get(kernel_constraint)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
@@ -128,8 +200,11 @@ class Dense(Layer):
 
     def get_config(self) -> dict:
         reg = self.kernel_regularizer.get_config() if self.kernel_regularizer else None
-        return {"units": self.units, "activation": self.activation, "kernel_regularizer": reg,
-                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer}
+        cfg = {"units": self.units, "activation": self.activation, "kernel_regularizer": reg,
+               "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer}
+        if self.kernel_constraint is not None:
+            cfg["kernel_constraint"] = self.kernel_constraint.get_config()
+        return cfg
 
     def describe(self) -> str:
         return f"Dense({self.units}, {self.activation or 'linear'})"
@@ -212,8 +287,8 @@ def _pair(value: object, name: str, minimum: int = 1) -> Pair:
         raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}") from None
     if len(vals) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
         raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in vals):
-        raise ValueError(f"{name}: expected ints >= {minimum}, got {value!r}")
+    if any(v < minimum or v > MAX_SIZE for v in vals):
+        raise ValueError(f"{name}: expected ints in [{minimum}, 2**31 - 1], got {value!r}")
     return int(vals[0]), int(vals[1])
 
 
@@ -256,11 +331,12 @@ class Conv2D(Layer):
                  padding: Union[str, int, Pair] = "valid", dilation_rate: Union[int, Pair] = 1,
                  activation: Optional[str] = None, use_bias: bool = True,
                  kernel_regularizer: Optional[_regularizers.L1L2] = None,
-                 kernel_initializer: Optional[str] = None) -> None:
+                 kernel_initializer: Optional[str] = None,
+                 kernel_constraint: Optional[_constraints.MaxNorm] = None) -> None:
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)):
             raise TypeError(f"filters: expected a positive int, got {type(filters).__name__}")
-        if filters <= 0:
-            raise ValueError(f"filters: expected a positive int, got {filters}")
+        if not 0 < filters <= MAX_SIZE:
+            raise ValueError(f"filters: expected an int in [1, 2**31 - 1], got {filters}")
         if not isinstance(use_bias, bool):
             raise TypeError(f"use_bias: expected a bool, got {type(use_bias).__name__}")
         if kernel_initializer is not None and kernel_initializer not in INITIALIZERS:
@@ -275,6 +351,7 @@ class Conv2D(Layer):
         self.use_bias = use_bias
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
         self.kernel_initializer = kernel_initializer
+        self.kernel_constraint = _constraints.get(kernel_constraint)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         _, h, w = _require_image(self, input_shape)
@@ -299,7 +376,8 @@ class Conv2D(Layer):
         return {"filters": self.filters, "kernel_size": list(self.kernel_size), "strides": list(self.strides),
                 "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
                 "dilation_rate": list(self.dilation_rate), "activation": self.activation, "use_bias": self.use_bias,
-                "kernel_regularizer": reg, "kernel_initializer": self.kernel_initializer}
+                "kernel_regularizer": reg, "kernel_initializer": self.kernel_initializer,
+                **({"kernel_constraint": self.kernel_constraint.get_config()} if self.kernel_constraint else {})}
 
     def describe(self) -> str:
         kh, kw = self.kernel_size
@@ -429,14 +507,161 @@ class SpatialDropout2D(Layer):
         return {"type": "spatial_dropout2d", "rate": self.rate}
 
 
+class GlobalMaxPooling2D(Layer):
+    """(C, H, W) -> (C,): the maximum of each channel (runs as an H×W max pooling plus a flatten)."""
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (_require_image(self, input_shape)[0],)
+
+    def native_list(self, input_shape: Shape) -> list:
+        _, h, w = _require_image(self, input_shape)
+        return [{"type": "max_pool2d", "pool_size": [h, w], "strides": [h, w], "padding": "valid"},
+                {"type": "flatten"}]
+
+
+class Reshape(Layer):
+    """Reshape each sample to ``target_shape`` (same number of values, C order), e.g. (784,) ->
+    (1, 28, 28). No data moves."""
+
+    def __init__(self, target_shape: Sequence[int]) -> None:
+        self.target_shape = check_shape(target_shape, "target_shape")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if int(np.prod(input_shape)) != int(np.prod(self.target_shape)):
+            raise ValueError(f"Reshape{self.target_shape}: cannot reshape {input_shape} "
+                             f"({int(np.prod(input_shape))} values) to {self.target_shape} "
+                             f"({int(np.prod(self.target_shape))} values)")
+        return self.target_shape
+
+    def get_config(self) -> dict:
+        return {"target_shape": list(self.target_shape)}
+
+    def native(self) -> dict:
+        return {"type": "reshape", "shape": list(self.target_shape)}
+
+
+class LeakyReLU(Layer):
+    """``max(x, 0) + alpha * min(x, 0)``; alpha defaults to Keras' 0.3 (PyTorch's is 0.01)."""
+
+    def __init__(self, alpha: float = 0.3) -> None:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
+            raise TypeError(f"alpha: expected a float, got {type(alpha).__name__}")
+        if not math.isfinite(alpha):
+            raise ValueError(f"alpha: expected a finite float, got {alpha}")
+        self.alpha = float(alpha)
+
+    def get_config(self) -> dict:
+        return {"alpha": self.alpha}
+
+    def native(self) -> dict:
+        return {"type": "activation", "activation": "leaky_relu", "slope": self.alpha}
+
+
+class Softmax(Layer):
+    """Softmax over the features of a flat sample (B, n); with a crossentropy loss a final
+    ``Softmax`` is fused into the loss like ``Dense(..., activation='softmax')``."""
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise ValueError(f"Softmax: expected a flat input (n,), got {input_shape}; add Flatten() first")
+        return input_shape
+
+    def native(self) -> dict:
+        return {"type": "activation", "activation": "softmax"}
+
+
+class DropConnect(Dense):
+    """A ``Dense`` layer with DropConnect (Wan et al. 2013): in training each weight is zeroed with
+    probability ``rate`` and the rest scaled by ``1/(1 - rate)``, a new mask every step from the
+    model's Philox streams (the element contract of ``ops.drop_connect`` over W's flat index);
+    inference uses W itself. It always runs dense (``set_sparse_execution`` cannot switch it).
+    Other arguments: those of ``Dense``."""
+
+    def __init__(self, units: int, rate: float = 0.5, activation: Optional[str] = None, **kwargs) -> None:
+        super().__init__(units, activation=activation, **kwargs)
+        self.rate = _check_rate(rate)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate}
+
+    def describe(self) -> str:
+        return f"DropConnect({self.units}, {self.rate}, {self.activation or 'linear'})"
+
+    def native(self, dropout: float = 0.0) -> dict:
+        return {**super().native(dropout), "drop_connect": self.rate}
+
+
+class _Augmentation(Layer):
+    """Base of the augmentation layers: active in training only (identity in predict/evaluate),
+    before any layer with parameters; each takes one Philox stream per training batch."""
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        _require_image(self, input_shape)
+        return input_shape
+
+
+class RandomCrop(_Augmentation):
+    """Pad each (C, H, W) image with ``padding`` zeros on every side and crop a random H×W window
+    (torchvision's ``RandomCrop(size, padding)``; the classic CIFAR augmentation with padding=4).
+    See ``dropnet.ops.random_crop`` for the exact draw."""
+
+    def __init__(self, padding: int = 4) -> None:
+        if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 1:
+            raise ValueError(f"padding: expected an int >= 1, got {padding!r}")
+        self.padding = int(padding)
+
+    def get_config(self) -> dict:
+        return {"padding": self.padding}
+
+    def native(self) -> dict:
+        return {"type": "augment", "pad": self.padding}
+
+
+class RandomFlip(_Augmentation):
+    """Flip each image left-right with probability 1/2 (Keras' ``RandomFlip("horizontal")``)."""
+
+    def __init__(self, mode: str = "horizontal") -> None:
+        if mode != "horizontal":
+            raise ValueError(f"mode: expected 'horizontal' (the only mode), got {mode!r}")
+        self.mode = mode
+
+    def get_config(self) -> dict:
+        return {"mode": self.mode}
+
+    def native(self) -> dict:
+        return {"type": "augment", "flip": True}
+
+
+class RandomErasing(_Augmentation):
+    """Random erasing (Zhong et al. 2020): with probability ``rate`` zero a random rectangle of
+    each image, every channel; its sides are uniform in [1, max_size·H] × [1, max_size·W]. See
+    ``dropnet.ops.random_erasing`` for the exact draw."""
+
+    def __init__(self, rate: float = 0.5, max_size: float = 0.5) -> None:
+        self.rate = _check_rate(rate)
+        if isinstance(max_size, bool) or not isinstance(max_size, (int, float)) or not 0 < max_size <= 1:
+            raise ValueError(f"max_size: expected a float in (0, 1], got {max_size!r}")
+        self.max_size = float(max_size)
+
+    def get_config(self) -> dict:
+        return {"rate": self.rate, "max_size": self.max_size}
+
+    def native(self) -> dict:
+        return {"type": "augment", "erase_p": self.rate, "erase_max": self.max_size}
+
+
 MaxPooling2D = MaxPool2D
 AvgPool2D = AveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D
 
 
 _REGISTRY: Dict[str, Type[Layer]] = {c.__name__: c for c in (Input, Dense, Dropout, AlphaDropout, Activation,
                                                              Flatten, Conv2D, MaxPool2D, AveragePooling2D,
                                                              GlobalAveragePooling2D, BatchNormalization,
-                                                             SpatialDropout2D)}
+                                                             SpatialDropout2D, GlobalMaxPooling2D, Reshape,
+                                                             LeakyReLU, Softmax, DropConnect, RandomCrop,
+                                                             RandomFlip, RandomErasing)}
 
 
 def from_config(entry: dict) -> Layer:
@@ -444,17 +669,34 @@ def from_config(entry: dict) -> Layer:
     if not isinstance(entry, dict) or entry.get("class") not in _REGISTRY:
         raise ValueError(f"layer config: expected a known class from {sorted(_REGISTRY)}, got {entry!r}")
     cfg = dict(entry.get("config", {}))
-    if entry["class"] in ("Dense", "Conv2D") and cfg.get("kernel_regularizer") is not None:
+    if cfg.get("kernel_regularizer") is not None:
         cfg["kernel_regularizer"] = _regularizers.L1L2(**cfg["kernel_regularizer"])
-    return _REGISTRY[entry["class"]](**cfg)
+    if cfg.get("kernel_constraint") is not None:
+        cfg["kernel_constraint"] = _constraints.from_config(cfg["kernel_constraint"])
+    return _REGISTRY[entry["class"]](**cfg, name=entry.get("name"), trainable=entry.get("trainable", True))
 
 
-def to_native(layers: Sequence[Layer]) -> list:
+def native_streams(native: Sequence[dict]) -> int:
+    """Philox streams one training forward pass of these layer dicts takes (network.h)."""
+    n = 0
+    for d in native:
+        n += (d.get("dropout", 0) > 0) + (d.get("drop_connect", 0) > 0) + (d.get("rate", 0) > 0)
+        n += d.get("type") == "augment"
+    return n
+
+
+def to_native(layers: Sequence[Layer], input_shape: Optional[Shape] = None) -> list:
     """The Network's layer dicts, fusing each ``Dense`` + following ``Dropout`` into one dense dict
     (``"dropout": rate``) and each ``BatchNormalization`` + following ``Activation('relu')`` into one
-    batch_norm dict (``"relu": True``). ``Input`` layers contribute nothing."""
+    batch_norm dict (``"relu": True``). ``Input`` layers contribute nothing. input_shape (of one
+    sample) is needed by layers whose dicts depend on it (``GlobalMaxPooling2D``)."""
     out = []
     specs = [layer for layer in layers if not isinstance(layer, Input)]
+    shapes = []
+    shape = input_shape
+    for layer in specs:
+        shapes.append(shape)
+        shape = layer.output_shape(shape) if shape is not None else None
     i = 0
     while i < len(specs):
         layer = specs[i]
@@ -467,6 +709,10 @@ def to_native(layers: Sequence[Layer]) -> list:
             out.append(layer.native())
         elif isinstance(layer, Conv2D):
             out.extend(layer.native_list())
+        elif isinstance(layer, GlobalMaxPooling2D):
+            if shapes[i] is None:
+                raise ValueError("GlobalMaxPooling2D: the input shape is needed to build the network")
+            out.extend(layer.native_list(shapes[i]))
         elif isinstance(layer, BatchNormalization):
             nxt = specs[i + 1] if i + 1 < len(specs) else None
             if isinstance(nxt, Activation) and nxt.activation == "relu":

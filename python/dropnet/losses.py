@@ -2,21 +2,33 @@
 
 - ``sparse_categorical_crossentropy``: integer labels ``(B,)`` in ``[0, n_classes)``.
 - ``categorical_crossentropy``: one-hot or soft targets ``(B, n_classes)``.
-- ``mse``: float targets ``(B, n_out)`` (``(B,)`` is accepted when ``n_out == 1``).
+- ``binary_crossentropy``: targets in [0, 1] of the output's shape (``(B,)`` accepted for one
+  output); the mean over outputs of ``-t log p - (1 - t) log(1 - p)``.
+- ``mse``, ``mae``, ``huber`` (delta 1): float targets of the output's shape, the mean over
+  outputs of ``d**2``, ``|d|``, and ``d**2 / 2`` for ``|d| <= 1`` else ``|d| - 1/2`` (d = output
+  - target): ``torch.nn.functional``'s mse_loss / l1_loss / huber_loss per sample.
 
-With a crossentropy loss a final ``softmax`` is fused into the loss (numerically stable log-softmax);
-``predict`` then returns probabilities. Without a final softmax the outputs are taken as logits.
+With a crossentropy loss a final ``softmax`` (binary: ``sigmoid``) is fused into the loss, which
+is then computed stably from the logits; ``predict`` returns probabilities. Without that final
+activation the outputs are taken as logits. Elementwise losses (mse, mae, huber,
+binary_crossentropy) take outputs of any shape, e.g. images from a convolutional autoencoder.
 """
 from __future__ import annotations
 
 SPARSE_CE = "sparse_categorical_crossentropy"
 CATEGORICAL_CE = "categorical_crossentropy"
 MSE = "mse"
+BINARY_CE = "binary_crossentropy"
+MAE = "mae"
+HUBER = "huber"
 
 _ALIASES = {
     SPARSE_CE: SPARSE_CE, "sparse_ce": SPARSE_CE,
     CATEGORICAL_CE: CATEGORICAL_CE, "categorical_ce": CATEGORICAL_CE, "crossentropy": CATEGORICAL_CE,
     MSE: MSE, "mean_squared_error": MSE,
+    BINARY_CE: BINARY_CE, "bce": BINARY_CE,
+    MAE: MAE, "mean_absolute_error": MAE,
+    HUBER: HUBER, "huber_loss": HUBER,
 }
 
 
@@ -31,4 +43,10 @@ def get(name: str) -> str:
 
 
 def is_classification(loss: str) -> bool:
-    return loss in (SPARSE_CE, CATEGORICAL_CE)
+    """Losses whose outputs are classes: accuracy is defined for them."""
+    return loss in (SPARSE_CE, CATEGORICAL_CE, BINARY_CE)
+
+
+def is_elementwise(loss: str) -> bool:
+    """Losses averaged over the outputs one by one: they take outputs of any shape."""
+    return loss in (MSE, MAE, HUBER, BINARY_CE)

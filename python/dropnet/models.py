@@ -25,6 +25,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optim as _optim
+from ._model_api import ModelAPI, is_batch_source, iterate_batches, sample_weights
 from ._progress import EpochProgress
 
 ArrayLike = Any
@@ -101,9 +102,12 @@ def _shape_text(shape: Optional[Sequence[int]]) -> str:
     return "..." if shape is None else ", ".join(str(d) for d in shape)
 
 
-def as_targets(y: ArrayLike, n: int, loss: str, n_out: int, name: str = "y") -> np.ndarray:
+def as_targets(y: ArrayLike, n: int, loss: str, n_out: int, name: str = "y",
+               output_shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
     """Targets for ``loss``: int64 (n,) labels in [0, n_out) for sparse crossentropy, float32
-    (n, n_out) for categorical crossentropy and mse ((n,) accepted for mse when n_out == 1)."""
+    (n, n_out) for categorical crossentropy; for the elementwise losses (mse, mae, huber,
+    binary_crossentropy) float32 (n, *output_shape) flattened to (n, n_out) ((n,) accepted when
+    n_out == 1)."""
     arr = np.asarray(y)
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise TypeError(f"{name}: expected numeric targets, got dtype {arr.dtype}")
@@ -123,17 +127,24 @@ def as_targets(y: ArrayLike, n: int, loss: str, n_out: int, name: str = "y") -> 
             raise ValueError(f"{name}: expected labels in [0, {n_out}) for a {n_out}-unit output, "
                              f"got values in [{lo}, {hi}]")
         return np.ascontiguousarray(arr, dtype=np.int64)
-    if loss == _losses.MSE and arr.ndim == 1 and n_out == 1:
-        arr = arr[:, None]
+    if _losses.is_elementwise(loss):
+        if arr.ndim == 1 and n_out == 1:
+            arr = arr[:, None]
+        elif output_shape is not None and len(output_shape) > 1 and tuple(arr.shape[1:]) == tuple(output_shape):
+            arr = arr.reshape(n, n_out)
     if arr.shape != (n, n_out):
-        raise ValueError(f"{name}: expected targets of shape ({n}, {n_out}) for {loss}, got {arr.shape}")
+        want = (n, *output_shape) if output_shape is not None and len(output_shape) > 1 else (n, n_out)
+        raise ValueError(f"{name}: expected targets of shape {want} for {loss}, got {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: expected finite targets, got NaN/inf")
+    if loss == _losses.BINARY_CE and not ((arr >= 0) & (arr <= 1)).all():
+        raise ValueError(f"{name}: expected targets in [0, 1] for binary_crossentropy, got values in "
+                         f"[{arr.min()}, {arr.max()}]")
     return arr
 
 
-class Sequential:
+class Sequential(ModelAPI):
     """A stack of layers trained end to end.
 
     >>> from dropnet import Sequential, layers
@@ -182,6 +193,7 @@ class Sequential:
             if self.input_shape is not None and self.input_shape != layer.shape:
                 raise ValueError(f"Input: shape {layer.shape} contradicts input_shape={self.input_shape}")
             self.input_shape = layer.shape
+        self._assign_name(layer)
         self.layers.append(layer)
         if self.input_shape is not None:
             self._shapes(self.input_shape)  # fail now on a shape mismatch, naming the layer
@@ -219,16 +231,21 @@ class Sequential:
         return self._net
 
     def _build(self, input_shape: Tuple[int, ...]) -> None:
-        if not any(isinstance(layer, _layers.Dense) for layer in self.layers):
-            raise ValueError("model: needs at least one Dense layer")
+        if not any(isinstance(layer, (_layers.Dense, _layers.Conv2D)) for layer in self.layers):
+            raise ValueError("model: needs at least one Dense or Conv2D layer")
         self._shapes(input_shape)
-        net = _network_class()(_layers.to_native(self.layers), tuple(input_shape), self.loss, self.seed)
-        net.set_optimizer(self.optimizer.get_config())
+        # Before compile (predict only): no loss yet; mse leaves every activation in the layers.
+        loss = self.loss or _losses.MSE
+        optimizer = self.optimizer or _optim.get("adam")
+        net = _network_class()(_layers.to_native(self.layers, tuple(input_shape)), tuple(input_shape), loss,
+                               self.seed)
+        net.set_optimizer(optimizer.get_config())
         info = net.sparse_info()
         for ordinal, mode in self._sparse_modes.items():
             net.set_sparse_mode(info[ordinal]["param_index"], mode)
         self.input_shape = tuple(input_shape)
         self._net = net
+        self._sync_layer_flags()
 
     def compile(self, optimizer: Union[str, dict, _optim.Optimizer] = "adam",
                 loss: str = _losses.SPARSE_CE, metrics: Optional[Sequence[str]] = None) -> None:
@@ -238,10 +255,10 @@ class Sequential:
         optimizer = _optim.get(optimizer)
         loss = _losses.get(loss)
         metrics = _metrics.get_list(metrics)
-        if _metrics.ACCURACY in metrics and not _losses.is_classification(loss):
-            raise ValueError(f"metrics: 'accuracy' needs a crossentropy loss, got loss={loss!r}")
-        if self.output_shape is not None and len(self.output_shape) != 1:
-            raise ValueError(f"model: the output must be flat (n_out,), got {self.output_shape}; add Flatten()")
+        _metrics.check_for_loss(metrics, loss)
+        if self.output_shape is not None and len(self.output_shape) != 1 and not _losses.is_elementwise(loss):
+            raise ValueError(f"model: the output must be flat (n_out,) for {loss}, got {self.output_shape}; add "
+                             "Flatten() (mse, mae, huber and binary_crossentropy take outputs of any shape)")
         previous = self._net
         self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
         self._net = None
@@ -342,9 +359,16 @@ class Sequential:
                 self._net.set_sparse_mode(info[j]["param_index"], native)
 
     def sparse_info(self) -> List[dict]:
-        """Per Dense and Conv2D layer: density of its weight mask, mode, whether it last ran sparse
-        and the measured break-even density (see ``Network.sparse_info``)."""
-        return self._require_net().sparse_info()
+        """Per Dense and Conv2D layer: ``name`` and ``layer`` (its position in ``model.layers``),
+        density of its weight mask, mode, whether it last ran sparse and the measured break-even
+        density (see ``Network.sparse_info``)."""
+        info = self._require_net().sparse_info()
+        position = {idx[0]: pos for pos, (layer, idx) in enumerate(self._layer_params())
+                    if isinstance(layer, (_layers.Dense, _layers.Conv2D)) and len(idx)}
+        for row in info:
+            row["layer"] = position[row["param_index"]]
+            row["name"] = self.layers[row["layer"]].name
+        return info
 
     def count_params(self) -> int:
         """Trainable plus non-trainable (batch norm running statistics) values, as Keras counts."""
@@ -380,7 +404,7 @@ class Sequential:
         known = self.input_shape is not None
         rows = self._shapes_with_state(self.input_shape) if known else [(l, None, None, 0) for l in self.layers]
         lines = [f'Model: "{self.name}"  (seed {self.seed})']
-        header = f"{'Layer (type)':<34}{'Output Shape':<18}{'Param #':>10}"
+        header = f"{'Layer (type)':<46}{'Output Shape':<18}{'Param #':>10}"
         lines += [header, "=" * len(header)]
         fused = False
         for i, (layer, shape, n, n_state) in enumerate(rows):
@@ -392,11 +416,14 @@ class Sequential:
                     and nxt.activation == "relu"):
                 tag, fused = " *", True
             shape_txt = "(None, " + ", ".join(map(str, shape)) + ")" if shape is not None else "?"
-            lines.append(f"{layer.describe() + tag:<34}{shape_txt:<18}{'?' if n is None else n + n_state:>10}")
+            label = f"{layer.name} ({layer.describe()}){tag}" if layer.name else layer.describe() + tag
+            if not layer.trainable:
+                label += " [frozen]"
+            lines.append(f"{label:<46}{shape_txt:<18}{'?' if n is None else n + n_state:>10}")
         lines.append("=" * len(header))
         if known:
-            trainable = sum(r[2] for r in rows)
-            frozen = sum(r[3] for r in rows)
+            trainable = sum(r[2] for r in rows if r[0].trainable)
+            frozen = sum(r[3] for r in rows) + sum(r[2] for r in rows if not r[0].trainable)
             lines += [f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}",
                       f"Non-trainable params: {frozen:,}"]
         else:
@@ -427,20 +454,38 @@ class Sequential:
         x = as_inputs(x, self.input_shape, name_x)
         if self._net is None:
             self._build(tuple(x.shape[1:]))
-        y = as_targets(y, len(x), self.loss, self._net.output_shape[0], name_y)
+        y = as_targets(y, len(x), self.loss, int(np.prod(self._net.output_shape)), name_y,
+                       tuple(self._net.output_shape))
         return x, y
 
-    def fit(self, x: ArrayLike, y: ArrayLike, epochs: int = 1, batch_size: int = 32,
-            validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None, validation_split: float = 0.0,
+    def _accuracy_units(self) -> int:
+        """Counted units per sample of the native accuracy: one, or every output for binary."""
+        return int(np.prod(self._net.output_shape)) if self.loss == _losses.BINARY_CE else 1
+
+    def fit(self, x: ArrayLike, y: Optional[ArrayLike] = None, epochs: int = 1, batch_size: int = 32,
+            validation_data: Optional[Tuple[ArrayLike, ...]] = None, validation_split: float = 0.0,
             shuffle: bool = True, seed: Optional[int] = None,
             callbacks: Optional[Sequence[_callbacks.Callback]] = None, verbose: int = 1,
-            initial_epoch: int = 0) -> _callbacks.History:
+            initial_epoch: int = 0, sample_weight: Optional[ArrayLike] = None,
+            class_weight: Optional[Dict[int, float]] = None,
+            steps_per_epoch: Optional[int] = None) -> _callbacks.History:
         """Train for epochs ``initial_epoch .. epochs - 1``; one native ``train_step`` per batch.
 
-        x: ``(N, *input_shape)``, converted once to float32 (float64 input is copied). y: int labels
-        (N,) for sparse crossentropy, (N, n_out) floats otherwise. The last partial batch is used.
-        validation_split: the last fraction of x/y (before shuffling) is held out.
-        seed: data-order seed (default: the model seed). Returns a ``History``.
+        x: ``(N, *input_shape)``, converted once to float32 (float64 input is copied; float32 arrays,
+        including ``np.memmap`` / ``np.load(mmap_mode="r")``, are used in place: each batch is
+        gathered natively from the rows it needs, so a dataset larger than memory is read as it
+        trains). y: int labels (N,) for sparse crossentropy, (N, n_out) floats otherwise. The last
+        partial batch is used. validation_split: the last fraction of x/y (before shuffling) is held
+        out. seed: data-order seed (default: the model seed).
+
+        sample_weight: (N,) weights >= 0; each sample's loss (and gradient) is multiplied by its
+        weight and a batch's loss is the weighted sum over the batch size (Keras). class_weight:
+        {class index: weight}, multiplied into the sample weights by each sample's class.
+
+        x may instead be a generator or iterable of batches ``(x, y)`` or ``(x, y, sample_weight)``
+        (y then None; no shuffling, validation_split or class_weight): a re-iterable (a list, a
+        ``Sequence``) gives a fresh pass each epoch; a one-shot generator needs
+        ``steps_per_epoch``. Returns a ``History``.
         """
         epochs = _check_count(epochs, "epochs")
         initial_epoch = _check_count(initial_epoch, "initial_epoch", minimum=0)
@@ -448,22 +493,35 @@ class Sequential:
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         shuffle_seed = self.seed if seed is None else _check_seed(seed)
+        if is_batch_source(x, y):
+            return self._fit_batches(x, y, epochs, validation_data, callbacks, verbose, initial_epoch,
+                                     steps_per_epoch, sample_weight, class_weight, validation_split)
+        if steps_per_epoch is not None:
+            raise ValueError("steps_per_epoch: only for a generator of batches; with arrays every epoch is one pass")
+        if y is None:
+            raise ValueError("y: expected targets, got None (y is None only when x yields (x, y) batches)")
         x, y = self._prepare(x, y)
+        w = sample_weights(sample_weight, class_weight, y, len(x), self.loss)
         if validation_data is not None and validation_split:
             raise ValueError("validation_data and validation_split: give one of them, not both")
         val = None
         if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise ValueError("validation_data: expected a tuple (x_val, y_val)")
-            val = self._prepare(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]")
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+                raise ValueError("validation_data: expected a tuple (x_val, y_val) or (x_val, y_val, sample_weight)")
+            vx, vy = self._prepare(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]")
+            vw = sample_weights(validation_data[2] if len(validation_data) == 3 else None, None, vy, len(vx),
+                                self.loss, "validation_data[2]")
+            val = (vx, vy, vw)
         elif validation_split:
             if not (isinstance(validation_split, (int, float)) and 0 < validation_split < 1):
                 raise ValueError(f"validation_split: expected a float in (0, 1), got {validation_split!r}")
             n_val = int(len(x) * validation_split)
             if n_val == 0 or n_val == len(x):
                 raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves an empty split")
-            val = (x[-n_val:], y[-n_val:])
+            val = (x[-n_val:], y[-n_val:], None if w is None else w[-n_val:])
             x, y = x[:-n_val], y[:-n_val]
+            w = None if w is None else w[:-n_val]
+        self._sync_layer_flags()
         net = self._net
         n = len(x)
         steps = -(-n // batch_size)
@@ -472,6 +530,7 @@ class Sequential:
         cbs = _callbacks.CallbackList([history, *(callbacks or [])], self)
         self.history = history
         self.stop_training = False
+        units = self._accuracy_units()
         cbs.on_train_begin()
         try:
             for epoch in range(initial_epoch, epochs):
@@ -490,7 +549,7 @@ class Sequential:
                 hi = 0
                 for s0 in range(0, steps, chunk):
                     s1 = min(steps, s0 + chunk)
-                    losses, corrects = net.train_steps(x, y, order, batch_size, s0, s1)
+                    losses, corrects = net.train_steps(x, y, order, batch_size, s0, s1, w)
                     for i in range(s1 - s0):
                         step = s0 + i
                         lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
@@ -507,10 +566,11 @@ class Sequential:
                 if "accuracy" in self.metrics and correct_sum >= 0:
                     # Keras semantics: the running accuracy of the training batches, dropout on,
                     # counted natively from the logits each step computed (no extra pass).
-                    logs["accuracy"] = correct_sum / max(hi, 1)
+                    logs["accuracy"] = correct_sum / (max(hi, 1) * units)
                 if val is not None:
-                    logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(val[0], val[1], 256).items()})
+                    logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(val[0], val[1], 256, val[2]).items()})
                 logs["lr"] = lr
+                cbs.on_epoch_logs(epoch, logs)
                 bar.finish(logs)
                 cbs.on_epoch_end(epoch, logs)
                 if self.stop_training:
@@ -519,47 +579,161 @@ class Sequential:
             cbs.on_train_end()
         return history
 
-    def _evaluate_prepared(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> Dict[str, float]:
-        loss_sum, n_correct = self._net.evaluate(x, y, batch_size)
+    def _fit_batches(self, data, y, epochs: int, validation_data, callbacks, verbose: int, initial_epoch: int,
+                     steps_per_epoch: Optional[int], sample_weight, class_weight, validation_split) -> _callbacks.History:
+        """``fit`` on a generator / iterable of batches: one native train_step per batch as it comes."""
+        if y is not None:
+            raise ValueError("y: expected None when x is a generator of (x, y) batches, got an array")
+        for name, value in (("sample_weight", sample_weight), ("class_weight", class_weight)):
+            if value is not None:
+                raise ValueError(f"{name}: not with a generator of batches; yield (x, y, sample_weight) batches")
+        if validation_split:
+            raise ValueError("validation_split: not with a generator of batches; give validation_data")
+        if steps_per_epoch is not None:
+            steps_per_epoch = _check_count(steps_per_epoch, "steps_per_epoch")
+        if self.loss is None:
+            raise ValueError("model is not compiled: call compile() first")
+        val = None
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+                raise ValueError("validation_data: expected a tuple (x_val, y_val) or (x_val, y_val, sample_weight)")
+        history = _callbacks.History()
+        history.params = {"epochs": epochs, "steps": steps_per_epoch, "batch_size": None, "samples": None}
+        cbs = _callbacks.CallbackList([history, *(callbacks or [])], self)
+        self.history = history
+        self.stop_training = False
+        cbs.on_train_begin()
+        try:
+            for epoch in range(initial_epoch, epochs):
+                cbs.on_epoch_begin(epoch)
+                bar = EpochProgress(epoch, epochs, steps_per_epoch or 0, verbose)
+                bar.start()
+                loss_sum, correct_sum, seen, units = 0.0, 0, 0, 1
+                lr = None
+                for step, batch in enumerate(iterate_batches(data, steps_per_epoch, epoch)):
+                    where = f"batch {step} of epoch {epoch}"
+                    xb, yb = self._prepare(batch[0], batch[1], f"x ({where}: x)", f"x ({where}: y)")
+                    if lr is None:
+                        self._sync_layer_flags()
+                        lr, units = float(self._net.lr), self._accuracy_units()
+                    wb = sample_weights(batch[2] if len(batch) == 3 else None, None, yb, len(xb), self.loss,
+                                        f"x ({where}: sample_weight)")
+                    batch_loss = float(self._net.train_step(xb, yb, wb))
+                    loss_sum += batch_loss * len(xb)
+                    seen += len(xb)
+                    batch_correct = int(self._net.last_batch_correct)
+                    correct_sum = -1 if batch_correct < 0 or correct_sum < 0 else correct_sum + batch_correct
+                    cbs.on_batch_end(step, {"loss": batch_loss, "size": len(xb)})
+                    if steps_per_epoch:
+                        bar.update(step + 1, loss_sum / seen)
+                    if self.stop_training:
+                        break
+                logs: Dict[str, float] = {"loss": loss_sum / max(seen, 1)}
+                if "accuracy" in self.metrics and correct_sum >= 0:
+                    logs["accuracy"] = correct_sum / (max(seen, 1) * units)
+                if validation_data is not None:
+                    if val is None:
+                        vx, vy = self._prepare(validation_data[0], validation_data[1], "validation_data[0]",
+                                               "validation_data[1]")
+                        vw = sample_weights(validation_data[2] if len(validation_data) == 3 else None, None, vy,
+                                            len(vx), self.loss, "validation_data[2]")
+                        val = (vx, vy, vw)
+                    logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(*val[:2], 256, val[2]).items()})
+                logs["lr"] = float(self._net.lr) if lr is None else lr
+                cbs.on_epoch_logs(epoch, logs)
+                bar.finish(logs)
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            cbs.on_train_end()
+        return history
+
+    def _evaluate_prepared(self, x: np.ndarray, y: np.ndarray, batch_size: int,
+                           weights: Optional[np.ndarray] = None) -> Dict[str, float]:
+        """Mean loss and compiled metrics on prepared arrays. With weights: loss = Σ w·ℓ / N (the
+        training loss's definition), metrics weighted means Σ w·m / Σ w."""
+        if weights is None:
+            loss_sum, n_correct = self._net.evaluate(x, y, batch_size)
+            weight_sum = float(len(x))
+        else:
+            loss_sum, n_correct, weight_sum = self._net.evaluate(x, y, batch_size, weights)
         out = {"loss": float(loss_sum) / len(x)}
         if _metrics.ACCURACY in self.metrics:
-            out["accuracy"] = float(n_correct) / len(x)
+            out["accuracy"] = float(n_correct) / (weight_sum * self._accuracy_units()) if weight_sum > 0 else 0.0
+        others = [m for m in self.metrics if m != _metrics.ACCURACY]
+        if others:
+            pred = self._predict_flat(x, batch_size)
+            for m in others:
+                out[m] = _metrics.compute(m, y, pred, weights)
         return out
 
-    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = 256) -> Dict[str, float]:
-        """Mean loss (without weight penalties) and the compiled metrics with dropout off.
+    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = 256, verbose: int = 0,
+                 sample_weight: Optional[ArrayLike] = None) -> Dict[str, float]:
+        """Mean loss (without weight penalties) and the compiled metrics with dropout off (batch
+        norm on its running statistics).
 
-        Returns a dict ``{"loss": ..., "accuracy": ...}`` (Keras returns a list; a dict says what
-        each number is)."""
+        sample_weight: (N,) weights >= 0: the loss is Σ w·ℓ / N, as in training; metrics are
+        weighted means. verbose: 0 silent, 1 or 2 print one line with the results. Returns a dict
+        ``{"loss": ..., "accuracy": ...}`` (Keras returns a list; a dict says what each number is)."""
         batch_size = _check_batch_size(batch_size)
+        _check_verbose(verbose)
         x, y = self._prepare(x, y)
-        return self._evaluate_prepared(x, y, batch_size)
+        w = sample_weights(sample_weight, None, y, len(x), self.loss)
+        t0 = time.perf_counter()
+        out = self._evaluate_prepared(x, y, batch_size, w)
+        if verbose:
+            print(f"evaluate: {len(x)} samples - {time.perf_counter() - t0:.2f}s - "
+                  + " - ".join(f"{k}: {v:.4f}" for k, v in out.items()))
+        return out
 
-    def predict(self, x: ArrayLike, batch_size: int = 256, mc_samples: int = 0,
+    def _predict_flat(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        """Outputs (N, n_out) of prepared inputs, dropout off."""
+        net = self._net
+        out = np.empty((len(x), int(np.prod(net.output_shape))), dtype=np.float32)
+        for lo in range(0, len(x), batch_size):
+            out[lo:lo + batch_size] = net.forward(x[lo:lo + batch_size], training=False)
+        return out
+
+    def predict(self, x: ArrayLike, batch_size: int = 256, verbose: int = 0, mc_samples: int = 0,
                 seed: Optional[int] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
-        """Outputs (N, n_out) with dropout off (probabilities after a final softmax).
+        """Outputs (N, *output_shape) with dropout off (probabilities after a final softmax or,
+        with binary_crossentropy, sigmoid). Works before ``compile`` (as in Keras): the model is
+        built from the shape of x.
 
         mc_samples=k > 0: Monte Carlo dropout. Runs k forward passes with dropout on and returns
-        ``(mean, std)`` over them, each (N, n_out). Pass j over batch b uses its own Philox streams
-        derived from ``seed`` (default 0), so the result depends only on (model, x, batch_size,
-        k, seed) and training's stream offset is left untouched.
+        ``(mean, std)`` over them, each (N, *output_shape). Pass j over batch b uses its own
+        Philox streams derived from ``seed`` (default 0), so the result depends only on (model, x,
+        batch_size, k, seed) and training's stream offset is left untouched. verbose: 1 or 2
+        print one line when done.
         """
         batch_size = _check_batch_size(batch_size)
-        net = self._require_net()
-        x = as_inputs(x, self.input_shape)
-        n = len(x)
-        n_out = net.output_shape[0]
+        _check_verbose(verbose)
         if isinstance(mc_samples, bool) or not isinstance(mc_samples, (int, np.integer)) or mc_samples < 0:
             raise ValueError(f"mc_samples: expected an int >= 0, got {mc_samples!r}")
+        x = as_inputs(x, self.input_shape)
+        if self._net is None:
+            self._build(tuple(x.shape[1:]))
+        net = self._net
+        t0 = time.perf_counter()
+        out_shape = (len(x), *net.output_shape)
         if mc_samples == 0:
-            out = np.empty((n, n_out), dtype=np.float32)
-            for lo in range(0, n, batch_size):
-                out[lo:lo + batch_size] = net.forward(x[lo:lo + batch_size], training=False)
-            return out
+            result = self._predict_flat(x, batch_size).reshape(out_shape)
+        else:
+            mean, std = self._predict_mc(x, batch_size, int(mc_samples), seed)
+            result = (mean.reshape(out_shape), std.reshape(out_shape))
+        if verbose:
+            print(f"predict: {len(x)} samples - {time.perf_counter() - t0:.2f}s")
+        return result
+
+    def _predict_mc(self, x: np.ndarray, batch_size: int, mc_samples: int,
+                    seed: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
+        net = self._net
+        n = len(x)
+        n_out = int(np.prod(net.output_shape))
         mc_seed = 0 if seed is None else _check_seed(seed, "seed", _MC_SEED_LIMIT)
         n_batches = -(-n // batch_size)
-        streams = max(1, sum(1 for d in _layers.to_native(self.layers)
-                             if d.get("dropout", 0) > 0 or d.get("rate", 0) > 0))
+        streams = max(1, _layers.native_streams(_layers.to_native(self.layers, self.input_shape)))
         if int(mc_samples) * n_batches * streams >= 1 << 32:
             raise ValueError(f"mc_samples: {mc_samples} passes over {n_batches} batches exceed the 2**32 streams "
                              "reserved per MC seed; use a larger batch_size")
@@ -585,6 +759,11 @@ class Sequential:
         from . import io as _io
 
         _io.save_model(self, path)
+
+
+def _check_verbose(verbose: object) -> None:
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
 
 
 def _check_count(value: object, name: str, minimum: int = 1) -> int:

@@ -25,11 +25,14 @@ _ops = _core.ops
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
-    """A read-only view of a read-only array: numpy then refuses to make the view writeable again."""
-    a.flags.writeable = False
-    view = a.view()
-    view.flags.writeable = False
-    return view
+    """A read-only copy of ``a`` backed by an immutable ``bytes`` object.
+
+    The kernels trust the pattern (checked once, at build), so nothing reachable from the class
+    may make it writeable again: a read-only view of a numpy array is not enough, because the
+    base array can be flipped back with ``base.flags.writeable = True``. numpy refuses that for
+    an array over ``bytes`` (ValueError), and bytes cannot be changed from Python.
+    """
+    return np.frombuffer(np.ascontiguousarray(a).tobytes(), dtype=a.dtype).reshape(a.shape)
 
 
 class CSRMatrix:

@@ -99,6 +99,7 @@ DenseLayer::DenseLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t se
       out_(spec.units),
       activation_(spec.activation),
       rate_(spec.rate),
+      drop_connect_(spec.drop_connect),
       use_bias_(spec.use_bias) {
   DROPNET_CHECK(in_shape.size() == 1, "layers[", layer_index, "] dense: expected a flat input (features,), got ",
                 shape_to_string(in_shape), "; put a flatten layer before it");
@@ -134,6 +135,10 @@ void DenseLayer::reserve(int64_t rows) {
   y_.grow(static_cast<size_t>(rows * out_));
   if (activation_ == cpu::ActivationKind::gelu) pre_.grow(static_cast<size_t>(rows * out_));
   if (rate_ > 0.0) keep_bits_.grow(mask_words(rows * out_));
+  if (drop_connect_ > 0.0) {
+    w_dropped_.grow(static_cast<size_t>(weight_.size));
+    w_keep_bits_.grow(mask_words(weight_.size));
+  }
 }
 
 const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
@@ -148,6 +153,11 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
   ep.pre_activation = activation_ == cpu::ActivationKind::gelu ? pre_.data() : nullptr;
   const uint32_t threshold = keep_threshold(rate_);
   const float scale = kept_scale(rate_);
+  // DropConnect takes its stream before the layer's dropout (one each, in this order).
+  drop_connect_applied_ = ctx.training && drop_connect_ > 0.0;
+  if (drop_connect_applied_)
+    cpu::dropout_forward(weight_.value.data(), w_dropped_.data(), weight_.size, keep_threshold(drop_connect_),
+                         kept_scale(drop_connect_), ctx.seed, (*ctx.next_stream)++, w_keep_bits_.data());
   uint64_t stream = 0;
   if (dropout_applied_) stream = (*ctx.next_stream)++;
   if (dropout_applied_ && fused_act) {
@@ -171,8 +181,8 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
 void DenseLayer::product_forward(const float* x, int64_t rows, const cpu::GemmEpilogue& ep, float* y) {
   if (!weight_.run_sparse) {
     // Y = X · Wᵀ, skipping the zeros of X when it comes from ReLU / dropout.
-    cpu::sgemm_a_b_skip_zeros(true, rows, in_, out_, x, in_, weight_.value.data(), in_, y, out_, &ep,
-                              kSkipZerosForward);
+    const float* w = drop_connect_applied_ ? w_dropped_.data() : weight_.value.data();
+    cpu::sgemm_a_b_skip_zeros(true, rows, in_, out_, x, in_, w, in_, y, out_, &ep, kSkipZerosForward);
     return;
   }
   // The sparse product adds the bias and applies ReLU in its writeback; every other step is the
@@ -214,10 +224,14 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
   }
   // dW = dZᵀ · X  (out × in). Behind ReLU and dropout most of dZ is zeros.
   cpu::sgemm_at_b_skip_zeros(rows, out_, in_, d_out, out_, x_, in_, weight_.grad.data(), in_, kSkipZerosWeightGrad);
+  // DropConnect: the step used W' = W ⊙ keep / (1 − p), so dL/dW = dL/dW' ⊙ keep / (1 − p).
+  if (drop_connect_applied_)
+    cpu::dropout_backward_bits(weight_.grad.data(), w_keep_bits_.data(), weight_.grad.data(), weight_.size,
+                               kept_scale(drop_connect_));
   if (!need_d_in) return nullptr;
-  // dX = dZ · W  (rows × in)
-  cpu::sgemm_a_b_skip_zeros(false, rows, out_, in_, d_out, out_, weight_.value.data(), in_, spare, in_, nullptr,
-                            kSkipZerosInputGrad);
+  // dX = dZ · W'  (rows × in)
+  const float* w = drop_connect_applied_ ? w_dropped_.data() : weight_.value.data();
+  cpu::sgemm_a_b_skip_zeros(false, rows, out_, in_, d_out, out_, w, in_, spare, in_, nullptr, kSkipZerosInputGrad);
   return spare;
 }
 
@@ -259,7 +273,8 @@ float* DropoutLayer::backward(float* d_out, float*, bool need_d_in, int64_t rows
 
 // ------------------------------------------------------------------------------------- activation
 
-ActivationLayer::ActivationLayer(cpu::ActivationKind kind, const Shape& shape) : Layer(shape, shape), kind_(kind) {
+ActivationLayer::ActivationLayer(cpu::ActivationKind kind, const Shape& shape, float slope)
+    : Layer(shape, shape), kind_(kind), slope_(slope) {
   DROPNET_CHECK(kind_ != cpu::ActivationKind::softmax || shape.size() == 1,
                 "activation: softmax needs a flat input (features,), got ", shape_to_string(shape));
 }
@@ -273,7 +288,7 @@ const float* ActivationLayer::forward(const float* x, const ForwardContext& ctx)
   if (kind_ == cpu::ActivationKind::identity) return x;
   const int64_t n = ctx.rows * in_features();
   if (kind_ == cpu::ActivationKind::softmax) cpu::softmax_rows_forward(x, y_.data(), ctx.rows, in_features());
-  else cpu::activation_forward(kind_, x, y_.data(), n, kLeakySlope);
+  else cpu::activation_forward(kind_, x, y_.data(), n, slope_);
   return y_.data();
 }
 
@@ -285,8 +300,19 @@ float* ActivationLayer::backward(float* d_out, float*, bool need_d_in, int64_t r
     return d_out;
   }
   // gelu reads the pre-activation, which is this layer's (unchanged) input.
-  cpu::activation_backward(kind_, rows, in_features(), d_out, y_.data(), x_, nullptr, 1.f, kLeakySlope, d_out, nullptr);
+  cpu::activation_backward(kind_, rows, in_features(), d_out, y_.data(), x_, nullptr, 1.f, slope_, d_out, nullptr);
   return d_out;
+}
+
+// ------------------------------------------------------------------------------------- augment
+
+const float* AugmentLayer::forward(const float* x, const ForwardContext& ctx) {
+  // Training steps only: inference and Monte Carlo dropout (training without bn_training) see
+  // the images as they are.
+  if (!ctx.training || !ctx.bn_training) return x;
+  const Shape& s = in_shape();
+  cpu::augment_images(x, y_.data(), ctx.rows, s[0], s[1], s[2], spec_, ctx.seed, (*ctx.next_stream)++);
+  return y_.data();
 }
 
 }  // namespace nn

@@ -15,6 +15,7 @@
 
 #include "dropnet/kernels/cpu/activation.h"
 #include "dropnet/kernels/cpu/alpha_dropout.h"
+#include "dropnet/kernels/cpu/augment.h"
 #include "dropnet/kernels/cpu/gemm.h"
 #include "dropnet/nn/buffer.h"
 #include "dropnet/nn/sparse_weight.h"
@@ -28,7 +29,7 @@ std::string shape_to_string(const Shape& s);
 
 enum class LayerType {
   dense, dropout, alpha_dropout, activation, flatten,
-  conv2d, max_pool2d, avg_pool2d, global_avg_pool2d, batch_norm, spatial_dropout2d
+  conv2d, max_pool2d, avg_pool2d, global_avg_pool2d, batch_norm, spatial_dropout2d, reshape, augment
 };
 // Initial weights, all uniform on [-limit, limit): he_uniform sqrt(6 / fan_in), glorot_uniform
 // sqrt(6 / (fan_in + fan_out)), torch_uniform 1 / sqrt(fan_in) for the weight and the bias alike
@@ -52,6 +53,10 @@ struct LayerSpec {
   // batch_norm: PyTorch's momentum (running = (1 - m)·running + m·batch), epsilon, fused ReLU.
   double momentum = 0.1, epsilon = 1e-5;
   bool relu = false;
+  float slope = 0.01f;          // activation: leaky_relu's negative slope
+  double drop_connect = 0.0;    // dense: DropConnect rate on the weight in training (Wan et al. 2013)
+  std::vector<int64_t> target_shape;  // reshape: the output shape of one sample
+  cpu::AugmentSpec augment;     // augment: crop / flip / erasing (kernels/cpu/augment.h)
 };
 
 cpu::ActivationKind parse_activation(const std::string& name, const char* what);
@@ -65,6 +70,13 @@ struct Param {
   bool has_mask = false;
   int64_t mask_kept = 0;  // number of ones in the mask
   float l1 = 0.f, l2 = 0.f;  // Keras-style penalty l1·Σ|w| + l2·Σw² on this tensor
+  // Frozen (trainable = false): gradients still flow through the layer, but neither the
+  // optimizer nor the weight penalty touches the tensor.
+  bool trainable = true;
+  // Max-norm constraint: after each update every one of the norm_rows rows (a unit's incoming
+  // weights, a filter) whose L2 norm exceeds max_norm is scaled back to max_norm. 0: none.
+  float max_norm = 0.f;
+  int64_t norm_rows = 1;
   const float* mask_or_null() const { return has_mask ? mask.data() : nullptr; }
   // Compressed copy of a masked weight (sparse_weight.h), built when sparse execution first wants
   // it; run_sparse: the current step reads and updates it instead of the dense arrays.
@@ -131,8 +143,10 @@ class DenseLayer : public Layer, public SparseCapable {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
-  // Output layer fused with softmax cross-entropy: produce logits (no softmax) from now on.
+  // Output layer fused with softmax (sigmoid) cross-entropy: produce logits from now on.
   void drop_softmax() { activation_ = cpu::ActivationKind::identity; }
+  cpu::ActivationKind activation() const { return activation_; }
+  bool drop_connect() const { return drop_connect_ > 0.0; }
   Param& weight() override { return weight_; }
   const Param& weight() const override { return weight_; }
   int64_t weight_rows() const override { return out_; }
@@ -145,10 +159,15 @@ class DenseLayer : public Layer, public SparseCapable {
   int64_t in_, out_;
   cpu::ActivationKind activation_;
   double rate_;
+  double drop_connect_ = 0.0;
   Param weight_, bias_;
   bool use_bias_;
   Buffer<float> y_, pre_;
   Buffer<uint64_t> keep_bits_;
+  // DropConnect in training: the step's weight W ⊙ keep / (1 − p) and its keep bits.
+  Buffer<float> w_dropped_;
+  Buffer<uint64_t> w_keep_bits_;
+  bool drop_connect_applied_ = false;
   const float* x_ = nullptr;
   bool dropout_applied_ = false;
 };
@@ -173,7 +192,7 @@ class DropoutLayer : public Layer {
 
 class ActivationLayer : public Layer {
  public:
-  ActivationLayer(cpu::ActivationKind kind, const Shape& shape);
+  ActivationLayer(cpu::ActivationKind kind, const Shape& shape, float slope = 0.01f);
   const char* type_name() const override { return "activation"; }
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
@@ -183,8 +202,33 @@ class ActivationLayer : public Layer {
 
  private:
   cpu::ActivationKind kind_;
+  float slope_;
   Buffer<float> y_;
   const float* x_ = nullptr;
+};
+
+// Any reshape of the sample (same number of values, C order): no data moves.
+class ReshapeLayer : public Layer {
+ public:
+  ReshapeLayer(const Shape& in_shape, const Shape& out_shape) : Layer(in_shape, out_shape) {}
+  const char* type_name() const override { return "reshape"; }
+  const float* forward(const float* x, const ForwardContext&) override { return x; }
+  float* backward(float* d_out, float*, bool, int64_t) override { return d_out; }
+};
+
+// Random crop / flip / erasing of (C, H, W) images in training steps (one Philox stream per
+// batch), identity at inference and in Monte Carlo dropout (training without bn_training). Only valid before the first layer with parameters (no backward).
+class AugmentLayer : public Layer {
+ public:
+  AugmentLayer(const cpu::AugmentSpec& spec, const Shape& shape) : Layer(shape, shape), spec_(spec) {}
+  const char* type_name() const override { return "augment"; }
+  void reserve(int64_t rows) override { y_.grow(static_cast<size_t>(rows * in_features())); }
+  const float* forward(const float* x, const ForwardContext& ctx) override;
+  float* backward(float*, float*, bool, int64_t) override { return nullptr; }
+
+ private:
+  cpu::AugmentSpec spec_;
+  Buffer<float> y_;
 };
 
 // Reshape to (features,): no data moves.

@@ -8,6 +8,7 @@
 #include "dropnet/core/error.h"
 #include "dropnet/core/parallel.h"
 #include "dropnet/kernels/cpu/activation.h"
+#include "dropnet/kernels/cpu/elementwise_loss.h"
 #include "dropnet/kernels/cpu/finite_check.h"
 #include "dropnet/kernels/cpu/mse_loss.h"
 #include "dropnet/kernels/cpu/softmax_xent.h"
@@ -23,6 +24,9 @@ const char* loss_name(LossKind k) {
     case LossKind::sparse_categorical_crossentropy: return "sparse_categorical_crossentropy";
     case LossKind::categorical_crossentropy: return "categorical_crossentropy";
     case LossKind::mse: return "mse";
+    case LossKind::binary_crossentropy: return "binary_crossentropy";
+    case LossKind::mae: return "mae";
+    case LossKind::huber: return "huber";
   }
   return "?";
 }
@@ -48,8 +52,11 @@ LossKind parse_loss(const std::string& name) {
   if (name == "sparse_categorical_crossentropy") return LossKind::sparse_categorical_crossentropy;
   if (name == "categorical_crossentropy") return LossKind::categorical_crossentropy;
   if (name == "mse" || name == "mean_squared_error") return LossKind::mse;
-  throw ValueError(str_concat("loss: expected 'sparse_categorical_crossentropy', 'categorical_crossentropy' or 'mse', got '",
-                              name, "'"));
+  if (name == "binary_crossentropy") return LossKind::binary_crossentropy;
+  if (name == "mae" || name == "mean_absolute_error") return LossKind::mae;
+  if (name == "huber") return LossKind::huber;
+  throw ValueError(str_concat("loss: expected 'sparse_categorical_crossentropy', 'categorical_crossentropy', 'mse', "
+                              "'binary_crossentropy', 'mae' or 'huber', got '", name, "'"));
 }
 
 Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, LossKind loss, uint64_t seed)
@@ -71,8 +78,12 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
         DROPNET_CHECK(std::isfinite(s.l2) && s.l2 >= 0.f, "layers[", l, "] dense: l2 must be >= 0, got ", s.l2);
         DROPNET_CHECK(shape.size() == 1, "layers[", l, "] dense: expected a flat input (features,), got ",
                       shape_to_string(shape), "; put a flatten layer before it");
+        DROPNET_CHECK(s.drop_connect >= 0.0 && s.drop_connect < 1.0, "layers[", l,
+                      "] dense: drop_connect must be in [0, 1), got ", s.drop_connect);
         layer = std::make_unique<DenseLayer>(s, shape, seed, n_init++);
         sparse_layers_.push_back(static_cast<DenseLayer*>(layer.get()));
+        // DropConnect draws a mask over the whole dense weight each step: it always runs dense.
+        if (s.drop_connect > 0.0) sparse_layers_.back()->sparse_mode = SparseMode::dense;
         sparse_layer_index_.push_back(static_cast<int64_t>(l));
         break;
       case LayerType::dropout:
@@ -83,7 +94,30 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
         layer = std::make_unique<DropoutLayer>(s.rate, shape, s.type == LayerType::alpha_dropout);
         break;
       case LayerType::activation:
-        layer = std::make_unique<ActivationLayer>(s.activation, shape);
+        DROPNET_CHECK(std::isfinite(s.slope), where("activation"), ": slope must be finite, got ", s.slope);
+        layer = std::make_unique<ActivationLayer>(s.activation, shape, s.slope);
+        break;
+      case LayerType::reshape: {
+        int64_t n = 1;
+        for (int64_t d : s.target_shape) {
+          DROPNET_CHECK(d > 0, where("reshape"), ": target_shape must have positive dimensions, got ",
+                        shape_to_string(s.target_shape));
+          n *= d;
+        }
+        DROPNET_CHECK(!s.target_shape.empty() && n == shape_size(shape), where("reshape"), ": cannot reshape ",
+                      shape_to_string(shape), " (", shape_size(shape), " values) to ", shape_to_string(s.target_shape));
+        layer = std::make_unique<ReshapeLayer>(shape, s.target_shape);
+        break;
+      }
+      case LayerType::augment:
+        DROPNET_CHECK(shape.size() == 3, where("augment"), ": expected an image input (channels, height, width), got ",
+                      shape_to_string(shape));
+        DROPNET_CHECK(first_param_layer_ < 0, where("augment"),
+                      ": augmentation layers must come before every layer with parameters");
+        DROPNET_CHECK(s.augment.pad >= 0 && s.augment.erase_p >= 0.0 && s.augment.erase_p <= 1.0 &&
+                          (s.augment.erase_p == 0.0 || (s.augment.erase_max > 0.0 && s.augment.erase_max <= 1.0)),
+                      where("augment"), ": expected padding >= 0, erase probability in [0, 1] and erase size in (0, 1]");
+        layer = std::make_unique<AugmentLayer>(s.augment, shape);
         break;
       case LayerType::flatten:
         layer = std::make_unique<FlattenLayer>(shape);
@@ -131,25 +165,34 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
     layers_.push_back(std::move(layer));
   }
   output_shape_ = shape;
-  DROPNET_CHECK(output_shape_.size() == 1, "layers: the network's output must be flat (features,), got ",
-                shape_to_string(output_shape_), "; end with a dense or flatten layer");
+  DROPNET_CHECK(output_shape_.size() == 1 || elementwise_loss(), "layers: the network's output must be flat "
+                "(features,) for ", loss_name(loss_), ", got ", shape_to_string(output_shape_),
+                "; end with a dense or flatten layer");
+  for (SparseCapable* layer : sparse_layers_) layer->weight().norm_rows = layer->weight_rows();
   max_width_ = n_inputs();
   for (const auto& layer : layers_) max_width_ = std::max(max_width_, layer->out_features());
 
   // Softmax + crossentropy: train on logits with the fused, stable loss; forward() applies softmax.
-  if (loss_ != LossKind::mse && !layers_.empty()) {
+  // Sigmoid + binary crossentropy likewise (the stable loss from logits; forward applies sigmoid).
+  const bool softmax_loss = loss_ == LossKind::sparse_categorical_crossentropy ||
+                            loss_ == LossKind::categorical_crossentropy;
+  const cpu::ActivationKind absorbed = softmax_loss ? cpu::ActivationKind::softmax : cpu::ActivationKind::sigmoid;
+  if ((softmax_loss || loss_ == LossKind::binary_crossentropy) && !layers_.empty()) {
     Layer* last = layers_.back().get();
+    bool fused = false;
     if (auto* d = dynamic_cast<DenseLayer*>(last)) {
-      if (specs.back().activation == cpu::ActivationKind::softmax) {
+      // Not with dropout after the activation: the loss would see dropped logits, not the output.
+      if (specs.back().activation == absorbed && specs.back().rate == 0.0) {
         d->drop_softmax();
-        softmax_fused_ = true;
+        fused = true;
       }
     } else if (auto* a = dynamic_cast<ActivationLayer*>(last)) {
-      if (a->kind() == cpu::ActivationKind::softmax) {
+      if (a->kind() == absorbed) {
         a->drop_softmax();
-        softmax_fused_ = true;
+        fused = true;
       }
     }
+    (softmax_loss ? softmax_fused_ : sigmoid_fused_) = fused;
   }
   size_t max_param = 0;
   for (Param* p : params_) max_param = std::max(max_param, static_cast<size_t>(p->size));
@@ -176,6 +219,10 @@ void Network::check_batch(const float* x, int64_t rows, const Targets& y, const 
   DROPNET_CHECK(bad < 0, x_name, ": expected finite values, got ", x[bad < 0 ? 0 : bad], " at sample ",
                 bad / n_inputs(), " (flat index ", bad, ")");
   if (!y.labels && !y.dense) return;
+  if (y.weights)
+    for (int64_t r = 0; r < rows; ++r)
+      DROPNET_CHECK(std::isfinite(y.weights[r]) && y.weights[r] >= 0.f, "sample_weight: expected finite values >= 0, got ",
+                    y.weights[r], " at sample ", r);
   if (loss_ == LossKind::sparse_categorical_crossentropy) {
     DROPNET_CHECK_TYPE(y.labels, y_name, ": sparse_categorical_crossentropy expects int64 labels of shape (",
                        rows, ",), got float targets");
@@ -226,7 +273,34 @@ void Network::compute_loss(const float* out, int64_t rows, const Targets& y, flo
     case LossKind::mse:
       cpu::mse_loss(out, y.dense, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
       break;
+    case LossKind::binary_crossentropy:
+      cpu::elementwise_loss(cpu::ElementwiseLoss::binary_crossentropy_logits, out, y.dense, rows, n_outputs(),
+                            grad_scale, 1.f, loss_rows_.data(), d_out);
+      break;
+    case LossKind::mae:
+      cpu::elementwise_loss(cpu::ElementwiseLoss::mae, out, y.dense, rows, n_outputs(), grad_scale, 1.f,
+                            loss_rows_.data(), d_out);
+      break;
+    case LossKind::huber:
+      cpu::elementwise_loss(cpu::ElementwiseLoss::huber, out, y.dense, rows, n_outputs(), grad_scale, 1.f,
+                            loss_rows_.data(), d_out);
+      break;
   }
+  if (y.weights) {
+    // Sample weights scale each row's loss and its gradient (rows are independent).
+    const int64_t n_out = n_outputs();
+    for (int64_t r = 0; r < rows; ++r) {
+      const float w = y.weights[r];
+      loss_rows_.data()[r] *= w;
+      if (d_out)
+        for (int64_t j = 0; j < n_out; ++j) d_out[r * n_out + j] *= w;
+    }
+  }
+}
+
+bool Network::elementwise_loss() const {
+  return loss_ == LossKind::mse || loss_ == LossKind::mae || loss_ == LossKind::huber ||
+         loss_ == LossKind::binary_crossentropy;
 }
 
 double Network::train_step(const float* x, int64_t rows, const Targets& y) {
@@ -248,6 +322,7 @@ void Network::train_steps(const float* x, int64_t n, const Targets& y, const int
   batch_x_.grow(static_cast<size_t>(rows_max * width));
   if (y.labels) batch_labels_.grow(static_cast<size_t>(rows_max));
   else batch_dense_y_.grow(static_cast<size_t>(rows_max * n_out));
+  if (y.weights) batch_weights_.grow(static_cast<size_t>(rows_max));
   for (int64_t s = step0; s < step1; ++s) {
     const int64_t lo = s * batch, rows = std::min(n_order, lo + batch) - lo;
     const int64_t* idx = order ? order + lo : nullptr;
@@ -266,6 +341,10 @@ void Network::train_steps(const float* x, int64_t n, const Targets& y, const int
         std::memcpy(batch_dense_y_.data() + r * n_out, y.dense + (idx ? idx[r] : lo + r) * n_out,
                     static_cast<size_t>(n_out) * sizeof(float));
       by.dense = batch_dense_y_.data();
+    }
+    if (y.weights) {
+      for (int64_t r = 0; r < rows; ++r) batch_weights_.data()[r] = y.weights[idx ? idx[r] : lo + r];
+      by.weights = batch_weights_.data();
     }
     losses[s - step0] = train_step_locked(bx, rows, by);
     correct[s - step0] = last_batch_correct_;
@@ -297,6 +376,7 @@ double Network::train_step_locked(const float* x, int64_t rows, const Targets& y
   }
   double penalty = 0.0;
   for (Param* p : params_) {
+    if (!p->trainable) continue;
     if (p->run_sparse)
       penalty += cpu::weight_penalty_grad(p->sparse->nnz, p->sparse->values.data(), p->sparse->grad.data(), nullptr,
                                           p->l1, p->l2, penalty_blocks_.data());
@@ -306,6 +386,7 @@ double Network::train_step_locked(const float* x, int64_t rows, const Targets& y
   }
   optimizer_.step(params_);
   mark_updated();
+  apply_max_norm();
   rng_offset_ = stream;
   last_batch_correct_ = batch_correct;
   return loss_sum / static_cast<double>(rows) + penalty;
@@ -329,11 +410,14 @@ void Network::forward(const float* x, int64_t rows, bool training, std::optional
   const float* y = run_forward(x, rows, training, bn_training, &stream);
   std::memcpy(out, y, static_cast<size_t>(rows * n_outputs()) * sizeof(float));
   if (softmax_fused_) cpu::softmax_rows_forward(out, out, rows, n_outputs());
+  if (sigmoid_fused_) cpu::activation_forward(cpu::ActivationKind::sigmoid, out, out, rows * n_outputs(), 0.f);
   if (training && !stream_offset) rng_offset_ = stream;
 }
 
 bool Network::can_count_correct(const Targets& y, int64_t rows) const {
-  if (loss_ != LossKind::mse) return true;
+  if (loss_ == LossKind::sparse_categorical_crossentropy || loss_ == LossKind::categorical_crossentropy ||
+      loss_ == LossKind::binary_crossentropy)
+    return true;
   const int64_t n_out = n_outputs();
   for (int64_t r = 0; r < rows; ++r)
     if (!is_one_hot_row(y.dense + r * n_out, n_out)) return false;
@@ -343,6 +427,12 @@ bool Network::can_count_correct(const Targets& y, int64_t rows) const {
 int64_t Network::count_correct_rows(const float* out, int64_t rows, const Targets& y) const {
   const int64_t n_out = n_outputs();
   int64_t correct = 0;
+  if (loss_ == LossKind::binary_crossentropy) {
+    // Binary accuracy per output: out holds logits (sigmoid fused) or probabilities.
+    const float cut = sigmoid_fused_ ? 0.f : 0.5f;
+    for (int64_t e = 0; e < rows * n_out; ++e) correct += (out[e] > cut) == (y.dense[e] >= 0.5f);
+    return correct;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t pred = argmax_row(out + r * n_out, n_out);
     const int64_t truth = y.labels ? y.labels[r] : argmax_row(y.dense + r * n_out, n_out);
@@ -352,7 +442,7 @@ int64_t Network::count_correct_rows(const float* out, int64_t rows, const Target
 }
 
 void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t batch_size, double* loss_sum,
-                       int64_t* n_correct) {
+                       double* n_correct, double* weight_sum) {
   std::lock_guard<std::mutex> lock(mu_);
   DROPNET_CHECK(batch_size >= 1, "batch_size: expected an int >= 1, got ", batch_size);
   DROPNET_CHECK(y.labels || y.dense, "y: expected targets, got none");
@@ -362,20 +452,34 @@ void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t b
   const bool count_correct = can_count_correct(y, rows);
   reserve(std::min(batch_size, rows));
   prepare_execution(std::min(batch_size, rows), false);
-  double total = 0.0;
-  int64_t correct = 0;
+  double total = 0.0, correct = 0.0, weights = 0.0;
   for (int64_t b = 0; b < rows; b += batch_size) {
     const int64_t n = std::min(batch_size, rows - b);
     Targets yb;
     if (y.labels) yb.labels = y.labels + b;
     if (y.dense) yb.dense = y.dense + b * n_out;
+    if (y.weights) yb.weights = y.weights + b;
     const float* out = run_forward(x + b * n_inputs(), n, false, false, nullptr);
     compute_loss(out, n, yb, nullptr);
     for (int64_t r = 0; r < n; ++r) total += loss_rows_.data()[r];
-    if (count_correct) correct += count_correct_rows(out, n, yb);
+    if (!y.weights) {
+      if (count_correct) correct += static_cast<double>(count_correct_rows(out, n, yb));
+      weights += static_cast<double>(n);
+      continue;
+    }
+    // Weighted: each row's count times its weight, rows in order.
+    for (int64_t r = 0; r < n; ++r) {
+      Targets one;
+      if (yb.labels) one.labels = yb.labels + r;
+      if (yb.dense) one.dense = yb.dense + r * n_out;
+      if (count_correct)
+        correct += static_cast<double>(yb.weights[r]) * static_cast<double>(count_correct_rows(out + r * n_out, 1, one));
+      weights += static_cast<double>(yb.weights[r]);
+    }
   }
   *loss_sum = total;
   *n_correct = correct;
+  if (weight_sum) *weight_sum = weights;
 }
 
 void Network::set_params(const std::vector<const float*>& values) {
@@ -582,6 +686,9 @@ void Network::set_sparse_mode(int64_t param_index, SparseMode mode) {
   SparseCapable* layer = sparse_layer_of(param_index);
   DROPNET_CHECK(layer != nullptr, "param_index: parameter ", param_index,
                 " belongs to no dense or conv2d layer");
+  const auto* dense = dynamic_cast<const DenseLayer*>(layer);
+  DROPNET_CHECK(!(dense && dense->drop_connect() && mode != SparseMode::dense), "param_index: parameter ", param_index,
+                " belongs to a DropConnect layer, which always runs dense");
   layer->sparse_mode = mode;
 }
 
@@ -601,6 +708,48 @@ std::vector<SparseLayerInfo> Network::sparse_info() const {
     out.push_back(info);
   }
   return out;
+}
+
+void Network::set_trainable(int64_t i, bool trainable) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(i >= 0 && i < n_params(), "param_index: expected an int in [0, ", n_params(), "), got ", i);
+  params_[static_cast<size_t>(i)]->trainable = trainable;
+}
+
+void Network::set_max_norm(int64_t i, float max_norm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(i >= 0 && i < n_params(), "param_index: expected an int in [0, ", n_params(), "), got ", i);
+  DROPNET_CHECK(std::isfinite(max_norm) && max_norm >= 0.f, "max_norm: expected a finite float > 0 (0: none), got ",
+                max_norm);
+  SparseCapable* layer = sparse_layer_of(i);
+  DROPNET_CHECK(layer != nullptr && &layer->weight() == params_[static_cast<size_t>(i)], "param_index: parameter ", i,
+                " is not the weight of a dense or conv2d layer");
+  params_[static_cast<size_t>(i)]->max_norm = max_norm;
+}
+
+void Network::apply_max_norm() {
+  for (int64_t i = 0; i < n_params(); ++i) {
+    Param* p = params_[static_cast<size_t>(i)];
+    if (p->max_norm <= 0.f || !p->trainable) continue;
+    // The constraint works on the dense copy; a compressed copy then gathers again before use.
+    sync_dense(i);
+    if (p->sparse) p->sparse->compressed_current = false;
+    const int64_t rows = p->norm_rows, cols = p->size / rows;
+    const double c = p->max_norm;
+    float* w = p->value.data();
+    // Rows are independent; each norm sums its row in index order.
+    parallel_ranges(rows, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        float* row = w + r * cols;
+        double sq = 0.0;
+        for (int64_t j = 0; j < cols; ++j) sq += static_cast<double>(row[j]) * row[j];
+        const double norm = std::sqrt(sq);
+        if (norm <= c) continue;
+        const float scale = static_cast<float>(c / norm);
+        for (int64_t j = 0; j < cols; ++j) row[j] *= scale;
+      }
+    });
+  }
 }
 
 void Network::set_rng_offset(uint64_t o) {

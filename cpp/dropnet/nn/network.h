@@ -25,13 +25,17 @@
 namespace dropnet {
 namespace nn {
 
-enum class LossKind { sparse_categorical_crossentropy, categorical_crossentropy, mse };
+enum class LossKind { sparse_categorical_crossentropy, categorical_crossentropy, mse, binary_crossentropy, mae, huber };
 LossKind parse_loss(const std::string& name);
 
 // Targets of a batch: labels (int64, rows) for sparse crossentropy, else dense (float, rows × n_out).
+// weights: optional per-sample weights (rows floats, >= 0). A step's loss is then
+// Σ_r w_r·ℓ_r / rows (Keras' sample_weight: the weighted sum over the batch size), and its gradient
+// row r is scaled by w_r.
 struct Targets {
   const int64_t* labels = nullptr;
   const float* dense = nullptr;
+  const float* weights = nullptr;
 };
 
 struct LayerInfo {
@@ -61,6 +65,8 @@ class Network {
   LossKind loss() const { return loss_; }
   // Whether forward() ends with the softmax that the crossentropy loss absorbed.
   bool softmax_fused() const { return softmax_fused_; }
+  // Whether forward() ends with the sigmoid that binary_crossentropy absorbed.
+  bool sigmoid_fused() const { return sigmoid_fused_; }
   std::vector<LayerInfo> layer_info() const;
 
   // x: rows × n_inputs. Returns the batch's mean loss plus the weight penalties.
@@ -78,11 +84,13 @@ class Network {
   // train_step); false (inference, and Monte Carlo dropout) uses the running statistics.
   void forward(const float* x, int64_t rows, bool training, std::optional<uint64_t> stream_offset, float* out,
                bool bn_training = false);
-  // Inference over all rows in batches; sum of per-sample losses (no penalties) and the number of
-  // rows whose output argmax equals the label (dense targets: their argmax; mse: only one-hot rows
-  // count, and none unless every target row is one-hot).
+  // Inference over all rows in batches; sum of per-sample losses (no penalties; each times its
+  // weight with y.weights) and the number of rows whose output argmax equals the label (dense
+  // targets: their argmax; mse: only one-hot rows count, and none unless every target row is
+  // one-hot; binary_crossentropy: the number of outputs with (logit > 0) == (target >= 0.5)), each
+  // row counted with its weight. weight_sum (if not null): Σ weights (rows without weights).
   void evaluate(const float* x, int64_t rows, const Targets& y, int64_t batch_size, double* loss_sum,
-                int64_t* n_correct);
+                double* n_correct, double* weight_sum = nullptr);
 
   // Non-trainable state in layer order: for each batch norm layer running_mean then running_var.
   int64_t n_state() const { return static_cast<int64_t>(state_.size()); }
@@ -122,6 +130,14 @@ class Network {
   // density is below the measured break-even for the layer's shape and batch (train_step: of a
   // training step; forward, evaluate: of a forward pass). param_index: the layer's weight or bias.
   void set_sparse_mode(int64_t param_index, SparseMode mode);
+
+  // Freeze (false) or unfreeze parameter i: a frozen tensor is left alone by the optimizer and the
+  // weight penalties (its optimizer slots keep their values), gradients still flow through it.
+  void set_trainable(int64_t i, bool trainable);
+  // Max-norm constraint on the weight i of a dense or conv2d layer (0 removes it): after each
+  // update each unit's incoming weights (a row of W, a filter) with L2 norm > max_norm are scaled
+  // by max_norm / norm (norm summed in double, in index order).
+  void set_max_norm(int64_t i, float max_norm);
   std::vector<SparseLayerInfo> sparse_info() const;
 
   uint64_t seed() const { return seed_; }
@@ -161,6 +177,10 @@ class Network {
   uint64_t rng_offset_ = 0;
   int64_t last_batch_correct_ = -1;
   bool softmax_fused_ = false;
+  bool sigmoid_fused_ = false;
+  // Elementwise losses (mse, mae, huber, binary_crossentropy) accept outputs of any shape.
+  bool elementwise_loss() const;
+  void apply_max_norm();
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Param*> params_;
   std::vector<Param*> state_;
@@ -173,6 +193,7 @@ class Network {
   Buffer<float> d_a_, d_b_, loss_rows_;
   Buffer<float> batch_x_, batch_dense_y_;  // train_steps' gathered batch
   Buffer<int64_t> batch_labels_;
+  Buffer<float> batch_weights_;
   Buffer<double> penalty_blocks_;
   std::vector<SparseCapable*> sparse_layers_;  // Dense and Conv2D layers, in order
   std::vector<int64_t> sparse_layer_index_;     // position of sparse_layers_[j] in layers_

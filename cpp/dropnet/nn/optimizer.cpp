@@ -87,6 +87,7 @@ void Optimizer::step(const std::vector<Param*>& params) {
     a.weight_decay = static_cast<float>(config_.weight_decay);
     a.nesterov = config_.nesterov;
     for (size_t p = 0; p < params.size(); ++p) {
+      if (!params[p]->trainable) continue;  // frozen: weights and slots stay as they are
       const Target t = target(*params[p], p);
       cpu::sgd_update(a, t.n, t.w, t.g, k ? t.slot[0] : nullptr, t.mask);
     }
@@ -104,6 +105,7 @@ void Optimizer::step(const std::vector<Param*>& params) {
   a.step_size = static_cast<float>(config_.lr / (1.0 - std::pow(config_.beta1, t)));
   a.bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(config_.beta2, t)));
   for (size_t p = 0; p < params.size(); ++p) {
+    if (!params[p]->trainable) continue;
     const Target t = target(*params[p], p);
     cpu::adam_update(a, t.n, t.w, t.g, t.slot[0], t.slot[1], t.mask);
   }

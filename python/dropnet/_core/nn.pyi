@@ -17,9 +17,9 @@ class Network:
         ...
     def __repr__(self) -> str:
         ...
-    def evaluate(self, x: typing.Any, y: typing.Any, batch_size: typing.Any = 256) -> tuple[float, int]:
+    def evaluate(self, x: typing.Any, y: typing.Any, batch_size: typing.Any = 256, sample_weight: typing.Any = None) -> tuple[float, int] | tuple[float, float, float]:
         """
-        Inference over x in batches: (sum of per-sample losses without penalties, number of correct argmax predictions).
+        Inference over x in batches: (sum of per-sample losses without penalties, number of correct argmax predictions; binary_crossentropy: correct outputs). With sample_weight (float32 (N,)): (sum of weighted losses, weighted count of correct predictions, sum of the weights).
         """
     def forward(self, x: typing.Any, training: bool = False, stream_offset: typing.Any = None, bn_training: bool = False) -> numpy.typing.NDArray[numpy.float32]:
         """
@@ -45,6 +45,10 @@ class Network:
         """
         0/1 float32 mask of params[param_index]'s shape (None removes it): the weight, its gradient and its optimizer state are zeroed where the mask is 0, now and after every step.
         """
+    def set_max_norm(self, param_index: typing.Any, max_norm: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        """
+        Max-norm constraint on the weight of a dense or conv2d layer (0 removes it): after each update every row of W (a unit's incoming weights, a filter) whose L2 norm exceeds max_norm is scaled back to it.
+        """
     def set_optimizer(self, config: typing.Any) -> None:
         ...
     def set_optimizer_state(self, state: typing.Any) -> None:
@@ -59,15 +63,19 @@ class Network:
         """
         Replace the batch norm running statistics (get_state's order and shapes).
         """
+    def set_trainable(self, param_index: typing.Any, trainable: bool) -> None:
+        """
+        Freeze (False) or unfreeze a parameter: the optimizer and weight penalties leave a frozen one alone.
+        """
     def sparse_info(self) -> list:
         """
         Per dense and conv2d layer: layer index, weight param_index, density of its mask (1.0 without one), mode ('auto'|'sparse'|'dense'), sparse (whether the last step or forward ran it sparse), break_even_density (training step) / inference_break_even_density (forward) / break_even_batch / dense_seconds (seconds of a dense training step of the layer): the calibration 'auto' used last; None before it ran.
         """
-    def train_step(self, x: typing.Any, y: typing.Any) -> float:
+    def train_step(self, x: typing.Any, y: typing.Any, sample_weight: typing.Any = None) -> float:
         """
-        One training step on a batch: x float32 (B, *input_shape), y int64 (B,) labels or float32 (B, n_out). Returns the batch's mean loss plus weight penalties.
+        One training step on a batch: x float32 (B, *input_shape), y int64 (B,) labels or float32 (B, n_out), sample_weight float32 (B,) or None. Returns the batch's mean loss (sum of weighted losses / B) plus weight penalties.
         """
-    def train_steps(self, x: typing.Any, y: typing.Any, order: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, step0: typing.SupportsInt | typing.SupportsIndex, step1: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64]]:
+    def train_steps(self, x: typing.Any, y: typing.Any, order: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, step0: typing.SupportsInt | typing.SupportsIndex, step1: typing.SupportsInt | typing.SupportsIndex, sample_weight: typing.Any = None) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64]]:
         """
         Training steps [step0, step1) of an epoch over the whole dataset: step s trains on rows order[s*batch_size : (s+1)*batch_size] of x and y (order None: rows in sequence), gathered natively; exactly train_step on each batch. Returns (losses float64, correct int64), one entry per step.
         """
@@ -97,6 +105,11 @@ class Network:
     @property
     def seed(self) -> int:
         ...
+    @property
+    def sigmoid_fused(self) -> bool:
+        """
+        True when the final sigmoid is fused into binary_crossentropy (forward returns probabilities, training works on logits)
+        """
     @property
     def softmax_fused(self) -> bool:
         """

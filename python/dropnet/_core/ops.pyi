@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['alpha_dropout_backward', 'alpha_dropout_coeffs', 'alpha_dropout_forward', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward', 'conv2d_backward', 'conv2d_forward', 'dropout_backward', 'dropout_forward', 'dropout_mask_bits', 'global_avg_pool2d_backward', 'global_avg_pool2d_forward', 'linear', 'matmul', 'matmul_skip_zeros', 'max_pool2d_backward', 'max_pool2d_forward', 'mc_dropout', 'sparse_csr_check', 'sparse_csr_from_dense', 'sparse_csr_gather_values', 'sparse_csr_to_dense', 'sparse_csr_transpose', 'sparse_linear', 'sparse_linear_backward_input', 'sparse_weight_grad', 'spatial_dropout_backward', 'spatial_dropout_forward']
+__all__: list[str] = ['alpha_dropout_backward', 'alpha_dropout_coeffs', 'alpha_dropout_forward', 'augment_images', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward', 'conv2d_backward', 'conv2d_forward', 'dropout_backward', 'dropout_forward', 'dropout_mask_bits', 'global_avg_pool2d_backward', 'global_avg_pool2d_forward', 'linear', 'matmul', 'matmul_skip_zeros', 'max_pool2d_backward', 'max_pool2d_forward', 'mc_dropout', 'sparse_csr_check', 'sparse_csr_from_dense', 'sparse_csr_gather_values', 'sparse_csr_to_dense', 'sparse_csr_transpose', 'sparse_linear', 'sparse_linear_backward_input', 'sparse_weight_grad', 'spatial_dropout_backward', 'spatial_dropout_forward']
 def alpha_dropout_backward(grad: typing.Any, p: typing.SupportsFloat | typing.SupportsIndex, seed: typing.Any = None, stream: typing.Any = None, mask_bits: typing.Any = None, out: typing.Any = None) -> typing.Any:
     """
     dx = grad * keep * a.
@@ -18,6 +18,10 @@ def alpha_dropout_coeffs(p: typing.SupportsFloat | typing.SupportsIndex) -> tupl
 def alpha_dropout_forward(x: typing.Any, p: typing.SupportsFloat | typing.SupportsIndex, seed: typing.Any, stream: typing.Any, training: bool = True, out: typing.Any = None, return_mask: bool = False) -> typing.Any:
     """
     AlphaDropout: y = a * (keep ? x : alpha') + b.
+    """
+def augment_images(x: typing.Any, pad: typing.SupportsInt | typing.SupportsIndex, flip: bool, erase_p: typing.SupportsFloat | typing.SupportsIndex, erase_max: typing.SupportsFloat | typing.SupportsIndex, seed: typing.Any, stream: typing.Any) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Random crop with zero padding, horizontal flip and random erasing of NCHW float32 images; sample i draws words 8i..8i+7 of the Philox stream (seed, stream). See kernels/cpu/augment.h.
     """
 def avg_pool2d_backward(grad: typing.Any, input_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], kernel_size: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], stride: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], padding: tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex], count_include_pad: bool = True, out: typing.Any = None) -> numpy.typing.NDArray[numpy.float32]:
     ...

@@ -8,7 +8,7 @@ any ``dropnet.set_num_threads``.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -40,15 +40,23 @@ def _is_int(v) -> bool:
 def _pair(value: IntPair, name: str) -> Tuple[int, int]:
     """``v`` or ``(a, b)`` of ints -> ``(a, b)``; TypeError for anything else."""
     if _is_int(value):
-        return int(value), int(value)
+        return _int64(value, name), _int64(value, name)
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
-        return int(value[0]), int(value[1])
+        return _int64(value[0], name), _int64(value[1], name)
     raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+
+
+def _int64(value: object, name: str) -> int:
+    """An int the core can take (it checks the range that makes sense for the argument)."""
+    v = int(value)  # type: ignore[call-overload]
+    if not -(1 << 63) <= v < (1 << 63):
+        raise ValueError(f"{name}: expected values that fit a 64-bit integer, got {v}")
+    return v
 
 
 def _count(value: int, name: str) -> int:
     if _is_int(value):
-        return int(value)
+        return _int64(value, name)
     raise TypeError(f"{name}: expected an int, got {value!r}")
 
 
@@ -72,16 +80,6 @@ def _conv_padding(padding: Padding, w: np.ndarray, stride: Tuple[int, int],
     return ph, ph, pw, pw
 
 
-def _no_alias(out: Optional[np.ndarray], name: str, *inputs: np.ndarray) -> None:
-    if out is None:
-        return
-    for a in inputs:
-        # Only contiguous pairs are checked (an interval test); the kernel rejects the others anyway.
-        if (isinstance(out, np.ndarray) and isinstance(a, np.ndarray) and out.flags.c_contiguous
-                and a.flags.c_contiguous and np.shares_memory(out, a)):
-            raise ValueError(f"out: must not share memory with {name}")
-
-
 def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, stride: IntPair = 1,
            padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, activation: Optional[str] = None,
            leaky_slope: float = 0.01, out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -95,7 +93,6 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, stri
     """
     s, d = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = _conv_padding(padding, w, s, d)
-    _no_alias(out, "x", x)
     return _ops.conv2d_forward(x, w, b, s, pads, d, _count(groups, "groups"), activation, float(leaky_slope), out)
 
 
@@ -116,6 +113,30 @@ def conv2d_backward(grad_out: np.ndarray, x: np.ndarray, w: np.ndarray, *, strid
                                 bool(need_bias_grad))
 
 
+@overload
+def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = ..., padding: IntPair = ...,
+               return_indices: Literal[False] = ..., *, out: Optional[np.ndarray] = ...,
+               indices_out: Optional[np.ndarray] = ...) -> np.ndarray: ...
+
+
+@overload
+def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair], padding: IntPair,
+               return_indices: Literal[True], *, out: Optional[np.ndarray] = ...,
+               indices_out: Optional[np.ndarray] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = ..., padding: IntPair = ..., *,
+               return_indices: Literal[True], out: Optional[np.ndarray] = ...,
+               indices_out: Optional[np.ndarray] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = ..., padding: IntPair = ...,
+               return_indices: bool = ..., *, out: Optional[np.ndarray] = ...,
+               indices_out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
+
+
 def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                return_indices: bool = False, *, out: Optional[np.ndarray] = None,
                indices_out: Optional[np.ndarray] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
@@ -128,7 +149,6 @@ def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = 
     """
     k = _pair(kernel_size, "kernel_size")
     s = k if stride is None else _pair(stride, "stride")
-    _no_alias(out, "x", x)
     if indices_out is not None and not return_indices:
         raise ValueError("indices_out: given but return_indices is False")
     y, idx = _ops.max_pool2d_forward(x, k, s, _pair(padding, "padding"), bool(return_indices), out, indices_out)
@@ -139,7 +159,6 @@ def max_pool2d_backward(grad: np.ndarray, indices: np.ndarray, input_shape: Sequ
                         out: Optional[np.ndarray] = None) -> np.ndarray:
     """dL/dx of ``max_pool2d``: grad (N, C, OH, OW) scattered (summed) to the positions in
     ``indices`` of an array of ``input_shape`` (N, C, H, W); zero elsewhere."""
-    _no_alias(out, "grad", grad)
     return _ops.max_pool2d_backward(grad, indices, [int(v) for v in input_shape], out)
 
 
@@ -152,7 +171,6 @@ def avg_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = 
     """
     k = _pair(kernel_size, "kernel_size")
     s = k if stride is None else _pair(stride, "stride")
-    _no_alias(out, "x", x)
     return _ops.avg_pool2d_forward(x, k, s, _pair(padding, "padding"), bool(count_include_pad), out)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numbers
 import operator
-from typing import Optional, Sequence, Tuple, Union
+from typing import Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -47,16 +47,29 @@ ALPHA_PRIME = -1.7580993408473766  # -scale * alpha of SELU: the value AlphaDrop
 Shape = Union[int, Sequence[int]]
 
 
-def _prob(p: object) -> float:
-    """p as a double, keeping float32 inputs exact (their threshold differs from the decimal's)."""
+def _prob(p: object, name: str = "p") -> float:
+    """p as a double, keeping float32 inputs exact (their threshold differs from the decimal's).
+    Only real numbers: str, bool and arrays (even 0-d) are a TypeError."""
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"p: expected a float in [0, 1), got {type(p).__name__}")
+        raise TypeError(f"{name}: expected a float probability, got {type(p).__name__}")
     return float(p)
 
 
 def _u64(value: object) -> object:
     """numpy integers become Python ints; the core checks the type and the range [0, 2**64)."""
     return int(value) if isinstance(value, np.integer) else value
+
+
+@overload
+def dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ..., return_mask: Literal[False] = ..., out: Optional[np.ndarray] = ...) -> np.ndarray: ...
+
+
+@overload
+def dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ..., return_mask: Literal[True], out: Optional[np.ndarray] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ..., return_mask: bool = ..., out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
 
 
 def dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = True,
@@ -102,6 +115,18 @@ def unpack_mask(mask_bits: np.ndarray, n: Shape) -> np.ndarray:
     return np.unpackbits(as_bytes, count=count, bitorder="little").astype(bool).reshape(shape)
 
 
+@overload
+def spatial_dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ..., return_mask: Literal[False] = ..., out: Optional[np.ndarray] = ...) -> np.ndarray: ...
+
+
+@overload
+def spatial_dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ..., return_mask: Literal[True], out: Optional[np.ndarray] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def spatial_dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ..., return_mask: bool = ..., out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
+
+
 def spatial_dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = True,
                     return_mask: bool = False, out: Optional[np.ndarray] = None
                     ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
@@ -118,6 +143,18 @@ def spatial_dropout_backward(grad: np.ndarray, p: float, *, seed: Optional[int] 
                              out: Optional[np.ndarray] = None) -> np.ndarray:
     """Gradient of :func:`spatial_dropout`; exactly one of ``mask_bits`` or ``seed``/``stream``."""
     return _ops.spatial_dropout_backward(grad, _prob(p), _u64(seed), _u64(stream), mask_bits, out)
+
+
+@overload
+def alpha_dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ..., return_mask: Literal[False] = ..., out: Optional[np.ndarray] = ...) -> np.ndarray: ...
+
+
+@overload
+def alpha_dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ..., return_mask: Literal[True], out: Optional[np.ndarray] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def alpha_dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ..., return_mask: bool = ..., out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
 
 
 def alpha_dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool = True,
@@ -142,6 +179,32 @@ def alpha_dropout_backward(grad: np.ndarray, p: float, *, seed: Optional[int] = 
 def alpha_dropout_coeffs(p: float) -> Tuple[float, float, float]:
     """``(a, b, dropped_value)`` of :func:`alpha_dropout` at ``p``, as the float32 values used."""
     return tuple(_ops.alpha_dropout_coeffs(_prob(p)))
+
+
+@overload
+def drop_connect(w: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ...,
+                 return_mask: Literal[False] = ..., out: Optional[np.ndarray] = ...) -> np.ndarray: ...
+
+
+@overload
+def drop_connect(w: np.ndarray, p: float, *, seed: int, stream: int, training: bool = ...,
+                 return_mask: Literal[True], out: Optional[np.ndarray] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def drop_connect(w: CSRMatrix, p: float, *, seed: int, stream: int, training: bool = ...,
+                 return_mask: Literal[False] = ..., out: None = ...) -> CSRMatrix: ...
+
+
+@overload
+def drop_connect(w: CSRMatrix, p: float, *, seed: int, stream: int, training: bool = ...,
+                 return_mask: Literal[True], out: None = ...) -> Tuple[CSRMatrix, np.ndarray]: ...
+
+
+@overload
+def drop_connect(w: Union[np.ndarray, CSRMatrix], p: float, *, seed: int, stream: int, training: bool = ...,
+                 return_mask: bool = ..., out: Optional[np.ndarray] = ...
+                 ) -> Union[np.ndarray, CSRMatrix, Tuple[Union[np.ndarray, CSRMatrix], np.ndarray]]: ...
 
 
 def drop_connect(w: Union[np.ndarray, CSRMatrix], p: float, *, seed: int, stream: int, training: bool = True,

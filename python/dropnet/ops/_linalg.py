@@ -5,11 +5,12 @@ threads over rows and columns of the output, bit-identical for any thread count)
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 
 from .. import _core
+from ._dropout import _prob
 
 __all__ = ["matmul", "matmul_skip_zeros", "linear"]
 
@@ -17,6 +18,17 @@ _ops = _core.ops
 
 #: Activation names :func:`linear` accepts (``None`` is the identity).
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
+
+
+def _check_not_transposed_view(arr: object, name: str, flag: str, flag_set: bool) -> None:
+    """A transposed view (``w.T`` of a C-contiguous array) is Fortran-ordered: name the flag that
+    multiplies by the transpose without a copy instead of the generic stride error."""
+    if (isinstance(arr, np.ndarray) and arr.ndim == 2 and not arr.flags.c_contiguous and arr.flags.f_contiguous
+            and min(arr.shape) > 1):
+        hint = (f"pass the untransposed array with {flag}=True (no copy)" if not flag_set else
+                f"pass the untransposed array with {flag}=False, since {flag}=True already transposes it")
+        raise ValueError(f"{name}: expected a C-contiguous float32 array, got a transposed view of shape {arr.shape} "
+                         f"(e.g. {name}.T); {hint}, or np.ascontiguousarray({name})")
 
 
 def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
@@ -29,6 +41,8 @@ def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool
     Inputs must be float32 and C-contiguous (TypeError / ValueError otherwise): pass ``x.T`` as
     ``x`` with ``trans_*=True`` instead of a transposed view.
     """
+    _check_not_transposed_view(a, "a", "trans_a", bool(trans_a))
+    _check_not_transposed_view(b, "b", "trans_b", bool(trans_b))
     return _ops.matmul(a, b, bool(trans_a), bool(trans_b), float(alpha), float(beta), out)
 
 
@@ -44,8 +58,25 @@ def matmul_skip_zeros(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, tr
     (otherwise the dense GEMM runs). Each row of ``c`` sums over the nonzeros of ``a`` in a fixed
     order: bit-identical for any thread count.
     """
+    _check_not_transposed_view(a, "a", "trans_a", bool(trans_a))
+    _check_not_transposed_view(b, "b", "trans_b", bool(trans_b))
     c, skipped = _ops.matmul_skip_zeros(a, b, bool(trans_a), bool(trans_b), float(max_density), out)
     return c, bool(skipped)
+
+
+@overload
+def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = ..., *, activation: Optional[str] = ...,
+           negative_slope: float = ..., dropout: float = ..., seed: Optional[int] = ..., stream: Optional[int] = ..., return_mask: Literal[False] = ..., out: Optional[np.ndarray] = ...) -> np.ndarray: ...
+
+
+@overload
+def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = ..., *, activation: Optional[str] = ...,
+           negative_slope: float = ..., dropout: float = ..., seed: Optional[int] = ..., stream: Optional[int] = ..., return_mask: Literal[True], out: Optional[np.ndarray] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = ..., *, activation: Optional[str] = ...,
+           negative_slope: float = ..., dropout: float = ..., seed: Optional[int] = ..., stream: Optional[int] = ..., return_mask: bool = ..., out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
 
 
 def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, activation: Optional[str] = None,
@@ -66,7 +97,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, acti
     """
     if activation is not None and (not isinstance(activation, str) or activation not in ACTIVATIONS):
         raise ValueError(f"activation: expected None or one of {ACTIVATIONS}, got {activation!r}")
-    p = float(dropout)
+    p = _prob(dropout, "dropout")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout!r}")
     if p > 0.0 and (seed is None or stream is None):

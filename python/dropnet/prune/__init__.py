@@ -8,8 +8,8 @@ functions here only decide *which* weights to prune and hand the 0/1 masks over.
 Prunable layers
     Every layer that owns a weight tensor: ``Dense`` (kernel (units, in)) and ``Conv2D`` (kernel
     (filters, channels, kh, kw)). They are numbered 0, 1, ... in model order -- that *prunable
-    index* (negative values count from the end, so -1 is the output layer) or the name
-    ``"<type>_<k>"`` (``"conv2d_0"``, ``"dense_0"``, ``"dense_1"``, ...) selects a layer in
+    index* (negative values count from the end, so -1 is the output layer) or the layer's name
+    (``layer.name``: Keras-style ``"conv2d"``, ``"dense"``, ``"dense_1"``, ... unless given) selects a layer in
     ``exclude`` and ``amounts``. ``sparsity(model)`` prints both. Biases are never pruned by
     ``magnitude`` or ``random``. Pruned Conv2D layers, like Dense ones, run on sparse kernels when
     that is faster (``Sequential.set_sparse_execution``).
@@ -57,7 +57,7 @@ __all__ = ["PRUNABLE_TYPES", "PrunableLayer", "prunable_layers", "get_masks", "s
 class PrunableLayer:
     """One prunable layer of a built model.
 
-    index: prunable index (0 = first prunable layer); name: ``"dense_0"`` etc.; position: index in
+    index: prunable index (0 = first prunable layer); name: the layer's name; position: index in
     ``model.layers``; param: index of its kernel in ``model.get_weights()``; bias_param: index of
     its bias or None; shape: kernel shape, (units, in) for Dense, (filters, channels, kh, kw) for
     Conv2D.
@@ -100,17 +100,13 @@ def prunable_layers(model: Sequential) -> List[PrunableLayer]:
     net = _require_built(model)
     shapes = [tuple(s) for s in (np.shape(p) for p in net.get_params())]
     out: List[PrunableLayer] = []
-    counts: Dict[str, int] = {}
     p = 0
     shape: Tuple[int, ...] = tuple(model.input_shape)
     for pos, layer in enumerate(model.layers):
         arrays = _param_arrays(layer, shape)
         shape = layer.output_shape(shape)
         if isinstance(layer, PRUNABLE_TYPES):
-            kind = type(layer).__name__.lower()
-            k = counts.get(kind, 0)
-            counts[kind] = k + 1
-            out.append(PrunableLayer(len(out), f"{kind}_{k}", pos, p, p + 1 if arrays == 2 else None, shapes[p]))
+            out.append(PrunableLayer(len(out), layer.name, pos, p, p + 1 if arrays == 2 else None, shapes[p]))
         p += arrays
     return out
 

@@ -7,8 +7,8 @@
 //
 // Fixed summation orders (none depends on the thread count):
 //  - planes (NCHW): 16 double lanes, lane l sums the elements whose offset within their row is
-//    l mod 16, in row order; lanes combined in a fixed tree. The same in every unit except for
-//    FMA contraction in the vector units.
+//    l mod 16, in row order; lanes combined in a fixed tree. The same bits in every unit (the
+//    build turns FMA contraction off, so no unit fuses a multiply-add on its own).
 //  - columns (N × C): per column, float partials over blocks of 8 rows, added in row order into a
 //    double total; columns are independent, so any split of them gives the same bits.
 // Masks load both operands unconditionally (`g = dy[i]; y > 0 ? g : 0`): a conditional load

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "dropnet/core/cpu_features.h"
+#include "dropnet/kernels/cpu/lanes16.h"
 
 namespace dropnet {
 namespace cpu {
@@ -28,13 +29,19 @@ void csr_matmul_scalar(const CsrView& S, const float* B, int64_t ldb, int64_t P,
 
 void csr_sampled_dot_scalar(const CsrView& S, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t P,
                             float* out) {
+  // The vector twins' order (lanes16.h): 16 lanes over the first P / 16 * 16 columns, the fixed
+  // tree, then the remaining columns in one fma chain.
+  const int64_t full = P / 16 * 16;
   for (int64_t r = 0; r < S.rows; ++r) {
     const float* a = A + r * lda;
     for (int64_t p = S.indptr[r]; p < S.indptr[r + 1]; ++p) {
       const float* b = B + static_cast<int64_t>(S.indices[p]) * ldb;
-      float acc = 0.f;
-      for (int64_t j = 0; j < P; ++j) acc += a[j] * b[j];
-      out[p] += acc;
+      float lanes[16] = {};
+      for (int64_t j = 0; j < full; j += 16)
+        for (int l = 0; l < 16; ++l) lanes[l] = std::fma(a[j + l], b[j + l], lanes[l]);
+      float s = reduce16_scalar(lanes);
+      for (int64_t j = full; j < P; ++j) s = std::fma(a[j], b[j], s);
+      out[p] += s;
     }
   }
 }

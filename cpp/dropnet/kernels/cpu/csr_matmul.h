@@ -11,8 +11,8 @@
 // (8, 4, then 1 vector wide; leftover columns one at a time with fmaf). Every element of C is
 // fma-accumulated over p in ascending order from 0 whatever the path or ISA, then the bias is added:
 // all ISAs give identical bits. csr_sampled_dot groups 4 entries of a row to share the loads of
-// A's row; its lane sums go by a fixed tree, so grouping never changes a result (ISAs may differ
-// in the last bits: lane counts differ).
+// A's row; each entry's dot product follows the canonical 16 lanes and tree of lanes16.h on every
+// path, so neither the grouping nor the ISA changes a bit.
 //
 // Single-threaded: the convolution already splits images across threads. S's values must be in
 // entry order (value_index null; csr_gather_ordered_values lays out a transposed view's).

@@ -1,7 +1,7 @@
 // The vector bodies of csr_matmul.h, written once over a vector-ops type and compiled in each ISA
 // unit (include only from csr_matmul_avx2.cpp / csr_matmul_avx512.cpp; internal linkage).
 // Ops provides: Vec, kLanes, zero(), set1(f), loadu(p), storeu(p, v), fmadd(a, b, c), add(a, b),
-// max(a, b) and reduce_add(v) (a fixed tree).
+// max(a, b), and kVecs16 / reduce16(v) for the canonical 16-lane sum (lanes16.h).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -53,13 +53,16 @@ void csr_matmul_impl(const CsrView& S, const float* B, int64_t ldb, int64_t P, c
   }
 }
 
+// Each stored entry's dot product in the canonical 16-lane order (lanes16.h) over the first
+// P / 16 * 16 columns, then the remaining columns in one fma chain on the lane sum.
 template <class Ops>
 void csr_sampled_dot_impl(const CsrView& S, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t P,
                           float* out) {
   using Vec = typename Ops::Vec;
   constexpr int64_t L = Ops::kLanes;
+  constexpr int NV = Ops::kVecs16;
   constexpr int G = 4;  // entries per step: G + 1 loads per G FMAs
-  const int64_t full = P / L * L;
+  const int64_t full = P / 16 * 16;
   for (int64_t r = 0; r < S.rows; ++r) {
     const float* a = A + r * lda;
     const int64_t end = S.indptr[r + 1];
@@ -67,14 +70,16 @@ void csr_sampled_dot_impl(const CsrView& S, const float* A, int64_t lda, const f
       const int g = static_cast<int>(end - p < G ? end - p : G);
       const float* b[G];
       for (int i = 0; i < G; ++i) b[i] = B + static_cast<int64_t>(S.indices[p + (i < g ? i : 0)]) * ldb;
-      Vec acc[G];
-      for (int i = 0; i < G; ++i) acc[i] = Ops::zero();
-      for (int64_t j = 0; j < full; j += L) {
-        const Vec x = Ops::loadu(a + j);
-        for (int i = 0; i < G; ++i) acc[i] = Ops::fmadd(x, Ops::loadu(b[i] + j), acc[i]);
-      }
+      Vec acc[G][NV];
+      for (int i = 0; i < G; ++i)
+        for (int v = 0; v < NV; ++v) acc[i][v] = Ops::zero();
+      for (int64_t j = 0; j < full; j += 16)
+        for (int v = 0; v < NV; ++v) {
+          const Vec x = Ops::loadu(a + j + v * L);
+          for (int i = 0; i < G; ++i) acc[i][v] = Ops::fmadd(x, Ops::loadu(b[i] + j + v * L), acc[i][v]);
+        }
       for (int i = 0; i < g; ++i) {
-        float s = Ops::reduce_add(acc[i]);
+        float s = Ops::reduce16(acc[i]);
         for (int64_t j = full; j < P; ++j) s = std::fma(a[j], b[i][j], s);
         out[p + i] += s;
       }

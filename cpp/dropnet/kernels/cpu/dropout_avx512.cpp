@@ -8,6 +8,7 @@
 
 #include "dropnet/core/philox_avx512.h"
 #include "dropnet/kernels/cpu/dropout.h"
+#include "dropnet/kernels/cpu/vec_avx512.h"
 
 namespace dropnet {
 namespace cpu {
@@ -94,7 +95,7 @@ void run(const DropoutPass& p, int64_t begin, int64_t end) {
     if (p.bits_out) p.bits_out[g >> 6] = bits;
     for (int q = 0; q < 4 && 16 * q < m; ++q) {
       const int64_t left = m - 16 * q;
-      const __mmask16 lanes = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+      const __mmask16 lanes = first_lanes16(left);
       const __m512 r = grp.apply(static_cast<__mmask16>(bits >> (16 * q)), _mm512_maskz_loadu_ps(lanes, x + g + 16 * q));
       _mm512_mask_storeu_ps(y + g + 16 * q, lanes, r);
     }
@@ -121,7 +122,7 @@ void run_stream_shifted(const DropoutPass& p, int64_t begin, int64_t end, int sh
       const int64_t e = g + 16 * q - shift;  // first element of this aligned vector
       const __mmask16 keep = static_cast<__mmask16>(window >> (64 + 16 * q - shift));
       if (g == begin && q == 0) {  // lanes before `begin` belong to the previous piece
-        const __mmask16 lanes = static_cast<__mmask16>(0xFFFFu << shift);
+        const __mmask16 lanes = static_cast<__mmask16>(~first_lanes16(shift));
         _mm512_mask_storeu_ps(y + e, lanes, grp.apply(keep, _mm512_maskz_loadu_ps(lanes, x + e)));
       } else {
         _mm512_stream_ps(y + e, grp.apply(keep, _mm512_loadu_ps(x + e)));
@@ -132,7 +133,7 @@ void run_stream_shifted(const DropoutPass& p, int64_t begin, int64_t end, int sh
   for_whole_groups(grp, begin, end, whole_group);
   // The last `shift` elements of the last group.
   const int64_t e = end - shift;
-  const __mmask16 lanes = static_cast<__mmask16>((1u << shift) - 1);
+  const __mmask16 lanes = first_lanes16(shift);
   const __mmask16 keep = static_cast<__mmask16>(prev >> (64 - shift));
   _mm512_mask_storeu_ps(y + e, lanes, grp.apply(keep, _mm512_maskz_loadu_ps(lanes, x + e)));
   _mm_sfence();

@@ -25,17 +25,52 @@
 #include "dropnet/core/philox.h"
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/gemm_kernels.h"
+#include "dropnet/kernels/cpu/gemm_vec_math.h"
 
 namespace dropnet {
 namespace cpu {
 
-using gemm_detail::activate_scalar;
 using gemm_detail::GemmKernelSet;
 using gemm_detail::mask_write_bits;
 
 // ------------------------------------------------------------------ epilogue (reference)
 
 namespace gemm_detail {
+
+namespace {
+
+// One-lane "vector" ops for gemm_vec_math.h: the scalar epilogue evaluates the very same
+// activation polynomials as the AVX2 and AVX-512 epilogues, operation for operation (std::fma
+// where they fuse; min/max/select with the x86 semantics for NaN), so every ISA gives the same bits.
+struct ScalarLane {
+  using F = float;
+  static F set1(float x) { return x; }
+  static F zero() { return 0.f; }
+  static F add(F a, F b) { return a + b; }
+  static F sub(F a, F b) { return a - b; }
+  static F mul(F a, F b) { return a * b; }
+  static F div(F a, F b) { return a / b; }
+  static F fmadd(F a, F b, F c) { return std::fma(a, b, c); }
+  static F fnmadd(F a, F b, F c) { return std::fma(-a, b, c); }
+  static F min(F a, F b) { return a < b ? a : b; }  // minps: the second operand unless a < b
+  static F max(F a, F b) { return a > b ? a : b; }
+  static F abs(F a) { return std::fabs(a); }
+  static F round(F a) { return std::nearbyint(a); }  // to nearest even, as _MM_FROUND_TO_NEAREST_INT
+  static F pow2i(F n) { return std::ldexp(1.f, static_cast<int>(n)); }  // n in [-126, 127]: exact
+  static bool lt(F a, F b) { return a < b; }
+  static bool le(F a, F b) { return a <= b; }
+  static F select(bool m, F t, F f) { return m ? t : f; }
+  static F or_sign(F x, F s) {  // x's bits OR s's sign bit, as the vector or
+    uint32_t xb, sb;
+    std::memcpy(&xb, &x, 4);
+    std::memcpy(&sb, &s, 4);
+    xb |= sb & 0x80000000u;
+    std::memcpy(&x, &xb, 4);
+    return x;
+  }
+};
+
+}  // namespace
 
 // Element by element in row-major order; keep bits are gathered per row segment and written to the
 // mask once per 64 elements.
@@ -50,7 +85,7 @@ void epilogue_block_scalar(const GemmEpilogue& ep, int64_t row0, int64_t rows, i
     for (int64_t j = col0; j < col0 + cols; ++j) {
       float z = c[j] + (ep.bias ? ep.bias[j] : 0.f);
       if (ep.pre_activation) ep.pre_activation[i * N + j] = z;
-      float a = activate_scalar(ep.activation, z, ep.leaky_slope);
+      float a = activate_v<ScalarLane>(ep.activation, z, ep.leaky_slope);
       if (ep.dropout) {
         const uint64_t e = static_cast<uint64_t>(i * N + j);
         if ((e >> 2) != block_index) {
@@ -124,7 +159,10 @@ namespace {
 
 constexpr int kScalarMr = 4, kScalarNr = 16;
 
-// One accumulator per C element, k in order: mr x nr tile, compiled for baseline x86-64.
+// One accumulator per C element, k in order, one fused multiply-add per k: the same chain of
+// roundings as the AVX2 and AVX-512 micro-kernels, so every ISA gives the same bits (std::fma is
+// the hardware instruction where there is one, glibc's exact emulation where not). Then
+// c = alpha * acc (+ beta * c fused), as the vector kernels write back.
 void micro_scalar(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                   int n) {
   const float alpha = alpha_beta[0], beta = alpha_beta[1];
@@ -133,14 +171,14 @@ void micro_scalar(int64_t kc, const float* a, const float* b, float* C, int64_t 
     const float* ak = a + k * kScalarMr;
     const float* bk = b + k * kScalarNr;
     for (int i = 0; i < kScalarMr; ++i)
-      for (int j = 0; j < kScalarNr; ++j) acc[i][j] += ak[i] * bk[j];
+      for (int j = 0; j < kScalarNr; ++j) acc[i][j] = std::fma(ak[i], bk[j], acc[i][j]);
   }
   for (int i = 0; i < m; ++i) {
     float* c = C + i * ldc;
     if (beta == 0.f)
       for (int j = 0; j < n; ++j) c[j] = alpha * acc[i][j];
     else
-      for (int j = 0; j < n; ++j) c[j] = alpha * acc[i][j] + beta * c[j];
+      for (int j = 0; j < n; ++j) c[j] = std::fma(beta, c[j], alpha * acc[i][j]);
   }
 }
 

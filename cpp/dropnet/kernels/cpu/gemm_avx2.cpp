@@ -10,6 +10,7 @@
 #include "dropnet/kernels/cpu/gemm_kernels.h"
 #include "dropnet/kernels/cpu/gemm_vec_math.h"
 #include "dropnet/kernels/cpu/transpose_avx2.h"
+#include "dropnet/kernels/cpu/vec_avx2.h"
 
 namespace dropnet {
 namespace cpu {
@@ -20,11 +21,6 @@ namespace {
 constexpr int kMr = 6;
 constexpr int kNv = 2;  // vectors of 8 columns per tile row
 constexpr int kNr = 8 * kNv;
-
-// Lane j enabled iff j < n (maskload / maskstore take the sign bit of each 32-bit lane).
-inline __m256i lane_mask(int n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 template <int M, int NV>
 void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int n) {
@@ -48,7 +44,7 @@ void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ld
   const float beta = alpha_beta[1];
   const __m256 va = _mm256_set1_ps(alpha_beta[0]), vb = _mm256_set1_ps(beta);
   const bool full = n == 8 * NV;
-  const __m256i last = lane_mask(n - 8 * (NV - 1));
+  const __m256i last = first_lanes8(n - 8 * (NV - 1));
   #pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
     float* c = C + i * ldc;
@@ -93,7 +89,7 @@ void micro_avx2(int64_t kc, const float* a, const float* b, float* C, int64_t ld
 // the next row (rewritten by the next store), and only the last row (k == kc - 1) is masked.
 inline void store_row(float* dst, int64_t dst_ld, int64_t k, int64_t kc, int width, __m256 v) {
   if (width == 8 || k + 1 < kc) _mm256_storeu_ps(dst + k * dst_ld, v);
-  else _mm256_maskstore_ps(dst + k * dst_ld, lane_mask(width), v);
+  else _mm256_maskstore_ps(dst + k * dst_ld, first_lanes8(width), v);
 }
 
 // dst[k * dst_ld + j] = src[j * src_ld + k] for j < rows (<= 8), k < kc; lanes j >= rows get zeros.
@@ -106,7 +102,7 @@ inline void transpose_pack(const float* src, int64_t src_ld, int rows, int64_t k
     if (kk == 8) {
       for (int j = 0; j < 8; ++j) r[j] = j < rows ? _mm256_loadu_ps(src + j * src_ld + k) : _mm256_setzero_ps();
     } else {
-      const __m256i kmask = lane_mask(kk);
+      const __m256i kmask = first_lanes8(kk);
       for (int j = 0; j < 8; ++j) r[j] = j < rows ? _mm256_maskload_ps(src + j * src_ld + k, kmask) : _mm256_setzero_ps();
     }
     transpose8x8(r);
@@ -119,7 +115,7 @@ void pack_a_avx2(bool trans_a, const float* A, int64_t lda, int64_t i0, int64_t 
   for (int64_t ip = 0; ip < mc; ip += kMr, dst += kc * kMr) {
     const int m = static_cast<int>(std::min<int64_t>(kMr, mc - ip));
     if (trans_a) {  // A is K x M: a panel row k is contiguous in A
-      const __m256i mk = lane_mask(m);
+      const __m256i mk = first_lanes8(m);
       const float* s = A + p0 * lda + i0 + ip;
       for (int64_t k = 0; k < kc; ++k) store_row(dst, kMr, k, kc, kMr, _mm256_maskload_ps(s + k * lda, mk));
     } else {
@@ -141,7 +137,7 @@ void pack_b_avx2(bool trans_b, const float* B, int64_t ldb, int64_t p0, int64_t 
       const float* s = B + p0 * ldb + j0 + jp;
       for (int64_t k = 0; k < kc; ++k)
         for (int v = 0; v < kNv; ++v)
-          _mm256_store_ps(dst + k * kNr + 8 * v, _mm256_maskload_ps(s + k * ldb + 8 * v, lane_mask(n - 8 * v)));
+          _mm256_store_ps(dst + k * kNr + 8 * v, _mm256_maskload_ps(s + k * ldb + 8 * v, first_lanes8(n - 8 * v)));
     }
   }
 }
@@ -170,10 +166,10 @@ struct Avx2 {
   static F select(F m, F t, F f) { return _mm256_blendv_ps(f, t, m); }
   static F or_sign(F x, F s) { return _mm256_or_ps(x, _mm256_and_ps(s, _mm256_set1_ps(-0.f))); }
   // Whole vectors unmasked: masked stores are microcoded on AMD cores.
-  static F load(const float* p, int n) { return n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lane_mask(n)); }
+  static F load(const float* p, int n) { return n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes8(n)); }
   static void store(float* p, int n, F v) {
     if (n == 8) _mm256_storeu_ps(p, v);
-    else _mm256_maskstore_ps(p, lane_mask(n), v);
+    else _mm256_maskstore_ps(p, first_lanes8(n), v);
   }
   static F keep_scale(F v, uint64_t bits, F scale) {
     const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);

@@ -16,6 +16,7 @@
 #include "dropnet/kernels/cpu/gemm_kernels.h"
 #include "dropnet/kernels/cpu/gemm_vec_math.h"
 #include "dropnet/kernels/cpu/transpose_avx512.h"
+#include "dropnet/kernels/cpu/vec_avx512.h"
 
 namespace dropnet {
 namespace cpu {
@@ -31,7 +32,6 @@ constexpr int kMr = DROPNET_GEMM_AVX512_MR;
 constexpr int kNv = DROPNET_GEMM_AVX512_NV;  // vectors of 16 columns per tile row
 constexpr int kNr = 16 * kNv;
 
-inline __mmask16 low_mask16(int n) { return n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1); }
 
 // ------------------------------------------------------------------ micro-kernel
 
@@ -62,7 +62,7 @@ void micro_tile(int64_t kc, const float* a, const float* b, float* C, int64_t ld
   // alpha and beta arrive through memory so that no register is held for them across the k loop.
   const float beta = alpha_beta[1];
   const __m512 va = _mm512_set1_ps(alpha_beta[0]), vb = _mm512_set1_ps(beta);
-  const __mmask16 last = low_mask16(n - 16 * (NV - 1));
+  const __mmask16 last = first_lanes16(n - 16 * (NV - 1));
   #pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
     float* c = C + i * ldc;
@@ -104,10 +104,10 @@ void micro_avx512(int64_t kc, const float* a, const float* b, float* C, int64_t 
 // Writes `width` floats per k (rows <= width <= 16).
 inline void transpose_pack(const float* src, int64_t src_ld, int rows, int64_t kc, float* dst, int64_t dst_ld,
                            int width) {
-  const __mmask16 wmask = low_mask16(width);
+  const __mmask16 wmask = first_lanes16(width);
   for (int64_t k = 0; k < kc; k += 16) {
     const int kk = static_cast<int>(std::min<int64_t>(16, kc - k));
-    const __mmask16 kmask = low_mask16(kk);
+    const __mmask16 kmask = first_lanes16(kk);
     __m512 r[16];
     for (int j = 0; j < 16; ++j)
       r[j] = j < rows ? _mm512_maskz_loadu_ps(kmask, src + j * src_ld + k) : _mm512_setzero_ps();
@@ -121,7 +121,7 @@ void pack_a_avx512(bool trans_a, const float* A, int64_t lda, int64_t i0, int64_
   for (int64_t ip = 0; ip < mc; ip += kMr, dst += kc * kMr) {
     const int m = static_cast<int>(std::min<int64_t>(kMr, mc - ip));
     if (trans_a) {  // A is K x M: a panel row k is contiguous in A
-      const __mmask16 mk = low_mask16(m), store = low_mask16(kMr);
+      const __mmask16 mk = first_lanes16(m), store = first_lanes16(kMr);
       const float* s = A + p0 * lda + i0 + ip;
       for (int64_t k = 0; k < kc; ++k) _mm512_mask_storeu_ps(dst + k * kMr, store, _mm512_maskz_loadu_ps(mk, s + k * lda));
     } else {
@@ -144,7 +144,7 @@ void pack_b_avx512(bool trans_b, const float* B, int64_t ldb, int64_t p0, int64_
       for (int64_t k = 0; k < kc; ++k)
         for (int v = 0; v < kNv; ++v)
           _mm512_store_ps(dst + k * kNr + 16 * v,
-                          _mm512_maskz_loadu_ps(low_mask16(n - 16 * v), s + k * ldb + 16 * v));
+                          _mm512_maskz_loadu_ps(first_lanes16(n - 16 * v), s + k * ldb + 16 * v));
     }
   }
 }
@@ -175,8 +175,8 @@ struct Avx512 {
     return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(x), _mm512_castps_si512(s),
                                                          _mm512_set1_epi32(INT32_MIN), 0xF8));  // x | (s & sign)
   }
-  static F load(const float* p, int n) { return _mm512_maskz_loadu_ps(low_mask16(n), p); }
-  static void store(float* p, int n, F v) { _mm512_mask_storeu_ps(p, low_mask16(n), v); }
+  static F load(const float* p, int n) { return _mm512_maskz_loadu_ps(first_lanes16(n), p); }
+  static void store(float* p, int n, F v) { _mm512_mask_storeu_ps(p, first_lanes16(n), v); }
   static F keep_scale(F v, uint64_t bits, F scale) { return _mm512_maskz_mul_ps(static_cast<__mmask16>(bits), v, scale); }
   static uint64_t keep_bits(const Keys& k, uint64_t stream, uint64_t block, uint32_t threshold) {
     return philox::keep_bits64(k, stream, block, threshold);

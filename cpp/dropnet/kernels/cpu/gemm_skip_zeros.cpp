@@ -1,6 +1,7 @@
 #include "dropnet/kernels/cpu/gemm_skip_zeros.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "dropnet/core/cpu_features.h"
@@ -75,22 +76,38 @@ void skip_zeros_row_lists_scalar(const float* A, int64_t N, int64_t lda, int64_t
   }
 }
 
+// The canonical order of the vector twins (gemm_skip_zeros_rows_impl.h), element by element:
+// entries at even list positions feed one fma chain, odd positions another, and the two chains
+// are added at the end. Every ISA path therefore gives the same bits.
 void skip_zeros_rows_scalar(const NonzeroLists& L, int64_t r0, int64_t r1, const float* P, int64_t R, int64_t K,
                             float* C, int64_t ldc) {
   constexpr int64_t W = kSkipZerosSlabAvx512;
-  float acc[W];
+  float even[W], odd[W];
   for (int64_t c0 = 0; c0 < K; c0 += W) {
     const float* slab = P + c0 * R;
     const int64_t w = std::min(W, K - c0);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t j = r - r0;
-      std::fill(acc, acc + W, 0.f);
-      for (int32_t i = 0; i < L.count[j]; ++i) {
-        const float v = L.values[j * L.stride + i];
-        const float* b = slab + static_cast<int64_t>(L.index[j * L.stride + i]) * W;
-        for (int64_t k = 0; k < W; ++k) acc[k] += v * b[k];
+      std::fill(even, even + W, 0.f);
+      std::fill(odd, odd + W, 0.f);
+      const int32_t* index = L.index + j * L.stride;
+      const float* vals = L.values + j * L.stride;
+      const int32_t count = L.count[j];
+      int32_t i = 0;
+      for (; i + 1 < count; i += 2) {
+        const float* b0 = slab + static_cast<int64_t>(index[i]) * W;
+        const float* b1 = slab + static_cast<int64_t>(index[i + 1]) * W;
+        for (int64_t k = 0; k < w; ++k) {
+          even[k] = std::fma(vals[i], b0[k], even[k]);
+          odd[k] = std::fma(vals[i + 1], b1[k], odd[k]);
+        }
       }
-      std::memcpy(C + r * ldc + c0, acc, static_cast<size_t>(w) * sizeof(float));
+      if (i < count) {
+        const float* b0 = slab + static_cast<int64_t>(index[i]) * W;
+        for (int64_t k = 0; k < w; ++k) even[k] = std::fma(vals[i], b0[k], even[k]);
+      }
+      float* c = C + r * ldc + c0;
+      for (int64_t k = 0; k < w; ++k) c[k] = even[k] + odd[k];
     }
   }
 }

@@ -16,7 +16,7 @@
 // one AXPY of a slab row per list entry. Entries alternate between two sets of accumulators (even
 // and odd positions of the list), added at the end: enough independent FMA chains to hide their
 // latency. Each row of C is computed by one thread in a fixed order, so results are identical for
-// any thread count (not across ISAs: the scalar twin adds in list order). A zero entry
+// any thread count, and identical across ISAs: the scalar twin keeps the same two chains. A zero entry
 // contributes exactly nothing to the dense sum either, so results differ from the dense GEMM only
 // by summation order (and by skipping 0·inf = NaN).
 #pragma once

@@ -6,6 +6,7 @@
 #include "dropnet/kernels/cpu/gemm_skip_zeros.h"
 #include "dropnet/kernels/cpu/gemm_skip_zeros_rows_impl.h"
 #include "dropnet/kernels/cpu/transpose_avx512.h"
+#include "dropnet/kernels/cpu/vec_avx512.h"
 
 namespace dropnet {
 namespace cpu {
@@ -15,7 +16,7 @@ void skip_zeros_column_lists_avx512(const float* A, int64_t M, int64_t lda, int6
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int64_t g0 = n0; g0 < n1; g0 += 16) {
     const int gw = static_cast<int>(n1 - g0 < 16 ? n1 - g0 : 16);
-    const __mmask16 cols = static_cast<__mmask16>((1u << gw) - 1);
+    const __mmask16 cols = first_lanes16(gw);
     int32_t* cnt = count + (g0 - n0);
     for (int j = 0; j < gw; ++j) cnt[j] = 0;
     // A block of 16 rows × 16 columns turns into 16 column vectors; each keeps its nonzeros
@@ -47,7 +48,7 @@ void skip_zeros_row_lists_avx512(const float* A, int64_t N, int64_t lda, int64_t
     float* val = values + (r - r0) * stride;
     int32_t c = 0;
     for (int64_t n = 0; n < N; n += 16) {
-      const __mmask16 in = N - n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (N - n)) - 1);
+      const __mmask16 in = first_lanes16(N - n);
       const __m512 v = _mm512_maskz_loadu_ps(in, a + n);
       const __mmask16 keep = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
       const __m512i ids = _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int32_t>(n)));
@@ -70,7 +71,7 @@ struct Avx512Ops {
   static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
   static void storeu(float* p, Vec v) { _mm512_storeu_ps(p, v); }
   static void store_first(float* p, Vec v, int n) {
-    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
+    _mm512_mask_storeu_ps(p, first_lanes16(n), v);
   }
 };
 }  // namespace

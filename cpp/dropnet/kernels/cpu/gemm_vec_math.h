@@ -1,5 +1,7 @@
 // Vector activations of the GEMM epilogue, written once over a SIMD traits type V and
-// instantiated by the AVX2 and AVX-512 units (include only from *_avx2.cpp / *_avx512.cpp).
+// instantiated by the AVX2 and AVX-512 units and, with one-lane ops, by the scalar epilogue in
+// gemm.cpp, so all three evaluate the same operations and give the same bits (each unit
+// instantiates its own V, so no instantiation is shared between units of different ISA flags).
 //
 // V provides: F (float vector), kWidth (lanes), set1, zero, add, sub, mul, div, fmadd (a*b+c),
 // fnmadd (c-a*b), min, max, abs, round (to nearest), pow2i (2^n for integral n in [-126, 127]

@@ -1,8 +1,10 @@
 #include "dropnet/kernels/cpu/sparse_sddmm.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "dropnet/core/cpu_features.h"
+#include "dropnet/kernels/cpu/lanes16.h"
 #include "dropnet/kernels/cpu/sparse_parallel.h"
 #include "dropnet/kernels/cpu/sparse_workspace.h"
 #include "dropnet/kernels/cpu/spmm.h"
@@ -10,14 +12,24 @@
 namespace dropnet {
 namespace cpu {
 
+// The vector twins' order (lanes16.h) over the batch padded with zeros to a multiple of 16:
+// lane l sums the rows m ≡ l (mod 16), then the fixed tree. The padding's 0·0 products are
+// added too, as the vector paths add them, so even the sign of a zero agrees.
 void sddmm_rows_scalar(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const CsrView& S,
                        int64_t n0, int64_t n1, float* dW, bool accumulate) {
+  const int64_t Mpad = (M + 15) / 16 * 16;
   for (int64_t n = n0; n < n1; ++n)
     for (int64_t p = S.indptr[n]; p < S.indptr[n + 1]; ++p) {
       const int64_t k = S.indices[p];
-      float acc = 0.f;
-      for (int64_t m = 0; m < M; ++m) acc += dY[m * lddy + n] * X[m * ldx + k];
-      dW[p] = accumulate ? dW[p] + acc : acc;
+      float lanes[16] = {};
+      for (int64_t m0 = 0; m0 < Mpad; m0 += 16)
+        for (int l = 0; l < 16; ++l) {
+          const int64_t m = m0 + l;
+          const float d = m < M ? dY[m * lddy + n] : 0.f, x = m < M ? X[m * ldx + k] : 0.f;
+          lanes[l] = std::fma(d, x, lanes[l]);
+        }
+      const float s = reduce16_scalar(lanes);
+      dW[p] = accumulate ? dW[p] + s : s;
     }
 }
 
@@ -45,8 +57,8 @@ void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx
     return;
   }
   const bool wide = isa == Isa::avx512;
-  const int64_t pad = wide ? kSpmmPadAvx512 : kSpmmPadAvx2;
-  const int64_t Mpad = (M + pad - 1) / pad * pad;
+  // Padded to 16 rows on every path: the canonical 16 lanes (lanes16.h) run over whole groups.
+  const int64_t Mpad = (M + 15) / 16 * 16;
   float* dYt = sparse_workspace(static_cast<size_t>((N + K) * Mpad));
   float* Xt = dYt + N * Mpad;
   // One panel as wide as the padded batch: plain transposes, by blocks of 16 columns of dY then X.

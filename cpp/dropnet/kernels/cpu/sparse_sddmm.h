@@ -4,9 +4,9 @@
 // dW has S's nnz entries, aligned with S's values, so pruned weights never get a gradient.
 //
 // How it runs (vector paths): dY and X are packed transposed, dYᵀ (N × Mpad) and Xᵀ (K × Mpad),
-// zero-padded, so each entry is one contiguous dot product over the batch. Entries are taken four
-// at a time, sharing the loads of dYᵀ[n, :]; each entry has its own accumulator summed over m in
-// ascending vector steps and reduced in a fixed tree, so grouping never changes a result.
+// zero-padded to Mpad = M rounded up to 16, so each entry is one contiguous dot product over the
+// batch. Entries are taken four at a time, sharing the loads of dYᵀ[n, :]; each entry is summed in
+// the canonical 16 lanes and tree of lanes16.h, so neither grouping nor ISA changes a bit.
 // Threads take pieces of whole rows n (cut by stored entries, handed out dynamically): identical
 // bits for any thread count.
 #pragma once
@@ -21,7 +21,7 @@ namespace cpu {
 void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const CsrView& S, float* dW,
            bool accumulate);
 
-// Scalar twin on rows [n0, n1), straight from dY and X (m ascending, one float accumulator).
+// Scalar twin on rows [n0, n1), straight from dY and X, in the same 16 lanes (std::fma).
 void sddmm_rows_scalar(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const CsrView& S,
                        int64_t n0, int64_t n1, float* dW, bool accumulate);
 

@@ -1,7 +1,9 @@
-// AVX-512 body of sddmm: dot products over the padded batch, 16 floats per step, 4 entries at once.
+// AVX-512 body of sddmm: dot products over the batch padded to 16 rows, 16 floats per step (the
+// canonical 16 lanes and tree of lanes16.h), 4 entries at once.
 #include <immintrin.h>
 
 #include "dropnet/kernels/cpu/sparse_sddmm.h"
+#include "dropnet/kernels/cpu/vec_avx512.h"
 
 namespace dropnet {
 namespace cpu {
@@ -32,7 +34,7 @@ void rows_dy_in_registers(const float* dYt, const float* Xt, const CsrView& S, i
       for (int c = 0; c < NC; ++c)
         for (int i = 0; i < G; ++i) acc[i] = _mm512_fmadd_ps(d[c], _mm512_loadu_ps(x[i] + 16 * c), acc[i]);
       for (int i = 0; i < g; ++i) {
-        const float s = _mm512_reduce_add_ps(acc[i]);
+        const float s = Avx512Vec::reduce16(&acc[i]);
         dW[p + i] = accumulate ? dW[p + i] + s : s;
       }
     }
@@ -70,7 +72,7 @@ void sddmm_rows_avx512(const float* dYt, const float* Xt, int64_t Mpad, const Cs
         for (int i = 0; i < G; ++i) acc[i] = _mm512_fmadd_ps(d, _mm512_loadu_ps(x[i] + m), acc[i]);
       }
       for (int i = 0; i < g; ++i) {
-        const float s = _mm512_reduce_add_ps(acc[i]);
+        const float s = Avx512Vec::reduce16(&acc[i]);
         dW[p + i] = accumulate ? dW[p + i] + s : s;
       }
     }

@@ -1,6 +1,7 @@
 #include "dropnet/kernels/cpu/spmm.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "dropnet/core/cpu_features.h"
 #include "dropnet/core/denormals.h"
@@ -21,9 +22,9 @@ void spmm_rows_scalar(const CsrView& S, const float* X, int64_t ldx, int64_t M, 
       float acc = 0.f;
       for (int64_t p = S.indptr[n]; p < S.indptr[n + 1]; ++p) {
         const float w = S.value_index ? S.values[S.value_index[p]] : S.values[p];
-        acc += w * x[S.indices[p]];
+        acc = std::fma(w, x[S.indices[p]], acc);  // one fma chain in ascending p, as the vector twins
       }
-      if (bias) acc += bias[n];
+      acc += bias ? bias[n] : 0.f;
       if (relu) acc = acc > 0.f ? acc : 0.f;
       y[n] = acc;
     }

@@ -36,10 +36,6 @@ void spmm_pack_avx2(const float* X, int64_t ldx, int64_t M, int64_t Mpad, int64_
 
 namespace {
 
-inline __m256i lane_mask(int64_t n) {  // lanes [0, n) on, n in [0, 8]
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 struct Avx2Ops : Avx2Vec {
   // 8×8 blocks of the tile (8 rows n × 8 batch columns) transposed into Y rows.
   template <int V>
@@ -48,7 +44,7 @@ struct Avx2Ops : Avx2Vec {
     constexpr int64_t W = 8 * V;
     for (int64_t h = 0; h < rows; h += 8) {
       const int64_t h_rows = std::min<int64_t>(8, rows - h);
-      const __m256i nmask = lane_mask(h_rows);
+      const __m256i nmask = first_lanes8(h_rows);
       const __m256 b = bias ? _mm256_maskload_ps(bias + n + h, nmask) : _mm256_setzero_ps();
       for (int v = 0; v < V; ++v) {
         __m256 t[8];

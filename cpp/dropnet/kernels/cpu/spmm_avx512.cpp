@@ -44,7 +44,7 @@ struct Avx512Ops : Avx512Vec {
                          bool relu, float* Y, int64_t ldy) {
     static_assert(kSpmmRowGroup == 16, "the writeback transposes 16 rows at once");
     constexpr int64_t W = 16 * V;
-    const __mmask16 nmask = static_cast<__mmask16>((1u << rows) - 1u);
+    const __mmask16 nmask = first_lanes16(rows);
     const __m512 b = bias ? _mm512_maskz_loadu_ps(nmask, bias + n) : _mm512_setzero_ps();
     for (int v = 0; v < V; ++v) {
       __m512 t[16];

@@ -10,6 +10,14 @@ namespace dropnet {
 namespace cpu {
 namespace {
 
+// Mask of lanes [0, n): every masked tail load and store goes through this one function. n is
+// clamped to [0, 16] because callers compute it as `remaining - 16 * v`, which is <= 0 for the
+// vectors past the end; a raw `(1u << n) - 1` would shift by a negative count (undefined; on x86
+// the count wraps and the mask becomes all ones, an over-read past the end of the array).
+inline __mmask16 first_lanes16(int64_t n) {
+  return n <= 0 ? __mmask16(0) : n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
 struct Avx512Vec {
   using Vec = __m512;
   static constexpr int64_t kLanes = 16;
@@ -30,6 +38,9 @@ struct Avx512Vec {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // The canonical 16-lane sum (lanes16.h): reduce_add's tree is that tree.
+  static constexpr int kVecs16 = 1;
+  static float reduce16(const Vec* v) { return reduce_add(v[0]); }
 };
 
 }  // namespace
