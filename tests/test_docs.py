@@ -89,6 +89,15 @@ PAGES = {
     "api": ("API reference", ["dropnet.Sequential", "fit", "dropout_backward", "CSRMatrix", "LotteryTicket"], 0),
 }
 
+# Pages another branch may add (docs/conf.py lists them in the navigation when present): checked
+# like the others, with the title of their first heading.
+for _page in ("distributed",):
+    _md = ROOT / "docs" / f"{_page}.md"
+    if _md.is_file():
+        _title = next(line[2:].strip() for line in _md.read_text(encoding="utf-8").splitlines()
+                      if line.startswith("# "))
+        PAGES[_page] = (_title, [], 0)
+
 
 def _need(condition: bool, reason: str) -> None:
     """Skip with `reason` on a developer's machine; fail in CI (DROPNET_DOCS_REQUIRED=1)."""
