@@ -181,7 +181,7 @@ def _render_all(site: Path, tmp_path: Path) -> dict:
                      f'onload="report(\'{n}\', this)"></iframe>' for n in names)
     probe = tmp_path / "probe.html"
     probe.write_text(_PROBE % {"frames": frames, "pages": json.dumps(names)}, encoding="utf-8")
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--allow-file-access-from-files",
            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=60000", "--dump-dom", probe.as_uri()]
     # On a loaded machine Chromium has been seen to stop before every frame reported; a page that
     # is really broken fails all three tries.
@@ -216,7 +216,7 @@ def test_screenshot_of_the_dropout_page_shows_its_figure(tmp_path):
     shot_dir.mkdir(exist_ok=True)
     shot = shot_dir / "dropout.png"
     shot.unlink(missing_ok=True)
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,3000", "--virtual-time-budget=10000",
            f"--screenshot={shot}", (site / "dropout.html").as_uri()]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
