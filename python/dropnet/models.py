@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
+from . import _fit_checks
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _losses
@@ -492,6 +493,15 @@ class Sequential(ModelAPI):
         ``dropnet.distributed.Options(micro_shards=k, sync_batchnorm=...)``: the same with
         gradients summed in a fixed order (the same bits at any world size dividing k) or with
         synchronised batch norm. See docs/distributed.md.
+
+        Every error that can be foreseen (arguments, data, a batch too small for batch norm) is
+        raised before the first step, with the model unchanged (with a generator of batches, each
+        batch is checked as it comes). A failure during training (an
+        exception from a callback, KeyboardInterrupt, MemoryError) stops fit where it happens:
+        the model keeps the updates of the steps completed before it (weights, optimizer state,
+        batch-norm statistics and ``rng_offset`` move together step by step). A NaN or infinite
+        epoch loss gives a RuntimeWarning; ``callbacks.TerminateOnNaN`` stops at the first such
+        batch instead.
         """
         if distributed is not False and distributed is not None:
             from . import distributed as _distributed
@@ -556,6 +566,7 @@ class Sequential(ModelAPI):
         train_steps = net.train_steps if data_parallel is None else data_parallel.train_steps
         evaluate = self._evaluate_prepared if data_parallel is None else data_parallel.evaluate
         n = len(x)
+        _fit_checks.check_batch_norm_batches(self._shapes(self.input_shape), n, batch_size)
         steps = -(-n // batch_size)
         history = _callbacks.History()
         history.params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n}
@@ -604,6 +615,7 @@ class Sequential(ModelAPI):
                 if val is not None:
                     logs.update({f"val_{k}": v for k, v in evaluate(val[0], val[1], 256, val[2]).items()})
                 logs["lr"] = lr
+                _fit_checks.warn_if_diverged(epoch, logs["loss"], callbacks or [])
                 cbs.on_epoch_logs(epoch, logs)
                 bar.finish(logs)
                 cbs.on_epoch_end(epoch, logs)
@@ -674,6 +686,7 @@ class Sequential(ModelAPI):
                         val = (vx, vy, vw)
                     logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(*val[:2], 256, val[2]).items()})
                 logs["lr"] = float(self._net.lr) if lr is None else lr
+                _fit_checks.warn_if_diverged(epoch, logs["loss"], callbacks or [])
                 cbs.on_epoch_logs(epoch, logs)
                 bar.finish(logs)
                 cbs.on_epoch_end(epoch, logs)
@@ -698,6 +711,9 @@ class Sequential(ModelAPI):
         others = [m for m in self.metrics if m != _metrics.ACCURACY]
         if others:
             pred = self._predict_flat(x, batch_size)
+            if self.loss == _losses.BINARY_CE and not self._net.sigmoid_fused:
+                # Without a final sigmoid binary_crossentropy reads the outputs as logits.
+                pred = 1.0 / (1.0 + np.exp(-pred.astype(np.float64)))
             for m in others:
                 out[m] = _metrics.compute(m, y, pred, weights)
         return out
@@ -759,12 +775,12 @@ class Sequential(ModelAPI):
     def predict(self, x: ArrayLike, batch_size: int = 256, verbose: int = 0, mc_samples: int = 0,
                 seed: Optional[int] = None,
                 distributed: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
-        """Outputs (N, *output_shape) with dropout off (probabilities after a final softmax or,
+        """Outputs ``(N, *output_shape)`` with dropout off (probabilities after a final softmax or,
         with binary_crossentropy, sigmoid). Works before ``compile`` (as in Keras): the model is
         built from the shape of x.
 
         mc_samples=k > 0: Monte Carlo dropout. Runs k forward passes with dropout on and returns
-        ``(mean, std)`` over them, each (N, *output_shape). Pass j over batch b uses its own
+        ``(mean, std)`` over them, each ``(N, *output_shape)``. Pass j over batch b uses its own
         Philox streams derived from ``seed`` (default 0), so the result depends only on (model, x,
         batch_size, k, seed) and training's stream offset is left untouched. verbose: 1 or 2
         print one line when done. distributed: each MPI rank predicts its share of the rows; every

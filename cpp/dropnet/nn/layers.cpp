@@ -42,10 +42,11 @@ constexpr ActivationName kActivations[] = {
     {"leaky_relu", cpu::ActivationKind::leaky_relu}, {"tanh", cpu::ActivationKind::tanh},
     {"sigmoid", cpu::ActivationKind::sigmoid}, {"gelu", cpu::ActivationKind::gelu},
     {"selu", cpu::ActivationKind::selu}, {"softmax", cpu::ActivationKind::softmax},
+    {"elu", cpu::ActivationKind::elu},
 };
 
 bool gemm_can_apply(cpu::ActivationKind k) {
-  return k != cpu::ActivationKind::selu && k != cpu::ActivationKind::softmax;
+  return k != cpu::ActivationKind::selu && k != cpu::ActivationKind::softmax && k != cpu::ActivationKind::elu;
 }
 
 size_t mask_words(int64_t n) { return static_cast<size_t>((n + 63) / 64); }
@@ -58,7 +59,7 @@ cpu::ActivationKind parse_activation(const std::string& name, const char* what) 
   for (const auto& a : kActivations)
     if (name == a.name) return a.kind;
   throw ValueError(str_concat(what, ": expected one of None, 'linear', 'relu', 'leaky_relu', 'tanh', 'sigmoid', "
-                                    "'gelu', 'selu', 'softmax', got '",
+                                    "'gelu', 'selu', 'softmax', 'elu', got '",
                               name, "'"));
 }
 
@@ -103,6 +104,9 @@ DenseLayer::DenseLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t se
       use_bias_(spec.use_bias) {
   DROPNET_CHECK(in_shape.size() == 1, "layers[", layer_index, "] dense: expected a flat input (features,), got ",
                 shape_to_string(in_shape), "; put a flatten layer before it");
+  // elu takes its alpha from an activation layer's slope; a dense layer has none to give.
+  DROPNET_CHECK(activation_ != cpu::ActivationKind::elu,
+                "dense: activation 'elu' is only available as a separate activation layer (layers.ELU)");
   DROPNET_CHECK(!(rate_ > 0.0 && activation_ == cpu::ActivationKind::softmax),
                 "dense: dropout after a softmax activation is not supported (got dropout=", rate_, ")");
   weight_.shape = {out_, in_};

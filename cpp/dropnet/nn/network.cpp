@@ -479,9 +479,9 @@ int64_t Network::count_correct_rows(const float* out, int64_t rows, const Target
   const int64_t n_out = n_outputs();
   int64_t correct = 0;
   if (loss_ == LossKind::binary_crossentropy) {
-    // Binary accuracy per output: out holds logits (sigmoid fused) or probabilities.
-    const float cut = sigmoid_fused_ ? 0.f : 0.5f;
-    for (int64_t e = 0; e < rows * n_out; ++e) correct += (out[e] > cut) == (y.dense[e] >= 0.5f);
+    // Binary accuracy per output: the loss reads out as logits (the final sigmoid, if any, was
+    // absorbed), so an output predicts 1 when it is > 0, i.e. its probability > 0.5.
+    for (int64_t e = 0; e < rows * n_out; ++e) correct += (out[e] > 0.f) == (y.dense[e] >= 0.5f);
     return correct;
   }
   for (int64_t r = 0; r < rows; ++r) {

@@ -22,7 +22,6 @@ import csv
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -30,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import callbacks as _callbacks
+from .._atomic import atomic_write
 from .. import io as _io
 from .. import losses as _losses
 from ..models import Sequential, as_inputs, as_targets
@@ -232,15 +232,7 @@ def _digest(arrays: Sequence[Optional[np.ndarray]]) -> str:
 
 
 def _write_json(path: str, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
 
 class LotteryTicket:
