@@ -106,7 +106,7 @@ def as_targets(y: ArrayLike, n: int, loss: str, n_out: int, name: str = "y",
                output_shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
     """Targets for ``loss``: int64 (n,) labels in [0, n_out) for sparse crossentropy, float32
     (n, n_out) for categorical crossentropy; for the elementwise losses (mse, mae, huber,
-    binary_crossentropy) float32 (n, *output_shape) flattened to (n, n_out) ((n,) accepted when
+    binary_crossentropy) float32 ``(n, *output_shape)`` flattened to (n, n_out) ((n,) accepted when
     n_out == 1)."""
     arr = np.asarray(y)
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
@@ -700,12 +700,12 @@ class Sequential(ModelAPI):
 
     def predict(self, x: ArrayLike, batch_size: int = 256, verbose: int = 0, mc_samples: int = 0,
                 seed: Optional[int] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
-        """Outputs (N, *output_shape) with dropout off (probabilities after a final softmax or,
+        """Outputs ``(N, *output_shape)`` with dropout off (probabilities after a final softmax or,
         with binary_crossentropy, sigmoid). Works before ``compile`` (as in Keras): the model is
         built from the shape of x.
 
         mc_samples=k > 0: Monte Carlo dropout. Runs k forward passes with dropout on and returns
-        ``(mean, std)`` over them, each (N, *output_shape). Pass j over batch b uses its own
+        ``(mean, std)`` over them, each ``(N, *output_shape)``. Pass j over batch b uses its own
         Philox streams derived from ``seed`` (default 0), so the result depends only on (model, x,
         batch_size, k, seed) and training's stream offset is left untouched. verbose: 1 or 2
         print one line when done.
