@@ -4,7 +4,7 @@ The run is the one ``dropnet demo`` makes (embedded 6000-image Fashion-MNIST sub
 Adam 1e-3, batch 64, seed 0; dropout 0.5 after each hidden layer and 0.2 on the input), with the
 1000 test images as validation data so that ``fit`` records test loss and accuracy per epoch. It
 takes seconds, runs on one thread (the weights do not depend on the thread count) and gives the
-same curves on every run on the same ISA path.
+same curves on every run, on any ISA path.
 
     python docs/figures/dropout_curves.py [out_dir]     # default: docs/_generated
 """

@@ -170,6 +170,7 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
     ep.scale = scale;
     ep.seed = ctx.seed;
     ep.stream = stream;
+    ep.index_offset = ctx.row_offset * static_cast<uint64_t>(out_);
     ep.mask_bits = keep_bits_.data();
   }
   float* y = y_.data();
@@ -177,7 +178,9 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
   if (!fused_act) {
     if (activation_ == cpu::ActivationKind::softmax) cpu::softmax_rows_forward(y, y, rows, out_);
     else cpu::activation_forward(activation_, y, y, rows * out_, kLeakySlope);
-    if (dropout_applied_) cpu::dropout_forward(y, y, rows * out_, threshold, scale, ctx.seed, stream, keep_bits_.data());
+    if (dropout_applied_)
+      cpu::dropout_forward(y, y, rows * out_, threshold, scale, ctx.seed, stream, keep_bits_.data(),
+                           ctx.row_offset * static_cast<uint64_t>(out_));
   }
   return y;
 }
@@ -201,7 +204,8 @@ void DenseLayer::product_forward(const float* x, int64_t rows, const cpu::GemmEp
     if (ep.pre_activation) std::memcpy(ep.pre_activation, y, static_cast<size_t>(n) * sizeof(float));
     cpu::activation_forward(static_cast<cpu::ActivationKind>(ep.activation), y, y, n, ep.leaky_slope);
   }
-  if (ep.dropout) cpu::dropout_forward(y, y, n, ep.threshold, ep.scale, ep.seed, ep.stream, ep.mask_bits);
+  if (ep.dropout)
+    cpu::dropout_forward(y, y, n, ep.threshold, ep.scale, ep.seed, ep.stream, ep.mask_bits, ep.index_offset);
 }
 
 float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t rows) {
@@ -259,11 +263,13 @@ const float* DropoutLayer::forward(const float* x, const ForwardContext& ctx) {
   const int64_t n = ctx.rows * in_features();
   const uint64_t stream = (*ctx.next_stream)++;
   const uint32_t threshold = keep_threshold(rate_);
+  const uint64_t index_offset = ctx.row_offset * static_cast<uint64_t>(in_features());
   if (alpha_)
-    cpu::alpha_dropout_forward(x, y_.data(), n, threshold, alpha_coef_, ctx.seed, stream, keep_bits_.data());
+    cpu::alpha_dropout_forward(x, y_.data(), n, threshold, alpha_coef_, ctx.seed, stream, keep_bits_.data(),
+                               index_offset);
   else
     cpu::dropout_forward(x, y_.data(), n, threshold, kept_scale(rate_), ctx.seed, stream,
-                         keep_bits_.data());
+                         keep_bits_.data(), index_offset);
   return y_.data();
 }
 
@@ -315,7 +321,8 @@ const float* AugmentLayer::forward(const float* x, const ForwardContext& ctx) {
   // the images as they are.
   if (!ctx.training || !ctx.bn_training) return x;
   const Shape& s = in_shape();
-  cpu::augment_images(x, y_.data(), ctx.rows, s[0], s[1], s[2], spec_, ctx.seed, (*ctx.next_stream)++);
+  cpu::augment_images(x, y_.data(), ctx.rows, s[0], s[1], s[2], spec_, ctx.seed, (*ctx.next_stream)++,
+                      ctx.row_offset);
   return y_.data();
 }
 
