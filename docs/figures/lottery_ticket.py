@@ -60,7 +60,8 @@ def main(out_dir) -> None:
     fig.savefig(out / OUTPUTS[0], dpi=100, metadata={"Software": None})
     plt.close(fig)
 
-    lines = ["| round | weights remaining | ticket: best test acc. | reinit | random mask | ticket: early-stop iteration |",
+    lines = ["| round | weights remaining | best test accuracy: ticket | same mask, new init | random mask | "
+             "ticket: early-stop iteration |",
              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for i, t in enumerate(by_arm["ticket"]):
         cells = [t["round"], f"{100 * float(t['weights_remaining']):.1f} %"]
