@@ -69,6 +69,35 @@ def test_design_doc_names_what_the_code_cites():
     assert quoted <= headings, f"comments quote sections docs/design.md does not have: {quoted - headings}"
 
 
+# What each layer of cpp/dropnet may include (docs/design.md, "Layers of the code").
+ALLOWED_INCLUDES = {
+    "core": ("core/",),
+    "kernels/cpu": ("core/", "kernels/cpu/"),
+    "kernels/cuda": ("core/", "kernels/cuda/"),
+    "nn": ("core/", "kernels/cpu/", "nn/"),
+}
+
+
+def test_includes_follow_the_layers_of_the_design():
+    include = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
+    broken = []
+    for layer, allowed in ALLOWED_INCLUDES.items():
+        files = [p for p in (ROOT / "cpp" / "dropnet" / layer).iterdir() if p.suffix in {".h", ".cpp", ".cu", ".cuh"}]
+        assert files, layer
+        for path in files:
+            for target in include.findall(path.read_text(encoding="utf-8")):
+                where = f"{path.relative_to(ROOT)} includes {target}"
+                if target.startswith(("pybind11", "Python.h")):
+                    broken.append(where + " (no Python below the bindings)")
+                elif target.startswith("dropnet/"):
+                    inner = target[len("dropnet/"):]
+                    if not inner.startswith(allowed):
+                        broken.append(where + f" (a {layer} file may include only {', '.join(allowed)})")
+                    elif layer == "nn" and re.search(r"_avx(2|512)\.h$", inner):
+                        broken.append(where + " (nn/ calls the dispatching entries, never an ISA's own header)")
+    assert not broken, "\n".join(broken)
+
+
 # ------------------------------------------------------------------ the documentation site
 # tools/build_docs.sh builds it into docs/_build/html; `tools/build_docs.sh --check` (CI) then runs
 # the tests marked "docs" with DROPNET_DOCS_REQUIRED=1, so a missing site or Chromium fails there
