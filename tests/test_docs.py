@@ -280,3 +280,28 @@ def test_code_on_the_pages_runs(page, tmp_path, monkeypatch):
     namespace: dict = {}
     for k, block in enumerate(blocks):
         exec(compile(block, f"docs/{page}.md block {k}", "exec"), namespace)  # noqa: S102
+
+
+def test_mc_dropout_streams_are_those_docs_design_states():
+    # docs/design.md, "Who takes which stream": pass j over batch b of predict(mc_samples=k, seed=m)
+    # uses stream 2^62 + m·2^32 + (j·n_batches + b)·n_dropout_layers, keyed by the model seed.
+    import dropnet
+    from dropnet import layers
+
+    seed, m, n, units, batch = 11, 3, 10, 8, 6
+    model = dropnet.Sequential([layers.Input((5,)), layers.Dense(units, activation="relu"), layers.Dropout(0.5),
+                                layers.Dense(3)], seed=seed)
+    model.compile("sgd", loss="mse")
+    w1, b1, w2, b2 = (w.astype(np.float64) for w in model.get_weights())
+    x = np.random.default_rng(5).standard_normal((n, 5)).astype(np.float32)
+    samples, n_batches = 2, -(-n // batch)
+    want = np.zeros((n, 3))
+    for j in range(samples):
+        for b, lo in enumerate(range(0, n, batch)):
+            xb = x[lo:lo + batch].astype(np.float64)
+            stream = 2**62 + m * 2**32 + (j * n_batches + b) * 1
+            keep = dropnet.random.uniform_bits(len(xb) * units, seed, stream) < np.uint32(2**31)  # p = 0.5
+            h = np.maximum(xb @ w1.T + b1, 0) * keep.reshape(len(xb), units) * 2.0
+            want[lo:lo + batch] += h @ w2.T + b2
+    mean, _ = model.predict(x, mc_samples=samples, seed=m, batch_size=batch)
+    np.testing.assert_allclose(mean, want / samples, rtol=1e-5, atol=1e-5)
