@@ -230,3 +230,80 @@ def test_uniform_bits_never_wraps_past_2_64():
         uniform_bits(3, 5, 6, start=2**64 - 2)
     with pytest.raises(ValueError, match="start"):
         dropnet._core.random.fill_uniform_bits(np.zeros(3, np.uint32), 5, 6, 2**64 - 2)
+
+
+# ---------------------------------------------------------------- every op with guard-page operands
+
+def _plain(a):
+    return a
+
+
+_R = np.random.default_rng(7)
+_X = _R.standard_normal((3, 5, 7, 13)).astype(np.float32)       # odd sizes: every loop has a tail
+_M = _R.standard_normal((37, 29)).astype(np.float32)
+_W = _R.standard_normal((19, 29)).astype(np.float32)
+_S = from_dense(_W, threshold=0.7)
+_BITS = ops.dropout(_M, 0.3, seed=1, stream=2, return_mask=True)[1]
+_SP_BITS = ops.spatial_dropout(_X, 0.3, seed=1, stream=2, return_mask=True)[1]
+_PY, _PIDX = ops.max_pool2d(_X, 3, 2, 1, return_indices=True)
+_GAMMA, _BETA = _R.standard_normal(5).astype(np.float32), _R.standard_normal(5).astype(np.float32)
+_BN_Y, _BN_MEAN, _BN_INV = ops.batch_norm(_X, _GAMMA, _BETA, None, None, training=True, relu=True)
+_DW = _R.standard_normal((5, 1, 3, 3)).astype(np.float32)
+_IMG = _R.standard_normal((4, 3, 11, 9)).astype(np.float32)
+
+GUARDED_OPS = {
+    "dropout": lambda g: ops.dropout(g(_M), 0.3, seed=1, stream=2, return_mask=True),
+    "dropout_backward": lambda g: ops.dropout_backward(g(_M), 0.3, mask_bits=g(_BITS)),
+    "alpha_dropout": lambda g: ops.alpha_dropout(g(_M), 0.2, seed=3, stream=4),
+    "alpha_dropout_backward": lambda g: ops.alpha_dropout_backward(g(_M), 0.2, seed=3, stream=4),
+    "spatial_dropout": lambda g: ops.spatial_dropout(g(_X), 0.3, seed=1, stream=2),
+    "spatial_dropout_backward": lambda g: ops.spatial_dropout_backward(g(_X), 0.3, mask_bits=g(_SP_BITS)),
+    "drop_connect": lambda g: ops.drop_connect(g(_W), 0.4, seed=5, stream=6),
+    "mc_dropout": lambda g: ops.mc_dropout(g(_M), 0.3, seed=1, stream0=2, samples=3),
+    "unpack_mask": lambda g: ops.unpack_mask(g(_BITS), _M.shape),
+    "matmul": lambda g: ops.matmul(g(_M), g(_W), trans_b=True),
+    "matmul_skip_zeros": lambda g: ops.matmul_skip_zeros(g(np.maximum(_M, 0)), g(_W), trans_b=True)[0],
+    "linear": lambda g: ops.linear(g(_M), g(_W), g(_W[:, 0].copy()), activation="gelu", dropout=0.3, seed=1,
+                                   stream=2, return_mask=True),
+    "conv2d": lambda g: ops.conv2d(g(_X), g(_X[:2, :, :3, :3].copy()), g(_X[0, 0, 0, :2].copy()), padding=1,
+                                   stride=(2, 1), activation="relu"),
+    "conv2d_backward": lambda g: ops.conv2d_backward(g(_X[:, :2, :5, :11].copy()), g(_X), g(_X[:2, :, :3, :3].copy())),
+    "conv2d_depthwise": lambda g: ops.conv2d(g(_X), g(_DW), groups=5, dilation=2),
+    "max_pool2d": lambda g: ops.max_pool2d(g(_X), 3, 2, 1, return_indices=True),
+    "max_pool2d_backward": lambda g: ops.max_pool2d_backward(g(_PY), g(_PIDX), _X.shape),
+    "avg_pool2d": lambda g: ops.avg_pool2d(g(_X), 3, 2, 1, count_include_pad=False),
+    "avg_pool2d_backward": lambda g: ops.avg_pool2d_backward(g(_PY), _X.shape, 3, 2, 1),
+    "global_avg_pool2d": lambda g: ops.global_avg_pool2d(g(_X)),
+    "global_avg_pool2d_backward": lambda g: ops.global_avg_pool2d_backward(g(_X[:, :, 0, 0].copy()), _X.shape),
+    "batch_norm": lambda g: ops.batch_norm(g(_X), g(_GAMMA), g(_BETA),
+                                           # updated in place: guarded, never misaligned (refused, see above)
+                                           gp.guarded(np.zeros(5, np.float32)), gp.guarded(np.ones(5, np.float32)),
+                                           training=True,
+                                           relu=True),
+    "batch_norm_2d": lambda g: ops.batch_norm(g(_M), None, None, None, None, training=True),
+    "batch_norm_backward": lambda g: ops.batch_norm_backward(g(_X), g(_X), g(_GAMMA),
+                                                             g(_BN_MEAN), g(_BN_INV), y=g(_BN_Y)),
+    "sparse_linear": lambda g: ops.sparse_linear(g(_M), _S, g(_W[:, 0].copy()), activation="relu"),
+    "sparse_linear_backward_input": lambda g: ops.sparse_linear_backward_input(g(_M[:, :19].copy()), _S),
+    "sparse_weight_grad": lambda g: ops.sparse_weight_grad(g(_M[:, :19].copy()), g(_M), _S),
+    "augment_images": lambda g: ops.augment_images(g(_IMG), padding=2, flip=True, erase=0.5, seed=1, stream=2),
+    "random_crop": lambda g: ops.random_crop(g(_IMG), 3, seed=1, stream=2),
+    "random_flip": lambda g: ops.random_flip(g(_IMG), seed=1, stream=2),
+    "random_erasing": lambda g: ops.random_erasing(g(_IMG), 0.9, seed=1, stream=2),
+}
+
+
+def _as_list(result):
+    return list(result) if isinstance(result, tuple) else [result]
+
+
+@pytest.mark.parametrize("name", sorted(GUARDED_OPS))
+@pytest.mark.parametrize("misalign", [0, 1])
+def test_every_op_with_operands_flush_against_a_guard_page(isa_level, name, misalign):
+    """Same bits as with ordinary arrays, on every ISA path, with every array operand ending at a
+    PROT_NONE page (an over-read faults) and, with misalign, starting off its alignment."""
+    want = _as_list(GUARDED_OPS[name](_plain))
+    got = _as_list(GUARDED_OPS[name](lambda a: gp.guarded(a, misalign=misalign % a.dtype.itemsize)))
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)

@@ -119,14 +119,15 @@ def test_elementwise_losses_match_torch(loss, out_act):
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)
 
 
-def test_binary_accuracy_precision_recall_match_numpy():
-    m = mlp(out_units=1, out_act="sigmoid", seed=4)
+@pytest.mark.parametrize("out_act", ["sigmoid", None])
+def test_binary_accuracy_precision_recall_match_numpy(out_act):
+    m = mlp(out_units=1, out_act=out_act, seed=4)
     m.compile(loss="binary_crossentropy", metrics=["accuracy", "precision", "recall"])
     x = RNG.standard_normal((40, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.float32)
     m.fit(x, y, epochs=3, batch_size=8, verbose=0)
-    p = m.predict(x)[:, 0]
-    pred, true = p > 0.5, y >= 0.5
+    p = m.predict(x)[:, 0]  # probabilities with the sigmoid, logits without it
+    pred, true = (p > 0.5 if out_act else p > 0), y >= 0.5
     got = m.evaluate(x, y)
     assert got["accuracy"] == pytest.approx(np.mean(pred == true))
     tp = np.sum(pred & true)
@@ -391,3 +392,43 @@ def test_loss_and_metric_names():
         "accuracy", "top_5_accuracy", "top_3_accuracy", "mse"]
     with pytest.raises(ValueError, match="metrics"):
         metrics.get_list(["top_0_accuracy"])
+
+
+@pytest.mark.parametrize("act,ref", [(L.ELU(0.7), lambda h: F.elu(h, 0.7)), (L.LeakyReLU(0.2), lambda h: F.leaky_relu(h, 0.2))])
+def test_elu_and_leaky_relu_layers_train_like_torch(act, ref):
+    m = Sequential([L.Dense(5), act, L.Dense(3, activation="softmax")], input_shape=(4,), seed=15)
+    m.compile(optimizer=optim.SGD(lr=0.1), loss="sparse_categorical_crossentropy")
+    x = RNG.standard_normal((9, 4)).astype(np.float32)
+    y = RNG.integers(0, 3, 9)
+    ts = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in m.get_weights()]
+    h = ref(torch.tensor(x, dtype=torch.float64) @ ts[0].T + ts[1])
+    F.cross_entropy(h @ ts[2].T + ts[3], torch.tensor(y)).backward()
+    m.train_on_batch(x, y)
+    for got, t in zip(m.get_weights(), ts):
+        np.testing.assert_allclose(got, (t - 0.1 * t.grad).detach().numpy(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="elu"):
+        dropnet._core.nn.Network([{"type": "dense", "units": 2, "activation": "elu"}], (3,), "mse", 0)
+
+
+def test_checkpoint_keeps_names_frozen_layers_and_constraints(tmp_path):
+    m = Sequential([L.Reshape((1, 4, 4)), L.RandomFlip(), L.Conv2D(2, 3, kernel_constraint=constraints.MaxNorm(0.3)),
+                    L.Flatten(), L.DropConnect(5, rate=0.3, activation="relu", name="dc"), L.ELU(),
+                    L.Dense(3, activation="softmax", trainable=False)], input_shape=(16,), seed=16)
+    m.compile(optimizer=optim.SGD(lr=0.5), loss="sparse_categorical_crossentropy")
+    x = RNG.standard_normal((12, 16)).astype(np.float32)
+    y = RNG.integers(0, 3, 12)
+    m.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    m.save(str(tmp_path / "m.npz"))
+    r = dropnet.load_model(str(tmp_path / "m.npz"))
+    assert [l.name for l in r.layers] == [l.name for l in m.layers]
+    assert not r.get_layer("dense").trainable
+    np.testing.assert_array_equal(r.predict(x), m.predict(x))
+    frozen = r.get_weights()[-2].copy()
+    r.fit(x * 10, y, epochs=2, batch_size=4, verbose=0)
+    np.testing.assert_array_equal(r.get_weights()[-2], frozen)
+    w = r.get_weights()[0].reshape(2, -1)
+    assert np.all(np.linalg.norm(w, axis=1) <= 0.3 * (1 + 1e-6))
+    # the two runs continue identically (names, flags and constraint all came back)
+    m.fit(x * 10, y, epochs=2, batch_size=4, verbose=0)
+    for a, b in zip(m.get_weights(), r.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -12,8 +12,27 @@ import dropnet
 from philox_ref import stream_words as ref_stream
 
 
-def test_version():
-    assert isinstance(dropnet.__version__, str) and dropnet.__version__[0].isdigit()
+PYPROJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "pyproject.toml")
+
+
+def test_version_is_pyprojects():
+    # From a wheel it comes from the generated dropnet/_version.py, from a checkout from the file.
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    with open(PYPROJECT, "rb") as f:
+        assert dropnet.__version__ == tomllib.load(f)["project"]["version"]
+
+
+def test_version_from_pyproject_reads_the_project_table(tmp_path):
+    from dropnet._version_source import version_from_pyproject
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[build-system]\nrequires = ["x"]\nversion = "9.9"\n\n[project]\nname = "a"\n'
+                    "version = '1.2.3rc1'\n\n[tool.x]\nversion = \"0.0\"\n")
+    assert version_from_pyproject(str(path)) == "1.2.3rc1"
+    path.write_text('[project]\nname = "a"\n[tool.x]\nversion = "0.0"\n')
+    with pytest.raises(RuntimeError, match="no \\[project\\] version"):
+        version_from_pyproject(str(path))
+    with pytest.raises(RuntimeError, match="no generated _version.py"):
+        version_from_pyproject(str(tmp_path / "missing.toml"))
 
 
 def test_threads_round_trip():

@@ -498,6 +498,81 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
           "order[s*batch_size : (s+1)*batch_size] of x and y (order None: rows in sequence), gathered natively; "
           "exactly train_step on each batch. Returns (losses float64, correct int64), one entry per step.")
       .def(
+          "compute_gradients",
+          [](nn::Network& n, const py::object& x, const py::object& y, const py::object& row_offset,
+             const py::object& grad_rows, const py::object& sample_weight) {
+            auto xa = require_batch(n, x, "x");
+            const int64_t rows = xa.shape(0);
+            TargetArrays t = require_targets(n, y, rows, "y", sample_weight);
+            const uint64_t offset = require_u64_like(row_offset, "row_offset");
+            int64_t total = rows;
+            if (!grad_rows.is_none()) {
+              if (!py::isinstance<py::int_>(grad_rows) || py::isinstance<py::bool_>(grad_rows))
+                throw TypeError(str_concat("grad_rows: expected an int or None, got ",
+                                           std::string(py::str(py::type::of(grad_rows).attr("__name__")))));
+              total = grad_rows.cast<int64_t>();
+            }
+            const float* xp = xa.data();
+            double loss_sum;
+            {
+              py::gil_scoped_release release;  // raw buffers of xa / t.keep only, both alive in this frame
+              loss_sum = n.compute_gradients(xp, rows, t.t, offset, total);
+            }
+            return py::make_tuple(loss_sum, n.last_batch_correct());
+          },
+          py::arg("x"), py::arg("y"), py::arg("row_offset") = 0, py::arg("grad_rows") = py::none(),
+          py::arg("sample_weight") = py::none(),
+          "First half of train_step: forward (dropout element indices counted from global row row_offset), "
+          "loss and backward into grad_buffer, each gradient that of (sum of the rows' weighted losses) / grad_rows "
+          "(default: the rows of x). Every layer runs dense. Returns (loss_sum, correct); correct is -1 when "
+          "targets have no class. Parameters, optimizer state and rng_offset are unchanged.")
+      .def(
+          "apply_gradients",
+          [](nn::Network& n) {
+            py::gil_scoped_release release;  // touches only the network's own buffers
+            return n.apply_gradients();
+          },
+          "Second half of train_step: weight penalties' gradients, the optimizer update from grad_buffer, "
+          "rng_offset advanced past the last compute_gradients' dropout streams. Returns the penalty value.")
+      .def_property_readonly(
+          "grad_buffer",
+          [](py::object self) {
+            nn::Network& n = self.cast<nn::Network&>();
+            // A view of the network's arena (no copy), kept alive by the network object.
+            return py::array_t<float>({n.grad_arena_size()}, {static_cast<py::ssize_t>(sizeof(float))},
+                                      n.grad_arena(), self);
+          },
+          "Every parameter's gradient in one flat float32 array (a writable view, no copy): parameter i "
+          "at grad_offsets[i] with get_params()[i].size entries; padding between them is 0. "
+          "Sum it across processes in place between compute_gradients and apply_gradients.")
+      .def(
+          "set_batchnorm_sync",
+          [](nn::Network& n, const py::object& sum) {
+            if (sum.is_none()) return n.set_batchnorm_sum(nullptr);
+            if (!PyCallable_Check(sum.ptr()))
+              throw TypeError(str_concat("sum: expected a callable or None, got ",
+                                         std::string(py::str(py::type::of(sum).attr("__name__")))));
+            // Held by the network; dropped (with the GIL, like the network itself) when replaced.
+            auto fn = std::make_shared<py::object>(sum);
+            n.set_batchnorm_sum([fn](double* data, int64_t count) {
+              py::gil_scoped_acquire gil;  // called from compute_gradients, which released it
+              py::capsule no_owner(data, [](void*) {});
+              (*fn)(py::array_t<double>({count}, {static_cast<py::ssize_t>(sizeof(double))}, data, no_owner));
+            });
+          },
+          py::arg("sum"),
+          "Synchronised batch norm for compute_gradients: sum(a) must replace the float64 array a by its sum "
+          "over the processes, in place (e.g. an MPI allreduce); batch statistics then cover every process's "
+          "batch. None: each process uses its own batch (the default).")
+      .def_property_readonly(
+          "grad_offsets",
+          [](const nn::Network& n) {
+            py::list out;
+            for (int64_t i = 0; i < n.n_params(); ++i) out.append(n.grad_offset(i));
+            return out;
+          },
+          "Start of each parameter's gradient in grad_buffer.")
+      .def(
           "forward",
           [](nn::Network& n, const py::object& x, bool training, const py::object& stream_offset, bool bn_training) {
             auto xa = require_batch(n, x, "x");

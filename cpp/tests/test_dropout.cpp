@@ -203,3 +203,37 @@ TEST_CASE("non-temporal store paths equal the scalar twin at every misalignment 
         CHECK(got_bits == want_bits);
       }
 }
+
+// A data-parallel rank's shard starts at a global row: its elements draw the words of the whole
+// batch from index_offset on (docs/distributed.md). Offsets not a multiple of 4 take the scalar
+// twin inside the threaded entry; multiples of 4 the vector bodies; both against the contract.
+TEST_CASE("index_offset: element e draws word index_offset + e on every ISA, any alignment") {
+  const Isa saved = active_isa();
+  const uint64_t seed = 0x0123456789abcdefULL, stream = 7;
+  const uint32_t threshold = keep_threshold(0.4);
+  const uint64_t offsets[] = {0, 1, 2, 3, 4, 5, 63, 64, 68, 130, (uint64_t{1} << 34) - 3};
+  const int64_t lengths[] = {1, 17, 64, 65, 200, 64 * 40 + 3};
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (isa > max_supported_isa()) continue;
+    set_isa(isa);
+    for (uint64_t off : offsets)
+      for (int64_t n : lengths) {
+        std::vector<float> x = ramp(n), y(n), alpha_y(n);
+        std::vector<uint64_t> bits((n + 63) / 64), alpha_bits((n + 63) / 64), mask_only((n + 63) / 64);
+        cpu::dropout_forward(x.data(), y.data(), n, threshold, 2.f, seed, stream, bits.data(), off);
+        cpu::dropout_mask_bits(n, threshold, seed, stream, mask_only.data(), off);
+        CAPTURE(static_cast<int>(isa));
+        CAPTURE(off);
+        CAPTURE(n);
+        CHECK(mask_only == bits);
+        for (int64_t e = 0; e < n; ++e) {
+          const bool keep = philox::stream_word(seed, stream, off + static_cast<uint64_t>(e)) < threshold;
+          if (bits_word(bits, e) != keep || y[e] != (keep ? x[e] * 2.f : 0.f)) {
+            FAIL_CHECK("element " << e << " differs from the contract");
+            break;
+          }
+        }
+      }
+  }
+  set_isa(saved);
+}

@@ -160,3 +160,39 @@ TEST_CASE("fused epilogue equals apply_epilogue after the product") {
         CHECK(worst <= 1e-6f);
       }
 }
+
+// A data-parallel rank's rows draw the words of their global positions (docs/distributed.md).
+TEST_CASE("epilogue index_offset: element (i, j) draws word index_offset + i*N + j, any ISA and alignment") {
+  IsaGuard guard;
+  const int64_t M = 13, N = 37, K = 20;
+  const Problem p = make_problem(false, true, M, N, K, 5);
+  const uint32_t threshold = keep_threshold(0.5);
+  for (int level = 0; level <= static_cast<int>(max_supported_isa()); ++level)
+    for (int threads : {1, 2})
+      for (uint64_t off : {uint64_t{0}, uint64_t{1}, uint64_t{2}, uint64_t{3}, uint64_t{4}, uint64_t{8 * 37},
+                           uint64_t{17 * 37}, (uint64_t{1} << 34) - 1}) {
+        set_isa(static_cast<Isa>(level));
+        set_num_threads(threads);
+        std::vector<uint64_t> mask(static_cast<size_t>((M * N + 63) / 64), 0);
+        std::vector<float> c(M * N);
+        cpu::GemmEpilogue ep;
+        ep.dropout = true;
+        ep.threshold = threshold;
+        ep.scale = 2.f;
+        ep.seed = 99;
+        ep.stream = 3;
+        ep.index_offset = off;
+        ep.mask_bits = mask.data();
+        cpu::sgemm(false, true, M, N, K, 1.f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.f, c.data(), N, &ep);
+        int64_t wrong = 0;
+        for (int64_t e = 0; e < M * N; ++e) {
+          const bool keep = philox::stream_word(99, 3, off + static_cast<uint64_t>(e)) < threshold;
+          wrong += static_cast<int64_t>((mask[static_cast<size_t>(e >> 6)] >> (e & 63)) & 1) != keep;
+          wrong += !keep && c[e] != 0.f;
+        }
+        CAPTURE(level);
+        CAPTURE(threads);
+        CAPTURE(off);
+        CHECK(wrong == 0);
+      }
+}

@@ -16,13 +16,14 @@ import os as _os
 _os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 
 from . import _core  # noqa: E402
+from ._version_source import package_version as _package_version
 from ._runtime import cpu_features, get_num_threads, set_isa, set_num_threads, isa, cuda_available
 from . import ops, prune, random, sparse
 from . import callbacks, constraints, datasets, io, layers, losses, metrics, models, optim, plot, regularizers
 from .models import Sequential, load_model
 from .random import Generator
 
-__version__: str = _core.__version__
+__version__: str = _package_version()
 
 
 

@@ -155,7 +155,12 @@ def _check_out_dir(out: Optional[str]) -> None:
 
 
 def cmd_train(args) -> int:
-    from . import callbacks, optim
+    from . import callbacks, distributed, optim
+
+    # Under mpiexec with several ranks, train data-parallel (docs/distributed.md); rank 0 speaks.
+    parallel = distributed.launched_size() > 1
+    main = distributed.is_main() if parallel else True
+    say = print if main else (lambda *a, **k: None)
 
     _check_out_dir(args.out)
     (x_train, y_train), (x_test, y_test) = _load_dataset(args)
@@ -177,10 +182,13 @@ def cmd_train(args) -> int:
     if args.step_every:
         cbs.append(callbacks.StepDecay(factor=args.step_factor, every=args.step_every))
     stop = _StopOnInterrupt()
-    cbs.append(stop.callback)
-    model.summary()
+    # Ranks would see Ctrl-C at different steps and part ways: distributed, it ends the job instead.
+    if not parallel:
+        cbs.append(stop.callback)
+    if main:
+        model.summary()
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_data=(x_test, y_test), callbacks=cbs, verbose=args.verbose)
+                        validation_data=(x_test, y_test), callbacks=cbs, verbose=args.verbose, distributed=parallel)
     if stop.interrupted:
         steps = history.params.get("steps", 0)
         where = (f"last checkpoint: {checkpoint.last_saved} (written when training stopped)"
@@ -189,10 +197,11 @@ def cmd_train(args) -> int:
         print(f"dropnet train: interrupted in epoch {stop.epoch + 1}/{args.epochs} after step {stop.step}/{steps}; "
               f"{where}", file=sys.stderr)
         return 130
-    result = model.evaluate(x_test, y_test)
-    print(f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.4f}  (seed {args.seed})")
+    result = model.evaluate(x_test, y_test, distributed=parallel)
+    say(f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.4f}  (seed {args.seed})"
+        + (f"  ({distributed.size()} ranks)" if parallel else ""))
     if args.out:
-        print(f"wrote {os.path.join(args.out, 'history.csv')} and {os.path.join(args.out, 'model.npz')}")
+        say(f"wrote {os.path.join(args.out, 'history.csv')} and {os.path.join(args.out, 'model.npz')}")
     return 0
 
 

@@ -14,32 +14,66 @@ File format (version 1): a numpy ``.npz`` (zip) read with ``allow_pickle=False``
 ``sha256`` covers the canonical JSON of the header without it plus every array's name, dtype,
 shape and bytes, so truncation and tampering are detected (the zip CRCs catch most of it too).
 Files are written to a temporary file in the destination directory and moved into place with
-``os.replace``: a reader never sees a partial checkpoint. Loading builds a complete new model or
-raises ``ValueError``; nothing is half-loaded.
+``os.replace``: a reader never sees a partial checkpoint (see ``dropnet._atomic`` for the
+temporary file's name, its cleanup after a killed save and the file mode, which follows the
+umask). Loading builds a complete new model or raises ``ValueError``; nothing is half-loaded.
+
+Hostile files: before anything but the (size-limited) header is decompressed, the member names
+must be exactly the header's arrays, each member's declared size must fit its declared float32
+shape, and those shapes must add up to the model the header's architecture describes; arrays are
+then read straight into buffers of the declared size, 1 MiB of compressed stream at a time, one
+group (params, slots, masks, state) at a time into the network built first. Peak memory while
+loading is thus the built model's own memory plus at most its largest group of arrays: under
+twice the memory of the model the header declares. Only
+finite values are accepted (weights, optimizer slots, state); ``save`` refuses a model whose
+training diverged (NaN/inf weights) with ValueError instead of writing a file ``load_model``
+would refuse.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
+import re
 import zipfile
 import zlib
 from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 
+from ._atomic import atomic_write
+
 FORMAT = "dropnet.checkpoint"
 VERSION = 1
 
+_MEMBER = re.compile(r"(?:param|slot|mask|state)_\d{3,}")  # array names; the zip members add ".npy"
+_MAX_HEADER_BYTES = 16 << 20  # the JSON header: layer configs and array list, never near this
+_NPY_PREAMBLE_MAX = 1 << 16   # magic + .npy header of one member (numpy writes 128 bytes)
+_FLOAT32 = np.dtype("<f4")
 
-def _digest(header: dict, arrays: List[Tuple[str, np.ndarray]]) -> str:
+
+def _require_finite(kind: str, arrays: List[Tuple[str, np.ndarray]]) -> None:
+    for name, arr in arrays:
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}: expected finite {kind} values, got NaN/inf")
+
+
+def _digest_start(header: dict):
     h = hashlib.sha256()
     body = {k: v for k, v in header.items() if k != "sha256"}
     h.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    return h
+
+
+def _digest_add(h, name: str, arr: np.ndarray) -> None:
+    h.update(f"\n{name}|{arr.dtype.str}|{arr.shape}\n".encode())
+    h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))  # the buffer itself, no copy
+
+
+def _digest(header: dict, arrays: List[Tuple[str, np.ndarray]]) -> str:
+    h = _digest_start(header)
     for name, arr in arrays:
-        h.update(f"\n{name}|{arr.dtype.str}|{arr.shape}\n".encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
+        _digest_add(h, name, arr)
     return h.hexdigest()
 
 
@@ -72,97 +106,277 @@ def _write_atomic(path: str, header: dict, arrays: List[Tuple[str, np.ndarray]])
     """``header`` (sha256 added) and ``arrays`` as an npz at ``path``, via a temporary file and
     ``os.replace``: a reader sees the old file or the new one, never a partial one."""
     header["sha256"] = _digest(header, arrays)
+    try:
+        _require_finite("model", [(n, a) for n, a in arrays if not n.startswith("mask_")])
+    except ValueError as e:
+        raise ValueError(f"save: {e}: training diverged, so the model is not saved (load_model would refuse "
+                         "it); lower the learning rate or stop with callbacks.TerminateOnNaN") from None
     payload = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     payload.update(arrays)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **payload))
 
 
-def _read(path: str, fmt: str = FORMAT) -> Tuple[dict, Dict[str, np.ndarray]]:
+def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dtype: np.dtype, shape: Tuple[int, ...]) -> np.ndarray:
+    """One .npy member, which must hold exactly ``dtype`` and ``shape``, read straight into a buffer
+    of that size (no pickle, no intermediate copy); its trailing bytes and zip CRC are checked."""
+    with zf.open(info) as s:
+        got_shape, fortran, got_dtype = _npy_header(s, info)
+        if got_dtype != dtype or tuple(got_shape) != tuple(shape) or (fortran and len(shape) > 1):
+            raise ValueError(f"{info.filename}: expected {dtype.str} {tuple(shape)}, the member holds "
+                             f"{got_dtype.str} {tuple(got_shape)}")
+        arr = np.empty(shape, dtype)
+        view = memoryview(arr).cast("B")
+        filled = 0
+        while filled < len(view):
+            # 1 MiB at a time: zipfile's readinto allocates (and decompresses into) a temporary
+            # the size of the request, which for a whole array would double its memory.
+            n = s.readinto(view[filled:filled + (1 << 20)])
+            if not n:
+                raise ValueError(f"{info.filename}: ends after {filled} of {len(view)} bytes")
+            filled += n
+        if s.read(1):  # also reaches the end, where zipfile checks the CRC
+            raise ValueError(f"{info.filename}: longer than its declared shape")
+    return arr
+
+
+def _parse_header(raw: bytes, fmt: str) -> dict:
     try:
-        # Our own file handle: np.load leaks the one it opens when the content is not an npz.
-        with open(path, "rb") as f:
-            z = np.load(f, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ValueError("a single .npy array, not an npz archive")
-            with z:
-                if "header" not in z.files:
-                    raise ValueError("no 'header' entry")
-                header = json.loads(bytes(z["header"]).decode("utf-8"))
-                arrays = {name: z[name] for name in z.files if name != "header"}
+        header = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("header: JSON nested too deeply") from None
+    if not isinstance(header, dict) or header.get("format") != fmt:
+        raise ValueError(f"not a {fmt} file (header format "
+                         f"{header.get('format') if isinstance(header, dict) else None!r})")
+    if header.get("version") != VERSION:
+        raise ValueError(f"checkpoint version {header.get('version')!r} is not supported "
+                         f"(this dropnet reads version {VERSION})")
+    return header
+
+
+def _declared_arrays(header: dict) -> List[Tuple[str, Tuple[int, ...]]]:
+    """The header's array list, checked: unique array names, float32, non-negative int shapes."""
+    entries = header.get("arrays")
+    if not isinstance(entries, list):
+        raise ValueError("header: 'arrays' is not a list")
+    out, seen = [], set()
+    for e in entries:
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not _MEMBER.fullmatch(e["name"]):
+            raise ValueError(f"header: bad array entry {str(e)[:80]!r}")
+        shape = e.get("shape")
+        if (e.get("dtype") != _FLOAT32.str or not isinstance(shape, list) or len(shape) > 8
+                or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in shape)):
+            raise ValueError(f"header: {e['name']}: expected float32 ('<f4') with a shape of ints, got "
+                             f"{e.get('dtype')!r} {str(shape)[:80]}")
+        if e["name"] in seen:
+            raise ValueError(f"header: {e['name']} listed twice")
+        seen.add(e["name"])
+        out.append((e["name"], tuple(shape)))
+    return out
+
+
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile, zlib.error,
+                UnicodeDecodeError, NotImplementedError)
+
+
+class _Checkpoint:
+    """An open checkpoint whose header and member table are checked; arrays are read one at a
+    time (``array``), so loading never holds more than the model plus one group of arrays.
+
+    Nothing but the (size-limited) header is decompressed before every member's name and declared
+    size is checked against the header, and ``expect(header, declared)`` (the architecture's own
+    sizes) has accepted the declared shapes."""
+
+    def __init__(self, path: str, expect, fmt: str = FORMAT) -> None:
+        self.path, self._fmt = path, fmt
+        self._file = open(path, "rb")
+        try:
+            if self._file.read(4) != b"PK\x03\x04":
+                raise ValueError("not an npz (zip) archive")
+            self._file.seek(0)
+            # zipfile directly: np.load would decompress any member asked for, pickles included.
+            self._zip = zipfile.ZipFile(self._file)
+            self._open(expect)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, expect) -> None:
+        infos = self._zip.infolist()
+        if "header.npy" not in {info.filename for info in infos}:
+            raise ValueError("no 'header' entry")
+        members = {}
+        for info in infos:
+            name = info.filename[:-4] if info.filename.endswith(".npy") else None
+            if name is None or not (name == "header" or _MEMBER.fullmatch(name)) or name in members:
+                raise ValueError(f"unexpected member {info.filename[:80]!r}")
+            members[name] = info
+        hinfo = members.pop("header")
+        if hinfo.file_size > _MAX_HEADER_BYTES + _NPY_PREAMBLE_MAX:
+            raise ValueError(f"header member declares {hinfo.file_size} bytes")
+        with self._zip.open(hinfo) as s:
+            shape, _, dtype = _npy_header(s, hinfo)
+        if dtype != np.uint8 or len(shape) != 1 or shape[0] > _MAX_HEADER_BYTES:
+            raise ValueError(f"header member: expected uint8 bytes, got {dtype} {shape}")
+        self.header = _parse_header(_read_npy(self._zip, hinfo, np.dtype(np.uint8), shape).tobytes(), self._fmt)
+        self.declared = _declared_arrays(self.header)
+        listed = {n for n, _ in self.declared}
+        if listed != set(members):
+            raise ValueError(f"the header does not match its arrays (members not listed: "
+                             f"{sorted(set(members) - listed)[:4]}, listed but missing: "
+                             f"{sorted(listed - set(members))[:4]})")
+        for name, shape in self.declared:
+            need = int(np.prod(shape, dtype=np.int64)) * 4
+            if not need <= members[name].file_size <= need + _NPY_PREAMBLE_MAX:
+                raise ValueError(f"{name}: the member declares {members[name].file_size} bytes, "
+                                 f"its header shape {list(shape)} needs {need}")
+        self._members = members
+        self._shapes = dict(self.declared)
+        if expect is not None:
+            expect(self.header, self.declared)
+
+    def array(self, name: str) -> np.ndarray:
+        return _read_npy(self._zip, self._members[name], _FLOAT32, self._shapes[name])
+
+    def close(self) -> None:
+        if getattr(self, "_zip", None) is not None:
+            self._zip.close()
+        self._file.close()
+
+    def __enter__(self) -> "_Checkpoint":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _npy_header(s, info: zipfile.ZipInfo):
+    version = np.lib.format.read_magic(s)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(s)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(s)
+    raise ValueError(f"{info.filename}: .npy version {version} is not used by dropnet")
+
+
+def _read(path: str, fmt: str = FORMAT, expect=None) -> Tuple[dict, Dict[str, np.ndarray]]:
+    """Header and all arrays of a ``fmt`` file (checked as ``_Checkpoint`` does)."""
+    try:
+        with _Checkpoint(path, expect, fmt) as ck:
+            return ck.header, {name: ck.array(name) for name, _ in ck.declared}
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a readable dropnet checkpoint (truncated or corrupt: "
-                         f"{type(e).__name__}: {e})") from None
-    if not isinstance(header, dict) or header.get("format") != fmt:
-        raise ValueError(f"{path}: not a {fmt} file (header format {header.get('format')!r})"
-                         if isinstance(header, dict) else f"{path}: not a {fmt} file")
-    if header.get("version") != VERSION:
-        raise ValueError(f"{path}: checkpoint version {header.get('version')!r} is not supported "
-                         f"(this dropnet reads version {VERSION})")
-    return header, arrays
+    except MemoryError:
+        raise ValueError(f"{path}: the checkpoint declares arrays larger than the available memory") from None
+    except _READ_ERRORS as e:
+        raise ValueError(f"{path}: not a readable dropnet checkpoint ({type(e).__name__}: {e})") from None
+
+
+def _check_declared_sizes(model, declared: List[Tuple[str, Tuple[int, ...]]], slots: bool = True) -> None:
+    """Declared params and state must be the sizes ``model``'s architecture gives; optimizer slots
+    a whole number (at most 8) of copies of the params; masks at most the params."""
+    sizes = {"param": 0, "slot": 0, "mask": 0, "state": 0}
+    for name, shape in declared:
+        sizes[name.split("_")[0]] += int(np.prod(shape, dtype=np.int64))
+    if model.input_shape is None:
+        raise ValueError("arrays present but the architecture has no input shape")
+    rows = model._shapes_with_state(model.input_shape)
+    n_params, n_state = sum(r[2] for r in rows), sum(r[3] for r in rows)
+    if sizes["param"] != n_params or sizes["state"] != n_state:
+        raise ValueError(f"the array shapes do not match the architecture: they declare {sizes['param']} parameter "
+                         f"and {sizes['state']} state values, the architecture has {n_params} and {n_state}")
+    max_slots = 8 * n_params if slots else 0
+    if sizes["mask"] > n_params or (n_params and sizes["slot"] % n_params) or sizes["slot"] > max_slots:
+        raise ValueError(f"arrays declare {sizes['slot']} optimizer and {sizes['mask']} mask values "
+                         f"for {n_params} parameters")
+
+
+def _expect_architecture(model_box: list):
+    """The check ``_read`` runs before decompressing arrays: build the layers from the header's
+    config (no weights allocated) and require the declared params and state to be the sizes the
+    architecture gives, slots a whole number of copies of the params, masks shaped like params."""
+    from . import layers as _layers
+    from .models import Sequential
+
+    def expect(header: dict, declared: List[Tuple[str, Tuple[int, ...]]]) -> None:
+        cfg = header["model"]
+        model = Sequential([_layers.from_config(e) for e in cfg["layers"]], input_shape=cfg["input_shape"],
+                           seed=cfg["seed"], name=cfg.get("name", "sequential"))
+        model_box.append(model)
+        if declared:
+            _check_declared_sizes(model, declared)
+
+    return expect
 
 
 def load_model(path: str):
     """Rebuild a ``Sequential`` saved with ``save_model``: architecture, weights, pruning masks,
     optimizer state (step and slots), learning rate and RNG offset, so training continues exactly where it stopped.
 
-    Raises ValueError for a truncated, tampered or foreign file; FileNotFoundError if missing."""
-    from . import layers as _layers
-    from .models import Sequential
-
+    Raises ValueError for a truncated, tampered or foreign file; FileNotFoundError if missing.
+    The model is built first and filled one group of arrays at a time (params, optimizer slots,
+    masks, state), hashing as it goes; it is returned only once the SHA-256 matched."""
     path = os.fspath(path)
-    header, arrays = _read(path)
+    built: list = []
+    stage = "not a readable dropnet checkpoint"
     try:
-        listed = [(e["name"], arrays[e["name"]]) for e in header["arrays"]]
-        if len(listed) != len(arrays):
-            raise KeyError(f"{len(arrays) - len(listed)} unlisted arrays")
-        expected = header["sha256"]
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: checkpoint header does not match its arrays ({e})") from None
-    if _digest(header, listed) != expected:
-        raise ValueError(f"{path}: checkpoint SHA-256 mismatch: the file was modified or damaged")
-    try:
-        cfg = header["model"]
-        model = Sequential([_layers.from_config(e) for e in cfg["layers"]], input_shape=cfg["input_shape"],
-                           seed=cfg["seed"], name=cfg.get("name", "sequential"))
-        if cfg["compile"] is not None:
-            comp = cfg["compile"]
-            model.compile(optimizer=comp["optimizer"], loss=comp["loss"], metrics=comp["metrics"])
-        state = header["state"]
-        if state is not None:
-            if not model.built:
-                raise ValueError("weights present but the model cannot be built")
-            n_params, n_slots, mask_params = state["n_params"], state["n_slots"], state["mask_params"]
-            n_state = int(state.get("n_state", 0))  # absent in checkpoints written before batch norm
-            if n_params + n_slots + len(mask_params) + n_state != len(listed):
-                raise ValueError(f"{len(listed)} arrays for {n_params} params, {n_slots} slots, "
-                                 f"{len(mask_params)} masks, {n_state} state arrays")
-            params = [arr for _, arr in listed[:n_params]]
-            slots = [arr for _, arr in listed[n_params:n_params + n_slots]]
-            model.set_weights(params)
-            net = model.network
-            n_masked = n_params + n_slots + len(mask_params)
-            for i, (_, mask) in zip(mask_params, listed[n_params + n_slots:n_masked]):
-                net.set_mask(int(i), mask)
-            net.set_state([arr for _, arr in listed[n_masked:]])
-            net.set_optimizer_state({"step": int(state["optimizer_step"]), "slots": slots})
-            net.lr = float(state["lr"])
-            net.rng_offset = int(state["rng_offset"])
-    except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise ValueError(f"{path}: checkpoint content is inconsistent ({type(e).__name__}: {e})") from None
+        with _Checkpoint(path, _expect_architecture(built)) as ck:
+            stage = "checkpoint content is inconsistent"
+            header, model = ck.header, built[0]
+            names = [name for name, _ in ck.declared]
+            expected = header["sha256"]
+            cfg = header["model"]
+            if cfg["compile"] is not None:
+                comp = cfg["compile"]
+                model.compile(optimizer=comp["optimizer"], loss=comp["loss"], metrics=comp["metrics"])
+            state = header["state"]
+            h = _digest_start(header)
+
+            def group(lo: int, hi: int, kind: str) -> List[np.ndarray]:
+                arrays = []
+                for name in names[lo:hi]:
+                    arr = ck.array(name)
+                    _digest_add(h, name, arr)
+                    arrays.append(arr)
+                if kind:
+                    _require_finite(kind, list(zip(names[lo:hi], arrays)))
+                return arrays
+
+            if state is None:
+                if names:
+                    raise ValueError(f"{len(names)} arrays but no state for them")
+            else:
+                if not model.built:
+                    raise ValueError("weights present but the model cannot be built")
+                n_params, n_slots, mask_params = state["n_params"], state["n_slots"], state["mask_params"]
+                n_state = int(state.get("n_state", 0))  # absent in checkpoints written before batch norm
+                if n_params + n_slots + len(mask_params) + n_state != len(names):
+                    raise ValueError(f"{len(names)} arrays for {n_params} params, {n_slots} slots, "
+                                     f"{len(mask_params)} masks, {n_state} state arrays")
+                net = model.network
+                model.set_weights(group(0, n_params, "model"))
+                net.set_optimizer_state({"step": int(state["optimizer_step"]),
+                                         "slots": group(n_params, n_params + n_slots, "optimizer state")})
+                n_masked = n_params + n_slots + len(mask_params)
+                for i, mask in zip(mask_params, group(n_params + n_slots, n_masked, "")):
+                    net.set_mask(int(i), mask)
+                net.set_state(group(n_masked, len(names), "state"))
+                net.lr = float(state["lr"])
+                net.rng_offset = int(state["rng_offset"])
+            if h.hexdigest() != expected:
+                raise _Tampered()
+    except FileNotFoundError:
+        raise
+    except _Tampered:
+        raise ValueError(f"{path}: checkpoint SHA-256 mismatch: the file was modified or damaged") from None
+    except MemoryError:
+        raise ValueError(f"{path}: the checkpoint declares arrays larger than the available memory") from None
+    except (*_READ_ERRORS, IndexError, OverflowError) as e:
+        raise ValueError(f"{path}: {stage} ({type(e).__name__}: {e})") from None
     return model
+
+
+class _Tampered(Exception):
+    """The digest did not match (raised inside load_model, reported as ValueError)."""
 
 
 def load_torch_state_dict(model, state_dict: Mapping[str, object]) -> None:
@@ -208,7 +422,8 @@ def load_weights(model, path: str) -> None:
     """Load ``save_weights`` output into a built model of the same architecture. Every array is
     checked (count, shape, digest) before anything is written; ValueError otherwise."""
     path = os.fspath(path)
-    header, arrays = _read(path, WEIGHTS_FORMAT)
+    header, arrays = _read(path, WEIGHTS_FORMAT,
+                           lambda header, declared: _check_declared_sizes(model, declared, slots=False))
     if _digest(header, [(a["name"], arrays.get(a["name"], np.empty(0))) for a in header.get("arrays", [])]) \
             != header.get("sha256"):
         raise ValueError(f"{path}: SHA-256 mismatch (the file is corrupt or was modified)")

@@ -557,6 +557,24 @@ class LeakyReLU(Layer):
         return {"type": "activation", "activation": "leaky_relu", "slope": self.alpha}
 
 
+class ELU(Layer):
+    """``x`` for x > 0, ``alpha * (exp(x) - 1)`` otherwise (Clevert et al. 2016; alpha 1 as in
+    Keras and PyTorch)."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
+            raise TypeError(f"alpha: expected a float, got {type(alpha).__name__}")
+        if not (math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"alpha: expected a finite float > 0, got {alpha}")
+        self.alpha = float(alpha)
+
+    def get_config(self) -> dict:
+        return {"alpha": self.alpha}
+
+    def native(self) -> dict:
+        return {"type": "activation", "activation": "elu", "slope": self.alpha}
+
+
 class Softmax(Layer):
     """Softmax over the features of a flat sample (B, n); with a crossentropy loss a final
     ``Softmax`` is fused into the loss like ``Dense(..., activation='softmax')``."""
@@ -660,7 +678,7 @@ _REGISTRY: Dict[str, Type[Layer]] = {c.__name__: c for c in (Input, Dense, Dropo
                                                              Flatten, Conv2D, MaxPool2D, AveragePooling2D,
                                                              GlobalAveragePooling2D, BatchNormalization,
                                                              SpatialDropout2D, GlobalMaxPooling2D, Reshape,
-                                                             LeakyReLU, Softmax, DropConnect, RandomCrop,
+                                                             LeakyReLU, ELU, Softmax, DropConnect, RandomCrop,
                                                              RandomFlip, RandomErasing)}
 
 

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
+from . import _fit_checks
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _losses
@@ -468,7 +469,7 @@ class Sequential(ModelAPI):
             callbacks: Optional[Sequence[_callbacks.Callback]] = None, verbose: int = 1,
             initial_epoch: int = 0, sample_weight: Optional[ArrayLike] = None,
             class_weight: Optional[Dict[int, float]] = None,
-            steps_per_epoch: Optional[int] = None) -> _callbacks.History:
+            steps_per_epoch: Optional[int] = None, distributed: Any = False) -> _callbacks.History:
         """Train for epochs ``initial_epoch .. epochs - 1``; one native ``train_step`` per batch.
 
         x: ``(N, *input_shape)``, converted once to float32 (float64 input is copied; float32 arrays,
@@ -486,7 +487,40 @@ class Sequential(ModelAPI):
         (y then None; no shuffling, validation_split or class_weight): a re-iterable (a list, a
         ``Sequence``) gives a fresh pass each epoch; a one-shot generator needs
         ``steps_per_epoch``. Returns a ``History``.
+
+        distributed: data-parallel over the MPI ranks this process was started with (every rank
+        calls fit with the same arguments; batch_size is the global batch);
+        ``dropnet.distributed.Options(micro_shards=k, sync_batchnorm=...)``: the same with
+        gradients summed in a fixed order (the same bits at any world size dividing k) or with
+        synchronised batch norm. See docs/distributed.md.
+
+        Every error that can be foreseen (arguments, data, a batch too small for batch norm) is
+        raised before the first step, with the model unchanged (with a generator of batches, each
+        batch is checked as it comes). A failure during training (an
+        exception from a callback, KeyboardInterrupt, MemoryError) stops fit where it happens:
+        the model keeps the updates of the steps completed before it (weights, optimizer state,
+        batch-norm statistics and ``rng_offset`` move together step by step). A NaN or infinite
+        epoch loss gives a RuntimeWarning; ``callbacks.TerminateOnNaN`` stops at the first such
+        batch instead.
         """
+        if distributed is not False and distributed is not None:
+            from . import distributed as _distributed
+
+            if distributed is not True and not isinstance(distributed, _distributed.Options):
+                raise TypeError("distributed: expected a bool or dropnet.distributed.Options, got "
+                                f"{type(distributed).__name__}")
+            options = None if distributed is True else distributed
+            return _distributed.fit(self, x, y, options, epochs=epochs, batch_size=batch_size,
+                                    validation_data=validation_data, validation_split=validation_split,
+                                    shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
+                                    initial_epoch=initial_epoch, sample_weight=sample_weight,
+                                    class_weight=class_weight, steps_per_epoch=steps_per_epoch)
+        return self._fit(x, y, epochs, batch_size, validation_data, validation_split, shuffle, seed, callbacks,
+                         verbose, initial_epoch, sample_weight, class_weight, steps_per_epoch, None)
+
+    def _fit(self, x, y, epochs, batch_size, validation_data, validation_split, shuffle, seed, callbacks, verbose,
+             initial_epoch, sample_weight, class_weight, steps_per_epoch, data_parallel) -> _callbacks.History:
+        # data_parallel: dropnet.distributed's per-rank runner, or None for one process.
         epochs = _check_count(epochs, "epochs")
         initial_epoch = _check_count(initial_epoch, "initial_epoch", minimum=0)
         batch_size = _check_batch_size(batch_size)
@@ -494,6 +528,9 @@ class Sequential(ModelAPI):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         shuffle_seed = self.seed if seed is None else _check_seed(seed)
         if is_batch_source(x, y):
+            if data_parallel is not None:
+                raise ValueError("distributed: needs arrays x, y (every rank draws its rows of each global batch); "
+                                 "got a generator of batches")
             return self._fit_batches(x, y, epochs, validation_data, callbacks, verbose, initial_epoch,
                                      steps_per_epoch, sample_weight, class_weight, validation_split)
         if steps_per_epoch is not None:
@@ -522,8 +559,14 @@ class Sequential(ModelAPI):
             x, y = x[:-n_val], y[:-n_val]
             w = None if w is None else w[:-n_val]
         self._sync_layer_flags()
+        if data_parallel is not None:
+            verbose, callbacks = data_parallel.start(x, y, w, val, batch_size, epochs, initial_epoch, shuffle,
+                                                     shuffle_seed, verbose, callbacks)
         net = self._net
+        train_steps = net.train_steps if data_parallel is None else data_parallel.train_steps
+        evaluate = self._evaluate_prepared if data_parallel is None else data_parallel.evaluate
         n = len(x)
+        _fit_checks.check_batch_norm_batches(self._shapes(self.input_shape), n, batch_size)
         steps = -(-n // batch_size)
         history = _callbacks.History()
         history.params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n}
@@ -549,7 +592,7 @@ class Sequential(ModelAPI):
                 hi = 0
                 for s0 in range(0, steps, chunk):
                     s1 = min(steps, s0 + chunk)
-                    losses, corrects = net.train_steps(x, y, order, batch_size, s0, s1, w)
+                    losses, corrects = train_steps(x, y, order, batch_size, s0, s1, w)
                     for i in range(s1 - s0):
                         step = s0 + i
                         lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
@@ -567,9 +610,12 @@ class Sequential(ModelAPI):
                     # Keras semantics: the running accuracy of the training batches, dropout on,
                     # counted natively from the logits each step computed (no extra pass).
                     logs["accuracy"] = correct_sum / (max(hi, 1) * units)
+                if data_parallel is not None:
+                    data_parallel.end_epoch()  # the same batch norm running statistics on every rank
                 if val is not None:
-                    logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(val[0], val[1], 256, val[2]).items()})
+                    logs.update({f"val_{k}": v for k, v in evaluate(val[0], val[1], 256, val[2]).items()})
                 logs["lr"] = lr
+                _fit_checks.warn_if_diverged(epoch, logs["loss"], callbacks or [])
                 cbs.on_epoch_logs(epoch, logs)
                 bar.finish(logs)
                 cbs.on_epoch_end(epoch, logs)
@@ -640,6 +686,7 @@ class Sequential(ModelAPI):
                         val = (vx, vy, vw)
                     logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(*val[:2], 256, val[2]).items()})
                 logs["lr"] = float(self._net.lr) if lr is None else lr
+                _fit_checks.warn_if_diverged(epoch, logs["loss"], callbacks or [])
                 cbs.on_epoch_logs(epoch, logs)
                 bar.finish(logs)
                 cbs.on_epoch_end(epoch, logs)
@@ -664,28 +711,58 @@ class Sequential(ModelAPI):
         others = [m for m in self.metrics if m != _metrics.ACCURACY]
         if others:
             pred = self._predict_flat(x, batch_size)
+            if self.loss == _losses.BINARY_CE and not self._net.sigmoid_fused:
+                # Without a final sigmoid binary_crossentropy reads the outputs as logits.
+                pred = 1.0 / (1.0 + np.exp(-pred.astype(np.float64)))
             for m in others:
                 out[m] = _metrics.compute(m, y, pred, weights)
         return out
 
     def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = 256, verbose: int = 0,
-                 sample_weight: Optional[ArrayLike] = None) -> Dict[str, float]:
+                 sample_weight: Optional[ArrayLike] = None, distributed: bool = False) -> Dict[str, float]:
         """Mean loss (without weight penalties) and the compiled metrics with dropout off (batch
         norm on its running statistics).
 
         sample_weight: (N,) weights >= 0: the loss is Σ w·ℓ / N, as in training; metrics are
         weighted means. verbose: 0 silent, 1 or 2 print one line with the results. Returns a dict
-        ``{"loss": ..., "accuracy": ...}`` (Keras returns a list; a dict says what each number is)."""
+        ``{"loss": ..., "accuracy": ...}`` (Keras returns a list; a dict says what each number is).
+        distributed: each MPI rank evaluates its share of the rows and the sums are allreduced
+        (every rank passes the same x, y and gets the same dict)."""
         batch_size = _check_batch_size(batch_size)
         _check_verbose(verbose)
         x, y = self._prepare(x, y)
         w = sample_weights(sample_weight, None, y, len(x), self.loss)
         t0 = time.perf_counter()
-        out = self._evaluate_prepared(x, y, batch_size, w)
+        if distributed:
+            from . import distributed as _distributed
+
+            out = _distributed.evaluate(self, x, y, batch_size, w)
+        else:
+            out = self._evaluate_prepared(x, y, batch_size, w)
         if verbose:
             print(f"evaluate: {len(x)} samples - {time.perf_counter() - t0:.2f}s - "
                   + " - ".join(f"{k}: {v:.4f}" for k, v in out.items()))
         return out
+
+    def compute_gradients(self, x: ArrayLike, y: ArrayLike, row_offset: int = 0, grad_rows: Optional[int] = None,
+                          sample_weight: Optional[ArrayLike] = None) -> Tuple[float, int]:
+        """First half of a training step, for custom (e.g. data-parallel) loops.
+
+        Forward with dropout (its element indices counted from global row ``row_offset``), loss and
+        backward over the batch x (B, *input_shape), y (B,) or (B, n_out); gradients land in
+        ``self.network.grad_buffer`` as those of (sum of the B rows' weighted losses) / grad_rows
+        (default B). Returns ``(loss_sum, correct)`` (correct -1 without classes). Weights,
+        optimizer state and ``rng_offset`` change only in ``apply_gradients``."""
+        x, y = self._prepare(x, y)
+        w = sample_weights(sample_weight, None, y, len(x), self.loss)
+        loss_sum, correct = self._net.compute_gradients(x, y, row_offset, grad_rows, w)
+        return float(loss_sum), int(correct)
+
+    def apply_gradients(self) -> float:
+        """Second half of a training step: weight penalties, optimizer update from the gradient
+        buffer, dropout streams advanced. Returns the penalty value. ``compute_gradients`` then
+        ``apply_gradients`` gives the bits of one ``train_step``."""
+        return float(self._require_net().apply_gradients())
 
     def _predict_flat(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Outputs (N, n_out) of prepared inputs, dropout off."""
@@ -696,7 +773,8 @@ class Sequential(ModelAPI):
         return out
 
     def predict(self, x: ArrayLike, batch_size: int = 256, verbose: int = 0, mc_samples: int = 0,
-                seed: Optional[int] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+                seed: Optional[int] = None,
+                distributed: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """Outputs ``(N, *output_shape)`` with dropout off (probabilities after a final softmax or,
         with binary_crossentropy, sigmoid). Works before ``compile`` (as in Keras): the model is
         built from the shape of x.
@@ -705,7 +783,8 @@ class Sequential(ModelAPI):
         ``(mean, std)`` over them, each ``(N, *output_shape)``. Pass j over batch b uses its own
         Philox streams derived from ``seed`` (default 0), so the result depends only on (model, x,
         batch_size, k, seed) and training's stream offset is left untouched. verbose: 1 or 2
-        print one line when done.
+        print one line when done. distributed: each MPI rank predicts its share of the rows; every
+        rank gets all N outputs.
         """
         batch_size = _check_batch_size(batch_size)
         _check_verbose(verbose)
@@ -717,7 +796,13 @@ class Sequential(ModelAPI):
         net = self._net
         t0 = time.perf_counter()
         out_shape = (len(x), *net.output_shape)
-        if mc_samples == 0:
+        if distributed:
+            if mc_samples:
+                raise ValueError("mc_samples: Monte Carlo dropout is not distributed; use distributed=False")
+            from . import distributed as _distributed
+
+            result = _distributed.predict_flat(self, x, batch_size).reshape(out_shape)
+        elif mc_samples == 0:
             result = self._predict_flat(x, batch_size).reshape(out_shape)
         else:
             mean, std = self._predict_mc(x, batch_size, int(mc_samples), seed)

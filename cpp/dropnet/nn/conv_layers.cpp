@@ -246,7 +246,12 @@ void BatchNormLayer::reserve(int64_t rows) { y_.grow(static_cast<size_t>(rows * 
 const float* BatchNormLayer::forward(const float* x, const ForwardContext& ctx) {
   x_ = x;
   batch_stats_ = ctx.bn_training;
-  if (batch_stats_) {
+  sync_ = batch_stats_ ? ctx.sync_batchnorm : nullptr;
+  if (sync_) {
+    cpu::batchnorm_forward_training_sync(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
+                                         epsilon_, momentum_, running_mean_.value.data(), running_var_.value.data(),
+                                         relu_, y_.data(), mean_.data(), invstd_.data(), *sync_, &values_total_);
+  } else if (batch_stats_) {
     cpu::batchnorm_forward_training(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(), epsilon_,
                                     momentum_, running_mean_.value.data(), running_var_.value.data(), relu_, y_.data(),
                                     mean_.data(), invstd_.data());
@@ -263,6 +268,12 @@ float* BatchNormLayer::backward(float* d_out, float* spare, bool need_d_in, int6
   gamma_.grad.zero(static_cast<size_t>(channels_));
   beta_.grad.zero(static_cast<size_t>(channels_));
   // The kernel always writes dx; when nobody needs it, spare is scratch.
+  if (sync_) {
+    cpu::batchnorm_backward_sync(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
+                                 mean_.data(), invstd_.data(), values_total_, spare, gamma_.grad.data(),
+                                 beta_.grad.data(), *sync_);
+    return need_d_in ? spare : nullptr;
+  }
   cpu::batchnorm_backward(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
                           mean_.data(), invstd_.data(), batch_stats_, spare, gamma_.grad.data(), beta_.grad.data());
   return need_d_in ? spare : nullptr;
@@ -287,7 +298,8 @@ const float* SpatialDropoutLayer::forward(const float* x, const ForwardContext& 
   if (!applied_) return x;
   const uint64_t stream = (*ctx.next_stream)++;
   cpu::spatial_dropout_forward(x, y_.data(), ctx.rows * channels_, hw_, keep_threshold(rate_),
-                               static_cast<float>(1.0 / (1.0 - rate_)), ctx.seed, stream, keep_bits_.data());
+                               static_cast<float>(1.0 / (1.0 - rate_)), ctx.seed, stream, keep_bits_.data(),
+                               ctx.row_offset * static_cast<uint64_t>(channels_));
   return y_.data();
 }
 

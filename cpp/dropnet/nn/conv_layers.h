@@ -81,6 +81,8 @@ class BatchNormLayer : public Layer {
   Buffer<float> y_, mean_, invstd_;
   const float* x_ = nullptr;
   bool batch_stats_ = false;
+  const cpu::SumAcrossProcesses* sync_ = nullptr;  // the last training forward's, for its backward
+  int64_t values_total_ = 0;                         // values per channel over all processes (sync)
 };
 
 // Spatial dropout: whole channels (C, H, W samples) dropped with probability rate, the kept ones

@@ -42,10 +42,11 @@ constexpr ActivationName kActivations[] = {
     {"leaky_relu", cpu::ActivationKind::leaky_relu}, {"tanh", cpu::ActivationKind::tanh},
     {"sigmoid", cpu::ActivationKind::sigmoid}, {"gelu", cpu::ActivationKind::gelu},
     {"selu", cpu::ActivationKind::selu}, {"softmax", cpu::ActivationKind::softmax},
+    {"elu", cpu::ActivationKind::elu},
 };
 
 bool gemm_can_apply(cpu::ActivationKind k) {
-  return k != cpu::ActivationKind::selu && k != cpu::ActivationKind::softmax;
+  return k != cpu::ActivationKind::selu && k != cpu::ActivationKind::softmax && k != cpu::ActivationKind::elu;
 }
 
 size_t mask_words(int64_t n) { return static_cast<size_t>((n + 63) / 64); }
@@ -58,7 +59,7 @@ cpu::ActivationKind parse_activation(const std::string& name, const char* what) 
   for (const auto& a : kActivations)
     if (name == a.name) return a.kind;
   throw ValueError(str_concat(what, ": expected one of None, 'linear', 'relu', 'leaky_relu', 'tanh', 'sigmoid', "
-                                    "'gelu', 'selu', 'softmax', got '",
+                                    "'gelu', 'selu', 'softmax', 'elu', got '",
                               name, "'"));
 }
 
@@ -103,6 +104,9 @@ DenseLayer::DenseLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t se
       use_bias_(spec.use_bias) {
   DROPNET_CHECK(in_shape.size() == 1, "layers[", layer_index, "] dense: expected a flat input (features,), got ",
                 shape_to_string(in_shape), "; put a flatten layer before it");
+  // elu takes its alpha from an activation layer's slope; a dense layer has none to give.
+  DROPNET_CHECK(activation_ != cpu::ActivationKind::elu,
+                "dense: activation 'elu' is only available as a separate activation layer (layers.ELU)");
   DROPNET_CHECK(!(rate_ > 0.0 && activation_ == cpu::ActivationKind::softmax),
                 "dense: dropout after a softmax activation is not supported (got dropout=", rate_, ")");
   weight_.shape = {out_, in_};
@@ -166,6 +170,7 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
     ep.scale = scale;
     ep.seed = ctx.seed;
     ep.stream = stream;
+    ep.index_offset = ctx.row_offset * static_cast<uint64_t>(out_);
     ep.mask_bits = keep_bits_.data();
   }
   float* y = y_.data();
@@ -173,7 +178,9 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
   if (!fused_act) {
     if (activation_ == cpu::ActivationKind::softmax) cpu::softmax_rows_forward(y, y, rows, out_);
     else cpu::activation_forward(activation_, y, y, rows * out_, kLeakySlope);
-    if (dropout_applied_) cpu::dropout_forward(y, y, rows * out_, threshold, scale, ctx.seed, stream, keep_bits_.data());
+    if (dropout_applied_)
+      cpu::dropout_forward(y, y, rows * out_, threshold, scale, ctx.seed, stream, keep_bits_.data(),
+                           ctx.row_offset * static_cast<uint64_t>(out_));
   }
   return y;
 }
@@ -197,7 +204,8 @@ void DenseLayer::product_forward(const float* x, int64_t rows, const cpu::GemmEp
     if (ep.pre_activation) std::memcpy(ep.pre_activation, y, static_cast<size_t>(n) * sizeof(float));
     cpu::activation_forward(static_cast<cpu::ActivationKind>(ep.activation), y, y, n, ep.leaky_slope);
   }
-  if (ep.dropout) cpu::dropout_forward(y, y, n, ep.threshold, ep.scale, ep.seed, ep.stream, ep.mask_bits);
+  if (ep.dropout)
+    cpu::dropout_forward(y, y, n, ep.threshold, ep.scale, ep.seed, ep.stream, ep.mask_bits, ep.index_offset);
 }
 
 float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t rows) {
@@ -255,11 +263,13 @@ const float* DropoutLayer::forward(const float* x, const ForwardContext& ctx) {
   const int64_t n = ctx.rows * in_features();
   const uint64_t stream = (*ctx.next_stream)++;
   const uint32_t threshold = keep_threshold(rate_);
+  const uint64_t index_offset = ctx.row_offset * static_cast<uint64_t>(in_features());
   if (alpha_)
-    cpu::alpha_dropout_forward(x, y_.data(), n, threshold, alpha_coef_, ctx.seed, stream, keep_bits_.data());
+    cpu::alpha_dropout_forward(x, y_.data(), n, threshold, alpha_coef_, ctx.seed, stream, keep_bits_.data(),
+                               index_offset);
   else
     cpu::dropout_forward(x, y_.data(), n, threshold, kept_scale(rate_), ctx.seed, stream,
-                         keep_bits_.data());
+                         keep_bits_.data(), index_offset);
   return y_.data();
 }
 

@@ -21,6 +21,9 @@
 #include "dropnet/nn/sparse_weight.h"
 
 namespace dropnet {
+namespace cpu {
+struct SumAcrossProcesses;  // kernels/cpu/batchnorm.h
+}
 namespace nn {
 
 using Shape = std::vector<int64_t>;
@@ -90,6 +93,13 @@ struct ForwardContext {
   bool bn_training = false;  // batch norm uses (and updates running) batch statistics
   uint64_t seed = 0;
   uint64_t* next_stream = nullptr;  // each dropout application takes *next_stream and bumps it
+  // Global position of row 0 in the whole batch: a layer's dropout draws element (row, j) from
+  // Philox word (row_offset + row)·(elements per row) + j, so a data-parallel rank's masks are
+  // those its rows get in the one-process step (docs/distributed.md).
+  uint64_t row_offset = 0;
+  // Non-null: batch norm layers with batch statistics take them over every process's batch
+  // (synchronised batch norm of a data-parallel step, docs/distributed.md).
+  const cpu::SumAcrossProcesses* sync_batchnorm = nullptr;
 };
 
 class Layer {

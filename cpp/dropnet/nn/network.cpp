@@ -194,6 +194,15 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
     }
     (softmax_loss ? softmax_fused_ : sigmoid_fused_) = fused;
   }
+  // One gradient arena, slices padded to 16 floats (64 bytes) so each keeps Buffer's alignment.
+  for (Param* p : params_) {
+    grad_offsets_.push_back(grad_arena_size_);
+    grad_arena_size_ += (p->size + 15) / 16 * 16;
+  }
+  grad_arena_.grow(static_cast<size_t>(std::max<int64_t>(grad_arena_size_, 1)));
+  grad_arena_.zero(static_cast<size_t>(grad_arena_size_));
+  for (size_t i = 0; i < params_.size(); ++i)
+    params_[i]->grad.alias(grad_arena_.data() + grad_offsets_[i], static_cast<size_t>(params_[i]->size));
   size_t max_param = 0;
   for (Param* p : params_) max_param = std::max(max_param, static_cast<size_t>(p->size));
   penalty_blocks_.grow(static_cast<size_t>(cpu::penalty_blocks(static_cast<int64_t>(max_param))) + 1);
@@ -249,8 +258,11 @@ void Network::reserve(int64_t rows) {
 }
 
 const float* Network::run_forward(const float* x, int64_t rows, bool training, bool bn_training,
-                                  uint64_t* next_stream) {
+                                  uint64_t* next_stream, uint64_t row_offset,
+                                  const cpu::SumAcrossProcesses* sync_batchnorm) {
   ForwardContext ctx;
+  ctx.row_offset = row_offset;
+  ctx.sync_batchnorm = sync_batchnorm;
   ctx.rows = rows;
   ctx.training = training;
   ctx.bn_training = bn_training;
@@ -261,8 +273,8 @@ const float* Network::run_forward(const float* x, int64_t rows, bool training, b
   return cur;
 }
 
-void Network::compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out) {
-  const float grad_scale = 1.f / static_cast<float>(rows);
+void Network::compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out, int64_t grad_rows) {
+  const float grad_scale = 1.f / static_cast<float>(grad_rows);
   switch (loss_) {
     case LossKind::sparse_categorical_crossentropy:
       cpu::softmax_xent_sparse(out, y.labels, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
@@ -351,16 +363,47 @@ void Network::train_steps(const float* x, int64_t n, const Targets& y, const int
   }
 }
 
+double Network::compute_gradients(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
+                                  int64_t grad_rows) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return compute_gradients_locked(x, rows, y, row_offset, grad_rows, true);
+}
+
+void Network::set_batchnorm_sum(std::function<void(double*, int64_t)> sum) {
+  std::lock_guard<std::mutex> lock(mu_);
+  batchnorm_sum_ = std::move(sum);
+  batchnorm_across_.ctx = this;
+  batchnorm_across_.sum = [](void* ctx, double* data, int64_t n) {
+    static_cast<Network*>(ctx)->batchnorm_sum_(data, n);
+  };
+}
+
+double Network::apply_gradients() {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(gradients_ready_, "apply_gradients: no gradients to apply; call compute_gradients first "
+                "(each compute_gradients feeds one apply_gradients)");
+  return apply_gradients_locked();
+}
+
 double Network::train_step_locked(const float* x, int64_t rows, const Targets& y) {
+  const double loss_sum = compute_gradients_locked(x, rows, y, 0, rows, false);
+  const double penalty = apply_gradients_locked();
+  return loss_sum / static_cast<double>(rows) + penalty;
+}
+
+double Network::compute_gradients_locked(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
+                                         int64_t grad_rows, bool split) {
   DROPNET_CHECK(y.labels || y.dense, "y: expected targets, got none");
+  DROPNET_CHECK(grad_rows >= rows, "grad_rows: expected an int >= the batch's rows (", rows, "), got ", grad_rows);
   check_batch(x, rows, y, "x", "y");
   check_bn_batch(rows);
   DenormalsFlushed ftz;
   reserve(rows);
-  prepare_execution(rows, true);
+  prepare_execution(rows, true, !split);
   uint64_t stream = rng_offset_;
-  const float* out = run_forward(x, rows, true, true, &stream);
-  compute_loss(out, rows, y, d_a_.data());
+  const float* out = run_forward(x, rows, true, true, &stream, row_offset,
+                                 split && batchnorm_sum_ ? &batchnorm_across_ : nullptr);
+  compute_loss(out, rows, y, d_a_.data(), grad_rows);
   double loss_sum = 0.0;  // in row order: the same bits for any thread count
   for (int64_t r = 0; r < rows; ++r) loss_sum += loss_rows_.data()[r];
   // Training accuracy from the logits this step computed anyway (Keras' running batch accuracy).
@@ -374,6 +417,14 @@ double Network::train_step_locked(const float* x, int64_t rows, const Targets& y
       if (d_in == spare) std::swap(d, spare);
     }
   }
+  pending_stream_ = stream;
+  last_batch_correct_ = batch_correct;
+  gradients_ready_ = true;
+  return loss_sum;
+}
+
+double Network::apply_gradients_locked() {
+  DenormalsFlushed ftz;
   double penalty = 0.0;
   for (Param* p : params_) {
     if (!p->trainable) continue;
@@ -387,9 +438,9 @@ double Network::train_step_locked(const float* x, int64_t rows, const Targets& y
   optimizer_.step(params_);
   mark_updated();
   apply_max_norm();
-  rng_offset_ = stream;
-  last_batch_correct_ = batch_correct;
-  return loss_sum / static_cast<double>(rows) + penalty;
+  rng_offset_ = pending_stream_;
+  gradients_ready_ = false;
+  return penalty;
 }
 
 void Network::check_bn_batch(int64_t rows) const {
@@ -428,9 +479,9 @@ int64_t Network::count_correct_rows(const float* out, int64_t rows, const Target
   const int64_t n_out = n_outputs();
   int64_t correct = 0;
   if (loss_ == LossKind::binary_crossentropy) {
-    // Binary accuracy per output: out holds logits (sigmoid fused) or probabilities.
-    const float cut = sigmoid_fused_ ? 0.f : 0.5f;
-    for (int64_t e = 0; e < rows * n_out; ++e) correct += (out[e] > cut) == (y.dense[e] >= 0.5f);
+    // Binary accuracy per output: the loss reads out as logits (the final sigmoid, if any, was
+    // absorbed), so an output predicts 1 when it is > 0, i.e. its probability > 0.5.
+    for (int64_t e = 0; e < rows * n_out; ++e) correct += (out[e] > 0.f) == (y.dense[e] >= 0.5f);
     return correct;
   }
   for (int64_t r = 0; r < rows; ++r) {
@@ -460,7 +511,7 @@ void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t b
     if (y.dense) yb.dense = y.dense + b * n_out;
     if (y.weights) yb.weights = y.weights + b;
     const float* out = run_forward(x + b * n_inputs(), n, false, false, nullptr);
-    compute_loss(out, n, yb, nullptr);
+    compute_loss(out, n, yb, nullptr, n);
     for (int64_t r = 0; r < n; ++r) total += loss_rows_.data()[r];
     if (!y.weights) {
       if (count_correct) correct += static_cast<double>(count_correct_rows(out, n, yb));
@@ -637,12 +688,12 @@ void Network::mark_updated() {
   }
 }
 
-void Network::prepare_execution(int64_t rows, bool training_step) {
+void Network::prepare_execution(int64_t rows, bool training_step, bool allow_sparse) {
   for (size_t j = 0; j < sparse_layers_.size(); ++j) {
     SparseCapable* layer = sparse_layers_[j];
     Param& w = layer->weight();
     bool want = false;
-    if (w.has_mask && layer->sparse_mode != SparseMode::dense) {
+    if (allow_sparse && w.has_mask && layer->sparse_mode != SparseMode::dense) {
       if (layer->sparse_mode == SparseMode::sparse) {
         want = true;
       } else {

@@ -12,12 +12,14 @@
 // Same seed, same data, same rng_offset → the same bits, whatever the number of threads.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "dropnet/kernels/cpu/batchnorm.h"
 #include "dropnet/nn/buffer.h"
 #include "dropnet/nn/layers.h"
 #include "dropnet/nn/optimizer.h"
@@ -70,7 +72,31 @@ class Network {
   std::vector<LayerInfo> layer_info() const;
 
   // x: rows × n_inputs. Returns the batch's mean loss plus the weight penalties.
+  // Exactly compute_gradients(x, rows, y, 0, rows) then apply_gradients().
   double train_step(const float* x, int64_t rows, const Targets& y);
+
+  // The training step in two halves, so that gradients can be summed across processes in between
+  // (docs/distributed.md). compute_gradients: forward (dropout streams from rng_offset, element
+  // indices from row_offset: ForwardContext), loss and backward over x (rows × n_inputs); every
+  // parameter's gradient, in the grad arena, becomes the gradient of (Σ per-row losses) / grad_rows
+  // (grad_rows = the whole batch's rows; a rank holding a shard passes the global count, so the
+  // sum over ranks is the batch mean's gradient). Every layer runs dense here: the arena is the
+  // one place gradients live. Returns Σ per-row losses (row order); last_batch_correct is set.
+  // Nothing the optimizer owns changes, and rng_offset stays until apply_gradients.
+  // With set_batchnorm_sum, batch norm takes its statistics over every process's batch (the sum is
+  // called the same number of times on each: twice per batch norm layer forward, once backward).
+  double compute_gradients(const float* x, int64_t rows, const Targets& y, uint64_t row_offset, int64_t grad_rows);
+  // sum(data, n): replace n doubles by their sum over the processes; empty: per-process statistics.
+  void set_batchnorm_sum(std::function<void(double*, int64_t)> sum);
+  // Adds the weight penalties' gradients, runs the optimizer on the arena's gradients, and advances
+  // rng_offset past the streams of the last compute_gradients. Returns the penalty value.
+  // Throws if no compute_gradients came since the last update.
+  double apply_gradients();
+  // One flat float32 array holding every parameter's gradient: parameter i's gradient is
+  // grad_arena()[grad_offset(i) .. + param(i).size); padding between slices stays 0.
+  float* grad_arena() { return grad_arena_.data(); }
+  int64_t grad_arena_size() const { return grad_arena_size_; }
+  int64_t grad_offset(int64_t i) const { return grad_offsets_[static_cast<size_t>(i)]; }
   // Training steps [step0, step1) of an epoch over a whole dataset x (n × n_inputs) and y (n rows),
   // batches gathered natively: step s trains on rows order[s·batch .. min(n_order, (s+1)·batch))
   // (order null: rows in sequence, n_order = n). Each step is exactly train_step on the gathered
@@ -152,14 +178,17 @@ class Network {
   int64_t count_correct_rows(const float* out, int64_t rows, const Targets& y) const;
   void check_batch(const float* x, int64_t rows, const Targets& y, const char* x_name, const char* y_name) const;
   void reserve(int64_t rows);
-  const float* run_forward(const float* x, int64_t rows, bool training, bool bn_training, uint64_t* next_stream);
+  const float* run_forward(const float* x, int64_t rows, bool training, bool bn_training, uint64_t* next_stream,
+                           uint64_t row_offset = 0, const cpu::SumAcrossProcesses* sync_batchnorm = nullptr);
   // Batch statistics need >= 2 values per channel: checked before any layer runs.
   void check_bn_batch(int64_t rows) const;
   // Per-row losses into loss_rows_; the gradient of the batch mean into d_out when non-null.
-  void compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out);
+  // grad_scale = 1 / grad_rows.
+  void compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out, int64_t grad_rows);
   // Chooses dense or sparse for each masked Dense / Conv2D layer for batches of `rows` (by the
   // training or the inference break-even), and syncs the copy it will read (sparse_weight.h).
-  void prepare_execution(int64_t rows, bool training_step);
+  // allow_sparse false: every layer dense (the split step's gradients must live in the arena).
+  void prepare_execution(int64_t rows, bool training_step, bool allow_sparse = true);
   // After a training step: the copy that was updated is current, the other one stale.
   void mark_updated();
   // The dense copy of parameter i is current (scatters the compressed one if needed). Syncing
@@ -189,6 +218,21 @@ class Network {
   int64_t capacity_rows_ = 0;
   int64_t max_width_ = 0;
   double train_step_locked(const float* x, int64_t rows, const Targets& y);
+  // split: the public compute_gradients (every layer dense, batch norm synchronised when a sum is
+  // set); false: the fused train_step's first half.
+  double compute_gradients_locked(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
+                                  int64_t grad_rows, bool split);
+  std::function<void(double*, int64_t)> batchnorm_sum_;
+  cpu::SumAcrossProcesses batchnorm_across_;  // calls batchnorm_sum_
+  double apply_gradients_locked();
+
+  // One arena for every parameter's gradient (Param::grad is a view into it), each slice starting
+  // on a 64-byte boundary: one allreduce moves a whole step's gradients.
+  Buffer<float> grad_arena_;
+  int64_t grad_arena_size_ = 0;
+  std::vector<int64_t> grad_offsets_;
+  bool gradients_ready_ = false;  // a compute_gradients awaits its apply_gradients
+  uint64_t pending_stream_ = 0;    // rng_offset after the last compute_gradients' dropout streams
 
   Buffer<float> d_a_, d_b_, loss_rows_;
   Buffer<float> batch_x_, batch_dense_y_;  // train_steps' gathered batch

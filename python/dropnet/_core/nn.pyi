@@ -17,6 +17,14 @@ class Network:
         ...
     def __repr__(self) -> str:
         ...
+    def apply_gradients(self) -> float:
+        """
+        Second half of train_step: weight penalties' gradients, the optimizer update from grad_buffer, rng_offset advanced past the last compute_gradients' dropout streams. Returns the penalty value.
+        """
+    def compute_gradients(self, x: typing.Any, y: typing.Any, row_offset: typing.Any = 0, grad_rows: typing.Any = None, sample_weight: typing.Any = None) -> tuple[float, int]:
+        """
+        First half of train_step: forward (dropout element indices counted from global row row_offset), loss and backward into grad_buffer, each gradient that of (sum of the rows' weighted losses) / grad_rows (default: the rows of x). Every layer runs dense. Returns (loss_sum, correct); correct is -1 when targets have no class. Parameters, optimizer state and rng_offset are unchanged.
+        """
     def evaluate(self, x: typing.Any, y: typing.Any, batch_size: typing.Any = 256, sample_weight: typing.Any = None) -> tuple[float, int] | tuple[float, float, float]:
         """
         Inference over x in batches: (sum of per-sample losses without penalties, number of correct argmax predictions; binary_crossentropy: correct outputs). With sample_weight (float32 (N,)): (sum of weighted losses, weighted count of correct predictions, sum of the weights).
@@ -41,6 +49,10 @@ class Network:
         """
     def layer_info(self) -> list:
         ...
+    def set_batchnorm_sync(self, sum: typing.Any) -> None:
+        """
+        Synchronised batch norm for compute_gradients: sum(a) must replace the float64 array a by its sum over the processes, in place (e.g. an MPI allreduce); batch statistics then cover every process's batch. None: each process uses its own batch (the default).
+        """
     def set_mask(self, param_index: typing.Any, mask: typing.Any) -> None:
         """
         0/1 float32 mask of params[param_index]'s shape (None removes it): the weight, its gradient and its optimizer state are zeroed where the mask is 0, now and after every step.
@@ -78,6 +90,16 @@ class Network:
     def train_steps(self, x: typing.Any, y: typing.Any, order: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, step0: typing.SupportsInt | typing.SupportsIndex, step1: typing.SupportsInt | typing.SupportsIndex, sample_weight: typing.Any = None) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64]]:
         """
         Training steps [step0, step1) of an epoch over the whole dataset: step s trains on rows order[s*batch_size : (s+1)*batch_size] of x and y (order None: rows in sequence), gathered natively; exactly train_step on each batch. Returns (losses float64, correct int64), one entry per step.
+        """
+    @property
+    def grad_buffer(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Every parameter's gradient in one flat float32 array (a writable view, no copy): parameter i at grad_offsets[i] with get_params()[i].size entries; padding between them is 0. Sum it across processes in place between compute_gradients and apply_gradients.
+        """
+    @property
+    def grad_offsets(self) -> list:
+        """
+        Start of each parameter's gradient in grad_buffer.
         """
     @property
     def input_shape(self) -> tuple:

@@ -22,7 +22,6 @@ import csv
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -30,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import callbacks as _callbacks
+from .._atomic import atomic_write
 from .. import io as _io
 from .. import losses as _losses
 from ..models import Sequential, as_inputs, as_targets
@@ -232,15 +232,7 @@ def _digest(arrays: Sequence[Optional[np.ndarray]]) -> str:
 
 
 def _write_json(path: str, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
 
 class LotteryTicket:
@@ -296,7 +288,7 @@ class LotteryTicket:
     def run(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 60,
             validation_data: Optional[Tuple[Any, Any]] = None, test_data: Optional[Tuple[Any, Any]] = None,
             controls: Sequence[str] = ("reinit", "random_mask"), early_stopping: Optional[int] = None,
-            checkpoint_dir: Optional[str] = None, verbose: int = 1) -> LotteryResults:
+            checkpoint_dir: Optional[str] = None, verbose: int = 1, distributed: bool = False) -> LotteryResults:
         """Run rounds 0..rounds and return the records.
 
         x: ``(N, *input_shape)`` training inputs, y: (N,) labels. validation_data: (x_val, y_val) for
@@ -307,7 +299,9 @@ class LotteryTicket:
         checkpoint format), the rewind weights (``rewind.dnet``) and the records
         (``lottery.json``) are written there; a rerun with the same directory and settings skips
         the finished arms and returns the same records (timings aside). verbose: 1 prints a line
-        per arm.
+        per arm. distributed: every arm trains data-parallel over the MPI ranks (``fit(...,
+        distributed=True)``; every rank calls run with the same arguments); only rank 0 prints and
+        writes checkpoint_dir.
         """
         epochs = _check_int(epochs, "epochs", 1)
         batch_size = _check_int(batch_size, "batch_size", 1)
@@ -340,7 +334,13 @@ class LotteryTicket:
                   "seed": self.seed, "eval_every": self.eval_every, "epochs": epochs, "batch_size": batch_size,
                   "early_stopping": early_stopping, "model": base.get_config(),
                   "data": _digest([x, y, *(val or (None, None)), *(test or (None, None))])}
-        store = _Store(checkpoint_dir, config)
+        main = True
+        if distributed:
+            from .. import distributed as _distributed
+
+            main = _distributed.is_main()
+            verbose = verbose if main else 0
+        store = _Store(checkpoint_dir, config, writer=main)
 
         def train(model: Sequential, snap: bool = False) -> Tuple[Dict[str, Any], Optional[List[np.ndarray]]]:
             snap_iteration = k if snap and kind == "iteration" and k > 0 else None
@@ -351,7 +351,7 @@ class LotteryTicket:
             if early_stopping is not None:
                 cbs.append(_callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping))
             model.fit(x, y, epochs=epochs, batch_size=batch_size, seed=self.seed, callbacks=cbs, verbose=0,
-                      validation_data=val if early_stopping is not None else None)
+                      validation_data=val if early_stopping is not None else None, distributed=distributed)
             return rec.summary(), rec.snapshot
 
         def finish(r: int, arm: str, model: Sequential, summary: Dict[str, Any], model_seed: int,
@@ -408,13 +408,15 @@ class LotteryTicket:
 class _Store:
     """Records in memory and, with a directory, on disk (see ``LotteryTicket.run``)."""
 
-    def __init__(self, directory: Optional[str], config: dict) -> None:
+    def __init__(self, directory: Optional[str], config: dict, writer: bool = True) -> None:
         self.dir = directory
+        self.writer = writer  # False: a distributed rank other than 0 reads the directory, never writes
         self.config = json.loads(json.dumps(config))  # JSON-normalised, comparable with a loaded one
         self.records: List[Dict[str, Any]] = []
         if directory is None:
             return
-        os.makedirs(directory, exist_ok=True)
+        if writer:
+            os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, "lottery.json")
         if os.path.exists(path):
             with open(path) as f:
@@ -439,13 +441,13 @@ class _Store:
     def add(self, record: Dict[str, Any], model: Sequential) -> None:
         record = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in record.items()}
         self.records.append(record)
-        if self.dir is None:
+        if self.dir is None or not self.writer:
             return
         model.save(self._path(record["round"], record["arm"]))
         _write_json(os.path.join(self.dir, "lottery.json"), {"config": self.config, "records": self.records})
 
     def save_rewind(self, model: Sequential, weights: List[np.ndarray]) -> None:
-        if self.dir is not None:
+        if self.dir is not None and self.writer:
             model.set_weights(weights)
             model.save(os.path.join(self.dir, "rewind.dnet"))
 

@@ -23,6 +23,7 @@ inline float activate(ActivationKind kind, float x, float slope) {
     case ActivationKind::sigmoid: return 1.f / (1.f + std::exp(-x));
     case ActivationKind::gelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
     case ActivationKind::selu: return x > 0.f ? kSeluLambda * x : kSeluLambda * kSeluAlpha * std::expm1(x);
+    case ActivationKind::elu: return x > 0.f ? x : slope * std::expm1(x);
     default: return x;
   }
 }

@@ -9,7 +9,8 @@ namespace dropnet {
 namespace cpu {
 
 // The first six values match cpu::Activation of gemm.h so a kind converts by value.
-enum class ActivationKind : int { identity = 0, relu, leaky_relu, tanh, sigmoid, gelu, selu, softmax };
+// elu: x > 0 ? x : slope·expm1(x) (slope = alpha); only as a standalone Activation layer.
+enum class ActivationKind : int { identity = 0, relu, leaky_relu, tanh, sigmoid, gelu, selu, softmax, elu };
 
 constexpr float kSeluAlpha = 1.6732632423543772f;
 constexpr float kSeluLambda = 1.0507009873554805f;
@@ -23,7 +24,7 @@ void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n
 // keep(e) is bit e of keep_bits; keep_bits == null means no dropout (keep = 1, dropout_scale
 // ignored). f' comes from the activation's output a, recovered from the stored layer output y as
 // a = y / dropout_scale wherever the element was kept (where it was dropped the gradient is zero
-// anyway): relu, leaky_relu, tanh, sigmoid, selu, identity. gelu's f' needs the pre-activation
+// anyway): relu, leaky_relu, tanh, sigmoid, selu, elu (f' = a + alpha below 0), identity. gelu's f' needs the pre-activation
 // `pre` (rows × cols); `pre` is unused for the others. Not for softmax (softmax_rows_backward).
 // Threads split the columns; each column's rows are summed in a fixed order, so d_bias is
 // bit-identical for any thread count.

@@ -24,6 +24,7 @@ inline float activation_slope_at(float a, float z, float slope) {
     case ActivationKind::tanh: return 1.f - a * a;
     case ActivationKind::sigmoid: return a * (1.f - a);
     case ActivationKind::selu: return a > 0.f ? kSeluLambda : a + kSeluLambda * kSeluAlpha;
+    case ActivationKind::elu: return a > 0.f ? 1.f : a + slope;
     case ActivationKind::gelu: {
       // d/dz [z Φ(z)] = Φ(z) + z φ(z)
       const float cdf = 0.5f * (1.f + std::erf(z * 0.70710678118654752f));
@@ -107,6 +108,7 @@ inline void activation_backward_any(ActivationKind kind, int64_t rows, int64_t c
     DROPNET_ACT_CASE(sigmoid)
     DROPNET_ACT_CASE(gelu)
     DROPNET_ACT_CASE(selu)
+    DROPNET_ACT_CASE(elu)
     default: DROPNET_ACT_CASE(identity)
   }
 #undef DROPNET_ACT_CASE

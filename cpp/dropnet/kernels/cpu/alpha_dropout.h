@@ -15,8 +15,9 @@ struct AlphaDropoutCoefficients {
 AlphaDropoutCoefficients alpha_dropout_coefficients(double p);
 
 // x, y: n floats (may alias). mask_bits: ceil(n / 64) words, whole words written (bit e = keep).
+// index_offset: the Philox element index of x[0] (dropout.h: dropout_forward).
 void alpha_dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, const AlphaDropoutCoefficients& c,
-                           uint64_t seed, uint64_t stream, uint64_t* mask_bits);
+                           uint64_t seed, uint64_t stream, uint64_t* mask_bits, uint64_t index_offset = 0);
 
 }  // namespace cpu
 }  // namespace dropnet

@@ -233,5 +233,131 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
   });
 }
 
+// ------------------------------------------------------------------ synchronised (docs/distributed.md)
+
+namespace {
+// Per-channel Σ(x - shift[c]) and Σ(x - shift[c])² of this process's batch into s1, s2 (C each).
+void channel_moments(const BatchNormKernels& k, const float* x, int64_t N, int64_t C, int64_t HW, const float* shift,
+                     double* s1, double* s2) {
+  if (HW > 1) {
+    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c) k.plane_moments(x + c * HW, N, C * HW, HW, shift[c], s1 + c, s2 + c);
+    });
+    return;
+  }
+  parallel_columns(C, N, [&](int64_t j0, int64_t j1) {
+    DenormalsFlushed flush;
+    k.column_moments(x + j0, N, C, j1 - j0, shift + j0, s1 + j0, s2 + j0);
+  });
+}
+
+// y = x·scale[c] + shift[c] (ReLU optional) over every channel.
+void channel_affine(const BatchNormKernels& k, const float* x, float* y, int64_t N, int64_t C, int64_t HW,
+                    std::vector<float>& scale, std::vector<float>& shift, bool relu) {
+  if (HW > 1) {
+    const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
+    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c)
+        k.plane_affine(x + c * HW, y + c * HW, N, C * HW, HW, scale[c], shift[c], relu, stream);
+      if (stream) _mm_sfence();
+    });
+    return;
+  }
+  extend_wrapped(scale, C);
+  extend_wrapped(shift, C);
+  parallel_rows(N, C, [&](int64_t b, int64_t e) { k.flat_affine(x, y, b, e, C, scale.data(), shift.data(), relu); });
+}
+}  // namespace
+
+void batchnorm_forward_training_sync(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
+                                     const float* beta, float eps, float momentum, float* running_mean,
+                                     float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd,
+                                     const SumAcrossProcesses& across, int64_t* M_total) {
+  const BatchNormKernels& k = active_kernels();
+  // Pass 1: Σx per channel and the count, summed over the processes → the global mean.
+  std::vector<double> s1(static_cast<size_t>(C) + 1), s2(static_cast<size_t>(C));
+  std::vector<float> shift(static_cast<size_t>(C), 0.f), scale(static_cast<size_t>(C));
+  channel_moments(k, x, N, C, HW, shift.data(), s1.data(), s2.data());
+  s1[static_cast<size_t>(C)] = static_cast<double>(N * HW);
+  across.sum(across.ctx, s1.data(), C + 1);
+  const int64_t M = static_cast<int64_t>(s1[static_cast<size_t>(C)]);
+  DROPNET_CHECK(M >= 2, "batch_norm: training needs more than 1 value per channel over all processes, got ", M);
+  *M_total = M;
+  for (int64_t c = 0; c < C; ++c) shift[c] = static_cast<float>(s1[c] / static_cast<double>(M));
+  // Pass 2: moments about the global mean (no cancellation), summed over the processes.
+  std::vector<double> moments(static_cast<size_t>(2 * C));
+  channel_moments(k, x, N, C, HW, shift.data(), moments.data(), moments.data() + C);
+  across.sum(across.ctx, moments.data(), 2 * C);
+  for (int64_t c = 0; c < C; ++c) {
+    const ChannelStats st = finish_moments(moments[c], moments[C + c], shift[c], M, at_or(gamma, c, 1.f),
+                                           at_or(beta, c, 0.f), eps, momentum,
+                                           running_mean ? running_mean + c : nullptr,
+                                           running_var ? running_var + c : nullptr);
+    saved_mean[c] = st.mean;
+    saved_invstd[c] = st.invstd;
+    scale[c] = st.scale;
+    shift[c] = st.shift;
+  }
+  if (N * HW * C == 0) return;
+  channel_affine(k, x, y, N, C, HW, scale, shift, relu);
+}
+
+void batchnorm_backward_sync(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
+                             const float* gamma, const float* mean, const float* invstd, int64_t M_total, float* dx,
+                             float* dgamma, float* dbeta, const SumAcrossProcesses& across) {
+  const BatchNormKernels& k = active_kernels();
+  std::vector<double> sums(static_cast<size_t>(2 * C), 0.0);  // Σdy, then Σdy·(x - mean), per channel
+  double* sum_dy = sums.data();
+  double* sum_dy_xc = sums.data() + C;
+  if (N * HW > 0) {
+    if (HW > 1) {
+      parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
+        DenormalsFlushed flush;
+        for (int64_t c = c0; c < c1; ++c)
+          k.plane_grad_sums(dy + c * HW, x + c * HW, y_relu ? y_relu + c * HW : nullptr, N, C * HW, HW, mean[c],
+                            sum_dy + c, sum_dy_xc + c);
+      });
+    } else {
+      parallel_columns(C, N, [&](int64_t j0, int64_t j1) {
+        DenormalsFlushed flush;
+        k.column_grad_sums(dy + j0, x + j0, y_relu ? y_relu + j0 : nullptr, N, C, j1 - j0, mean + j0, sum_dy + j0,
+                           sum_dy_xc + j0);
+      });
+    }
+  }
+  // This process's parameter gradients from its own sums: the gradient allreduce adds the rest.
+  for (int64_t c = 0; c < C; ++c) {
+    if (dgamma) dgamma[c] += static_cast<float>(sum_dy_xc[c] * static_cast<double>(invstd[c]));
+    if (dbeta) dbeta[c] += static_cast<float>(sum_dy[c]);
+  }
+  across.sum(across.ctx, sums.data(), 2 * C);
+  std::vector<float> k_dy(C), k_xc(C), k0(C), mean_w(mean, mean + C);
+  for (int64_t c = 0; c < C; ++c) {
+    const GradCoefficients q =
+        grad_coefficients(sum_dy[c], sum_dy_xc[c], M_total, at_or(gamma, c, 1.f), invstd[c], true, nullptr, nullptr);
+    k_dy[c] = q.k_dy;
+    k_xc[c] = q.k_xc;
+    k0[c] = q.k0;
+  }
+  if (N * HW == 0) return;
+  if (HW > 1) {
+    const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
+    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c)
+        k.plane_grad_input(dy + c * HW, x + c * HW, y_relu ? y_relu + c * HW : nullptr, dx + c * HW, N, C * HW, HW,
+                           k_dy[c], k_xc[c], mean[c], k0[c], stream);
+      if (stream) _mm_sfence();
+    });
+    return;
+  }
+  for (std::vector<float>* v : {&k_dy, &k_xc, &k0, &mean_w}) extend_wrapped(*v, C);
+  parallel_rows(N, C, [&](int64_t b, int64_t e) {
+    k.flat_grad_input(dy, x, y_relu, dx, b, e, C, k_dy.data(), k_xc.data(), mean_w.data(), k0.data());
+  });
+}
+
 }  // namespace cpu
 }  // namespace dropnet

@@ -34,6 +34,26 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
                         const float* gamma, const float* mean, const float* invstd, bool training, float* dx,
                         float* dgamma, float* dbeta);
 
+// Synchronised batch norm across processes (data-parallel training, docs/distributed.md): the
+// statistics are those of the union of every process's batch. sum(ctx, data, n) replaces n
+// doubles by their sum over the processes (every process makes the same calls in the same order).
+struct SumAcrossProcesses {
+  void (*sum)(void* ctx, double* data, int64_t n) = nullptr;
+  void* ctx = nullptr;
+};
+// As batchnorm_forward_training over the processes' batches together: two sums across processes
+// (Σx with the value count, then the moments about the global mean). *M_total gets the values per
+// channel over all processes (for backward).
+void batchnorm_forward_training_sync(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
+                                     const float* beta, float eps, float momentum, float* running_mean,
+                                     float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd,
+                                     const SumAcrossProcesses& across, int64_t* M_total);
+// Training backward with the gradient sums taken over the processes (one sum across processes);
+// dgamma, dbeta get this process's share only (the gradient allreduce adds the others').
+void batchnorm_backward_sync(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
+                             const float* gamma, const float* mean, const float* invstd, int64_t M_total, float* dx,
+                             float* dgamma, float* dbeta, const SumAcrossProcesses& across);
+
 // Per-ISA bodies (batchnorm_impl.h compiled three times). A channel is `n` blocks of `len`
 // contiguous floats, `stride` floats apart (HW > 1); the column bodies work on columns [0, cols)
 // of an n × ld matrix (HW = 1), vectorised across columns so each column's sum stays in row order.

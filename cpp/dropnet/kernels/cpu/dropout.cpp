@@ -28,10 +28,17 @@ void dropout_pass_scalar(const DropoutPass& p, int64_t begin, int64_t end) {
     if (p.bits_in) {
       bits = p.bits_in[g >> 6] & low_bits(m);
     } else {
-      for (int64_t j = 0; j < m; j += 4) {
-        const philox::Words w = philox::stream_block(p.seed, p.stream, static_cast<uint64_t>(g + j) >> 2);
-        for (int64_t lane = 0; lane < 4 && j + lane < m; ++lane)
-          bits |= static_cast<uint64_t>(w.v[lane] < p.threshold) << (j + lane);
+      // Element g + j draws word index_offset + g + j; with an offset that is not a multiple
+      // of 4 a Philox block straddles two groups of 4 elements, so walk the words one by one.
+      uint64_t block_index = ~uint64_t{0};
+      philox::Words w{};
+      for (int64_t j = 0; j < m; ++j) {
+        const uint64_t e = p.index_offset + static_cast<uint64_t>(g + j);
+        if ((e >> 2) != block_index) {
+          block_index = e >> 2;
+          w = philox::stream_block(p.seed, p.stream, block_index);
+        }
+        bits |= static_cast<uint64_t>(w.v[e & 3] < p.threshold) << j;
       }
     }
     if (p.bits_out) p.bits_out[g >> 6] = bits;
@@ -58,7 +65,9 @@ PassBody active_body() {
 
 void dropout_pass(const DropoutPass& p, int64_t n) {
   if (n <= 0) return;
-  const PassBody body = active_body();
+  // The vector bodies draw whole Philox blocks from a 4-aligned word: an offset that is not a
+  // multiple of 4 (a shard of rows of odd width) takes the scalar twin, same bits.
+  const PassBody body = (p.index_offset & 3) != 0 && !p.bits_in ? dropout_pass_scalar : active_body();
   // Pieces are whole mask words: thread t owns words [wb, we) and elements [64 wb, 64 we).
   const int64_t n_words = (n + 63) / 64;
   parallel_ranges(n_words, kGrainWords, [&](int64_t wb, int64_t we) {
@@ -87,9 +96,10 @@ DropoutPass scale_pass(const float* x, float* y, int64_t n, uint32_t threshold, 
 }  // namespace
 
 void dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, float scale, uint64_t seed,
-                     uint64_t stream, uint64_t* mask_bits) {
+                     uint64_t stream, uint64_t* mask_bits, uint64_t index_offset) {
   DropoutPass p = scale_pass(x, y, n, threshold, scale, seed, stream);
   p.bits_out = mask_bits;
+  p.index_offset = index_offset;
   dropout_pass(p, n);
 }
 
@@ -130,9 +140,11 @@ void mc_dropout_forward(const float* x, float* y, int64_t n, int64_t samples, ui
   });
 }
 
-void dropout_mask_bits(int64_t n, uint32_t threshold, uint64_t seed, uint64_t stream, uint64_t* mask_bits) {
+void dropout_mask_bits(int64_t n, uint32_t threshold, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
+                       uint64_t index_offset) {
   DropoutPass p;
   p.bits_out = mask_bits;
+  p.index_offset = index_offset;
   p.threshold = threshold;
   p.seed = seed;
   p.stream = stream;

@@ -14,8 +14,11 @@ namespace dropnet {
 namespace cpu {
 
 // x, y: n floats (may alias). mask_bits: ceil(n / 64) words or null.
+// index_offset: the Philox element index of x[0] (element e draws word index_offset + e; mask bit
+// e stays local). A data-parallel rank passes the global position of its first row times the row
+// width, so its masks are the rows' masks in the whole batch (docs/distributed.md).
 void dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, float scale, uint64_t seed,
-                     uint64_t stream, uint64_t* mask_bits);
+                     uint64_t stream, uint64_t* mask_bits, uint64_t index_offset = 0);
 // dx = dy * keep * scale with keep read from mask_bits (ceil(n / 64) words). dy, dx may alias.
 void dropout_backward_bits(const float* dy, const uint64_t* mask_bits, float* dx, int64_t n, float scale);
 // Same, keep regenerated from (seed, stream): no mask stored at all.
@@ -27,7 +30,8 @@ void dropout_forward_scalar(const float* x, float* y, int64_t n, uint32_t thresh
                             uint64_t stream, uint64_t* mask_bits);
 
 // Keep bits only: mask_bits gets ceil(n / 64) words.
-void dropout_mask_bits(int64_t n, uint32_t threshold, uint64_t seed, uint64_t stream, uint64_t* mask_bits);
+void dropout_mask_bits(int64_t n, uint32_t threshold, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
+                       uint64_t index_offset = 0);
 
 // Monte Carlo dropout: y is samples x n; row k = dropout of x with stream stream0 + k.
 // Small inputs run one sample per thread, large ones one sample at a time over all threads.
@@ -51,8 +55,10 @@ void alpha_dropout_forward(const float* x, float* y, int64_t n, uint32_t thresho
 // Spatial dropout over x: n_channels x channel_size floats (N*C channels of an NCHW / NCL
 // tensor, row-major). Channel i = n*C + c draws element word i of the stream; a dropped channel
 // is all zeros, a kept one is scaled. mask_bits: ceil(n_channels / 64) words or null.
+// index_offset: the global channel index of channel 0 (as in dropout_forward).
 void spatial_dropout_forward(const float* x, float* y, int64_t n_channels, int64_t channel_size, uint32_t threshold,
-                             float scale, uint64_t seed, uint64_t stream, uint64_t* mask_bits);
+                             float scale, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
+                             uint64_t index_offset = 0);
 // dx from dy with channel keeps from mask_bits (if not null) or regenerated from (seed, stream).
 void spatial_dropout_backward(const float* dy, float* dx, int64_t n_channels, int64_t channel_size,
                               const uint64_t* mask_bits, uint32_t threshold, float scale, uint64_t seed,
@@ -69,6 +75,7 @@ struct DropoutPass {
   uint64_t* bits_out = nullptr;
   uint32_t threshold = 0;
   uint64_t seed = 0, stream = 0;
+  uint64_t index_offset = 0;  // element e draws Philox word index_offset + e (dropout_forward)
   float a = 1.f, b = 0.f, dropped = 0.f;
   bool affine = false;
   // Non-temporal stores of y: worth it only when y is far larger than the caches.

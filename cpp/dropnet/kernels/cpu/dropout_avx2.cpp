@@ -32,7 +32,7 @@ void run(const DropoutPass& p, int64_t begin, int64_t end) {
   for (; g + 64 <= end; g += 64) {
     uint64_t bits = 0;
     __m256i words[8];
-    if (!kBitsIn) philox::stream_words32<2>(key, static_cast<uint64_t>(g) >> 2, words);
+    if (!kBitsIn) philox::stream_words32<2>(key, (p.index_offset + static_cast<uint64_t>(g)) >> 2, words);
     for (int h = 0; h < 2; ++h) {
       const int64_t e0 = g + 32 * h;
       __m256i keep[4];

@@ -34,7 +34,7 @@ struct Group {
 
   // Keep bits of the 64 elements from g (a multiple of 64).
   uint64_t bits(int64_t g) {
-    return kBitsIn ? p.bits_in[g >> 6] : philox::keep_bits64(key, static_cast<uint64_t>(g) >> 2, p.threshold);
+    return kBitsIn ? p.bits_in[g >> 6] : philox::keep_bits64(key, (p.index_offset + static_cast<uint64_t>(g)) >> 2, p.threshold);
   }
 
   // Keep bits of the kGroupsPerStep * 64 elements from g.
@@ -42,7 +42,7 @@ struct Group {
     if (kBitsIn) {
       for (int j = 0; j < kGroupsPerStep; ++j) out[j] = p.bits_in[(g >> 6) + j];
     } else {
-      philox::keep_bits_groups<kGroupsPerStep>(key, static_cast<uint64_t>(g) >> 2, p.threshold, out);
+      philox::keep_bits_groups<kGroupsPerStep>(key, (p.index_offset + static_cast<uint64_t>(g)) >> 2, p.threshold, out);
     }
   }
 

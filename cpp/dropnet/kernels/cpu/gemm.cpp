@@ -87,7 +87,7 @@ void epilogue_block_scalar(const GemmEpilogue& ep, int64_t row0, int64_t rows, i
       if (ep.pre_activation) ep.pre_activation[i * N + j] = z;
       float a = activate_v<ScalarLane>(ep.activation, z, ep.leaky_slope);
       if (ep.dropout) {
-        const uint64_t e = static_cast<uint64_t>(i * N + j);
+        const uint64_t e = ep.index_offset + static_cast<uint64_t>(i * N + j);
         if ((e >> 2) != block_index) {
           block_index = e >> 2;
           block = philox::stream_block(ep.seed, ep.stream, block_index);

@@ -36,6 +36,9 @@ struct GemmEpilogue {
   uint32_t threshold = 0;  // keep_threshold(p), computed in double on the host
   float scale = 1.0f;      // 1 / (1 - p)
   uint64_t seed = 0, stream = 0;
+  // Philox element index of C[0][0]: element (row, col) draws word index_offset + row*N + col
+  // (a data-parallel rank's global row offset times N); mask bits and pre_activation stay local.
+  uint64_t index_offset = 0;
   uint64_t* mask_bits = nullptr;  // ceil(M*N / 64) words, bit i = keep of element i (optional)
 };
 

@@ -95,8 +95,8 @@ inline typename V::F activate_v(Activation act, typename V::F z, typename V::F s
 }
 
 // The epilogue (gemm.h) on C rows [row0, row0 + rows) x columns [col0, col0 + cols).
-// Row by row in chunks that one Philox call covers: kChunk words from the 4-aligned element at or
-// before the chunk's first, so a chunk is kChunk - (e0 % 4) elements (all kChunk once aligned).
+// Row by row in chunks that one Philox call covers: kChunk words from the 4-aligned Philox word at or
+// before the chunk's first, so a chunk is kChunk - (word0 % 4) elements (all kChunk once aligned).
 // The chunk's keep bits go to the mask in one atomic update per word (gemm_kernels.h).
 template <class V>
 void epilogue_v(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t col0, int64_t cols, int64_t N, float* C,
@@ -109,9 +109,10 @@ void epilogue_v(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t col0
     float* c = C + i * ldc;
     for (int64_t j = col0, n = 0; j < col0 + cols; j += n) {
       const uint64_t e0 = static_cast<uint64_t>(i * N + j);
-      n = std::min<int64_t>(V::kChunk - static_cast<int64_t>(e0 & 3), col0 + cols - j);
+      const uint64_t word0 = ep.index_offset + e0;  // Philox word of the chunk's first element
+      n = std::min<int64_t>(V::kChunk - static_cast<int64_t>(word0 & 3), col0 + cols - j);
       uint64_t keep = 0;
-      if (ep.dropout) keep = V::keep_bits(keys, ep.stream, e0 >> 2, ep.threshold) >> (e0 & 3);
+      if (ep.dropout) keep = V::keep_bits(keys, ep.stream, word0 >> 2, ep.threshold) >> (word0 & 3);
       for (int h = 0; h * W < n; ++h) {
         const int lanes = static_cast<int>(std::min<int64_t>(W, n - h * W));
         F z = V::load(c + j + h * W, lanes);

@@ -35,14 +35,15 @@ void apply_channel_keeps(const float* x, float* y, int64_t n_channels, int64_t c
 }  // namespace
 
 void spatial_dropout_forward(const float* x, float* y, int64_t n_channels, int64_t channel_size, uint32_t threshold,
-                             float scale, uint64_t seed, uint64_t stream, uint64_t* mask_bits) {
+                             float scale, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
+                             uint64_t index_offset) {
   if (n_channels <= 0) return;
   std::vector<uint64_t> own;
   if (!mask_bits) {
     own.resize(static_cast<size_t>((n_channels + 63) / 64));
     mask_bits = own.data();
   }
-  dropout_mask_bits(n_channels, threshold, seed, stream, mask_bits);
+  dropout_mask_bits(n_channels, threshold, seed, stream, mask_bits, index_offset);
   apply_channel_keeps(x, y, n_channels, channel_size, mask_bits, scale);
 }
 
