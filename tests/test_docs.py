@@ -112,20 +112,12 @@ PAGES = {
     "dropout": ("Dropout", ["Monte Carlo dropout", "The reproducibility contract", "no dropout"], 1),
     "pruning": ("Pruning and lottery tickets", ["How sparse execution decides", "winning ticket", "10.8 %"], 1),
     "performance": ("Performance", ["train_step", "torch step", "Command"], 0),
+    "distributed": ("Data-parallel training over MPI", ["mpiexec", "The per-rank contract"], 0),
     "cli": ("Command line", ["dropnet demo", "usage: dropnet train"], 0),
     "design": ("Design", ["The Philox stream contract", "Determinism", "How sparse execution chooses its path"], 0),
     "differences": ("Differences from Keras and PyTorch", ["NCHW", "Adam epsilon"], 0),
     "api": ("API reference", ["dropnet.Sequential", "fit", "dropout_backward", "CSRMatrix", "LotteryTicket"], 0),
 }
-
-# Pages another branch may add (docs/conf.py lists them in the navigation when present): checked
-# like the others, with the title of their first heading.
-for _page in ("distributed",):
-    _md = ROOT / "docs" / f"{_page}.md"
-    if _md.is_file():
-        _title = next(line[2:].strip() for line in _md.read_text(encoding="utf-8").splitlines()
-                      if line.startswith("# "))
-        PAGES[_page] = (_title, [], 0)
 
 
 def _need(condition: bool, reason: str) -> None:
@@ -210,8 +202,9 @@ def _render_all(site: Path, tmp_path: Path) -> dict:
                      f'onload="report(\'{n}\', this)"></iframe>' for n in names)
     probe = tmp_path / "probe.html"
     probe.write_text(_PROBE % {"frames": frames, "pages": json.dumps(names)}, encoding="utf-8")
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--allow-file-access-from-files",
-           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=60000", "--dump-dom", probe.as_uri()]
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=60000",
+           "--dump-dom", probe.as_uri()]
     # On a loaded machine Chromium has been seen to stop before every frame reported; a page that
     # is really broken fails all three tries.
     for _ in range(3):
@@ -283,8 +276,9 @@ def test_code_on_the_pages_runs(page, tmp_path, monkeypatch):
 
 
 def test_mc_dropout_streams_are_those_docs_design_states():
-    # docs/design.md, "Who takes which stream": pass j over batch b of predict(mc_samples=k, seed=m)
-    # uses stream 2^62 + m·2^32 + (j·n_batches + b)·n_dropout_layers, keyed by the model seed.
+    # docs/design.md, "The Philox stream contract" (who takes which stream): pass j over batch b of
+    # predict(mc_samples=k, seed=m) uses stream 2^62 + m·2^32 + (j·n_batches + b)·n_dropout_layers,
+    # keyed by the model seed.
     import dropnet
     from dropnet import layers
 
