@@ -277,7 +277,7 @@ def test_code_on_the_pages_runs(page, tmp_path, monkeypatch):
 
 def test_mc_dropout_streams_are_those_docs_design_states():
     # docs/design.md, "The Philox stream contract" (who takes which stream): pass j over batch b of
-    # predict(mc_samples=k, seed=m) uses stream 2^62 + m·2^32 + (j·n_batches + b)·n_dropout_layers,
+    # predict(mc_samples=k, seed=m) uses stream 2^62 + m·2^32 + (j·n_batches + b)·S (S: streams per training pass),
     # keyed by the model seed.
     import dropnet
     from dropnet import layers
