@@ -61,6 +61,7 @@ def main() -> int:
     p.add_argument("--fixed", type=int, default=0, help="distributed=FixedOrder(micro_shards=FIXED)")
     p.add_argument("--sync-bn", action="store_true", help="distributed=Options(sync_batchnorm=True)")
     p.add_argument("--plateau", action="store_true", help="ReduceLROnPlateau and EarlyStopping on val_loss")
+    p.add_argument("--weights", action="store_true", help="sample weights in fit and evaluate")
     a = p.parse_args()
     dropnet.set_num_threads(1)
     r = dist.rank() if not a.plain else 0
@@ -121,8 +122,9 @@ def main() -> int:
     if a.plateau:
         cbs += [cb.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0, min_delta=0.05),
                 cb.EarlyStopping(monitor="val_loss", patience=2, min_delta=0.05)]
+    sw = np.random.default_rng(3).uniform(0.2, 2.0, len(x)).astype(np.float32) if a.weights else None
     hist = model.fit(x, y, epochs=a.epochs, batch_size=a.batch_size, validation_data=(xv, yv), callbacks=cbs,
-                     verbose=0, initial_epoch=a.initial_epoch,
+                     verbose=0, initial_epoch=a.initial_epoch, sample_weight=sw,
                      distributed=dist.FixedOrder(a.fixed) if a.fixed else
                      dist.Options(sync_batchnorm=True) if a.sync_bn else not a.plain)
     digest = dist.weights_digest(model)
@@ -130,11 +132,13 @@ def main() -> int:
         everyone = dist.comm().allgather((digest, repr(hist.history)))
         assert len(set(everyone)) == 1, f"ranks hold different weights or logs: {everyone}"
     pred = model.predict(xv, distributed=not a.plain)
-    ev = model.evaluate(xv, yv, distributed=not a.plain)
+    vw = np.linspace(0.5, 1.5, len(xv)).astype(np.float32) if a.weights else None
+    ev = model.evaluate(xv, yv, distributed=not a.plain, sample_weight=vw)
     if r == 0:
         np.savez(a.out, *model.get_weights(), *model.get_state(), loss=np.array(hist.history["loss"]),
                  val_loss=np.array(hist.history["val_loss"]), lr=np.array(hist.history["lr"]), accuracy=np.array(hist.history["accuracy"]),
                  rng_offset=np.array(model.rng_offset), pred=pred, eval_loss=np.array(ev["loss"]),
+                 eval_accuracy=np.array(ev["accuracy"]),
                  n_weights=np.array(len(model.get_weights()) + len(model.get_state())))
     return 0
 

@@ -466,3 +466,16 @@ def test_plateau_and_early_stopping_decide_together_on_the_global_validation_los
             lr *= 0.5
         best = min(best, val[e]) if e == 0 or val[e] < best - 0.05 else best
     np.testing.assert_allclose(got["lr"], expect_lr, rtol=1e-6)
+
+
+@needs_mpi
+def test_sample_weights_train_and_evaluate_distributed_as_in_one_process(tmp_path):
+    run_ranks(0, "train", tmp_path / "plain.npz", "--plain", "--weights")
+    run_ranks(3, "train", tmp_path / "w3.npz", "--weights")
+    ref, got = _load(tmp_path / "plain.npz"), _load(tmp_path / "w3.npz")
+    np.testing.assert_allclose(got["loss"], ref["loss"], rtol=2e-4)
+    np.testing.assert_allclose(got["eval_loss"], ref["eval_loss"], rtol=2e-3)
+    np.testing.assert_allclose(got["eval_accuracy"], ref["eval_accuracy"], atol=0.02)
+    # and the weights mattered: the unweighted run differs by more than the tolerance
+    run_ranks(0, "train", tmp_path / "unweighted.npz", "--plain")
+    assert not np.allclose(_load(tmp_path / "unweighted.npz")["loss"], ref["loss"], rtol=2e-3)

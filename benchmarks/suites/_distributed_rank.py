@@ -83,7 +83,7 @@ def steps(a) -> dict:
         comm.Barrier()
         t_start = time.perf_counter()
         for s in range(a.block):
-            dist.step(model, x, y, slice(s * a.batch, (s + 1) * a.batch), 4, gathered)
+            dist.step(model, x, y, slice(s * a.batch, (s + 1) * a.batch), 4, workspace=gathered)
         comm.Barrier()
         return (time.perf_counter() - t_start) / a.block
 

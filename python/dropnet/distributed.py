@@ -186,15 +186,22 @@ def weights_digest(model) -> str:
 
 
 def step(model, x: np.ndarray, y: np.ndarray, rows: Any, micro_shards: Optional[int] = None,
-         _gathered: Optional[np.ndarray] = None, sample_weight: Optional[np.ndarray] = None) -> Tuple[float, int, float]:
+         sample_weight: Optional[np.ndarray] = None,
+         workspace: Optional[np.ndarray] = None) -> Tuple[float, int, float]:
     """One data-parallel step on the global batch ``x[rows]``, ``y[rows]`` (rows: index array or
     slice into x, the same on every rank): this rank's shard → compute_gradients → one allreduce
     of the gradient arena (or, with micro_shards=k, the k micro-shards' gradients gathered and
     added in order: see Options) → apply_gradients. Returns this rank's (loss_sum, correct,
-    penalty); loss_sum and correct cover its rows only. sample_weight: (len(x),) float32 or None."""
+    penalty); loss_sum and correct cover its rows only. sample_weight: (len(x),) float32 or None.
+    workspace: (micro_shards, grad_buffer.size) float32 scratch to reuse across steps (else one is
+    allocated per call)."""
     net = model.network
     grad = net.grad_buffer
-    idx = np.arange(len(x))[rows] if isinstance(rows, slice) else np.asarray(rows)
+    if isinstance(rows, slice):
+        span = range(len(x))[rows]
+        idx = np.arange(span.start, span.stop, span.step)
+    else:
+        idx = np.asarray(rows)
     m = len(idx)
     c = init()
     r, n_ranks = int(c.Get_rank()), int(c.Get_size())
@@ -205,7 +212,7 @@ def step(model, x: np.ndarray, y: np.ndarray, rows: Any, micro_shards: Optional[
         return loss_sum, correct, net.apply_gradients()
     k = int(micro_shards)
     mine = range(r * k // n_ranks, (r + 1) * k // n_ranks)
-    gathered = _gathered if _gathered is not None else np.empty((k, grad.size), dtype=np.float32)
+    gathered = workspace if workspace is not None else np.empty((k, grad.size), dtype=np.float32)
     loss_sum, correct = 0.0, 0
     for j in mine:
         a, b = shard_bounds(m, j, k)
@@ -339,8 +346,8 @@ class _DataParallel:
         for i, s in enumerate(range(s0, s1)):
             lo, hi = s * batch_size, min(n, (s + 1) * batch_size)
             rows = order[lo:hi] if order is not None else slice(lo, hi)
-            loss_sum, correct, penalties[i] = step(self.model, x, y, rows, self.options.micro_shards,
-                                                   self._gathered, w)
+            loss_sum, correct, penalties[i] = step(self.model, x, y, rows, self.options.micro_shards, w,
+                                                   self._gathered)
             sums[i], sums[k + i], sums[2 * k + i] = loss_sum, max(correct, 0), correct < 0
             rows_per_step[i] = hi - lo
         allreduce_(sums)

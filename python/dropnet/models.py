@@ -749,7 +749,7 @@ class Sequential(ModelAPI):
         """First half of a training step, for custom (e.g. data-parallel) loops.
 
         Forward with dropout (its element indices counted from global row ``row_offset``), loss and
-        backward over the batch x (B, *input_shape), y (B,) or (B, n_out); gradients land in
+        backward over the batch x ``(B, *input_shape)``, y ``(B,)`` or ``(B, n_out)``; gradients land in
         ``self.network.grad_buffer`` as those of (sum of the B rows' weighted losses) / grad_rows
         (default B). Returns ``(loss_sum, correct)`` (correct -1 without classes). Weights,
         optimizer state and ``rng_offset`` change only in ``apply_gradients``."""
