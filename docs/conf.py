@@ -7,7 +7,6 @@ scripts in ``docs/figures/`` when the build starts (see ``generate``).
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -71,25 +70,5 @@ def generate(app) -> None:
             module.main(out)
 
 
-# Pages other branches add (docs/<page>.md), listed in the navigation after the page named here
-# once the file exists, so the site builds with or without them.
-OPTIONAL_PAGES = {"distributed": "pruning"}
-
-
-def optional_pages(app, docname: str, source: list) -> None:
-    """Put the optional pages that exist into the index's toctree and link them from the text
-    (a line ``% link: <page> <sentence with {doc}`<page>`>`` becomes that sentence)."""
-    for page, after in OPTIONAL_PAGES.items():
-        if not (DOCS / f"{page}.md").is_file():
-            continue
-        if docname == "index" and f"\n{page}\n" not in source[0]:
-            source[0] = source[0].replace(f"\n{after}\n", f"\n{after}\n{page}\n", 1)
-        source[0] = re.sub(rf"^% link: {page} (.*)$", r"\1", source[0], flags=re.M)
-
-
 def setup(app):
     app.connect("builder-inited", generate)
-    app.connect("source-read", optional_pages)
-    # Read the pages that link optional pages on every build: whether a page exists can change
-    # between two builds without their own files changing.
-    app.connect("env-get-outdated", lambda app, env, added, changed, removed: ["index", "install"])

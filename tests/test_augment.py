@@ -104,3 +104,29 @@ def test_augmentation_must_come_before_layers_with_parameters():
                    input_shape=(1, 5, 5), seed=0)
     with pytest.raises(ValueError, match="augmentation layers must come before"):
         m.compile(loss="mse")
+
+
+def test_augmentation_keys_samples_by_global_row_for_data_parallel_steps():
+    """Two halves of a batch with their row offsets augment each image as the whole batch does, so
+    their gradients add up to the whole batch's (the data-parallel contract)."""
+    y = np.arange(32) % 3
+    x = X[:32]
+
+    def model():
+        m = augmented_cnn(seed=5)
+        m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        return m
+
+    whole, parts = model(), model()
+    whole.compute_gradients(x, y)
+    want = whole.network.get_grads()
+    parts.compute_gradients(x[:16], y[:16], row_offset=0, grad_rows=32)
+    first = parts.network.get_grads()
+    parts.compute_gradients(x[16:], y[16:], row_offset=16, grad_rows=32)
+    second = parts.network.get_grads()
+    for w, a, b in zip(want, first, second):
+        np.testing.assert_allclose(a + b, w, rtol=1e-4, atol=1e-6)
+    # Without the offset the second half would draw the first half's augmentations.
+    parts.compute_gradients(x[16:], y[16:], row_offset=0, grad_rows=32)
+    wrong = parts.network.get_grads()
+    assert not np.allclose(first[0] + wrong[0], want[0], rtol=1e-4, atol=1e-6)

@@ -69,6 +69,35 @@ def test_design_doc_names_what_the_code_cites():
     assert quoted <= headings, f"comments quote sections docs/design.md does not have: {quoted - headings}"
 
 
+# What each layer of cpp/dropnet may include (docs/design.md, "Layers of the code").
+ALLOWED_INCLUDES = {
+    "core": ("core/",),
+    "kernels/cpu": ("core/", "kernels/cpu/"),
+    "kernels/cuda": ("core/", "kernels/cuda/"),
+    "nn": ("core/", "kernels/cpu/", "nn/"),
+}
+
+
+def test_includes_follow_the_layers_of_the_design():
+    include = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
+    broken = []
+    for layer, allowed in ALLOWED_INCLUDES.items():
+        files = [p for p in (ROOT / "cpp" / "dropnet" / layer).iterdir() if p.suffix in {".h", ".cpp", ".cu", ".cuh"}]
+        assert files, layer
+        for path in files:
+            for target in include.findall(path.read_text(encoding="utf-8")):
+                where = f"{path.relative_to(ROOT)} includes {target}"
+                if target.startswith(("pybind11", "Python.h")):
+                    broken.append(where + " (no Python below the bindings)")
+                elif target.startswith("dropnet/"):
+                    inner = target[len("dropnet/"):]
+                    if not inner.startswith(allowed):
+                        broken.append(where + f" (a {layer} file may include only {', '.join(allowed)})")
+                    elif layer == "nn" and re.search(r"_avx(2|512)\.h$", inner):
+                        broken.append(where + " (nn/ calls the dispatching entries, never an ISA's own header)")
+    assert not broken, "\n".join(broken)
+
+
 # ------------------------------------------------------------------ the documentation site
 # tools/build_docs.sh builds it into docs/_build/html; `tools/build_docs.sh --check` (CI) then runs
 # the tests marked "docs" with DROPNET_DOCS_REQUIRED=1, so a missing site or Chromium fails there
@@ -83,20 +112,12 @@ PAGES = {
     "dropout": ("Dropout", ["Monte Carlo dropout", "The reproducibility contract", "no dropout"], 1),
     "pruning": ("Pruning and lottery tickets", ["How sparse execution decides", "winning ticket", "10.8 %"], 1),
     "performance": ("Performance", ["train_step", "torch step", "Command"], 0),
+    "distributed": ("Data-parallel training over MPI", ["mpiexec", "The per-rank contract"], 0),
     "cli": ("Command line", ["dropnet demo", "usage: dropnet train"], 0),
     "design": ("Design", ["The Philox stream contract", "Determinism", "How sparse execution chooses its path"], 0),
     "differences": ("Differences from Keras and PyTorch", ["NCHW", "Adam epsilon"], 0),
     "api": ("API reference", ["dropnet.Sequential", "fit", "dropout_backward", "CSRMatrix", "LotteryTicket"], 0),
 }
-
-# Pages another branch may add (docs/conf.py lists them in the navigation when present): checked
-# like the others, with the title of their first heading.
-for _page in ("distributed",):
-    _md = ROOT / "docs" / f"{_page}.md"
-    if _md.is_file():
-        _title = next(line[2:].strip() for line in _md.read_text(encoding="utf-8").splitlines()
-                      if line.startswith("# "))
-        PAGES[_page] = (_title, [], 0)
 
 
 def _need(condition: bool, reason: str) -> None:
@@ -181,8 +202,9 @@ def _render_all(site: Path, tmp_path: Path) -> dict:
                      f'onload="report(\'{n}\', this)"></iframe>' for n in names)
     probe = tmp_path / "probe.html"
     probe.write_text(_PROBE % {"frames": frames, "pages": json.dumps(names)}, encoding="utf-8")
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--allow-file-access-from-files",
-           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=60000", "--dump-dom", probe.as_uri()]
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=60000",
+           "--dump-dom", probe.as_uri()]
     # On a loaded machine Chromium has been seen to stop before every frame reported; a page that
     # is really broken fails all three tries.
     for _ in range(3):
@@ -251,3 +273,29 @@ def test_code_on_the_pages_runs(page, tmp_path, monkeypatch):
     namespace: dict = {}
     for k, block in enumerate(blocks):
         exec(compile(block, f"docs/{page}.md block {k}", "exec"), namespace)  # noqa: S102
+
+
+def test_mc_dropout_streams_are_those_docs_design_states():
+    # docs/design.md, "The Philox stream contract" (who takes which stream): pass j over batch b of
+    # predict(mc_samples=k, seed=m) uses stream 2^62 + m·2^32 + (j·n_batches + b)·S (S: streams per training pass),
+    # keyed by the model seed.
+    import dropnet
+    from dropnet import layers
+
+    seed, m, n, units, batch = 11, 3, 10, 8, 6
+    model = dropnet.Sequential([layers.Input((5,)), layers.Dense(units, activation="relu"), layers.Dropout(0.5),
+                                layers.Dense(3)], seed=seed)
+    model.compile("sgd", loss="mse")
+    w1, b1, w2, b2 = (w.astype(np.float64) for w in model.get_weights())
+    x = np.random.default_rng(5).standard_normal((n, 5)).astype(np.float32)
+    samples, n_batches = 2, -(-n // batch)
+    want = np.zeros((n, 3))
+    for j in range(samples):
+        for b, lo in enumerate(range(0, n, batch)):
+            xb = x[lo:lo + batch].astype(np.float64)
+            stream = 2**62 + m * 2**32 + (j * n_batches + b) * 1
+            keep = dropnet.random.uniform_bits(len(xb) * units, seed, stream) < np.uint32(2**31)  # p = 0.5
+            h = np.maximum(xb @ w1.T + b1, 0) * keep.reshape(len(xb), units) * 2.0
+            want[lo:lo + batch] += h @ w2.T + b2
+    mean, _ = model.predict(x, mc_samples=samples, seed=m, batch_size=batch)
+    np.testing.assert_allclose(mean, want / samples, rtol=1e-5, atol=1e-5)

@@ -42,7 +42,10 @@ def test_return_flag_overloads_type_check(tmp_path):
     (tmp_path / "user_ok.py").write_text(USER_CODE)
     (tmp_path / "user_wrong.py").write_text(WRONG)
     env_before = os.environ.get("MYPYPATH")
-    os.environ["MYPYPATH"] = PYTHON_DIR
+    # A source checkout is found through MYPYPATH; an installed dropnet (site-packages, as in CI)
+    # is found by mypy itself through its py.typed marker, and mypy refuses site-packages there.
+    if os.path.basename(PYTHON_DIR) not in ("site-packages", "dist-packages"):
+        os.environ["MYPYPATH"] = PYTHON_DIR
     try:  # one mypy run over both files (checking numpy's stubs dominates the time)
         out, err, status = mypy_api.run([str(tmp_path / "user_ok.py"), str(tmp_path / "user_wrong.py"),
                                          "--ignore-missing-imports", "--follow-imports=silent", "--no-incremental",

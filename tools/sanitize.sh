@@ -56,7 +56,9 @@ ubsan_rt=$(${CXX:-c++} -print-file-name=libubsan.so)
 tests=(tests/test_hardening.py tests/test_fuzz.py tests/test_atomic_updates.py tests/test_checkpoint_hostile.py
        tests/test_dropout.py tests/test_pooling.py tests/test_batchnorm.py tests/test_sparse.py tests/test_gemm.py
        tests/test_conv.py)
-LD_PRELOAD="$asan_rt $ubsan_rt" PYTHONPATH="$root/$build/py" DROPNET_SANITIZE=1 \
-  "$py" -m pytest -q -x -p no:cacheprovider "${tests[@]}" "$@"
+# Peak-RSS assertions measure ASan's shadow memory and quarantine, not dropnet: left to the plain run.
+LD_PRELOAD="$asan_rt $ubsan_rt" PYTHONPATH="$root/$build/py" \
+  "$py" -m pytest -q -x -p no:cacheprovider "${tests[@]}" \
+  --deselect tests/test_checkpoint_hostile.py::test_peak_memory_while_loading_is_at_most_twice_the_declared_model "$@"
 
 section "done: sanitizer-clean"

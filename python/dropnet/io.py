@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import zipfile
@@ -225,7 +226,7 @@ class _Checkpoint:
                              f"{sorted(set(members) - listed)[:4]}, listed but missing: "
                              f"{sorted(listed - set(members))[:4]})")
         for name, shape in self.declared:
-            need = int(np.prod(shape, dtype=np.int64)) * 4
+            need = math.prod(shape) * 4
             if not need <= members[name].file_size <= need + _NPY_PREAMBLE_MAX:
                 raise ValueError(f"{name}: the member declares {members[name].file_size} bytes, "
                                  f"its header shape {list(shape)} needs {need}")
@@ -276,7 +277,7 @@ def _check_declared_sizes(model, declared: List[Tuple[str, Tuple[int, ...]]], sl
     a whole number (at most 8) of copies of the params; masks at most the params."""
     sizes = {"param": 0, "slot": 0, "mask": 0, "state": 0}
     for name, shape in declared:
-        sizes[name.split("_")[0]] += int(np.prod(shape, dtype=np.int64))
+        sizes[name.split("_")[0]] += math.prod(shape)
     if model.input_shape is None:
         raise ValueError("arrays present but the architecture has no input shape")
     rows = model._shapes_with_state(model.input_shape)

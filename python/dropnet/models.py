@@ -107,7 +107,7 @@ def as_targets(y: ArrayLike, n: int, loss: str, n_out: int, name: str = "y",
                output_shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
     """Targets for ``loss``: int64 (n,) labels in [0, n_out) for sparse crossentropy, float32
     (n, n_out) for categorical crossentropy; for the elementwise losses (mse, mae, huber,
-    binary_crossentropy) float32 (n, *output_shape) flattened to (n, n_out) ((n,) accepted when
+    binary_crossentropy) float32 ``(n, *output_shape)`` flattened to (n, n_out) ((n,) accepted when
     n_out == 1)."""
     arr = np.asarray(y)
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):

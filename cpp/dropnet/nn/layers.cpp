@@ -321,7 +321,8 @@ const float* AugmentLayer::forward(const float* x, const ForwardContext& ctx) {
   // the images as they are.
   if (!ctx.training || !ctx.bn_training) return x;
   const Shape& s = in_shape();
-  cpu::augment_images(x, y_.data(), ctx.rows, s[0], s[1], s[2], spec_, ctx.seed, (*ctx.next_stream)++);
+  cpu::augment_images(x, y_.data(), ctx.rows, s[0], s[1], s[2], spec_, ctx.seed, (*ctx.next_stream)++,
+                      ctx.row_offset);
   return y_.data();
 }
 

@@ -18,7 +18,7 @@ inline int64_t draw_below(uint32_t word, int64_t m) {
 }  // namespace
 
 void augment_images(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w, const AugmentSpec& spec,
-                    uint64_t seed, uint64_t stream) {
+                    uint64_t seed, uint64_t stream, uint64_t first_sample) {
   const int64_t plane = h * w, image = c * plane;
   const uint32_t erase_threshold = spec.erase_p > 0.0 ? keep_threshold(1.0 - spec.erase_p) : 0;
   const int64_t eh_max = std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(h) * spec.erase_max)));
@@ -26,8 +26,9 @@ void augment_images(const float* x, float* y, int64_t n, int64_t c, int64_t h, i
   // Samples are independent: each thread owns whole output images.
   parallel_ranges(n, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-      const philox::Words a = philox::stream_block(seed, stream, 2 * static_cast<uint64_t>(i));
-      const philox::Words b = philox::stream_block(seed, stream, 2 * static_cast<uint64_t>(i) + 1);
+      const uint64_t g = first_sample + static_cast<uint64_t>(i);
+      const philox::Words a = philox::stream_block(seed, stream, 2 * g);
+      const philox::Words b = philox::stream_block(seed, stream, 2 * g + 1);
       const int64_t dy = spec.pad > 0 ? draw_below(a.v[0], 2 * spec.pad + 1) - spec.pad : 0;
       const int64_t dx = spec.pad > 0 ? draw_below(a.v[1], 2 * spec.pad + 1) - spec.pad : 0;
       const bool flip = spec.flip && a.v[2] < 0x80000000u;

@@ -1,6 +1,8 @@
 // Image augmentation on NCHW float batches, keyed by Philox streams: sample i of a batch draws
-// words 8i .. 8i+7 of stream (seed, stream) (blocks 2i and 2i+1), so what happens to a sample
-// depends only on (seed, stream, i): never on the number of threads or on the other samples.
+// words 8g .. 8g+7 of stream (seed, stream) (blocks 2g and 2g+1), g = first_sample + i its
+// position in the whole batch (a data-parallel rank passes the global position of its first
+// row), so what happens to a sample depends only on (seed, stream, g): never on the number of
+// threads, of ranks, or on the other samples.
 //
 // Integer draws: a range [0, m) is taken as (word · m) >> 32 (exact integer arithmetic, the same
 // in the numpy reference of the tests).
@@ -28,7 +30,7 @@ struct AugmentSpec {
 
 // x, y: n × c × h × w floats (must not alias). Threads split the samples.
 void augment_images(const float* x, float* y, int64_t n, int64_t c, int64_t h, int64_t w, const AugmentSpec& spec,
-                    uint64_t seed, uint64_t stream);
+                    uint64_t seed, uint64_t stream, uint64_t first_sample = 0);
 
 }  // namespace cpu
 }  // namespace dropnet
