@@ -92,6 +92,24 @@ void parallel_columns(int64_t C, int64_t N, Fn&& fn) {
   });
 }
 
+// y = x·scale[c] + shift[c] (ReLU optional) over every channel.
+void channel_affine(const BatchNormKernels& k, const float* x, float* y, int64_t N, int64_t C, int64_t HW,
+                    std::vector<float>& scale, std::vector<float>& shift, bool relu) {
+  if (HW > 1) {
+    const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
+    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c)
+        k.plane_affine(x + c * HW, y + c * HW, N, C * HW, HW, scale[c], shift[c], relu, stream);
+      if (stream) _mm_sfence();
+    });
+    return;
+  }
+  extend_wrapped(scale, C);
+  extend_wrapped(shift, C);
+  parallel_rows(N, C, [&](int64_t b, int64_t e) { k.flat_affine(x, y, b, e, C, scale.data(), shift.data(), relu); });
+}
+
 }  // namespace
 
 void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
@@ -155,19 +173,7 @@ void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t H
     if (saved_invstd) saved_invstd[c] = static_cast<float>(invstd);
   }
   if (empty) return;
-  if (HW > 1) {
-    const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
-    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
-      DenormalsFlushed flush;
-      for (int64_t c = c0; c < c1; ++c)
-        k.plane_affine(x + c * HW, y + c * HW, N, C * HW, HW, scale[c], shift[c], relu, stream);
-      if (stream) _mm_sfence();
-    });
-    return;
-  }
-  extend_wrapped(scale, C);
-  extend_wrapped(shift, C);
-  parallel_rows(N, C, [&](int64_t b, int64_t e) { k.flat_affine(x, y, b, e, C, scale.data(), shift.data(), relu); });
+  channel_affine(k, x, y, N, C, HW, scale, shift, relu);
 }
 
 namespace {
@@ -252,23 +258,6 @@ void channel_moments(const BatchNormKernels& k, const float* x, int64_t N, int64
   });
 }
 
-// y = x·scale[c] + shift[c] (ReLU optional) over every channel.
-void channel_affine(const BatchNormKernels& k, const float* x, float* y, int64_t N, int64_t C, int64_t HW,
-                    std::vector<float>& scale, std::vector<float>& shift, bool relu) {
-  if (HW > 1) {
-    const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
-    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
-      DenormalsFlushed flush;
-      for (int64_t c = c0; c < c1; ++c)
-        k.plane_affine(x + c * HW, y + c * HW, N, C * HW, HW, scale[c], shift[c], relu, stream);
-      if (stream) _mm_sfence();
-    });
-    return;
-  }
-  extend_wrapped(scale, C);
-  extend_wrapped(shift, C);
-  parallel_rows(N, C, [&](int64_t b, int64_t e) { k.flat_affine(x, y, b, e, C, scale.data(), shift.data(), relu); });
-}
 }  // namespace
 
 void batchnorm_forward_training_sync(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
