@@ -615,11 +615,7 @@ class Sequential(ModelAPI):
                 if val is not None:
                     logs.update({f"val_{k}": v for k, v in evaluate(val[0], val[1], 256, val[2]).items()})
                 logs["lr"] = lr
-                _fit_checks.warn_if_diverged(epoch, logs["loss"], callbacks or [])
-                cbs.on_epoch_logs(epoch, logs)
-                bar.finish(logs)
-                cbs.on_epoch_end(epoch, logs)
-                if self.stop_training:
+                if self._finish_epoch(cbs, bar, epoch, logs, callbacks):
                     break
         finally:
             cbs.on_train_end()
@@ -686,15 +682,20 @@ class Sequential(ModelAPI):
                         val = (vx, vy, vw)
                     logs.update({f"val_{k}": v for k, v in self._evaluate_prepared(*val[:2], 256, val[2]).items()})
                 logs["lr"] = float(self._net.lr) if lr is None else lr
-                _fit_checks.warn_if_diverged(epoch, logs["loss"], callbacks or [])
-                cbs.on_epoch_logs(epoch, logs)
-                bar.finish(logs)
-                cbs.on_epoch_end(epoch, logs)
-                if self.stop_training:
+                if self._finish_epoch(cbs, bar, epoch, logs, callbacks):
                     break
         finally:
             cbs.on_train_end()
         return history
+
+    def _finish_epoch(self, cbs, bar, epoch: int, logs: Dict[str, float], callbacks) -> bool:
+        """The end of an epoch in either fit loop: divergence warning, callbacks' logs, the progress
+        line, on_epoch_end. Returns True when training should stop."""
+        _fit_checks.warn_if_diverged(epoch, logs["loss"], callbacks or [])
+        cbs.on_epoch_logs(epoch, logs)
+        bar.finish(logs)
+        cbs.on_epoch_end(epoch, logs)
+        return bool(self.stop_training)
 
     def _evaluate_prepared(self, x: np.ndarray, y: np.ndarray, batch_size: int,
                            weights: Optional[np.ndarray] = None) -> Dict[str, float]:
