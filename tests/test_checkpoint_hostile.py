@@ -166,8 +166,9 @@ def test_peak_memory_while_loading_is_at_most_twice_the_declared_model(tmp_path)
     loading = _peak_rss_growth(path)
     assert loading <= 2 * model_memory, (loading, model_memory)
     # Loading adds at most one group of arrays (the optimizer slots here) and small buffers to
-    # the model itself: nothing in the file is amplified.
-    assert loading <= model_memory + largest_group + (4 << 20), (loading, model_memory, largest_group)
+    # the model itself: nothing in the file is amplified. 8 MB covers the buffers and the page
+    # granularity of RSS (malloc arenas, zip reader); a second copy of any group would be 16 MB.
+    assert loading <= model_memory + largest_group + (8 << 20), (loading, model_memory, largest_group)
 
 
 # ---------------------------------------------------------------- values and exception types
