@@ -445,7 +445,7 @@ def load_weights(model, path: str) -> None:
     state = [arrays[f"state_{i:03d}"] for i in range(int(header.get("n_state", 0)))]
     if len(state) != len(net.get_state()):
         raise ValueError(f"{path}: holds {len(state)} batch norm arrays, the model has {len(net.get_state())}")
-    for i in range(len(current)):
+    for i in range(len(shapes)):
         net.set_mask(i, None)
     model.set_weights(params)
     model.set_state(state)
