@@ -1,4 +1,4 @@
-// The CUDA dropout kernels without a GPU: their per-thread bodies (kernels/cuda/dropout_body.h)
+// The CUDA dropout and optimizer kernels without a GPU: their per-thread bodies (kernels/cuda/dropout_body.h)
 // run on the host over the simulated grid of the real launch, every (block, thread) that
 // grid_for() gives the .cu file, and their outputs and mask bits are compared with the CPU
 // kernels (the dispatched entries of kernels/cpu/dropout.h) and with the Philox words element by
@@ -17,7 +17,10 @@
 #include "dropnet/core/denormals.h"
 #include "dropnet/core/philox.h"
 #include "dropnet/kernels/cpu/dropout.h"
+#include "dropnet/kernels/cpu/optimizer.h"
+#include "dropnet/kernels/cpu/weight_penalty.h"
 #include "dropnet/kernels/cuda/dropout_body.h"
+#include "dropnet/kernels/cuda/optimizer_body.h"
 
 using namespace dropnet;
 
@@ -261,4 +264,151 @@ TEST_CASE("simulated CUDA DropConnect of a CSR weight = dense DropConnect at the
       }
     CHECK(same);
   }
+}
+
+// ------------------------------------------------------------------------ multi-tensor optimizers
+
+namespace {
+
+// One parameter's buffers: weight, gradient, two slots and an optional 0/1 mask, filled with
+// values that reach every branch (zeros, negative and positive weights, small v).
+struct Param {
+  std::vector<float> w, g, s0, s1, mask;
+  bool masked;
+  Param(int64_t n, bool masked_, int salt) : w(n), g(n), s0(n), s1(n), mask(n), masked(masked_) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = i * 7 + salt * 13;
+      w[i] = (k % 5 == 0) ? 0.f : static_cast<float>(k % 23) * 0.031f - 0.35f;
+      g[i] = static_cast<float>(k % 19) * 0.0173f - 0.16f;
+      s0[i] = static_cast<float>(k % 11) * 0.01f - 0.05f;
+      s1[i] = static_cast<float>(k % 13) * 1e-5f;
+      mask[i] = (k % 4 == 1) ? 0.f : 1.f;
+    }
+    if (n > 0) s1[0] = 1e-39f;  // a denormal slot: flushed on both devices
+  }
+  cuda::OptimizerSegment segment(float l1 = 0.f, float l2 = 0.f) {
+    cuda::OptimizerSegment s;
+    s.w = w.data();
+    s.g = g.data();
+    s.slot0 = s0.data();
+    s.slot1 = s1.data();
+    s.mask = masked ? mask.data() : nullptr;
+    s.n = static_cast<int64_t>(w.size());
+    s.l1 = l1;
+    s.l2 = l2;
+    return s;
+  }
+  bool same_as(const Param& o) const {
+    auto eq = [](const std::vector<float>& a, const std::vector<float>& b) { return same_bytes(a, b); };
+    return eq(w, o.w) && eq(g, o.g) && eq(s0, o.s0) && eq(s1, o.s1);
+  }
+};
+
+const int64_t kSegmentSizes[] = {1, 0, 33, 1000, 64 * 70 + 5, 3, 70001};
+
+// Parameters of kSegmentSizes (and more of size 17, to need more than one launch), masked or not.
+std::vector<Param> params(int n_extra) {
+  std::vector<Param> ps;
+  int salt = 0;
+  for (int64_t n : kSegmentSizes) ps.emplace_back(n, salt % 2 == 1, salt), ++salt;
+  for (int k = 0; k < n_extra; ++k) ps.emplace_back(17, k % 3 == 0, salt++);
+  return ps;
+}
+
+// Runs the device launches of `kind` on the host: every list, every (block, thread) of its grid.
+void simulate_multi(cuda::SegmentUpdate kind, const SgdArgs& sgd, const AdamArgs& adam, std::vector<Param>& ps,
+                    bool tiny_grid, float l1 = 0.f, float l2 = 0.f) {
+  std::vector<cuda::OptimizerSegment> segs;
+  for (Param& p : ps) segs.push_back(p.segment(l1, l2));
+  int launches = 0;
+  cuda::for_each_segment_list(segs.data(), static_cast<int64_t>(segs.size()), [&](const cuda::SegmentList& list) {
+    ++launches;
+    const cuda::Grid g = tiny_grid ? cuda::Grid{2, 3} : cuda::grid_for(list.start[list.count]);
+    simulate(g, tiny_grid, [&](uint32_t b, uint32_t t) { cuda::multi_tensor_thread(kind, sgd, adam, list, g, b, t); });
+  });
+  CHECK(launches >= 1);
+}
+
+}  // namespace
+
+TEST_CASE("simulated CUDA multi-tensor SGD = CPU sgd_update, bit for bit") {
+  for (float momentum : {0.f, 0.9f})
+    for (bool nesterov : {false, true})
+      for (float wd : {0.f, 1e-3f})
+        for (bool tiny : {false, true}) {
+          SgdArgs a;
+          a.lr = 0.05f;
+          a.momentum = momentum;
+          a.nesterov = nesterov;
+          a.weight_decay = wd;
+          std::vector<Param> want = params(cuda::kMaxSegmentsPerLaunch + 5), got = want;
+          for (int step = 0; step < 2; ++step) {  // the second step reads the state the first wrote
+            for (Param& p : want)
+              cpu::sgd_update(a, static_cast<int64_t>(p.w.size()), p.w.data(), p.g.data(), p.s0.data(),
+                              p.masked ? p.mask.data() : nullptr);
+            simulate_multi(cuda::SegmentUpdate::sgd, a, AdamArgs{}, got, tiny);
+          }
+          bool same = true;
+          for (size_t k = 0; k < want.size(); ++k) same = same && got[k].same_as(want[k]);
+          CHECK(same);
+        }
+}
+
+TEST_CASE("simulated CUDA multi-tensor Adam / AdamW = CPU adam_update, bit for bit") {
+  for (bool decoupled : {false, true})
+    for (float wd : {0.f, 1e-2f})
+      for (bool tiny : {false, true}) {
+        AdamArgs a;
+        a.lr = 1e-3f;
+        a.weight_decay = wd;
+        a.decoupled = decoupled;
+        std::vector<Param> want = params(cuda::kMaxSegmentsPerLaunch + 5), got = want;
+        for (int step = 1; step <= 3; ++step) {
+          a.step_size = static_cast<float>(1e-3 / (1.0 - std::pow(0.9, step)));
+          a.bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(0.999, step)));
+          for (Param& p : want)
+            cpu::adam_update(a, static_cast<int64_t>(p.w.size()), p.w.data(), p.g.data(), p.s0.data(), p.s1.data(),
+                             p.masked ? p.mask.data() : nullptr);
+          simulate_multi(cuda::SegmentUpdate::adam, SgdArgs{}, a, got, tiny);
+        }
+        bool same = true;
+        for (size_t k = 0; k < want.size(); ++k) same = same && got[k].same_as(want[k]);
+        CHECK(same);
+      }
+}
+
+TEST_CASE("simulated CUDA penalty gradient = CPU weight_penalty_grad's gradient, bit for bit") {
+  for (float l1 : {0.f, 1e-3f})
+    for (float l2 : {0.f, 1e-2f}) {
+      std::vector<Param> want = params(3), got = want;
+      for (Param& p : want) {
+        const int64_t n = static_cast<int64_t>(p.w.size());
+        std::vector<double> block_sums(static_cast<size_t>(cpu::penalty_blocks(n)) + 1);
+        cpu::weight_penalty_grad(n, p.w.data(), p.g.data(), p.masked ? p.mask.data() : nullptr, l1, l2,
+                                 block_sums.data());
+      }
+      simulate_multi(cuda::SegmentUpdate::penalty, SgdArgs{}, AdamArgs{}, got, false, l1, l2);
+      bool same = true;
+      for (size_t k = 0; k < want.size(); ++k) same = same && got[k].same_as(want[k]);
+      CHECK(same);
+    }
+}
+
+TEST_CASE("segment lists: at most kMaxSegmentsPerLaunch each, in order, empty segments skipped") {
+  std::vector<cuda::OptimizerSegment> segs(2 * cuda::kMaxSegmentsPerLaunch + 3);
+  for (size_t i = 0; i < segs.size(); ++i) segs[i].n = static_cast<int64_t>(i % 5);  // every fifth empty
+  std::vector<int64_t> seen;
+  cuda::for_each_segment_list(segs.data(), static_cast<int64_t>(segs.size()), [&](const cuda::SegmentList& l) {
+    CHECK(l.count >= 1);
+    CHECK(l.count <= cuda::kMaxSegmentsPerLaunch);
+    for (int k = 0; k < l.count; ++k) {
+      CHECK(l.start[k + 1] - l.start[k] == l.seg[k].n);
+      seen.push_back(l.seg[k].n);
+      for (int64_t e = l.start[k]; e < l.start[k + 1]; ++e) CHECK(cuda::segment_of(l, e) == k);
+    }
+  });
+  std::vector<int64_t> want;
+  for (const auto& s : segs)
+    if (s.n > 0) want.push_back(s.n);
+  CHECK(seen == want);
 }
