@@ -134,12 +134,13 @@ AlphaDropoutCoeffs alpha_dropout_coeffs(double p) {
 }
 
 void alpha_dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, AlphaDropoutCoeffs c,
-                           uint64_t seed, uint64_t stream, uint64_t* mask_bits) {
+                           uint64_t seed, uint64_t stream, uint64_t* mask_bits, uint64_t index_offset) {
   DropoutPass p = scale_pass(x, y, n, threshold, c.a, seed, stream);
   p.b = c.b;
   p.dropped = c.dropped_value;
   p.affine = true;
   p.bits_out = mask_bits;
+  p.index_offset = index_offset;
   dropout_pass(p, n);
 }
 

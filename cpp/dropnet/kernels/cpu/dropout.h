@@ -50,9 +50,10 @@ struct AlphaDropoutCoeffs {
 };
 // a = ((1 - p)(1 + p alpha'^2))^(-1/2), b = -a alpha' p, dropped_value = a alpha' + b; in double.
 AlphaDropoutCoeffs alpha_dropout_coeffs(double p);
-// x, y: n floats (may alias). mask_bits: ceil(n / 64) words or null.
+// x, y: n floats (may alias). mask_bits: ceil(n / 64) words or null. index_offset as in
+// dropout_forward. The AlphaDropout layer (nn/layers.cpp) and ops.alpha_dropout both run this.
 void alpha_dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, AlphaDropoutCoeffs c,
-                           uint64_t seed, uint64_t stream, uint64_t* mask_bits);
+                           uint64_t seed, uint64_t stream, uint64_t* mask_bits, uint64_t index_offset = 0);
 
 // Spatial dropout over x: n_channels x channel_size floats (N*C channels of an NCHW / NCL
 // tensor, row-major). Channel i = n*C + c draws element word i of the stream; a dropped channel
