@@ -39,6 +39,8 @@ struct DeviceVector {
     if (n) ok(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
   }
   ~DeviceVector() { cudaFree(p); }
+  DeviceVector(const DeviceVector&) = delete;
+  DeviceVector& operator=(const DeviceVector&) = delete;
   std::vector<T> get() const {
     std::vector<T> h(n);
     ok(cudaDeviceSynchronize(), "kernel");
