@@ -51,7 +51,8 @@ std::vector<float> inputs(int64_t n) {
 }
 
 bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  // memcmp must not see the null data() of an empty vector (UBSan: nonnull argument).
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 bool bit(const std::vector<uint64_t>& bits, int64_t e) { return (bits[e >> 6] >> (e & 63)) & 1; }
