@@ -7,6 +7,7 @@
 
 #include "dropnet/core/parallel.h"
 #include "dropnet/core/threading.h"
+#include "dropnet/kernels/cpu/conv2d_winograd.h"
 
 namespace dropnet {
 namespace cpu {
@@ -28,6 +29,7 @@ int conv_parts_for_workspace(int64_t items, int64_t fixed, int64_t per_part, int
 }
 
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t F, bool has_bias, int threads) {
+  if (winograd_applies(g, F)) return winograd_forward_workspace(g, F, threads);
   const int64_t K1 = g.col_rows() + (has_bias ? 1 : 0);
   const int64_t weight = has_bias ? F * K1 : 0;
   const int64_t cols = (columns_are_input(g) && !has_bias) ? 0 : K1 * g.col_cols();
@@ -37,6 +39,8 @@ int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t F, bool has_bias
 void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
                     const float* bias, Activation activation, float leaky_slope, float* y, float* workspace,
                     int64_t workspace_floats) {
+  if (winograd_applies(g, F))
+    return winograd_forward(x, N, g, w, F, bias, activation, leaky_slope, y, workspace, workspace_floats);
   const int64_t K = g.col_rows(), P = g.col_cols(), CHW = g.C * g.H * g.W;
   const int64_t G = g.groups, Fg = F / G, CgHW = g.group_channels() * g.H * g.W;
   const bool has_bias = bias != nullptr;
@@ -73,6 +77,7 @@ void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const floa
 }
 
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, int threads) {
+  if (winograd_applies(g, F)) return winograd_backward_workspace(g, N, F, threads);
   const int64_t K = g.col_rows(), P = g.col_cols();
   const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
   const int64_t partials = chunks * F * (K + 1);
@@ -81,6 +86,7 @@ int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, i
 
 void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w,
                      int64_t F, float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) {
+  if (winograd_applies(g, F)) return winograd_backward(dy, x, N, g, w, F, dx, dw, db, workspace, workspace_floats);
   const int64_t K = g.col_rows(), P = g.col_cols(), CHW = g.C * g.H * g.W;
   const int64_t G = g.groups, Fg = F / G, CgHW = g.group_channels() * g.H * g.W;
   const bool direct = columns_are_input(g);
