@@ -14,7 +14,7 @@
 namespace dropnet {
 namespace cpu {
 
-WinogradTransforms winograd_transforms_scalar() { return winograd_transforms_any(); }
+WinogradTransforms winograd_transforms_scalar() { return winograd_transforms_any<ScalarRows>(); }
 
 namespace {
 
@@ -148,7 +148,7 @@ WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pa
   return p;
 }
 
-int64_t winograd_scratch_floats(const WinogradPlan& p) { return 12 * (p.TW + 1); }
+int64_t winograd_scratch_floats(const WinogradPlan& p) { return 4 * (p.TH + 2) * (p.TW + 1); }
 
 bool winograd_applies(const ConvGeometry& g, int64_t F) {
   return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 && g.dil_w == 1 &&

@@ -25,13 +25,14 @@ namespace cpu {
 
 // One stride-1 3×3 correlation as the transforms see it: in_channels planes of H × W read with
 // leading pads (pad_top, pad_left) (anything outside the plane reads 0), out planes OH × OW, cut
-// into TH × TW tiles of 2 × 2 (the last row / column may overhang the output).
+// into TH × TW tiles of 2 × 2 (the last row / column may overhang the output). Each tile row has
+// one spare tile (conv2d_winograd_body.h): tiles() = TH · (TW + 1) columns of every GEMM.
 struct WinogradPlan {
   int64_t in_channels = 0, H = 0, W = 0;
   int64_t pad_top = 0, pad_left = 0;
   int64_t OH = 0, OW = 0;
   int64_t TH = 0, TW = 0;
-  int64_t tiles() const { return TH * TW; }
+  int64_t tiles() const { return TH * (TW + 1); }
 };
 
 WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t OH,
@@ -56,9 +57,9 @@ int64_t winograd_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F,
 void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
                        float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats);
 
-// The per-ISA transform bodies (conv2d_winograd_body.h). Tile t of an image is (t / TW, t % TW);
+// The per-ISA transform bodies (conv2d_winograd_body.h);
 // transformed tensors are ξ-major: element (ξ, row, t) at [ξ·plane + row·ld + t], the callers
-// pointing at the image's first tile.
+// pointing at the image's first tile. Tile t of an image is (t / (TW + 1), t % (TW + 1)).
 struct WinogradTransforms {
   // V = Bᵀ d B of every tile of every channel of one image x (in_channels × H × W).
   void (*input)(const float* x, const WinogradPlan& p, float* v, int64_t ld, int64_t plane, float* scratch);

@@ -1,10 +1,49 @@
-// avx2 unit of the Winograd transforms: the shared bodies, auto-vectorised under this file's flags.
+// avx2 unit of the Winograd transforms: the shared bodies, auto-vectorised under this file's
+// flags, with row movers on masked loads / stores (no read or write past a row) and shuffles.
+#include <immintrin.h>
+
 #include "dropnet/kernels/cpu/conv2d_winograd_body.h"
 
 namespace dropnet {
 namespace cpu {
+namespace {
 
-WinogradTransforms winograd_transforms_avx2() { return winograd_transforms_any(); }
+__m256i first_lanes(int64_t n) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const int count = static_cast<int>(std::min<int64_t>(std::max<int64_t>(n, 0), 8));
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane);
+}
+
+struct Avx2Rows {
+  static void deinterleave(const float* src, int64_t n_even, int64_t n_odd, float* even, float* odd) {
+    const int64_t n_src = std::max(2 * n_even - 1, 2 * n_odd);
+    for (int64_t j = 0; j < std::max(n_even, n_odd); j += 8) {
+      const int64_t s0 = 2 * j;
+      const __m256 a = _mm256_maskload_ps(src + s0, first_lanes(n_src - s0));
+      const __m256 b = _mm256_maskload_ps(src + s0 + 8, first_lanes(n_src - s0 - 8));
+      // within 128-bit lanes: [a0 a2 b0 b2 | a4 a6 b4 b6], then order the 64-bit pairs
+      const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xDD);
+      const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+      const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
+      _mm256_maskstore_ps(even + j, first_lanes(n_even - j), ev);
+      _mm256_maskstore_ps(odd + j, first_lanes(n_odd - j), od);
+    }
+  }
+  static void interleave(const float* even, const float* odd, int64_t n, float* out) {
+    const int64_t n_even = (n + 1) / 2, n_odd = n / 2;
+    for (int64_t j = 0; j < n_even; j += 8) {
+      const __m256 e = _mm256_maskload_ps(even + j, first_lanes(n_even - j));
+      const __m256 o = _mm256_maskload_ps(odd + j, first_lanes(n_odd - j));
+      const __m256 lo = _mm256_unpacklo_ps(e, o), hi = _mm256_unpackhi_ps(e, o);  // [e0 o0 e1 o1 | e4 o4 e5 o5], ...
+      _mm256_maskstore_ps(out + 2 * j, first_lanes(n - 2 * j), _mm256_permute2f128_ps(lo, hi, 0x20));
+      _mm256_maskstore_ps(out + 2 * j + 8, first_lanes(n - 2 * j - 8), _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+  }
+};
+
+}  // namespace
+
+WinogradTransforms winograd_transforms_avx2() { return winograd_transforms_any<Avx2Rows>(); }
 
 }  // namespace cpu
 }  // namespace dropnet

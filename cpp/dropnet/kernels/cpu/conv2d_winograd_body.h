@@ -2,8 +2,7 @@
 // ISA unit with that unit's flags; the anonymous namespace keeps each unit's copy private. Every
 // value is a fixed expression of additions, subtractions and negations (no multiplies, nothing to
 // contract), so the auto-vectorised AVX2 / AVX-512 copies give the scalar copy's bits.
-// Loop order: per channel, per tile row; the inner loops run over the tiles of the row (tx) on
-// columns split into even / odd arrays, so every inner loop is unit-stride and vectorises.
+// Loop order: per channel, one loop over all the tiles of the plane (see below).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -14,198 +13,187 @@ namespace dropnet {
 namespace cpu {
 namespace {
 
-// Row `r` of plane x (H × W), columns 2m - pad_left (even[m]) and 2m + 1 - pad_left (odd[m]) for
-// m in [0, count); 0 outside the plane or for a row outside it.
-inline void load_split_row(const float* x, int64_t r, const WinogradPlan& p, int64_t count, float* even, float* odd) {
-  if (r < 0 || r >= p.H) {
-    std::fill(even, even + count, 0.f);
-    std::fill(odd, odd + count, 0.f);
-    return;
+// The scalar row movers (the generic unit's; the vector units bring their own).
+struct ScalarRows {
+  static void deinterleave(const float* src, int64_t n_even, int64_t n_odd, float* even, float* odd) {
+    for (int64_t j = 0; j < n_even; ++j) even[j] = src[2 * j];
+    for (int64_t j = 0; j < n_odd; ++j) odd[j] = src[2 * j + 1];
   }
-  const float* row = x + r * p.W;
-  for (int64_t m = 0; m < count; ++m) {
-    const int64_t c0 = 2 * m - p.pad_left, c1 = c0 + 1;
-    even[m] = (c0 >= 0 && c0 < p.W) ? row[c0] : 0.f;
-    odd[m] = (c1 >= 0 && c1 < p.W) ? row[c1] : 0.f;
+  static void interleave(const float* even, const float* odd, int64_t n, float* out) {
+    for (int64_t i = 0; i + 1 < n; i += 2) {
+      out[i] = even[i / 2];
+      out[i + 1] = odd[i / 2];
+    }
+    if (n % 2) out[n - 1] = even[n / 2];
+  }
+};
+
+// Tiles are numbered t = ty·S + tx with S = TW + 1: each tile row carries one spare tile
+// (tx = TW) so that the four values a tile needs from a plane split by row and column parity sit
+// at t, t + 1, t + S, t + S + 1, and every transform below is one unit-stride loop over all the
+// tiles of a plane (long enough to vectorise even for 7 × 7 images). The spare tile's outputs are
+// never written back; its A dY Aᵀ is 0 (it reads past the output's edge), so it adds nothing to a
+// weight gradient.
+
+// The four parity planes of the padded input: q[(2·rp + cp)·plane_size + ρ·S + m] =
+// plane[2ρ + rp - pad_top][2m + cp - pad_left] for ρ in [0, rows), m in [0, S). Writes only the
+// entries inside the plane: the caller zeroed q once, and the padding sits at the same entries for
+// every channel. One pass over the source rows, each split into even and odd columns by the
+// unit's Rows::deinterleave (permutes; data movement only, so no ISA can change a bit).
+template <class Rows>
+void split_parity(const float* plane, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t rows,
+                         int64_t S, int64_t plane_size, float* q) {
+  // source column 2j lands at m = j + pad_left / 2 of parity pad_left % 2; 2j + 1 at
+  // m = j + (pad_left + 1) / 2 of the other parity; only m < S is kept.
+  const int64_t even_m0 = pad_left / 2, odd_m0 = (pad_left + 1) / 2;
+  const int64_t even_n = std::max<int64_t>(0, std::min((W + 1) / 2, S - even_m0));
+  const int64_t odd_n = std::max<int64_t>(0, std::min(W / 2, S - odd_m0));
+  const int even_cp = static_cast<int>(pad_left % 2), odd_cp = 1 - even_cp;
+  for (int64_t r = 0; r < H; ++r) {
+    const int64_t rr = r + pad_top, rho = rr / 2;
+    if (rho >= rows) break;
+    const int rp = static_cast<int>(rr % 2);
+    Rows::deinterleave(plane + r * W, even_n, odd_n, q + (2 * rp + even_cp) * plane_size + rho * S + even_m0,
+                       q + (2 * rp + odd_cp) * plane_size + rho * S + odd_m0);
   }
 }
 
-// V = Bᵀ d B, Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], on rows first (e_k), then columns.
+// V = Bᵀ d B, Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]: rows of the tile first
+// (e_0 = d_0 - d_2, e_1 = d_1 + d_2, e_2 = d_2 - d_1, e_3 = d_1 - d_3), then the same on columns.
+template <class Rows>
 void winograd_input_any(const float* x, const WinogradPlan& p, float* __restrict v, int64_t ld, int64_t plane,
                         float* scratch) {
-  const int64_t TW = p.TW, n = TW + 1;
-  float* __restrict re[4];  // rows 0..3 of the tile row, even columns
-  float* __restrict ro[4];  // odd columns
-  for (int k = 0; k < 4; ++k) {
-    re[k] = scratch + (2 * k) * n;
-    ro[k] = scratch + (2 * k + 1) * n;
-  }
-  float* __restrict ee = scratch + 8 * n;  // e_k, even / odd columns
-  float* __restrict eo = scratch + 9 * n;
-  const int64_t HW = p.H * p.W;
+  const int64_t S = p.TW + 1, T = p.tiles(), rows = p.TH + 2, HW = p.H * p.W;
+  const float* q[2][2];  // parity planes [row parity][column parity]
+  for (int rp = 0; rp < 2; ++rp)
+    for (int cp = 0; cp < 2; ++cp) q[rp][cp] = scratch + (2 * rp + cp) * rows * S;
+  std::fill(scratch, scratch + 4 * rows * S, 0.f);
   for (int64_t c = 0; c < p.in_channels; ++c) {
-    const float* xc = x + c * HW;
-    for (int64_t ty = 0; ty < p.TH; ++ty) {
-      const int64_t r0 = 2 * ty - p.pad_top;
-      for (int k = 0; k < 4; ++k) load_split_row(xc, r0 + k, p, n, re[k], ro[k]);
-      for (int k = 0; k < 4; ++k) {
-        // e_0 = d_0 - d_2, e_1 = d_1 + d_2, e_2 = d_2 - d_1, e_3 = d_1 - d_3 (d_k: row k of the tile)
-        static constexpr int kLhs[4] = {0, 1, 2, 1}, kRhs[4] = {2, 2, 1, 3};
-        const float* __restrict ae = re[kLhs[k]];
-        const float* __restrict ao = ro[kLhs[k]];
-        const float* __restrict be = re[kRhs[k]];
-        const float* __restrict bo = ro[kRhs[k]];
-        if (k == 1) {
-          for (int64_t m = 0; m < n; ++m) {
-            ee[m] = ae[m] + be[m];
-            eo[m] = ao[m] + bo[m];
-          }
-        } else {
-          for (int64_t m = 0; m < n; ++m) {
-            ee[m] = ae[m] - be[m];
-            eo[m] = ao[m] - bo[m];
-          }
-        }
-        float* __restrict v0 = v + (4 * k + 0) * plane + c * ld + ty * TW;
-        float* __restrict v1 = v + (4 * k + 1) * plane + c * ld + ty * TW;
-        float* __restrict v2 = v + (4 * k + 2) * plane + c * ld + ty * TW;
-        float* __restrict v3 = v + (4 * k + 3) * plane + c * ld + ty * TW;
-        // columns 2tx .. 2tx + 3 are ee[tx], eo[tx], ee[tx + 1], eo[tx + 1]
-        for (int64_t tx = 0; tx < TW; ++tx) {
-          v0[tx] = ee[tx] - ee[tx + 1];
-          v1[tx] = eo[tx] + ee[tx + 1];
-          v2[tx] = ee[tx + 1] - eo[tx];
-          v3[tx] = eo[tx] - eo[tx + 1];
-        }
-      }
+    split_parity<Rows>(x + c * HW, p.H, p.W, p.pad_top, p.pad_left, rows, S, rows * S, scratch);
+    float* __restrict out[16];
+    for (int xi = 0; xi < 16; ++xi) out[xi] = v + xi * plane + c * ld;
+    // d[i][j] = q[i % 2][j % 2][t + (i / 2)·S + j / 2]
+    const float* __restrict q00 = q[0][0];
+    const float* __restrict q01 = q[0][1];
+    const float* __restrict q10 = q[1][0];
+    const float* __restrict q11 = q[1][1];
+#pragma omp simd
+    for (int64_t t = 0; t < T; ++t) {
+      const float d00 = q00[t], d01 = q01[t], d02 = q00[t + 1], d03 = q01[t + 1];
+      const float d10 = q10[t], d11 = q11[t], d12 = q10[t + 1], d13 = q11[t + 1];
+      const float d20 = q00[t + S], d21 = q01[t + S], d22 = q00[t + S + 1], d23 = q01[t + S + 1];
+      const float d30 = q10[t + S], d31 = q11[t + S], d32 = q10[t + S + 1], d33 = q11[t + S + 1];
+      const float e00 = d00 - d20, e01 = d01 - d21, e02 = d02 - d22, e03 = d03 - d23;
+      const float e10 = d10 + d20, e11 = d11 + d21, e12 = d12 + d22, e13 = d13 + d23;
+      const float e20 = d20 - d10, e21 = d21 - d11, e22 = d22 - d12, e23 = d23 - d13;
+      const float e30 = d10 - d30, e31 = d11 - d31, e32 = d12 - d32, e33 = d13 - d33;
+      out[0][t] = e00 - e02;
+      out[1][t] = e01 + e02;
+      out[2][t] = e02 - e01;
+      out[3][t] = e01 - e03;
+      out[4][t] = e10 - e12;
+      out[5][t] = e11 + e12;
+      out[6][t] = e12 - e11;
+      out[7][t] = e11 - e13;
+      out[8][t] = e20 - e22;
+      out[9][t] = e21 + e22;
+      out[10][t] = e22 - e21;
+      out[11][t] = e21 - e23;
+      out[12][t] = e30 - e32;
+      out[13][t] = e31 + e32;
+      out[14][t] = e32 - e31;
+      out[15][t] = e31 - e33;
     }
   }
 }
 
-// Y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 -1 -1]: rows first (a_0, a_1 per column l), then columns;
-// + bias after the transform.
+// Y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 -1 -1]: rows first (a_0 = m_0 + m_1 + m_2, a_1 = m_1 - m_2 - m_3
+// per column), then columns; + bias after the transform. Y's four corners go to four arrays
+// first, then interleave into the output rows.
+template <class Rows>
 void winograd_output_any(const float* m, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels,
                          const float* bias, float* y, float* scratch) {
-  const int64_t TW = p.TW, OW = p.OW;
-  float* __restrict a0[4];
-  float* __restrict a1[4];
-  for (int l = 0; l < 4; ++l) {
-    a0[l] = scratch + (2 * l) * TW;
-    a1[l] = scratch + (2 * l + 1) * TW;
-  }
-  float* __restrict row0 = scratch + 8 * TW;  // output rows 2ty, 2ty + 1, interleaved columns
-  float* __restrict row1 = scratch + 10 * TW;
-  const int64_t P = p.OH * OW;
+  const int64_t S = p.TW + 1, T = p.tiles(), OW = p.OW, OH = p.OH, P = OH * OW;
+  float* __restrict y00 = scratch;
+  float* __restrict y01 = scratch + T;
+  float* __restrict y10 = scratch + 2 * T;
+  float* __restrict y11 = scratch + 3 * T;
   for (int64_t f = 0; f < channels; ++f) {
-    const float b = bias ? bias[f] : 0.f;
+    const float* __restrict mm[16];
+    for (int xi = 0; xi < 16; ++xi) mm[xi] = m + xi * plane + f * ld;
+#pragma omp simd
+    for (int64_t t = 0; t < T; ++t) {
+      const float a00 = (mm[0][t] + mm[4][t]) + mm[8][t], a01 = (mm[1][t] + mm[5][t]) + mm[9][t];
+      const float a02 = (mm[2][t] + mm[6][t]) + mm[10][t], a03 = (mm[3][t] + mm[7][t]) + mm[11][t];
+      const float a10 = (mm[4][t] - mm[8][t]) - mm[12][t], a11 = (mm[5][t] - mm[9][t]) - mm[13][t];
+      const float a12 = (mm[6][t] - mm[10][t]) - mm[14][t], a13 = (mm[7][t] - mm[11][t]) - mm[15][t];
+      y00[t] = (a00 + a01) + a02;
+      y01[t] = (a01 - a02) - a03;
+      y10[t] = (a10 + a11) + a12;
+      y11[t] = (a11 - a12) - a13;
+    }
+    if (bias) {
+      const float b = bias[f];
+      for (int64_t t = 0; t < 4 * T; ++t) scratch[t] = scratch[t] + b;
+    }
     float* yf = y + f * P;
-    for (int64_t ty = 0; ty < p.TH; ++ty) {
-      const int64_t t0 = f * ld + ty * TW;
-      for (int l = 0; l < 4; ++l) {
-        const float* __restrict m0 = m + (0 + l) * plane + t0;
-        const float* __restrict m1 = m + (4 + l) * plane + t0;
-        const float* __restrict m2 = m + (8 + l) * plane + t0;
-        const float* __restrict m3 = m + (12 + l) * plane + t0;
-        float* __restrict s0 = a0[l];
-        float* __restrict s1 = a1[l];
-        for (int64_t tx = 0; tx < TW; ++tx) {
-          s0[tx] = (m0[tx] + m1[tx]) + m2[tx];
-          s1[tx] = (m1[tx] - m2[tx]) - m3[tx];
-        }
-      }
-      if (bias) {
-        for (int64_t tx = 0; tx < TW; ++tx) {
-          row0[2 * tx] = ((a0[0][tx] + a0[1][tx]) + a0[2][tx]) + b;
-          row0[2 * tx + 1] = ((a0[1][tx] - a0[2][tx]) - a0[3][tx]) + b;
-          row1[2 * tx] = ((a1[0][tx] + a1[1][tx]) + a1[2][tx]) + b;
-          row1[2 * tx + 1] = ((a1[1][tx] - a1[2][tx]) - a1[3][tx]) + b;
-        }
-      } else {
-        for (int64_t tx = 0; tx < TW; ++tx) {
-          row0[2 * tx] = (a0[0][tx] + a0[1][tx]) + a0[2][tx];
-          row0[2 * tx + 1] = (a0[1][tx] - a0[2][tx]) - a0[3][tx];
-          row1[2 * tx] = (a1[0][tx] + a1[1][tx]) + a1[2][tx];
-          row1[2 * tx + 1] = (a1[1][tx] - a1[2][tx]) - a1[3][tx];
-        }
-      }
-      const int64_t oh = 2 * ty;
-      std::copy(row0, row0 + OW, yf + oh * OW);
-      if (oh + 1 < p.OH) std::copy(row1, row1 + OW, yf + (oh + 1) * OW);
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const int64_t row = (oh / 2) * S;
+      const float* even = (oh % 2 == 0 ? y00 : y10) + row;
+      const float* odd = (oh % 2 == 0 ? y01 : y11) + row;
+      Rows::interleave(even, odd, OW, yf + oh * OW);
     }
   }
 }
 
 // U = A dY Aᵀ (A = [1 0; 1 1; 1 -1; 0 -1]) of each 2 × 2 tile of dy (OH × OW planes; 0 past the
 // edge): rows r_0, r_0 + r_1, r_0 - r_1, -r_1, then the same on columns.
+template <class Rows>
 void winograd_grad_output_any(const float* dy, const WinogradPlan& p, int64_t channels, float* __restrict u, int64_t ld,
                               int64_t plane, float* scratch) {
-  const int64_t TW = p.TW, OW = p.OW, P = p.OH * OW;
-  float* __restrict e0 = scratch;  // dy rows 2ty, 2ty + 1: even / odd columns
-  float* __restrict o0 = scratch + TW;
-  float* __restrict e1 = scratch + 2 * TW;
-  float* __restrict o1 = scratch + 3 * TW;
-  float* __restrict pe = scratch + 4 * TW;  // one row combination, even / odd columns
-  float* __restrict po = scratch + 5 * TW;
+  const int64_t S = p.TW + 1, T = p.tiles(), P = p.OH * p.OW;
+  const float* __restrict q00 = scratch;  // dy's parity planes, TH × S each
+  const float* __restrict q01 = scratch + T;
+  const float* __restrict q10 = scratch + 2 * T;
+  const float* __restrict q11 = scratch + 3 * T;
+  std::fill(scratch, scratch + 4 * T, 0.f);
   for (int64_t f = 0; f < channels; ++f) {
-    const float* dyf = dy + f * P;
-    for (int64_t ty = 0; ty < p.TH; ++ty) {
-      for (int r = 0; r < 2; ++r) {
-        const int64_t oh = 2 * ty + r;
-        float* ev = r == 0 ? e0 : e1;
-        float* od = r == 0 ? o0 : o1;
-        if (oh >= p.OH) {
-          std::fill(ev, ev + TW, 0.f);
-          std::fill(od, od + TW, 0.f);
-          continue;
-        }
-        const float* row = dyf + oh * OW;
-        for (int64_t tx = 0; tx < TW; ++tx) {
-          ev[tx] = row[2 * tx];
-          od[tx] = 2 * tx + 1 < OW ? row[2 * tx + 1] : 0.f;
-        }
-      }
-      for (int k = 0; k < 4; ++k) {
-        if (k == 0) {
-          for (int64_t tx = 0; tx < TW; ++tx) {
-            pe[tx] = e0[tx];
-            po[tx] = o0[tx];
-          }
-        } else if (k == 1) {
-          for (int64_t tx = 0; tx < TW; ++tx) {
-            pe[tx] = e0[tx] + e1[tx];
-            po[tx] = o0[tx] + o1[tx];
-          }
-        } else if (k == 2) {
-          for (int64_t tx = 0; tx < TW; ++tx) {
-            pe[tx] = e0[tx] - e1[tx];
-            po[tx] = o0[tx] - o1[tx];
-          }
-        } else {
-          for (int64_t tx = 0; tx < TW; ++tx) {
-            pe[tx] = -e1[tx];
-            po[tx] = -o1[tx];
-          }
-        }
-        float* __restrict u0 = u + (4 * k + 0) * plane + f * ld + ty * TW;
-        float* __restrict u1 = u + (4 * k + 1) * plane + f * ld + ty * TW;
-        float* __restrict u2 = u + (4 * k + 2) * plane + f * ld + ty * TW;
-        float* __restrict u3 = u + (4 * k + 3) * plane + f * ld + ty * TW;
-        for (int64_t tx = 0; tx < TW; ++tx) {
-          u0[tx] = pe[tx];
-          u1[tx] = pe[tx] + po[tx];
-          u2[tx] = pe[tx] - po[tx];
-          u3[tx] = -po[tx];
-        }
-      }
+    split_parity<Rows>(dy + f * P, p.OH, p.OW, 0, 0, p.TH, S, T, scratch);
+    float* __restrict out[16];
+    for (int xi = 0; xi < 16; ++xi) out[xi] = u + xi * plane + f * ld;
+#pragma omp simd
+    for (int64_t t = 0; t < T; ++t) {
+      const float r00 = q00[t], r01 = q01[t], r10 = q10[t], r11 = q11[t];
+      const float s0 = r00 + r10, s1 = r01 + r11, d0 = r00 - r10, d1 = r01 - r11;
+      out[0][t] = r00;
+      out[1][t] = r00 + r01;
+      out[2][t] = r00 - r01;
+      out[3][t] = -r01;
+      out[4][t] = s0;
+      out[5][t] = s0 + s1;
+      out[6][t] = s0 - s1;
+      out[7][t] = -s1;
+      out[8][t] = d0;
+      out[9][t] = d0 + d1;
+      out[10][t] = d0 - d1;
+      out[11][t] = -d1;
+      out[12][t] = -r10;
+      out[13][t] = -r10 - r11;
+      out[14][t] = r11 - r10;
+      out[15][t] = r11;
     }
   }
 }
 
-inline WinogradTransforms winograd_transforms_any() {
+// Rows: the unit's row movers, deinterleave(src, n_even, n_odd, even, odd): even[j] = src[2j]
+// (j < n_even), odd[j] = src[2j + 1] (j < n_odd), reading no further; interleave(even, odd, n,
+// out): out[i] = (i even ? even : odd)[i / 2] for i < n.
+template <class Rows>
+WinogradTransforms winograd_transforms_any() {
   WinogradTransforms t;
-  t.input = winograd_input_any;
-  t.output = winograd_output_any;
-  t.grad_output = winograd_grad_output_any;
+  t.input = winograd_input_any<Rows>;
+  t.output = winograd_output_any<Rows>;
+  t.grad_output = winograd_grad_output_any<Rows>;
   return t;
 }
 
