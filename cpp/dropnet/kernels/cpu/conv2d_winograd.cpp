@@ -25,6 +25,15 @@ constexpr int64_t kPositions = 16;  // ξ: the 4 × 4 transformed tile
 // kBlockFloats, about a core's L2 (docs/design.md, "Convolution paths").
 constexpr int64_t kBlockFloats = int64_t{1} << 19;
 
+// Row stride of a transformed tensor whose rows hold `tiles` columns: 16 floats of slack for the
+// transforms' last vector (conv2d_winograd_body.h).
+int64_t row_stride(int64_t tiles) { return tiles + 16; }
+
+// Floats between the 16 planes of a transformed tensor of `floats` per plane: 64 bytes more, so
+// that planes a multiple of 4 KiB long do not all map to the same L1 sets (the transforms write
+// and the GEMMs read the 16 planes side by side).
+int64_t plane_stride(int64_t floats) { return floats + 16; }
+
 int64_t images_per_block(int64_t floats_per_image) {
   int64_t b = kConvImagesPerChunk;
   while (b > 1 && b * floats_per_image > kBlockFloats) b /= 2;
@@ -88,7 +97,10 @@ void weight_grad_transform(const float* x, int64_t stride, float* out) {
 
 // Images [n0, n1) of y (out × OH × OW each) = the plan's correlation of x (in × H × W each) with
 // the transformed filters u (16 × out × in), block images at a time: transform, 16 GEMMs,
-// inverse transform (+ bias), then the activation on the block while it is in cache.
+// inverse transform (+ bias), then the activation on the block while it is in cache. scratch:
+// correlate_scratch(p) floats, the first winograd_input_scratch(p) zeroed before the thread's first call.
+int64_t correlate_scratch(const WinogradPlan& p) { return winograd_input_scratch(p) + winograd_output_scratch(p); }
+
 void correlate_images(const WinogradTransforms& tf, const WinogradPlan& p, const float* x, int64_t n0, int64_t n1,
                       const float* u, int64_t out, const float* bias, const GemmEpilogue* ep, float* y, int64_t block,
                       float* v, float* m, float* scratch) {
@@ -96,10 +108,12 @@ void correlate_images(const WinogradTransforms& tf, const WinogradPlan& p, const
   const int64_t in_image = in * p.H * p.W, out_image = out * P;
   for (int64_t b0 = n0; b0 < n1; b0 += block) {
     const int64_t nb = std::min(block, n1 - b0), Tb = nb * T;
-    for (int64_t i = 0; i < nb; ++i) tf.input(x + (b0 + i) * in_image, p, v + i * T, Tb, in * Tb, scratch);
+    const int64_t ld = row_stride(Tb), pv = plane_stride(in * ld), pm = plane_stride(out * ld);
+    for (int64_t i = 0; i < nb; ++i) tf.input(x + (b0 + i) * in_image, p, v + i * T, ld, pv, scratch);
+    float* out_scratch = scratch + winograd_input_scratch(p);
     for (int64_t xi = 0; xi < kPositions; ++xi)
-      sgemm(false, false, out, Tb, in, 1.f, u + xi * out * in, in, v + xi * in * Tb, Tb, 0.f, m + xi * out * Tb, Tb);
-    for (int64_t i = 0; i < nb; ++i) tf.output(m + i * T, Tb, out * Tb, p, out, bias, y + (b0 + i) * out_image, scratch);
+      sgemm(false, false, out, Tb, in, 1.f, u + xi * out * in, in, v + xi * pv, ld, 0.f, m + xi * pm, ld);
+    for (int64_t i = 0; i < nb; ++i) tf.output(m + i * T, ld, pm, p, out, bias, y + (b0 + i) * out_image, out_scratch);
     if (ep) epilogue_pass(*ep, 0, nb * out, P, y + b0 * out_image, P);
   }
 }
@@ -108,7 +122,8 @@ int64_t forward_block(const WinogradPlan& p, int64_t F) { return images_per_bloc
 
 int64_t forward_per_part(const WinogradPlan& p, int64_t F) {
   const int64_t Tb = forward_block(p, F) * p.tiles();
-  return kPositions * (p.in_channels + F) * Tb + winograd_scratch_floats(p);
+  return kPositions * (plane_stride(p.in_channels * row_stride(Tb)) + plane_stride(F * row_stride(Tb))) +
+         correlate_scratch(p);
 }
 
 // Backward blocks: one image count for the weight-gradient products (over the forward plan's
@@ -127,8 +142,8 @@ struct BackwardPart {
 
 BackwardPart backward_part(const WinogradPlan& px, const WinogradPlan& pd, int64_t F) {
   const int64_t C = px.in_channels, b = backward_block(px, pd, F), T = b * std::max(px.tiles(), pd.tiles());
-  return {kPositions * F * C, kPositions * C * T, kPositions * F * T,
-          std::max(winograd_scratch_floats(px), winograd_scratch_floats(pd))};
+  return {kPositions * F * C, kPositions * plane_stride(C * row_stride(T)), kPositions * plane_stride(F * row_stride(T)),
+          winograd_input_scratch(px) + winograd_grad_output_scratch(px, F) + correlate_scratch(pd)};
 }
 
 }  // namespace
@@ -147,8 +162,6 @@ WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pa
   p.TW = (OW + 1) / 2;
   return p;
 }
-
-int64_t winograd_scratch_floats(const WinogradPlan& p) { return 4 * (p.TH + 2) * (p.TW + 1); }
 
 bool winograd_applies(const ConvGeometry& g, int64_t F) {
   return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 && g.dil_w == 1 &&
@@ -179,8 +192,9 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
   for_each_part(blocks, parts, [&](int part, int64_t b0, int64_t b1) {
     DenormalsFlushed flushed;
     float* v = u + kPositions * F * C + part * per_part;
-    float* m = v + kPositions * C * Tb;
-    float* scratch = m + kPositions * F * Tb;
+    float* m = v + kPositions * plane_stride(C * row_stride(Tb));
+    float* scratch = m + kPositions * plane_stride(F * row_stride(Tb));
+    std::fill(scratch, scratch + winograd_input_scratch(p), 0.f);
     correlate_images(tf, p, x, b0 * block, std::min(N, b1 * block), u, F, bias, ep, y, block, v, m, scratch);
   });
 }
@@ -213,20 +227,24 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
     float* du = workspace + fixed + part * layout.total();  // 16 × F × C
     float* buf_c = du + layout.du;
     float* buf_f = buf_c + layout.buf_c;
-    float* scratch = buf_f + layout.buf_f;
+    float* scratch_x = buf_f + layout.buf_f;  // input transform of x, grad_output of dy, the dx correlation
+    float* scratch_dy = scratch_x + winograd_input_scratch(px);
+    float* scratch_dx = scratch_dy + winograd_grad_output_scratch(px, F);
+    std::fill(scratch_x, scratch_dx + winograd_input_scratch(pd), 0.f);
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
       const int64_t n_begin = chunk * kConvImagesPerChunk, n_end = std::min(N, n_begin + kConvImagesPerChunk);
       for (int64_t b0 = n_begin; b0 < n_end; b0 += block) {
         const int64_t nb = std::min(block, n_end - b0), Tb = nb * Tx;
+        const int64_t ld = row_stride(Tb), pc = plane_stride(C * ld), pf = plane_stride(F * ld);
         for (int64_t i = 0; i < nb; ++i) {
-          tf.input(x + (b0 + i) * CHW, px, buf_c + i * Tx, Tb, C * Tb, scratch);
-          tf.grad_output(dy + (b0 + i) * F * P, px, F, buf_f + i * Tx, Tb, F * Tb, scratch);
+          tf.input(x + (b0 + i) * CHW, px, buf_c + i * Tx, ld, pc, scratch_x);
+          tf.grad_output(dy + (b0 + i) * F * P, px, F, buf_f + i * Tx, ld, pf, scratch_dy);
         }
         // dU_ξ (F × C) (+)= (A dY Aᵀ)_ξ (F × tiles) · V_ξ (C × tiles)ᵀ: the block's tiles in order.
         const float beta = b0 == n_begin ? 0.f : 1.f;
         for (int64_t xi = 0; xi < kPositions; ++xi)
-          sgemm(false, true, F, C, Tb, 1.f, buf_f + xi * F * Tb, Tb, buf_c + xi * C * Tb, Tb, beta, du + xi * F * C, C);
-        if (dx) correlate_images(tf, pd, dy, b0, b0 + nb, u_dx, C, nullptr, nullptr, dx, nb, buf_f, buf_c, scratch);
+          sgemm(false, true, F, C, Tb, 1.f, buf_f + xi * pf, ld, buf_c + xi * pc, ld, beta, du + xi * F * C, C);
+        if (dx) correlate_images(tf, pd, dy, b0, b0 + nb, u_dx, C, nullptr, nullptr, dx, nb, buf_f, buf_c, scratch_dx);
       }
       float* pdw = partials + chunk * partial_size;
       for (int64_t f = 0; f < F; ++f)

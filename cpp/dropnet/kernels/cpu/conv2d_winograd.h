@@ -33,6 +33,7 @@ struct WinogradPlan {
   int64_t OH = 0, OW = 0;
   int64_t TH = 0, TW = 0;
   int64_t tiles() const { return TH * (TW + 1); }
+  int64_t tiles_padded() const { return (tiles() + 15) / 16 * 16; }
 };
 
 WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t OH,
@@ -60,6 +61,9 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
 // The per-ISA transform bodies (conv2d_winograd_body.h);
 // transformed tensors are ξ-major: element (ξ, row, t) at [ξ·plane + row·ld + t], the callers
 // pointing at the image's first tile. Tile t of an image is (t / (TW + 1), t % (TW + 1)).
+// Scratch: each transform gets its own region (sizes below); the input and grad_output regions
+// must be zeroed before a thread's first call with a plan and then kept for calls with that plan
+// only (the transforms write the entries inside the planes and rely on the padding staying 0).
 struct WinogradTransforms {
   // V = Bᵀ d B of every tile of every channel of one image x (in_channels × H × W).
   void (*input)(const float* x, const WinogradPlan& p, float* v, int64_t ld, int64_t plane, float* scratch);
@@ -70,8 +74,14 @@ struct WinogradTransforms {
   void (*grad_output)(const float* dy, const WinogradPlan& p, int64_t channels, float* u, int64_t ld, int64_t plane,
                       float* scratch);
 };
-// Floats of scratch each transform needs for plan p.
-int64_t winograd_scratch_floats(const WinogradPlan& p);
+// Rows of transformed tensors (ld) need 16 floats of slack past the block's last tile.
+inline int64_t winograd_input_scratch(const WinogradPlan& p) {
+  return p.in_channels * 4 * (p.tiles_padded() + 2 * (p.TW + 1));
+}
+inline int64_t winograd_output_scratch(const WinogradPlan& p) { return 4 * p.tiles_padded(); }
+inline int64_t winograd_grad_output_scratch(const WinogradPlan& p, int64_t channels) {
+  return channels * 4 * p.tiles_padded();
+}
 
 WinogradTransforms winograd_transforms_scalar();
 WinogradTransforms winograd_transforms_avx2();

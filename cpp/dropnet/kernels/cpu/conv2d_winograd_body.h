@@ -33,12 +33,14 @@ struct ScalarRows {
 // at t, t + 1, t + S, t + S + 1, and every transform below is one unit-stride loop over all the
 // tiles of a plane (long enough to vectorise even for 7 × 7 images). The spare tile's outputs are
 // never written back; its A dY Aᵀ is 0 (it reads past the output's edge), so it adds nothing to a
-// weight gradient.
+// weight gradient. The loops run to tiles_padded(), a whole number of 16-lane vectors (no scalar
+// remainder): the extra tiles land in the next image's columns (written after) or in the 16
+// columns of slack at the end of every row (conv2d_winograd.cpp), and are never read.
 
 // The four parity planes of the padded input: q[(2·rp + cp)·plane_size + ρ·S + m] =
 // plane[2ρ + rp - pad_top][2m + cp - pad_left] for ρ in [0, rows), m in [0, S). Writes only the
 // entries inside the plane: the caller zeroed q once, and the padding sits at the same entries for
-// every channel. One pass over the source rows, each split into even and odd columns by the
+// every call with the same plan. One pass over the source rows, each split into even and odd columns by the
 // unit's Rows::deinterleave (permutes; data movement only, so no ISA can change a bit).
 template <class Rows>
 void split_parity(const float* plane, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t rows,
@@ -63,13 +65,15 @@ void split_parity(const float* plane, int64_t H, int64_t W, int64_t pad_top, int
 template <class Rows>
 void winograd_input_any(const float* x, const WinogradPlan& p, float* __restrict v, int64_t ld, int64_t plane,
                         float* scratch) {
-  const int64_t S = p.TW + 1, T = p.tiles(), rows = p.TH + 2, HW = p.H * p.W;
-  const float* q[2][2];  // parity planes [row parity][column parity]
-  for (int rp = 0; rp < 2; ++rp)
-    for (int cp = 0; cp < 2; ++cp) q[rp][cp] = scratch + (2 * rp + cp) * rows * S;
-  std::fill(scratch, scratch + 4 * rows * S, 0.f);
+  const int64_t S = p.TW + 1, T = p.tiles_padded(), rows = p.TH + 2, HW = p.H * p.W;
+  const int64_t PS = T + 2 * S;  // one parity plane: rows × S, and what the last vector reads past it
+  // Every channel's planes first, so that the loads below never wait on the row movers' stores.
+  for (int64_t c = 0; c < p.in_channels; ++c)
+    split_parity<Rows>(x + c * HW, p.H, p.W, p.pad_top, p.pad_left, rows, S, PS, scratch + c * 4 * PS);
   for (int64_t c = 0; c < p.in_channels; ++c) {
-    split_parity<Rows>(x + c * HW, p.H, p.W, p.pad_top, p.pad_left, rows, S, rows * S, scratch);
+    const float* q[2][2];  // parity planes [row parity][column parity]
+    for (int rp = 0; rp < 2; ++rp)
+      for (int cp = 0; cp < 2; ++cp) q[rp][cp] = scratch + (c * 4 + 2 * rp + cp) * PS;
     float* __restrict out[16];
     for (int xi = 0; xi < 16; ++xi) out[xi] = v + xi * plane + c * ld;
     // d[i][j] = q[i % 2][j % 2][t + (i / 2)·S + j / 2]
@@ -113,7 +117,7 @@ void winograd_input_any(const float* x, const WinogradPlan& p, float* __restrict
 template <class Rows>
 void winograd_output_any(const float* m, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels,
                          const float* bias, float* y, float* scratch) {
-  const int64_t S = p.TW + 1, T = p.tiles(), OW = p.OW, OH = p.OH, P = OH * OW;
+  const int64_t S = p.TW + 1, T = p.tiles_padded(), OW = p.OW, OH = p.OH, P = OH * OW;
   float* __restrict y00 = scratch;
   float* __restrict y01 = scratch + T;
   float* __restrict y10 = scratch + 2 * T;
@@ -151,14 +155,13 @@ void winograd_output_any(const float* m, int64_t ld, int64_t plane, const Winogr
 template <class Rows>
 void winograd_grad_output_any(const float* dy, const WinogradPlan& p, int64_t channels, float* __restrict u, int64_t ld,
                               int64_t plane, float* scratch) {
-  const int64_t S = p.TW + 1, T = p.tiles(), P = p.OH * p.OW;
-  const float* __restrict q00 = scratch;  // dy's parity planes, TH × S each
-  const float* __restrict q01 = scratch + T;
-  const float* __restrict q10 = scratch + 2 * T;
-  const float* __restrict q11 = scratch + 3 * T;
-  std::fill(scratch, scratch + 4 * T, 0.f);
+  const int64_t S = p.TW + 1, T = p.tiles_padded(), P = p.OH * p.OW;
+  for (int64_t f = 0; f < channels; ++f) split_parity<Rows>(dy + f * P, p.OH, p.OW, 0, 0, p.TH, S, T, scratch + f * 4 * T);
   for (int64_t f = 0; f < channels; ++f) {
-    split_parity<Rows>(dy + f * P, p.OH, p.OW, 0, 0, p.TH, S, T, scratch);
+    const float* __restrict q00 = scratch + f * 4 * T;  // dy's parity planes, TH × S each
+    const float* __restrict q01 = q00 + T;
+    const float* __restrict q10 = q00 + 2 * T;
+    const float* __restrict q11 = q00 + 3 * T;
     float* __restrict out[16];
     for (int xi = 0; xi < 16; ++xi) out[xi] = u + xi * plane + f * ld;
 #pragma omp simd
