@@ -23,7 +23,7 @@ constexpr int64_t kPositions = 16;  // ξ: the 4 × 4 transformed tile
 // Images a block transforms before its 16 GEMMs: the largest power of two up to
 // kConvImagesPerChunk (so blocks tile a chunk) whose transformed tensors stay within
 // kBlockFloats, about a core's L2 (docs/design.md, "Convolution paths").
-constexpr int64_t kBlockFloats = int64_t{1} << 19;
+constexpr int64_t kBlockFloats = int64_t{1} << 18;
 
 // Row stride of a transformed tensor whose rows hold `tiles` columns: 16 floats of slack for the
 // transforms' last vector (conv2d_winograd_body.h).
@@ -166,7 +166,7 @@ WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pa
 bool winograd_applies(const ConvGeometry& g, int64_t F) {
   return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 && g.dil_w == 1 &&
          g.groups == 1 && g.pad_top >= 0 && g.pad_top <= 2 && g.pad_left >= 0 && g.pad_left <= 2 && g.OH >= 1 &&
-         g.OW >= 1 && g.C >= kWinogradMinChannels && F >= kWinogradMinFilters;
+         g.OW >= 1 && g.C >= kWinogradMinChannels && F <= kWinogradMaxFiltersPerChannel * g.C;
 }
 
 int64_t winograd_forward_workspace(const ConvGeometry& g, int64_t F, int threads) {

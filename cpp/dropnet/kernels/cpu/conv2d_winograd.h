@@ -39,10 +39,12 @@ struct WinogradPlan {
 WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t OH,
                            int64_t OW);
 
-// Smallest input channels / filters that take the Winograd path (measured: docs/design.md,
-// "Convolution paths").
-constexpr int64_t kWinogradMinChannels = 2;
-constexpr int64_t kWinogradMinFilters = 1;
+// The Winograd path needs at least kWinogradMinChannels input channels and at most
+// kWinogradMaxFiltersPerChannel filters per input channel: with fewer channels or relatively more
+// filters the transforms (which scale with C + F per tile) outweigh the multiplies saved (which
+// scale with C · F). Measured: docs/design.md, "Convolution paths".
+constexpr int64_t kWinogradMinChannels = 16;
+constexpr int64_t kWinogradMaxFiltersPerChannel = 2;
 
 // The path rule: a function of the geometry alone (never of timings), so every machine and ISA
 // path takes the same path and trains to the same bits.
