@@ -22,6 +22,17 @@ bool columns_are_input(const ConvGeometry& g) {
 
 }  // namespace
 
+void add_plane_sums(const float* planes, int64_t count, int64_t P, bool first, float* acc) {
+  constexpr int64_t kSide = 8;
+  for (int64_t r0 = 0; r0 < count; r0 += kSide) {
+    const int64_t n = std::min(kSide, count - r0);
+    double s[kSide] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    for (int64_t q = 0; q < P; ++q)
+      for (int64_t r = 0; r < n; ++r) s[r] += planes[(r0 + r) * P + q];
+    for (int64_t r = 0; r < n; ++r) acc[r0 + r] = first ? static_cast<float>(s[r]) : acc[r0 + r] + static_cast<float>(s[r]);
+  }
+}
+
 int conv_parts_for_workspace(int64_t items, int64_t fixed, int64_t per_part, int64_t workspace_floats) {
   int64_t parts = std::min<int64_t>(get_num_threads(), items);
   if (per_part > 0) parts = std::min(parts, (workspace_floats - fixed) / per_part);
@@ -116,15 +127,7 @@ void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeome
           if (!direct) im2col(xg, g, cols, P);
           // partial rows of group gi (Fg × K1) (+)= dy[n, group] (Fg × P) · cols (K1 × P)ᵀ
           sgemm(false, true, Fg, K1, P, 1.f, dyg, P, direct ? xg : cols, P, first ? 0.f : 1.f, pdw + gi * Fg * K1, K1);
-          if (db && direct) {
-            for (int64_t f = 0; f < Fg; ++f) {
-              double s = 0.0;
-              const float* row = dyg + f * P;
-              for (int64_t p = 0; p < P; ++p) s += row[p];
-              float& acc = pdb[gi * Fg + f];
-              acc = first ? static_cast<float>(s) : acc + static_cast<float>(s);
-            }
-          }
+          if (db && direct) add_plane_sums(dyg, Fg, P, first, pdb + gi * Fg);
           if (dx) {
             float* dxg = dx + n * CHW + gi * CgHW;
             // d cols (K × P) = w_groupᵀ (K × Fg) · dy[n, group] (Fg × P); straight into dx for 1×1.

@@ -27,12 +27,12 @@ constexpr int64_t kBlockFloats = int64_t{1} << 18;
 
 // Row stride of a transformed tensor whose rows hold `tiles` columns: 16 floats of slack for the
 // transforms' last vector (conv2d_winograd_body.h).
-int64_t row_stride(int64_t tiles) { return tiles + 16; }
+int64_t row_stride(int64_t tiles) { return (tiles + 31) / 16 * 16; }
 
 // Floats between the 16 planes of a transformed tensor of `floats` per plane: 64 bytes more, so
 // that planes a multiple of 4 KiB long do not all map to the same L1 sets (the transforms write
 // and the GEMMs read the 16 planes side by side).
-int64_t plane_stride(int64_t floats) { return floats + 16; }
+int64_t plane_stride(int64_t floats) { return (floats + 15) / 16 * 16 + 16; }
 
 int64_t images_per_block(int64_t floats_per_image) {
   int64_t b = kConvImagesPerChunk;
@@ -251,13 +251,7 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
         for (int64_t c = 0; c < C; ++c) weight_grad_transform(du + f * C + c, F * C, pdw + (f * C + c) * 9);
       if (db) {
         float* pdb = pdw + F * K;
-        for (int64_t n = n_begin; n < n_end; ++n)
-          for (int64_t f = 0; f < F; ++f) {
-            double s = 0.0;
-            const float* row = dy + (n * F + f) * P;
-            for (int64_t q = 0; q < P; ++q) s += row[q];
-            pdb[f] = n == n_begin ? static_cast<float>(s) : pdb[f] + static_cast<float>(s);
-          }
+        for (int64_t n = n_begin; n < n_end; ++n) add_plane_sums(dy + n * F * P, F, P, n == n_begin, pdb);
       }
     }
   });

@@ -15,16 +15,26 @@ namespace {
 
 // The scalar row movers (the generic unit's; the vector units bring their own).
 struct ScalarRows {
-  static void deinterleave(const float* src, int64_t n_even, int64_t n_odd, float* even, float* odd) {
-    for (int64_t j = 0; j < n_even; ++j) even[j] = src[2 * j];
-    for (int64_t j = 0; j < n_odd; ++j) odd[j] = src[2 * j + 1];
-  }
-  static void interleave(const float* even, const float* odd, int64_t n, float* out) {
-    for (int64_t i = 0; i + 1 < n; i += 2) {
-      out[i] = even[i / 2];
-      out[i + 1] = odd[i / 2];
+  static void deinterleave(const float* src, int64_t src_stride, int64_t rows, int64_t n_even, int64_t n_odd,
+                           float* even, float* odd, int64_t dst_stride) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* s = src + r * src_stride;
+      for (int64_t j = 0; j < n_even; ++j) even[r * dst_stride + j] = s[2 * j];
+      for (int64_t j = 0; j < n_odd; ++j) odd[r * dst_stride + j] = s[2 * j + 1];
     }
-    if (n % 2) out[n - 1] = even[n / 2];
+  }
+  static void interleave(const float* even, const float* odd, int64_t src_stride, int64_t rows, int64_t n, float* out,
+                         int64_t out_stride) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* e = even + r * src_stride;
+      const float* o = odd + r * src_stride;
+      float* d = out + r * out_stride;
+      for (int64_t i = 0; i + 1 < n; i += 2) {
+        d[i] = e[i / 2];
+        d[i + 1] = o[i / 2];
+      }
+      if (n % 2) d[n - 1] = e[n / 2];
+    }
   }
 };
 
@@ -40,8 +50,9 @@ struct ScalarRows {
 // The four parity planes of the padded input: q[(2·rp + cp)·plane_size + ρ·S + m] =
 // plane[2ρ + rp - pad_top][2m + cp - pad_left] for ρ in [0, rows), m in [0, S). Writes only the
 // entries inside the plane: the caller zeroed q once, and the padding sits at the same entries for
-// every call with the same plan. One pass over the source rows, each split into even and odd columns by the
-// unit's Rows::deinterleave (permutes; data movement only, so no ISA can change a bit).
+// every call with the same plan. One pass over the source rows, each split into even and odd
+// columns by the unit's Rows::deinterleave (permutes; data movement only, so no ISA can change a
+// bit), one call per row parity.
 template <class Rows>
 void split_parity(const float* plane, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t rows,
                          int64_t S, int64_t plane_size, float* q) {
@@ -51,12 +62,13 @@ void split_parity(const float* plane, int64_t H, int64_t W, int64_t pad_top, int
   const int64_t even_n = std::max<int64_t>(0, std::min((W + 1) / 2, S - even_m0));
   const int64_t odd_n = std::max<int64_t>(0, std::min(W / 2, S - odd_m0));
   const int even_cp = static_cast<int>(pad_left % 2), odd_cp = 1 - even_cp;
-  for (int64_t r = 0; r < H; ++r) {
-    const int64_t rr = r + pad_top, rho = rr / 2;
-    if (rho >= rows) break;
-    const int rp = static_cast<int>(rr % 2);
-    Rows::deinterleave(plane + r * W, even_n, odd_n, q + (2 * rp + even_cp) * plane_size + rho * S + even_m0,
-                       q + (2 * rp + odd_cp) * plane_size + rho * S + odd_m0);
+  for (int rp = 0; rp < 2; ++rp) {  // source rows r with (r + pad_top) % 2 == rp, 2W apart
+    const int64_t r0 = ((rp - pad_top) % 2 + 2) % 2, rho0 = (r0 + pad_top) / 2;
+    const int64_t count = std::min((H - r0 + 1) / 2, rows - rho0);
+    if (count <= 0) continue;
+    Rows::deinterleave(plane + r0 * W, 2 * W, count, even_n, odd_n,
+                       q + (2 * rp + even_cp) * plane_size + rho0 * S + even_m0,
+                       q + (2 * rp + odd_cp) * plane_size + rho0 * S + odd_m0, S);
   }
 }
 
@@ -141,12 +153,9 @@ void winograd_output_any(const float* m, int64_t ld, int64_t plane, const Winogr
       for (int64_t t = 0; t < 4 * T; ++t) scratch[t] = scratch[t] + b;
     }
     float* yf = y + f * P;
-    for (int64_t oh = 0; oh < OH; ++oh) {
-      const int64_t row = (oh / 2) * S;
-      const float* even = (oh % 2 == 0 ? y00 : y10) + row;
-      const float* odd = (oh % 2 == 0 ? y01 : y11) + row;
-      Rows::interleave(even, odd, OW, yf + oh * OW);
-    }
+    // output rows a, a + 2, ... from the corners' tile rows 0, 1, ...
+    Rows::interleave(y00, y01, S, (OH + 1) / 2, OW, yf, 2 * OW);
+    Rows::interleave(y10, y11, S, OH / 2, OW, yf + OW, 2 * OW);
   }
 }
 
@@ -188,9 +197,11 @@ void winograd_grad_output_any(const float* dy, const WinogradPlan& p, int64_t ch
   }
 }
 
-// Rows: the unit's row movers, deinterleave(src, n_even, n_odd, even, odd): even[j] = src[2j]
-// (j < n_even), odd[j] = src[2j + 1] (j < n_odd), reading no further; interleave(even, odd, n,
-// out): out[i] = (i even ? even : odd)[i / 2] for i < n.
+// Rows: the unit's row movers, for rows r < rows of strided row sets:
+// deinterleave(src, src_stride, rows, n_even, n_odd, even, odd, dst_stride): even[r·dst_stride + j]
+// = src[r·src_stride + 2j] (j < n_even), odd[...] = src[r·src_stride + 2j + 1] (j < n_odd), reading
+// no further; interleave(even, odd, src_stride, rows, n, out, out_stride): out[r·out_stride + i] =
+// (i even ? even : odd)[r·src_stride + i / 2] for i < n.
 template <class Rows>
 WinogradTransforms winograd_transforms_any() {
   WinogradTransforms t;
