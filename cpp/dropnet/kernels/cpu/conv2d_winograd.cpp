@@ -25,11 +25,12 @@ constexpr int64_t kPositions = 16;  // ξ: the 4 × 4 transformed tile
 // kBlockFloats, about a core's L2 (docs/design.md, "Convolution paths").
 constexpr int64_t kBlockFloats = int64_t{1} << 18;
 
-// Row stride of a transformed tensor whose rows hold `tiles` columns: 16 floats of slack for the
-// transforms' last vector (conv2d_winograd_body.h).
+// Row stride of a transformed tensor whose rows hold `tiles` columns: at least 16 floats of slack
+// for the transforms' last vector (conv2d_winograd_body.h), rounded to whole 64-byte lines.
 int64_t row_stride(int64_t tiles) { return (tiles + 31) / 16 * 16; }
 
-// Floats between the 16 planes of a transformed tensor of `floats` per plane: 64 bytes more, so
+// Floats between the 16 planes of a transformed tensor of `floats` per plane: whole lines and 64
+// bytes more, so
 // that planes a multiple of 4 KiB long do not all map to the same L1 sets (the transforms write
 // and the GEMMs read the 16 planes side by side).
 int64_t plane_stride(int64_t floats) { return (floats + 15) / 16 * 16 + 16; }

@@ -33,7 +33,7 @@ struct WinogradPlan {
   int64_t OH = 0, OW = 0;
   int64_t TH = 0, TW = 0;
   int64_t tiles() const { return TH * (TW + 1); }
-  int64_t tiles_padded() const { return (tiles() + 15) / 16 * 16; }
+  int64_t tiles_padded() const { return (tiles() + 7) / 8 * 8; }
 };
 
 WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t OH,

@@ -43,9 +43,10 @@ struct ScalarRows {
 // at t, t + 1, t + S, t + S + 1, and every transform below is one unit-stride loop over all the
 // tiles of a plane (long enough to vectorise even for 7 × 7 images). The spare tile's outputs are
 // never written back; its A dY Aᵀ is 0 (it reads past the output's edge), so it adds nothing to a
-// weight gradient. The loops run to tiles_padded(), a whole number of 16-lane vectors (no scalar
-// remainder): the extra tiles land in the next image's columns (written after) or in the 16
-// columns of slack at the end of every row (conv2d_winograd.cpp), and are never read.
+// weight gradient. The loops run to tiles_padded(), a multiple of 8 tiles (no scalar remainder:
+// AVX2 runs whole 8-lane vectors, AVX-512 16-lane ones and at most one 8-lane step): the extra
+// tiles land in the next image's columns (written after) or in the slack at the end of every row
+// (conv2d_winograd.cpp), and are never read.
 
 // The four parity planes of the padded input: q[(2·rp + cp)·plane_size + ρ·S + m] =
 // plane[2ρ + rp - pad_top][2m + cp - pad_left] for ρ in [0, rows), m in [0, S). Writes only the
