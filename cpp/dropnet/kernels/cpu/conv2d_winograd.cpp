@@ -30,9 +30,8 @@ constexpr int64_t kBlockFloats = int64_t{1} << 18;
 int64_t row_stride(int64_t tiles) { return (tiles + 31) / 16 * 16; }
 
 // Floats between the 16 planes of a transformed tensor of `floats` per plane: whole lines and 64
-// bytes more, so
-// that planes a multiple of 4 KiB long do not all map to the same L1 sets (the transforms write
-// and the GEMMs read the 16 planes side by side).
+// bytes more, so that planes a multiple of 4 KiB long do not all map to the same L1 sets (the
+// transforms write and the GEMMs read the 16 planes side by side).
 int64_t plane_stride(int64_t floats) { return (floats + 15) / 16 * 16 + 16; }
 
 int64_t images_per_block(int64_t floats_per_image) {
