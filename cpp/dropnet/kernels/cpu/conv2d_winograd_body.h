@@ -84,42 +84,40 @@ void winograd_input_any(const float* x, const WinogradPlan& p, float* __restrict
   for (int64_t c = 0; c < p.in_channels; ++c)
     split_parity<Rows>(x + c * HW, p.H, p.W, p.pad_top, p.pad_left, rows, S, PS, scratch + c * 4 * PS);
   for (int64_t c = 0; c < p.in_channels; ++c) {
-    const float* q[2][2];  // parity planes [row parity][column parity]
-    for (int rp = 0; rp < 2; ++rp)
-      for (int cp = 0; cp < 2; ++cp) q[rp][cp] = scratch + (c * 4 + 2 * rp + cp) * PS;
-    float* __restrict out[16];
-    for (int xi = 0; xi < 16; ++xi) out[xi] = v + xi * plane + c * ld;
-    // d[i][j] = q[i % 2][j % 2][t + (i / 2)·S + j / 2]
-    const float* __restrict q00 = q[0][0];
-    const float* __restrict q01 = q[0][1];
-    const float* __restrict q10 = q[1][0];
-    const float* __restrict q11 = q[1][1];
+    // d[i][j] = q[i % 2][j % 2][t + (i / 2)·S + j / 2], q = [row parity][column parity]
+    const float* q = scratch + c * 4 * PS;
+    // One pass per tile row k (4 outputs each, few live pointers): e_j = d[a][j] ± d[b][j],
+    // then V[4k + l] from e_0..e_3.
+    for (int k = 0; k < 4; ++k) {
+      static constexpr int kA[4] = {0, 1, 2, 1}, kB[4] = {2, 2, 1, 3};
+      const int a = kA[k], b = kB[k];
+      const float* __restrict a0 = q + (2 * (a % 2)) * PS + (a / 2) * S;
+      const float* __restrict a1 = a0 + PS;
+      const float* __restrict b0 = q + (2 * (b % 2)) * PS + (b / 2) * S;
+      const float* __restrict b1 = b0 + PS;
+      float* __restrict o0 = v + (4 * k + 0) * plane + c * ld;
+      float* __restrict o1 = v + (4 * k + 1) * plane + c * ld;
+      float* __restrict o2 = v + (4 * k + 2) * plane + c * ld;
+      float* __restrict o3 = v + (4 * k + 3) * plane + c * ld;
+      if (k == 1) {
 #pragma omp simd
-    for (int64_t t = 0; t < T; ++t) {
-      const float d00 = q00[t], d01 = q01[t], d02 = q00[t + 1], d03 = q01[t + 1];
-      const float d10 = q10[t], d11 = q11[t], d12 = q10[t + 1], d13 = q11[t + 1];
-      const float d20 = q00[t + S], d21 = q01[t + S], d22 = q00[t + S + 1], d23 = q01[t + S + 1];
-      const float d30 = q10[t + S], d31 = q11[t + S], d32 = q10[t + S + 1], d33 = q11[t + S + 1];
-      const float e00 = d00 - d20, e01 = d01 - d21, e02 = d02 - d22, e03 = d03 - d23;
-      const float e10 = d10 + d20, e11 = d11 + d21, e12 = d12 + d22, e13 = d13 + d23;
-      const float e20 = d20 - d10, e21 = d21 - d11, e22 = d22 - d12, e23 = d23 - d13;
-      const float e30 = d10 - d30, e31 = d11 - d31, e32 = d12 - d32, e33 = d13 - d33;
-      out[0][t] = e00 - e02;
-      out[1][t] = e01 + e02;
-      out[2][t] = e02 - e01;
-      out[3][t] = e01 - e03;
-      out[4][t] = e10 - e12;
-      out[5][t] = e11 + e12;
-      out[6][t] = e12 - e11;
-      out[7][t] = e11 - e13;
-      out[8][t] = e20 - e22;
-      out[9][t] = e21 + e22;
-      out[10][t] = e22 - e21;
-      out[11][t] = e21 - e23;
-      out[12][t] = e30 - e32;
-      out[13][t] = e31 + e32;
-      out[14][t] = e32 - e31;
-      out[15][t] = e31 - e33;
+        for (int64_t t = 0; t < T; ++t) {
+          const float e0 = a0[t] + b0[t], e1 = a1[t] + b1[t], e2 = a0[t + 1] + b0[t + 1], e3 = a1[t + 1] + b1[t + 1];
+          o0[t] = e0 - e2;
+          o1[t] = e1 + e2;
+          o2[t] = e2 - e1;
+          o3[t] = e1 - e3;
+        }
+      } else {
+#pragma omp simd
+        for (int64_t t = 0; t < T; ++t) {
+          const float e0 = a0[t] - b0[t], e1 = a1[t] - b1[t], e2 = a0[t + 1] - b0[t + 1], e3 = a1[t + 1] - b1[t + 1];
+          o0[t] = e0 - e2;
+          o1[t] = e1 + e2;
+          o2[t] = e2 - e1;
+          o3[t] = e1 - e3;
+        }
+      }
     }
   }
 }
