@@ -18,7 +18,8 @@ WinogradTransforms winograd_transforms_scalar() { return winograd_transforms_any
 
 namespace {
 
-constexpr int64_t kPositions = 16;  // ξ: the 4 × 4 transformed tile
+constexpr int64_t kPositions = 16;    // ξ: the 4 × 4 transformed tile
+constexpr int64_t kBiasPosition = 5;  // ξ = (1, 1), where A dY Aᵀ is the sum of the 2 × 2 tile
 
 // Images a block transforms before its 16 GEMMs: the largest power of two up to
 // kConvImagesPerChunk (so blocks tile a chunk) whose transformed tensors stay within
@@ -132,9 +133,10 @@ int64_t backward_block(const WinogradPlan& px, const WinogradPlan& pd, int64_t F
   return images_per_block(kPositions * (px.in_channels + F) * std::max(px.tiles(), pd.tiles()));
 }
 
-// Per part: the chunk's transformed weight gradient (16 × F × C), then two tensor buffers shared
-// by the weight-gradient transforms (V of x: C rows, A dY Aᵀ: F rows) and the input-gradient ones
-// (V of dy: F rows, M: C rows), then scratch.
+// Per part: the chunk's transformed weight gradient (16 × F × (C + 1): column C of position 5
+// collects the bias gradient), then two tensor buffers shared by the weight-gradient transforms
+// (V of x: C rows and a row of ones, A dY Aᵀ: F rows) and the input-gradient ones (V of dy: F
+// rows, M: C rows), then scratch.
 struct BackwardPart {
   int64_t du, buf_c, buf_f, scratch;
   int64_t total() const { return du + buf_c + buf_f + scratch; }
@@ -142,7 +144,8 @@ struct BackwardPart {
 
 BackwardPart backward_part(const WinogradPlan& px, const WinogradPlan& pd, int64_t F) {
   const int64_t C = px.in_channels, b = backward_block(px, pd, F), T = b * std::max(px.tiles(), pd.tiles());
-  return {kPositions * F * C, kPositions * plane_stride(C * row_stride(T)), kPositions * plane_stride(F * row_stride(T)),
+  return {kPositions * F * (C + 1), kPositions * plane_stride((C + 1) * row_stride(T)),
+          kPositions * plane_stride(F * row_stride(T)),
           winograd_input_scratch(px) + winograd_grad_output_scratch(px, F) + correlate_scratch(pd)};
 }
 
@@ -208,7 +211,7 @@ int64_t winograd_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F,
 void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
                        float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) {
   const WinogradPlan px = forward_plan(g), pd = input_grad_plan(g, F);
-  const int64_t C = g.C, K = C * 9, P = g.OH * g.OW, CHW = C * g.H * g.W;
+  const int64_t C = g.C, C1 = C + 1, K = C * 9, P = g.OH * g.OW, CHW = C * g.H * g.W;
   const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
   const int64_t partial_size = F * K + F;  // dw (F × C × 3 × 3) then db (F)
   float* partials = workspace;
@@ -224,7 +227,7 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
 
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
     DenormalsFlushed flushed;
-    float* du = workspace + fixed + part * layout.total();  // 16 × F × C
+    float* du = workspace + fixed + part * layout.total();  // 16 × F × C1
     float* buf_c = du + layout.du;
     float* buf_f = buf_c + layout.buf_c;
     float* scratch_x = buf_f + layout.buf_f;  // input transform of x, grad_output of dy, the dx correlation
@@ -235,24 +238,27 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
       const int64_t n_begin = chunk * kConvImagesPerChunk, n_end = std::min(N, n_begin + kConvImagesPerChunk);
       for (int64_t b0 = n_begin; b0 < n_end; b0 += block) {
         const int64_t nb = std::min(block, n_end - b0), Tb = nb * Tx;
-        const int64_t ld = row_stride(Tb), pc = plane_stride(C * ld), pf = plane_stride(F * ld);
+        const int64_t ld = row_stride(Tb), pc = plane_stride(C1 * ld), pf = plane_stride(F * ld);
         for (int64_t i = 0; i < nb; ++i) {
           tf.input(x + (b0 + i) * CHW, px, buf_c + i * Tx, ld, pc, scratch_x);
           tf.grad_output(dy + (b0 + i) * F * P, px, F, buf_f + i * Tx, ld, pf, scratch_dy);
         }
         // dU_ξ (F × C) (+)= (A dY Aᵀ)_ξ (F × tiles) · V_ξ (C × tiles)ᵀ: the block's tiles in order.
+        // (A dY Aᵀ) at position 5 (row 1, column 1) is the sum of the tile's four dy values, so a
+        // row of ones under V_5 makes column C of dU_5 the bias gradient (0 from spare tiles).
+        if (db) std::fill(buf_c + kBiasPosition * pc + C * ld, buf_c + kBiasPosition * pc + C * ld + Tb, 1.f);
         const float beta = b0 == n_begin ? 0.f : 1.f;
-        for (int64_t xi = 0; xi < kPositions; ++xi)
-          sgemm(false, true, F, C, Tb, 1.f, buf_f + xi * pf, ld, buf_c + xi * pc, ld, beta, du + xi * F * C, C);
+        for (int64_t xi = 0; xi < kPositions; ++xi) {
+          const int64_t cols = db && xi == kBiasPosition ? C1 : C;
+          sgemm(false, true, F, cols, Tb, 1.f, buf_f + xi * pf, ld, buf_c + xi * pc, ld, beta, du + xi * F * C1, C1);
+        }
         if (dx) correlate_images(tf, pd, dy, b0, b0 + nb, u_dx, C, nullptr, nullptr, dx, nb, buf_f, buf_c, scratch_dx);
       }
       float* pdw = partials + chunk * partial_size;
       for (int64_t f = 0; f < F; ++f)
-        for (int64_t c = 0; c < C; ++c) weight_grad_transform(du + f * C + c, F * C, pdw + (f * C + c) * 9);
-      if (db) {
-        float* pdb = pdw + F * K;
-        for (int64_t n = n_begin; n < n_end; ++n) add_plane_sums(dy + n * F * P, F, P, n == n_begin, pdb);
-      }
+        for (int64_t c = 0; c < C; ++c) weight_grad_transform(du + f * C1 + c, F * C1, pdw + (f * C + c) * 9);
+      if (db)
+        for (int64_t f = 0; f < F; ++f) pdw[F * K + f] = du[kBiasPosition * F * C1 + f * C1 + C];
     }
   });
 
