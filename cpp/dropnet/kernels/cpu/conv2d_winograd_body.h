@@ -134,18 +134,40 @@ void winograd_output_any(const float* m, int64_t ld, int64_t plane, const Winogr
   float* __restrict y10 = scratch + 2 * T;
   float* __restrict y11 = scratch + 3 * T;
   for (int64_t f = 0; f < channels; ++f) {
-    const float* __restrict mm[16];
-    for (int xi = 0; xi < 16; ++xi) mm[xi] = m + xi * plane + f * ld;
+    // Two passes, one per output row of the tile (12 inputs, 2 outputs each: few live pointers).
+    for (int half = 0; half < 2; ++half) {
+      // a_l = m_0l + m_1l + m_2l (half 0) or m_1l - m_2l - m_3l (half 1): rows 4·(half + i) + l.
+      const float* __restrict r0 = m + (4 * half + 0) * plane + f * ld;
+      const float* __restrict r1 = m + (4 * half + 1) * plane + f * ld;
+      const float* __restrict r2 = m + (4 * half + 2) * plane + f * ld;
+      const float* __restrict r3 = m + (4 * half + 3) * plane + f * ld;
+      const float* __restrict s0 = r0 + 4 * plane;
+      const float* __restrict s1 = r1 + 4 * plane;
+      const float* __restrict s2 = r2 + 4 * plane;
+      const float* __restrict s3 = r3 + 4 * plane;
+      const float* __restrict z0 = s0 + 4 * plane;
+      const float* __restrict z1 = s1 + 4 * plane;
+      const float* __restrict z2 = s2 + 4 * plane;
+      const float* __restrict z3 = s3 + 4 * plane;
+      float* __restrict ya = half == 0 ? y00 : y10;
+      float* __restrict yb = half == 0 ? y01 : y11;
+      if (half == 0) {
 #pragma omp simd
-    for (int64_t t = 0; t < T; ++t) {
-      const float a00 = (mm[0][t] + mm[4][t]) + mm[8][t], a01 = (mm[1][t] + mm[5][t]) + mm[9][t];
-      const float a02 = (mm[2][t] + mm[6][t]) + mm[10][t], a03 = (mm[3][t] + mm[7][t]) + mm[11][t];
-      const float a10 = (mm[4][t] - mm[8][t]) - mm[12][t], a11 = (mm[5][t] - mm[9][t]) - mm[13][t];
-      const float a12 = (mm[6][t] - mm[10][t]) - mm[14][t], a13 = (mm[7][t] - mm[11][t]) - mm[15][t];
-      y00[t] = (a00 + a01) + a02;
-      y01[t] = (a01 - a02) - a03;
-      y10[t] = (a10 + a11) + a12;
-      y11[t] = (a11 - a12) - a13;
+        for (int64_t t = 0; t < T; ++t) {
+          const float a0 = (r0[t] + s0[t]) + z0[t], a1 = (r1[t] + s1[t]) + z1[t];
+          const float a2 = (r2[t] + s2[t]) + z2[t], a3 = (r3[t] + s3[t]) + z3[t];
+          ya[t] = (a0 + a1) + a2;
+          yb[t] = (a1 - a2) - a3;
+        }
+      } else {
+#pragma omp simd
+        for (int64_t t = 0; t < T; ++t) {
+          const float a0 = (r0[t] - s0[t]) - z0[t], a1 = (r1[t] - s1[t]) - z1[t];
+          const float a2 = (r2[t] - s2[t]) - z2[t], a3 = (r3[t] - s3[t]) - z3[t];
+          ya[t] = (a0 + a1) + a2;
+          yb[t] = (a1 - a2) - a3;
+        }
+      }
     }
     if (bias) {
       const float b = bias[f];
@@ -170,28 +192,23 @@ void winograd_grad_output_any(const float* dy, const WinogradPlan& p, int64_t ch
     const float* __restrict q01 = q00 + T;
     const float* __restrict q10 = q00 + 2 * T;
     const float* __restrict q11 = q00 + 3 * T;
-    float* __restrict out[16];
-    for (int xi = 0; xi < 16; ++xi) out[xi] = u + xi * plane + f * ld;
+    // One pass per tile row k of U (4 outputs each, few live pointers): the row combination p_k
+    // (r_0, r_0 + r_1, r_0 - r_1, -r_1 of the dy rows), then its columns the same way.
+    for (int k = 0; k < 4; ++k) {
+      float* __restrict u0 = u + (4 * k + 0) * plane + f * ld;
+      float* __restrict u1 = u + (4 * k + 1) * plane + f * ld;
+      float* __restrict u2 = u + (4 * k + 2) * plane + f * ld;
+      float* __restrict u3 = u + (4 * k + 3) * plane + f * ld;
 #pragma omp simd
-    for (int64_t t = 0; t < T; ++t) {
-      const float r00 = q00[t], r01 = q01[t], r10 = q10[t], r11 = q11[t];
-      const float s0 = r00 + r10, s1 = r01 + r11, d0 = r00 - r10, d1 = r01 - r11;
-      out[0][t] = r00;
-      out[1][t] = r00 + r01;
-      out[2][t] = r00 - r01;
-      out[3][t] = -r01;
-      out[4][t] = s0;
-      out[5][t] = s0 + s1;
-      out[6][t] = s0 - s1;
-      out[7][t] = -s1;
-      out[8][t] = d0;
-      out[9][t] = d0 + d1;
-      out[10][t] = d0 - d1;
-      out[11][t] = -d1;
-      out[12][t] = -r10;
-      out[13][t] = -r10 - r11;
-      out[14][t] = r11 - r10;
-      out[15][t] = r11;
+      for (int64_t t = 0; t < T; ++t) {
+        const float r00 = q00[t], r01 = q01[t], r10 = q10[t], r11 = q11[t];
+        const float pe = k == 0 ? r00 : k == 1 ? r00 + r10 : k == 2 ? r00 - r10 : -r10;
+        const float po = k == 0 ? r01 : k == 1 ? r01 + r11 : k == 2 ? r01 - r11 : -r11;
+        u0[t] = pe;
+        u1[t] = pe + po;
+        u2[t] = pe - po;
+        u3[t] = -po;
+      }
     }
   }
 }
