@@ -23,7 +23,8 @@ constexpr int64_t kBiasPosition = 5;  // ξ = (1, 1), where A dY Aᵀ is the sum
 
 // Images a block transforms before its 16 GEMMs: the largest power of two up to
 // kConvImagesPerChunk (so blocks tile a chunk) whose transformed tensors stay within
-// kBlockFloats, about a core's L2 (docs/design.md, "Convolution paths").
+// kBlockFloats (1 MiB, half a core's L2 here; 2 MiB measured slower).
+// See docs/design.md, "Convolution paths".
 constexpr int64_t kBlockFloats = int64_t{1} << 18;
 
 // Row stride of a transformed tensor whose rows hold `tiles` columns: at least 16 floats of slack

@@ -1,6 +1,6 @@
 // Winograd F(2×2, 3×3) convolution for 3×3, stride 1, dilation 1, ungrouped layers: the path
-// conv2d_forward / conv2d_backward take when winograd_applies() (docs/design.md, "Convolution
-// paths"). Each 2×2 output tile comes from a 4×4 input tile with 16 multiplies per (filter,
+// conv2d_forward / conv2d_backward take when winograd_applies()
+// (docs/design.md, "Convolution paths"). Each 2×2 output tile comes from a 4×4 input tile with 16 multiplies per (filter,
 // channel) instead of 36, so the three products of a training step need 2.25× fewer flops than
 // im2col + GEMM (less the tiles that overhang an odd or padded edge).
 //   U = G g Gᵀ  (4×4 per filter and channel, once per call)
