@@ -15,7 +15,7 @@ parser.add_argument("--epochs", type=int, default=10, help="training epochs (Ear
 parser.add_argument("--out", default="keras_style.npz", help="where the model is saved")
 args = parser.parse_args()
 
-(x_train, y_train), (x_test, y_test) = datasets.embedded()  # 6000/1000 Fashion-MNIST images
+(x_train, y_train), (x_test, y_test) = datasets.embedded()  # 4500/1000 Fashion-MNIST images
 
 model = Sequential([
     layers.Input((28, 28)),

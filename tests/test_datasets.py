@@ -154,12 +154,12 @@ def test_cifar_unpickler_refuses_code(tmp_path):
 
 def test_embedded_subset():
     (xt, yt), (xs, ys) = datasets.embedded()
-    assert xt.shape == (6000, 28, 28) and xs.shape == (1000, 28, 28)
+    assert xt.shape == (4500, 28, 28) and xs.shape == (1000, 28, 28)
     assert xt.dtype == np.float32 and yt.dtype == np.int64
     assert 0.0 <= xt.min() and xt.max() <= 1.0
-    assert np.bincount(yt).tolist() == [600] * 10 and np.bincount(ys).tolist() == [100] * 10
+    assert np.bincount(yt).tolist() == [450] * 10 and np.bincount(ys).tolist() == [100] * 10
     (xf, _), _ = datasets.embedded(normalize=False, flatten=True)
-    assert xf.shape == (6000, 784) and xf.dtype == np.uint8
+    assert xf.shape == (4500, 784) and xf.dtype == np.uint8
     assert os.path.getsize(datasets.EMBEDDED_PATH) < 5_000_000
     licence = os.path.join(os.path.dirname(datasets.EMBEDDED_PATH), "LICENSE-fashion-mnist.txt")
     with open(licence) as f:
@@ -171,7 +171,7 @@ def test_embedded_subset():
 def test_embedded_subset_is_the_first_images_of_each_class():
     (xt, yt), (xs, ys) = datasets.fashion_mnist(FASHION_DIR, normalize=False)
     (et, eyt), (es, eys) = datasets.embedded(normalize=False)
-    for full_x, full_y, sub_x, sub_y, k in ((xt, yt, et, eyt, 600), (xs, ys, es, eys, 100)):
+    for full_x, full_y, sub_x, sub_y, k in ((xt, yt, et, eyt, 450), (xs, ys, es, eys, 100)):
         idx = np.sort(np.concatenate([np.flatnonzero(full_y == c)[:k] for c in range(10)]))
         np.testing.assert_array_equal(sub_x, full_x[idx])
         np.testing.assert_array_equal(sub_y, full_y[idx])

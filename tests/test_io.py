@@ -92,6 +92,35 @@ def test_resumed_training_equals_uninterrupted(tmp_path, opt):
     assert resumed.rng_offset == full.rng_offset
 
 
+def test_set_optimizer_slot_one_at_a_time(tmp_path):
+    # load_model fills the optimizer slot by slot; the result must equal set_optimizer_state.
+    m = model()
+    net = m.network
+    mask = (np.random.default_rng(1).random((12, 10)) < 0.5).astype(np.float32)
+    net.set_mask(0, mask)
+    assert net.n_optimizer_slots == 2 * len(m.get_weights())  # Adam: m and v per parameter
+    assert [tuple(s) for s in net.param_shapes] == [w.shape for w in m.get_weights()]
+    rng = np.random.default_rng(2)
+    slots = [rng.random(net.param_shapes[k // 2], dtype=np.float32) + 0.5 for k in range(net.n_optimizer_slots)]
+    for k, s in enumerate(slots):
+        net.set_optimizer_slot(k, s)
+    net.set_optimizer_step(7)
+    got = net.get_optimizer_state()
+    assert got["step"] == 7
+    for k, (want, have) in enumerate(zip(slots, got["slots"])):
+        expected = want * mask if k < 2 else want  # param 0's slots are masked
+        np.testing.assert_array_equal(have, expected)
+    with pytest.raises(ValueError, match=r"slot: expected an int in \[0, 8\), got 8"):
+        net.set_optimizer_slot(8, slots[0])
+    with pytest.raises(TypeError, match="slot: expected an int, got float"):
+        net.set_optimizer_slot(0.0, slots[0])
+    with pytest.raises(ValueError, match="values"):
+        net.set_optimizer_slot(0, slots[2])  # a bias-shaped array for a weight's slot
+    with pytest.raises(ValueError, match="step: expected an int >= 0"):
+        net.set_optimizer_step(-1)
+    assert net.get_optimizer_state()["step"] == 7
+
+
 def test_unbuilt_model_round_trip(tmp_path):
     m = Sequential([layers.Dense(4, activation="tanh"), layers.Dense(2)], seed=1)
     path = str(tmp_path / "arch.npz")

@@ -112,5 +112,51 @@ def test_cuda_stream_matches_cpu_bit_for_bit():
 def test_cuda_request_without_device_is_clear():
     if dropnet.cuda_available():
         pytest.skip("a CUDA device is present; the no-device error path cannot occur")
-    with pytest.raises(ValueError, match="device: 'cuda' requested but"):
+    reason = dropnet.cuda.unavailable_reason()
+    with pytest.raises(RuntimeError, match="device: 'cuda' requested but ") as info:
         dropnet.random.uniform_bits(4, 0, 0, device="cuda")
+    assert reason in str(info.value)
+    with pytest.raises(RuntimeError, match="device: 'cuda' requested but ") as info:
+        dropnet.cuda.mem_get_info(0)
+    assert reason in str(info.value)
+
+
+def test_cuda_queries_agree_and_name_what_is_missing():
+    reason = dropnet.cuda.unavailable_reason()
+    count = dropnet.cuda.device_count()
+    assert dropnet.cuda.is_available() == dropnet.cuda_available() == (reason is None)
+    assert dropnet.cpu_features()["cuda_devices"] == count
+    if not dropnet.cpu_features()["cuda_built"]:
+        assert count == 0 and "built without CUDA" in reason and "DROPNET_CUDA=OFF" in reason
+    elif reason is not None:
+        # Built with CUDA on a machine without a usable GPU: the runtime's verdict, named.
+        assert count == 0
+        assert reason.startswith(("no CUDA driver", "no CUDA device", "CUDA unusable")), reason
+    else:
+        assert count >= 1
+
+
+@pytest.mark.parametrize("bad", [1.0, "0", True, None])
+def test_cuda_mem_get_info_wants_an_int(bad):
+    with pytest.raises(TypeError, match="device: expected an int device index"):
+        dropnet.cuda.mem_get_info(bad)
+
+
+def test_cuda_extension_imports_without_a_driver_in_a_fresh_process():
+    # The CUDA runtime is linked statically and loads libcuda lazily: importing and asking must
+    # work on a machine with no driver (this one, when it has no GPU).
+    code = ("import dropnet; r = dropnet.cuda.unavailable_reason(); "
+            "print(dropnet.cuda.device_count(), dropnet.cuda.is_available(), r is None or len(r) > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == str(dropnet.cuda.device_count()) and out[2] == "True"
+
+
+@pytest.mark.gpu
+def test_cuda_mem_get_info_on_a_gpu():
+    if not dropnet.cuda.is_available():
+        pytest.skip(f"no usable CUDA device: {dropnet.cuda.unavailable_reason()}")
+    for device in range(dropnet.cuda.device_count()):
+        free, total = dropnet.cuda.mem_get_info(device)
+        assert 0 < free <= total
+    with pytest.raises(RuntimeError, match="expected a CUDA device index in"):
+        dropnet.cuda.mem_get_info(dropnet.cuda.device_count())

@@ -29,4 +29,8 @@ for suite in "${suites[@]}"; do
     echo "$log" | awk 'BEGIN{n=0} /^\| case /{n++} n==2{print}'
   } > "$out"
   echo "wrote $out" >&2
+  if [ "$suite" = mlp_sweep ]; then  # its points, for the performance page's figure (docs/figures/mlp_sweep.py)
+    cp bench_out/mlp_sweep.csv docs/benchmarks/mlp_sweep.csv
+    echo "wrote docs/benchmarks/mlp_sweep.csv" >&2
+  fi
 done

@@ -33,15 +33,8 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDROPNET_BUILD_TESTS=O
   -Dpybind11_DIR="$($py -c 'import pybind11; print(pybind11.get_cmake_dir())')" "${launcher[@]}" >/dev/null
 
 section "build"
-# The package's Python files beside the instrumented module (rsync-free: cp keeps it portable).
-find "$pkg" -name '*.py' -delete
-(cd python && find dropnet -type f \( -name '*.py' -o -name 'py.typed' -o -name '*.pyi' \) -print0 |
-  xargs -0 -I{} cp --parents {} "$root/$build/py/")
-if [ -d python/dropnet/data ]; then cp -r python/dropnet/data "$pkg/"; fi
-# The copy sits outside the checkout, so it cannot read ../../pyproject.toml: give it the
-# _version.py a wheel would carry (the same one source: pyproject's version).
-$py -c 'import runpy; v = runpy.run_path("python/dropnet/_version_source.py")["version_from_pyproject"]("pyproject.toml"); print(f"version = \"{v}\"")' \
-  > "$pkg/_version.py"
+# The package's Python files beside the instrumented module, with their _version.py.
+bash tools/copy_package.sh "$root/$build/py" "$py"
 cmake --build "$build" --parallel "$jobs"
 
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_init_order=1:detect_stack_use_after_return=0"

@@ -378,12 +378,16 @@ std::vector<py::array_t<float, py::array::c_style>> require_param_arrays(const n
 int64_t param_identity(const nn::Network&, int64_t i) { return i; }
 int64_t param_of_slot(const nn::Network& net, int64_t k) { return net.slot_param(k); }
 
-int64_t require_param_index(const nn::Network& net, const py::handle& obj) {
-  if (!is_int_like(obj)) throw TypeError(str_concat("param_index: expected an int, got ", type_name_of(obj)));
+// An int in [0, count) named `name`.
+int64_t require_index(const py::handle& obj, const char* name, int64_t count) {
+  if (!is_int_like(obj)) throw TypeError(str_concat(name, ": expected an int, got ", type_name_of(obj)));
   const int64_t i = to_int(obj).cast<int64_t>();
-  if (i < 0 || i >= net.n_params())
-    throw ValueError(str_concat("param_index: expected an int in [0, ", net.n_params(), "), got ", i));
+  if (i < 0 || i >= count) throw ValueError(str_concat(name, ": expected an int in [0, ", count, "), got ", i));
   return i;
+}
+
+int64_t require_param_index(const nn::Network& net, const py::handle& obj) {
+  return require_index(obj, "param_index", net.n_params());
 }
 
 py::array_t<float> param_array(const nn::Network& net, int64_t i) {
@@ -732,6 +736,35 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
             n.set_optimizer_state(step, ptrs);
           },
           py::arg("state"))
+      .def(
+          "set_optimizer_slot",
+          [](nn::Network& n, const py::object& index, const py::object& values) {
+            const int64_t k = require_index(index, "slot", n.n_optimizer_slots());
+            auto a = require_array<float>(values, "values");
+            require_shape(a, n.param(n.slot_param(k)).shape, "values", str_concat("params[", n.slot_param(k), "]"));
+            n.set_optimizer_slot(k, a.data());
+          },
+          py::arg("slot"), py::arg("values"),
+          "Replace optimizer slot `slot` (get_optimizer_state()['slots'] order) with `values`, of its parameter's "
+          "shape; masked entries become 0. set_optimizer_step sets the step count.")
+      .def_property_readonly("n_optimizer_slots", &nn::Network::n_optimizer_slots)
+      .def_property_readonly(
+          "param_shapes",
+          [](const nn::Network& n) {
+            py::list out;
+            for (int64_t i = 0; i < n.n_params(); ++i) out.append(py::tuple(py::cast(to_ssize(n.param(i).shape))));
+            return out;
+          },
+          "Shapes of get_params()'s arrays, without copying them.")
+      .def(
+          "set_optimizer_step",
+          [](nn::Network& n, const py::object& step) {
+            if (!is_int_like(step)) throw TypeError(str_concat("step: expected an int, got ", type_name_of(step)));
+            const int64_t s = to_int(step).cast<int64_t>();
+            if (s < 0) throw ValueError(str_concat("step: expected an int >= 0, got ", s));
+            n.set_optimizer_step(s);
+          },
+          py::arg("step"))
       .def_property(
           "rng_offset", [](const nn::Network& n) { return n.rng_offset(); },
           [](nn::Network& n, const py::object& v) {

@@ -2,9 +2,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <stdexcept>
+#include <string>
+
 #include "array_args.h"
 #include "dropnet/kernels/cpu/philox_stream.h"
 #ifdef DROPNET_HAS_CUDA
+#include "dropnet/kernels/cuda/device.h"
 #include "dropnet/kernels/cuda/philox_stream.h"
 #endif
 
@@ -63,12 +67,16 @@ void register_random(py::module_& m) {
           py::gil_scoped_release release;
           cpu::philox_stream(s, st, first, n, op);
         } else if (device == "cuda") {
+          // No usable GPU is a RuntimeError naming what is missing (docs/design.md, "Errors").
 #ifdef DROPNET_HAS_CUDA
-          DROPNET_CHECK(cuda::device_count() > 0, "device: 'cuda' requested but no CUDA device is available");
           py::gil_scoped_release release;
+          const std::string missing = cuda::unavailable_reason();
+          if (!missing.empty()) throw std::runtime_error("device: 'cuda' requested but " + missing);
           cuda::philox_stream(s, st, first, n, op);
 #else
-          throw ValueError("device: 'cuda' requested but dropnet was built without CUDA");
+          throw std::runtime_error(
+              "device: 'cuda' requested but dropnet was built without CUDA (DROPNET_CUDA=OFF, or no CUDA toolkit "
+              "when it was built)");
 #endif
         } else {
           throw ValueError(str_concat("device: expected 'cpu' or 'cuda', got '", device, "'"));

@@ -1,6 +1,6 @@
 """Figure of the dropout page: train and test curves of LeNet-300-100 with and without dropout.
 
-The run is the one ``dropnet demo`` makes (embedded 6000-image Fashion-MNIST subset, 30 epochs,
+The run is the one ``dropnet demo`` makes (embedded 4500-image Fashion-MNIST subset, 30 epochs,
 Adam 1e-3, batch 64, seed 0; dropout 0.5 after each hidden layer and 0.2 on the input), with the
 1000 test images as validation data so that ``fit`` records test loss and accuracy per epoch. It
 takes seconds, runs on one thread (the weights do not depend on the thread count) and gives the
@@ -52,6 +52,8 @@ def main(out_dir) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = train_runs()
+    from dropnet import datasets
+    n_train = len(datasets.embedded()[0][1])
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for k, (name, h, _, _) in enumerate(results):
         epochs = range(1, len(h["loss"]) + 1)
@@ -66,7 +68,7 @@ def main(out_dir) -> None:
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
     ax_loss.legend(fontsize=8)
-    fig.suptitle(f"LeNet-300-100 on 6000 Fashion-MNIST images, seed {SEED} (dashed: training set evaluated "
+    fig.suptitle(f"LeNet-300-100 on {n_train} Fashion-MNIST images, seed {SEED} (dashed: training set evaluated "
                  "with dropout off; dotted: Keras' running average over the batches, dropout on)", fontsize=8)
     fig.savefig(out / OUTPUTS[0], dpi=100, metadata={"Software": None})
     plt.close(fig)

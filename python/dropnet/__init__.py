@@ -18,7 +18,7 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 from . import _core  # noqa: E402
 from ._version_source import package_version as _package_version
 from ._runtime import cpu_features, get_num_threads, set_isa, set_num_threads, isa, cuda_available
-from . import ops, prune, random, sparse
+from . import cuda, ops, prune, random, sparse
 from . import callbacks, constraints, datasets, io, layers, losses, metrics, models, optim, plot, regularizers
 from .models import Sequential, load_model
 from .random import Generator
@@ -66,6 +66,7 @@ __all__ = [
     "__version__",
     "Generator",
     "cpu_features",
+    "cuda",
     "cuda_available",
     "get_num_threads",
     "isa",

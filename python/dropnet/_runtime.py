@@ -47,8 +47,9 @@ def isa(name: str) -> Iterator[None]:
 
 
 def cuda_available() -> bool:
-    """True when dropnet was built with CUDA and a CUDA device is usable."""
-    return bool(_c.built_with_cuda) and _c.cuda_device_count() > 0
+    """True when dropnet was built with CUDA and a CUDA device is usable
+    (:func:`dropnet.cuda.is_available`; :func:`dropnet.cuda.unavailable_reason` says why not)."""
+    return bool(_c.built_with_cuda) and not _c.cuda_unavailable_reason()
 
 
 def cpu_features() -> Dict[str, Union[str, bool, int, list, dict]]:

@@ -52,6 +52,12 @@ def cmd_info(args) -> int:
     print(f"ISA: active {feats['active']}, available {', '.join(feats['available'])}")
     print(f"threads: {feats['threads']}")
     print(f"CUDA: built {'yes' if feats['cuda_built'] else 'no'}, devices {feats['cuda_devices']}")
+    reason = dropnet.cuda.unavailable_reason()
+    if reason is not None:
+        print(f"CUDA unavailable: {reason}")
+    for device in range(dropnet.cuda.device_count()):
+        free, total = dropnet.cuda.mem_get_info(device)
+        print(f"CUDA device {device}: memory free {free / 2**30:.2f} GiB of {total / 2**30:.2f} GiB")
     return 0
 
 

@@ -314,8 +314,9 @@ def load_model(path: str):
     optimizer state (step and slots), learning rate and RNG offset, so training continues exactly where it stopped.
 
     Raises ValueError for a truncated, tampered or foreign file; FileNotFoundError if missing.
-    The model is built first and filled one group of arrays at a time (params, optimizer slots,
-    masks, state), hashing as it goes; it is returned only once the SHA-256 matched."""
+    The model is built first and filled one group of arrays at a time (params, then each optimizer
+    slot on its own, masks, state), hashing as it goes; it is returned only once the SHA-256
+    matched."""
     path = os.fspath(path)
     built: list = []
     stage = "not a readable dropnet checkpoint"
@@ -355,8 +356,13 @@ def load_model(path: str):
                                      f"{len(mask_params)} masks, {n_state} state arrays")
                 net = model.network
                 model.set_weights(group(0, n_params, "model"))
-                net.set_optimizer_state({"step": int(state["optimizer_step"]),
-                                         "slots": group(n_params, n_params + n_slots, "optimizer state")})
+                if n_slots != net.n_optimizer_slots:
+                    raise ValueError(f"{n_slots} optimizer slots, the compiled optimizer has {net.n_optimizer_slots}")
+                # Slot by slot, so that loading holds one array of the file beside the model, not
+                # the whole group (Adam's two slots per parameter would double the parameters).
+                for k in range(n_slots):
+                    net.set_optimizer_slot(k, group(n_params + k, n_params + k + 1, "optimizer state")[0])
+                net.set_optimizer_step(int(state["optimizer_step"]))
                 n_masked = n_params + n_slots + len(mask_params)
                 for i, mask in zip(mask_params, group(n_params + n_slots, n_masked, "")):
                     net.set_mask(int(i), mask)
@@ -429,17 +435,17 @@ def load_weights(model, path: str) -> None:
             != header.get("sha256"):
         raise ValueError(f"{path}: SHA-256 mismatch (the file is corrupt or was modified)")
     net = model.network
-    current = net.get_params()
-    if header.get("n_params") != len(current):
-        raise ValueError(f"{path}: holds {header.get('n_params')} parameter arrays, the model has {len(current)}")
-    params = [arrays[f"param_{i:03d}"] for i in range(len(current))]
-    for i, (p, ref) in enumerate(zip(params, current)):
-        if p.shape != np.shape(ref):
-            raise ValueError(f"{path}: parameter {i} has shape {p.shape}, the model's is {np.shape(ref)}")
+    shapes = [tuple(s) for s in net.param_shapes]
+    if header.get("n_params") != len(shapes):
+        raise ValueError(f"{path}: holds {header.get('n_params')} parameter arrays, the model has {len(shapes)}")
+    params = [arrays[f"param_{i:03d}"] for i in range(len(shapes))]
+    for i, (p, shape) in enumerate(zip(params, shapes)):
+        if p.shape != shape:
+            raise ValueError(f"{path}: parameter {i} has shape {p.shape}, the model's is {shape}")
     state = [arrays[f"state_{i:03d}"] for i in range(int(header.get("n_state", 0)))]
     if len(state) != len(net.get_state()):
         raise ValueError(f"{path}: holds {len(state)} batch norm arrays, the model has {len(net.get_state())}")
-    for i in range(len(current)):
+    for i in range(len(shapes)):
         net.set_mask(i, None)
     model.set_weights(params)
     model.set_state(state)

@@ -303,17 +303,17 @@ class Sequential(ModelAPI):
         """Replace all parameters (same order and shapes as ``get_weights``); nothing changes
         unless every array fits."""
         net = self._require_net()
-        current = net.get_params()
-        if isinstance(weights, np.ndarray) or len(weights) != len(current):
-            raise ValueError(f"weights: expected a list of {len(current)} arrays, got "
+        shapes = [tuple(s) for s in net.param_shapes]  # not get_params(): that would copy every weight
+        if isinstance(weights, np.ndarray) or len(weights) != len(shapes):
+            raise ValueError(f"weights: expected a list of {len(shapes)} arrays, got "
                              f"{len(weights) if not isinstance(weights, np.ndarray) else 'one array'}")
         new = []
-        for i, (w, ref) in enumerate(zip(weights, current)):
+        for i, (w, shape) in enumerate(zip(weights, shapes)):
             w = np.asarray(w)
             if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)) or w.dtype == np.bool_:
                 raise TypeError(f"weights[{i}]: expected float32, got dtype {w.dtype}")
-            if w.shape != ref.shape:
-                raise ValueError(f"weights[{i}]: expected shape {ref.shape}, got {w.shape}")
+            if w.shape != shape:
+                raise ValueError(f"weights[{i}]: expected shape {shape}, got {w.shape}")
             w = np.ascontiguousarray(w, dtype=np.float32)
             if not np.isfinite(w).all():
                 raise ValueError(f"weights[{i}]: expected finite values, got NaN/inf")

@@ -247,7 +247,7 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
 
 DropoutLayer::DropoutLayer(double rate, const Shape& shape, bool alpha)
     : Layer(shape, shape), rate_(rate), alpha_(alpha) {
-  if (alpha_) alpha_coef_ = cpu::alpha_dropout_coefficients(rate_);
+  if (alpha_) alpha_coef_ = cpu::alpha_dropout_coeffs(rate_);
 }
 
 void DropoutLayer::reserve(int64_t rows) {

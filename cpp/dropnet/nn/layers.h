@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "dropnet/kernels/cpu/activation.h"
-#include "dropnet/kernels/cpu/alpha_dropout.h"
 #include "dropnet/kernels/cpu/augment.h"
+#include "dropnet/kernels/cpu/dropout.h"
 #include "dropnet/kernels/cpu/gemm.h"
 #include "dropnet/nn/buffer.h"
 #include "dropnet/nn/sparse_weight.h"
@@ -194,7 +194,7 @@ class DropoutLayer : public Layer {
  private:
   double rate_;
   bool alpha_;
-  cpu::AlphaDropoutCoefficients alpha_coef_{};
+  cpu::AlphaDropoutCoeffs alpha_coef_{};
   Buffer<float> y_;
   Buffer<uint64_t> keep_bits_;
   bool applied_ = false;

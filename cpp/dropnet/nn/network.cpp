@@ -642,15 +642,34 @@ void Network::set_optimizer_state(int64_t step, const std::vector<const float*>&
                 n_optimizer_slots(), " arrays, got ", slots.size());
   sync_dense_all();
   mark_compressed_stale();
-  for (size_t k = 0; k < slots.size(); ++k) {
-    const int64_t pi = slot_param(static_cast<int64_t>(k));
-    const Param& p = param(pi);
-    std::memcpy(optimizer_.slots()[k].data(), slots[k], static_cast<size_t>(p.size) * sizeof(float));
-  }
+  for (size_t k = 0; k < slots.size(); ++k) copy_into_slot(static_cast<int64_t>(k), slots[k]);
   optimizer_.set_step_count(step);
-  for (int64_t i = 0; i < n_params(); ++i)
-    if (params_[static_cast<size_t>(i)]->has_mask && optimizer_.slots_per_param() > 0)
-      optimizer_.apply_mask(i, params_[static_cast<size_t>(i)]->mask.data(), params_[static_cast<size_t>(i)]->size);
+}
+
+void Network::set_optimizer_slot(int64_t k, const float* values) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(k >= 0 && k < n_optimizer_slots(), "slot: expected an index in [0, ", n_optimizer_slots(),
+                "), got ", k);
+  sync_dense_all();
+  mark_compressed_stale();
+  copy_into_slot(k, values);
+}
+
+void Network::set_optimizer_step(int64_t step) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(step >= 0, "step: expected an int >= 0, got ", step);
+  optimizer_.set_step_count(step);
+}
+
+void Network::copy_into_slot(int64_t k, const float* values) {
+  const int64_t pi = slot_param(k);
+  const Param& p = param(pi);
+  float* slot = optimizer_.slots()[static_cast<size_t>(k)].data();
+  std::memcpy(slot, values, static_cast<size_t>(p.size) * sizeof(float));
+  if (p.has_mask) {
+    const float* mask = p.mask.data();
+    for (int64_t j = 0; j < p.size; ++j) slot[j] *= mask[j];
+  }
 }
 
 // ------------------------------------------------------------------------------ sparse execution

@@ -150,6 +150,10 @@ class Network {
   void copy_slot(int64_t k, float* out) const;
   // slots: n_optimizer_slots() pointers, each of its parameter's size (masked entries forced to 0).
   void set_optimizer_state(int64_t step, const std::vector<const float*>& slots);
+  // One slot at a time (load_model fills a new model so, holding one array of the file at once):
+  // slot k from `values` (its parameter's size; masked entries forced to 0), then the step count.
+  void set_optimizer_slot(int64_t k, const float* values);
+  void set_optimizer_step(int64_t step);
 
   // Sparse execution (sparse_weight.h, sparse_conv.h). The masked weight of a Dense or Conv2D
   // layer runs sparse when its mode says so: "sparse" always, "dense" never, "auto" when its
@@ -174,6 +178,8 @@ class Network {
   void set_rng_offset(uint64_t o);
 
  private:
+  // Slot k := values, times its parameter's mask when it has one (callers hold mu_).
+  void copy_into_slot(int64_t k, const float* values);
   bool can_count_correct(const Targets& y, int64_t rows) const;
   int64_t count_correct_rows(const float* out, int64_t rows, const Targets& y) const;
   void check_batch(const float* x, int64_t rows, const Targets& y, const char* x_name, const char* y_name) const;

@@ -25,7 +25,7 @@ class Network:
         """
         First half of train_step: forward (dropout element indices counted from global row row_offset), loss and backward into grad_buffer, each gradient that of (sum of the rows' weighted losses) / grad_rows (default: the rows of x). Every layer runs dense. Returns (loss_sum, correct); correct is -1 when targets have no class. Parameters, optimizer state and rng_offset are unchanged.
         """
-    def evaluate(self, x: typing.Any, y: typing.Any, batch_size: typing.Any = 256, sample_weight: typing.Any = None) -> tuple[float, int] | tuple[float, float, float]:
+    def evaluate(self, x: typing.Any, y: typing.Any, batch_size: typing.Any = 256, sample_weight: typing.Any = None) -> tuple:
         """
         Inference over x in batches: (sum of per-sample losses without penalties, number of correct argmax predictions; binary_crossentropy: correct outputs). With sample_weight (float32 (N,)): (sum of weighted losses, weighted count of correct predictions, sum of the weights).
         """
@@ -63,7 +63,13 @@ class Network:
         """
     def set_optimizer(self, config: typing.Any) -> None:
         ...
+    def set_optimizer_slot(self, slot: typing.Any, values: typing.Any) -> None:
+        """
+        Replace optimizer slot `slot` (get_optimizer_state()['slots'] order) with `values`, of its parameter's shape; masked entries become 0. set_optimizer_step sets the step count.
+        """
     def set_optimizer_state(self, state: typing.Any) -> None:
+        ...
+    def set_optimizer_step(self, step: typing.Any) -> None:
         ...
     def set_params(self, params: typing.Any) -> None:
         ...
@@ -116,8 +122,16 @@ class Network:
     def lr(self, arg1: typing.Any) -> None:
         ...
     @property
+    def n_optimizer_slots(self) -> int:
+        ...
+    @property
     def output_shape(self) -> tuple:
         ...
+    @property
+    def param_shapes(self) -> list:
+        """
+        Shapes of get_params()'s arrays, without copying them.
+        """
     @property
     def rng_offset(self) -> int:
         ...

@@ -17,37 +17,12 @@ namespace {
 // the second thread (a few µs) pays for itself.
 constexpr int64_t kGrainWords = 512;
 
-inline uint64_t low_bits(int64_t m) { return m >= 64 ? ~uint64_t{0} : (uint64_t{1} << m) - 1; }
 }  // namespace
 
-// Scalar twin: one Philox block per 4 elements, in element order, 64 elements per mask word.
+// Scalar twin: the words of [begin, end) in order, each through the device-neutral word function
+// the CUDA kernels run too (core/dropout_word.h), so the CPU and GPU share one definition.
 void dropout_pass_scalar(const DropoutPass& p, int64_t begin, int64_t end) {
-  for (int64_t g = begin; g < end; g += 64) {
-    const int64_t m = std::min<int64_t>(64, end - g);
-    uint64_t bits = 0;
-    if (p.bits_in) {
-      bits = p.bits_in[g >> 6] & low_bits(m);
-    } else {
-      // Element g + j draws word index_offset + g + j; with an offset that is not a multiple
-      // of 4 a Philox block straddles two groups of 4 elements, so walk the words one by one.
-      uint64_t block_index = ~uint64_t{0};
-      philox::Words w{};
-      for (int64_t j = 0; j < m; ++j) {
-        const uint64_t e = p.index_offset + static_cast<uint64_t>(g + j);
-        if ((e >> 2) != block_index) {
-          block_index = e >> 2;
-          w = philox::stream_block(p.seed, p.stream, block_index);
-        }
-        bits |= static_cast<uint64_t>(w.v[e & 3] < p.threshold) << j;
-      }
-    }
-    if (p.bits_out) p.bits_out[g >> 6] = bits;
-    if (!p.x) continue;
-    for (int64_t j = 0; j < m; ++j) {
-      const float v = p.x[g + j];
-      p.y[g + j] = ((bits >> j) & 1) ? (p.affine ? std::fma(p.a, v, p.b) : p.a * v) : p.dropped;
-    }
-  }
+  for (int64_t w = begin >> 6; w * 64 < end; ++w) dropout_pass_word(p, w, end);
 }
 
 namespace {
@@ -159,12 +134,13 @@ AlphaDropoutCoeffs alpha_dropout_coeffs(double p) {
 }
 
 void alpha_dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, AlphaDropoutCoeffs c,
-                           uint64_t seed, uint64_t stream, uint64_t* mask_bits) {
+                           uint64_t seed, uint64_t stream, uint64_t* mask_bits, uint64_t index_offset) {
   DropoutPass p = scale_pass(x, y, n, threshold, c.a, seed, stream);
   p.b = c.b;
   p.dropped = c.dropped_value;
   p.affine = true;
   p.bits_out = mask_bits;
+  p.index_offset = index_offset;
   dropout_pass(p, n);
 }
 

@@ -10,6 +10,8 @@
 #pragma once
 #include <cstdint>
 
+#include "dropnet/core/dropout_word.h"
+
 namespace dropnet {
 namespace cpu {
 
@@ -48,9 +50,10 @@ struct AlphaDropoutCoeffs {
 };
 // a = ((1 - p)(1 + p alpha'^2))^(-1/2), b = -a alpha' p, dropped_value = a alpha' + b; in double.
 AlphaDropoutCoeffs alpha_dropout_coeffs(double p);
-// x, y: n floats (may alias). mask_bits: ceil(n / 64) words or null.
+// x, y: n floats (may alias). mask_bits: ceil(n / 64) words or null. index_offset as in
+// dropout_forward. The AlphaDropout layer (nn/layers.cpp) and ops.alpha_dropout both run this.
 void alpha_dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, AlphaDropoutCoeffs c,
-                           uint64_t seed, uint64_t stream, uint64_t* mask_bits);
+                           uint64_t seed, uint64_t stream, uint64_t* mask_bits, uint64_t index_offset = 0);
 
 // Spatial dropout over x: n_channels x channel_size floats (N*C channels of an NCHW / NCL
 // tensor, row-major). Channel i = n*C + c draws element word i of the stream; a dropped channel
@@ -65,22 +68,10 @@ void spatial_dropout_backward(const float* dy, float* dx, int64_t n_channels, in
                               uint64_t stream);
 
 // ---- the single pass every entry above runs, and its per-ISA bodies -------------------------
-// For e in [begin, end): keep_e = bits_in ? bit e of bits_in : word_e(seed, stream) < threshold;
-// y[e] = keep_e ? (affine ? fma(a, x[e], b) : a * x[e]) : dropped; bits_out gets the keep bits
-// (bits past `end` in its last word zero). x == nullptr: bits only. x and y may alias.
-struct DropoutPass {
-  const float* x = nullptr;
-  float* y = nullptr;
-  const uint64_t* bits_in = nullptr;
-  uint64_t* bits_out = nullptr;
-  uint32_t threshold = 0;
-  uint64_t seed = 0, stream = 0;
-  uint64_t index_offset = 0;  // element e draws Philox word index_offset + e (dropout_forward)
-  float a = 1.f, b = 0.f, dropped = 0.f;
-  bool affine = false;
-  // Non-temporal stores of y: worth it only when y is far larger than the caches.
-  bool stream_stores = false;
-};
+// DropoutPass (core/dropout_word.h) describes the pass: for e in [begin, end), keep_e from bits_in
+// or the generator, y[e] = keep_e ? (affine ? fma(a, x[e], b) : a * x[e]) : dropped, keep bits to
+// bits_out. The CUDA twins run the same per-word function (kernels/cuda/dropout.h).
+using DropoutPass = ::dropnet::DropoutPass;
 
 // Threaded entry: splits [0, n) at multiples of 64 and runs the body of active_isa().
 void dropout_pass(const DropoutPass& p, int64_t n);

@@ -12,19 +12,14 @@
 #pragma once
 #include <cstdint>
 
+#include "dropnet/core/optimizer_element.h"
+
 namespace dropnet {
 namespace cpu {
 
-struct SgdArgs {
-  float lr = 0.01f, momentum = 0.f, weight_decay = 0.f;
-  bool nesterov = false;
-};
-
-struct AdamArgs {
-  float lr = 0.001f, beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-7f, weight_decay = 0.f;
-  bool decoupled = false;
-  float step_size = 0.f, bias2_sqrt = 1.f;
-};
+// The arguments and the element updates live in core/optimizer_element.h (shared with CUDA).
+using SgdArgs = ::dropnet::SgdArgs;
+using AdamArgs = ::dropnet::AdamArgs;
 
 // buf: n floats, or null when momentum == 0.
 void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf, const float* mask);

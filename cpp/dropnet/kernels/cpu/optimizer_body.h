@@ -5,49 +5,36 @@
 #include <cmath>
 #include <cstdint>
 
+#include "dropnet/core/optimizer_element.h"
 #include "dropnet/kernels/cpu/optimizer.h"
 
 namespace dropnet {
 namespace cpu {
 namespace {
 
+// The element updates are core/optimizer_element.h's, shared with the CUDA kernel; the loops
+// copy the arguments to locals (so that stores to w cannot alias them) and keep one element's
+// state in registers.
 template <bool Momentum, bool Nesterov, bool Masked>
 void sgd_loop(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf, const float* mask) {
-  const float lr = a.lr, mu = a.momentum, wd = a.weight_decay;
+  const SgdArgs args = a;
   for (int64_t i = 0; i < n; ++i) {
-    float d = g[i] + wd * w[i];
-    if (Momentum) {
-      float b = mu * buf[i] + d;
-      if (Masked) b *= mask[i];
-      buf[i] = b;
-      d = Nesterov ? d + mu * b : b;
-    }
-    float nw = w[i] - lr * d;
-    if (Masked) nw *= mask[i];
-    w[i] = nw;
+    float wi = w[i];
+    float bi = Momentum ? buf[i] : 0.f;
+    sgd_element<Momentum, Nesterov, Masked>(args, wi, g[i], bi, Masked ? mask[i] : 1.f);
+    if (Momentum) buf[i] = bi;
+    w[i] = wi;
   }
 }
 
 template <bool Decoupled, bool Masked>
 void adam_loop(const AdamArgs& a, int64_t n, float* w, const float* g, float* m, float* v, const float* mask) {
-  const float wd = a.weight_decay, b1c = 1.f - a.beta1, b2 = a.beta2, b2c = 1.f - a.beta2;
-  const float shrink = 1.f - a.lr * a.weight_decay;
-  const float step = a.step_size, inv_b2s = 1.f / a.bias2_sqrt, eps = a.epsilon;
+  const AdamConstants c = adam_constants(a);
   for (int64_t i = 0; i < n; ++i) {
-    float wi = w[i];
-    float gi = g[i];
-    if (Decoupled) wi *= shrink;
-    else gi += wd * wi;
-    float mi = m[i] + b1c * (gi - m[i]);
-    float vi = b2 * v[i] + b2c * gi * gi;
-    if (Masked) {
-      mi *= mask[i];
-      vi *= mask[i];
-    }
+    float wi = w[i], mi = m[i], vi = v[i];
+    adam_element<Decoupled, Masked>(c, wi, g[i], mi, vi, Masked ? mask[i] : 1.f);
     m[i] = mi;
     v[i] = vi;
-    wi -= step * (mi / (std::sqrt(vi) * inv_b2s + eps));
-    if (Masked) wi *= mask[i];
     w[i] = wi;
   }
 }

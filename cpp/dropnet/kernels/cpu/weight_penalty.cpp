@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "dropnet/core/denormals.h"
+#include "dropnet/core/optimizer_element.h"
 #include "dropnet/core/parallel.h"
 
 namespace dropnet {
@@ -15,15 +16,12 @@ double penalty_block(const float* w, float* g, const float* mask, int64_t n, flo
   const float two_l2 = 2.f * l2;
   double sq = 0.0, ab = 0.0;
   for (int64_t i = 0; i < n; ++i) {
-    float gi = g[i];
+    const float wi = Penalised ? w[i] : 0.f;
     if (Penalised) {
-      const float wi = w[i];
-      gi += two_l2 * wi + l1 * static_cast<float>((wi > 0.f) - (wi < 0.f));
       sq += static_cast<double>(wi) * wi;
       ab += std::fabs(static_cast<double>(wi));
     }
-    if (Masked) gi *= mask[i];
-    g[i] = gi;
+    g[i] = penalty_grad_element<Penalised, Masked>(two_l2, l1, wi, g[i], Masked ? mask[i] : 1.f);
   }
   return Penalised ? static_cast<double>(l2) * sq + static_cast<double>(l1) * ab : 0.0;
 }

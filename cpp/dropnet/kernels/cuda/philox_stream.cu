@@ -34,15 +34,6 @@ __global__ void philox_stream_kernel(uint64_t seed, uint64_t stream, uint64_t st
 
 }  // namespace
 
-int device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no driver" error
-    return 0;
-  }
-  return n;
-}
-
 void philox_stream(uint64_t seed, uint64_t stream, uint64_t start, int64_t n, uint32_t* out) {
   if (n <= 0) return;
   uint32_t* d_out = nullptr;

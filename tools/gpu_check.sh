@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The one check for a machine with an NVIDIA GPU (nvcc, torch with CUDA, pybind11 and
+# scikit-build-core installed; cupy optional). About 10 minutes:
+#   1. CUDA build (DROPNET_CUDA=ON, the GPU's own architecture, warnings as errors) of the C++
+#      tests and the extension, into build/gpu with the module in a copy of the package;
+#   2. ctest: the host-simulated tests and dropnet_gpu_tests (the CUDA kernels against the CPU,
+#      byte for byte), then dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer
+#      (memcheck; initcheck for the kernels' binary);
+#   3. pytest of the device-facing Python tests with the CUDA build;
+#   4. a dropout benchmark: cuda::dropout_forward (1-bit mask) against torch's CUDA dropout, same
+#      size, CUDA events.
+# Writes a markdown report to $OUT/gpu_check.md (OUT defaults to build/gpu/out) and exits
+# non-zero when any step failed. Every step runs under `timeout`, so one hang cannot eat the rest.
+#
+#   OUT=/some/dir tools/gpu_check.sh
+# Environment: PYTHON (python3), JOBS (16), BUILD_DIR (build/gpu), OUT, CUDA_ARCHS (native: the GPU
+# present; set it, e.g. 90, to smoke-test the script on a machine without one).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+py=${PYTHON:-python3}
+jobs=${JOBS:-16}
+build=${BUILD_DIR:-build/gpu}
+out=${OUT:-$build/out}
+mkdir -p "$out"
+report="$out/gpu_check.md"
+start=$(date +%s)
+failed=0
+
+# step NAME SECONDS COMMAND...: runs it, keeps the log tail in the report, records pass / fail.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local log="$out/$(echo "$name" | tr ' /' '__').log"
+  local t0=$(date +%s)
+  timeout "$limit" "$@" >"$log" 2>&1
+  local rc=$?
+  local verdict=pass
+  if [ $rc -ne 0 ]; then verdict="FAIL (exit $rc)"; failed=1; fi
+  {
+    echo "### $name: $verdict ($(( $(date +%s) - t0 )) s)"
+    echo
+    echo '```'
+    echo "\$ $*"
+    tail -n 25 "$log"
+    echo '```'
+    echo
+  } >>"$report"
+  echo "=== $name: $verdict ($(( $(date +%s) - start )) s total)"
+  return $rc
+}
+
+{
+  echo "# dropnet GPU check"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo
+  echo '```'
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | head -5
+  nvcc --version 2>&1 | tail -1
+  echo '```'
+  echo
+} >"$report"
+
+pkg_root="$root/$build/py"
+bash tools/copy_package.sh "$pkg_root" "$py"
+launcher=()
+if command -v ccache >/dev/null 2>&1; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+step "configure" 120 cmake -S . -B "$build" -G Ninja -DDROPNET_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-native}" \
+  -DDROPNET_BUILD_TESTS=ON -DDROPNET_BUILD_BENCH=OFF -DDROPNET_WERROR=ON -DDROPNET_MODULE_DIR="$pkg_root/dropnet" \
+  -Dpybind11_DIR="$($py -c 'import pybind11; print(pybind11.get_cmake_dir())')" "${launcher[@]}" &&
+step "build" 300 cmake --build "$build" --parallel "$jobs" || {
+  echo "build failed; report: $report"
+  exit 1
+}
+
+export PYTHONPATH="$pkg_root:$root/tests"
+# On this machine a skip is a failure: the GPU must be usable by the CUDA build.
+step "GPU usable by the CUDA build" 60 "$py" -c \
+  "import dropnet, sys; r = dropnet.cuda.unavailable_reason(); print(r or 'usable'); print(dropnet.cuda.mem_get_info(0) if r is None else ''); sys.exit(r is not None)"
+step "ctest" 120 ctest --test-dir "$build" --output-on-failure
+step "dropnet_gpu_tests" 120 "$build/dropnet_gpu_tests"
+if command -v compute-sanitizer >/dev/null 2>&1; then
+  step "compute-sanitizer memcheck: dropnet_gpu_tests" 180 \
+    compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
+  step "compute-sanitizer initcheck: dropnet_gpu_tests" 180 \
+    compute-sanitizer --tool initcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
+  step "compute-sanitizer memcheck: pytest -m gpu" 180 \
+    compute-sanitizer --tool memcheck --error-exitcode 99 "$py" -m pytest -q -m gpu -p no:cacheprovider tests
+else
+  echo "### compute-sanitizer: FAIL (not on PATH)" >>"$report"
+  failed=1
+fi
+step "pytest (device-facing tests, CUDA build)" 180 "$py" -m pytest -q -p no:cacheprovider \
+  tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py
+
+# Benchmark: the same 64 Mi floats, p = 0.5, mean of 20 calls after 3 warm-ups, CUDA events.
+bench="$out/bench_rows.md"
+: >"$bench"
+export BENCH_ROWS="$bench"
+step "benchmark: dropnet" 60 bash -c "'$build/dropnet_gpu_tests' --bench >>'$bench'"
+step "benchmark: torch" 120 "$py" - <<'PY' 2>&1
+import torch
+n = 64 << 20
+x = torch.ones(n, device="cuda")
+for _ in range(3):
+    torch.nn.functional.dropout(x, 0.5, training=True)
+start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+start.record()
+for _ in range(20):
+    torch.nn.functional.dropout(x, 0.5, training=True)
+stop.record()
+torch.cuda.synchronize()
+ms = start.elapsed_time(stop) / 20
+# torch reads x and writes y (its bool mask, when kept for backward, is another byte per element).
+with open(__import__("os").environ["BENCH_ROWS"], "a") as f:
+    f.write(f"| torch.nn.functional.dropout {torch.__version__} | {n} | {ms:.3f} | {n * 8 / (ms * 1e-3) / 1e9:.0f} |\n")
+PY
+{
+  echo "### dropout benchmark (64 Mi float32, p = 0.5)"
+  echo
+  echo "| kernel | elements | ms per call | GB/s (x read, y written; dropnet also its 1-bit mask) |"
+  echo "| --- | --- | --- | --- |"
+  cat "$bench"
+  echo
+  echo "Total: $(( $(date +%s) - start )) s; verdict: $([ $failed -eq 0 ] && echo pass || echo FAIL)"
+} >>"$report"
+echo "report: $report"
+exit $failed
