@@ -1,5 +1,6 @@
 // 2-D convolution (cross-correlation, as PyTorch) on NCHW float32 images, built on im2col +
-// cpu::sgemm so it speeds up with the GEMM. With G = g.groups, Cg = C / G, Fg = F / G:
+// cpu::sgemm so it speeds up with the GEMM; 3×3 stride-1 layers that winograd_applies() take the
+// Winograd path instead (conv2d_winograd.h; docs/design.md, "Convolution paths"). With G = g.groups, Cg = C / G, Fg = F / G:
 //   x: N × C × H × W, w: F × Cg × kh × kw, bias: F (optional), y: N × F × OH × OW;
 //   filters [i·Fg, (i+1)·Fg) read channels [i·Cg, (i+1)·Cg), one GEMM per image and group.
 // Threads split images (independent outputs); the GEMM called inside a thread runs on that thread
