@@ -55,9 +55,10 @@ def cnn_bn():
     x, y = _image_data()
     model = dropnet.Sequential([
         layers.Input((1, 12, 12)),
-        layers.Conv2D(6, 3, padding="same"), layers.BatchNormalization(), layers.Activation("relu"),
+        layers.Conv2D(16, 3, padding="same"), layers.BatchNormalization(), layers.Activation("relu"),
         layers.MaxPool2D(2),
-        layers.Conv2D(10, 3, padding="same"), layers.BatchNormalization(), layers.Activation("relu"),
+        # 16 -> 24 channels, 3x3 stride 1: the Winograd path (docs/design.md, "Convolution paths")
+        layers.Conv2D(24, 3, padding="same"), layers.BatchNormalization(), layers.Activation("relu"),
         layers.AvgPool2D(2),
         layers.Flatten(), layers.Dense(32, activation="relu"), layers.Dropout(0.3),
         layers.Dense(10, activation="softmax"),

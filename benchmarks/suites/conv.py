@@ -4,9 +4,10 @@ Layers, as a training step runs them (buffers reused, out= where the op has it):
   conv3x3 1→32 pad 1 (no input gradient: first layer), BN2d(32) + ReLU, maxpool 2,
   conv3x3 32→64 pad 1, BN2d(64) + ReLU, maxpool 2.
 Peer: torch.nn.functional + autograd (.backward) at the same thread count.
-Convolution runs on dropnet's cpu::sgemm: its speed is the GEMM's (the placeholder naive GEMM
-until the packed kernels are merged), so the conv rows say more about the GEMM than about
-im2col/col2im. GFLOP/s counts forward + backward multiply-adds × 2.
+dropnet's paths (docs/design.md, "Convolution paths"): the 1→32 layer runs im2col + cpu::sgemm,
+the 32→64 layer Winograd F(2×2, 3×3) (transforms + 16 cpu::sgemm products per block of images).
+GFLOP/s counts the direct convolution's forward + backward multiply-adds × 2 for both sides (the
+Winograd path does fewer).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 // Conv / pooling / batch-norm kernels at the C++ level: im2col and col2im are adjoint, the
 // conv workspace contract holds when it is smaller than the threads want, the batch-norm ISA
 // bodies agree with the baseline unit and column sums do not depend on how columns are split,
-// and the 2×2 unpool fast path equals the general scatter.
+// the 2×2 unpool fast path equals the general scatter, and the Winograd path rule.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -13,6 +13,7 @@
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/batchnorm.h"
 #include "dropnet/kernels/cpu/conv2d.h"
+#include "dropnet/kernels/cpu/conv2d_winograd.h"
 #include "dropnet/kernels/cpu/im2col.h"
 #include "dropnet/kernels/cpu/pooling.h"
 
@@ -140,4 +141,25 @@ TEST_CASE("2x2 max-pool backward: fast path and general scatter agree") {
   for (int64_t p = 0; p < planes; ++p)
     for (int64_t o = 0; o < g.OH * g.OW; ++o) ref2[p * g.H * g.W + idx[p * g.OH * g.OW + o]] += dy[p * g.OH * g.OW + o];
   CHECK(dx == ref2);
+}
+
+TEST_CASE("the Winograd path rule depends on the geometry alone") {
+  auto g3 = [](int64_t C, int64_t pad) { return geometry(C, 14, 14, 3, 1, pad, pad, 1); };
+  CHECK(cpu::winograd_applies(g3(32, 1), 64));   // the small CNN's second layer
+  CHECK(cpu::winograd_applies(g3(16, 0), 32));
+  CHECK(cpu::winograd_applies(g3(16, 2), 1));
+  CHECK_FALSE(cpu::winograd_applies(g3(1, 1), 32));    // too few channels: im2col
+  CHECK_FALSE(cpu::winograd_applies(g3(15, 1), 16));
+  CHECK_FALSE(cpu::winograd_applies(g3(16, 1), 33));   // more than 2 filters per channel
+  cpu::ConvGeometry strided = g3(32, 1);
+  strided.stride_h = 2;
+  CHECK_FALSE(cpu::winograd_applies(strided, 32));
+  cpu::ConvGeometry dilated = g3(32, 1);
+  dilated.dil_w = 2;
+  CHECK_FALSE(cpu::winograd_applies(dilated, 32));
+  cpu::ConvGeometry grouped = g3(32, 1);
+  grouped.groups = 2;
+  CHECK_FALSE(cpu::winograd_applies(grouped, 32));
+  CHECK_FALSE(cpu::winograd_applies(g3(32, 3), 32));   // pad 3: the input gradient would need pad -1
+  CHECK_FALSE(cpu::winograd_applies(geometry(32, 14, 14, 5, 1, 2, 2, 1), 32));
 }

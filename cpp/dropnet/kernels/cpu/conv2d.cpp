@@ -7,6 +7,7 @@
 
 #include "dropnet/core/parallel.h"
 #include "dropnet/core/threading.h"
+#include "dropnet/kernels/cpu/conv2d_winograd.h"
 
 namespace dropnet {
 namespace cpu {
@@ -21,6 +22,17 @@ bool columns_are_input(const ConvGeometry& g) {
 
 }  // namespace
 
+void add_plane_sums(const float* planes, int64_t count, int64_t P, bool first, float* acc) {
+  constexpr int64_t kSide = 8;
+  for (int64_t r0 = 0; r0 < count; r0 += kSide) {
+    const int64_t n = std::min(kSide, count - r0);
+    double s[kSide] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    for (int64_t q = 0; q < P; ++q)
+      for (int64_t r = 0; r < n; ++r) s[r] += planes[(r0 + r) * P + q];
+    for (int64_t r = 0; r < n; ++r) acc[r0 + r] = first ? static_cast<float>(s[r]) : acc[r0 + r] + static_cast<float>(s[r]);
+  }
+}
+
 int conv_parts_for_workspace(int64_t items, int64_t fixed, int64_t per_part, int64_t workspace_floats) {
   int64_t parts = std::min<int64_t>(get_num_threads(), items);
   if (per_part > 0) parts = std::min(parts, (workspace_floats - fixed) / per_part);
@@ -28,6 +40,7 @@ int conv_parts_for_workspace(int64_t items, int64_t fixed, int64_t per_part, int
 }
 
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t F, bool has_bias, int threads) {
+  if (winograd_applies(g, F)) return winograd_forward_workspace(g, F, threads);
   const int64_t K1 = g.col_rows() + (has_bias ? 1 : 0);
   const int64_t weight = has_bias ? F * K1 : 0;
   const int64_t cols = (columns_are_input(g) && !has_bias) ? 0 : K1 * g.col_cols();
@@ -37,6 +50,8 @@ int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t F, bool has_bias
 void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
                     const float* bias, Activation activation, float leaky_slope, float* y, float* workspace,
                     int64_t workspace_floats) {
+  if (winograd_applies(g, F))
+    return winograd_forward(x, N, g, w, F, bias, activation, leaky_slope, y, workspace, workspace_floats);
   const int64_t K = g.col_rows(), P = g.col_cols(), CHW = g.C * g.H * g.W;
   const int64_t G = g.groups, Fg = F / G, CgHW = g.group_channels() * g.H * g.W;
   const bool has_bias = bias != nullptr;
@@ -73,6 +88,7 @@ void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const floa
 }
 
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, int threads) {
+  if (winograd_applies(g, F)) return winograd_backward_workspace(g, N, F, threads);
   const int64_t K = g.col_rows(), P = g.col_cols();
   const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
   const int64_t partials = chunks * F * (K + 1);
@@ -81,6 +97,7 @@ int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, i
 
 void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w,
                      int64_t F, float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) {
+  if (winograd_applies(g, F)) return winograd_backward(dy, x, N, g, w, F, dx, dw, db, workspace, workspace_floats);
   const int64_t K = g.col_rows(), P = g.col_cols(), CHW = g.C * g.H * g.W;
   const int64_t G = g.groups, Fg = F / G, CgHW = g.group_channels() * g.H * g.W;
   const bool direct = columns_are_input(g);
@@ -110,15 +127,7 @@ void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeome
           if (!direct) im2col(xg, g, cols, P);
           // partial rows of group gi (Fg × K1) (+)= dy[n, group] (Fg × P) · cols (K1 × P)ᵀ
           sgemm(false, true, Fg, K1, P, 1.f, dyg, P, direct ? xg : cols, P, first ? 0.f : 1.f, pdw + gi * Fg * K1, K1);
-          if (db && direct) {
-            for (int64_t f = 0; f < Fg; ++f) {
-              double s = 0.0;
-              const float* row = dyg + f * P;
-              for (int64_t p = 0; p < P; ++p) s += row[p];
-              float& acc = pdb[gi * Fg + f];
-              acc = first ? static_cast<float>(s) : acc + static_cast<float>(s);
-            }
-          }
+          if (db && direct) add_plane_sums(dyg, Fg, P, first, pdb + gi * Fg);
           if (dx) {
             float* dxg = dx + n * CHW + gi * CgHW;
             // d cols (K × P) = w_groupᵀ (K × Fg) · dy[n, group] (Fg × P); straight into dx for 1×1.

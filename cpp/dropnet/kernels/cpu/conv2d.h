@@ -1,5 +1,6 @@
 // 2-D convolution (cross-correlation, as PyTorch) on NCHW float32 images, built on im2col +
-// cpu::sgemm so it speeds up with the GEMM. With G = g.groups, Cg = C / G, Fg = F / G:
+// cpu::sgemm so it speeds up with the GEMM; 3×3 stride-1 layers that winograd_applies() take the
+// Winograd path instead (conv2d_winograd.h; docs/design.md, "Convolution paths"). With G = g.groups, Cg = C / G, Fg = F / G:
 //   x: N × C × H × W, w: F × Cg × kh × kw, bias: F (optional), y: N × F × OH × OW;
 //   filters [i·Fg, (i+1)·Fg) read channels [i·Cg, (i+1)·Cg), one GEMM per image and group.
 // Threads split images (independent outputs); the GEMM called inside a thread runs on that thread
@@ -24,6 +25,11 @@ constexpr int64_t kConvImagesPerChunk = 8;
 // Threads for `items` (images or chunks of them) when each needs `per_part` floats of a
 // workspace of `workspace_floats` past `fixed` shared ones: at most get_num_threads(), at least 1.
 int conv_parts_for_workspace(int64_t items, int64_t fixed, int64_t per_part, int64_t workspace_floats);
+
+// acc[r] = (first ? 0 : acc[r]) + float(Σ_q planes[r·P + q]) for r < count: each plane summed in
+// double, q ascending (the bias gradient of one image). Eight planes run side by side for
+// instruction-level parallelism; each plane's order of additions is unchanged.
+void add_plane_sums(const float* planes, int64_t count, int64_t P, bool first, float* acc);
 
 // Floats of workspace conv2d_forward uses with `threads` threads (more is fine).
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t F, bool has_bias, int threads);

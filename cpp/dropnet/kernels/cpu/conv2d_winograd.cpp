@@ -1,0 +1,280 @@
+// Winograd F(2×2, 3×3) drivers: weight transforms, blocking, threads, the weight-gradient
+// reduction. The transform bodies are in conv2d_winograd_body.h (this unit compiles the scalar copy).
+#include "dropnet/kernels/cpu/conv2d_winograd.h"
+
+#include <algorithm>
+
+#include "dropnet/core/cpu_features.h"
+#include "dropnet/core/denormals.h"
+#include "dropnet/core/parallel.h"
+#include "dropnet/core/threading.h"
+#include "dropnet/kernels/cpu/conv2d.h"
+#include "dropnet/kernels/cpu/conv2d_winograd_body.h"
+
+namespace dropnet {
+namespace cpu {
+
+WinogradTransforms winograd_transforms_scalar() { return winograd_transforms_any<ScalarRows>(); }
+
+namespace {
+
+constexpr int64_t kPositions = 16;    // ξ: the 4 × 4 transformed tile
+constexpr int64_t kBiasPosition = 5;  // ξ = (1, 1), where A dY Aᵀ is the sum of the 2 × 2 tile
+
+// Images a block transforms before its 16 GEMMs: the largest power of two up to
+// kConvImagesPerChunk (so blocks tile a chunk) whose transformed tensors stay within
+// kBlockFloats (1 MiB, half a core's L2 here; 2 MiB measured slower).
+// See docs/design.md, "Convolution paths".
+constexpr int64_t kBlockFloats = int64_t{1} << 18;
+
+// Row stride of a transformed tensor whose rows hold `tiles` columns: at least 16 floats of slack
+// for the transforms' last vector (conv2d_winograd_body.h), rounded to whole 64-byte lines.
+int64_t row_stride(int64_t tiles) { return (tiles + 31) / 16 * 16; }
+
+// Floats between the 16 planes of a transformed tensor of `floats` per plane: whole lines and 64
+// bytes more, so that planes a multiple of 4 KiB long do not all map to the same L1 sets (the
+// transforms write and the GEMMs read the 16 planes side by side).
+int64_t plane_stride(int64_t floats) { return (floats + 15) / 16 * 16 + 16; }
+
+int64_t images_per_block(int64_t floats_per_image) {
+  int64_t b = kConvImagesPerChunk;
+  while (b > 1 && b * floats_per_image > kBlockFloats) b /= 2;
+  return b;
+}
+
+WinogradTransforms active_transforms() {
+  switch (active_isa()) {
+    case Isa::avx512: return winograd_transforms_avx512();
+    case Isa::avx2: return winograd_transforms_avx2();
+    default: return winograd_transforms_scalar();
+  }
+}
+
+WinogradPlan forward_plan(const ConvGeometry& g) {
+  return winograd_plan(g.C, g.H, g.W, g.pad_top, g.pad_left, g.OH, g.OW);
+}
+
+// dx = the correlation of dy with the flipped, transposed filter and leading pads 2 - pad.
+WinogradPlan input_grad_plan(const ConvGeometry& g, int64_t F) {
+  return winograd_plan(F, g.OH, g.OW, 2 - g.pad_top, 2 - g.pad_left, g.H, g.W);
+}
+
+// u[ξ·stride] = (G g Gᵀ)_ξ, G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1], the 3 × 3 filter g read as
+// g[i·si + j·sj] (negative strides read it flipped). Columns of G g first, then its rows.
+void weight_transform(const float* g, int64_t si, int64_t sj, float* u, int64_t stride) {
+  float h[4][3];
+  for (int j = 0; j < 3; ++j) {
+    const float g0 = g[j * sj], g1 = g[si + j * sj], g2 = g[2 * si + j * sj];
+    h[0][j] = g0;
+    h[1][j] = 0.5f * ((g0 + g1) + g2);
+    h[2][j] = 0.5f * ((g0 - g1) + g2);
+    h[3][j] = g2;
+  }
+  for (int k = 0; k < 4; ++k) {
+    const float a = h[k][0], b = h[k][1], c = h[k][2];
+    u[(4 * k + 0) * stride] = a;
+    u[(4 * k + 1) * stride] = 0.5f * ((a + b) + c);
+    u[(4 * k + 2) * stride] = 0.5f * ((a - b) + c);
+    u[(4 * k + 3) * stride] = c;
+  }
+}
+
+// out (3 × 3) = Gᵀ X G of the 4 × 4 X read at x[ξ·stride]: columns first, then rows.
+void weight_grad_transform(const float* x, int64_t stride, float* out) {
+  float q[3][4];
+  for (int l = 0; l < 4; ++l) {
+    const float x0 = x[l * stride], x1 = x[(4 + l) * stride], x2 = x[(8 + l) * stride], x3 = x[(12 + l) * stride];
+    const float s = 0.5f * (x1 + x2);
+    q[0][l] = x0 + s;
+    q[1][l] = 0.5f * (x1 - x2);
+    q[2][l] = s + x3;
+  }
+  for (int i = 0; i < 3; ++i) {
+    const float s = 0.5f * (q[i][1] + q[i][2]);
+    out[i * 3 + 0] = q[i][0] + s;
+    out[i * 3 + 1] = 0.5f * (q[i][1] - q[i][2]);
+    out[i * 3 + 2] = s + q[i][3];
+  }
+}
+
+// Images [n0, n1) of y (out × OH × OW each) = the plan's correlation of x (in × H × W each) with
+// the transformed filters u (16 × out × in), block images at a time: transform, 16 GEMMs,
+// inverse transform (+ bias), then the activation on the block while it is in cache. scratch:
+// correlate_scratch(p) floats, the first winograd_input_scratch(p) zeroed before the thread's first call.
+int64_t correlate_scratch(const WinogradPlan& p) { return winograd_input_scratch(p) + winograd_output_scratch(p); }
+
+void correlate_images(const WinogradTransforms& tf, const WinogradPlan& p, const float* x, int64_t n0, int64_t n1,
+                      const float* u, int64_t out, const float* bias, const GemmEpilogue* ep, float* y, int64_t block,
+                      float* v, float* m, float* scratch) {
+  const int64_t in = p.in_channels, T = p.tiles(), P = p.OH * p.OW;
+  const int64_t in_image = in * p.H * p.W, out_image = out * P;
+  for (int64_t b0 = n0; b0 < n1; b0 += block) {
+    const int64_t nb = std::min(block, n1 - b0), Tb = nb * T;
+    const int64_t ld = row_stride(Tb), pv = plane_stride(in * ld), pm = plane_stride(out * ld);
+    for (int64_t i = 0; i < nb; ++i) tf.input(x + (b0 + i) * in_image, p, v + i * T, ld, pv, scratch);
+    float* out_scratch = scratch + winograd_input_scratch(p);
+    for (int64_t xi = 0; xi < kPositions; ++xi)
+      sgemm(false, false, out, Tb, in, 1.f, u + xi * out * in, in, v + xi * pv, ld, 0.f, m + xi * pm, ld);
+    for (int64_t i = 0; i < nb; ++i) tf.output(m + i * T, ld, pm, p, out, bias, y + (b0 + i) * out_image, out_scratch);
+    if (ep) epilogue_pass(*ep, 0, nb * out, P, y + b0 * out_image, P);
+  }
+}
+
+int64_t forward_block(const WinogradPlan& p, int64_t F) { return images_per_block(kPositions * (p.in_channels + F) * p.tiles()); }
+
+int64_t forward_per_part(const WinogradPlan& p, int64_t F) {
+  const int64_t Tb = forward_block(p, F) * p.tiles();
+  return kPositions * (plane_stride(p.in_channels * row_stride(Tb)) + plane_stride(F * row_stride(Tb))) +
+         correlate_scratch(p);
+}
+
+// Backward blocks: one image count for the weight-gradient products (over the forward plan's
+// tiles) and the input-gradient products (over the dx plan's), sized by the larger of the two.
+int64_t backward_block(const WinogradPlan& px, const WinogradPlan& pd, int64_t F) {
+  return images_per_block(kPositions * (px.in_channels + F) * std::max(px.tiles(), pd.tiles()));
+}
+
+// Per part: the chunk's transformed weight gradient (16 × F × (C + 1): column C of position 5
+// collects the bias gradient), then two tensor buffers shared by the weight-gradient transforms
+// (V of x: C rows and a row of ones, A dY Aᵀ: F rows) and the input-gradient ones (V of dy: F
+// rows, M: C rows), then scratch.
+struct BackwardPart {
+  int64_t du, buf_c, buf_f, scratch;
+  int64_t total() const { return du + buf_c + buf_f + scratch; }
+};
+
+BackwardPart backward_part(const WinogradPlan& px, const WinogradPlan& pd, int64_t F) {
+  const int64_t C = px.in_channels, b = backward_block(px, pd, F), T = b * std::max(px.tiles(), pd.tiles());
+  return {kPositions * F * (C + 1), kPositions * plane_stride((C + 1) * row_stride(T)),
+          kPositions * plane_stride(F * row_stride(T)),
+          winograd_input_scratch(px) + winograd_grad_output_scratch(px, F) + correlate_scratch(pd)};
+}
+
+}  // namespace
+
+WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t OH,
+                           int64_t OW) {
+  WinogradPlan p;
+  p.in_channels = in_channels;
+  p.H = H;
+  p.W = W;
+  p.pad_top = pad_top;
+  p.pad_left = pad_left;
+  p.OH = OH;
+  p.OW = OW;
+  p.TH = (OH + 1) / 2;
+  p.TW = (OW + 1) / 2;
+  return p;
+}
+
+bool winograd_applies(const ConvGeometry& g, int64_t F) {
+  return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 && g.dil_w == 1 &&
+         g.groups == 1 && g.pad_top >= 0 && g.pad_top <= 2 && g.pad_left >= 0 && g.pad_left <= 2 && g.OH >= 1 &&
+         g.OW >= 1 && g.C >= kWinogradMinChannels && F <= kWinogradMaxFiltersPerChannel * g.C;
+}
+
+int64_t winograd_forward_workspace(const ConvGeometry& g, int64_t F, int threads) {
+  const WinogradPlan p = forward_plan(g);
+  return kPositions * F * g.C + std::max(threads, 1) * forward_per_part(p, F);
+}
+
+void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F, const float* bias,
+                      Activation activation, float leaky_slope, float* y, float* workspace, int64_t workspace_floats) {
+  const WinogradPlan p = forward_plan(g);
+  const int64_t C = g.C;
+  float* u = workspace;  // 16 × F × C
+  for (int64_t f = 0; f < F; ++f)
+    for (int64_t c = 0; c < C; ++c) weight_transform(w + (f * C + c) * 9, 3, 1, u + f * C + c, F * C);
+  const int64_t block = forward_block(p, F), blocks = (N + block - 1) / block, per_part = forward_per_part(p, F);
+  const int parts = conv_parts_for_workspace(blocks, kPositions * F * C, per_part, workspace_floats);
+  GemmEpilogue epilogue;
+  epilogue.activation = activation;
+  epilogue.leaky_slope = leaky_slope;
+  const GemmEpilogue* ep = activation == Activation::identity ? nullptr : &epilogue;
+  const WinogradTransforms tf = active_transforms();
+  const int64_t Tb = block * p.tiles();
+  for_each_part(blocks, parts, [&](int part, int64_t b0, int64_t b1) {
+    DenormalsFlushed flushed;
+    float* v = u + kPositions * F * C + part * per_part;
+    float* m = v + kPositions * plane_stride(C * row_stride(Tb));
+    float* scratch = m + kPositions * plane_stride(F * row_stride(Tb));
+    std::fill(scratch, scratch + winograd_input_scratch(p), 0.f);
+    correlate_images(tf, p, x, b0 * block, std::min(N, b1 * block), u, F, bias, ep, y, block, v, m, scratch);
+  });
+}
+
+int64_t winograd_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, int threads) {
+  const WinogradPlan px = forward_plan(g), pd = input_grad_plan(g, F);
+  const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
+  return chunks * (F * g.C * 9 + F) + kPositions * g.C * F + std::max(threads, 1) * backward_part(px, pd, F).total();
+}
+
+void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
+                       float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) {
+  const WinogradPlan px = forward_plan(g), pd = input_grad_plan(g, F);
+  const int64_t C = g.C, C1 = C + 1, K = C * 9, P = g.OH * g.OW, CHW = C * g.H * g.W;
+  const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
+  const int64_t partial_size = F * K + F;  // dw (F × C × 3 × 3) then db (F)
+  float* partials = workspace;
+  float* u_dx = partials + chunks * partial_size;  // 16 × C × F: flipped, transposed filters
+  if (dx)
+    for (int64_t f = 0; f < F; ++f)
+      for (int64_t c = 0; c < C; ++c) weight_transform(w + (f * C + c) * 9 + 8, -3, -1, u_dx + c * F + f, C * F);
+  const BackwardPart layout = backward_part(px, pd, F);
+  const int64_t fixed = chunks * partial_size + kPositions * C * F;
+  const int parts = conv_parts_for_workspace(chunks, fixed, layout.total(), workspace_floats);
+  const int64_t block = backward_block(px, pd, F), Tx = px.tiles();
+  const WinogradTransforms tf = active_transforms();
+
+  for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
+    DenormalsFlushed flushed;
+    float* du = workspace + fixed + part * layout.total();  // 16 × F × C1
+    float* buf_c = du + layout.du;
+    float* buf_f = buf_c + layout.buf_c;
+    float* scratch_x = buf_f + layout.buf_f;  // input transform of x, grad_output of dy, the dx correlation
+    float* scratch_dy = scratch_x + winograd_input_scratch(px);
+    float* scratch_dx = scratch_dy + winograd_grad_output_scratch(px, F);
+    std::fill(scratch_x, scratch_dx + winograd_input_scratch(pd), 0.f);
+    for (int64_t chunk = c0; chunk < c1; ++chunk) {
+      const int64_t n_begin = chunk * kConvImagesPerChunk, n_end = std::min(N, n_begin + kConvImagesPerChunk);
+      for (int64_t b0 = n_begin; b0 < n_end; b0 += block) {
+        const int64_t nb = std::min(block, n_end - b0), Tb = nb * Tx;
+        const int64_t ld = row_stride(Tb), pc = plane_stride(C1 * ld), pf = plane_stride(F * ld);
+        for (int64_t i = 0; i < nb; ++i) {
+          tf.input(x + (b0 + i) * CHW, px, buf_c + i * Tx, ld, pc, scratch_x);
+          tf.grad_output(dy + (b0 + i) * F * P, px, F, buf_f + i * Tx, ld, pf, scratch_dy);
+        }
+        // dU_ξ (F × C) (+)= (A dY Aᵀ)_ξ (F × tiles) · V_ξ (C × tiles)ᵀ: the block's tiles in order.
+        // (A dY Aᵀ) at position 5 (row 1, column 1) is the sum of the tile's four dy values, so a
+        // row of ones under V_5 makes column C of dU_5 the bias gradient (0 from spare tiles).
+        if (db) std::fill(buf_c + kBiasPosition * pc + C * ld, buf_c + kBiasPosition * pc + C * ld + Tb, 1.f);
+        const float beta = b0 == n_begin ? 0.f : 1.f;
+        for (int64_t xi = 0; xi < kPositions; ++xi) {
+          const int64_t cols = db && xi == kBiasPosition ? C1 : C;
+          sgemm(false, true, F, cols, Tb, 1.f, buf_f + xi * pf, ld, buf_c + xi * pc, ld, beta, du + xi * F * C1, C1);
+        }
+        if (dx) correlate_images(tf, pd, dy, b0, b0 + nb, u_dx, C, nullptr, nullptr, dx, nb, buf_f, buf_c, scratch_dx);
+      }
+      float* pdw = partials + chunk * partial_size;
+      for (int64_t f = 0; f < F; ++f)
+        for (int64_t c = 0; c < C; ++c) weight_grad_transform(du + f * C1 + c, F * C1, pdw + (f * C + c) * 9);
+      if (db)
+        for (int64_t f = 0; f < F; ++f) pdw[F * K + f] = du[kBiasPosition * F * C1 + f * C1 + C];
+    }
+  });
+
+  // Sum the chunk partials in chunk order; threads split the (independent) output elements.
+  const int64_t total = db ? partial_size : F * K;
+  const int out_parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), total / 4096)));
+  for_each_part(total, out_parts, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float s = 0.f;
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) s += partials[chunk * partial_size + i];
+      if (i < F * K) dw[i] += s;
+      else db[i - F * K] += s;
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace dropnet

@@ -1,0 +1,93 @@
+// Winograd F(2×2, 3×3) convolution for 3×3, stride 1, dilation 1, ungrouped layers: the path
+// conv2d_forward / conv2d_backward take when winograd_applies()
+// (docs/design.md, "Convolution paths"). Each 2×2 output tile comes from a 4×4 input tile with 16 multiplies per (filter,
+// channel) instead of 36, so the three products of a training step need 2.25× fewer flops than
+// im2col + GEMM (less the tiles that overhang an odd or padded edge).
+//   U = G g Gᵀ  (4×4 per filter and channel, once per call)
+//   V = Bᵀ d B  (4×4 per input tile and channel)
+//   M_ξ = U_ξ · V_ξ for each of the 16 positions ξ: a (F × C) · (C × tiles) cpu::sgemm
+//   Y = Aᵀ M A  (2×2 per output tile), then + bias, then the activation (the GEMM epilogue's)
+// Input gradient: the same correlation of dy with the flipped, transposed filter, padding 2 - pad.
+// Weight gradient: dU_ξ = Σ_tiles (A dY Aᵀ)_ξ · V_ξᵀ per chunk of kConvImagesPerChunk images
+// (sgemm over the chunk's tiles in blocks of a fixed number of images), dw_chunk = Gᵀ dU G,
+// chunks summed in order (docs/design.md, "Canonical reduction orders").
+// The transforms are additions, subtractions and halvings in a fixed order, written once
+// (conv2d_winograd_body.h) and compiled per ISA unit without contraction: every ISA path and
+// every thread count gives the same bits.
+#pragma once
+#include <cstdint>
+
+#include "dropnet/kernels/cpu/gemm.h"
+#include "dropnet/kernels/cpu/im2col.h"
+
+namespace dropnet {
+namespace cpu {
+
+// One stride-1 3×3 correlation as the transforms see it: in_channels planes of H × W read with
+// leading pads (pad_top, pad_left) (anything outside the plane reads 0), out planes OH × OW, cut
+// into TH × TW tiles of 2 × 2 (the last row / column may overhang the output). Each tile row has
+// one spare tile (conv2d_winograd_body.h): tiles() = TH · (TW + 1) columns of every GEMM.
+struct WinogradPlan {
+  int64_t in_channels = 0, H = 0, W = 0;
+  int64_t pad_top = 0, pad_left = 0;
+  int64_t OH = 0, OW = 0;
+  int64_t TH = 0, TW = 0;
+  int64_t tiles() const { return TH * (TW + 1); }
+  int64_t tiles_padded() const { return (tiles() + 7) / 8 * 8; }
+};
+
+WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t OH,
+                           int64_t OW);
+
+// The Winograd path needs at least kWinogradMinChannels input channels and at most
+// kWinogradMaxFiltersPerChannel filters per input channel: with fewer channels or relatively more
+// filters the transforms (which scale with C + F per tile) outweigh the multiplies saved (which
+// scale with C · F). Measured: docs/design.md, "Convolution paths".
+constexpr int64_t kWinogradMinChannels = 16;
+constexpr int64_t kWinogradMaxFiltersPerChannel = 2;
+
+// The path rule: a function of the geometry alone (never of timings), so every machine and ISA
+// path takes the same path and trains to the same bits.
+bool winograd_applies(const ConvGeometry& g, int64_t F);
+
+int64_t winograd_forward_workspace(const ConvGeometry& g, int64_t F, int threads);
+// conv2d_forward's contract (y = act(conv(x, w) + bias)); requires winograd_applies(g, F).
+void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F, const float* bias,
+                      Activation activation, float leaky_slope, float* y, float* workspace, int64_t workspace_floats);
+
+int64_t winograd_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, int threads);
+// conv2d_backward's contract (dx overwritten, dw / db accumulated); requires winograd_applies(g, F).
+void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
+                       float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats);
+
+// The per-ISA transform bodies (conv2d_winograd_body.h);
+// transformed tensors are ξ-major: element (ξ, row, t) at [ξ·plane + row·ld + t], the callers
+// pointing at the image's first tile. Tile t of an image is (t / (TW + 1), t % (TW + 1)).
+// Scratch: each transform gets its own region (sizes below); the input and grad_output regions
+// must be zeroed before a thread's first call with a plan and then kept for calls with that plan
+// only (the transforms write the entries inside the planes and rely on the padding staying 0).
+struct WinogradTransforms {
+  // V = Bᵀ d B of every tile of every channel of one image x (in_channels × H × W).
+  void (*input)(const float* x, const WinogradPlan& p, float* v, int64_t ld, int64_t plane, float* scratch);
+  // y (channels × OH × OW) = Aᵀ M A (+ bias[channel] when bias is not null).
+  void (*output)(const float* m, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels,
+                 const float* bias, float* y, float* scratch);
+  // u = A dY Aᵀ of every 2 × 2 output tile of dy (channels × OH × OW; 0 past the edge).
+  void (*grad_output)(const float* dy, const WinogradPlan& p, int64_t channels, float* u, int64_t ld, int64_t plane,
+                      float* scratch);
+};
+// Rows of transformed tensors (ld) need 16 floats of slack past the block's last tile.
+inline int64_t winograd_input_scratch(const WinogradPlan& p) {
+  return p.in_channels * 4 * (p.tiles_padded() + 2 * (p.TW + 1));
+}
+inline int64_t winograd_output_scratch(const WinogradPlan& p) { return 4 * p.tiles_padded(); }
+inline int64_t winograd_grad_output_scratch(const WinogradPlan& p, int64_t channels) {
+  return channels * 4 * p.tiles_padded();
+}
+
+WinogradTransforms winograd_transforms_scalar();
+WinogradTransforms winograd_transforms_avx2();
+WinogradTransforms winograd_transforms_avx512();
+
+}  // namespace cpu
+}  // namespace dropnet

@@ -1,0 +1,232 @@
+// Transform bodies of the Winograd F(2×2, 3×3) convolution (conv2d_winograd.h), compiled once per
+// ISA unit with that unit's flags; the anonymous namespace keeps each unit's copy private. Every
+// value is a fixed expression of additions, subtractions and negations (no multiplies, nothing to
+// contract), so the auto-vectorised AVX2 / AVX-512 copies give the scalar copy's bits.
+// Loop order: per channel, one loop over all the tiles of the plane (see below).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "dropnet/kernels/cpu/conv2d_winograd.h"
+
+namespace dropnet {
+namespace cpu {
+namespace {
+
+// The scalar row movers (the generic unit's; the vector units bring their own).
+struct ScalarRows {
+  static void deinterleave(const float* src, int64_t src_stride, int64_t rows, int64_t n_even, int64_t n_odd,
+                           float* even, float* odd, int64_t dst_stride) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* s = src + r * src_stride;
+      for (int64_t j = 0; j < n_even; ++j) even[r * dst_stride + j] = s[2 * j];
+      for (int64_t j = 0; j < n_odd; ++j) odd[r * dst_stride + j] = s[2 * j + 1];
+    }
+  }
+  static void interleave(const float* even, const float* odd, int64_t src_stride, int64_t rows, int64_t n, float* out,
+                         int64_t out_stride) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* e = even + r * src_stride;
+      const float* o = odd + r * src_stride;
+      float* d = out + r * out_stride;
+      for (int64_t i = 0; i + 1 < n; i += 2) {
+        d[i] = e[i / 2];
+        d[i + 1] = o[i / 2];
+      }
+      if (n % 2) d[n - 1] = e[n / 2];
+    }
+  }
+};
+
+// Tiles are numbered t = ty·S + tx with S = TW + 1: each tile row carries one spare tile
+// (tx = TW) so that the four values a tile needs from a plane split by row and column parity sit
+// at t, t + 1, t + S, t + S + 1, and every transform below is one unit-stride loop over all the
+// tiles of a plane (long enough to vectorise even for 7 × 7 images). The spare tile's outputs are
+// never written back; its A dY Aᵀ is 0 (it reads past the output's edge), so it adds nothing to a
+// weight gradient. The loops run to tiles_padded(), a multiple of 8 tiles (no scalar remainder:
+// AVX2 runs whole 8-lane vectors, AVX-512 16-lane ones and at most one 8-lane step): the extra
+// tiles land in the next image's columns (written after) or in the slack at the end of every row
+// (conv2d_winograd.cpp), and are never read.
+
+// The four parity planes of the padded input: q[(2·rp + cp)·plane_size + ρ·S + m] =
+// plane[2ρ + rp - pad_top][2m + cp - pad_left] for ρ in [0, rows), m in [0, S). Writes only the
+// entries inside the plane: the caller zeroed q once, and the padding sits at the same entries for
+// every call with the same plan. One pass over the source rows, each split into even and odd
+// columns by the unit's Rows::deinterleave (permutes; data movement only, so no ISA can change a
+// bit), one call per row parity.
+template <class Rows>
+void split_parity(const float* plane, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t rows,
+                         int64_t S, int64_t plane_size, float* q) {
+  // source column 2j lands at m = j + pad_left / 2 of parity pad_left % 2; 2j + 1 at
+  // m = j + (pad_left + 1) / 2 of the other parity; only m < S is kept.
+  const int64_t even_m0 = pad_left / 2, odd_m0 = (pad_left + 1) / 2;
+  const int64_t even_n = std::max<int64_t>(0, std::min((W + 1) / 2, S - even_m0));
+  const int64_t odd_n = std::max<int64_t>(0, std::min(W / 2, S - odd_m0));
+  const int even_cp = static_cast<int>(pad_left % 2), odd_cp = 1 - even_cp;
+  for (int rp = 0; rp < 2; ++rp) {  // source rows r with (r + pad_top) % 2 == rp, 2W apart
+    const int64_t r0 = ((rp - pad_top) % 2 + 2) % 2, rho0 = (r0 + pad_top) / 2;
+    const int64_t count = std::min((H - r0 + 1) / 2, rows - rho0);
+    if (count <= 0) continue;
+    Rows::deinterleave(plane + r0 * W, 2 * W, count, even_n, odd_n,
+                       q + (2 * rp + even_cp) * plane_size + rho0 * S + even_m0,
+                       q + (2 * rp + odd_cp) * plane_size + rho0 * S + odd_m0, S);
+  }
+}
+
+// V = Bᵀ d B, Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]: rows of the tile first
+// (e_0 = d_0 - d_2, e_1 = d_1 + d_2, e_2 = d_2 - d_1, e_3 = d_1 - d_3), then the same on columns.
+template <class Rows>
+void winograd_input_any(const float* x, const WinogradPlan& p, float* __restrict v, int64_t ld, int64_t plane,
+                        float* scratch) {
+  const int64_t S = p.TW + 1, T = p.tiles_padded(), rows = p.TH + 2, HW = p.H * p.W;
+  const int64_t PS = T + 2 * S;  // one parity plane: rows × S, and what the last vector reads past it
+  // Every channel's planes first, so that the loads below never wait on the row movers' stores.
+  for (int64_t c = 0; c < p.in_channels; ++c)
+    split_parity<Rows>(x + c * HW, p.H, p.W, p.pad_top, p.pad_left, rows, S, PS, scratch + c * 4 * PS);
+  for (int64_t c = 0; c < p.in_channels; ++c) {
+    // d[i][j] = q[i % 2][j % 2][t + (i / 2)·S + j / 2], q = [row parity][column parity]
+    const float* q = scratch + c * 4 * PS;
+    // One pass per tile row k (4 outputs each, few live pointers): e_j = d[a][j] ± d[b][j],
+    // then V[4k + l] from e_0..e_3.
+    for (int k = 0; k < 4; ++k) {
+      static constexpr int kA[4] = {0, 1, 2, 1}, kB[4] = {2, 2, 1, 3};
+      const int a = kA[k], b = kB[k];
+      const float* __restrict a0 = q + (2 * (a % 2)) * PS + (a / 2) * S;
+      const float* __restrict a1 = a0 + PS;
+      const float* __restrict b0 = q + (2 * (b % 2)) * PS + (b / 2) * S;
+      const float* __restrict b1 = b0 + PS;
+      float* __restrict o0 = v + (4 * k + 0) * plane + c * ld;
+      float* __restrict o1 = v + (4 * k + 1) * plane + c * ld;
+      float* __restrict o2 = v + (4 * k + 2) * plane + c * ld;
+      float* __restrict o3 = v + (4 * k + 3) * plane + c * ld;
+      if (k == 1) {
+#pragma omp simd
+        for (int64_t t = 0; t < T; ++t) {
+          const float e0 = a0[t] + b0[t], e1 = a1[t] + b1[t], e2 = a0[t + 1] + b0[t + 1], e3 = a1[t + 1] + b1[t + 1];
+          o0[t] = e0 - e2;
+          o1[t] = e1 + e2;
+          o2[t] = e2 - e1;
+          o3[t] = e1 - e3;
+        }
+      } else {
+#pragma omp simd
+        for (int64_t t = 0; t < T; ++t) {
+          const float e0 = a0[t] - b0[t], e1 = a1[t] - b1[t], e2 = a0[t + 1] - b0[t + 1], e3 = a1[t + 1] - b1[t + 1];
+          o0[t] = e0 - e2;
+          o1[t] = e1 + e2;
+          o2[t] = e2 - e1;
+          o3[t] = e1 - e3;
+        }
+      }
+    }
+  }
+}
+
+// Y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 -1 -1]: rows first (a_0 = m_0 + m_1 + m_2, a_1 = m_1 - m_2 - m_3
+// per column), then columns; + bias after the transform. Y's four corners go to four arrays
+// first, then interleave into the output rows.
+template <class Rows>
+void winograd_output_any(const float* m, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels,
+                         const float* bias, float* y, float* scratch) {
+  const int64_t S = p.TW + 1, T = p.tiles_padded(), OW = p.OW, OH = p.OH, P = OH * OW;
+  float* __restrict y00 = scratch;
+  float* __restrict y01 = scratch + T;
+  float* __restrict y10 = scratch + 2 * T;
+  float* __restrict y11 = scratch + 3 * T;
+  for (int64_t f = 0; f < channels; ++f) {
+    // Two passes, one per output row of the tile (12 inputs, 2 outputs each: few live pointers).
+    for (int half = 0; half < 2; ++half) {
+      // a_l = m_0l + m_1l + m_2l (half 0) or m_1l - m_2l - m_3l (half 1): rows 4·(half + i) + l.
+      const float* __restrict r0 = m + (4 * half + 0) * plane + f * ld;
+      const float* __restrict r1 = m + (4 * half + 1) * plane + f * ld;
+      const float* __restrict r2 = m + (4 * half + 2) * plane + f * ld;
+      const float* __restrict r3 = m + (4 * half + 3) * plane + f * ld;
+      const float* __restrict s0 = r0 + 4 * plane;
+      const float* __restrict s1 = r1 + 4 * plane;
+      const float* __restrict s2 = r2 + 4 * plane;
+      const float* __restrict s3 = r3 + 4 * plane;
+      const float* __restrict z0 = s0 + 4 * plane;
+      const float* __restrict z1 = s1 + 4 * plane;
+      const float* __restrict z2 = s2 + 4 * plane;
+      const float* __restrict z3 = s3 + 4 * plane;
+      float* __restrict ya = half == 0 ? y00 : y10;
+      float* __restrict yb = half == 0 ? y01 : y11;
+      if (half == 0) {
+#pragma omp simd
+        for (int64_t t = 0; t < T; ++t) {
+          const float a0 = (r0[t] + s0[t]) + z0[t], a1 = (r1[t] + s1[t]) + z1[t];
+          const float a2 = (r2[t] + s2[t]) + z2[t], a3 = (r3[t] + s3[t]) + z3[t];
+          ya[t] = (a0 + a1) + a2;
+          yb[t] = (a1 - a2) - a3;
+        }
+      } else {
+#pragma omp simd
+        for (int64_t t = 0; t < T; ++t) {
+          const float a0 = (r0[t] - s0[t]) - z0[t], a1 = (r1[t] - s1[t]) - z1[t];
+          const float a2 = (r2[t] - s2[t]) - z2[t], a3 = (r3[t] - s3[t]) - z3[t];
+          ya[t] = (a0 + a1) + a2;
+          yb[t] = (a1 - a2) - a3;
+        }
+      }
+    }
+    if (bias) {
+      const float b = bias[f];
+      for (int64_t t = 0; t < 4 * T; ++t) scratch[t] = scratch[t] + b;
+    }
+    float* yf = y + f * P;
+    // output rows a, a + 2, ... from the corners' tile rows 0, 1, ...
+    Rows::interleave(y00, y01, S, (OH + 1) / 2, OW, yf, 2 * OW);
+    Rows::interleave(y10, y11, S, OH / 2, OW, yf + OW, 2 * OW);
+  }
+}
+
+// U = A dY Aᵀ (A = [1 0; 1 1; 1 -1; 0 -1]) of each 2 × 2 tile of dy (OH × OW planes; 0 past the
+// edge): rows r_0, r_0 + r_1, r_0 - r_1, -r_1, then the same on columns.
+template <class Rows>
+void winograd_grad_output_any(const float* dy, const WinogradPlan& p, int64_t channels, float* __restrict u, int64_t ld,
+                              int64_t plane, float* scratch) {
+  const int64_t S = p.TW + 1, T = p.tiles_padded(), P = p.OH * p.OW;
+  for (int64_t f = 0; f < channels; ++f) split_parity<Rows>(dy + f * P, p.OH, p.OW, 0, 0, p.TH, S, T, scratch + f * 4 * T);
+  for (int64_t f = 0; f < channels; ++f) {
+    const float* __restrict q00 = scratch + f * 4 * T;  // dy's parity planes, TH × S each
+    const float* __restrict q01 = q00 + T;
+    const float* __restrict q10 = q00 + 2 * T;
+    const float* __restrict q11 = q00 + 3 * T;
+    // One pass per tile row k of U (4 outputs each, few live pointers): the row combination p_k
+    // (r_0, r_0 + r_1, r_0 - r_1, -r_1 of the dy rows), then its columns the same way.
+    for (int k = 0; k < 4; ++k) {
+      float* __restrict u0 = u + (4 * k + 0) * plane + f * ld;
+      float* __restrict u1 = u + (4 * k + 1) * plane + f * ld;
+      float* __restrict u2 = u + (4 * k + 2) * plane + f * ld;
+      float* __restrict u3 = u + (4 * k + 3) * plane + f * ld;
+#pragma omp simd
+      for (int64_t t = 0; t < T; ++t) {
+        const float r00 = q00[t], r01 = q01[t], r10 = q10[t], r11 = q11[t];
+        const float pe = k == 0 ? r00 : k == 1 ? r00 + r10 : k == 2 ? r00 - r10 : -r10;
+        const float po = k == 0 ? r01 : k == 1 ? r01 + r11 : k == 2 ? r01 - r11 : -r11;
+        u0[t] = pe;
+        u1[t] = pe + po;
+        u2[t] = pe - po;
+        u3[t] = -po;
+      }
+    }
+  }
+}
+
+// Rows: the unit's row movers, for rows r < rows of strided row sets:
+// deinterleave(src, src_stride, rows, n_even, n_odd, even, odd, dst_stride): even[r·dst_stride + j]
+// = src[r·src_stride + 2j] (j < n_even), odd[...] = src[r·src_stride + 2j + 1] (j < n_odd), reading
+// no further; interleave(even, odd, src_stride, rows, n, out, out_stride): out[r·out_stride + i] =
+// (i even ? even : odd)[r·src_stride + i / 2] for i < n.
+template <class Rows>
+WinogradTransforms winograd_transforms_any() {
+  WinogradTransforms t;
+  t.input = winograd_input_any<Rows>;
+  t.output = winograd_output_any<Rows>;
+  t.grad_output = winograd_grad_output_any<Rows>;
+  return t;
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace dropnet

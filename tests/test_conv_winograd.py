@@ -1,0 +1,169 @@
+"""The Winograd F(2x2, 3x3) convolution path (3x3, stride 1, dilation 1, ungrouped, at least 16
+input channels and at most 2 filters per input channel: docs/design.md, "Convolution paths")
+against a float64 direct convolution written here, and its determinism across thread counts and
+ISA paths.
+
+Tolerance: F(2, 3) computes each output from transformed tiles whose entries are sums of up to 9
+inputs (weights: up to 9 taps halved twice), so its float32 rounding error is a small constant
+times the direct convolution's, which grows like sqrt(terms) for random data (terms = C*9 for y,
+F*9 for dx, N*OH*OW for dw). Measured: max |error| / sqrt(terms) <= 3e-6 on these shapes with
+N(0, 1) data (2.4e-6 measured); the bound used, 2e-5 * sqrt(terms), leaves a margin of about 8x and would still
+catch a wrong tap (an error of order 1).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import dropnet
+from dropnet import layers, ops
+
+from helpers import threads
+
+ISA_LEVELS = dropnet.cpu_features()["available"]
+
+# (N, C, F, H, W, padding): odd and even planes (tiles that overhang), paddings 0 / 1 / 2, C and
+# F not multiples of 16, N = 1..9 (one and two chunks of 8 images).
+CASES = [
+    (1, 16, 17, 5, 5, 0),
+    (3, 17, 20, 7, 6, 1),
+    (9, 18, 33, 9, 8, 2),
+    (2, 20, 16, 6, 9, 1),
+    (4, 16, 31, 13, 11, 1),
+    (5, 19, 7, 3, 4, 2),
+    (2, 16, 16, 3, 3, 0),      # one output pixel
+    (8, 16, 24, 14, 14, 1),
+    (6, 21, 10, 2, 5, 2),
+    (7, 24, 48, 4, 1, 1),      # one column
+]
+
+
+def direct_ref(x, w, b, pad):
+    """float64 direct convolution: y[n, f, i, j] = sum_c,u,v xp[n, c, i + u, j + v] * w[f, c, u, v] + b[f]."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    N, C, H, W = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
+    y = np.zeros((N, w.shape[0], OH, OW))
+    for u in range(3):
+        for v in range(3):
+            y += np.einsum("nchw,fc->nfhw", xp[:, :, u:u + OH, v:v + OW], w[:, :, u, v])
+    return y + (0 if b is None else b.astype(np.float64)[None, :, None, None])
+
+
+def direct_backward_ref(dy, x, w, pad):
+    dy, x, w = dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64)
+    N, C, H, W = x.shape
+    OH, OW = dy.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for u in range(3):
+        for v in range(3):
+            dw[:, :, u, v] = np.einsum("nfhw,nchw->fc", dy, xp[:, :, u:u + OH, v:v + OW])
+            dxp[:, :, u:u + OH, v:v + OW] += np.einsum("nfhw,fc->nchw", dy, w[:, :, u, v])
+    return dxp[:, :, pad:pad + H, pad:pad + W], dw, dy.sum(axis=(0, 2, 3))
+
+
+def make(case, seed=0):
+    N, C, F, H, W, pad = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((F, C, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(F).astype(np.float32)
+    dy = rng.standard_normal((N, F, H + 2 * pad - 2, W + 2 * pad - 2)).astype(np.float32)
+    return x, w, b, dy, pad
+
+
+def assert_close(got, ref, terms):
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    err = np.max(np.abs(got - ref)) if got.size else 0.0
+    assert err <= 2e-5 * math.sqrt(terms), f"max |error| {err:.3g} for {terms} terms"
+
+
+@pytest.mark.parametrize("level", ISA_LEVELS)
+@pytest.mark.parametrize("case", CASES)
+def test_forward_and_gradients_match_direct_convolution(case, level):
+    x, w, b, dy, pad = make(case)
+    N, C, F = x.shape[0], x.shape[1], w.shape[0]
+    with dropnet.isa(level):
+        y = ops.conv2d(x, w, b, padding=pad)
+        y_nob = ops.conv2d(x, w, None, padding=pad)
+        dx, dw, db = ops.conv2d_backward(dy, x, w, padding=pad)
+    ref = direct_ref(x, w, b, pad)
+    assert_close(y, ref, 9 * C)
+    assert_close(y_nob, ref - b[None, :, None, None], 9 * C)
+    rdx, rdw, rdb = direct_backward_ref(dy, x, w, pad)
+    assert_close(dx, rdx, 9 * F)
+    assert_close(dw, rdw, N * dy.shape[2] * dy.shape[3])
+    assert_close(db, rdb, N * dy.shape[2] * dy.shape[3])
+
+
+ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "gelu": lambda z: 0.5 * z * (1 + np.vectorize(math.erf)(z / np.sqrt(2))),
+}
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_fused_bias_and_activation(activation):
+    x, w, b, _, pad = make(CASES[1], seed=1)
+    w *= np.float32(1 / 12)  # pre-activations of order 1, where the activations bend
+    ref = ACTIVATIONS[activation](direct_ref(x, w, b, pad))
+    y = ops.conv2d(x, w, b, padding=pad, activation=activation)
+    assert_close(y, ref, 9 * x.shape[1])
+
+
+def run_all(x, w, b, dy, pad):
+    y = ops.conv2d(x, w, b, padding=pad, activation="relu")
+    return (y,) + tuple(ops.conv2d_backward(dy, x, w, padding=pad))
+
+
+def test_same_bits_for_any_thread_count():
+    x, w, b, dy, pad = make((21, 17, 24, 11, 10, 1), seed=2)  # three chunks of images
+    with threads(1):
+        ref = run_all(x, w, b, dy, pad)
+    for t in (2, 3):
+        with threads(t):
+            for got, want in zip(run_all(x, w, b, dy, pad), ref):
+                np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(len(ISA_LEVELS) < 2, reason="this CPU runs only the scalar path: nothing to compare")
+def test_same_bits_on_every_isa_path():
+    x, w, b, dy, pad = make((10, 20, 40, 9, 12, 2), seed=3)
+    with dropnet.isa("scalar"):
+        ref = run_all(x, w, b, dy, pad)
+    for level in ISA_LEVELS[1:]:
+        with dropnet.isa(level), threads(2):
+            for got, want in zip(run_all(x, w, b, dy, pad), ref):
+                np.testing.assert_array_equal(got, want)
+
+
+def train(n_threads):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((20, 16, 9, 9)).astype(np.float32)
+    labels = rng.integers(0, 3, 20)
+    dropnet.set_num_threads(n_threads)
+    m = dropnet.Sequential([layers.Conv2D(24, 3, padding="same", activation="relu"), layers.BatchNormalization(),
+                            layers.Conv2D(16, 3), layers.Activation("relu"), layers.GlobalAveragePooling2D(),
+                            layers.Dense(3, activation="softmax")], input_shape=(16, 9, 9), seed=5)
+    m.compile("adam")
+    m.fit(x, labels, epochs=2, batch_size=10, verbose=0)
+    return m.get_weights()
+
+
+def test_layers_on_the_winograd_path_train_to_the_same_bits_on_one_and_three_threads():
+    before = dropnet.get_num_threads()
+    try:
+        one, three = train(1), train(3)
+    finally:
+        dropnet.set_num_threads(before)
+    for a, c in zip(one, three):
+        np.testing.assert_array_equal(a, c)
+    assert all(np.isfinite(a).all() for a in one)
