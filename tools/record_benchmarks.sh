@@ -5,18 +5,21 @@
 # and torch==2.13.0 for the peer columns.
 #   tools/record_benchmarks.sh                      # the default suites at 1 thread
 #   THREADS=1,2 tools/record_benchmarks.sh dropout  # chosen suites and thread counts
+#   ARGS=--quick tools/record_benchmarks.sh cnn_epoch  # extra arguments for benchmarks.run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${THREADS:-1}
+extra=${ARGS:-}
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(philox dropout gemm train_step sparse_train)
 py=${PYTHON:-python3}
 mkdir -p docs/benchmarks
 for suite in "${suites[@]}"; do
   out=docs/benchmarks/$suite.md
-  cmd="PYTHONPATH=python:. $py -m benchmarks.run $suite --threads $threads"
+  cmd="PYTHONPATH=python:. $py -m benchmarks.run $suite --threads $threads${extra:+ $extra}"
   echo "+ $cmd" >&2
-  log=$(PYTHONPATH=python:. "$py" -m benchmarks.run "$suite" --threads "$threads")
+  # shellcheck disable=SC2086  # ARGS is a list of words
+  log=$(PYTHONPATH=python:. "$py" -m benchmarks.run "$suite" --threads "$threads" $extra)
   cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
   {
     echo "Command: \`$cmd\`"
@@ -26,7 +29,12 @@ for suite in "${suites[@]}"; do
     # The run's own header (machine, peer version, load) as a list, then its final table.
     echo "$log" | sed -n 's/^# \(.*\)$/- \1/p'
     echo
-    echo "$log" | awk 'BEGIN{n=0} /^\| case /{n++} n==2{print}'
+    # The final table (the harness prints each row as it runs, then the whole table again); a suite
+    # with a table of its own (memory: the harness's table has no rows) prints it once: then the
+    # last table of the log.
+    table=$(echo "$log" | awk 'BEGIN{n=0} /^\| case /{n++} n==2{print}')
+    [ "$(echo "$table" | grep -c '^|')" -gt 2 ] || table=$(echo "$log" | awk '/^\|/{if(!t){b=""; n=0; t=1} b=b $0 "\n"; n++; if(n>2) k=b; next} {t=0} END{printf "%s", k}')
+    echo "$table"
   } > "$out"
   echo "wrote $out" >&2
   if [ "$suite" = mlp_sweep ]; then  # its points, for the performance page's figure (docs/figures/mlp_sweep.py)
