@@ -23,6 +23,7 @@ def main(argv=None) -> int:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
     except ImportError:
         raise SystemExit("benchmarks.plots.mlp_sweep needs matplotlib: pip install 'dropnet[plot]'")
     series = defaultdict(list)  # (sweep, side, threads) -> [(value, seconds)]
@@ -46,6 +47,11 @@ def main(argv=None) -> int:
         ax_ratio.axhline(1.0, color="grey", lw=0.8)
         ax_ratio.set(xscale="log", xlabel=label, ylabel="PyTorch time ÷ dropnet time", title="dropnet speed-up")
         ax_ratio.legend(fontsize=8)
+        # Ticks at the measured points, written plainly (log axes' minor labels overlap here).
+        values = sorted({v for (s, _, _), pts in series.items() if s == sweep for v, _ in pts})
+        for a in (ax, ax_ratio):
+            a.set_xticks(values, [str(v) for v in values])
+            a.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     fig.savefig(args.out, dpi=110, metadata={"Software": None})  # same points, same bytes
     print(f"wrote {args.out}")
