@@ -31,6 +31,21 @@ struct DropoutPass {
   bool stream_stores = false;
 };
 
+// The plain scaling pass y = keep ? a * x : 0 of (seed, stream), which each device's dropout
+// entry points start from (kernels/cpu/dropout.cpp, kernels/cuda/dropout_body.h).
+DROPNET_HD DropoutPass dropout_scale_pass(const float* x, float* y, uint32_t threshold, float a, uint64_t seed,
+                                          uint64_t stream, uint64_t index_offset = 0) {
+  DropoutPass p;
+  p.x = x;
+  p.y = y;
+  p.threshold = threshold;
+  p.a = a;
+  p.seed = seed;
+  p.stream = stream;
+  p.index_offset = index_offset;
+  return p;
+}
+
 // The low m bits set (m in [0, 64]).
 DROPNET_HD uint64_t dropout_low_bits(int64_t m) { return m >= 64 ? ~uint64_t{0} : (uint64_t{1} << m) - 1; }
 

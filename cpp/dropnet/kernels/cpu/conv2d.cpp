@@ -20,8 +20,9 @@ bool columns_are_input(const ConvGeometry& g) {
          g.OH == g.H && g.OW == g.W;
 }
 
-}  // namespace
-
+// acc[r] = (first ? 0 : acc[r]) + float(Σ_q planes[r·P + q]) for r < count: each plane summed in
+// double, q ascending (the bias gradient of one image, 1×1 path). Eight planes run side by side
+// for instruction-level parallelism; each plane's order of additions is unchanged.
 void add_plane_sums(const float* planes, int64_t count, int64_t P, bool first, float* acc) {
   constexpr int64_t kSide = 8;
   for (int64_t r0 = 0; r0 < count; r0 += kSide) {
@@ -32,6 +33,8 @@ void add_plane_sums(const float* planes, int64_t count, int64_t P, bool first, f
     for (int64_t r = 0; r < n; ++r) acc[r0 + r] = first ? static_cast<float>(s[r]) : acc[r0 + r] + static_cast<float>(s[r]);
   }
 }
+
+}  // namespace
 
 int conv_parts_for_workspace(int64_t items, int64_t fixed, int64_t per_part, int64_t workspace_floats) {
   int64_t parts = std::min<int64_t>(get_num_threads(), items);

@@ -26,11 +26,6 @@ constexpr int64_t kConvImagesPerChunk = 8;
 // workspace of `workspace_floats` past `fixed` shared ones: at most get_num_threads(), at least 1.
 int conv_parts_for_workspace(int64_t items, int64_t fixed, int64_t per_part, int64_t workspace_floats);
 
-// acc[r] = (first ? 0 : acc[r]) + float(Σ_q planes[r·P + q]) for r < count: each plane summed in
-// double, q ascending (the bias gradient of one image). Eight planes run side by side for
-// instruction-level parallelism; each plane's order of additions is unchanged.
-void add_plane_sums(const float* planes, int64_t count, int64_t P, bool first, float* acc);
-
 // Floats of workspace conv2d_forward uses with `threads` threads (more is fine).
 int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t F, bool has_bias, int threads);
 

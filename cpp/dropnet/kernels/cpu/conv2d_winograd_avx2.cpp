@@ -3,16 +3,11 @@
 #include <immintrin.h>
 
 #include "dropnet/kernels/cpu/conv2d_winograd_body.h"
+#include "dropnet/kernels/cpu/vec_avx2.h"
 
 namespace dropnet {
 namespace cpu {
 namespace {
-
-__m256i first_lanes(int64_t n) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const int count = static_cast<int>(std::min<int64_t>(std::max<int64_t>(n, 0), 8));
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane);
-}
 
 struct Avx2Rows {
   static void deinterleave(const float* src, int64_t src_stride, int64_t rows, int64_t n_even, int64_t n_odd,
@@ -20,8 +15,8 @@ struct Avx2Rows {
     const int64_t n_src = std::max(2 * n_even - 1, 2 * n_odd);
     for (int64_t j = 0; j < std::max(n_even, n_odd); j += 8) {
       const int64_t s0 = 2 * j;
-      const __m256i la = first_lanes(n_src - s0), lb = first_lanes(n_src - s0 - 8);
-      const __m256i se = first_lanes(n_even - j), so = first_lanes(n_odd - j);
+      const __m256i la = first_lanes8(n_src - s0), lb = first_lanes8(n_src - s0 - 8);
+      const __m256i se = first_lanes8(n_even - j), so = first_lanes8(n_odd - j);
       for (int64_t r = 0; r < rows; ++r) {
         const float* s = src + r * src_stride + s0;
         const __m256 a = _mm256_maskload_ps(s, la);
@@ -39,8 +34,8 @@ struct Avx2Rows {
                          int64_t out_stride) {
     const int64_t n_even = (n + 1) / 2, n_odd = n / 2;
     for (int64_t j = 0; j < n_even; j += 8) {
-      const __m256i le = first_lanes(n_even - j), lo = first_lanes(n_odd - j);
-      const __m256i s_lo = first_lanes(n - 2 * j), s_hi = first_lanes(n - 2 * j - 8);
+      const __m256i le = first_lanes8(n_even - j), lo = first_lanes8(n_odd - j);
+      const __m256i s_lo = first_lanes8(n - 2 * j), s_hi = first_lanes8(n - 2 * j - 8);
       for (int64_t r = 0; r < rows; ++r) {
         const __m256 e = _mm256_maskload_ps(even + r * src_stride + j, le);
         const __m256 o = _mm256_maskload_ps(odd + r * src_stride + j, lo);

@@ -3,14 +3,11 @@
 #include <immintrin.h>
 
 #include "dropnet/kernels/cpu/conv2d_winograd_body.h"
+#include "dropnet/kernels/cpu/vec_avx512.h"
 
 namespace dropnet {
 namespace cpu {
 namespace {
-
-__mmask16 first_lanes(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << std::max<int64_t>(n, 0)) - 1u);
-}
 
 struct Avx512Rows {
   static void deinterleave(const float* src, int64_t src_stride, int64_t rows, int64_t n_even, int64_t n_odd,
@@ -20,8 +17,8 @@ struct Avx512Rows {
     const int64_t n_src = std::max(2 * n_even - 1, 2 * n_odd);  // source floats read per row
     for (int64_t j = 0; j < std::max(n_even, n_odd); j += 16) {
       const int64_t s0 = 2 * j;
-      const __mmask16 la = first_lanes(n_src - s0), lb = first_lanes(n_src - s0 - 16);
-      const __mmask16 se = first_lanes(n_even - j), so = first_lanes(n_odd - j);
+      const __mmask16 la = first_lanes16(n_src - s0), lb = first_lanes16(n_src - s0 - 16);
+      const __mmask16 se = first_lanes16(n_even - j), so = first_lanes16(n_odd - j);
       for (int64_t r = 0; r < rows; ++r) {
         const float* s = src + r * src_stride + s0;
         const __m512 a = _mm512_maskz_loadu_ps(la, s);
@@ -37,8 +34,8 @@ struct Avx512Rows {
     const __m512i idx_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     const int64_t n_even = (n + 1) / 2, n_odd = n / 2;
     for (int64_t j = 0; j < n_even; j += 16) {
-      const __mmask16 le = first_lanes(n_even - j), lo = first_lanes(n_odd - j);
-      const __mmask16 s_lo = first_lanes(n - 2 * j), s_hi = first_lanes(n - 2 * j - 16);
+      const __mmask16 le = first_lanes16(n_even - j), lo = first_lanes16(n_odd - j);
+      const __mmask16 s_lo = first_lanes16(n - 2 * j), s_hi = first_lanes16(n - 2 * j - 16);
       for (int64_t r = 0; r < rows; ++r) {
         const __m512 e = _mm512_maskz_loadu_ps(le, even + r * src_stride + j);
         const __m512 o = _mm512_maskz_loadu_ps(lo, odd + r * src_stride + j);

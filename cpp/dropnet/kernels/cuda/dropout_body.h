@@ -42,26 +42,14 @@ DROPNET_HD int64_t grid_stride(const Grid& g) { return static_cast<int64_t>(g.bl
 
 // The passes of the host API (kernels/cuda/dropout.h), built here so that the launch and the
 // host-simulated tests describe the same pass.
-inline DropoutPass scale_pass(const float* x, float* y, uint32_t threshold, float a, uint64_t seed, uint64_t stream,
-                              uint64_t index_offset) {
-  DropoutPass p;
-  p.x = x;
-  p.y = y;
-  p.threshold = threshold;
-  p.a = a;
-  p.seed = seed;
-  p.stream = stream;
-  p.index_offset = index_offset;
-  return p;
-}
 inline DropoutPass forward_pass(const float* x, float* y, uint32_t threshold, float scale, uint64_t seed,
                                 uint64_t stream, uint64_t* mask_bits, uint64_t index_offset) {
-  DropoutPass p = scale_pass(x, y, threshold, scale, seed, stream, index_offset);
+  DropoutPass p = dropout_scale_pass(x, y, threshold, scale, seed, stream, index_offset);
   p.bits_out = mask_bits;
   return p;
 }
 inline DropoutPass backward_bits_pass(const float* dy, const uint64_t* mask_bits, float* dx, float scale) {
-  DropoutPass p = scale_pass(dy, dx, 0, scale, 0, 0, 0);
+  DropoutPass p = dropout_scale_pass(dy, dx, 0, scale, 0, 0);
   p.bits_in = mask_bits;
   return p;
 }
