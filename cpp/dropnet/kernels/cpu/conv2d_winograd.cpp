@@ -10,6 +10,7 @@
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/conv2d.h"
 #include "dropnet/kernels/cpu/conv2d_winograd_body.h"
+#include "dropnet/kernels/cpu/gemm_kernels.h"
 
 namespace dropnet {
 namespace cpu {
@@ -97,24 +98,60 @@ void weight_grad_transform(const float* x, int64_t stride, float* out) {
   }
 }
 
+// The transformed filters of the forward and input-gradient products, U_ξ (rows × depth) for the
+// 16 positions, packed once per call into the active GEMM kernel set's A panels, so that the
+// products below run its micro-kernel straight on the transforms' output (no packing per block).
+// Per position: the K blocks of gemm_detail::k_block(depth) in order, each ceil(rows / mr) panels.
+int64_t packed_filters_floats(int64_t rows, int64_t depth) { return kPositions * (rows + 15) * depth; }
+
+void pack_filters(const gemm_detail::GemmKernelSet& ks, const float* u, int64_t rows, int64_t depth, float* packed) {
+  const int64_t rows_padded = (rows + ks.mr - 1) / ks.mr * ks.mr, kb = gemm_detail::k_block(depth);
+  for (int64_t xi = 0; xi < kPositions; ++xi)
+    for (int64_t pc = 0; pc < depth; pc += kb) {
+      const int64_t kc = std::min(kb, depth - pc);
+      ks.pack_a(false, u + xi * rows * depth, depth, 0, rows, pc, kc, packed + (xi * depth + pc) * rows_padded);
+    }
+}
+
+// M_ξ (rows × tiles, row stride ld, planes pm apart) = U_ξ · V_ξ (depth × tiles, row stride ld,
+// planes pv apart) for the 16 positions: the GEMM's K blocks, accumulators and write-back exactly
+// (docs/design.md, "Canonical reduction orders"), with V read in place. Loop order: per position
+// and column panel of nr tiles (depth × nr of V, in L1), every row panel of U.
+void winograd_products(const gemm_detail::GemmKernelSet& ks, const float* packed, int64_t rows, int64_t depth,
+                       const float* v, int64_t pv, int64_t tiles, int64_t ld, float* m, int64_t pm) {
+  const int64_t rows_padded = (rows + ks.mr - 1) / ks.mr * ks.mr, kb = gemm_detail::k_block(depth);
+  for (int64_t xi = 0; xi < kPositions; ++xi)
+    for (int64_t jr = 0; jr < tiles; jr += ks.nr) {
+      const int n = static_cast<int>(std::min<int64_t>(ks.nr, tiles - jr));
+      for (int64_t pc = 0; pc < depth; pc += kb) {
+        const int64_t kc = std::min(kb, depth - pc);
+        const float alpha_beta[2] = {1.f, pc == 0 ? 0.f : 1.f};
+        const float* a = packed + (xi * depth + pc) * rows_padded;
+        for (int64_t ir = 0; ir < rows; ir += ks.mr)
+          ks.micro_strided(kc, a + ir * kc, v + xi * pv + pc * ld + jr, ld, m + xi * pm + ir * ld + jr, ld, alpha_beta,
+                           static_cast<int>(std::min<int64_t>(ks.mr, rows - ir)), n);
+      }
+    }
+}
+
 // Images [n0, n1) of y (out × OH × OW each) = the plan's correlation of x (in × H × W each) with
-// the transformed filters u (16 × out × in), block images at a time: transform, 16 GEMMs,
+// the transformed filters (pack_filters), block images at a time: transform, 16 products,
 // inverse transform (+ bias), then the activation on the block while it is in cache. scratch:
 // correlate_scratch(p) floats, the first winograd_input_scratch(p) zeroed before the thread's first call.
 int64_t correlate_scratch(const WinogradPlan& p) { return winograd_input_scratch(p) + winograd_output_scratch(p); }
 
 void correlate_images(const WinogradTransforms& tf, const WinogradPlan& p, const float* x, int64_t n0, int64_t n1,
-                      const float* u, int64_t out, const float* bias, const GemmEpilogue* ep, float* y, int64_t block,
-                      float* v, float* m, float* scratch) {
+                      const float* packed_u, int64_t out, const float* bias, const GemmEpilogue* ep, float* y,
+                      int64_t block, float* v, float* m, float* scratch) {
   const int64_t in = p.in_channels, T = p.tiles(), P = p.OH * p.OW;
   const int64_t in_image = in * p.H * p.W, out_image = out * P;
+  const gemm_detail::GemmKernelSet& ks = gemm_detail::kernels_active();
   for (int64_t b0 = n0; b0 < n1; b0 += block) {
     const int64_t nb = std::min(block, n1 - b0), Tb = nb * T;
     const int64_t ld = row_stride(Tb), pv = plane_stride(in * ld), pm = plane_stride(out * ld);
     for (int64_t i = 0; i < nb; ++i) tf.input(x + (b0 + i) * in_image, p, v + i * T, ld, pv, scratch);
     float* out_scratch = scratch + winograd_input_scratch(p);
-    for (int64_t xi = 0; xi < kPositions; ++xi)
-      sgemm(false, false, out, Tb, in, 1.f, u + xi * out * in, in, v + xi * pv, ld, 0.f, m + xi * pm, ld);
+    winograd_products(ks, packed_u, out, in, v, pv, Tb, ld, m, pm);
     for (int64_t i = 0; i < nb; ++i) tf.output(m + i * T, ld, pm, p, out, bias, y + (b0 + i) * out_image, out_scratch);
     if (ep) epilogue_pass(*ep, 0, nb * out, P, y + b0 * out_image, P);
   }
@@ -175,7 +212,7 @@ bool winograd_applies(const ConvGeometry& g, int64_t F) {
 
 int64_t winograd_forward_workspace(const ConvGeometry& g, int64_t F, int threads) {
   const WinogradPlan p = forward_plan(g);
-  return kPositions * F * g.C + std::max(threads, 1) * forward_per_part(p, F);
+  return kPositions * F * g.C + packed_filters_floats(F, g.C) + std::max(threads, 1) * forward_per_part(p, F);
 }
 
 void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F, const float* bias,
@@ -185,8 +222,11 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
   float* u = workspace;  // 16 × F × C
   for (int64_t f = 0; f < F; ++f)
     for (int64_t c = 0; c < C; ++c) weight_transform(w + (f * C + c) * 9, 3, 1, u + f * C + c, F * C);
+  float* packed_u = u + kPositions * F * C;
+  pack_filters(gemm_detail::kernels_active(), u, F, C, packed_u);
+  const int64_t fixed = kPositions * F * C + packed_filters_floats(F, C);
   const int64_t block = forward_block(p, F), blocks = (N + block - 1) / block, per_part = forward_per_part(p, F);
-  const int parts = conv_parts_for_workspace(blocks, kPositions * F * C, per_part, workspace_floats);
+  const int parts = conv_parts_for_workspace(blocks, fixed, per_part, workspace_floats);
   GemmEpilogue epilogue;
   epilogue.activation = activation;
   epilogue.leaky_slope = leaky_slope;
@@ -195,18 +235,20 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
   const int64_t Tb = block * p.tiles();
   for_each_part(blocks, parts, [&](int part, int64_t b0, int64_t b1) {
     DenormalsFlushed flushed;
-    float* v = u + kPositions * F * C + part * per_part;
+    float* v = workspace + fixed + part * per_part;
     float* m = v + kPositions * plane_stride(C * row_stride(Tb));
     float* scratch = m + kPositions * plane_stride(F * row_stride(Tb));
     std::fill(scratch, scratch + winograd_input_scratch(p), 0.f);
-    correlate_images(tf, p, x, b0 * block, std::min(N, b1 * block), u, F, bias, ep, y, block, v, m, scratch);
+    correlate_images(tf, p, x, b0 * block, std::min(N, b1 * block), packed_u, F, bias, ep, y, block, v, m,
+                     scratch);
   });
 }
 
 int64_t winograd_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, int threads) {
   const WinogradPlan px = forward_plan(g), pd = input_grad_plan(g, F);
   const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
-  return chunks * (F * g.C * 9 + F) + kPositions * g.C * F + std::max(threads, 1) * backward_part(px, pd, F).total();
+  return chunks * (F * g.C * 9 + F) + kPositions * g.C * F + packed_filters_floats(g.C, F) +
+         std::max(threads, 1) * backward_part(px, pd, F).total();
 }
 
 void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
@@ -217,11 +259,14 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   const int64_t partial_size = F * K + F;  // dw (F × C × 3 × 3) then db (F)
   float* partials = workspace;
   float* u_dx = partials + chunks * partial_size;  // 16 × C × F: flipped, transposed filters
-  if (dx)
+  float* packed_u_dx = u_dx + kPositions * C * F;
+  if (dx) {
     for (int64_t f = 0; f < F; ++f)
       for (int64_t c = 0; c < C; ++c) weight_transform(w + (f * C + c) * 9 + 8, -3, -1, u_dx + c * F + f, C * F);
+    pack_filters(gemm_detail::kernels_active(), u_dx, C, F, packed_u_dx);
+  }
   const BackwardPart layout = backward_part(px, pd, F);
-  const int64_t fixed = chunks * partial_size + kPositions * C * F;
+  const int64_t fixed = chunks * partial_size + kPositions * C * F + packed_filters_floats(C, F);
   const int parts = conv_parts_for_workspace(chunks, fixed, layout.total(), workspace_floats);
   const int64_t block = backward_block(px, pd, F), Tx = px.tiles();
   const WinogradTransforms tf = active_transforms();
@@ -253,7 +298,8 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
           const int64_t cols = db && xi == kBiasPosition ? C1 : C;
           sgemm(false, true, F, cols, Tb, 1.f, buf_f + xi * pf, ld, buf_c + xi * pc, ld, beta, du + xi * F * C1, C1);
         }
-        if (dx) correlate_images(tf, pd, dy, b0, b0 + nb, u_dx, C, nullptr, nullptr, dx, nb, buf_f, buf_c, scratch_dx);
+        if (dx)
+          correlate_images(tf, pd, dy, b0, b0 + nb, packed_u_dx, C, nullptr, nullptr, dx, nb, buf_f, buf_c, scratch_dx);
       }
       float* pdw = partials + chunk * partial_size;
       for (int64_t f = 0; f < F; ++f)

@@ -163,15 +163,15 @@ constexpr int kScalarMr = 4, kScalarNr = 16;
 // roundings as the AVX2 and AVX-512 micro-kernels, so every ISA gives the same bits (std::fma is
 // the hardware instruction where there is one, glibc's exact emulation where not). Then
 // c = alpha * acc (+ beta * c fused), as the vector kernels write back.
-void micro_scalar(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
-                  int n) {
+void micro_strided_scalar(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
+                          const float* alpha_beta, int m, int n) {
   const float alpha = alpha_beta[0], beta = alpha_beta[1];
   float acc[kScalarMr][kScalarNr] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const float* ak = a + k * kScalarMr;
-    const float* bk = b + k * kScalarNr;
+    const float* bk = b + k * ldb;
     for (int i = 0; i < kScalarMr; ++i)
-      for (int j = 0; j < kScalarNr; ++j) acc[i][j] = std::fma(ak[i], bk[j], acc[i][j]);
+      for (int j = 0; j < n; ++j) acc[i][j] = std::fma(ak[i], bk[j], acc[i][j]);
   }
   for (int i = 0; i < m; ++i) {
     float* c = C + i * ldc;
@@ -180,6 +180,11 @@ void micro_scalar(int64_t kc, const float* a, const float* b, float* C, int64_t 
     else
       for (int j = 0; j < n; ++j) c[j] = std::fma(beta, c[j], alpha * acc[i][j]);
   }
+}
+
+void micro_scalar(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
+                  int n) {
+  micro_strided_scalar(kc, a, b, kScalarNr, C, ldc, alpha_beta, m, n);
 }
 
 void pack_a_scalar(bool t, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* d) {
@@ -193,7 +198,7 @@ void pack_b_scalar(bool t, const float* B, int64_t ldb, int64_t p0, int64_t kc, 
 
 const GemmKernelSet& kernels_scalar() {
   static const GemmKernelSet set{"scalar", kScalarMr, kScalarNr, pack_a_scalar, pack_b_scalar, micro_scalar,
-                                 epilogue_block_scalar};
+                                 micro_strided_scalar, epilogue_block_scalar};
   return set;
 }
 
@@ -237,12 +242,6 @@ constexpr int64_t kMcMax = DROPNET_GEMM_MC;
 // Below this many flops one thread finishes before a team would have woken up.
 constexpr double kMinFlopsPerThread = 1.5e6;
 
-// K blocks of near-equal size (no thin last block). A function of K alone: determinism rests on it.
-int64_t k_block(int64_t K) {
-  const int64_t n_blocks = (K + kKcMax - 1) / kKcMax;
-  const int64_t kc = (K + n_blocks - 1) / n_blocks;
-  return (kc + 7) / 8 * 8;
-}
 
 // Near-equal blocks of [0, n) that are multiples of `unit`, at most `cap` long.
 int64_t balanced_block(int64_t n, int64_t cap, int64_t unit) {
@@ -286,7 +285,7 @@ struct GemmArgs {
 // C rows [m0, m1) x columns [n0, n1) on the calling thread, loop order as in the file comment.
 void gemm_rect(const GemmKernelSet& ks, const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int mr = ks.mr, nr = ks.nr;
-  const int64_t kc_max = k_block(g.K);
+  const int64_t kc_max = gemm_detail::k_block(g.K);
   const int64_t mc_max = balanced_block(m1 - m0, kMcMax, mr);
   const int64_t nc_max = balanced_block(n1 - n0, kNcMax, nr);
   float* packed_a = thread_buffer(0, mc_max * kc_max);
@@ -362,6 +361,19 @@ const GemmKernelSet& kernels_for(Isa isa) {
 }
 
 }  // namespace
+
+namespace gemm_detail {
+
+const GemmKernelSet& kernels_active() { return kernels_for(active_isa()); }
+
+// K blocks of near-equal size (no thin last block). A function of K alone: determinism rests on it.
+int64_t k_block(int64_t K) {
+  const int64_t n_blocks = (K + kKcMax - 1) / kKcMax;
+  const int64_t kc = (K + n_blocks - 1) / n_blocks;
+  return (kc + 7) / 8 * 8;
+}
+
+}  // namespace gemm_detail
 
 void epilogue_pass(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc) {
   DenormalsFlushed ftz;

@@ -31,6 +31,12 @@ struct GemmKernelSet {
   // tile it sits in). beta == 0: C is not read (NaN in C does not leak).
   void (*micro)(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                 int n);
+  // The same product, operation for operation, with B read in place: element (k, j) at b[k*ldb + j].
+  // Reads whole vectors past column n (up to the next multiple of the vector width, ldb's row must
+  // have them), whose products are never stored. For operands already laid out k-major with
+  // columns contiguous (the Winograd transforms' output), so no packing pass is needed.
+  void (*micro_strided)(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
+                        const float* alpha_beta, int m, int n);
   // The epilogue (gemm.h) on C rows [row0, row0 + rows) x columns [col0, col0 + cols) of a logical
   // width-N output. Mask words are written with atomic bit operations on this block's bits only,
   // so blocks that share a 64-bit mask word may run on different threads.
@@ -41,6 +47,13 @@ struct GemmKernelSet {
 const GemmKernelSet& kernels_scalar();
 const GemmKernelSet& kernels_avx2();
 const GemmKernelSet& kernels_avx512();
+// The set of the active ISA (active_isa()), the one sgemm runs.
+const GemmKernelSet& kernels_active();
+
+// The GEMM's K blocking: blocks of k_block(K) (the last one shorter), a function of K alone, so
+// every C element sees the same sequence of K blocks whatever the thread count or caller
+// (docs/design.md, "Canonical reduction orders").
+int64_t k_block(int64_t K);
 
 // Portable packers (any mr / nr), used by the scalar set.
 void pack_a_generic(int mr, bool trans_a, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0,
