@@ -171,7 +171,7 @@ int64_t backward_block(const WinogradPlan& px, const WinogradPlan& pd, int64_t F
   return images_per_block(kPositions * (px.in_channels + F) * std::max(px.tiles(), pd.tiles()));
 }
 
-// Per part: the chunk's transformed weight gradient (16 × F × (C + 1): column C of position 5
+// Per part: the chunk's transformed weight gradient (16 × (C + 1) × F: row C of position 5
 // collects the bias gradient), then two tensor buffers shared by the weight-gradient transforms
 // (V of x: C rows and a row of ones, A dY Aᵀ: F rows) and the input-gradient ones (V of dy: F
 // rows, M: C rows), then scratch.
@@ -273,7 +273,7 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
 
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
     DenormalsFlushed flushed;
-    float* du = workspace + fixed + part * layout.total();  // 16 × F × C1
+    float* du = workspace + fixed + part * layout.total();  // 16 × C1 × F
     float* buf_c = du + layout.du;
     float* buf_f = buf_c + layout.buf_c;
     float* scratch_x = buf_f + layout.buf_f;  // input transform of x, grad_output of dy, the dx correlation
@@ -289,23 +289,26 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
           tf.input(x + (b0 + i) * CHW, px, buf_c + i * Tx, ld, pc, scratch_x);
           tf.grad_output(dy + (b0 + i) * F * P, px, F, buf_f + i * Tx, ld, pf, scratch_dy);
         }
-        // dU_ξ (F × C) (+)= (A dY Aᵀ)_ξ (F × tiles) · V_ξ (C × tiles)ᵀ: the block's tiles in order.
-        // (A dY Aᵀ) at position 5 (row 1, column 1) is the sum of the tile's four dy values, so a
-        // row of ones under V_5 makes column C of dU_5 the bias gradient (0 from spare tiles).
+        // dU_ξᵀ (C × F) (+)= V_ξ (C × tiles) · (A dY Aᵀ)_ξᵀ (tiles × F): the block's tiles in order,
+        // each element the GEMM's fma chain of the same products as dU_ξ = (A dY Aᵀ)_ξ · V_ξᵀ (the
+        // product in an fma does not depend on the operands' order), with the C rows on the
+        // micro-kernel's short side. (A dY Aᵀ) at position 5 (row 1, column 1) is the sum of the
+        // tile's four dy values, so a row of ones under V_5 makes row C of dU_5ᵀ the bias gradient
+        // (0 from spare tiles).
         if (db) std::fill(buf_c + kBiasPosition * pc + C * ld, buf_c + kBiasPosition * pc + C * ld + Tb, 1.f);
         const float beta = b0 == n_begin ? 0.f : 1.f;
         for (int64_t xi = 0; xi < kPositions; ++xi) {
-          const int64_t cols = db && xi == kBiasPosition ? C1 : C;
-          sgemm(false, true, F, cols, Tb, 1.f, buf_f + xi * pf, ld, buf_c + xi * pc, ld, beta, du + xi * F * C1, C1);
+          const int64_t rows = db && xi == kBiasPosition ? C1 : C;
+          sgemm(false, true, rows, F, Tb, 1.f, buf_c + xi * pc, ld, buf_f + xi * pf, ld, beta, du + xi * C1 * F, F);
         }
         if (dx)
           correlate_images(tf, pd, dy, b0, b0 + nb, packed_u_dx, C, nullptr, nullptr, dx, nb, buf_f, buf_c, scratch_dx);
       }
       float* pdw = partials + chunk * partial_size;
       for (int64_t f = 0; f < F; ++f)
-        for (int64_t c = 0; c < C; ++c) weight_grad_transform(du + f * C1 + c, F * C1, pdw + (f * C + c) * 9);
+        for (int64_t c = 0; c < C; ++c) weight_grad_transform(du + c * F + f, C1 * F, pdw + (f * C + c) * 9);
       if (db)
-        for (int64_t f = 0; f < F; ++f) pdw[F * K + f] = du[kBiasPosition * F * C1 + f * C1 + C];
+        for (int64_t f = 0; f < F; ++f) pdw[F * K + f] = du[(kBiasPosition * C1 + C) * F + f];
     }
   });
 
