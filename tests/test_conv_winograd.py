@@ -25,7 +25,8 @@ from helpers import threads
 ISA_LEVELS = dropnet.cpu_features()["available"]
 
 # (N, C, F, H, W, padding): odd and even planes (tiles that overhang), paddings 0 / 1 / 2, C and
-# F not multiples of 16, N = 1..9 (one and two chunks of 8 images).
+# F not multiples of 16, N = 1..9 (one and two chunks of 8 images), and more than 256 channels
+# and filters (the products' depth in two of the GEMM's K blocks, forward and input gradient).
 CASES = [
     (1, 16, 17, 5, 5, 0),
     (3, 17, 20, 7, 6, 1),
@@ -37,6 +38,7 @@ CASES = [
     (8, 16, 24, 14, 14, 1),
     (6, 21, 10, 2, 5, 2),
     (7, 24, 48, 4, 1, 1),      # one column
+    (2, 264, 300, 4, 5, 1),    # depth 264 / 300: two K blocks
 ]
 
 
@@ -135,8 +137,9 @@ def test_same_bits_for_any_thread_count():
 
 
 @pytest.mark.skipif(len(ISA_LEVELS) < 2, reason="this CPU runs only the scalar path: nothing to compare")
-def test_same_bits_on_every_isa_path():
-    x, w, b, dy, pad = make((10, 20, 40, 9, 12, 2), seed=3)
+@pytest.mark.parametrize("case", [(10, 20, 40, 9, 12, 2), (3, 260, 270, 5, 7, 1), (2, 64, 128, 7, 7, 1)])
+def test_same_bits_on_every_isa_path(case):
+    x, w, b, dy, pad = make(case, seed=3)
     with dropnet.isa("scalar"):
         ref = run_all(x, w, b, dy, pad)
     for level in ISA_LEVELS[1:]:
