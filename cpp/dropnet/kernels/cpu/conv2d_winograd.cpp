@@ -55,11 +55,6 @@ WinogradPlan forward_plan(const ConvGeometry& g) {
   return winograd_plan(g.C, g.H, g.W, g.pad_top, g.pad_left, g.OH, g.OW);
 }
 
-// dx = the correlation of dy with the flipped, transposed filter and leading pads 2 - pad.
-WinogradPlan input_grad_plan(const ConvGeometry& g, int64_t F) {
-  return winograd_plan(F, g.OH, g.OW, 2 - g.pad_top, 2 - g.pad_left, g.H, g.W);
-}
-
 // u[ξ·stride] = (G g Gᵀ)_ξ, G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1], the 3 × 3 filter g read as
 // g[i·si + j·sj] (negative strides read it flipped). Columns of G g first, then its rows.
 void weight_transform(const float* g, int64_t si, int64_t sj, float* u, int64_t stride) {
@@ -165,26 +160,25 @@ int64_t forward_per_part(const WinogradPlan& p, int64_t F) {
          correlate_scratch(p);
 }
 
-// Backward blocks: one image count for the weight-gradient products (over the forward plan's
-// tiles) and the input-gradient products (over the dx plan's), sized by the larger of the two.
-int64_t backward_block(const WinogradPlan& px, const WinogradPlan& pd, int64_t F) {
-  return images_per_block(kPositions * (px.in_channels + F) * std::max(px.tiles(), pd.tiles()));
+// Backward blocks: the image count whose transformed tensors (V of x and the products' Z: C + 1
+// rows, A dY Aᵀ: F rows, 16 positions) stay within kBlockFloats.
+int64_t backward_block(const WinogradPlan& px, int64_t F) {
+  return images_per_block(kPositions * (px.in_channels + F) * px.tiles());
 }
 
 // Per part: the chunk's transformed weight gradient (16 × (C + 1) × F: row C of position 5
-// collects the bias gradient), then two tensor buffers shared by the weight-gradient transforms
-// (V of x: C rows and a row of ones, A dY Aᵀ: F rows) and the input-gradient ones (V of dy: F
-// rows, M: C rows), then scratch.
+// collects the bias gradient), then the block's tensors: one of C + 1 rows (V of x with a row of
+// ones, then the input gradient's products Z) and one of F rows (A dY Aᵀ), then scratch.
 struct BackwardPart {
   int64_t du, buf_c, buf_f, scratch;
   int64_t total() const { return du + buf_c + buf_f + scratch; }
 };
 
-BackwardPart backward_part(const WinogradPlan& px, const WinogradPlan& pd, int64_t F) {
-  const int64_t C = px.in_channels, b = backward_block(px, pd, F), T = b * std::max(px.tiles(), pd.tiles());
+BackwardPart backward_part(const WinogradPlan& px, int64_t F) {
+  const int64_t C = px.in_channels, T = backward_block(px, F) * px.tiles();
   return {kPositions * F * (C + 1), kPositions * plane_stride((C + 1) * row_stride(T)),
           kPositions * plane_stride(F * row_stride(T)),
-          winograd_input_scratch(px) + winograd_grad_output_scratch(px, F) + correlate_scratch(pd)};
+          winograd_input_scratch(px) + winograd_grad_output_scratch(px, F) + winograd_input_grad_scratch(px)};
 }
 
 }  // namespace
@@ -245,30 +239,33 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
 }
 
 int64_t winograd_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, int threads) {
-  const WinogradPlan px = forward_plan(g), pd = input_grad_plan(g, F);
+  const WinogradPlan px = forward_plan(g);
   const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
   return chunks * (F * g.C * 9 + F) + kPositions * g.C * F + packed_filters_floats(g.C, F) +
-         std::max(threads, 1) * backward_part(px, pd, F).total();
+         std::max(threads, 1) * backward_part(px, F).total();
 }
 
 void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
                        float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) {
-  const WinogradPlan px = forward_plan(g), pd = input_grad_plan(g, F);
+  const WinogradPlan px = forward_plan(g);
   const int64_t C = g.C, C1 = C + 1, K = C * 9, P = g.OH * g.OW, CHW = C * g.H * g.W;
   const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
   const int64_t partial_size = F * K + F;  // dw (F × C × 3 × 3) then db (F)
   float* partials = workspace;
-  float* u_dx = partials + chunks * partial_size;  // 16 × C × F: flipped, transposed filters
-  float* packed_u_dx = u_dx + kPositions * C * F;
+  // The input gradient's products Z_ξ (C × tiles) = U_ξᵀ (C × F) · (A dY Aᵀ)_ξ: the forward's
+  // transformed filters, transposed.
+  float* u_t = partials + chunks * partial_size;  // 16 × C × F
+  float* packed_u_t = u_t + kPositions * C * F;
+  const gemm_detail::GemmKernelSet& ks = gemm_detail::kernels_active();
   if (dx) {
     for (int64_t f = 0; f < F; ++f)
-      for (int64_t c = 0; c < C; ++c) weight_transform(w + (f * C + c) * 9 + 8, -3, -1, u_dx + c * F + f, C * F);
-    pack_filters(gemm_detail::kernels_active(), u_dx, C, F, packed_u_dx);
+      for (int64_t c = 0; c < C; ++c) weight_transform(w + (f * C + c) * 9, 3, 1, u_t + c * F + f, C * F);
+    pack_filters(ks, u_t, C, F, packed_u_t);
   }
-  const BackwardPart layout = backward_part(px, pd, F);
+  const BackwardPart layout = backward_part(px, F);
   const int64_t fixed = chunks * partial_size + kPositions * C * F + packed_filters_floats(C, F);
   const int parts = conv_parts_for_workspace(chunks, fixed, layout.total(), workspace_floats);
-  const int64_t block = backward_block(px, pd, F), Tx = px.tiles();
+  const int64_t block = backward_block(px, F), Tx = px.tiles();
   const WinogradTransforms tf = active_transforms();
 
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
@@ -276,10 +273,10 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
     float* du = workspace + fixed + part * layout.total();  // 16 × C1 × F
     float* buf_c = du + layout.du;
     float* buf_f = buf_c + layout.buf_c;
-    float* scratch_x = buf_f + layout.buf_f;  // input transform of x, grad_output of dy, the dx correlation
+    float* scratch_x = buf_f + layout.buf_f;  // input transform of x, grad_output of dy, input_grad
     float* scratch_dy = scratch_x + winograd_input_scratch(px);
     float* scratch_dx = scratch_dy + winograd_grad_output_scratch(px, F);
-    std::fill(scratch_x, scratch_dx + winograd_input_scratch(pd), 0.f);
+    std::fill(scratch_x, scratch_dx + winograd_input_grad_scratch(px), 0.f);
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
       const int64_t n_begin = chunk * kConvImagesPerChunk, n_end = std::min(N, n_begin + kConvImagesPerChunk);
       for (int64_t b0 = n_begin; b0 < n_end; b0 += block) {
@@ -301,8 +298,12 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
           const int64_t rows = db && xi == kBiasPosition ? C1 : C;
           sgemm(false, true, rows, F, Tb, 1.f, buf_c + xi * pc, ld, buf_f + xi * pf, ld, beta, du + xi * C1 * F, F);
         }
-        if (dx)
-          correlate_images(tf, pd, dy, b0, b0 + nb, packed_u_dx, C, nullptr, nullptr, dx, nb, buf_f, buf_c, scratch_dx);
+        // dx: Z_ξ = U_ξᵀ · (A dY Aᵀ)_ξ into the V buffer (its products are done), then each image's
+        // B Z Bᵀ, overlapping tiles added (the adjoint of the forward's transforms).
+        if (dx) {
+          winograd_products(ks, packed_u_t, C, F, buf_f, pf, Tb, ld, buf_c, pc);
+          for (int64_t i = 0; i < nb; ++i) tf.input_grad(buf_c + i * Tx, ld, pc, px, C, dx + (b0 + i) * CHW, scratch_dx);
+        }
       }
       float* pdw = partials + chunk * partial_size;
       for (int64_t f = 0; f < F; ++f)

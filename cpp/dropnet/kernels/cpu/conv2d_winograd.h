@@ -75,6 +75,10 @@ struct WinogradTransforms {
   // u = A dY Aᵀ of every 2 × 2 output tile of dy (channels × OH × OW; 0 past the edge).
   void (*grad_output)(const float* dy, const WinogradPlan& p, int64_t channels, float* u, int64_t ld, int64_t plane,
                       float* scratch);
+  // dx (channels × H × W) = the adjoint of input: B Z Bᵀ of every tile, overlapping tiles added
+  // (conv2d_winograd_body.h); z is ξ-major like v, channels rows.
+  void (*input_grad)(const float* z, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels, float* dx,
+                     float* scratch);
 };
 // Rows of transformed tensors (ld) need 16 floats of slack past the block's last tile.
 inline int64_t winograd_input_scratch(const WinogradPlan& p) {
@@ -84,6 +88,12 @@ inline int64_t winograd_output_scratch(const WinogradPlan& p) { return 4 * p.til
 inline int64_t winograd_grad_output_scratch(const WinogradPlan& p, int64_t channels) {
   return channels * 4 * p.tiles_padded();
 }
+// One plane of input_grad's scratch: S + 1 leading zeros, the tiles and a tile row of zeros past them,
+// rounded up to whole lines. The scratch: 16 planes of D and 4 parity planes.
+inline int64_t winograd_input_grad_plane(const WinogradPlan& p) {
+  return ((p.TW + 2) + (p.TH + 1) * (p.TW + 1) + 16 + 15) / 16 * 16;
+}
+inline int64_t winograd_input_grad_scratch(const WinogradPlan& p) { return 20 * winograd_input_grad_plane(p); }
 
 WinogradTransforms winograd_transforms_scalar();
 WinogradTransforms winograd_transforms_avx2();

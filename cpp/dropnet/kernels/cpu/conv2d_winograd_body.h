@@ -213,6 +213,86 @@ void winograd_grad_output_any(const float* dy, const WinogradPlan& p, int64_t ch
   }
 }
 
+// Row I of D = B Z Bᵀ for every tile: w_l = (B Z)[I][l] from the rows of Z that B's row I takes
+// (z_rl at z + (4r + l)·plane), then D[I][j] = (w B ᵀ)[j] into d + (4I + j)·DS.
+template <int I>
+inline void input_grad_row(const float* z, int64_t plane, int64_t T, float* d, int64_t DS) {
+  const float* __restrict z0 = z;
+  const float* __restrict z1 = z + 4 * 1 * plane;
+  const float* __restrict z2 = z + 4 * 2 * plane;
+  const float* __restrict z3 = z + 4 * 3 * plane;
+  float* __restrict o0 = d + (4 * I + 0) * DS;
+  float* __restrict o1 = d + (4 * I + 1) * DS;
+  float* __restrict o2 = d + (4 * I + 2) * DS;
+  float* __restrict o3 = d + (4 * I + 3) * DS;
+#pragma omp simd
+  for (int64_t t = 0; t < T; ++t) {
+    float w[4];
+    for (int l = 0; l < 4; ++l) {
+      const int64_t k = l * plane + t;
+      if constexpr (I == 0) w[l] = z0[k];
+      else if constexpr (I == 1) w[l] = (z1[k] - z2[k]) + z3[k];
+      else if constexpr (I == 2) w[l] = (z1[k] + z2[k]) - z0[k];
+      else w[l] = -z3[k];
+    }
+    o0[t] = w[0];
+    o1[t] = (w[1] - w[2]) + w[3];
+    o2[t] = (w[1] + w[2]) - w[0];
+    o3[t] = -w[3];
+  }
+}
+
+// The input gradient, the forward's adjoint: each 4 × 4 input tile gets D = B Z Bᵀ of its
+// Z_ξ = Σ_f U_ξ[f][c] · (A dY Aᵀ)_ξ[f] (the caller's products), B = [1 0 0 0; 0 1 -1 1;
+// -1 1 1 0; 0 0 0 -1] (rows w_0 = z_0, w_1 = (z_1 - z_2) + z_3, w_2 = (z_1 + z_2) - z_0,
+// w_3 = -z_3, then the same on columns), and the overlapping tiles (2 apart, 4 wide) add into the
+// padded plane: in the parity planes of the padded plane (split_parity's layout, S = TW + 1),
+// P[rp][cp][t] = ((D[rp][cp][t] + D[rp][cp + 2][t - 1]) + D[rp + 2][cp][t - S]) + D[rp + 2][cp + 2][t - S - 1],
+// the four tiles whose corner it is, in that order. Spare tiles have Z = 0 (their A dY Aᵀ is 0),
+// so the tile "left" of a row's first tile adds 0; D is 0 before the first tile row and past the
+// last (scratch never written there). dx (channels × H × W) gets the plane's entries at the
+// leading pads' offset. scratch: winograd_input_grad_scratch(p), zeroed before the thread's first
+// call with the plan.
+template <class Rows>
+void winograd_input_grad_any(const float* z, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels,
+                             float* dx, float* scratch) {
+  const int64_t S = p.TW + 1, T = p.TH * S, lead = S + 1, DS = winograd_input_grad_plane(p);
+  const int64_t PT = T + S;  // parity-plane entries: tile rows 0..TH
+  float* d = scratch + lead;   // D[4i + j] at d + (4i + j)·DS, DS - lead zeros before (never written)
+  float* q = scratch + 16 * DS;  // P[2rp + cp] at q + (2rp + cp)·DS
+  for (int64_t c = 0; c < channels; ++c) {
+    // One pass per row i of D (w_i per column l from the z rows B's row i takes, then the
+    // columns), each with only the loads it needs.
+    const float* zc = z + c * ld;
+    input_grad_row<0>(zc, plane, T, d, DS);
+    input_grad_row<1>(zc, plane, T, d, DS);
+    input_grad_row<2>(zc, plane, T, d, DS);
+    input_grad_row<3>(zc, plane, T, d, DS);
+    for (int rp = 0; rp < 2; ++rp)
+      for (int cp = 0; cp < 2; ++cp) {
+        const float* __restrict a = d + (4 * rp + cp) * DS;
+        const float* __restrict b = d + (4 * rp + cp + 2) * DS - 1;
+        const float* __restrict e = d + (4 * (rp + 2) + cp) * DS - S;
+        const float* __restrict f = d + (4 * (rp + 2) + cp + 2) * DS - S - 1;
+        float* __restrict o = q + (2 * rp + cp) * DS;
+#pragma omp simd
+        for (int64_t t = 0; t < PT; ++t) o[t] = ((a[t] + b[t]) + e[t]) + f[t];
+      }
+    // dx row r, column x is padded (r + pad_top, x + pad_left): parity plane
+    // ((r + pad_top) % 2, (x + pad_left) % 2), entry ((r + pad_top) / 2)·S + (x + pad_left) / 2.
+    const int64_t pt = p.pad_top, pleft = p.pad_left, H = p.H, W = p.W;
+    float* out = dx + c * H * W;
+    for (int rp = 0; rp < 2; ++rp) {
+      const int64_t r0 = ((rp - pt) % 2 + 2) % 2, rho0 = (r0 + pt) / 2, count = (H - r0 + 1) / 2;
+      if (count <= 0) continue;
+      const float* row = q + 2 * rp * DS + rho0 * S;
+      const float* even = row + (pleft % 2) * DS + pleft / 2;  // x = 2j: entry j + pad_left / 2
+      const float* odd = row + ((pleft + 1) % 2) * DS + (pleft + 1) / 2;  // x = 2j + 1: j + (pad_left + 1) / 2
+      Rows::interleave(even, odd, S, count, W, out + r0 * W, 2 * W);
+    }
+  }
+}
+
 // Rows: the unit's row movers, for rows r < rows of strided row sets:
 // deinterleave(src, src_stride, rows, n_even, n_odd, even, odd, dst_stride): even[r·dst_stride + j]
 // = src[r·src_stride + 2j] (j < n_even), odd[...] = src[r·src_stride + 2j + 1] (j < n_odd), reading
@@ -224,6 +304,7 @@ WinogradTransforms winograd_transforms_any() {
   t.input = winograd_input_any<Rows>;
   t.output = winograd_output_any<Rows>;
   t.grad_output = winograd_grad_output_any<Rows>;
+  t.input_grad = winograd_input_grad_any<Rows>;
   return t;
 }
 
