@@ -75,21 +75,32 @@ void weight_transform(const float* g, int64_t si, int64_t sj, float* u, int64_t 
   }
 }
 
-// out (3 × 3) = Gᵀ X G of the 4 × 4 X read at x[ξ·stride]: columns first, then rows.
-void weight_grad_transform(const float* x, int64_t stride, float* out) {
-  float q[3][4];
-  for (int l = 0; l < 4; ++l) {
-    const float x0 = x[l * stride], x1 = x[(4 + l) * stride], x2 = x[(8 + l) * stride], x3 = x[(12 + l) * stride];
-    const float s = 0.5f * (x1 + x2);
-    q[0][l] = x0 + s;
-    q[1][l] = 0.5f * (x1 - x2);
-    q[2][l] = s + x3;
-  }
-  for (int i = 0; i < 3; ++i) {
-    const float s = 0.5f * (q[i][1] + q[i][2]);
-    out[i * 3 + 0] = q[i][0] + s;
-    out[i * 3 + 1] = 0.5f * (q[i][1] - q[i][2]);
-    out[i * 3 + 2] = s + q[i][3];
+// out[(c·9 + k)·F + f] = (Gᵀ X G)[k] (3 × 3, k = 3i + j) of the 4 × 4 X of filter f and channel c,
+// read at du[ξ·stride + c·F + f], for every c < C and f < F: columns of X first, then rows. The
+// loop runs over f, where du is contiguous, so it vectorises; every value is the same expression
+// whatever the loop (no contraction), so the layout changes no bit.
+void weight_grad_transform(const float* du, int64_t stride, int64_t C, int64_t F, float* out) {
+  for (int64_t c = 0; c < C; ++c) {
+    const float* x = du + c * F;
+    float* o = out + c * 9 * F;
+#pragma omp simd
+    for (int64_t f = 0; f < F; ++f) {
+      float q[3][4];
+      for (int l = 0; l < 4; ++l) {
+        const float x0 = x[l * stride + f], x1 = x[(4 + l) * stride + f], x2 = x[(8 + l) * stride + f],
+                    x3 = x[(12 + l) * stride + f];
+        const float s = 0.5f * (x1 + x2);
+        q[0][l] = x0 + s;
+        q[1][l] = 0.5f * (x1 - x2);
+        q[2][l] = s + x3;
+      }
+      for (int i = 0; i < 3; ++i) {
+        const float s = 0.5f * (q[i][1] + q[i][2]);
+        o[(i * 3 + 0) * F + f] = q[i][0] + s;
+        o[(i * 3 + 1) * F + f] = 0.5f * (q[i][1] - q[i][2]);
+        o[(i * 3 + 2) * F + f] = s + q[i][3];
+      }
+    }
   }
 }
 
@@ -250,7 +261,7 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   const WinogradPlan px = forward_plan(g);
   const int64_t C = g.C, C1 = C + 1, K = C * 9, P = g.OH * g.OW, CHW = C * g.H * g.W;
   const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
-  const int64_t partial_size = F * K + F;  // dw (F × C × 3 × 3) then db (F)
+  const int64_t partial_size = F * K + F;  // dw (C × 3 × 3 × F: the order below) then db (F)
   float* partials = workspace;
   // The input gradient's products Z_ξ (C × tiles) = U_ξᵀ (C × F) · (A dY Aᵀ)_ξ: the forward's
   // transformed filters, transposed.
@@ -306,21 +317,21 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
         }
       }
       float* pdw = partials + chunk * partial_size;
-      for (int64_t f = 0; f < F; ++f)
-        for (int64_t c = 0; c < C; ++c) weight_grad_transform(du + c * F + f, C1 * F, pdw + (f * C + c) * 9);
+      weight_grad_transform(du, C1 * F, C, F, pdw);  // (c, k, f) order: see the sum below
       if (db)
         for (int64_t f = 0; f < F; ++f) pdw[F * K + f] = du[(kBiasPosition * C1 + C) * F + f];
     }
   });
 
   // Sum the chunk partials in chunk order; threads split the (independent) output elements.
+  // Partial i < F·K is dw's element (f, c, k) for i = (c·9 + k)·F + f.
   const int64_t total = db ? partial_size : F * K;
   const int out_parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), total / 4096)));
   for_each_part(total, out_parts, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       float s = 0.f;
       for (int64_t chunk = 0; chunk < chunks; ++chunk) s += partials[chunk * partial_size + i];
-      if (i < F * K) dw[i] += s;
+      if (i < F * K) dw[(i % F) * K + i / F] += s;
       else db[i - F * K] += s;
     }
   });
