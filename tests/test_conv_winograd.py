@@ -25,7 +25,8 @@ from helpers import threads
 ISA_LEVELS = dropnet.cpu_features()["available"]
 
 # (N, C, F, H, W, padding): odd and even planes (tiles that overhang), paddings 0 / 1 / 2, C and
-# F not multiples of 16, N = 1..9 (one and two chunks of 8 images), and more than 256 channels
+# F not multiples of 16, N = 1..11 (one and two chunks of 8 images; where the output width is odd
+# and padded on both sides, the block's images share tile rows), and more than 256 channels
 # and filters (the products' depth in two of the GEMM's K blocks, forward and input gradient).
 CASES = [
     (1, 16, 17, 5, 5, 0),
@@ -39,6 +40,9 @@ CASES = [
     (6, 21, 10, 2, 5, 2),
     (7, 24, 48, 4, 1, 1),      # one column
     (2, 264, 300, 4, 5, 1),    # depth 264 / 300: two K blocks
+    (9, 32, 64, 7, 7, 1),      # odd output width, pads on both sides: images side by side
+    (11, 16, 20, 5, 6, 2),     # the same with pad 2, a last block short of images
+    (1, 16, 24, 7, 7, 1),      # one image
 ]
 
 
@@ -126,8 +130,9 @@ def run_all(x, w, b, dy, pad):
     return (y,) + tuple(ops.conv2d_backward(dy, x, w, padding=pad))
 
 
-def test_same_bits_for_any_thread_count():
-    x, w, b, dy, pad = make((21, 17, 24, 11, 10, 1), seed=2)  # three chunks of images
+@pytest.mark.parametrize("case", [(21, 17, 24, 11, 10, 1), (21, 17, 24, 9, 9, 1)])  # three chunks of images
+def test_same_bits_for_any_thread_count(case):
+    x, w, b, dy, pad = make(case, seed=2)
     with threads(1):
         ref = run_all(x, w, b, dy, pad)
     for t in (2, 3):
@@ -137,7 +142,7 @@ def test_same_bits_for_any_thread_count():
 
 
 @pytest.mark.skipif(len(ISA_LEVELS) < 2, reason="this CPU runs only the scalar path: nothing to compare")
-@pytest.mark.parametrize("case", [(10, 20, 40, 9, 12, 2), (3, 260, 270, 5, 7, 1), (2, 64, 128, 7, 7, 1)])
+@pytest.mark.parametrize("case", [(10, 20, 40, 9, 12, 2), (3, 260, 270, 5, 7, 1), (11, 64, 128, 7, 7, 1)])
 def test_same_bits_on_every_isa_path(case):
     x, w, b, dy, pad = make(case, seed=3)
     with dropnet.isa("scalar"):

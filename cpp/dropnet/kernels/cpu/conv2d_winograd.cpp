@@ -140,35 +140,53 @@ void winograd_products(const gemm_detail::GemmKernelSet& ks, const float* packed
     }
 }
 
-// Images [n0, n1) of y (out × OH × OW each) = the plan's correlation of x (in × H × W each) with
-// the transformed filters (pack_filters), block images at a time: transform, 16 products,
-// inverse transform (+ bias), then the activation on the block while it is in cache. scratch:
-// correlate_scratch(p) floats, the first winograd_input_scratch(p) zeroed before the thread's first call.
-int64_t correlate_scratch(const WinogradPlan& p) { return winograd_input_scratch(p) + winograd_output_scratch(p); }
+// The plan of a group of images (WinogradPlan): the whole block side by side where the geometry
+// packs, else one image.
+WinogradPlan group_plan(WinogradPlan p, int64_t block) {
+  p.across = p.packs() ? block : 1;
+  return p;
+}
 
-void correlate_images(const WinogradTransforms& tf, const WinogradPlan& p, const float* x, int64_t n0, int64_t n1,
+// A block of nb images as groups of pg.across: their tiles (the GEMMs' columns), group after group.
+int64_t block_tiles(const WinogradPlan& pg, int64_t nb) { return (nb + pg.across - 1) / pg.across * pg.tiles(); }
+
+// Images [n0, n1) of y (out × OH × OW each) = the plan's correlation of x (in × H × W each) with
+// the transformed filters (pack_filters), block images at a time (groups of pg.across): transform,
+// 16 products, inverse transform (+ bias), then the activation on the block while it is in cache.
+// scratch: correlate_scratch(pg) floats, the first winograd_input_scratch(pg) zeroed before the
+// thread's first call.
+int64_t correlate_scratch(const WinogradPlan& pg) { return winograd_input_scratch(pg) + winograd_output_scratch(pg); }
+
+void correlate_images(const WinogradTransforms& tf, const WinogradPlan& pg, const float* x, int64_t n0, int64_t n1,
                       const float* packed_u, int64_t out, const float* bias, const GemmEpilogue* ep, float* y,
                       int64_t block, float* v, float* m, float* scratch) {
-  const int64_t in = p.in_channels, T = p.tiles(), P = p.OH * p.OW;
-  const int64_t in_image = in * p.H * p.W, out_image = out * P;
+  const int64_t in = pg.in_channels, T = pg.tiles(), P = pg.OH * pg.OW;
+  const int64_t in_image = in * pg.H * pg.W, out_image = out * P;
   const gemm_detail::GemmKernelSet& ks = gemm_detail::kernels_active();
+  float* out_scratch = scratch + winograd_input_scratch(pg);
   for (int64_t b0 = n0; b0 < n1; b0 += block) {
-    const int64_t nb = std::min(block, n1 - b0), Tb = nb * T;
+    const int64_t nb = std::min(block, n1 - b0), Tb = block_tiles(pg, nb);
     const int64_t ld = row_stride(Tb), pv = plane_stride(in * ld), pm = plane_stride(out * ld);
-    for (int64_t i = 0; i < nb; ++i) tf.input(x + (b0 + i) * in_image, p, v + i * T, ld, pv, scratch);
-    float* out_scratch = scratch + winograd_input_scratch(p);
+    for (int64_t i = 0; i < nb; i += pg.across)
+      tf.input(x + (b0 + i) * in_image, in_image, std::min(pg.across, nb - i), pg, v + i / pg.across * T, ld, pv,
+               scratch);
     winograd_products(ks, packed_u, out, in, v, pv, Tb, ld, m, pm);
-    for (int64_t i = 0; i < nb; ++i) tf.output(m + i * T, ld, pm, p, out, bias, y + (b0 + i) * out_image, out_scratch);
+    for (int64_t i = 0; i < nb; i += pg.across)
+      tf.output(m + i / pg.across * T, ld, pm, pg, out, bias, y + (b0 + i) * out_image, out_image,
+                std::min(pg.across, nb - i), out_scratch);
     if (ep) epilogue_pass(*ep, 0, nb * out, P, y + b0 * out_image, P);
   }
 }
 
+// Images per block: the largest power of two up to kConvImagesPerChunk whose transformed tensors
+// (16 positions of C + F rows, one image's tiles each) stay within kBlockFloats; side by side
+// (group_plan) they take no more.
 int64_t forward_block(const WinogradPlan& p, int64_t F) { return images_per_block(kPositions * (p.in_channels + F) * p.tiles()); }
 
 int64_t forward_per_part(const WinogradPlan& p, int64_t F) {
-  const int64_t Tb = forward_block(p, F) * p.tiles();
+  const int64_t block = forward_block(p, F), Tb = block * p.tiles();
   return kPositions * (plane_stride(p.in_channels * row_stride(Tb)) + plane_stride(F * row_stride(Tb))) +
-         correlate_scratch(p);
+         correlate_scratch(group_plan(p, block));
 }
 
 // Backward blocks: the image count whose transformed tensors (V of x and the products' Z: C + 1
@@ -186,10 +204,11 @@ struct BackwardPart {
 };
 
 BackwardPart backward_part(const WinogradPlan& px, int64_t F) {
-  const int64_t C = px.in_channels, T = backward_block(px, F) * px.tiles();
+  const int64_t C = px.in_channels, block = backward_block(px, F), T = block * px.tiles();
+  const WinogradPlan pg = group_plan(px, block);
   return {kPositions * F * (C + 1), kPositions * plane_stride((C + 1) * row_stride(T)),
           kPositions * plane_stride(F * row_stride(T)),
-          winograd_input_scratch(px) + winograd_grad_output_scratch(px, F) + winograd_input_grad_scratch(px)};
+          winograd_input_scratch(pg) + winograd_grad_output_scratch(pg, F) + winograd_input_grad_scratch(pg)};
 }
 
 }  // namespace
@@ -238,13 +257,14 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
   const GemmEpilogue* ep = activation == Activation::identity ? nullptr : &epilogue;
   const WinogradTransforms tf = active_transforms();
   const int64_t Tb = block * p.tiles();
+  const WinogradPlan pg = group_plan(p, block);
   for_each_part(blocks, parts, [&](int part, int64_t b0, int64_t b1) {
     DenormalsFlushed flushed;
     float* v = workspace + fixed + part * per_part;
     float* m = v + kPositions * plane_stride(C * row_stride(Tb));
     float* scratch = m + kPositions * plane_stride(F * row_stride(Tb));
-    std::fill(scratch, scratch + winograd_input_scratch(p), 0.f);
-    correlate_images(tf, p, x, b0 * block, std::min(N, b1 * block), packed_u, F, bias, ep, y, block, v, m,
+    std::fill(scratch, scratch + winograd_input_scratch(pg), 0.f);
+    correlate_images(tf, pg, x, b0 * block, std::min(N, b1 * block), packed_u, F, bias, ep, y, block, v, m,
                      scratch);
   });
 }
@@ -276,7 +296,9 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   const BackwardPart layout = backward_part(px, F);
   const int64_t fixed = chunks * partial_size + kPositions * C * F + packed_filters_floats(C, F);
   const int parts = conv_parts_for_workspace(chunks, fixed, layout.total(), workspace_floats);
-  const int64_t block = backward_block(px, F), Tx = px.tiles();
+  const int64_t block = backward_block(px, F);
+  const WinogradPlan pg = group_plan(px, block);
+  const int64_t Tg = pg.tiles(), across = pg.across;
   const WinogradTransforms tf = active_transforms();
 
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
@@ -285,17 +307,18 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
     float* buf_c = du + layout.du;
     float* buf_f = buf_c + layout.buf_c;
     float* scratch_x = buf_f + layout.buf_f;  // input transform of x, grad_output of dy, input_grad
-    float* scratch_dy = scratch_x + winograd_input_scratch(px);
-    float* scratch_dx = scratch_dy + winograd_grad_output_scratch(px, F);
-    std::fill(scratch_x, scratch_dx + winograd_input_grad_scratch(px), 0.f);
+    float* scratch_dy = scratch_x + winograd_input_scratch(pg);
+    float* scratch_dx = scratch_dy + winograd_grad_output_scratch(pg, F);
+    std::fill(scratch_x, scratch_dx + winograd_input_grad_scratch(pg), 0.f);
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
       const int64_t n_begin = chunk * kConvImagesPerChunk, n_end = std::min(N, n_begin + kConvImagesPerChunk);
       for (int64_t b0 = n_begin; b0 < n_end; b0 += block) {
-        const int64_t nb = std::min(block, n_end - b0), Tb = nb * Tx;
+        const int64_t nb = std::min(block, n_end - b0), Tb = block_tiles(pg, nb);
         const int64_t ld = row_stride(Tb), pc = plane_stride(C1 * ld), pf = plane_stride(F * ld);
-        for (int64_t i = 0; i < nb; ++i) {
-          tf.input(x + (b0 + i) * CHW, px, buf_c + i * Tx, ld, pc, scratch_x);
-          tf.grad_output(dy + (b0 + i) * F * P, px, F, buf_f + i * Tx, ld, pf, scratch_dy);
+        for (int64_t i = 0; i < nb; i += across) {
+          const int64_t count = std::min(across, nb - i);
+          tf.input(x + (b0 + i) * CHW, CHW, count, pg, buf_c + i / across * Tg, ld, pc, scratch_x);
+          tf.grad_output(dy + (b0 + i) * F * P, F * P, count, pg, F, buf_f + i / across * Tg, ld, pf, scratch_dy);
         }
         // dU_ξᵀ (C × F) (+)= V_ξ (C × tiles) · (A dY Aᵀ)_ξᵀ (tiles × F): the block's tiles in order,
         // each element the GEMM's fma chain of the same products as dU_ξ = (A dY Aᵀ)_ξ · V_ξᵀ (the
@@ -313,7 +336,9 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
         // B Z Bᵀ, overlapping tiles added (the adjoint of the forward's transforms).
         if (dx) {
           winograd_products(ks, packed_u_t, C, F, buf_f, pf, Tb, ld, buf_c, pc);
-          for (int64_t i = 0; i < nb; ++i) tf.input_grad(buf_c + i * Tx, ld, pc, px, C, dx + (b0 + i) * CHW, scratch_dx);
+          for (int64_t i = 0; i < nb; i += across)
+            tf.input_grad(buf_c + i / across * Tg, ld, pc, pg, C, dx + (b0 + i) * CHW, CHW, std::min(across, nb - i),
+                          scratch_dx);
         }
       }
       float* pdw = partials + chunk * partial_size;

@@ -25,15 +25,28 @@ namespace cpu {
 
 // One stride-1 3×3 correlation as the transforms see it: in_channels planes of H × W read with
 // leading pads (pad_top, pad_left) (anything outside the plane reads 0), out planes OH × OW, cut
-// into TH × TW tiles of 2 × 2 (the last row / column may overhang the output). Each tile row has
-// one spare tile (conv2d_winograd_body.h): tiles() = TH · (TW + 1) columns of every GEMM.
+// into TH × TW tiles of 2 × 2 (the last row / column may overhang the output). `across` images sit
+// side by side in one tile grid (a group): image a's tiles are columns [a·TW, a·TW + TW) of each
+// tile row, and each tile row has one spare tile at its end (conv2d_winograd_body.h): tiles() =
+// TH · S(), S() = across · TW + 1 columns of every GEMM. across > 1 needs packs(): see there.
 struct WinogradPlan {
   int64_t in_channels = 0, H = 0, W = 0;
   int64_t pad_top = 0, pad_left = 0;
   int64_t OH = 0, OW = 0;
   int64_t TH = 0, TW = 0;
-  int64_t tiles() const { return TH * (TW + 1); }
+  int64_t across = 1;
+  int64_t S() const { return across * TW + 1; }
+  int64_t tiles() const { return TH * S(); }
   int64_t tiles_padded() const { return (tiles() + 7) / 8 * 8; }
+  // Whether images may share a tile row without spare tiles between them: with an odd output
+  // width the last tile of an image overhangs by one output column, and with at least one pad
+  // column on both sides the next image may start 2·TW padded columns on, its left pad on this
+  // one's right pad. No value of one image then depends on another's: that tile's first output
+  // column reads only the shared (zero) pad past the image; its second column (the overhang) is
+  // dropped, its dy is 0 (the output planes get a zero column between images), so A dY Aᵀ has 0
+  // in the column that meets the next image's data, in the weight gradient's products and in the
+  // input gradient's B Z Bᵀ alike.
+  bool packs() const { return OW % 2 == 1 && pad_left >= 1 && pad_left + W <= OW + 1; }
 };
 
 WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t OH,
@@ -60,29 +73,31 @@ int64_t winograd_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F,
 void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
                        float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats);
 
-// The per-ISA transform bodies (conv2d_winograd_body.h);
-// transformed tensors are ξ-major: element (ξ, row, t) at [ξ·plane + row·ld + t], the callers
-// pointing at the image's first tile. Tile t of an image is (t / (TW + 1), t % (TW + 1)).
+// The per-ISA transform bodies (conv2d_winograd_body.h), each over one group of `count` images
+// (count <= across; the missing ones read as 0), `stride` floats apart in x, dy, y or dx.
+// Transformed tensors are ξ-major: element (ξ, row, t) at [ξ·plane + row·ld + t], the callers
+// pointing at the group's first tile. Tile t is (t / S, t % S), S = p.S().
 // Scratch: each transform gets its own region (sizes below); the input and grad_output regions
 // must be zeroed before a thread's first call with a plan and then kept for calls with that plan
 // only (the transforms write the entries inside the planes and rely on the padding staying 0).
 struct WinogradTransforms {
-  // V = Bᵀ d B of every tile of every channel of one image x (in_channels × H × W).
-  void (*input)(const float* x, const WinogradPlan& p, float* v, int64_t ld, int64_t plane, float* scratch);
-  // y (channels × OH × OW) = Aᵀ M A (+ bias[channel] when bias is not null).
+  // V = Bᵀ d B of every tile of every channel of the group's images x (in_channels × H × W each).
+  void (*input)(const float* x, int64_t stride, int64_t count, const WinogradPlan& p, float* v, int64_t ld,
+                int64_t plane, float* scratch);
+  // y (channels × OH × OW each image) = Aᵀ M A (+ bias[channel] when bias is not null).
   void (*output)(const float* m, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels,
-                 const float* bias, float* y, float* scratch);
-  // u = A dY Aᵀ of every 2 × 2 output tile of dy (channels × OH × OW; 0 past the edge).
-  void (*grad_output)(const float* dy, const WinogradPlan& p, int64_t channels, float* u, int64_t ld, int64_t plane,
-                      float* scratch);
-  // dx (channels × H × W) = the adjoint of input: B Z Bᵀ of every tile, overlapping tiles added
-  // (conv2d_winograd_body.h); z is ξ-major like v, channels rows.
+                 const float* bias, float* y, int64_t stride, int64_t count, float* scratch);
+  // u = A dY Aᵀ of every 2 × 2 output tile of dy (channels × OH × OW each image; 0 past the edge).
+  void (*grad_output)(const float* dy, int64_t stride, int64_t count, const WinogradPlan& p, int64_t channels,
+                      float* u, int64_t ld, int64_t plane, float* scratch);
+  // dx (channels × H × W each image) = the adjoint of input: B Z Bᵀ of every tile, overlapping
+  // tiles added (conv2d_winograd_body.h); z is ξ-major like v, channels rows.
   void (*input_grad)(const float* z, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels, float* dx,
-                     float* scratch);
+                     int64_t stride, int64_t count, float* scratch);
 };
 // Rows of transformed tensors (ld) need 16 floats of slack past the block's last tile.
 inline int64_t winograd_input_scratch(const WinogradPlan& p) {
-  return p.in_channels * 4 * (p.tiles_padded() + 2 * (p.TW + 1));
+  return p.in_channels * 4 * (p.tiles_padded() + 2 * p.S());
 }
 inline int64_t winograd_output_scratch(const WinogradPlan& p) { return 4 * p.tiles_padded(); }
 inline int64_t winograd_grad_output_scratch(const WinogradPlan& p, int64_t channels) {
@@ -91,7 +106,7 @@ inline int64_t winograd_grad_output_scratch(const WinogradPlan& p, int64_t chann
 // One plane of input_grad's scratch: S + 1 leading zeros, the tiles and a tile row of zeros past them,
 // rounded up to whole lines. The scratch: 16 planes of D and 4 parity planes.
 inline int64_t winograd_input_grad_plane(const WinogradPlan& p) {
-  return ((p.TW + 2) + (p.TH + 1) * (p.TW + 1) + 16 + 15) / 16 * 16;
+  return ((p.S() + 1) + (p.TH + 1) * p.S() + 16 + 15) / 16 * 16;
 }
 inline int64_t winograd_input_grad_scratch(const WinogradPlan& p) { return 20 * winograd_input_grad_plane(p); }
 

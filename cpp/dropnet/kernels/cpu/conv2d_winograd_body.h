@@ -38,30 +38,31 @@ struct ScalarRows {
   }
 };
 
-// Tiles are numbered t = ty·S + tx with S = TW + 1: each tile row carries one spare tile
-// (tx = TW) so that the four values a tile needs from a plane split by row and column parity sit
-// at t, t + 1, t + S, t + S + 1, and every transform below is one unit-stride loop over all the
-// tiles of a plane (long enough to vectorise even for 7 × 7 images). The spare tile's outputs are
-// never written back; its A dY Aᵀ is 0 (it reads past the output's edge), so it adds nothing to a
-// weight gradient. The loops run to tiles_padded(), a multiple of 8 tiles (no scalar remainder:
+// Tiles are numbered t = ty·S + a·TW + tx (image a of the group) with S = across·TW + 1: each tile
+// row carries one spare tile (the last) so that the four values a tile needs from a plane split by
+// row and column parity sit at t, t + 1, t + S, t + S + 1, and every transform below is one
+// unit-stride loop over all the tiles of a group's planes (long enough to vectorise even for
+// 7 × 7 images). The images of a group share one set of parity planes, image a from column a·TW
+// on (WinogradPlan::packs). The spare tile's outputs are never written back; its A dY Aᵀ is 0 (it
+// reads past the output's edge), so it adds nothing to a weight gradient. The loops run to tiles_padded(), a multiple of 8 tiles (no scalar remainder:
 // AVX2 runs whole 8-lane vectors, AVX-512 16-lane ones and at most one 8-lane step): the extra
 // tiles land in the next image's columns (written after) or in the slack at the end of every row
 // (conv2d_winograd.cpp), and are never read.
 
 // The four parity planes of the padded input: q[(2·rp + cp)·plane_size + ρ·S + m] =
-// plane[2ρ + rp - pad_top][2m + cp - pad_left] for ρ in [0, rows), m in [0, S). Writes only the
-// entries inside the plane: the caller zeroed q once, and the padding sits at the same entries for
-// every call with the same plan. One pass over the source rows, each split into even and odd
+// plane[2ρ + rp - pad_top][2m + cp - pad_left] for ρ in [0, rows), m in [0, width), rows S apart.
+// Writes only the entries inside the plane: the caller zeroed q once, and the padding sits at the
+// same entries for every call with the same plan. One pass over the source rows, each split into even and odd
 // columns by the unit's Rows::deinterleave (permutes; data movement only, so no ISA can change a
 // bit), one call per row parity.
 template <class Rows>
 void split_parity(const float* plane, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t rows,
-                         int64_t S, int64_t plane_size, float* q) {
+                  int64_t S, int64_t width, int64_t plane_size, float* q) {
   // source column 2j lands at m = j + pad_left / 2 of parity pad_left % 2; 2j + 1 at
-  // m = j + (pad_left + 1) / 2 of the other parity; only m < S is kept.
+  // m = j + (pad_left + 1) / 2 of the other parity; only m < width is kept.
   const int64_t even_m0 = pad_left / 2, odd_m0 = (pad_left + 1) / 2;
-  const int64_t even_n = std::max<int64_t>(0, std::min((W + 1) / 2, S - even_m0));
-  const int64_t odd_n = std::max<int64_t>(0, std::min(W / 2, S - odd_m0));
+  const int64_t even_n = std::max<int64_t>(0, std::min((W + 1) / 2, width - even_m0));
+  const int64_t odd_n = std::max<int64_t>(0, std::min(W / 2, width - odd_m0));
   const int even_cp = static_cast<int>(pad_left % 2), odd_cp = 1 - even_cp;
   for (int rp = 0; rp < 2; ++rp) {  // source rows r with (r + pad_top) % 2 == rp, 2W apart
     const int64_t r0 = ((rp - pad_top) % 2 + 2) % 2, rho0 = (r0 + pad_top) / 2;
@@ -76,13 +77,17 @@ void split_parity(const float* plane, int64_t H, int64_t W, int64_t pad_top, int
 // V = Bᵀ d B, Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]: rows of the tile first
 // (e_0 = d_0 - d_2, e_1 = d_1 + d_2, e_2 = d_2 - d_1, e_3 = d_1 - d_3), then the same on columns.
 template <class Rows>
-void winograd_input_any(const float* x, const WinogradPlan& p, float* __restrict v, int64_t ld, int64_t plane,
-                        float* scratch) {
-  const int64_t S = p.TW + 1, T = p.tiles_padded(), rows = p.TH + 2, HW = p.H * p.W;
+void winograd_input_any(const float* x, int64_t stride, int64_t count, const WinogradPlan& p, float* __restrict v,
+                        int64_t ld, int64_t plane, float* scratch) {
+  const int64_t S = p.S(), T = p.tiles_padded(), rows = p.TH + 2, HW = p.H * p.W;
   const int64_t PS = T + 2 * S;  // one parity plane: rows × S, and what the last vector reads past it
+  // A group short of images: its empty places read 0 (an earlier group wrote them).
+  if (count < p.across) std::fill(scratch, scratch + p.in_channels * 4 * PS, 0.f);
   // Every channel's planes first, so that the loads below never wait on the row movers' stores.
   for (int64_t c = 0; c < p.in_channels; ++c)
-    split_parity<Rows>(x + c * HW, p.H, p.W, p.pad_top, p.pad_left, rows, S, PS, scratch + c * 4 * PS);
+    for (int64_t a = 0; a < count; ++a)
+      split_parity<Rows>(x + a * stride + c * HW, p.H, p.W, p.pad_top, p.pad_left, rows, S, S - a * p.TW, PS,
+                         scratch + c * 4 * PS + a * p.TW);
   for (int64_t c = 0; c < p.in_channels; ++c) {
     // d[i][j] = q[i % 2][j % 2][t + (i / 2)·S + j / 2], q = [row parity][column parity]
     const float* q = scratch + c * 4 * PS;
@@ -127,8 +132,8 @@ void winograd_input_any(const float* x, const WinogradPlan& p, float* __restrict
 // first, then interleave into the output rows.
 template <class Rows>
 void winograd_output_any(const float* m, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels,
-                         const float* bias, float* y, float* scratch) {
-  const int64_t S = p.TW + 1, T = p.tiles_padded(), OW = p.OW, OH = p.OH, P = OH * OW;
+                         const float* bias, float* y, int64_t stride, int64_t count, float* scratch) {
+  const int64_t S = p.S(), T = p.tiles_padded(), OW = p.OW, OH = p.OH, P = OH * OW;
   float* __restrict y00 = scratch;
   float* __restrict y01 = scratch + T;
   float* __restrict y10 = scratch + 2 * T;
@@ -173,20 +178,29 @@ void winograd_output_any(const float* m, int64_t ld, int64_t plane, const Winogr
       const float b = bias[f];
       for (int64_t t = 0; t < 4 * T; ++t) scratch[t] = scratch[t] + b;
     }
-    float* yf = y + f * P;
-    // output rows a, a + 2, ... from the corners' tile rows 0, 1, ...
-    Rows::interleave(y00, y01, S, (OH + 1) / 2, OW, yf, 2 * OW);
-    Rows::interleave(y10, y11, S, OH / 2, OW, yf + OW, 2 * OW);
+    for (int64_t a = 0; a < count; ++a) {
+      float* yf = y + a * stride + f * P;
+      const int64_t t0 = a * p.TW;  // the image's first tile column
+      // output rows a, a + 2, ... from the corners' tile rows 0, 1, ...
+      Rows::interleave(y00 + t0, y01 + t0, S, (OH + 1) / 2, OW, yf, 2 * OW);
+      Rows::interleave(y10 + t0, y11 + t0, S, OH / 2, OW, yf + OW, 2 * OW);
+    }
   }
 }
 
 // U = A dY Aᵀ (A = [1 0; 1 1; 1 -1; 0 -1]) of each 2 × 2 tile of dy (OH × OW planes; 0 past the
 // edge): rows r_0, r_0 + r_1, r_0 - r_1, -r_1, then the same on columns.
 template <class Rows>
-void winograd_grad_output_any(const float* dy, const WinogradPlan& p, int64_t channels, float* __restrict u, int64_t ld,
-                              int64_t plane, float* scratch) {
-  const int64_t S = p.TW + 1, T = p.tiles_padded(), P = p.OH * p.OW;
-  for (int64_t f = 0; f < channels; ++f) split_parity<Rows>(dy + f * P, p.OH, p.OW, 0, 0, p.TH, S, T, scratch + f * 4 * T);
+void winograd_grad_output_any(const float* dy, int64_t stride, int64_t count, const WinogradPlan& p, int64_t channels,
+                              float* __restrict u, int64_t ld, int64_t plane, float* scratch) {
+  const int64_t S = p.S(), T = p.tiles_padded(), P = p.OH * p.OW;
+  // A group short of images: its empty places read 0 (an earlier group wrote them). Between the
+  // images of a group, the odd column past each one's output (OW odd) stays 0.
+  if (count < p.across) std::fill(scratch, scratch + channels * 4 * T, 0.f);
+  for (int64_t f = 0; f < channels; ++f)
+    for (int64_t a = 0; a < count; ++a)
+      split_parity<Rows>(dy + a * stride + f * P, p.OH, p.OW, 0, 0, p.TH, S, S - a * p.TW, T,
+                         scratch + f * 4 * T + a * p.TW);
   for (int64_t f = 0; f < channels; ++f) {
     const float* __restrict q00 = scratch + f * 4 * T;  // dy's parity planes, TH × S each
     const float* __restrict q01 = q00 + T;
@@ -246,7 +260,7 @@ inline void input_grad_row(const float* z, int64_t plane, int64_t T, float* d, i
 // Z_ξ = Σ_f U_ξ[f][c] · (A dY Aᵀ)_ξ[f] (the caller's products), B = [1 0 0 0; 0 1 -1 1;
 // -1 1 1 0; 0 0 0 -1] (rows w_0 = z_0, w_1 = (z_1 - z_2) + z_3, w_2 = (z_1 + z_2) - z_0,
 // w_3 = -z_3, then the same on columns), and the overlapping tiles (2 apart, 4 wide) add into the
-// padded plane: in the parity planes of the padded plane (split_parity's layout, S = TW + 1),
+// padded plane: in the parity planes of the padded plane (split_parity's layout, S = p.S()),
 // P[rp][cp][t] = ((D[rp][cp][t] + D[rp][cp + 2][t - 1]) + D[rp + 2][cp][t - S]) + D[rp + 2][cp + 2][t - S - 1],
 // the four tiles whose corner it is, in that order. Spare tiles have Z = 0 (their A dY Aᵀ is 0),
 // so the tile "left" of a row's first tile adds 0; D is 0 before the first tile row and past the
@@ -255,8 +269,8 @@ inline void input_grad_row(const float* z, int64_t plane, int64_t T, float* d, i
 // call with the plan.
 template <class Rows>
 void winograd_input_grad_any(const float* z, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels,
-                             float* dx, float* scratch) {
-  const int64_t S = p.TW + 1, T = p.TH * S, lead = S + 1, DS = winograd_input_grad_plane(p);
+                             float* dx, int64_t stride, int64_t count, float* scratch) {
+  const int64_t S = p.S(), T = p.TH * S, lead = S + 1, DS = winograd_input_grad_plane(p);
   const int64_t PT = T + S;  // parity-plane entries: tile rows 0..TH
   float* d = scratch + lead;   // D[4i + j] at d + (4i + j)·DS, DS - lead zeros before (never written)
   float* q = scratch + 16 * DS;  // P[2rp + cp] at q + (2rp + cp)·DS
@@ -281,14 +295,16 @@ void winograd_input_grad_any(const float* z, int64_t ld, int64_t plane, const Wi
     // dx row r, column x is padded (r + pad_top, x + pad_left): parity plane
     // ((r + pad_top) % 2, (x + pad_left) % 2), entry ((r + pad_top) / 2)·S + (x + pad_left) / 2.
     const int64_t pt = p.pad_top, pleft = p.pad_left, H = p.H, W = p.W;
-    float* out = dx + c * H * W;
-    for (int rp = 0; rp < 2; ++rp) {
-      const int64_t r0 = ((rp - pt) % 2 + 2) % 2, rho0 = (r0 + pt) / 2, count = (H - r0 + 1) / 2;
-      if (count <= 0) continue;
-      const float* row = q + 2 * rp * DS + rho0 * S;
-      const float* even = row + (pleft % 2) * DS + pleft / 2;  // x = 2j: entry j + pad_left / 2
-      const float* odd = row + ((pleft + 1) % 2) * DS + (pleft + 1) / 2;  // x = 2j + 1: j + (pad_left + 1) / 2
-      Rows::interleave(even, odd, S, count, W, out + r0 * W, 2 * W);
+    for (int64_t a = 0; a < count; ++a) {
+      float* out = dx + a * stride + c * H * W;
+      for (int rp = 0; rp < 2; ++rp) {
+        const int64_t r0 = ((rp - pt) % 2 + 2) % 2, rho0 = (r0 + pt) / 2, n_rows = (H - r0 + 1) / 2;
+        if (n_rows <= 0) continue;
+        const float* row = q + 2 * rp * DS + rho0 * S + a * p.TW;  // image a's padded column 0
+        const float* even = row + (pleft % 2) * DS + pleft / 2;  // x = 2j: entry j + pad_left / 2
+        const float* odd = row + ((pleft + 1) % 2) * DS + (pleft + 1) / 2;  // x = 2j + 1: j + (pad_left + 1) / 2
+        Rows::interleave(even, odd, S, n_rows, W, out + r0 * W, 2 * W);
+      }
     }
   }
 }
