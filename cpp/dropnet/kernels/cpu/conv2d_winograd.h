@@ -5,9 +5,9 @@
 // im2col + GEMM (less the tiles that overhang an odd or padded edge).
 //   U = G g Gᵀ  (4×4 per filter and channel, once per call)
 //   V = Bᵀ d B  (4×4 per input tile and channel)
-//   M_ξ = U_ξ · V_ξ for each of the 16 positions ξ: a (F × C) · (C × tiles) cpu::sgemm
+//   M_ξ = U_ξ · V_ξ for each of the 16 positions ξ: (F × C) · (C × tiles) on the GEMM micro-kernel
 //   Y = Aᵀ M A  (2×2 per output tile), then + bias, then the activation (the GEMM epilogue's)
-// Input gradient: the same correlation of dy with the flipped, transposed filter, padding 2 - pad.
+// Input gradient: the adjoint, Z_ξ = U_ξᵀ · (A dY Aᵀ)_ξ, then B Z Bᵀ per tile, overlapping tiles added.
 // Weight gradient: dU_ξ = Σ_tiles (A dY Aᵀ)_ξ · V_ξᵀ per chunk of kConvImagesPerChunk images
 // (sgemm over the chunk's tiles in blocks of a fixed number of images), dw_chunk = Gᵀ dU G,
 // chunks summed in order (docs/design.md, "Canonical reduction orders").
