@@ -4,9 +4,9 @@
 #include "dropnet/kernels/cpu/batchnorm_impl.h"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
+#include "dropnet/core/batchnorm_element.h"
 #include "dropnet/core/cpu_features.h"
 #include "dropnet/core/denormals.h"
 #include "dropnet/core/error.h"
@@ -39,29 +39,6 @@ int64_t channel_grain(int64_t elems_per_channel) {
 // L2s, they would leave the cache anyway, and going around it keeps the channel the second pass
 // re-reads in L2 and saves the read-for-ownership (measured 1.5x on (128, 32, 28, 28), 1 thread).
 constexpr int64_t kStreamBytes = int64_t{4} << 20;
-
-// Per-channel results of the moments pass, folded into the affine map the normalise pass applies.
-struct ChannelStats {
-  float mean, invstd, scale, shift;
-};
-
-ChannelStats finish_moments(double s1, double s2, float first, int64_t M, float gamma, float beta, float eps,
-                            float momentum, float* running_mean, float* running_var) {
-  const double m = static_cast<double>(M);
-  const double d1 = s1 / m;  // mean of (x - first)
-  const double mean = static_cast<double>(first) + d1;
-  double var = s2 / m - d1 * d1;
-  if (var < 0.0) var = 0.0;
-  const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
-  if (running_mean) {
-    const double mo = momentum;
-    *running_mean = static_cast<float>((1.0 - mo) * *running_mean + mo * mean);
-    *running_var = static_cast<float>((1.0 - mo) * *running_var + mo * var * m / (m - 1.0));
-  }
-  const double scale = static_cast<double>(gamma) * invstd;
-  return {static_cast<float>(mean), static_cast<float>(invstd), static_cast<float>(scale),
-          static_cast<float>(static_cast<double>(beta) - mean * scale)};
-}
 
 inline float at_or(const float* a, int64_t i, float fallback) { return a ? a[i] : fallback; }
 
@@ -166,35 +143,15 @@ void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t H
   std::vector<float> scale(C), shift(C);
   const bool empty = N * HW * C == 0;  // still fills saved_invstd below
   for (int64_t c = 0; c < C; ++c) {
-    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + static_cast<double>(eps));
-    const double s = static_cast<double>(at_or(gamma, c, 1.f)) * invstd;
-    scale[c] = static_cast<float>(s);
-    shift[c] = static_cast<float>(static_cast<double>(at_or(beta, c, 0.f)) - running_mean[c] * s);
-    if (saved_invstd) saved_invstd[c] = static_cast<float>(invstd);
+    const ChannelStats st = inference_stats(running_mean[c], running_var[c], at_or(gamma, c, 1.f), at_or(beta, c, 0.f), eps);
+    scale[c] = st.scale;
+    shift[c] = st.shift;
+    if (saved_invstd) saved_invstd[c] = st.invstd;
   }
   if (empty) return;
   channel_affine(k, x, y, N, C, HW, scale, shift, relu);
 }
 
-namespace {
-// dx = k_dy · dy + k_xc · (x - mean) + k0 per channel, from the two sums of the first pass:
-// training: dx = gamma·invstd · (dy - Σdy/M - (x - mean)·invstd² · Σdy(x - mean)/M)
-// inference: dx = gamma·invstd · dy.
-struct GradCoefficients {
-  float k_dy, k_xc, k0;
-};
-GradCoefficients grad_coefficients(double sum_dy, double sum_dy_xc, int64_t M, float gamma, float invstd,
-                                   bool training, float* dgamma, float* dbeta) {
-  const double is = invstd;
-  if (dgamma) *dgamma += static_cast<float>(sum_dy_xc * is);
-  if (dbeta) *dbeta += static_cast<float>(sum_dy);
-  const double k_dy = static_cast<double>(gamma) * is;
-  if (!training) return {static_cast<float>(k_dy), 0.f, 0.f};
-  const double m = static_cast<double>(M);
-  return {static_cast<float>(k_dy), static_cast<float>(-k_dy * is * is * sum_dy_xc / m),
-          static_cast<float>(-k_dy * sum_dy / m)};
-}
-}  // namespace
 
 void batchnorm_backward(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
                         const float* gamma, const float* mean, const float* invstd, bool training, float* dx,

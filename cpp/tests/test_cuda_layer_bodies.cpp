@@ -1,0 +1,163 @@
+// The CUDA layer kernels without a GPU (batch norm, pooling, softmax cross-entropy, the bias +
+// activation epilogue): their block programs and per-thread bodies run on the host over the grid
+// the .cu launch would use and over a tiny one (2 blocks of 4 threads, so threads stride over
+// many items and every level of the reduction tree is short), forwards and with threads and blocks
+// in reverse order, and are compared with the CPU kernels of kernels/cpu/: bit for bit where the
+// device runs the CPU's own order (the reversed run must give the same bytes: one writer per
+// output), within the tolerance of docs/design.md, "Device kernels" where it sums in another
+// order. This proves the bodies and the launch geometry, not the GPU: the .cu launches have never
+// run on a device.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "cuda_sim.h"
+#include "dropnet/kernels/cpu/batchnorm.h"
+#include "dropnet/kernels/cuda/batchnorm_body.h"
+
+using namespace dropnet;
+using testing::same_bytes;
+
+namespace {
+
+// The grids of a block-program launch: the .cu's own and the tiny one.
+std::vector<cuda::Grid> block_grids(const cuda::Grid& launch) { return {launch, cuda::Grid{2, 4}}; }
+
+std::vector<float> values(int64_t n, int salt) {
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 37 + salt * 11) % 101) * 0.173f - 8.5f + 0.01f * salt;
+  return x;
+}
+
+// |a - b| <= atol + rtol·|b| element by element (NaN only against NaN); reports the worst.
+bool within(const std::vector<float>& a, const std::vector<float>& b, double atol, double rtol) {
+  if (a.size() != b.size()) return false;
+  double worst = 0.0;
+  size_t at = 0;
+  bool ok = true;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) {
+      ok = ok && std::isnan(a[i]) && std::isnan(b[i]);
+      continue;
+    }
+    const double err = std::fabs(static_cast<double>(a[i]) - b[i]) - (atol + rtol * std::fabs(b[i]));
+    if (err > worst) {
+      worst = err;
+      at = i;
+    }
+  }
+  INFO("worst element ", at, ": ", a.empty() ? 0.f : a[at], " vs ", b.empty() ? 0.f : b[at]);
+  CHECK(worst <= 0.0);
+  return ok && worst <= 0.0;
+}
+
+// Batch norm sums in double on both devices, in another order on the GPU: the float results
+// differ by a rounding or two (docs/design.md, "Device kernels").
+constexpr double kBnTol = 1e-5;
+
+struct BnCase {
+  int64_t N, C, HW;
+};
+const BnCase kBnCases[] = {{2, 1, 1},  {3, 5, 1},  {7, 3, 1},   {64, 33, 1},  {300, 2, 1},  {1, 2, 2},
+                           {2, 3, 5},  {4, 2, 49}, {3, 4, 300}, {5, 3, 257},  {2, 260, 3}, {9, 2, 1}};
+
+}  // namespace
+
+TEST_CASE("simulated CUDA batch norm training forward ~ CPU (values, saved and running statistics)") {
+  for (const BnCase& k : kBnCases)
+    for (bool relu : {false, true})
+      for (bool affine : {false, true}) {
+        CAPTURE(k.N);
+        CAPTURE(k.C);
+        CAPTURE(k.HW);
+        CAPTURE(relu);
+        const int64_t n = k.N * k.C * k.HW;
+        const std::vector<float> x = values(n, 1), gamma = values(k.C, 2), beta = values(k.C, 3);
+        const float* g = affine ? gamma.data() : nullptr;
+        const float* b = affine ? beta.data() : nullptr;
+        std::vector<float> want(n), want_mean(k.C), want_invstd(k.C), want_rm = values(k.C, 4), want_rv(k.C, 0.7f);
+        cpu::batchnorm_forward_training(x.data(), k.N, k.C, k.HW, g, b, 1e-5f, 0.1f, want_rm.data(), want_rv.data(),
+                                        relu, want.data(), want_mean.data(), want_invstd.data());
+        std::vector<float> first_y;
+        for (const cuda::Grid& grid : block_grids(cuda::batchnorm_grid(k.C)))
+          for (bool reversed : {false, true}) {
+            std::vector<float> y(n, -7.f), mean(k.C, -7.f), invstd(k.C, -7.f), rm = values(k.C, 4), rv(k.C, 0.7f);
+            const cuda::BatchNormForwardArgs a{x.data(), {k.N, k.C, k.HW}, g, b, 1e-5f, 0.1f, rm.data(), rv.data(),
+                                               relu, y.data(), mean.data(), invstd.data()};
+            testing::simulate_blocks(grid, reversed, [&](testing::HostBlock& blk, double* a1, double* a2) {
+              cuda::batchnorm_forward_training_block(blk, a, a1, a2);
+            });
+            within(y, want, kBnTol, kBnTol);
+            within(mean, want_mean, kBnTol, kBnTol);
+            within(invstd, want_invstd, kBnTol, kBnTol);
+            within(rm, want_rm, kBnTol, kBnTol);
+            within(rv, want_rv, kBnTol, kBnTol);
+            if (reversed) CHECK(same_bytes(y, first_y));  // the same grid in reverse: the same bits
+            first_y = y;
+          }
+      }
+}
+
+TEST_CASE("simulated CUDA batch norm inference forward = CPU, bit for bit") {
+  for (const BnCase& k : kBnCases)
+    for (bool relu : {false, true}) {
+      const int64_t n = k.N * k.C * k.HW;
+      const std::vector<float> x = values(n, 5), gamma = values(k.C, 6), beta = values(k.C, 7), rm = values(k.C, 8);
+      std::vector<float> rv = values(k.C, 9);
+      for (float& v : rv) v = std::fabs(v) + 0.05f;
+      std::vector<float> want(n), want_invstd(k.C);
+      cpu::batchnorm_forward_inference(x.data(), k.N, k.C, k.HW, gamma.data(), beta.data(), rm.data(), rv.data(), 1e-3f,
+                                       relu, want.data(), want_invstd.data());
+      for (const cuda::Grid& grid : block_grids(cuda::batchnorm_grid(k.C)))
+        for (bool reversed : {false, true}) {
+          std::vector<float> y(n, 3.f), invstd(k.C, 3.f);
+          const cuda::BatchNormInferenceArgs a{x.data(), {k.N, k.C, k.HW}, gamma.data(), beta.data(), rm.data(),
+                                               rv.data(), 1e-3f, relu, y.data(), invstd.data()};
+          testing::simulate_blocks(grid, reversed, [&](testing::HostBlock& blk, double*, double*) {
+            cuda::batchnorm_forward_inference_block(blk, a);
+          });
+          CHECK(same_bytes(y, want));
+          CHECK(same_bytes(invstd, want_invstd));
+        }
+    }
+}
+
+TEST_CASE("simulated CUDA batch norm backward ~ CPU (dx, accumulated dgamma and dbeta)") {
+  for (const BnCase& k : kBnCases)
+    for (bool relu : {false, true})
+      for (bool training : {true, false}) {
+        CAPTURE(k.N);
+        CAPTURE(k.C);
+        CAPTURE(k.HW);
+        CAPTURE(relu);
+        CAPTURE(training);
+        const int64_t n = k.N * k.C * k.HW;
+        const std::vector<float> x = values(n, 10), dy = values(n, 11), gamma = values(k.C, 12);
+        // Statistics and the fused ReLU's output from a CPU forward, as the layer would have them.
+        std::vector<float> y(n), mean(k.C), invstd(k.C);
+        cpu::batchnorm_forward_training(x.data(), k.N, k.C, k.HW, gamma.data(), nullptr, 1e-5f, 0.1f, nullptr, nullptr,
+                                        true, y.data(), mean.data(), invstd.data());
+        const float* y_relu = relu ? y.data() : nullptr;
+        std::vector<float> want(n), want_dg = values(k.C, 13), want_db = values(k.C, 14);
+        cpu::batchnorm_backward(dy.data(), x.data(), y_relu, k.N, k.C, k.HW, gamma.data(), mean.data(), invstd.data(),
+                                training, want.data(), want_dg.data(), want_db.data());
+        std::vector<float> first_dx;
+        for (const cuda::Grid& grid : block_grids(cuda::batchnorm_grid(k.C)))
+          for (bool reversed : {false, true}) {
+            std::vector<float> dx(n, 5.f), dg = values(k.C, 13), db = values(k.C, 14);
+            const cuda::BatchNormBackwardArgs a{dy.data(), x.data(), y_relu, {k.N, k.C, k.HW}, gamma.data(),
+                                                mean.data(), invstd.data(), training, dx.data(), dg.data(), db.data()};
+            testing::simulate_blocks(grid, reversed, [&](testing::HostBlock& blk, double* a1, double* a2) {
+              cuda::batchnorm_backward_block(blk, a, a1, a2);
+            });
+            within(dx, want, kBnTol, kBnTol);
+            within(dg, want_dg, kBnTol, kBnTol);
+            within(db, want_db, kBnTol, kBnTol);
+            if (reversed) CHECK(same_bytes(dx, first_dx));
+            first_dx = dx;
+          }
+      }
+}
