@@ -12,11 +12,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "cuda_sim.h"
 #include "dropnet/kernels/cpu/batchnorm.h"
+#include "dropnet/kernels/cpu/pooling.h"
 #include "dropnet/kernels/cuda/batchnorm_body.h"
+#include "dropnet/kernels/cuda/pooling_body.h"
 
 using namespace dropnet;
 using testing::same_bytes;
@@ -160,4 +163,120 @@ TEST_CASE("simulated CUDA batch norm backward ~ CPU (dx, accumulated dgamma and 
             first_dx = dx;
           }
       }
+}
+
+namespace {
+
+PoolGeometry pool_geometry(int64_t H, int64_t W, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+  PoolGeometry g{H, W, kh, kw, sh, sw, ph, pw, 0, 0};
+  g.OH = (H + 2 * ph - kh) / sh + 1;
+  g.OW = (W + 2 * pw - kw) / sw + 1;
+  return g;
+}
+
+// The geometries of kernels/cpu/pooling.h: the 2×2 fast path (even, odd, fewer than 4 windows a
+// row), overlapping and padded windows, unequal kernels, strides and paddings.
+std::vector<PoolGeometry> pool_geometries() {
+  return {pool_geometry(8, 8, 2, 2, 2, 2, 0, 0), pool_geometry(7, 9, 2, 2, 2, 2, 0, 0),
+          pool_geometry(3, 5, 2, 2, 2, 2, 0, 0), pool_geometry(7, 7, 3, 3, 2, 2, 1, 1),
+          pool_geometry(5, 6, 3, 3, 1, 1, 1, 1), pool_geometry(6, 5, 3, 1, 2, 1, 1, 0),
+          pool_geometry(11, 13, 5, 5, 3, 3, 2, 2), pool_geometry(4, 6, 2, 3, 1, 2, 1, 1),
+          pool_geometry(1, 1, 1, 1, 1, 1, 0, 0)};
+}
+
+// Few distinct values (ties in most windows), negatives, and a NaN and an infinity now and then.
+std::vector<float> pool_inputs(int64_t n, int salt) {
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 7 + salt) % 5) * 0.75f - 1.5f;
+  for (int64_t i = 13; i < n; i += 97) x[i] = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t i = 29; i < n; i += 89) x[i] = -std::numeric_limits<float>::infinity();
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("simulated CUDA max / average pooling forward and backward = CPU, bit for bit") {
+  for (const PoolGeometry& g : pool_geometries())
+    for (int64_t planes : {int64_t{1}, int64_t{3}, int64_t{7}}) {
+      CAPTURE(g.H);
+      CAPTURE(g.W);
+      CAPTURE(g.kh);
+      CAPTURE(g.stride_h);
+      CAPTURE(g.pad_h);
+      const int64_t in = planes * g.H * g.W, out = planes * g.OH * g.OW;
+      const std::vector<float> x = pool_inputs(in, 1), dy = values(out, 2);
+      std::vector<float> want_y(out), want_dx(in);
+      std::vector<int32_t> want_idx(out);
+      cpu::max_pool2d_forward(x.data(), planes, g, want_y.data(), want_idx.data());
+      cpu::max_pool2d_backward(dy.data(), want_idx.data(), planes, g, want_dx.data());
+      for (const cuda::Grid& grid : {cuda::grid_for(out), cuda::Grid{2, 3}})
+        for (bool reversed : {false, true}) {
+          std::vector<float> y(out, 4.f);
+          std::vector<int32_t> idx(out, -1);
+          const cuda::PoolArgs fwd{cuda::PoolKind::max, g, planes, true, x.data(), nullptr, y.data(), idx.data()};
+          testing::simulate_threads(grid, reversed, [&](uint32_t b, uint32_t t) { cuda::pool_forward_thread(fwd, grid, b, t); });
+          CHECK(same_bytes(y, want_y));
+          CHECK(idx == want_idx);
+        }
+      for (const cuda::Grid& grid : {cuda::grid_for(in), cuda::Grid{2, 3}}) {
+        std::vector<float> dx(in, 4.f);
+        const cuda::PoolArgs back{cuda::PoolKind::max, g, planes, true, dy.data(), want_idx.data(), dx.data(), nullptr};
+        testing::simulate_threads(grid, true, [&](uint32_t b, uint32_t t) { cuda::pool_backward_thread(back, grid, b, t); });
+        CHECK(same_bytes(dx, want_dx));
+      }
+      for (bool include_pad : {true, false}) {
+        std::vector<float> want_avg(out), want_avg_dx(in);
+        cpu::avg_pool2d_forward(x.data(), planes, g, include_pad, want_avg.data());
+        cpu::avg_pool2d_backward(dy.data(), planes, g, include_pad, want_avg_dx.data());
+        for (const cuda::Grid& grid : {cuda::grid_for(in), cuda::Grid{2, 3}}) {
+          std::vector<float> y(out, 4.f), dx(in, 4.f);
+          const cuda::PoolArgs fwd{cuda::PoolKind::avg, g, planes, include_pad, x.data(), nullptr, y.data(), nullptr};
+          const cuda::PoolArgs back{cuda::PoolKind::avg, g, planes, include_pad, dy.data(), nullptr, dx.data(), nullptr};
+          testing::simulate_threads(grid, true, [&](uint32_t b, uint32_t t) {
+            cuda::pool_forward_thread(fwd, grid, b, t);
+            cuda::pool_backward_thread(back, grid, b, t);
+          });
+          CHECK(same_bytes(y, want_avg));
+          CHECK(same_bytes(dx, want_avg_dx));
+        }
+      }
+    }
+}
+
+TEST_CASE("simulated CUDA max-pool backward: tied and overlapping windows sum like the CPU's scatter") {
+  // 3×3 windows, stride 1, on a constant plane: every window's argmax is its first cell, so some
+  // cells collect several windows' gradients; the sum order must be the CPU's (ascending output).
+  const PoolGeometry g = pool_geometry(6, 7, 3, 3, 1, 1, 1, 1);
+  const std::vector<float> x(static_cast<size_t>(g.H * g.W), 2.f);
+  const std::vector<float> dy = values(g.OH * g.OW, 3);
+  std::vector<float> y(dy.size()), want(x.size()), dx(x.size(), 1.f);
+  std::vector<int32_t> idx(dy.size());
+  cpu::max_pool2d_forward(x.data(), 1, g, y.data(), idx.data());
+  cpu::max_pool2d_backward(dy.data(), idx.data(), 1, g, want.data());
+  int64_t shared_cells = 0;
+  for (size_t i = 0; i < want.size(); ++i) shared_cells += std::count(idx.begin(), idx.end(), static_cast<int32_t>(i)) > 1;
+  CHECK(shared_cells > 0);
+  const cuda::Grid grid = cuda::grid_for(g.H * g.W);
+  const cuda::PoolArgs back{cuda::PoolKind::max, g, 1, true, dy.data(), idx.data(), dx.data(), nullptr};
+  testing::simulate_threads(grid, false, [&](uint32_t b, uint32_t t) { cuda::pool_backward_thread(back, grid, b, t); });
+  CHECK(same_bytes(dx, want));
+}
+
+TEST_CASE("simulated CUDA global average pooling = CPU, bit for bit") {
+  for (int64_t planes : {int64_t{1}, int64_t{5}, int64_t{300}})
+    for (int64_t hw : {int64_t{1}, int64_t{7}, int64_t{300}}) {
+      const std::vector<float> x = values(planes * hw, 4), dy = values(planes, 5);
+      std::vector<float> want(planes), want_dx(planes * hw);
+      cpu::global_avg_pool2d_forward(x.data(), planes, hw, want.data());
+      cpu::global_avg_pool2d_backward(dy.data(), planes, hw, want_dx.data());
+      for (const cuda::Grid& grid : {cuda::grid_for(planes * hw), cuda::Grid{2, 3}}) {
+        std::vector<float> y(planes, 9.f), dx(planes * hw, 9.f);
+        testing::simulate_threads(grid, true, [&](uint32_t b, uint32_t t) {
+          cuda::global_avg_forward_thread(x.data(), planes, hw, y.data(), grid, b, t);
+          cuda::global_avg_backward_thread(dy.data(), planes, hw, dx.data(), grid, b, t);
+        });
+        CHECK(same_bytes(y, want));
+        CHECK(same_bytes(dx, want_dx));
+      }
+    }
 }

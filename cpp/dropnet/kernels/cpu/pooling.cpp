@@ -1,9 +1,7 @@
 #include "dropnet/kernels/cpu/pooling.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "dropnet/core/parallel.h"
 
@@ -14,19 +12,6 @@ namespace {
 
 // Planes per thread piece: at least ~16k elements so small inputs stay on one thread.
 int64_t plane_grain(int64_t plane_elems) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, plane_elems)); }
-
-// Window rows/cols clipped to the image: [start, end) in input coordinates.
-struct Window {
-  int64_t h0, h1, w0, w1;
-};
-inline Window window_at(const PoolGeometry& g, int64_t oh, int64_t ow) {
-  const int64_t hs = oh * g.stride_h - g.pad_h, ws = ow * g.stride_w - g.pad_w;
-  return {std::max<int64_t>(hs, 0), std::min(hs + g.kh, g.H), std::max<int64_t>(ws, 0), std::min(ws + g.kw, g.W)};
-}
-
-// Later cell v replaces the best so far iff v > best, or v is NaN and best is not (NaN wins,
-// the first maximum stays on ties).
-inline bool replaces(float v, float best) { return (v > best) | ((v != v) & (best == best)); }
 
 // 4 floats / 4 int32 as GCC vector types (SSE2 in the baseline build): the 2×2 paths below do
 // four windows per step with compares and selects. Scalar code branches on random data and
@@ -41,7 +26,8 @@ inline f4 load4(const float* p) {
 }
 inline void store4(float* p, f4 v) { __builtin_memcpy(p, &v, sizeof(v)); }
 inline void store4(int32_t* p, i4 v) { __builtin_memcpy(p, &v, sizeof(v)); }
-inline i4 replaces(f4 v, f4 best) { return (v > best) | ((v != v) & (best == best)); }
+// pool_replaces (core/pooling_element.h) lane by lane.
+inline i4 replaces_v(f4 v, f4 best) { return (v > best) | ((v != v) & (best == best)); }
 
 // Four 2×2 windows: r0, r1 hold 8 floats of the two input rows; `at` the flat index of each
 // window's top-left cell. Cells in the general loop's order (row-major within the window).
@@ -53,7 +39,7 @@ inline void max4_2x2(const float* r0, const float* r1, i4 at, int32_t W, f4* bes
   f4 best = cells[0];
   i4 arg = at;
   for (int q = 1; q < 4; ++q) {
-    const i4 take = replaces(cells[q], best);
+    const i4 take = replaces_v(cells[q], best);
     best = take ? cells[q] : best;
     arg = take ? at + offsets[q] : arg;
   }
@@ -165,23 +151,13 @@ bool max_unpool_2x2(const float* dy, const int32_t* idx, const PoolGeometry& g, 
   return true;
 }
 
+// The general path, window by window with the device-shared function (the 2×2 path above takes
+// the same cells in the same order).
 void max_pool_plane(const float* x, const PoolGeometry& g, float* y, int32_t* idx) {
   for (int64_t oh = 0; oh < g.OH; ++oh)
     for (int64_t ow = 0; ow < g.OW; ++ow) {
-      const Window win = window_at(g, oh, ow);
-      float best = -std::numeric_limits<float>::infinity();
-      int64_t arg = win.h0 * g.W + win.w0;
-      bool first = true;
-      for (int64_t ih = win.h0; ih < win.h1; ++ih)
-        for (int64_t iw = win.w0; iw < win.w1; ++iw) {
-          const float v = x[ih * g.W + iw];
-          if (first || replaces(v, best)) {
-            best = v;
-            arg = ih * g.W + iw;
-            first = false;
-          }
-        }
-      y[oh * g.OW + ow] = best;
+      int64_t arg;
+      y[oh * g.OW + ow] = max_pool_window(x, g, oh, ow, &arg);
       if (idx) idx[oh * g.OW + ow] = static_cast<int32_t>(arg);
     }
 }
@@ -214,16 +190,6 @@ void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes
   });
 }
 
-namespace {
-inline float avg_divisor(const PoolGeometry& g, const Window& win, int64_t oh, int64_t ow, bool count_include_pad) {
-  if (!count_include_pad) return static_cast<float>((win.h1 - win.h0) * (win.w1 - win.w0));
-  // PyTorch counts the window clipped to the padded image (it never extends past the padding).
-  const int64_t hs = oh * g.stride_h - g.pad_h, ws = ow * g.stride_w - g.pad_w;
-  const int64_t he = std::min(hs + g.kh, g.H + g.pad_h), we = std::min(ws + g.kw, g.W + g.pad_w);
-  return static_cast<float>((he - hs) * (we - ws));
-}
-}  // namespace
-
 void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, bool count_include_pad, float* y) {
   const int64_t in = g.H * g.W, out = g.OH * g.OW;
   parallel_ranges(planes, plane_grain(in), [&](int64_t b, int64_t e) {
@@ -231,13 +197,7 @@ void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, b
       const float* xp = x + p * in;
       float* yp = y + p * out;
       for (int64_t oh = 0; oh < g.OH; ++oh)
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-          const Window win = window_at(g, oh, ow);
-          float s = 0.f;
-          for (int64_t ih = win.h0; ih < win.h1; ++ih)
-            for (int64_t iw = win.w0; iw < win.w1; ++iw) s += xp[ih * g.W + iw];
-          yp[oh * g.OW + ow] = s / avg_divisor(g, win, oh, ow, count_include_pad);
-        }
+        for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = avg_pool_window(xp, g, oh, ow, count_include_pad);
     }
   });
 }
@@ -251,8 +211,8 @@ void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g,
       const float* gp = dy + p * out;
       for (int64_t oh = 0; oh < g.OH; ++oh)
         for (int64_t ow = 0; ow < g.OW; ++ow) {
-          const Window win = window_at(g, oh, ow);
-          const float v = gp[oh * g.OW + ow] / avg_divisor(g, win, oh, ow, count_include_pad);
+          const PoolWindow win = pool_window(g, oh, ow);
+          const float v = gp[oh * g.OW + ow] / avg_pool_divisor(g, oh, ow, count_include_pad);
           for (int64_t ih = win.h0; ih < win.h1; ++ih)
             for (int64_t iw = win.w0; iw < win.w1; ++iw) d[ih * g.W + iw] += v;
         }
@@ -263,10 +223,7 @@ void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g,
 void global_avg_pool2d_forward(const float* x, int64_t planes, int64_t hw, float* y) {
   parallel_ranges(planes, plane_grain(hw), [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) {
-      const float* xp = x + p * hw;
-      double s = 0.0;
-      for (int64_t i = 0; i < hw; ++i) s += xp[i];
-      y[p] = static_cast<float>(s / static_cast<double>(hw));
+      y[p] = global_avg_plane(x + p * hw, hw);
     }
   });
 }
