@@ -18,8 +18,10 @@
 #include "cuda_sim.h"
 #include "dropnet/kernels/cpu/batchnorm.h"
 #include "dropnet/kernels/cpu/pooling.h"
+#include "dropnet/kernels/cpu/softmax_xent.h"
 #include "dropnet/kernels/cuda/batchnorm_body.h"
 #include "dropnet/kernels/cuda/pooling_body.h"
+#include "dropnet/kernels/cuda/softmax_xent_body.h"
 
 using namespace dropnet;
 using testing::same_bytes;
@@ -278,5 +280,47 @@ TEST_CASE("simulated CUDA global average pooling = CPU, bit for bit") {
         CHECK(same_bytes(y, want));
         CHECK(same_bytes(dx, want_dx));
       }
+    }
+}
+
+TEST_CASE("simulated CUDA softmax cross-entropy (sparse and dense) and its batch mean = CPU, bit for bit") {
+  for (int64_t rows : {int64_t{1}, int64_t{3}, int64_t{257}, int64_t{1000}})
+    for (int64_t classes : {int64_t{1}, int64_t{2}, int64_t{10}, int64_t{1000}}) {
+      if (rows * classes > 300000) continue;
+      CAPTURE(rows);
+      CAPTURE(classes);
+      std::vector<float> z = values(rows * classes, 6);
+      for (size_t i = 0; i < z.size(); i += 17) z[i] *= 10.f;  // logits up to ±85: the max shift matters
+      std::vector<int64_t> labels(static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) labels[r] = (r * 7 + 3) % classes;
+      std::vector<float> targets(z.size());
+      for (int64_t r = 0; r < rows; ++r)  // probabilities with a zero and unequal mass
+        for (int64_t j = 0; j < classes; ++j) targets[r * classes + j] = static_cast<float>((r + j) % 3) / (classes * 2.f);
+      const float grad_scale = 1.f / static_cast<float>(rows);
+      for (bool sparse : {true, false})
+        for (bool grad : {true, false}) {
+          std::vector<float> want_loss(rows), want_grad(grad ? z.size() : 0);
+          if (sparse)
+            cpu::softmax_xent_sparse(z.data(), labels.data(), rows, classes, grad_scale, want_loss.data(),
+                                     grad ? want_grad.data() : nullptr);
+          else
+            cpu::softmax_xent_dense(z.data(), targets.data(), rows, classes, grad_scale, want_loss.data(),
+                                    grad ? want_grad.data() : nullptr);
+          for (const cuda::Grid& g : {cuda::grid_for(rows), cuda::Grid{2, 3}}) {
+            std::vector<float> loss(rows, 5.f), d(want_grad.size(), 5.f);
+            const cuda::SoftmaxXentArgs a{z.data(), sparse ? labels.data() : nullptr, sparse ? nullptr : targets.data(),
+                                          rows, classes, grad_scale, loss.data(), grad ? d.data() : nullptr};
+            testing::simulate_threads(g, true, [&](uint32_t b, uint32_t t) { cuda::softmax_xent_thread(a, g, b, t); });
+            CHECK(same_bytes(loss, want_loss));
+            CHECK(same_bytes(d, want_grad));
+            double mean = -1.0;
+            testing::simulate_threads(cuda::Grid{1, 1}, false, [&](uint32_t b, uint32_t t) {
+              cuda::mean_loss_thread(loss.data(), rows, &mean, b, t);
+            });
+            double want_mean = 0.0;  // nn/network.cpp: the rows in order, in double
+            for (float l : want_loss) want_mean += l;
+            CHECK(mean == want_mean / static_cast<double>(rows));
+          }
+        }
     }
 }
