@@ -16,9 +16,14 @@
 #include <vector>
 
 #include "cuda_sim.h"
+#include "dropnet/core/denormals.h"
+#include "dropnet/core/philox.h"
+#include "dropnet/kernels/cpu/activation.h"
 #include "dropnet/kernels/cpu/batchnorm.h"
+#include "dropnet/kernels/cpu/gemm.h"
 #include "dropnet/kernels/cpu/pooling.h"
 #include "dropnet/kernels/cpu/softmax_xent.h"
+#include "dropnet/kernels/cuda/activation_body.h"
 #include "dropnet/kernels/cuda/batchnorm_body.h"
 #include "dropnet/kernels/cuda/pooling_body.h"
 #include "dropnet/kernels/cuda/softmax_xent_body.h"
@@ -323,4 +328,163 @@ TEST_CASE("simulated CUDA softmax cross-entropy (sparse and dense) and its batch
           }
         }
     }
+}
+
+namespace {
+
+// Pre-activations across every branch of the polynomials: both sides of tanh's 0.625 switch,
+// exp's clamps at -87 and 88, zeros of both signs, a NaN.
+std::vector<float> epilogue_inputs(int64_t n) {
+  std::vector<float> x = values(n, 7);
+  const float specials[] = {0.f, -0.f, 0.6f, -0.65f, 100.f, -100.f, 30.f, -30.f, std::numeric_limits<float>::quiet_NaN()};
+  for (int64_t k = 0; k < 9 && 5 * k < n; ++k) x[5 * k] = specials[k];
+  return x;
+}
+
+const cpu::Activation kEpilogueActivations[] = {cpu::Activation::identity, cpu::Activation::relu,
+                                                cpu::Activation::leaky_relu, cpu::Activation::tanh,
+                                                cpu::Activation::sigmoid, cpu::Activation::gelu};
+
+}  // namespace
+
+TEST_CASE("simulated CUDA bias + activation + dropout epilogue = CPU apply_epilogue and epilogue_pass, bit for bit") {
+  struct Block {
+    int64_t M, N, ldc, row0, rows;
+  };
+  const Block blocks[] = {{1, 1, 1, 0, 1},   {3, 5, 5, 0, 3},     {7, 64, 64, 0, 7},  {5, 65, 70, 0, 5},
+                          {9, 100, 103, 2, 5}, {40, 33, 33, 7, 31}, {2, 3, 8, 1, 1}};
+  for (const Block& k : blocks)
+    for (cpu::Activation act : kEpilogueActivations)
+      for (int variant = 0; variant < 4; ++variant) {
+        const bool bias = variant & 1, dropout = variant & 2;
+        CAPTURE(k.M);
+        CAPTURE(k.N);
+        CAPTURE(k.row0);
+        CAPTURE(static_cast<int>(act));
+        CAPTURE(variant);
+        const std::vector<float> c0 = epilogue_inputs(k.M * k.ldc), b = values(k.N, 8);
+        const int64_t words = (k.M * k.N + 63) / 64;
+        cpu::GemmEpilogue ep;
+        ep.bias = bias ? b.data() : nullptr;
+        ep.activation = act;
+        ep.leaky_slope = 0.03f;
+        ep.dropout = dropout;
+        ep.threshold = keep_threshold(0.3);
+        ep.scale = static_cast<float>(1.0 / 0.7);
+        ep.seed = 0x1234567890abcdefULL;
+        ep.stream = 77;
+        ep.index_offset = 5;
+        // The CPU reference runs under flushed denormals, as the GEMM runs its epilogue.
+        std::vector<float> want = c0, want_pre(static_cast<size_t>(k.M * k.N), -1.f), want_vec = c0;
+        std::vector<uint64_t> want_bits(words, 0xa5a5a5a5a5a5a5a5ULL), want_vec_bits = want_bits;
+        {
+          DenormalsFlushed ftz;
+          cpu::GemmEpilogue e = ep;
+          e.pre_activation = want_pre.data();
+          e.mask_bits = want_bits.data();
+          cpu::apply_epilogue(e, k.row0, k.rows, k.N, want.data(), k.ldc);
+          e.pre_activation = nullptr;
+          e.mask_bits = want_vec_bits.data();
+          cpu::epilogue_pass(e, k.row0, k.rows, k.N, want_vec.data(), k.ldc);
+        }
+        // The active ISA's vector epilogue: the same values. Not always the same bytes: without a
+        // bias the scalar epilogue adds +0 (so z = -0 becomes +0) and the vector ones add nothing,
+        // so a -0 pre-activation keeps its sign there (identity, leaky_relu, gelu). The CUDA body
+        // follows the scalar reference.
+        bool same_values = true;
+        for (size_t i = 0; i < want.size(); ++i)
+          same_values = same_values && (want_vec[i] == want[i] || (std::isnan(want_vec[i]) && std::isnan(want[i])));
+        CHECK(same_values);
+        CHECK(want_vec_bits == want_bits);
+        const cuda::WordRange range = cuda::epilogue_words(k.row0, k.rows, k.N);
+        for (const cuda::Grid& g : {cuda::grid_for(range.count), cuda::Grid{2, 3}})
+          for (bool reversed : {false, true}) {
+            std::vector<float> c = c0, pre(want_pre.size(), -1.f);
+            std::vector<uint64_t> bits(words, 0xa5a5a5a5a5a5a5a5ULL);
+            cpu::GemmEpilogue e = ep;
+            e.pre_activation = pre.data();
+            e.mask_bits = bits.data();
+            testing::simulate_threads(g, reversed, [&](uint32_t bl, uint32_t t) {
+              cuda::epilogue_thread(e, k.row0, k.rows, k.N, c.data(), k.ldc, g, bl, t);
+            });
+            CHECK(same_bytes(c, want));
+            CHECK(same_bytes(pre, want_pre));
+            CHECK(bits == want_bits);
+          }
+      }
+}
+
+TEST_CASE("simulated CUDA activation forward = CPU activation_forward (host C library: bit for bit)") {
+  const cpu::ActivationKind kinds[] = {cpu::ActivationKind::identity, cpu::ActivationKind::relu,
+                                       cpu::ActivationKind::leaky_relu, cpu::ActivationKind::tanh,
+                                       cpu::ActivationKind::sigmoid, cpu::ActivationKind::gelu,
+                                       cpu::ActivationKind::selu, cpu::ActivationKind::elu};
+  const std::vector<float> x = epilogue_inputs(4099);
+  for (cpu::ActivationKind kind : kinds) {
+    std::vector<float> want(x.size());
+    {
+      DenormalsFlushed ftz;
+      cpu::activation_forward(kind, x.data(), want.data(), static_cast<int64_t>(x.size()), 0.2f);
+    }
+    for (const cuda::Grid& g : {cuda::grid_for(static_cast<int64_t>(x.size())), cuda::Grid{2, 3}}) {
+      std::vector<float> y(x.size(), 3.f);
+      testing::simulate_threads(g, true, [&](uint32_t b, uint32_t t) {
+        cuda::activation_forward_thread(kind, x.data(), y.data(), static_cast<int64_t>(x.size()), 0.2f, g, b, t);
+      });
+      CHECK(same_bytes(y, want));
+    }
+  }
+}
+
+TEST_CASE("simulated CUDA activation backward and bias-gradient column sums = CPU activation_backward, bit for bit") {
+  const cpu::ActivationKind kinds[] = {cpu::ActivationKind::identity, cpu::ActivationKind::relu,
+                                       cpu::ActivationKind::leaky_relu, cpu::ActivationKind::tanh,
+                                       cpu::ActivationKind::sigmoid, cpu::ActivationKind::gelu,
+                                       cpu::ActivationKind::selu, cpu::ActivationKind::elu};
+  struct Shape {
+    int64_t rows, cols;
+  };
+  for (const Shape& k : {Shape{1, 1}, Shape{3, 5}, Shape{7, 64}, Shape{33, 65}, Shape{100, 130}, Shape{0, 6}})
+    for (cpu::ActivationKind kind : kinds)
+      for (bool masked : {false, true})
+        for (bool in_place : {false, true}) {
+          CAPTURE(k.rows);
+          CAPTURE(k.cols);
+          CAPTURE(static_cast<int>(kind));
+          CAPTURE(masked);
+          const int64_t n = k.rows * k.cols, words = (n + 63) / 64;
+          const std::vector<float> dy = values(n, 9), pre = epilogue_inputs(n);
+          std::vector<float> y(static_cast<size_t>(n));
+          {
+            DenormalsFlushed ftz;
+            cpu::activation_forward(kind, pre.data(), y.data(), n, 0.2f);
+          }
+          std::vector<uint64_t> keep(static_cast<size_t>(words));
+          for (int64_t w = 0; w < words; ++w) keep[w] = philox::stream_word(3, 4, w) * 0x9e3779b97f4a7c15ULL;
+          const uint64_t* bits = masked ? keep.data() : nullptr;
+          const float scale = masked ? 2.5f : 1.f;
+          for (int64_t e = 0; masked && e < n; ++e)  // the stored output: kept elements scaled, dropped zero
+            y[e] = ((keep[e >> 6] >> (e & 63)) & 1) ? y[e] * scale : 0.f;
+          std::vector<float> want(static_cast<size_t>(n)), want_bias(static_cast<size_t>(k.cols), 7.f);
+          {
+            DenormalsFlushed ftz;
+            cpu::activation_backward(kind, k.rows, k.cols, dy.data(), y.data(), pre.data(), bits, scale, 0.2f,
+                                     want.data(), want_bias.data());
+          }
+          for (const cuda::Grid& g : {cuda::grid_for(n), cuda::Grid{2, 3}}) {
+            std::vector<float> d = in_place ? dy : std::vector<float>(static_cast<size_t>(n), 5.f);
+            std::vector<float> d_bias(static_cast<size_t>(k.cols), 7.f);
+            const float* dy_in = in_place ? d.data() : dy.data();
+            const cuda::ActivationBackwardArgs a{kind, k.rows, k.cols, dy_in, y.data(), pre.data(), bits, scale, 0.2f,
+                                                 d.data(), d_bias.data()};
+            // The .cu's two launches: the elements, then the columns.
+            testing::simulate_threads(g, true, [&](uint32_t b, uint32_t t) { cuda::activation_backward_thread(a, g, b, t); });
+            const cuda::Grid gc = g.threads == 3 ? g : cuda::grid_for(k.cols);
+            testing::simulate_threads(gc, true, [&](uint32_t b, uint32_t t) {
+              cuda::bias_grad_thread(d.data(), k.rows, k.cols, d_bias.data(), gc, b, t);
+            });
+            CHECK(same_bytes(d, want));
+            CHECK(same_bytes(d_bias, want_bias));
+          }
+        }
 }
