@@ -3,9 +3,12 @@
 # scikit-build-core installed; cupy optional). About 10 minutes:
 #   1. CUDA build (DROPNET_CUDA=ON, the GPU's own architecture, warnings as errors) of the C++
 #      tests and the extension, into build/gpu with the module in a copy of the package;
-#   2. ctest: the host-simulated tests and dropnet_gpu_tests (the CUDA kernels against the CPU,
-#      byte for byte), then dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer
-#      (memcheck; initcheck for the kernels' binary);
+#   2. ctest: the host-simulated tests and dropnet_gpu_tests (the CUDA kernels against the CPU:
+#      dropout, optimizers, pooling and the epilogue byte for byte; batch norm, softmax
+#      cross-entropy and the C-library activations within the tolerances of docs/design.md,
+#      "Device kernels", and the same bytes run to run), then dropnet_gpu_tests and `pytest -m gpu`
+#      under compute-sanitizer (memcheck; initcheck for the kernels' binary; racecheck for the
+#      batch-norm tests, the only kernels with shared memory);
 #   3. pytest of the device-facing Python tests with the CUDA build;
 #   4. a dropout benchmark: cuda::dropout_forward (1-bit mask) against torch's CUDA dropout, same
 #      size, CUDA events.
@@ -85,6 +88,9 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
     compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
   step "compute-sanitizer initcheck: dropnet_gpu_tests" 180 \
     compute-sanitizer --tool initcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
+  # Shared memory: only batch norm's block programs use it (a reduction tree between barriers).
+  step "compute-sanitizer racecheck: batch norm" 120 \
+    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU batch norm*'
   step "compute-sanitizer memcheck: pytest -m gpu" 180 \
     compute-sanitizer --tool memcheck --error-exitcode 99 "$py" -m pytest -q -m gpu -p no:cacheprovider tests
 else
