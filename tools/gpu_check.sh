@@ -98,7 +98,7 @@ else
   failed=1
 fi
 step "pytest (device-facing tests, CUDA build)" 180 "$py" -m pytest -q -p no:cacheprovider \
-  tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py
+  tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py tests/test_device_arrays.py
 
 # Benchmark: the same 64 Mi floats, p = 0.5, mean of 20 calls after 3 warm-ups, CUDA events.
 bench="$out/bench_rows.md"
@@ -121,6 +121,39 @@ ms = start.elapsed_time(stop) / 20
 # torch reads x and writes y (its bool mask, when kept for backward, is another byte per element).
 with open(__import__("os").environ["BENCH_ROWS"], "a") as f:
     f.write(f"| torch.nn.functional.dropout {torch.__version__} | {n} | {ms:.3f} | {n * 8 / (ms * 1e-3) / 1e9:.0f} |\n")
+PY
+# dropnet.ops on torch CUDA tensors (through __cuda_array_interface__) against a device copy and
+# torch's dropout: the figures of the issue's "dropout forward / backward, 256 MB" rows.
+step "benchmark: dropnet.ops on torch CUDA tensors" 120 "$py" - <<'PY' 2>&1
+import os
+import torch
+from dropnet import ops
+n = 64 << 20
+x = torch.randn(n, device="cuda")
+out = torch.empty_like(x)
+
+def ms_per_call(fn):
+    for _ in range(3):
+        fn()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(20):
+        fn()
+    stop.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(stop) / 20
+
+rows = [
+    ("device copy (out.copy_(x))", ms_per_call(lambda: out.copy_(x))),
+    ("dropnet.ops.dropout(x, out=out)", ms_per_call(lambda: ops.dropout(x, 0.5, seed=1, stream=2, out=out))),
+    ("dropnet.ops.dropout(x) (new DeviceArray)", ms_per_call(lambda: ops.dropout(x, 0.5, seed=1, stream=2))),
+    ("dropnet.ops.dropout_backward(g, seed, stream, out=out) (mask regenerated)",
+     ms_per_call(lambda: ops.dropout_backward(x, 0.5, seed=1, stream=2, out=out))),
+    (f"torch.nn.functional.dropout {torch.__version__}", ms_per_call(lambda: torch.nn.functional.dropout(x, 0.5))),
+]
+with open(os.environ["BENCH_ROWS"], "a") as f:
+    for name, ms in rows:
+        f.write(f"| {name} | {n} | {ms:.3f} | {n * 8 / (ms * 1e-3) / 1e9:.0f} |\n")
 PY
 {
   echo "### dropout benchmark (64 Mi float32, p = 0.5)"
