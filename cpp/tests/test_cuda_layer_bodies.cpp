@@ -15,6 +15,7 @@
 #include <limits>
 #include <vector>
 
+#include "check_close.h"
 #include "cuda_sim.h"
 #include "dropnet/core/denormals.h"
 #include "dropnet/core/philox.h"
@@ -40,28 +41,6 @@ std::vector<float> values(int64_t n, int salt) {
   std::vector<float> x(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 37 + salt * 11) % 101) * 0.173f - 8.5f + 0.01f * salt;
   return x;
-}
-
-// |a - b| <= atol + rtol·|b| element by element (NaN only against NaN); reports the worst.
-bool within(const std::vector<float>& a, const std::vector<float>& b, double atol, double rtol) {
-  if (a.size() != b.size()) return false;
-  double worst = 0.0;
-  size_t at = 0;
-  bool ok = true;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i]) || std::isnan(b[i])) {
-      ok = ok && std::isnan(a[i]) && std::isnan(b[i]);
-      continue;
-    }
-    const double err = std::fabs(static_cast<double>(a[i]) - b[i]) - (atol + rtol * std::fabs(b[i]));
-    if (err > worst) {
-      worst = err;
-      at = i;
-    }
-  }
-  INFO("worst element ", at, ": ", a.empty() ? 0.f : a[at], " vs ", b.empty() ? 0.f : b[at]);
-  CHECK(worst <= 0.0);
-  return ok && worst <= 0.0;
 }
 
 // Batch norm sums in double on both devices, in another order on the GPU: the float results
@@ -100,11 +79,11 @@ TEST_CASE("simulated CUDA batch norm training forward ~ CPU (values, saved and r
             testing::simulate_blocks(grid, reversed, [&](testing::HostBlock& blk, double* a1, double* a2) {
               cuda::batchnorm_forward_training_block(blk, a, a1, a2);
             });
-            within(y, want, kBnTol, kBnTol);
-            within(mean, want_mean, kBnTol, kBnTol);
-            within(invstd, want_invstd, kBnTol, kBnTol);
-            within(rm, want_rm, kBnTol, kBnTol);
-            within(rv, want_rv, kBnTol, kBnTol);
+            testing::check_close(y, want, kBnTol, kBnTol);
+            testing::check_close(mean, want_mean, kBnTol, kBnTol);
+            testing::check_close(invstd, want_invstd, kBnTol, kBnTol);
+            testing::check_close(rm, want_rm, kBnTol, kBnTol);
+            testing::check_close(rv, want_rv, kBnTol, kBnTol);
             if (reversed) CHECK(same_bytes(y, first_y));  // the same grid in reverse: the same bits
             first_y = y;
           }
@@ -163,9 +142,9 @@ TEST_CASE("simulated CUDA batch norm backward ~ CPU (dx, accumulated dgamma and 
             testing::simulate_blocks(grid, reversed, [&](testing::HostBlock& blk, double* a1, double* a2) {
               cuda::batchnorm_backward_block(blk, a, a1, a2);
             });
-            within(dx, want, kBnTol, kBnTol);
-            within(dg, want_dg, kBnTol, kBnTol);
-            within(db, want_db, kBnTol, kBnTol);
+            testing::check_close(dx, want, kBnTol, kBnTol);
+            testing::check_close(dg, want_dg, kBnTol, kBnTol);
+            testing::check_close(db, want_db, kBnTol, kBnTol);
             if (reversed) CHECK(same_bytes(dx, first_dx));
             first_dx = dx;
           }
@@ -341,6 +320,11 @@ std::vector<float> epilogue_inputs(int64_t n) {
   return x;
 }
 
+const cpu::ActivationKind kActivationKinds[] = {
+    cpu::ActivationKind::identity, cpu::ActivationKind::relu, cpu::ActivationKind::leaky_relu,
+    cpu::ActivationKind::tanh,     cpu::ActivationKind::sigmoid, cpu::ActivationKind::gelu,
+    cpu::ActivationKind::selu,     cpu::ActivationKind::elu};
+
 const cpu::Activation kEpilogueActivations[] = {cpu::Activation::identity, cpu::Activation::relu,
                                                 cpu::Activation::leaky_relu, cpu::Activation::tanh,
                                                 cpu::Activation::sigmoid, cpu::Activation::gelu};
@@ -415,12 +399,8 @@ TEST_CASE("simulated CUDA bias + activation + dropout epilogue = CPU apply_epilo
 }
 
 TEST_CASE("simulated CUDA activation forward = CPU activation_forward (host C library: bit for bit)") {
-  const cpu::ActivationKind kinds[] = {cpu::ActivationKind::identity, cpu::ActivationKind::relu,
-                                       cpu::ActivationKind::leaky_relu, cpu::ActivationKind::tanh,
-                                       cpu::ActivationKind::sigmoid, cpu::ActivationKind::gelu,
-                                       cpu::ActivationKind::selu, cpu::ActivationKind::elu};
   const std::vector<float> x = epilogue_inputs(4099);
-  for (cpu::ActivationKind kind : kinds) {
+  for (cpu::ActivationKind kind : kActivationKinds) {
     std::vector<float> want(x.size());
     {
       DenormalsFlushed ftz;
@@ -437,15 +417,11 @@ TEST_CASE("simulated CUDA activation forward = CPU activation_forward (host C li
 }
 
 TEST_CASE("simulated CUDA activation backward and bias-gradient column sums = CPU activation_backward, bit for bit") {
-  const cpu::ActivationKind kinds[] = {cpu::ActivationKind::identity, cpu::ActivationKind::relu,
-                                       cpu::ActivationKind::leaky_relu, cpu::ActivationKind::tanh,
-                                       cpu::ActivationKind::sigmoid, cpu::ActivationKind::gelu,
-                                       cpu::ActivationKind::selu, cpu::ActivationKind::elu};
   struct Shape {
     int64_t rows, cols;
   };
   for (const Shape& k : {Shape{1, 1}, Shape{3, 5}, Shape{7, 64}, Shape{33, 65}, Shape{100, 130}, Shape{0, 6}})
-    for (cpu::ActivationKind kind : kinds)
+    for (cpu::ActivationKind kind : kActivationKinds)
       for (bool masked : {false, true})
         for (bool in_place : {false, true}) {
           CAPTURE(k.rows);

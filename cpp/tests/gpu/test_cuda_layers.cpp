@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../check_close.h"
 #include "device_vector.h"
 #include "dropnet/core/denormals.h"
 #include "dropnet/core/philox.h"
@@ -27,6 +28,7 @@ using namespace dropnet;
 using dropnet::gpu_testing::DeviceVector;
 using dropnet::gpu_testing::ok;
 using dropnet::gpu_testing::same;
+using dropnet::testing::check_close;
 
 namespace {
 
@@ -34,26 +36,6 @@ std::vector<float> layer_values(int64_t n, int salt) {
   std::vector<float> x(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 37 + salt * 11) % 101) * 0.173f - 8.5f + 0.01f * salt;
   return x;
-}
-
-// |a - b| <= atol + rtol·|b| element by element (NaN only against NaN); reports the worst.
-void check_close(const std::vector<float>& a, const std::vector<float>& b, double atol, double rtol) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0.0;
-  size_t at = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i]) || std::isnan(b[i])) {
-      CHECK((std::isnan(a[i]) && std::isnan(b[i])));
-      continue;
-    }
-    const double err = std::fabs(static_cast<double>(a[i]) - b[i]) - (atol + rtol * std::fabs(b[i]));
-    if (err > worst) {
-      worst = err;
-      at = i;
-    }
-  }
-  INFO("worst element ", at, ": ", a.empty() ? 0.f : a[at], " vs ", b.empty() ? 0.f : b[at]);
-  CHECK(worst <= 0.0);
 }
 
 constexpr double kBnTol = 1e-5;       // batch norm: double sums in another order
