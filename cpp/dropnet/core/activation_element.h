@@ -21,9 +21,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "dropnet/core/philox.h"  // DROPNET_HD
-#include "dropnet/kernels/cpu/activation.h"  // cpu::ActivationKind, the SELU constants
-#include "dropnet/kernels/cpu/gemm.h"        // cpu::Activation
+#include "dropnet/core/epilogue.h"  // Activation, ActivationKind, the SELU constants
+#include "dropnet/core/philox.h"    // DROPNET_HD
 
 namespace dropnet {
 namespace {
@@ -119,43 +118,43 @@ DROPNET_HD typename V::F gelu_v(typename V::F z) {
 }
 
 template <class V>
-DROPNET_HD typename V::F activate_v(cpu::Activation act, typename V::F z, typename V::F slope) {
+DROPNET_HD typename V::F activate_v(Activation act, typename V::F z, typename V::F slope) {
   switch (act) {
-    case cpu::Activation::identity: return z;
-    case cpu::Activation::relu: return V::max(z, V::zero());  // max(NaN, 0) = 0, as the scalar z > 0 ? z : 0
-    case cpu::Activation::leaky_relu: return V::select(V::le(z, V::zero()), V::mul(z, slope), z);
-    case cpu::Activation::tanh: return tanh_v<V>(z);
-    case cpu::Activation::sigmoid: return sigmoid_v<V>(z);
-    case cpu::Activation::gelu: return gelu_v<V>(z);
+    case Activation::identity: return z;
+    case Activation::relu: return V::max(z, V::zero());  // max(NaN, 0) = 0, as the scalar z > 0 ? z : 0
+    case Activation::leaky_relu: return V::select(V::le(z, V::zero()), V::mul(z, slope), z);
+    case Activation::tanh: return tanh_v<V>(z);
+    case Activation::sigmoid: return sigmoid_v<V>(z);
+    case Activation::gelu: return gelu_v<V>(z);
   }
   return z;
 }
 
 // The standalone Activation layer's y = f(x) (kernels/cpu/activation.h; not softmax).
-DROPNET_HD float activation_value(cpu::ActivationKind kind, float x, float slope) {
+DROPNET_HD float activation_value(ActivationKind kind, float x, float slope) {
   switch (kind) {
-    case cpu::ActivationKind::relu: return x > 0.f ? x : 0.f;
-    case cpu::ActivationKind::leaky_relu: return x > 0.f ? x : slope * x;
-    case cpu::ActivationKind::tanh: return tanhf(x);
-    case cpu::ActivationKind::sigmoid: return 1.f / (1.f + expf(-x));
-    case cpu::ActivationKind::gelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    case cpu::ActivationKind::selu: return x > 0.f ? cpu::kSeluLambda * x : cpu::kSeluLambda * cpu::kSeluAlpha * expm1f(x);
-    case cpu::ActivationKind::elu: return x > 0.f ? x : slope * expm1f(x);
+    case ActivationKind::relu: return x > 0.f ? x : 0.f;
+    case ActivationKind::leaky_relu: return x > 0.f ? x : slope * x;
+    case ActivationKind::tanh: return tanhf(x);
+    case ActivationKind::sigmoid: return 1.f / (1.f + expf(-x));
+    case ActivationKind::gelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case ActivationKind::selu: return x > 0.f ? kSeluLambda * x : kSeluLambda * kSeluAlpha * expm1f(x);
+    case ActivationKind::elu: return x > 0.f ? x : slope * expm1f(x);
     default: return x;
   }
 }
 
 // f' from the activation output a (or, for gelu, the pre-activation z).
-template <cpu::ActivationKind K>
+template <ActivationKind K>
 DROPNET_HD float activation_derivative(float a, float z, float slope) {
   switch (K) {
-    case cpu::ActivationKind::relu: return a > 0.f ? 1.f : 0.f;
-    case cpu::ActivationKind::leaky_relu: return a > 0.f ? 1.f : slope;
-    case cpu::ActivationKind::tanh: return 1.f - a * a;
-    case cpu::ActivationKind::sigmoid: return a * (1.f - a);
-    case cpu::ActivationKind::selu: return a > 0.f ? cpu::kSeluLambda : a + cpu::kSeluLambda * cpu::kSeluAlpha;
-    case cpu::ActivationKind::elu: return a > 0.f ? 1.f : a + slope;
-    case cpu::ActivationKind::gelu: {
+    case ActivationKind::relu: return a > 0.f ? 1.f : 0.f;
+    case ActivationKind::leaky_relu: return a > 0.f ? 1.f : slope;
+    case ActivationKind::tanh: return 1.f - a * a;
+    case ActivationKind::sigmoid: return a * (1.f - a);
+    case ActivationKind::selu: return a > 0.f ? kSeluLambda : a + kSeluLambda * kSeluAlpha;
+    case ActivationKind::elu: return a > 0.f ? 1.f : a + slope;
+    case ActivationKind::gelu: {
       // d/dz [z Φ(z)] = Φ(z) + z φ(z)
       const float cdf = 0.5f * (1.f + erff(z * 0.70710678118654752f));
       const float pdf = 0.39894228040143268f * expf(-0.5f * z * z);

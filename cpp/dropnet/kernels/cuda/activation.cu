@@ -10,11 +10,11 @@ namespace dropnet {
 namespace cuda {
 namespace {
 
-__global__ void epilogue_kernel(cpu::GemmEpilogue ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc,
+__global__ void epilogue_kernel(GemmEpilogue ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc,
                                 Grid g) {
   epilogue_thread(ep, row0, rows, N, C, ldc, g, blockIdx.x, threadIdx.x);
 }
-__global__ void activation_forward_kernel(cpu::ActivationKind kind, const float* x, float* y, int64_t n, float slope,
+__global__ void activation_forward_kernel(ActivationKind kind, const float* x, float* y, int64_t n, float slope,
                                           Grid g) {
   activation_forward_thread(kind, x, y, n, slope, g, blockIdx.x, threadIdx.x);
 }
@@ -27,7 +27,7 @@ __global__ void bias_grad_kernel(const float* d_pre, int64_t rows, int64_t cols,
 
 }  // namespace
 
-void apply_epilogue(const cpu::GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc,
+void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc,
                     Stream cuda_stream) {
   const WordRange words = epilogue_words(row0, rows, N);
   if (words.count <= 0) return;
@@ -36,14 +36,14 @@ void apply_epilogue(const cpu::GemmEpilogue& ep, int64_t row0, int64_t rows, int
   check_launch("apply_epilogue");
 }
 
-void activation_forward(cpu::ActivationKind kind, const float* x, float* y, int64_t n, float slope, Stream cuda_stream) {
+void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n, float slope, Stream cuda_stream) {
   if (n <= 0) return;
   const Grid g = grid_for(n);
   activation_forward_kernel<<<g.blocks, g.threads, 0, cuda_stream>>>(kind, x, y, n, slope, g);
   check_launch("activation_forward");
 }
 
-void activation_backward(cpu::ActivationKind kind, int64_t rows, int64_t cols, const float* dy, const float* y,
+void activation_backward(ActivationKind kind, int64_t rows, int64_t cols, const float* dy, const float* y,
                          const float* pre, const uint64_t* keep_bits, float dropout_scale, float slope, float* d_pre,
                          float* d_bias, Stream cuda_stream) {
   if (rows > 0 && cols > 0) {

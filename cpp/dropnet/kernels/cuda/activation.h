@@ -15,8 +15,7 @@
 #pragma once
 #include <cstdint>
 
-#include "dropnet/kernels/cpu/activation.h"  // cpu::ActivationKind
-#include "dropnet/kernels/cpu/gemm.h"        // cpu::GemmEpilogue
+#include "dropnet/core/epilogue.h"
 #include "dropnet/kernels/cuda/stream.h"
 
 namespace dropnet {
@@ -25,16 +24,16 @@ namespace cuda {
 // The epilogue on rows [row0, row0 + rows) of the M × N output C (row i at C + i·ldc); the
 // epilogue's bias, pre_activation and mask_bits are device pointers. Mask bits of elements outside
 // those rows are kept; two launches must not share a mask word (rows of whole words, or one stream).
-void apply_epilogue(const cpu::GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc,
+void apply_epilogue(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C, int64_t ldc,
                     Stream cuda_stream = nullptr);
 
 // y = f(x) on n elements (x, y may alias). Not for softmax.
-void activation_forward(cpu::ActivationKind kind, const float* x, float* y, int64_t n, float slope,
+void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n, float slope,
                         Stream cuda_stream = nullptr);
 
 // d_pre = dy · keep · dropout_scale · f' (overwrites; may alias dy); d_bias (cols, optional)
 // overwritten with each column's sum over the rows in order 0..rows-1. Not for softmax.
-void activation_backward(cpu::ActivationKind kind, int64_t rows, int64_t cols, const float* dy, const float* y,
+void activation_backward(ActivationKind kind, int64_t rows, int64_t cols, const float* dy, const float* y,
                          const float* pre, const uint64_t* keep_bits, float dropout_scale, float slope, float* d_pre,
                          float* d_bias, Stream cuda_stream = nullptr);
 

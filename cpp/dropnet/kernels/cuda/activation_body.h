@@ -27,7 +27,7 @@ inline WordRange epilogue_words(int64_t row0, int64_t rows, int64_t N) {
 }
 
 // cpu::epilogue_block_scalar (kernels/cpu/gemm.cpp) on the elements of mask word w.
-DROPNET_HD void epilogue_word(const cpu::GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C,
+DROPNET_HD void epilogue_word(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C,
                               int64_t ldc, int64_t w) {
   const int64_t lo = row0 * N, hi = (row0 + rows) * N;
   const int64_t e0 = 64 * w > lo ? 64 * w : lo, e1 = 64 * w + 64 < hi ? 64 * w + 64 : hi;
@@ -59,7 +59,7 @@ DROPNET_HD void epilogue_word(const cpu::GemmEpilogue& ep, int64_t row0, int64_t
   }
 }
 
-DROPNET_HD void epilogue_thread(const cpu::GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C,
+DROPNET_HD void epilogue_thread(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C,
                                 int64_t ldc, const Grid& g, uint32_t block, uint32_t thread) {
   const int64_t w0 = (row0 * N) >> 6;
   const int64_t w1 = rows > 0 && N > 0 ? (((row0 + rows) * N + 63) >> 6) : w0;
@@ -67,13 +67,13 @@ DROPNET_HD void epilogue_thread(const cpu::GemmEpilogue& ep, int64_t row0, int64
     epilogue_word(ep, row0, rows, N, C, ldc, w);
 }
 
-DROPNET_HD void activation_forward_thread(cpu::ActivationKind kind, const float* x, float* y, int64_t n, float slope,
+DROPNET_HD void activation_forward_thread(ActivationKind kind, const float* x, float* y, int64_t n, float slope,
                                           const Grid& g, uint32_t block, uint32_t thread) {
   for (int64_t e = grid_first_item(g, block, thread); e < n; e += grid_stride(g)) y[e] = activation_value(kind, x[e], slope);
 }
 
 struct ActivationBackwardArgs {
-  cpu::ActivationKind kind = cpu::ActivationKind::identity;
+  ActivationKind kind = ActivationKind::identity;
   int64_t rows = 0, cols = 0;
   const float *dy = nullptr, *y = nullptr, *pre = nullptr;
   const uint64_t* keep_bits = nullptr;
@@ -83,21 +83,21 @@ struct ActivationBackwardArgs {
 
 // f' at element e as activation_backward_cols (kernels/cpu/activation_backward_body.h) forms it:
 // from the pre-activation for gelu, else from the output divided back by the dropout scale.
-template <cpu::ActivationKind K>
+template <ActivationKind K>
 DROPNET_HD float derivative_at(const ActivationBackwardArgs& a, int64_t e, float keep_prob) {
-  return K == cpu::ActivationKind::gelu ? activation_derivative<K>(0.f, a.pre[e], a.slope)
+  return K == ActivationKind::gelu ? activation_derivative<K>(0.f, a.pre[e], a.slope)
                                         : activation_derivative<K>(a.y[e] * keep_prob, 0.f, a.slope);
 }
 DROPNET_HD float derivative_at_any(const ActivationBackwardArgs& a, int64_t e, float keep_prob) {
   switch (a.kind) {
-    case cpu::ActivationKind::relu: return derivative_at<cpu::ActivationKind::relu>(a, e, keep_prob);
-    case cpu::ActivationKind::leaky_relu: return derivative_at<cpu::ActivationKind::leaky_relu>(a, e, keep_prob);
-    case cpu::ActivationKind::tanh: return derivative_at<cpu::ActivationKind::tanh>(a, e, keep_prob);
-    case cpu::ActivationKind::sigmoid: return derivative_at<cpu::ActivationKind::sigmoid>(a, e, keep_prob);
-    case cpu::ActivationKind::gelu: return derivative_at<cpu::ActivationKind::gelu>(a, e, keep_prob);
-    case cpu::ActivationKind::selu: return derivative_at<cpu::ActivationKind::selu>(a, e, keep_prob);
-    case cpu::ActivationKind::elu: return derivative_at<cpu::ActivationKind::elu>(a, e, keep_prob);
-    default: return derivative_at<cpu::ActivationKind::identity>(a, e, keep_prob);
+    case ActivationKind::relu: return derivative_at<ActivationKind::relu>(a, e, keep_prob);
+    case ActivationKind::leaky_relu: return derivative_at<ActivationKind::leaky_relu>(a, e, keep_prob);
+    case ActivationKind::tanh: return derivative_at<ActivationKind::tanh>(a, e, keep_prob);
+    case ActivationKind::sigmoid: return derivative_at<ActivationKind::sigmoid>(a, e, keep_prob);
+    case ActivationKind::gelu: return derivative_at<ActivationKind::gelu>(a, e, keep_prob);
+    case ActivationKind::selu: return derivative_at<ActivationKind::selu>(a, e, keep_prob);
+    case ActivationKind::elu: return derivative_at<ActivationKind::elu>(a, e, keep_prob);
+    default: return derivative_at<ActivationKind::identity>(a, e, keep_prob);
   }
 }
 
