@@ -377,3 +377,169 @@ def test_an_allocation_that_does_not_fit_says_what_was_asked_and_what_is_free():
     free, total = dropnet.cuda.mem_get_info(0)
     with pytest.raises(RuntimeError, match=r"device memory: asked for \d+ bytes on cuda:0, \d+ of \d+ bytes free"):
         DeviceArray((total // 4 + (1 << 28),))
+
+
+# ----------------------------------------------------------------- the device path over host memory
+class HostDevice:
+    """Stands in for dropnet._core.device with host memory and the CPU kernels (which the C++ tests
+    hold the CUDA kernels' bodies to, bit for bit), so the Python side of the device path (placement,
+    outputs, masks, identity paths, pointer arithmetic) runs here for real."""
+
+    def __init__(self):
+        self.buffers = []
+        self.calls = []
+
+    @staticmethod
+    def view(ptr, count, dtype=np.float32):
+        dtype = np.dtype(dtype)
+        return np.frombuffer((ctypes.c_char * (count * dtype.itemsize)).from_address(ptr), dtype)
+
+    def DeviceBuffer(self, nbytes, device):
+        outer = self
+
+        class Buffer:
+            def __init__(self):
+                self.memory = np.full(max(nbytes, 1), 0xAB, np.uint8)  # garbage, as fresh device memory
+                self.ptr, self.nbytes, self.device = self.memory.ctypes.data, nbytes, device
+                outer.buffers.append(self)
+
+        return Buffer()
+
+    def copy_to_device(self, dst, src, device):
+        self.view(dst, src.nbytes, np.uint8)[:] = np.ascontiguousarray(src).view(np.uint8).ravel()
+
+    def copy_to_host(self, dst, src, device):
+        dst.view(np.uint8).ravel()[:] = self.view(src, dst.nbytes, np.uint8)
+
+    def copy_device(self, dst, src, nbytes, device):
+        self.view(dst, nbytes, np.uint8)[:] = self.view(src, nbytes, np.uint8).copy()
+
+    def synchronize(self, device, stream=0):
+        self.calls.append(("synchronize", device, stream))
+
+    def pointer_device(self, ptr):
+        return 0
+
+    dlpack_import = staticmethod(dev.dlpack_import)
+    dlpack_export = staticmethod(dev.dlpack_export)
+
+    def _store(self, y, mask, n, n_mask, result):
+        out, bits = result
+        self.view(y, n)[:] = out.ravel()
+        if mask:
+            self.view(mask, (n_mask + 63) // 64, np.uint64)[:] = bits
+
+    def dropout_forward(self, x, y, n, p, seed, stream, mask, device):
+        self.calls.append(("dropout_forward", p))
+        self._store(y, mask, n, n, ops.dropout(self.view(x, n).copy(), p, seed=seed, stream=stream, return_mask=True))
+
+    def alpha_dropout_forward(self, x, y, n, p, seed, stream, mask, device):
+        self._store(y, mask, n, n, ops.alpha_dropout(self.view(x, n).copy(), p, seed=seed, stream=stream,
+                                                     return_mask=True))
+
+    def spatial_dropout_forward(self, x, y, n_channels, channel_size, p, seed, stream, mask, device):
+        assert mask, "the CUDA spatial forward needs its mask buffer"
+        n = n_channels * channel_size
+        xv = self.view(x, n).copy().reshape(1, n_channels, channel_size)
+        self._store(y, mask, n, n_channels, ops.spatial_dropout(xv, p, seed=seed, stream=stream, return_mask=True))
+
+    def dropout_mask_bits(self, n, p, seed, stream, mask, device):
+        ones = np.ones(n, np.float32)
+        self.view(mask, (n + 63) // 64, np.uint64)[:] = ops.dropout(ones, p, seed=seed, stream=stream,
+                                                                     return_mask=True)[1]
+
+    def dropout_backward(self, dy, dx, n, scale, p, seed, stream, mask, device):
+        g = self.view(dy, n).copy()
+        keep = (ops.unpack_mask(self.view(mask, (n + 63) // 64, np.uint64).copy(), n) if mask
+                else ops.dropout_mask(n, p, seed=seed, stream=stream))
+        self.view(dx, n)[:] = np.where(keep, g * np.float32(scale), np.float32(0))
+
+    def spatial_dropout_backward(self, dy, dx, n_channels, channel_size, mask, p, device):
+        n = n_channels * channel_size
+        bits = self.view(mask, (n_channels + 63) // 64, np.uint64).copy()
+        self.view(dx, n)[:] = ops.spatial_dropout_backward(self.view(dy, n).copy().reshape(1, n_channels, channel_size),
+                                                           p, mask_bits=bits).ravel()
+
+    def mc_dropout(self, x, y, n, samples, p, seed, stream0, device):
+        self.view(y, n * samples)[:] = ops.mc_dropout(self.view(x, n).copy(), p, seed=seed, stream0=stream0,
+                                                      samples=samples).ravel()
+
+
+class HostInterface:
+    """A numpy array shown through __cuda_array_interface__ (its host pointer as the device one)."""
+
+    def __init__(self, a, stream=None):
+        self.a = a
+        self.__cuda_array_interface__ = {"shape": a.shape, "typestr": a.dtype.str, "data": (a.ctypes.data, False),
+                                         "version": 3, "strides": None, "stream": stream}
+
+
+@pytest.fixture
+def host_device(monkeypatch):
+    fake = HostDevice()
+    monkeypatch.setattr(dropnet.cuda, "_dev", fake)
+    monkeypatch.setattr(dropnet.ops._device, "_dev", fake)
+    monkeypatch.setattr(dropnet.cuda, "require_device", lambda device: int(device))
+    return fake
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3])
+@pytest.mark.parametrize("training", [True, False])
+def test_device_path_over_host_memory_matches_the_cpu(host_device, p, training):
+    x = np.random.default_rng(5).standard_normal((3, 4, 5, 7)).astype(np.float32)
+    d = to_device(x)
+    for fn in ("dropout", "alpha_dropout", "spatial_dropout"):
+        f = getattr(ops, fn)
+        y, bits = f(d, p, seed=8, stream=3, training=training, return_mask=True)
+        want, want_bits = f(x, p, seed=8, stream=3, training=training, return_mask=True)
+        assert isinstance(y, DeviceArray) and isinstance(bits, DeviceArray) and bits.dtype == np.uint64
+        np.testing.assert_array_equal(y.numpy(), want)
+        np.testing.assert_array_equal(bits.numpy(), want_bits)
+        back = getattr(ops, fn + "_backward")
+        for kwargs in ({"mask_bits": bits}, {"seed": 8, "stream": 3}):
+            host_kwargs = {"mask_bits": want_bits} if "mask_bits" in kwargs else kwargs
+            np.testing.assert_array_equal(back(d, p, **kwargs).numpy(), back(x, p, **host_kwargs))
+        y = f(d, p, seed=8, stream=3, training=training)  # no mask asked: spatial still gets its buffer
+        np.testing.assert_array_equal(y.numpy(), want)
+    y = ops.mc_dropout(d, p, seed=2, stream0=9, samples=3)
+    np.testing.assert_array_equal(y.numpy(), ops.mc_dropout(x, p, seed=2, stream0=9, samples=3))
+
+
+def test_device_path_writes_out_in_place_and_waits_for_a_foreign_stream(host_device):
+    x = np.random.default_rng(6).standard_normal((6, 70)).astype(np.float32)
+    out = np.zeros_like(x)
+    target = HostInterface(out, stream=77)
+    assert ops.dropout(HostInterface(x), 0.5, seed=1, stream=2, out=target) is target
+    np.testing.assert_array_equal(out, ops.dropout(x, 0.5, seed=1, stream=2))
+    assert ("synchronize", 0, 77) in host_device.calls
+    ops.dropout(HostInterface(x), 0.5, seed=1, stream=2, out=HostInterface(x))  # in place
+    np.testing.assert_array_equal(x, out)
+    with pytest.raises(ValueError, match=r"out: expected shape \(6, 70\) \(the shape of x\), got \(70, 6\)"):
+        ops.dropout(HostInterface(x), 0.5, seed=1, stream=2, out=HostInterface(np.zeros((70, 6), np.float32)))
+    with pytest.raises(ValueError, match=r"mask_bits: expected shape \(7,\)"):
+        ops.dropout_backward(HostInterface(x), 0.5, mask_bits=HostInterface(np.zeros(6, np.uint64)))
+    with pytest.raises(ValueError, match="expected either mask_bits or both seed and stream"):
+        ops.dropout_backward(HostInterface(x), 0.5, seed=1)
+
+
+def test_device_path_checks_scalars_like_the_cpu(host_device):
+    d = to_device(np.ones(8, np.float32))
+    for bad, kwargs in ((1.0, {}), (-0.1, {}), (0.5, {"seed": -1}), (0.5, {"stream": 2**64})):
+        args = {"seed": 1, "stream": 1, **kwargs}
+        with pytest.raises(ValueError) as on_device:
+            ops.dropout(d, bad, **args)
+        with pytest.raises(ValueError) as on_cpu:
+            ops.dropout(np.ones(8, np.float32), bad, **args)
+        assert str(on_device.value) == str(on_cpu.value)
+    assert host_device.calls == []  # nothing launched for a refused call
+
+
+def test_device_array_exports_through_dlpack_to_a_consumer(host_device):
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    d = to_device(x)
+    t = dev.dlpack_import(d.__dlpack__(stream=5))
+    assert t["ptr"] == d.ptr and t["shape"] == (2, 3) and t["device"] == (2, 0) and t["dtype"] == (2, 32, 1)
+    assert ("synchronize", 0, 0) in host_device.calls  # another stream than ours: the host waited
+    np.testing.assert_array_equal(np.asarray(d), x)
+    with pytest.raises(BufferError, match="copy"):
+        d.__dlpack__(copy=True)
