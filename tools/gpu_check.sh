@@ -122,45 +122,19 @@ ms = start.elapsed_time(stop) / 20
 with open(__import__("os").environ["BENCH_ROWS"], "a") as f:
     f.write(f"| torch.nn.functional.dropout {torch.__version__} | {n} | {ms:.3f} | {n * 8 / (ms * 1e-3) / 1e9:.0f} |\n")
 PY
-# dropnet.ops on torch CUDA tensors (through __cuda_array_interface__) against a device copy and
-# torch's dropout: the figures of the issue's "dropout forward / backward, 256 MB" rows.
-step "benchmark: dropnet.ops on torch CUDA tensors" 120 "$py" - <<'PY' 2>&1
-import os
-import torch
-from dropnet import ops
-n = 64 << 20
-x = torch.randn(n, device="cuda")
-out = torch.empty_like(x)
-
-def ms_per_call(fn):
-    for _ in range(3):
-        fn()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(20):
-        fn()
-    stop.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(stop) / 20
-
-rows = [
-    ("device copy (out.copy_(x))", ms_per_call(lambda: out.copy_(x))),
-    ("dropnet.ops.dropout(x, out=out)", ms_per_call(lambda: ops.dropout(x, 0.5, seed=1, stream=2, out=out))),
-    ("dropnet.ops.dropout(x) (new DeviceArray)", ms_per_call(lambda: ops.dropout(x, 0.5, seed=1, stream=2))),
-    ("dropnet.ops.dropout_backward(g, seed, stream, out=out) (mask regenerated)",
-     ms_per_call(lambda: ops.dropout_backward(x, 0.5, seed=1, stream=2, out=out))),
-    (f"torch.nn.functional.dropout {torch.__version__}", ms_per_call(lambda: torch.nn.functional.dropout(x, 0.5))),
-]
-with open(os.environ["BENCH_ROWS"], "a") as f:
-    for name, ms in rows:
-        f.write(f"| {name} | {n} | {ms:.3f} | {n * 8 / (ms * 1e-3) / 1e9:.0f} |\n")
-PY
+# The GPU benchmark suite: dropnet.ops on torch CUDA tensors (through __cuda_array_interface__)
+# against a device copy and torch's dropout, 256 MB (the issue's "dropout forward / backward" rows).
+step "benchmark: suite gpu" 180 "$py" -m benchmarks.run gpu --out "$out/gpu_suite.md"
 {
   echo "### dropout benchmark (64 Mi float32, p = 0.5)"
   echo
   echo "| kernel | elements | ms per call | GB/s (x read, y written; dropnet also its 1-bit mask) |"
   echo "| --- | --- | --- | --- |"
   cat "$bench"
+  echo
+  echo "### benchmark suite gpu (python -m benchmarks.run gpu)"
+  echo
+  cat "$out/gpu_suite.md" 2>/dev/null || echo "(no table: see the step's log above)"
   echo
   echo "Total: $(( $(date +%s) - start )) s; verdict: $([ $failed -eq 0 ] && echo pass || echo FAIL)"
 } >>"$report"

@@ -255,15 +255,16 @@ void BatchNormLayer::reserve(int64_t rows) {
   if (max_pool_) indices_.grow(static_cast<size_t>(rows * out_features()));
 }
 
-const cpu::BatchNormMaxPool* BatchNormLayer::pooling(int64_t rows) {
+const cpu::BatchNormMaxPool* BatchNormLayer::pooling(int64_t rows, bool backward) {
   if (!max_pool_) return nullptr;
-  // One scratch plane per thread: the backward rebuilds a channel's gradient there.
-  const int planes = std::max(1, get_num_threads());
-  scratch_.grow(static_cast<size_t>(planes * rows * hw_));
   pool_.y = y_.data();
   pool_.indices = indices_.data();
-  pool_.scratch = scratch_.data();
-  pool_.scratch_planes = planes;
+  if (backward) {  // one scratch plane per thread: the backward rebuilds a channel's gradient there
+    const int planes = std::max(1, get_num_threads());
+    scratch_.grow(static_cast<size_t>(planes * rows * hw_));
+    pool_.scratch = scratch_.data();
+    pool_.scratch_planes = planes;
+  }
   return &pool_;
 }
 
@@ -271,7 +272,7 @@ const float* BatchNormLayer::forward(const float* x, const ForwardContext& ctx) 
   x_ = x;
   batch_stats_ = ctx.bn_training;
   sync_ = batch_stats_ ? ctx.sync_batchnorm : nullptr;
-  const cpu::BatchNormMaxPool* pool = pooling(ctx.rows);
+  const cpu::BatchNormMaxPool* pool = pooling(ctx.rows, false);
   if (sync_) {
     cpu::batchnorm_forward_training_sync(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
                                          epsilon_, momentum_, running_mean_.value.data(), running_var_.value.data(),
@@ -293,7 +294,7 @@ float* BatchNormLayer::backward(float* d_out, float* spare, bool need_d_in, int6
   gamma_.grad.zero(static_cast<size_t>(channels_));
   beta_.grad.zero(static_cast<size_t>(channels_));
   // The kernel always writes dx; when nobody needs it, spare is scratch.
-  const cpu::BatchNormMaxPool* pool = pooling(rows);
+  const cpu::BatchNormMaxPool* pool = pooling(rows, true);
   if (sync_) {
     cpu::batchnorm_backward_sync(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
                                  mean_.data(), invstd_.data(), values_total_, spare, gamma_.grad.data(),

@@ -77,8 +77,9 @@ class BatchNormLayer : public Layer {
   int64_t values_per_channel(int64_t rows) const { return rows * hw_; }
 
  private:
-  // The fused pooling's buffers (indices_, scratch_) in `pool_`, or null without pooling.
-  const cpu::BatchNormMaxPool* pooling(int64_t rows);
+  // The fused pooling's buffers in `pool_` (the backward's scratch grown for `rows`), or null
+  // without pooling.
+  const cpu::BatchNormMaxPool* pooling(int64_t rows, bool backward);
 
   int64_t channels_, hw_;
   float momentum_, epsilon_;

@@ -204,17 +204,21 @@ def _check_scalars(p: float, seed: Any, stream: Any) -> None:
     _ops.dropout_forward(np.empty(0, np.float32), p, seed, stream, True, None, False)
 
 
+def _mask_extent(kind: str, a: DeviceOperand) -> Tuple[int, int]:
+    """(elements the mask covers, floats per channel): spatial dropout keeps whole (N, C) channels."""
+    if kind != "spatial":
+        return a.size, 1
+    if len(a.shape) < 2:
+        raise ValueError(f"{a.name}: expected at least 2 dimensions (N, C, ...), got shape {a.shape}")
+    return a.shape[0] * a.shape[1], int(np.prod(a.shape[2:], dtype=np.int64))
+
+
 def forward(kind: str, at: Placement, p: float, seed: Any, stream: Any, training: bool, return_mask: bool) -> Any:
     """``dropout``, ``alpha_dropout`` or ``spatial_dropout`` forward of ``at['x']`` on its device."""
     _check_scalars(p, seed, stream)
     x = at["x"]
     n = x.size
-    if kind == "spatial":
-        if len(x.shape) < 2:
-            raise ValueError(f"x: expected at least 2 dimensions (N, C, ...), got shape {x.shape}")
-        n_mask, channel_size = x.shape[0] * x.shape[1], int(np.prod(x.shape[2:], dtype=np.int64))
-    else:
-        n_mask = n
+    n_mask, channel_size = _mask_extent(kind, x)
     y, y_ptr = at.output("out", x.shape, "(the shape of x)")
     mask = at.mask(n_mask) if return_mask or (kind == "spatial" and training and p != 0) else None
     mask_ptr = mask.ptr if mask is not None else 0
@@ -241,12 +245,7 @@ def backward(kind: str, at: Placement, p: float, seed: Any, stream: Any) -> Any:
     _check_scalars(p, 0 if seed is None else seed, 0 if stream is None else stream)
     g = at["grad"]
     n = g.size
-    if kind == "spatial":
-        if len(g.shape) < 2:
-            raise ValueError(f"grad: expected at least 2 dimensions (N, C, ...), got shape {g.shape}")
-        n_mask, channel_size = g.shape[0] * g.shape[1], int(np.prod(g.shape[2:], dtype=np.int64))
-    else:
-        n_mask = n
+    n_mask, channel_size = _mask_extent(kind, g)
     bits = at["mask_bits"]
     if has_bits and bits.shape != ((n_mask + 63) // 64,):
         raise ValueError(f"mask_bits: expected shape ({(n_mask + 63) // 64},) (ceil({n_mask} / 64) uint64 words), "
