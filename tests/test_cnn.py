@@ -329,7 +329,9 @@ def test_summary_and_counts():
     assert [w.shape for w in m.get_weights()][:4] == [(32, 1, 3, 3), (32,), (32,), (32,)]
     assert [s.shape for s in m.get_state()] == [(32,), (32,), (64,), (64,)]
     info = m.network.layer_info()
-    assert [i["output_shape"] for i in info[:3]] == [(32, 28, 28), (32, 28, 28), (32, 14, 14)]
+    # BatchNormalization + ReLU + MaxPool2D(2) run as one native layer (the pooled output).
+    assert [i["output_shape"] for i in info[:3]] == [(32, 28, 28), (32, 14, 14), (64, 14, 14)]
+    assert "max_pool" not in [i["type"] for i in info[:4]]
 
 
 @pytest.mark.parametrize("kernel,stride,dilation,padding", [
@@ -473,3 +475,55 @@ def test_unfusable_conv_activation_runs_as_its_own_layer_and_configs_round_trip(
     back = dropnet.load_model(str(tmp_path / "m.npz"))
     assert back.get_config() == m.get_config()
     np.testing.assert_array_equal(back.predict(x), m.predict(x))
+
+
+# ------------------------------------------------------------------ batch norm + ReLU + max pooling fused
+def _bn_pool_model(input_shape, pool, seed=4):
+    return dropnet.Sequential([L.Conv2D(5, 3, padding="same"), L.BatchNormalization(), L.Activation("relu"), pool,
+                               L.Conv2D(6, 3, padding="same"), L.BatchNormalization(), L.Activation("relu"),
+                               L.MaxPool2D(2), L.Flatten(), L.Dense(4, activation="softmax")],
+                              input_shape=input_shape, seed=seed)
+
+
+def _train_bn_pool(input_shape, threads, fuse, monkeypatch, pool=None):
+    monkeypatch.setattr(dropnet.layers, "_FUSE_BN_RELU_MAX_POOL", fuse)
+    before = dropnet.get_num_threads()
+    dropnet.set_num_threads(threads)
+    try:
+        m = _bn_pool_model(input_shape, pool or L.MaxPool2D(2))
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        rng = np.random.default_rng(7)
+        x = (rng.standard_normal((40, *input_shape)) * 2 + 0.5).astype(np.float32)
+        y = rng.integers(0, 4, 40)
+        m.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        loss, _ = m.compute_gradients(x[:9], y[:9])
+        return m, [*m.get_weights(), *m.get_state(), m.predict(x), np.float32(loss), m.network.grad_buffer.copy()]
+    finally:
+        dropnet.set_num_threads(before)
+
+
+@pytest.mark.parametrize("input_shape", [(1, 12, 12), (2, 9, 7), (1, 4, 5)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_norm_relu_max_pool_fused_have_the_bits_of_the_three_layers(input_shape, threads, monkeypatch):
+    fused_model, fused = _train_bn_pool(input_shape, threads, True, monkeypatch)
+    apart_model, apart = _train_bn_pool(input_shape, threads, False, monkeypatch)
+    types = [i["type"] for i in fused_model.network.layer_info()]
+    assert "max_pool2d" not in types and types.count("batch_norm") == 2
+    assert [i["type"] for i in apart_model.network.layer_info()].count("max_pool2d") == 2
+    assert len(fused) == len(apart)
+    for a, b in zip(fused, apart):
+        np.testing.assert_array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
+
+
+@pytest.mark.parametrize("pool", [lambda: L.MaxPool2D(3), lambda: L.MaxPool2D(2, strides=1),
+                                  lambda: L.MaxPool2D(2, padding=1), lambda: L.AveragePooling2D(2)])
+def test_other_pooling_after_batch_norm_relu_stays_its_own_layer(pool, monkeypatch):
+    m, _ = _train_bn_pool((1, 8, 8), 1, True, monkeypatch, pool=pool())
+    types = [i["type"] for i in m.network.layer_info()]  # the model's second pooling is MaxPool2D(2): fused
+    assert types.count("batch_norm") == 2 and types.count("max_pool2d") + types.count("avg_pool2d") == 1
+
+
+def test_fused_batch_norm_pooling_is_marked_in_the_summary():
+    text = _bn_pool_model((1, 8, 8), L.MaxPool2D(2))._summary_text()
+    assert sum("(MaxPool2D(2x2)) *" in line for line in text.splitlines()) == 2
+    assert "a 2x2 MaxPool2D after them" in text

@@ -371,7 +371,11 @@ def test_synchronised_batch_norm_over_two_threads_is_batch_norm_over_the_whole_b
                                             L.Dense(3, activation="softmax")]),
                            ((2, 5, 5), lambda: [L.Input((2, 5, 5)), L.Conv2D(4, 3, padding="same"),
                                                 L.BatchNormalization(), L.Flatten(),
-                                                L.Dense(3, activation="softmax")])]:
+                                                L.Dense(3, activation="softmax")]),
+                           # batch norm + ReLU + 2x2 max pooling: one fused native layer
+                           ((2, 6, 7), lambda: [L.Input((2, 6, 7)), L.Conv2D(4, 3, padding="same"),
+                                                L.BatchNormalization(), L.Activation("relu"), L.MaxPool2D(2),
+                                                L.Flatten(), L.Dense(3, activation="softmax")])]:
         def build():
             m = dropnet.Sequential(layers_(), seed=11)
             m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")

@@ -3,9 +3,12 @@
 # scikit-build-core installed; cupy optional). About 10 minutes:
 #   1. CUDA build (DROPNET_CUDA=ON, the GPU's own architecture, warnings as errors) of the C++
 #      tests and the extension, into build/gpu with the module in a copy of the package;
-#   2. ctest: the host-simulated tests and dropnet_gpu_tests (the CUDA kernels against the CPU,
-#      byte for byte), then dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer
-#      (memcheck; initcheck for the kernels' binary);
+#   2. ctest: the host-simulated tests and dropnet_gpu_tests (the CUDA kernels against the CPU:
+#      dropout, optimizers, pooling and the epilogue byte for byte; batch norm, softmax
+#      cross-entropy and the C-library activations within the tolerances of docs/design.md,
+#      "Device kernels", and the same bytes run to run), then dropnet_gpu_tests and `pytest -m gpu`
+#      under compute-sanitizer (memcheck; initcheck for the kernels' binary; racecheck for the
+#      batch-norm tests, the only kernels with shared memory);
 #   3. pytest of the device-facing Python tests with the CUDA build;
 #   4. a dropout benchmark: cuda::dropout_forward (1-bit mask) against torch's CUDA dropout, same
 #      size, CUDA events.
@@ -85,6 +88,9 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
     compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
   step "compute-sanitizer initcheck: dropnet_gpu_tests" 180 \
     compute-sanitizer --tool initcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
+  # Shared memory: only batch norm's block programs use it (a reduction tree between barriers).
+  step "compute-sanitizer racecheck: batch norm" 120 \
+    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU batch norm*'
   step "compute-sanitizer memcheck: pytest -m gpu" 180 \
     compute-sanitizer --tool memcheck --error-exitcode 99 "$py" -m pytest -q -m gpu -p no:cacheprovider tests
 else
@@ -92,7 +98,7 @@ else
   failed=1
 fi
 step "pytest (device-facing tests, CUDA build)" 180 "$py" -m pytest -q -p no:cacheprovider \
-  tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py
+  tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py tests/test_device_arrays.py
 
 # Benchmark: the same 64 Mi floats, p = 0.5, mean of 20 calls after 3 warm-ups, CUDA events.
 bench="$out/bench_rows.md"
@@ -116,12 +122,19 @@ ms = start.elapsed_time(stop) / 20
 with open(__import__("os").environ["BENCH_ROWS"], "a") as f:
     f.write(f"| torch.nn.functional.dropout {torch.__version__} | {n} | {ms:.3f} | {n * 8 / (ms * 1e-3) / 1e9:.0f} |\n")
 PY
+# The GPU benchmark suite: dropnet.ops on torch CUDA tensors (through __cuda_array_interface__)
+# against a device copy and torch's dropout, 256 MB (the issue's "dropout forward / backward" rows).
+step "benchmark: suite gpu" 180 "$py" -m benchmarks.run gpu --out "$out/gpu_suite.md"
 {
   echo "### dropout benchmark (64 Mi float32, p = 0.5)"
   echo
   echo "| kernel | elements | ms per call | GB/s (x read, y written; dropnet also its 1-bit mask) |"
   echo "| --- | --- | --- | --- |"
   cat "$bench"
+  echo
+  echo "### benchmark suite gpu (python -m benchmarks.run gpu)"
+  echo
+  cat "$out/gpu_suite.md" 2>/dev/null || echo "(no table: see the step's log above)"
   echo
   echo "Total: $(( $(date +%s) - start )) s; verdict: $([ $failed -eq 0 ] && echo pass || echo FAIL)"
 } >>"$report"

@@ -52,7 +52,8 @@ ubsan_rt=$(${CXX:-c++} -print-file-name=libubsan.so)
 [ -f "$asan_rt" ] || { echo "libasan.so not found (got '$asan_rt')"; exit 1; }
 tests=(tests/test_hardening.py tests/test_fuzz.py tests/test_atomic_updates.py tests/test_checkpoint_hostile.py
        tests/test_dropout.py tests/test_pooling.py tests/test_batchnorm.py tests/test_sparse.py tests/test_gemm.py
-       tests/test_conv.py tests/test_conv_winograd.py)
+       tests/test_conv.py tests/test_conv_winograd.py tests/test_device_arrays.py
+       tests/test_cnn.py::test_batch_norm_relu_max_pool_fused_have_the_bits_of_the_three_layers)
 # Peak-RSS assertions measure ASan's shadow memory and quarantine, not dropnet: left to the plain run.
 LD_PRELOAD="$asan_rt $ubsan_rt" PYTHONPATH="$root/$build/py" \
   "$py" -m pytest -q -x -p no:cacheprovider "${tests[@]}" \

@@ -222,11 +222,12 @@ LayerSpec parse_layer(const py::handle& obj, size_t index) {
     r.only({"type", "name"});
     s.type = LayerType::global_avg_pool2d;
   } else if (*type == "batch_norm") {
-    r.only({"type", "name", "momentum", "epsilon", "relu"});
+    r.only({"type", "name", "momentum", "epsilon", "relu", "max_pool"});
     s.type = LayerType::batch_norm;
     s.momentum = r.number("momentum", 0.1);
     s.epsilon = r.number("epsilon", 1e-5);
     s.relu = r.boolean("relu", false);
+    s.max_pool = r.boolean("max_pool", false);
   } else if (*type == "spatial_dropout2d") {
     r.only({"type", "name", "rate"});
     s.type = LayerType::spatial_dropout2d;

@@ -457,7 +457,9 @@ class BatchNormalization(Layer):
     (default 0.1; Keras' momentum=0.99 is PyTorch's 0.01). The running variance is the unbiased
     (Bessel-corrected) batch variance, as in PyTorch. Training steps use batch statistics;
     ``predict``/``evaluate`` and Monte Carlo dropout use the running ones. A following
-    ``Activation('relu')`` is fused into this layer.
+    ``Activation('relu')`` is fused into this layer, and so is a ``MaxPool2D(2)`` (2x2, stride 2,
+    no padding) after that ReLU on images: one native layer that never writes the full-size
+    normalised output, with the same results as the three layers apart.
     """
 
     def __init__(self, momentum: float = 0.1, epsilon: float = 1e-5) -> None:
@@ -485,8 +487,11 @@ class BatchNormalization(Layer):
     def get_config(self) -> dict:
         return {"momentum": self.momentum, "epsilon": self.epsilon}
 
-    def native(self, relu: bool = False) -> dict:
-        return {"type": "batch_norm", "momentum": self.momentum, "epsilon": self.epsilon, "relu": relu}
+    def native(self, relu: bool = False, max_pool: bool = False) -> dict:
+        d = {"type": "batch_norm", "momentum": self.momentum, "epsilon": self.epsilon, "relu": relu}
+        if max_pool:
+            d["max_pool"] = True
+        return d
 
 
 class SpatialDropout2D(Layer):
@@ -703,11 +708,25 @@ def native_streams(native: Sequence[dict]) -> int:
     return n
 
 
+# Whether to_native fuses BatchNormalization + ReLU + MaxPool2D(2) (the tests turn it off to hold
+# the fused layer to the three layers apart, bit for bit).
+_FUSE_BN_RELU_MAX_POOL = True
+
+
+def fuses_max_pool(bn_input: Optional[Shape], pool: object) -> bool:
+    """Whether a ``MaxPool2D`` after ``BatchNormalization`` + ``Activation('relu')`` on inputs of
+    ``bn_input`` joins their native layer: 2x2 windows, stride 2, no padding, images of >= 2x2."""
+    return (_FUSE_BN_RELU_MAX_POOL and isinstance(pool, MaxPool2D) and pool.pool_size == (2, 2)
+            and pool.strides == (2, 2) and pool.padding in ("valid", (0, 0))
+            and bn_input is not None and len(bn_input) == 3 and min(bn_input[1:]) >= 2)
+
+
 def to_native(layers: Sequence[Layer], input_shape: Optional[Shape] = None) -> list:
     """The Network's layer dicts, fusing each ``Dense`` + following ``Dropout`` into one dense dict
     (``"dropout": rate``) and each ``BatchNormalization`` + following ``Activation('relu')`` into one
-    batch_norm dict (``"relu": True``). ``Input`` layers contribute nothing. input_shape (of one
-    sample) is needed by layers whose dicts depend on it (``GlobalMaxPooling2D``)."""
+    batch_norm dict (``"relu": True``), with a following 2x2 ``MaxPool2D`` too when
+    :func:`fuses_max_pool` (``"max_pool": True``). ``Input`` layers contribute nothing. input_shape
+    (of one sample) is needed by layers whose dicts depend on it (``GlobalMaxPooling2D``)."""
     out = []
     specs = [layer for layer in layers if not isinstance(layer, Input)]
     shapes = []
@@ -734,8 +753,10 @@ def to_native(layers: Sequence[Layer], input_shape: Optional[Shape] = None) -> l
         elif isinstance(layer, BatchNormalization):
             nxt = specs[i + 1] if i + 1 < len(specs) else None
             if isinstance(nxt, Activation) and nxt.activation == "relu":
-                out.append(layer.native(relu=True))
-                i += 2
+                after = specs[i + 2] if i + 2 < len(specs) else None
+                pooled = fuses_max_pool(shapes[i], after)
+                out.append(layer.native(relu=True, max_pool=pooled))
+                i += 3 if pooled else 2
                 continue
             out.append(layer.native())
         else:

@@ -416,6 +416,10 @@ class Sequential(ModelAPI):
             if (isinstance(layer, _layers.BatchNormalization) and isinstance(nxt, _layers.Activation)
                     and nxt.activation == "relu"):
                 tag, fused = " *", True
+            if (i >= 2 and isinstance(rows[i - 2][0], _layers.BatchNormalization)
+                    and isinstance(rows[i - 1][0], _layers.Activation) and rows[i - 1][0].activation == "relu"
+                    and _layers.fuses_max_pool(rows[i - 3][1] if i >= 3 else self.input_shape, layer)):
+                tag = " *"
             shape_txt = "(None, " + ", ".join(map(str, shape)) + ")" if shape is not None else "?"
             label = f"{layer.name} ({layer.describe()}){tag}" if layer.name else layer.describe() + tag
             if not layer.trainable:
@@ -430,8 +434,8 @@ class Sequential(ModelAPI):
         else:
             lines.append("Total params: ? (input shape unknown until fit)")
         if fused:
-            lines.append("* Dense + following Dropout (BatchNormalization + following ReLU) run as one fused native "
-                         "layer")
+            lines.append("* Dense + following Dropout (BatchNormalization + following ReLU, and a 2x2 MaxPool2D "
+                         "after them) run as one fused native layer")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -232,7 +232,16 @@ BatchNormLayer::BatchNormLayer(const LayerSpec& spec, const Shape& in_shape)
       hw_(shape_size(in_shape) / in_shape[0]),
       momentum_(static_cast<float>(spec.momentum)),
       epsilon_(static_cast<float>(spec.epsilon)),
-      relu_(spec.relu) {
+      relu_(spec.relu),
+      max_pool_(spec.max_pool) {
+  if (max_pool_) {
+    DROPNET_CHECK(relu_ && in_shape.size() == 3 && in_shape[1] >= 2 && in_shape[2] >= 2,
+                  "batch_norm: max_pool is fused only after relu, on images of at least 2 × 2, got relu=", relu_,
+                  " and input ", shape_to_string(in_shape));
+    out_shape_ = Shape{in_shape[0], in_shape[1] / 2, in_shape[2] / 2};
+    pool_.H = in_shape[1];
+    pool_.W = in_shape[2];
+  }
   alloc_param(gamma_, Shape{channels_}, 1.f);
   alloc_param(beta_, Shape{channels_}, 0.f);
   alloc_param(running_mean_, Shape{channels_}, 0.f);
@@ -241,24 +250,41 @@ BatchNormLayer::BatchNormLayer(const LayerSpec& spec, const Shape& in_shape)
   invstd_.grow(static_cast<size_t>(channels_));
 }
 
-void BatchNormLayer::reserve(int64_t rows) { y_.grow(static_cast<size_t>(rows * in_features())); }
+void BatchNormLayer::reserve(int64_t rows) {
+  y_.grow(static_cast<size_t>(rows * out_features()));
+  if (max_pool_) indices_.grow(static_cast<size_t>(rows * out_features()));
+}
+
+const cpu::BatchNormMaxPool* BatchNormLayer::pooling(int64_t rows, bool backward) {
+  if (!max_pool_) return nullptr;
+  pool_.y = y_.data();
+  pool_.indices = indices_.data();
+  if (backward) {  // one scratch plane per thread: the backward rebuilds a channel's gradient there
+    const int planes = std::max(1, get_num_threads());
+    scratch_.grow(static_cast<size_t>(planes * rows * hw_));
+    pool_.scratch = scratch_.data();
+    pool_.scratch_planes = planes;
+  }
+  return &pool_;
+}
 
 const float* BatchNormLayer::forward(const float* x, const ForwardContext& ctx) {
   x_ = x;
   batch_stats_ = ctx.bn_training;
   sync_ = batch_stats_ ? ctx.sync_batchnorm : nullptr;
+  const cpu::BatchNormMaxPool* pool = pooling(ctx.rows, false);
   if (sync_) {
     cpu::batchnorm_forward_training_sync(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
                                          epsilon_, momentum_, running_mean_.value.data(), running_var_.value.data(),
-                                         relu_, y_.data(), mean_.data(), invstd_.data(), *sync_, &values_total_);
+                                         relu_, y_.data(), mean_.data(), invstd_.data(), *sync_, &values_total_, pool);
   } else if (batch_stats_) {
     cpu::batchnorm_forward_training(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(), epsilon_,
                                     momentum_, running_mean_.value.data(), running_var_.value.data(), relu_, y_.data(),
-                                    mean_.data(), invstd_.data());
+                                    mean_.data(), invstd_.data(), pool);
   } else {
     cpu::batchnorm_forward_inference(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
                                      running_mean_.value.data(), running_var_.value.data(), epsilon_, relu_,
-                                     y_.data(), invstd_.data());
+                                     y_.data(), invstd_.data(), pool);
     std::memcpy(mean_.data(), running_mean_.value.data(), static_cast<size_t>(channels_) * sizeof(float));
   }
   return y_.data();
@@ -268,14 +294,16 @@ float* BatchNormLayer::backward(float* d_out, float* spare, bool need_d_in, int6
   gamma_.grad.zero(static_cast<size_t>(channels_));
   beta_.grad.zero(static_cast<size_t>(channels_));
   // The kernel always writes dx; when nobody needs it, spare is scratch.
+  const cpu::BatchNormMaxPool* pool = pooling(rows, true);
   if (sync_) {
     cpu::batchnorm_backward_sync(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
                                  mean_.data(), invstd_.data(), values_total_, spare, gamma_.grad.data(),
-                                 beta_.grad.data(), *sync_);
+                                 beta_.grad.data(), *sync_, pool);
     return need_d_in ? spare : nullptr;
   }
   cpu::batchnorm_backward(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
-                          mean_.data(), invstd_.data(), batch_stats_, spare, gamma_.grad.data(), beta_.grad.data());
+                          mean_.data(), invstd_.data(), batch_stats_, spare, gamma_.grad.data(), beta_.grad.data(),
+                          pool);
   return need_d_in ? spare : nullptr;
 }
 

@@ -4,6 +4,7 @@
 // buffer, backward returns d_in (`spare`, or d_out updated in place), parameter gradients
 // overwrite.
 #pragma once
+#include "dropnet/kernels/cpu/batchnorm.h"
 #include "dropnet/kernels/cpu/conv2d.h"
 #include "dropnet/kernels/cpu/pooling.h"
 #include "dropnet/nn/layers.h"
@@ -60,7 +61,9 @@ class Pool2DLayer : public Layer {
 };
 
 // Batch normalisation over (N) for (C,) samples and over (N, H, W) for (C, H, W) samples, with an
-// optional fused ReLU. Parameters gamma, beta (C); state running_mean, running_var (C).
+// optional fused ReLU, and after it an optional fused 2×2 / stride 2 max pooling (output
+// (C, H/2, W/2); cpu::BatchNormMaxPool). Parameters gamma, beta (C); state running_mean,
+// running_var (C).
 class BatchNormLayer : public Layer {
  public:
   BatchNormLayer(const LayerSpec& spec, const Shape& in_shape);
@@ -74,11 +77,17 @@ class BatchNormLayer : public Layer {
   int64_t values_per_channel(int64_t rows) const { return rows * hw_; }
 
  private:
+  // The fused pooling's buffers in `pool_` (the backward's scratch grown for `rows`), or null
+  // without pooling.
+  const cpu::BatchNormMaxPool* pooling(int64_t rows, bool backward);
+
   int64_t channels_, hw_;
   float momentum_, epsilon_;
-  bool relu_;
+  bool relu_, max_pool_;
   Param gamma_, beta_, running_mean_, running_var_;
-  Buffer<float> y_, mean_, invstd_;
+  Buffer<float> y_, mean_, invstd_, scratch_;
+  Buffer<int32_t> indices_;
+  cpu::BatchNormMaxPool pool_;
   const float* x_ = nullptr;
   bool batch_stats_ = false;
   const cpu::SumAcrossProcesses* sync_ = nullptr;  // the last training forward's, for its backward

@@ -56,6 +56,7 @@ struct LayerSpec {
   // batch_norm: PyTorch's momentum (running = (1 - m)·running + m·batch), epsilon, fused ReLU.
   double momentum = 0.1, epsilon = 1e-5;
   bool relu = false;
+  bool max_pool = false;  // batch_norm: a following 2×2 / stride 2 max pooling fused (after relu)
   float slope = 0.01f;          // activation: leaky_relu's negative slope
   double drop_connect = 0.0;    // dense: DropConnect rate on the weight in training (Wan et al. 2013)
   std::vector<int64_t> target_shape;  // reshape: the output shape of one sample

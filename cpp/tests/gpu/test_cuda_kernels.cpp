@@ -1,5 +1,6 @@
-// The CUDA kernels on a real GPU, against the CPU kernels byte for byte. Built when CUDA and the
-// tests are (dropnet_gpu_tests); exits 77, which ctest reports as skipped, when no GPU is usable.
+// The CUDA kernels on a real GPU, against the CPU kernels byte for byte (the layer kernels:
+// test_cuda_layers.cpp, linked into the same binary). Built when CUDA and the tests are
+// (dropnet_gpu_tests); exits 77, which ctest reports as skipped, when no GPU is usable.
 // `dropnet_gpu_tests --bench` instead times cuda::dropout_forward (64 Mi floats, with mask) with
 // CUDA events and prints one markdown table row (tools/gpu_check.sh).
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "device_vector.h"
 #include "dropnet/core/philox.h"
 #include "dropnet/kernels/cpu/dropout.h"
 #include "dropnet/kernels/cpu/optimizer.h"
@@ -22,42 +24,17 @@
 #include "dropnet/kernels/cuda/optimizer.h"
 
 using namespace dropnet;
+using dropnet::gpu_testing::DeviceVector;
+using dropnet::gpu_testing::ok;
+using dropnet::gpu_testing::same;
 
 namespace {
-
-void ok(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
-
-// A device copy of a host vector, copied back by get().
-template <class T>
-struct DeviceVector {
-  T* p = nullptr;
-  size_t n = 0;
-  explicit DeviceVector(const std::vector<T>& h) : n(h.size()) {
-    ok(cudaMalloc(&p, (n ? n : 1) * sizeof(T)), "cudaMalloc");
-    if (n) ok(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
-  }
-  ~DeviceVector() { cudaFree(p); }
-  DeviceVector(const DeviceVector&) = delete;
-  DeviceVector& operator=(const DeviceVector&) = delete;
-  std::vector<T> get() const {
-    std::vector<T> h(n);
-    ok(cudaDeviceSynchronize(), "kernel");
-    if (n) ok(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
-    return h;
-  }
-};
 
 std::vector<float> inputs(int64_t n) {
   std::vector<float> x(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 37) % 101) * 0.173f - 8.5f;
   if (n > 14) x[14] = 1e-40f;  // denormal: flushed on both devices
   return x;
-}
-
-bool same(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 }  // namespace

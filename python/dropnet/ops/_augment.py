@@ -23,12 +23,14 @@ import math
 import numpy as np
 
 from .. import _core
+from . import _device
 
 _ops = _core.ops
 
 __all__ = ["augment_images", "random_crop", "random_flip", "random_erasing"]
 
 
+@_device.host_only
 def augment_images(x: np.ndarray, *, padding: int = 0, flip: bool = False, erase: float = 0.0,
                    erase_max_size: float = 0.5, seed: int, stream: int) -> np.ndarray:
     """Random crop with zero ``padding``, horizontal ``flip`` and random erasing with probability
@@ -47,16 +49,19 @@ def augment_images(x: np.ndarray, *, padding: int = 0, flip: bool = False, erase
                                int(stream) if isinstance(stream, np.integer) else stream)
 
 
+@_device.host_only
 def random_crop(x: np.ndarray, padding: int, *, seed: int, stream: int) -> np.ndarray:
     """Pad by ``padding`` zeros and crop each image back to its size at a random offset."""
     return augment_images(x, padding=padding, seed=seed, stream=stream)
 
 
+@_device.host_only
 def random_flip(x: np.ndarray, *, seed: int, stream: int) -> np.ndarray:
     """Flip each image left-right with probability 1/2."""
     return augment_images(x, flip=True, seed=seed, stream=stream)
 
 
+@_device.host_only
 def random_erasing(x: np.ndarray, p: float = 0.5, max_size: float = 0.5, *, seed: int, stream: int) -> np.ndarray:
     """Zero a random rectangle (all channels) of each image with probability ``p``; sides up to
     ``max_size`` of the image's."""

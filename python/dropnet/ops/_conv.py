@@ -13,6 +13,7 @@ from typing import Literal, Optional, Sequence, Tuple, Union, overload
 import numpy as np
 
 from .. import _core
+from . import _device
 
 _ops = _core.ops
 
@@ -80,6 +81,7 @@ def _conv_padding(padding: Padding, w: np.ndarray, stride: Tuple[int, int],
     return ph, ph, pw, pw
 
 
+@_device.host_only
 def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, stride: IntPair = 1,
            padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, activation: Optional[str] = None,
            leaky_slope: float = 0.01, out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -96,6 +98,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, stri
     return _ops.conv2d_forward(x, w, b, s, pads, d, _count(groups, "groups"), activation, float(leaky_slope), out)
 
 
+@_device.host_only
 def conv2d_backward(grad_out: np.ndarray, x: np.ndarray, w: np.ndarray, *, stride: IntPair = 1,
                     padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, need_input_grad: bool = True,
                     need_bias_grad: bool = True
@@ -137,6 +140,7 @@ def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = 
                indices_out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
 
 
+@_device.host_only
 def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                return_indices: bool = False, *, out: Optional[np.ndarray] = None,
                indices_out: Optional[np.ndarray] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
@@ -155,6 +159,7 @@ def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = 
     return (y, idx) if return_indices else y
 
 
+@_device.host_only
 def max_pool2d_backward(grad: np.ndarray, indices: np.ndarray, input_shape: Sequence[int], *,
                         out: Optional[np.ndarray] = None) -> np.ndarray:
     """dL/dx of ``max_pool2d``: grad (N, C, OH, OW) scattered (summed) to the positions in
@@ -162,6 +167,7 @@ def max_pool2d_backward(grad: np.ndarray, indices: np.ndarray, input_shape: Sequ
     return _ops.max_pool2d_backward(grad, indices, [int(v) for v in input_shape], out)
 
 
+@_device.host_only
 def avg_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                count_include_pad: bool = True, *, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Average pooling over (kh, kw) windows of x: (N, C, H, W) float32 -> (N, C, OH, OW).
@@ -174,6 +180,7 @@ def avg_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = 
     return _ops.avg_pool2d_forward(x, k, s, _pair(padding, "padding"), bool(count_include_pad), out)
 
 
+@_device.host_only
 def avg_pool2d_backward(grad: np.ndarray, input_shape: Sequence[int], kernel_size: IntPair,
                         stride: Optional[IntPair] = None, padding: IntPair = 0,
                         count_include_pad: bool = True) -> np.ndarray:
@@ -184,16 +191,19 @@ def avg_pool2d_backward(grad: np.ndarray, input_shape: Sequence[int], kernel_siz
                                     bool(count_include_pad), None)
 
 
+@_device.host_only
 def global_avg_pool2d(x: np.ndarray) -> np.ndarray:
     """Mean over H and W: x (N, C, H, W) float32 -> (N, C) (Keras' GlobalAveragePooling2D)."""
     return _ops.global_avg_pool2d_forward(x)
 
 
+@_device.host_only
 def global_avg_pool2d_backward(grad: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     """dL/dx of ``global_avg_pool2d``: grad (N, C) spread evenly over each (H, W) plane."""
     return _ops.global_avg_pool2d_backward(grad, [int(v) for v in input_shape])
 
 
+@_device.host_only
 def batch_norm(x: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray],
                running_mean: Optional[np.ndarray], running_var: Optional[np.ndarray], *, training: bool,
                momentum: float = 0.1, eps: float = 1e-5, relu: bool = False,
@@ -211,6 +221,7 @@ def batch_norm(x: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.nda
                                    float(eps), bool(relu), out)
 
 
+@_device.host_only
 def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: Optional[np.ndarray], saved_mean: np.ndarray,
                         saved_invstd: np.ndarray, *, y: Optional[np.ndarray] = None, training: bool = True,
                         out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

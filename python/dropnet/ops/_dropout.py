@@ -14,6 +14,11 @@ turns them into a bool array.
 All functions take float32, C-contiguous numpy arrays of any shape and an optional ``out=``
 array (same shape, float32, C-contiguous; it may be the input itself: in place). ``p = 0`` and
 ``training=False`` are the identity (a copy, or ``out`` filled). Kernels flush denormals to zero.
+
+CUDA arrays (``__cuda_array_interface__`` or ``__dlpack__``: CuPy, PyTorch, JAX, or a
+:class:`dropnet.cuda.DeviceArray`) run on their device without a copy, with the same masks and
+the same bits; results and masks come back as :class:`dropnet.cuda.DeviceArray` on that device
+(or in ``out``). All array arguments of one call must be on one device.
 """
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ import numpy as np
 
 from .. import _core
 from ..sparse import CSRMatrix
+from . import _device
+from ._device import Placement
 
 _ops = _core.ops
 
@@ -80,7 +87,11 @@ def dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: bool =
     x: float32, any shape. Returns y (x.shape), or ``(y, mask_bits)`` with ``return_mask=True``
     (mask_bits: uint64, ``(ceil(x.size / 64),)``). Use it on inputs too (same kernel).
     """
-    return _ops.dropout_forward(x, _prob(p), _u64(seed), _u64(stream), bool(training), out, bool(return_mask))
+    at = Placement({}, x=x, out=out)
+    if at.device is not None:
+        return _device.forward("element", at, _prob(p), _u64(seed), _u64(stream), bool(training), bool(return_mask))
+    return _ops.dropout_forward(at["x"], _prob(p), _u64(seed), _u64(stream), bool(training), at["out"],
+                                bool(return_mask))
 
 
 def dropout_backward(grad: np.ndarray, p: float, *, seed: Optional[int] = None, stream: Optional[int] = None,
@@ -90,7 +101,10 @@ def dropout_backward(grad: np.ndarray, p: float, *, seed: Optional[int] = None, 
     Pass exactly one of ``mask_bits`` (from ``dropout(..., return_mask=True)``) or both ``seed``
     and ``stream`` (the mask is regenerated; nothing was stored). grad: float32, any shape.
     """
-    return _ops.dropout_backward(grad, _prob(p), _u64(seed), _u64(stream), mask_bits, out)
+    at = Placement({"mask_bits": np.uint64}, grad=grad, mask_bits=mask_bits, out=out)
+    if at.device is not None:
+        return _device.backward("element", at, _prob(p), _u64(seed), _u64(stream))
+    return _ops.dropout_backward(at["grad"], _prob(p), _u64(seed), _u64(stream), at["mask_bits"], at["out"])
 
 
 def dropout_mask(shape: Shape, p: float, *, seed: int, stream: int) -> np.ndarray:
@@ -100,6 +114,7 @@ def dropout_mask(shape: Shape, p: float, *, seed: int, stream: int) -> np.ndarra
     return unpack_mask(_ops.dropout_mask_bits(n, _prob(p), _u64(seed), _u64(stream)), shape)
 
 
+@_device.host_only
 def unpack_mask(mask_bits: np.ndarray, n: Shape) -> np.ndarray:
     """Bits -> bool. ``n``: element count (returns shape ``(n,)``) or a shape to reshape to."""
     shape = _shape(n)
@@ -134,7 +149,10 @@ def spatial_dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training
     is element ``i = n*C + c`` of the stream. Returns y (x.shape) or ``(y, mask_bits)`` with
     ``ceil(N*C / 64)`` words.
     """
-    return _ops.spatial_dropout_forward(x, _prob(p), _u64(seed), _u64(stream), bool(training), out,
+    at = Placement({}, x=x, out=out)
+    if at.device is not None:
+        return _device.forward("spatial", at, _prob(p), _u64(seed), _u64(stream), bool(training), bool(return_mask))
+    return _ops.spatial_dropout_forward(at["x"], _prob(p), _u64(seed), _u64(stream), bool(training), at["out"],
                                         bool(return_mask))
 
 
@@ -142,7 +160,10 @@ def spatial_dropout_backward(grad: np.ndarray, p: float, *, seed: Optional[int] 
                              stream: Optional[int] = None, mask_bits: Optional[np.ndarray] = None,
                              out: Optional[np.ndarray] = None) -> np.ndarray:
     """Gradient of :func:`spatial_dropout`; exactly one of ``mask_bits`` or ``seed``/``stream``."""
-    return _ops.spatial_dropout_backward(grad, _prob(p), _u64(seed), _u64(stream), mask_bits, out)
+    at = Placement({"mask_bits": np.uint64}, grad=grad, mask_bits=mask_bits, out=out)
+    if at.device is not None:
+        return _device.backward("spatial", at, _prob(p), _u64(seed), _u64(stream))
+    return _ops.spatial_dropout_backward(at["grad"], _prob(p), _u64(seed), _u64(stream), at["mask_bits"], at["out"])
 
 
 @overload
@@ -165,7 +186,10 @@ def alpha_dropout(x: np.ndarray, p: float, *, seed: int, stream: int, training: 
     standard-normal input keeps mean 0 and variance 1. Kept: ``y = fma(a, x, b)`` in float32.
     Same mask contract as :func:`dropout`. x: float32, any shape.
     """
-    return _ops.alpha_dropout_forward(x, _prob(p), _u64(seed), _u64(stream), bool(training), out,
+    at = Placement({}, x=x, out=out)
+    if at.device is not None:
+        return _device.forward("alpha", at, _prob(p), _u64(seed), _u64(stream), bool(training), bool(return_mask))
+    return _ops.alpha_dropout_forward(at["x"], _prob(p), _u64(seed), _u64(stream), bool(training), at["out"],
                                       bool(return_mask))
 
 
@@ -173,7 +197,10 @@ def alpha_dropout_backward(grad: np.ndarray, p: float, *, seed: Optional[int] = 
                            stream: Optional[int] = None, mask_bits: Optional[np.ndarray] = None,
                            out: Optional[np.ndarray] = None) -> np.ndarray:
     """Gradient of :func:`alpha_dropout`: ``dx = grad * keep * a``."""
-    return _ops.alpha_dropout_backward(grad, _prob(p), _u64(seed), _u64(stream), mask_bits, out)
+    at = Placement({"mask_bits": np.uint64}, grad=grad, mask_bits=mask_bits, out=out)
+    if at.device is not None:
+        return _device.backward("alpha", at, _prob(p), _u64(seed), _u64(stream))
+    return _ops.alpha_dropout_backward(at["grad"], _prob(p), _u64(seed), _u64(stream), at["mask_bits"], at["out"])
 
 
 def alpha_dropout_coeffs(p: float) -> Tuple[float, float, float]:
@@ -242,7 +269,10 @@ def mc_dropout(x: np.ndarray, p: float, *, seed: int, stream0: int, samples: int
     """
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)):
         raise TypeError(f"samples: expected an int >= 1, got {type(samples).__name__}")
-    return _ops.mc_dropout(x, _prob(p), _u64(seed), _u64(stream0), int(samples), out)
+    at = Placement({}, x=x, out=out)
+    if at.device is not None:
+        return _device.mc_dropout(at, _prob(p), _u64(seed), _u64(stream0), int(samples))
+    return _ops.mc_dropout(at["x"], _prob(p), _u64(seed), _u64(stream0), int(samples), at["out"])
 
 
 def _shape(shape: Shape) -> Tuple[int, ...]:

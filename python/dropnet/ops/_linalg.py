@@ -10,6 +10,7 @@ from typing import Literal, Optional, Tuple, Union, overload
 import numpy as np
 
 from .. import _core
+from . import _device
 from ._dropout import _prob
 
 __all__ = ["matmul", "matmul_skip_zeros", "linear"]
@@ -31,6 +32,7 @@ def _check_not_transposed_view(arr: object, name: str, flag: str, flag_set: bool
                          f"(e.g. {name}.T); {hint}, or np.ascontiguousarray({name})")
 
 
+@_device.host_only
 def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
            beta: float = 0.0, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``alpha * op(a) @ op(b) + beta * out`` in float32, where ``op(x)`` is ``x.T`` if asked.
@@ -46,6 +48,7 @@ def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool
     return _ops.matmul(a, b, bool(trans_a), bool(trans_b), float(alpha), float(beta), out)
 
 
+@_device.host_only
 def matmul_skip_zeros(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,
                       max_density: float = 1.0, out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, bool]:
     """``op(a) @ op(b)`` with work in proportion to the nonzeros of ``a``: the products of a dense
@@ -79,6 +82,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = ..., *, activ
            negative_slope: float = ..., dropout: float = ..., seed: Optional[int] = ..., stream: Optional[int] = ..., return_mask: bool = ..., out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
 
 
+@_device.host_only
 def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, activation: Optional[str] = None,
            negative_slope: float = 0.01, dropout: float = 0.0, seed: Optional[int] = None,
            stream: Optional[int] = None, return_mask: bool = False,

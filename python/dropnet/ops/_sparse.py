@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from .. import _core
+from . import _device
 from ..sparse import CSRMatrix
 
 __all__ = ["sparse_linear", "sparse_linear_backward_input", "sparse_weight_grad"]
@@ -26,6 +27,7 @@ def _require_csr(s: object) -> CSRMatrix:
     return s
 
 
+@_device.host_only
 def sparse_linear(x: np.ndarray, s: CSRMatrix, b: Optional[np.ndarray] = None, *, activation: Optional[str] = None,
                   negative_slope: float = 0.01, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``activation(x @ W.T + b)`` with ``W`` sparse.
@@ -42,6 +44,7 @@ def sparse_linear(x: np.ndarray, s: CSRMatrix, b: Optional[np.ndarray] = None, *
     return _ops.sparse_linear(x, n, k, s._indptr, s._indices, s._data, b, act, float(negative_slope), out)
 
 
+@_device.host_only
 def sparse_linear_backward_input(grad_y: np.ndarray, s: CSRMatrix, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Gradient with respect to the input: ``grad_y @ W``.
 
@@ -53,6 +56,7 @@ def sparse_linear_backward_input(grad_y: np.ndarray, s: CSRMatrix, out: Optional
     return _ops.sparse_linear_backward_input(grad_y, n, k, s._t_indptr, s._t_indices, s._t_value_index, s._data, out)
 
 
+@_device.host_only
 def sparse_weight_grad(grad_y: np.ndarray, x: np.ndarray, s: CSRMatrix, out: Optional[np.ndarray] = None, *,
                        accumulate: bool = False) -> np.ndarray:
     """Gradient with respect to the stored weights: ``(grad_y.T @ x)[n, k]`` at each stored ``(n, k)``.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "dropnet/core/activation_element.h"
 #include "dropnet/core/cpu_features.h"
 #include "dropnet/core/denormals.h"
 #include "dropnet/core/parallel.h"
@@ -14,25 +15,12 @@ namespace cpu {
 
 namespace {
 constexpr int64_t kElementGrain = 1 << 14;  // below this many elements a thread team costs more than it saves
-
-inline float activate(ActivationKind kind, float x, float slope) {
-  switch (kind) {
-    case ActivationKind::relu: return x > 0.f ? x : 0.f;
-    case ActivationKind::leaky_relu: return x > 0.f ? x : slope * x;
-    case ActivationKind::tanh: return std::tanh(x);
-    case ActivationKind::sigmoid: return 1.f / (1.f + std::exp(-x));
-    case ActivationKind::gelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
-    case ActivationKind::selu: return x > 0.f ? kSeluLambda * x : kSeluLambda * kSeluAlpha * std::expm1(x);
-    case ActivationKind::elu: return x > 0.f ? x : slope * std::expm1(x);
-    default: return x;
-  }
-}
 }  // namespace
 
 void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n, float slope) {
   parallel_ranges(n, kElementGrain, [&](int64_t b, int64_t e) {
     DenormalsFlushed ftz;
-    for (int64_t i = b; i < e; ++i) y[i] = activate(kind, x[i], slope);
+    for (int64_t i = b; i < e; ++i) y[i] = activation_value(kind, x[i], slope);
   });
 }
 

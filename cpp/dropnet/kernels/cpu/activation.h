@@ -5,15 +5,16 @@
 #pragma once
 #include <cstdint>
 
+#include "dropnet/core/epilogue.h"
+
 namespace dropnet {
 namespace cpu {
 
-// The first six values match cpu::Activation of gemm.h so a kind converts by value.
-// elu: x > 0 ? x : slope·expm1(x) (slope = alpha); only as a standalone Activation layer.
-enum class ActivationKind : int { identity = 0, relu, leaky_relu, tanh, sigmoid, gelu, selu, softmax, elu };
-
-constexpr float kSeluAlpha = 1.6732632423543772f;
-constexpr float kSeluLambda = 1.0507009873554805f;
+// ActivationKind (identity, relu, leaky_relu, tanh, sigmoid, gelu, selu, softmax, elu) and the
+// SELU constants: core/epilogue.h, shared with the CUDA twins.
+using dropnet::ActivationKind;
+using dropnet::kSeluAlpha;
+using dropnet::kSeluLambda;
 
 // y = f(x) on n elements (x, y may alias). Not for softmax (a row operation: softmax_rows_forward).
 void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n, float slope);

@@ -9,31 +9,12 @@
 #include <cmath>
 #include <cstdint>
 
+#include "dropnet/core/activation_element.h"
 #include "dropnet/kernels/cpu/activation.h"
 
 namespace dropnet {
 namespace cpu {
 namespace {
-
-// f' from the activation output a (or, for gelu, the pre-activation z).
-template <ActivationKind K>
-inline float activation_slope_at(float a, float z, float slope) {
-  switch (K) {
-    case ActivationKind::relu: return a > 0.f ? 1.f : 0.f;
-    case ActivationKind::leaky_relu: return a > 0.f ? 1.f : slope;
-    case ActivationKind::tanh: return 1.f - a * a;
-    case ActivationKind::sigmoid: return a * (1.f - a);
-    case ActivationKind::selu: return a > 0.f ? kSeluLambda : a + kSeluLambda * kSeluAlpha;
-    case ActivationKind::elu: return a > 0.f ? 1.f : a + slope;
-    case ActivationKind::gelu: {
-      // d/dz [z Φ(z)] = Φ(z) + z φ(z)
-      const float cdf = 0.5f * (1.f + std::erf(z * 0.70710678118654752f));
-      const float pdf = 0.39894228040143268f * std::exp(-0.5f * z * z);
-      return cdf + z * pdf;
-    }
-    default: return 1.f;
-  }
-}
 
 // The 64 mask bits of elements [e, e + n), n <= 64, bit t = keep of element e + t. Reads the next
 // word only when the run crosses into it (so never past the end of the mask).
@@ -69,10 +50,10 @@ void activation_backward_cols(int64_t rows, int64_t cols, int64_t col0, int64_t 
       if (K == ActivationKind::gelu) {
         const float* zr = pre + e0;
         for (int64_t t = 0; t < n; ++t)
-          dr[t] = dyr[t] * (Masked ? gain[t] : 1.f) * activation_slope_at<K>(0.f, zr[t], slope);
+          dr[t] = dyr[t] * (Masked ? gain[t] : 1.f) * activation_derivative<K>(0.f, zr[t], slope);
       } else {
         for (int64_t t = 0; t < n; ++t)
-          dr[t] = dyr[t] * (Masked ? gain[t] : 1.f) * activation_slope_at<K>(yr[t] * keep_prob, 0.f, slope);
+          dr[t] = dyr[t] * (Masked ? gain[t] : 1.f) * activation_derivative<K>(yr[t] * keep_prob, 0.f, slope);
       }
       if (d_bias) {
         float* db = d_bias + j0;

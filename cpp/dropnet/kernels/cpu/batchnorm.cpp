@@ -4,13 +4,14 @@
 #include "dropnet/kernels/cpu/batchnorm_impl.h"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
+#include "dropnet/core/batchnorm_element.h"
 #include "dropnet/core/cpu_features.h"
 #include "dropnet/core/denormals.h"
 #include "dropnet/core/error.h"
 #include "dropnet/core/parallel.h"
+#include "dropnet/kernels/cpu/max_pool_2x2.h"
 
 #include <xmmintrin.h>
 
@@ -40,30 +41,92 @@ int64_t channel_grain(int64_t elems_per_channel) {
 // re-reads in L2 and saves the read-for-ownership (measured 1.5x on (128, 32, 28, 28), 1 thread).
 constexpr int64_t kStreamBytes = int64_t{4} << 20;
 
-// Per-channel results of the moments pass, folded into the affine map the normalise pass applies.
-struct ChannelStats {
-  float mean, invstd, scale, shift;
-};
+inline float at_or(const float* a, int64_t i, float fallback) { return a ? a[i] : fallback; }
 
-ChannelStats finish_moments(double s1, double s2, float first, int64_t M, float gamma, float beta, float eps,
-                            float momentum, float* running_mean, float* running_var) {
-  const double m = static_cast<double>(M);
-  const double d1 = s1 / m;  // mean of (x - first)
-  const double mean = static_cast<double>(first) + d1;
-  double var = s2 / m - d1 * d1;
-  if (var < 0.0) var = 0.0;
-  const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
-  if (running_mean) {
-    const double mo = momentum;
-    *running_mean = static_cast<float>((1.0 - mo) * *running_mean + mo * mean);
-    *running_var = static_cast<float>((1.0 - mo) * *running_var + mo * var * m / (m - 1.0));
-  }
-  const double scale = static_cast<double>(gamma) * invstd;
-  return {static_cast<float>(mean), static_cast<float>(invstd), static_cast<float>(scale),
-          static_cast<float>(static_cast<double>(beta) - mean * scale)};
+// ---- batch norm + ReLU + 2×2 max pooling (BatchNormMaxPool)
+PoolGeometry pool_geometry(const BatchNormMaxPool& p) {
+  PoolGeometry g;
+  g.H = p.H;
+  g.W = p.W;
+  g.kh = g.kw = g.stride_h = g.stride_w = 2;
+  g.OH = p.H / 2;
+  g.OW = p.W / 2;
+  return g;
 }
 
-inline float at_or(const float* a, int64_t i, float fallback) { return a ? a[i] : fallback; }
+void check_pool(const BatchNormMaxPool* pool, int64_t HW, bool relu) {
+  if (!pool) return;
+  DROPNET_CHECK(relu && pool->H >= 2 && pool->W >= 2 && pool->H * pool->W == HW,
+                "batch_norm: pooling is fused only after ReLU, on planes of at least 2 × 2 with H·W = ", HW,
+                ", got relu=", relu, ", H=", pool->H, ", W=", pool->W);
+}
+
+// ReLU(x·scale + shift) on four floats, with plane_affine's arithmetic (a product then a sum, no
+// FMA), so the pooled values are the bits the full output would hold.
+struct AffineRelu {
+  float scale, shift;
+  pool2x2::f4 operator()(pool2x2::f4 v) const {
+    const pool2x2::f4 a = v * scale + shift, zero = {};
+    return a > zero ? a : zero;
+  }
+};
+
+// Channel c's output pass: y = x·scale + shift (ReLU optional), or with pool its 2×2 max pooling.
+void channel_output(const BatchNormKernels& k, const float* x, float* y, int64_t c, int64_t N, int64_t C, int64_t HW,
+                    float scale, float shift, bool relu, bool stream, const BatchNormMaxPool* pool) {
+  if (!pool) {
+    k.plane_affine(x + c * HW, y + c * HW, N, C * HW, HW, scale, shift, relu, stream);
+    return;
+  }
+  const PoolGeometry g = pool_geometry(*pool);
+  const int64_t out = g.OH * g.OW;
+  const AffineRelu tf{scale, shift};
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t p = n * C + c;
+    pool2x2::max_pool_2x2(x + p * HW, g, pool->y + p * out, pool->indices + p * out, tf);
+  }
+}
+
+// Channel c's gradient w.r.t. the batch norm output, rebuilt from the pooled gradient: N compact
+// planes of H·W floats in `plane` (max_pool2d_backward's values, masked by the pooled output > 0).
+void unpool_channel(const float* d_pooled, const BatchNormMaxPool& pool, int64_t c, int64_t N, int64_t C,
+                    float* plane) {
+  const PoolGeometry g = pool_geometry(pool);
+  const int64_t HW = g.H * g.W, out = g.OH * g.OW;
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t o = (n * C + c) * out;
+    if (!pool2x2::max_unpool_2x2(d_pooled + o, pool.indices + o, pool.y + o, g, plane + n * HW))
+      pool2x2::max_unpool_scatter(d_pooled + o, pool.indices + o, pool.y + o, HW, out, plane + n * HW);
+  }
+}
+
+// fn(c, g, g_stride) for every channel c, threads splitting the channels, with g channel c's
+// gradient w.r.t. the batch norm output: dy's rows (C·HW apart), or with pool a scratch plane
+// rebuilt from the pooled gradient (one per thread, HW apart).
+template <class Fn>
+void for_channel_grads(const float* dy, int64_t N, int64_t C, int64_t HW, const BatchNormMaxPool* pool, bool stream,
+                       Fn&& fn) {
+  const int64_t grain = channel_grain(N * HW);
+  if (!pool) {
+    parallel_ranges(C, grain, [&](int64_t c0, int64_t c1) {
+      DenormalsFlushed flush;
+      for (int64_t c = c0; c < c1; ++c) fn(c, dy + c * HW, C * HW);
+      if (stream) _mm_sfence();
+    });
+    return;
+  }
+  DROPNET_CHECK(pool->scratch && pool->scratch_planes >= 1, "batch_norm: the fused pooling's backward needs scratch");
+  const int64_t most = std::min<int64_t>({get_num_threads(), std::max<int64_t>(1, C / grain), pool->scratch_planes});
+  for_each_part(C, static_cast<int>(most), [&](int part, int64_t c0, int64_t c1) {
+    DenormalsFlushed flush;
+    float* plane = pool->scratch + part * N * HW;
+    for (int64_t c = c0; c < c1; ++c) {
+      unpool_channel(dy, *pool, c, N, C, plane);
+      fn(c, plane, HW);
+    }
+    if (stream) _mm_sfence();
+  });
+}
 
 // Coefficient array of the N × C layout made wrap-around: kBatchNormWrap more entries, entry j
 // being column j mod C's (BatchNormKernels::flat_*).
@@ -92,15 +155,14 @@ void parallel_columns(int64_t C, int64_t N, Fn&& fn) {
   });
 }
 
-// y = x·scale[c] + shift[c] (ReLU optional) over every channel.
+// y = x·scale[c] + shift[c] (ReLU optional) over every channel, or with pool its pooling.
 void channel_affine(const BatchNormKernels& k, const float* x, float* y, int64_t N, int64_t C, int64_t HW,
-                    std::vector<float>& scale, std::vector<float>& shift, bool relu) {
+                    std::vector<float>& scale, std::vector<float>& shift, bool relu, const BatchNormMaxPool* pool) {
   if (HW > 1) {
-    const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
+    const bool stream = !pool && N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
     parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
       DenormalsFlushed flush;
-      for (int64_t c = c0; c < c1; ++c)
-        k.plane_affine(x + c * HW, y + c * HW, N, C * HW, HW, scale[c], shift[c], relu, stream);
+      for (int64_t c = c0; c < c1; ++c) channel_output(k, x, y, c, N, C, HW, scale[c], shift[c], relu, stream, pool);
       if (stream) _mm_sfence();
     });
     return;
@@ -114,13 +176,15 @@ void channel_affine(const BatchNormKernels& k, const float* x, float* y, int64_t
 
 void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
                                 const float* beta, float eps, float momentum, float* running_mean,
-                                float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd) {
+                                float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd,
+                                const BatchNormMaxPool* pool) {
   const int64_t M = N * HW;
   DROPNET_CHECK(M >= 2, "batch_norm: training needs more than 1 value per channel, got N*H*W = ", M);
+  check_pool(pool, HW, relu);
   if (C == 0) return;
   const BatchNormKernels& k = active_kernels();
   if (HW > 1) {
-    const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
+    const bool stream = !pool && N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
     parallel_ranges(C, channel_grain(M), [&](int64_t c0, int64_t c1) {
       DenormalsFlushed flush;
       for (int64_t c = c0; c < c1; ++c) {
@@ -132,7 +196,7 @@ void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW
                                                running_var ? running_var + c : nullptr);
         saved_mean[c] = st.mean;
         saved_invstd[c] = st.invstd;
-        k.plane_affine(xc, y + c * HW, N, C * HW, HW, st.scale, st.shift, relu, stream);
+        channel_output(k, x, y, c, N, C, HW, st.scale, st.shift, relu, stream, pool);
       }
       if (stream) _mm_sfence();
     });
@@ -161,61 +225,39 @@ void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW
 
 void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
                                  const float* beta, const float* running_mean, const float* running_var, float eps,
-                                 bool relu, float* y, float* saved_invstd) {
+                                 bool relu, float* y, float* saved_invstd, const BatchNormMaxPool* pool) {
+  check_pool(pool, HW, relu);
   const BatchNormKernels& k = active_kernels();
   std::vector<float> scale(C), shift(C);
   const bool empty = N * HW * C == 0;  // still fills saved_invstd below
   for (int64_t c = 0; c < C; ++c) {
-    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + static_cast<double>(eps));
-    const double s = static_cast<double>(at_or(gamma, c, 1.f)) * invstd;
-    scale[c] = static_cast<float>(s);
-    shift[c] = static_cast<float>(static_cast<double>(at_or(beta, c, 0.f)) - running_mean[c] * s);
-    if (saved_invstd) saved_invstd[c] = static_cast<float>(invstd);
+    const ChannelStats st = inference_stats(running_mean[c], running_var[c], at_or(gamma, c, 1.f), at_or(beta, c, 0.f), eps);
+    scale[c] = st.scale;
+    shift[c] = st.shift;
+    if (saved_invstd) saved_invstd[c] = st.invstd;
   }
   if (empty) return;
-  channel_affine(k, x, y, N, C, HW, scale, shift, relu);
+  channel_affine(k, x, y, N, C, HW, scale, shift, relu, pool);
 }
 
-namespace {
-// dx = k_dy · dy + k_xc · (x - mean) + k0 per channel, from the two sums of the first pass:
-// training: dx = gamma·invstd · (dy - Σdy/M - (x - mean)·invstd² · Σdy(x - mean)/M)
-// inference: dx = gamma·invstd · dy.
-struct GradCoefficients {
-  float k_dy, k_xc, k0;
-};
-GradCoefficients grad_coefficients(double sum_dy, double sum_dy_xc, int64_t M, float gamma, float invstd,
-                                   bool training, float* dgamma, float* dbeta) {
-  const double is = invstd;
-  if (dgamma) *dgamma += static_cast<float>(sum_dy_xc * is);
-  if (dbeta) *dbeta += static_cast<float>(sum_dy);
-  const double k_dy = static_cast<double>(gamma) * is;
-  if (!training) return {static_cast<float>(k_dy), 0.f, 0.f};
-  const double m = static_cast<double>(M);
-  return {static_cast<float>(k_dy), static_cast<float>(-k_dy * is * is * sum_dy_xc / m),
-          static_cast<float>(-k_dy * sum_dy / m)};
-}
-}  // namespace
 
 void batchnorm_backward(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
                         const float* gamma, const float* mean, const float* invstd, bool training, float* dx,
-                        float* dgamma, float* dbeta) {
+                        float* dgamma, float* dbeta, const BatchNormMaxPool* pool) {
   const int64_t M = N * HW;
+  check_pool(pool, HW, true);
   if (M * C == 0) return;  // no element: dx is empty, nothing adds to dgamma / dbeta
   const BatchNormKernels& k = active_kernels();
   if (HW > 1) {
     const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
-    parallel_ranges(C, channel_grain(M), [&](int64_t c0, int64_t c1) {
-      DenormalsFlushed flush;
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t off = c * HW;
-        const float* yc = y_relu ? y_relu + off : nullptr;
-        double sum_dy, sum_dy_xc;
-        k.plane_grad_sums(dy + off, x + off, yc, N, C * HW, HW, mean[c], &sum_dy, &sum_dy_xc);
-        const GradCoefficients q = grad_coefficients(sum_dy, sum_dy_xc, M, at_or(gamma, c, 1.f), invstd[c], training,
-                                                     dgamma ? dgamma + c : nullptr, dbeta ? dbeta + c : nullptr);
-        k.plane_grad_input(dy + off, x + off, yc, dx + off, N, C * HW, HW, q.k_dy, q.k_xc, mean[c], q.k0, stream);
-      }
-      if (stream) _mm_sfence();
+    for_channel_grads(dy, N, C, HW, pool, stream, [&](int64_t c, const float* g, int64_t g_stride) {
+      const int64_t off = c * HW;
+      const float* yc = y_relu && !pool ? y_relu + off : nullptr;
+      double sum_dy, sum_dy_xc;
+      k.plane_grad_sums(g, x + off, yc, N, C * HW, g_stride, HW, mean[c], &sum_dy, &sum_dy_xc);
+      const GradCoefficients q = grad_coefficients(sum_dy, sum_dy_xc, M, at_or(gamma, c, 1.f), invstd[c], training,
+                                                   dgamma ? dgamma + c : nullptr, dbeta ? dbeta + c : nullptr);
+      k.plane_grad_input(g, x + off, yc, dx + off, N, C * HW, g_stride, HW, q.k_dy, q.k_xc, mean[c], q.k0, stream);
     });
     return;
   }
@@ -263,7 +305,9 @@ void channel_moments(const BatchNormKernels& k, const float* x, int64_t N, int64
 void batchnorm_forward_training_sync(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
                                      const float* beta, float eps, float momentum, float* running_mean,
                                      float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd,
-                                     const SumAcrossProcesses& across, int64_t* M_total) {
+                                     const SumAcrossProcesses& across, int64_t* M_total,
+                                     const BatchNormMaxPool* pool) {
+  check_pool(pool, HW, relu);
   const BatchNormKernels& k = active_kernels();
   // Pass 1: Σx per channel and the count, summed over the processes → the global mean.
   std::vector<double> s1(static_cast<size_t>(C) + 1), s2(static_cast<size_t>(C));
@@ -290,23 +334,24 @@ void batchnorm_forward_training_sync(const float* x, int64_t N, int64_t C, int64
     shift[c] = st.shift;
   }
   if (N * HW * C == 0) return;
-  channel_affine(k, x, y, N, C, HW, scale, shift, relu);
+  channel_affine(k, x, y, N, C, HW, scale, shift, relu, pool);
 }
 
 void batchnorm_backward_sync(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
                              const float* gamma, const float* mean, const float* invstd, int64_t M_total, float* dx,
-                             float* dgamma, float* dbeta, const SumAcrossProcesses& across) {
+                             float* dgamma, float* dbeta, const SumAcrossProcesses& across,
+                             const BatchNormMaxPool* pool) {
+  check_pool(pool, HW, true);
   const BatchNormKernels& k = active_kernels();
   std::vector<double> sums(static_cast<size_t>(2 * C), 0.0);  // Σdy, then Σdy·(x - mean), per channel
   double* sum_dy = sums.data();
   double* sum_dy_xc = sums.data() + C;
+  const float* y_mask = pool ? nullptr : y_relu;
   if (N * HW > 0) {
     if (HW > 1) {
-      parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
-        DenormalsFlushed flush;
-        for (int64_t c = c0; c < c1; ++c)
-          k.plane_grad_sums(dy + c * HW, x + c * HW, y_relu ? y_relu + c * HW : nullptr, N, C * HW, HW, mean[c],
-                            sum_dy + c, sum_dy_xc + c);
+      for_channel_grads(dy, N, C, HW, pool, false, [&](int64_t c, const float* g, int64_t g_stride) {
+        k.plane_grad_sums(g, x + c * HW, y_mask ? y_mask + c * HW : nullptr, N, C * HW, g_stride, HW, mean[c],
+                          sum_dy + c, sum_dy_xc + c);
       });
     } else {
       parallel_columns(C, N, [&](int64_t j0, int64_t j1) {
@@ -333,12 +378,10 @@ void batchnorm_backward_sync(const float* dy, const float* x, const float* y_rel
   if (N * HW == 0) return;
   if (HW > 1) {
     const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
-    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
-      DenormalsFlushed flush;
-      for (int64_t c = c0; c < c1; ++c)
-        k.plane_grad_input(dy + c * HW, x + c * HW, y_relu ? y_relu + c * HW : nullptr, dx + c * HW, N, C * HW, HW,
-                           k_dy[c], k_xc[c], mean[c], k0[c], stream);
-      if (stream) _mm_sfence();
+    // With pool the scratch planes are rebuilt: the pooled gradient is a quarter of the full one.
+    for_channel_grads(dy, N, C, HW, pool, stream, [&](int64_t c, const float* g, int64_t g_stride) {
+      k.plane_grad_input(g, x + c * HW, y_mask ? y_mask + c * HW : nullptr, dx + c * HW, N, C * HW, g_stride, HW,
+                         k_dy[c], k_xc[c], mean[c], k0[c], stream);
     });
     return;
   }

@@ -14,25 +14,42 @@
 namespace dropnet {
 namespace cpu {
 
+// Batch norm + ReLU + 2×2 max pooling with stride 2 (floor mode, no padding) as one layer, for
+// N × C × H × W inputs with H, W >= 2. The forward writes the pooled output and its argmax
+// (max_pool2d_forward's indices) instead of the full output; the backward takes the pooled
+// output's gradient and rebuilds each channel's full gradient (max_pool2d_backward's, masked by
+// the pooled output > 0) in a compact scratch plane that stays in L2, instead of reading a full
+// gradient and the full output from memory. Forward and backward give the bits of batch norm
+// (relu) followed by max_pool2d.
+struct BatchNormMaxPool {
+  int64_t H = 0, W = 0;
+  float* y = nullptr;          // N × C × (H / 2) × (W / 2): written forward, the ReLU mask backward
+  int32_t* indices = nullptr;  // same shape
+  float* scratch = nullptr;    // backward: scratch_planes × N·H·W floats (one per thread at most)
+  int scratch_planes = 0;
+};
+
 // gamma, beta: C floats or null (1 and 0). running_mean/var: C floats, updated in place, or null.
 // saved_mean, saved_invstd: C floats written (for backward). Throws ValueError if N·HW < 2.
 void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
                                 const float* beta, float eps, float momentum, float* running_mean,
-                                float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd);
+                                float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd,
+                                const BatchNormMaxPool* pool = nullptr);
 
 // y = (x - running_mean) · invstd · gamma + beta (ReLU optional); saved_invstd (C, optional) gets
 // 1 / sqrt(running_var + eps) for backward.
 void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
                                  const float* beta, const float* running_mean, const float* running_var, float eps,
-                                 bool relu, float* y, float* saved_invstd);
+                                 bool relu, float* y, float* saved_invstd, const BatchNormMaxPool* pool = nullptr);
 
 // dy: gradient w.r.t. the output. y_relu: the forward output when it was fused with ReLU (dy is
-// masked by y > 0), else null. mean, invstd: what forward saved (running mean and its invstd in
+// masked by y > 0), else null. With pool (the forward's), dy is the pooled output's gradient
+// (N × C × H/2 × W/2) and y_relu is not read. mean, invstd: what forward saved (running mean and its invstd in
 // inference). training: whether forward used batch statistics (then dx has the terms through them).
 // dx overwritten (may not alias dy or x); dgamma, dbeta (C, optional) ACCUMULATED (+=).
 void batchnorm_backward(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
                         const float* gamma, const float* mean, const float* invstd, bool training, float* dx,
-                        float* dgamma, float* dbeta);
+                        float* dgamma, float* dbeta, const BatchNormMaxPool* pool = nullptr);
 
 // Synchronised batch norm across processes (data-parallel training, docs/distributed.md): the
 // statistics are those of the union of every process's batch. sum(ctx, data, n) replaces n
@@ -47,12 +64,14 @@ struct SumAcrossProcesses {
 void batchnorm_forward_training_sync(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
                                      const float* beta, float eps, float momentum, float* running_mean,
                                      float* running_var, bool relu, float* y, float* saved_mean, float* saved_invstd,
-                                     const SumAcrossProcesses& across, int64_t* M_total);
+                                     const SumAcrossProcesses& across, int64_t* M_total,
+                                     const BatchNormMaxPool* pool = nullptr);
 // Training backward with the gradient sums taken over the processes (one sum across processes);
 // dgamma, dbeta get this process's share only (the gradient allreduce adds the others').
 void batchnorm_backward_sync(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
                              const float* gamma, const float* mean, const float* invstd, int64_t M_total, float* dx,
-                             float* dgamma, float* dbeta, const SumAcrossProcesses& across);
+                             float* dgamma, float* dbeta, const SumAcrossProcesses& across,
+                             const BatchNormMaxPool* pool = nullptr);
 
 // Per-ISA bodies (batchnorm_impl.h compiled three times). A channel is `n` blocks of `len`
 // contiguous floats, `stride` floats apart (HW > 1); the column bodies work on columns [0, cols)
@@ -63,10 +82,11 @@ struct BatchNormKernels {
   // stream: non-temporal stores for the output (the caller fences).
   void (*plane_affine)(const float* x, float* y, int64_t n, int64_t stride, int64_t len, float scale, float shift,
                        bool relu, bool stream);
+  // dy's rows are dy_stride floats apart (stride for a full gradient, len for a compact plane).
   void (*plane_grad_sums)(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t stride,
-                          int64_t len, float mean, double* sum_dy, double* sum_dy_xc);
+                          int64_t dy_stride, int64_t len, float mean, double* sum_dy, double* sum_dy_xc);
   void (*plane_grad_input)(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n, int64_t stride,
-                           int64_t len, float k_dy, float k_xc, float mean, float k0, bool stream);
+                           int64_t dy_stride, int64_t len, float k_dy, float k_xc, float mean, float k0, bool stream);
   void (*column_moments)(const float* x, int64_t n, int64_t ld, int64_t cols, const float* shift, double* s1,
                          double* s2);
   void (*column_grad_sums)(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t ld, int64_t cols,

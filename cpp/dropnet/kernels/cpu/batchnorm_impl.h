@@ -116,21 +116,24 @@ inline void prefetch_rows(const float* dy, const float* x, const float* y) {
   if (kMask) __builtin_prefetch(y);
 }
 
-// Sums over a channel of n rows of len floats (stride apart), 16 lanes by offset mod 16.
+// Sums over a channel of n rows of len floats (stride apart; dy's rows dy_stride apart), 16 lanes
+// by offset mod 16.
 template <bool kMask, bool kGrad>
-inline void plane_sums(const float* dy, const float* x, const float* y, int64_t n, int64_t stride, int64_t len,
-                       double m, double* s1, double* s2) {
+inline void plane_sums(const float* dy, const float* x, const float* y, int64_t n, int64_t stride, int64_t dy_stride,
+                       int64_t len, double m, double* s1, double* s2) {
   Lanes a1 = {}, a2 = {};
   for (int64_t r = 0; r < n; ++r) {
     const int64_t o = r * stride;
+    const float* g = dy + r * dy_stride;
     const int64_t next = r + 1 < n ? stride : 0;  // rows are short (HW floats) and far apart
+    const int64_t g_next = r + 1 < n ? dy_stride : 0;
     int64_t i = 0;
     for (; i + kLanes <= len; i += kLanes) {
-      prefetch_rows<kMask, kGrad>(dy + o + next + i, x + o + next + i, y + o + next + i);
-      accumulate16<kMask, kGrad>(a1, a2, dy + o + i, x + o + i, y + o + i, m);
+      prefetch_rows<kMask, kGrad>(g + g_next + i, x + o + next + i, y + o + next + i);
+      accumulate16<kMask, kGrad>(a1, a2, g + i, x + o + i, y + o + i, m);
     }
     for (int l = 0; i < len; ++i, ++l)
-      accumulate1<kMask, kGrad>(a1.v[l / kDV][l % kDV], a2.v[l / kDV][l % kDV], dy + o + i, x + o + i, y + o + i, m);
+      accumulate1<kMask, kGrad>(a1.v[l / kDV][l % kDV], a2.v[l / kDV][l % kDV], g + i, x + o + i, y + o + i, m);
   }
   *s1 = combine_lanes(a1);
   *s2 = combine_lanes(a2);
@@ -138,13 +141,13 @@ inline void plane_sums(const float* dy, const float* x, const float* y, int64_t 
 
 inline void plane_moments(const float* x, int64_t n, int64_t stride, int64_t len, float shift, double* s1,
                           double* s2) {
-  plane_sums<false, false>(x, x, x, n, stride, len, shift, s1, s2);
+  plane_sums<false, false>(x, x, x, n, stride, stride, len, shift, s1, s2);
 }
 
 inline void plane_grad_sums(const float* dy, const float* x, const float* y_relu, int64_t n, int64_t stride,
-                            int64_t len, float mean, double* sum_dy, double* sum_dy_xc) {
-  if (y_relu) plane_sums<true, true>(dy, x, y_relu, n, stride, len, mean, sum_dy, sum_dy_xc);
-  else plane_sums<false, true>(dy, x, x, n, stride, len, mean, sum_dy, sum_dy_xc);
+                            int64_t dy_stride, int64_t len, float mean, double* sum_dy, double* sum_dy_xc) {
+  if (y_relu) plane_sums<true, true>(dy, x, y_relu, n, stride, dy_stride, len, mean, sum_dy, sum_dy_xc);
+  else plane_sums<false, true>(dy, x, x, n, stride, dy_stride, len, mean, sum_dy, sum_dy_xc);
 }
 
 // Column sums (HW = 1). Each column is summed in row order, rows in blocks of kRowBlock: a
@@ -290,23 +293,24 @@ inline void affine_rows(const float* x, float* y, int64_t n, int64_t stride, int
 
 template <bool kMask, bool kStream>
 inline void grad_input_rows(const float* dy, const float* x, const float* y, float* dx, int64_t n, int64_t stride,
-                            int64_t len, float k_dy, float k_xc, float mean, float k0) {
+                            int64_t dy_stride, int64_t len, float k_dy, float k_xc, float mean, float k0) {
   for (int64_t r = 0; r < n; ++r) {
     const int64_t o = r * stride;
+    const float* gr = dy + r * dy_stride;
     int64_t i = 0;
     for (const int64_t head = !kStream ? 0 : to_alignment(dx + o) < len ? to_alignment(dx + o) : len; i < head;
          ++i) {
-      const float gl = dy[o + i];
+      const float gl = gr[i];
       const float gv = kMask ? (y[o + i] > 0.f ? gl : 0.f) : gl;
       dx[o + i] = k_dy * gv + k_xc * (x[o + i] - mean) + k0;
     }
     for (; i + kFV <= len; i += kFV) {
-      const fv g = load<fv>(dy + o + i);
+      const fv g = load<fv>(gr + i);
       const fv gv = kMask ? masked(g, load<fv>(y + o + i)) : g;
       put<kStream>(dx + o + i, k_dy * gv + k_xc * (load<fv>(x + o + i) - mean) + k0);
     }
     for (; i < len; ++i) {
-      const float gl = dy[o + i];
+      const float gl = gr[i];
       const float gv = kMask ? (y[o + i] > 0.f ? gl : 0.f) : gl;
       dx[o + i] = k_dy * gv + k_xc * (x[o + i] - mean) + k0;
     }
@@ -328,13 +332,14 @@ inline void plane_affine(const float* x, float* y, int64_t n, int64_t stride, in
 }
 
 inline void plane_grad_input(const float* dy, const float* x, const float* y_relu, float* dx, int64_t n,
-                             int64_t stride, int64_t len, float k_dy, float k_xc, float mean, float k0, bool stream) {
+                             int64_t stride, int64_t dy_stride, int64_t len, float k_dy, float k_xc, float mean,
+                             float k0, bool stream) {
   if (stream) {
-    if (y_relu) grad_input_rows<true, true>(dy, x, y_relu, dx, n, stride, len, k_dy, k_xc, mean, k0);
-    else grad_input_rows<false, true>(dy, x, x, dx, n, stride, len, k_dy, k_xc, mean, k0);
+    if (y_relu) grad_input_rows<true, true>(dy, x, y_relu, dx, n, stride, dy_stride, len, k_dy, k_xc, mean, k0);
+    else grad_input_rows<false, true>(dy, x, x, dx, n, stride, dy_stride, len, k_dy, k_xc, mean, k0);
   } else {
-    if (y_relu) grad_input_rows<true, false>(dy, x, y_relu, dx, n, stride, len, k_dy, k_xc, mean, k0);
-    else grad_input_rows<false, false>(dy, x, x, dx, n, stride, len, k_dy, k_xc, mean, k0);
+    if (y_relu) grad_input_rows<true, false>(dy, x, y_relu, dx, n, stride, dy_stride, len, k_dy, k_xc, mean, k0);
+    else grad_input_rows<false, false>(dy, x, x, dx, n, stride, dy_stride, len, k_dy, k_xc, mean, k0);
   }
 }
 

@@ -37,40 +37,6 @@ using gemm_detail::mask_write_bits;
 
 namespace gemm_detail {
 
-namespace {
-
-// One-lane "vector" ops for gemm_vec_math.h: the scalar epilogue evaluates the very same
-// activation polynomials as the AVX2 and AVX-512 epilogues, operation for operation (std::fma
-// where they fuse; min/max/select with the x86 semantics for NaN), so every ISA gives the same bits.
-struct ScalarLane {
-  using F = float;
-  static F set1(float x) { return x; }
-  static F zero() { return 0.f; }
-  static F add(F a, F b) { return a + b; }
-  static F sub(F a, F b) { return a - b; }
-  static F mul(F a, F b) { return a * b; }
-  static F div(F a, F b) { return a / b; }
-  static F fmadd(F a, F b, F c) { return std::fma(a, b, c); }
-  static F fnmadd(F a, F b, F c) { return std::fma(-a, b, c); }
-  static F min(F a, F b) { return a < b ? a : b; }  // minps: the second operand unless a < b
-  static F max(F a, F b) { return a > b ? a : b; }
-  static F abs(F a) { return std::fabs(a); }
-  static F round(F a) { return std::nearbyint(a); }  // to nearest even, as _MM_FROUND_TO_NEAREST_INT
-  static F pow2i(F n) { return std::ldexp(1.f, static_cast<int>(n)); }  // n in [-126, 127]: exact
-  static bool lt(F a, F b) { return a < b; }
-  static bool le(F a, F b) { return a <= b; }
-  static F select(bool m, F t, F f) { return m ? t : f; }
-  static F or_sign(F x, F s) {  // x's bits OR s's sign bit, as the vector or
-    uint32_t xb, sb;
-    std::memcpy(&xb, &x, 4);
-    std::memcpy(&sb, &s, 4);
-    xb |= sb & 0x80000000u;
-    std::memcpy(&x, &xb, 4);
-    return x;
-  }
-};
-
-}  // namespace
 
 // Element by element in row-major order; keep bits are gathered per row segment and written to the
 // mask once per 64 elements.

@@ -8,12 +8,14 @@
 #pragma once
 #include <cstdint>
 
+#include "dropnet/core/epilogue.h"
+
 namespace dropnet {
 namespace cpu {
 
-enum class Activation : int { identity = 0, relu, leaky_relu, tanh, sigmoid, gelu };
-
-// Applied to every element of C after the product, in this order:
+// The epilogue's descriptor and activations (core/epilogue.h), shared with the CUDA twin
+// cuda::apply_epilogue: Activation, GemmEpilogue. Applied to every element of C after the product,
+// in this order:
 //   z = C + bias[col]                 (bias optional, length N)
 //   pre_activation[row*N + col] = z   (optional; needed by backward of e.g. GELU)
 //   a = act(z)
@@ -27,20 +29,8 @@ enum class Activation : int { identity = 0, relu, leaky_relu, tanh, sigmoid, gel
 //
 // Implementation: gemm.cpp (dispatch, blocking, threads, scalar twin), gemm_avx512.cpp (12 x 32
 // micro-kernel), gemm_avx2.cpp (6 x 16), gemm_vec_math.h (vector epilogue), gemm_kernels.h.
-struct GemmEpilogue {
-  const float* bias = nullptr;
-  Activation activation = Activation::identity;
-  float leaky_slope = 0.01f;
-  float* pre_activation = nullptr;  // M × N, contiguous
-  bool dropout = false;
-  uint32_t threshold = 0;  // keep_threshold(p), computed in double on the host
-  float scale = 1.0f;      // 1 / (1 - p)
-  uint64_t seed = 0, stream = 0;
-  // Philox element index of C[0][0]: element (row, col) draws word index_offset + row*N + col
-  // (a data-parallel rank's global row offset times N); mask bits and pre_activation stay local.
-  uint64_t index_offset = 0;
-  uint64_t* mask_bits = nullptr;  // ceil(M*N / 64) words, bit i = keep of element i (optional)
-};
+using dropnet::Activation;
+using dropnet::GemmEpilogue;
 
 // Dispatching entry (active_isa(), get_num_threads()).
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

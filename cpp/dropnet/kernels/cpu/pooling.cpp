@@ -1,11 +1,10 @@
 #include "dropnet/kernels/cpu/pooling.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "dropnet/core/parallel.h"
+#include "dropnet/kernels/cpu/max_pool_2x2.h"
 
 namespace dropnet {
 namespace cpu {
@@ -15,173 +14,17 @@ namespace {
 // Planes per thread piece: at least ~16k elements so small inputs stay on one thread.
 int64_t plane_grain(int64_t plane_elems) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, plane_elems)); }
 
-// Window rows/cols clipped to the image: [start, end) in input coordinates.
-struct Window {
-  int64_t h0, h1, w0, w1;
-};
-inline Window window_at(const PoolGeometry& g, int64_t oh, int64_t ow) {
-  const int64_t hs = oh * g.stride_h - g.pad_h, ws = ow * g.stride_w - g.pad_w;
-  return {std::max<int64_t>(hs, 0), std::min(hs + g.kh, g.H), std::max<int64_t>(ws, 0), std::min(ws + g.kw, g.W)};
-}
+using pool2x2::max_pool_2x2;
+using pool2x2::max_unpool_2x2;
+using pool2x2::Unchanged;
 
-// Later cell v replaces the best so far iff v > best, or v is NaN and best is not (NaN wins,
-// the first maximum stays on ties).
-inline bool replaces(float v, float best) { return (v > best) | ((v != v) & (best == best)); }
-
-// 4 floats / 4 int32 as GCC vector types (SSE2 in the baseline build): the 2×2 paths below do
-// four windows per step with compares and selects. Scalar code branches on random data and
-// mispredicts about every other window (measured 10× slower).
-typedef float f4 __attribute__((vector_size(16)));
-typedef int32_t i4 __attribute__((vector_size(16)));
-
-inline f4 load4(const float* p) {
-  f4 v;
-  __builtin_memcpy(&v, p, sizeof(v));
-  return v;
-}
-inline void store4(float* p, f4 v) { __builtin_memcpy(p, &v, sizeof(v)); }
-inline void store4(int32_t* p, i4 v) { __builtin_memcpy(p, &v, sizeof(v)); }
-inline i4 replaces(f4 v, f4 best) { return (v > best) | ((v != v) & (best == best)); }
-
-// Four 2×2 windows: r0, r1 hold 8 floats of the two input rows; `at` the flat index of each
-// window's top-left cell. Cells in the general loop's order (row-major within the window).
-inline void max4_2x2(const float* r0, const float* r1, i4 at, int32_t W, f4* best_out, i4* arg_out) {
-  const f4 a0 = load4(r0), a1 = load4(r0 + 4), b0 = load4(r1), b1 = load4(r1 + 4);
-  const f4 cells[4] = {__builtin_shufflevector(a0, a1, 0, 2, 4, 6), __builtin_shufflevector(a0, a1, 1, 3, 5, 7),
-                       __builtin_shufflevector(b0, b1, 0, 2, 4, 6), __builtin_shufflevector(b0, b1, 1, 3, 5, 7)};
-  const int32_t offsets[4] = {0, 1, W, W + 1};
-  f4 best = cells[0];
-  i4 arg = at;
-  for (int q = 1; q < 4; ++q) {
-    const i4 take = replaces(cells[q], best);
-    best = take ? cells[q] : best;
-    arg = take ? at + offsets[q] : arg;
-  }
-  *best_out = best;
-  *arg_out = arg;
-}
-
-// 2×2 windows, stride 2, no padding: the CNN's pooling, four windows per step; a row's last
-// 1-3 windows are covered by one more step over the row's last four (no branchy scalar tail).
-void max_pool_2x2(const float* x, const PoolGeometry& g, float* y, int32_t* idx) {
-  const int32_t W = static_cast<int32_t>(g.W);
-  const i4 lane2 = {0, 2, 4, 6};
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
-    const float* r0 = x + (2 * oh) * g.W;
-    const float* r1 = r0 + g.W;
-    float* yo = y + oh * g.OW;
-    int32_t* io = idx ? idx + oh * g.OW : nullptr;
-    const int32_t base = static_cast<int32_t>(2 * oh) * W;
-    f4 best;
-    i4 arg;
-    int64_t ow = 0;
-    for (; ow + 4 <= g.OW; ow += 4) {
-      max4_2x2(r0 + 2 * ow, r1 + 2 * ow, lane2 + (base + static_cast<int32_t>(2 * ow)), W, &best, &arg);
-      store4(yo + ow, best);
-      if (io) store4(io + ow, arg);
-    }
-    if (ow < g.OW && g.OW >= 4) {  // last 4 windows again, overlapping: same values, no scalar tail
-      ow = g.OW - 4;
-      max4_2x2(r0 + 2 * ow, r1 + 2 * ow, lane2 + (base + static_cast<int32_t>(2 * ow)), W, &best, &arg);
-      store4(yo + ow, best);
-      if (io) store4(io + ow, arg);
-    } else if (const int64_t rest = g.OW - ow) {  // rows of fewer than 4 windows: a padded copy
-      float t0[8] = {}, t1[8] = {};
-      for (int64_t q = 0; q < 2 * rest; ++q) {
-        t0[q] = r0[2 * ow + q];
-        t1[q] = r1[2 * ow + q];
-      }
-      max4_2x2(t0, t1, lane2 + (base + static_cast<int32_t>(2 * ow)), W, &best, &arg);
-      for (int64_t q = 0; q < rest; ++q) {
-        yo[ow + q] = best[q];
-        if (io) io[ow + q] = arg[q];
-      }
-    }
-  }
-}
-
-// Writes four 2×2 windows of dx (8 floats of each row): cell = 0 + dy where it is the window's
-// argmax, else 0. k: argmax offset from the window's top-left. False if some k is no cell of its
-// window (the indices came from elsewhere).
-inline bool unpool4_2x2(i4 k, f4 g, int32_t W, float* r0, float* r1) {
-  const i4 c0 = k == 0, c1 = k == 1, c2 = k == W, c3 = k == W + 1;
-  const i4 hit = c0 | c1 | c2 | c3;
-  if (!(hit[0] & hit[1] & hit[2] & hit[3])) return false;
-  const f4 zero = {};
-  const f4 v = zero + g;
-  const f4 e0 = c0 ? v : zero, o0 = c1 ? v : zero, e1 = c2 ? v : zero, o1 = c3 ? v : zero;
-  store4(r0, __builtin_shufflevector(e0, o0, 0, 4, 1, 5));
-  store4(r0 + 4, __builtin_shufflevector(e0, o0, 2, 6, 3, 7));
-  store4(r1, __builtin_shufflevector(e1, o1, 0, 4, 1, 5));
-  store4(r1 + 4, __builtin_shufflevector(e1, o1, 2, 6, 3, 7));
-  return true;
-}
-
-// Backward of non-overlapping 2×2 windows in one sequential pass over dx (no memset, no scatter).
-// Returns false, with dx partly written, when an index lies outside its window; the caller then
-// runs the general scatter, which overwrites the whole plane.
-bool max_unpool_2x2(const float* dy, const int32_t* idx, const PoolGeometry& g, float* dx) {
-  if (g.OH != g.H / 2 || g.OW != g.W / 2) return false;
-  const int32_t W = static_cast<int32_t>(g.W);
-  const i4 lane2 = {0, 2, 4, 6};
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
-    float* r0 = dx + (2 * oh) * g.W;
-    float* r1 = r0 + g.W;
-    const float* go = dy + oh * g.OW;
-    const int32_t* io = idx + oh * g.OW;
-    const int32_t base = static_cast<int32_t>(2 * oh) * W;
-    int64_t ow = 0;
-    for (; ow + 4 <= g.OW; ow += 4) {
-      i4 at;
-      __builtin_memcpy(&at, io + ow, sizeof(at));
-      if (!unpool4_2x2(at - (lane2 + (base + static_cast<int32_t>(2 * ow))), load4(go + ow), W, r0 + 2 * ow,
-                       r1 + 2 * ow))
-        return false;
-    }
-    if (ow < g.OW && g.OW >= 4) {  // last 4 windows again, overlapping: rewrites the same values
-      ow = g.OW - 4;
-      i4 at;
-      __builtin_memcpy(&at, io + ow, sizeof(at));
-      if (!unpool4_2x2(at - (lane2 + (base + static_cast<int32_t>(2 * ow))), load4(go + ow), W, r0 + 2 * ow,
-                       r1 + 2 * ow))
-        return false;
-    } else if (const int64_t rest = g.OW - ow) {  // rows of fewer than 4 windows: a padded copy
-      i4 k = {0, 0, 0, 0};  // padding lanes: a valid offset, their output is dropped
-      f4 gv = {};
-      float t0[8], t1[8];
-      for (int64_t q = 0; q < rest; ++q) {
-        k[q] = io[ow + q] - (base + static_cast<int32_t>(2 * (ow + q)));
-        gv[q] = go[ow + q];
-      }
-      if (!unpool4_2x2(k, gv, W, t0, t1)) return false;
-      for (int64_t q = 0; q < 2 * rest; ++q) {
-        r0[2 * ow + q] = t0[q];
-        r1[2 * ow + q] = t1[q];
-      }
-    }
-    if (g.W & 1) r0[g.W - 1] = r1[g.W - 1] = 0.f;
-  }
-  if (g.H & 1) std::memset(dx + (g.H - 1) * g.W, 0, sizeof(float) * g.W);
-  return true;
-}
-
+// The general path, window by window with the device-shared function (the 2×2 path,
+// kernels/cpu/max_pool_2x2.h, takes the same cells in the same order).
 void max_pool_plane(const float* x, const PoolGeometry& g, float* y, int32_t* idx) {
   for (int64_t oh = 0; oh < g.OH; ++oh)
     for (int64_t ow = 0; ow < g.OW; ++ow) {
-      const Window win = window_at(g, oh, ow);
-      float best = -std::numeric_limits<float>::infinity();
-      int64_t arg = win.h0 * g.W + win.w0;
-      bool first = true;
-      for (int64_t ih = win.h0; ih < win.h1; ++ih)
-        for (int64_t iw = win.w0; iw < win.w1; ++iw) {
-          const float v = x[ih * g.W + iw];
-          if (first || replaces(v, best)) {
-            best = v;
-            arg = ih * g.W + iw;
-            first = false;
-          }
-        }
-      y[oh * g.OW + ow] = best;
+      int64_t arg;
+      y[oh * g.OW + ow] = max_pool_window(x, g, oh, ow, &arg);
       if (idx) idx[oh * g.OW + ow] = static_cast<int32_t>(arg);
     }
 }
@@ -194,7 +37,7 @@ void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, f
   parallel_ranges(planes, plane_grain(in), [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) {
       int32_t* idx = indices ? indices + p * out : nullptr;
-      if (is_2x2) max_pool_2x2(x + p * in, g, y + p * out, idx);
+      if (is_2x2) max_pool_2x2(x + p * in, g, y + p * out, idx, Unchanged{});
       else max_pool_plane(x + p * in, g, y + p * out, idx);
     }
   });
@@ -207,22 +50,10 @@ void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes
       float* d = dx + p * in;
       const float* gp = dy + p * out;
       const int32_t* ip = indices + p * out;
-      if (max_unpool_2x2(gp, ip, g, d)) continue;
-      std::memset(d, 0, sizeof(float) * in);
-      for (int64_t o = 0; o < out; ++o) d[ip[o]] += gp[o];
+      if (!max_unpool_2x2(gp, ip, nullptr, g, d)) pool2x2::max_unpool_scatter(gp, ip, nullptr, in, out, d);
     }
   });
 }
-
-namespace {
-inline float avg_divisor(const PoolGeometry& g, const Window& win, int64_t oh, int64_t ow, bool count_include_pad) {
-  if (!count_include_pad) return static_cast<float>((win.h1 - win.h0) * (win.w1 - win.w0));
-  // PyTorch counts the window clipped to the padded image (it never extends past the padding).
-  const int64_t hs = oh * g.stride_h - g.pad_h, ws = ow * g.stride_w - g.pad_w;
-  const int64_t he = std::min(hs + g.kh, g.H + g.pad_h), we = std::min(ws + g.kw, g.W + g.pad_w);
-  return static_cast<float>((he - hs) * (we - ws));
-}
-}  // namespace
 
 void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, bool count_include_pad, float* y) {
   const int64_t in = g.H * g.W, out = g.OH * g.OW;
@@ -231,13 +62,7 @@ void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, b
       const float* xp = x + p * in;
       float* yp = y + p * out;
       for (int64_t oh = 0; oh < g.OH; ++oh)
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-          const Window win = window_at(g, oh, ow);
-          float s = 0.f;
-          for (int64_t ih = win.h0; ih < win.h1; ++ih)
-            for (int64_t iw = win.w0; iw < win.w1; ++iw) s += xp[ih * g.W + iw];
-          yp[oh * g.OW + ow] = s / avg_divisor(g, win, oh, ow, count_include_pad);
-        }
+        for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = avg_pool_window(xp, g, oh, ow, count_include_pad);
     }
   });
 }
@@ -251,8 +76,8 @@ void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g,
       const float* gp = dy + p * out;
       for (int64_t oh = 0; oh < g.OH; ++oh)
         for (int64_t ow = 0; ow < g.OW; ++ow) {
-          const Window win = window_at(g, oh, ow);
-          const float v = gp[oh * g.OW + ow] / avg_divisor(g, win, oh, ow, count_include_pad);
+          const PoolWindow win = pool_window(g, oh, ow);
+          const float v = gp[oh * g.OW + ow] / avg_pool_divisor(g, oh, ow, count_include_pad);
           for (int64_t ih = win.h0; ih < win.h1; ++ih)
             for (int64_t iw = win.w0; iw < win.w1; ++iw) d[ih * g.W + iw] += v;
         }
@@ -263,10 +88,7 @@ void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g,
 void global_avg_pool2d_forward(const float* x, int64_t planes, int64_t hw, float* y) {
   parallel_ranges(planes, plane_grain(hw), [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) {
-      const float* xp = x + p * hw;
-      double s = 0.0;
-      for (int64_t i = 0; i < hw; ++i) s += xp[i];
-      y[p] = static_cast<float>(s / static_cast<double>(hw));
+      y[p] = global_avg_plane(x + p * hw, hw);
     }
   });
 }

@@ -5,16 +5,14 @@
 #pragma once
 #include <cstdint>
 
+#include "dropnet/core/pooling_element.h"
+
 namespace dropnet {
 namespace cpu {
 
-struct PoolGeometry {
-  int64_t H = 0, W = 0;
-  int64_t kh = 1, kw = 1;
-  int64_t stride_h = 1, stride_w = 1;
-  int64_t pad_h = 0, pad_w = 0;
-  int64_t OH = 0, OW = 0;
-};
+// The geometry (H, W, kh, kw, stride_h, stride_w, pad_h, pad_w, OH, OW) is shared with the CUDA
+// twins (core/pooling_element.h).
+using dropnet::PoolGeometry;
 
 // y[p, oh, ow] = max of the window; indices (optional) = ih·W + iw of the maximum within the plane
 // (PyTorch's convention), first maximum in row-major window order; NaN wins (propagates).
