@@ -1,7 +1,10 @@
 // sgemm (every ISA level) against sgemm_naive at awkward shapes, all transpose cases, alpha/beta;
-// bit-identical results for 1 and 2 threads; the fused epilogue against apply_epilogue.
+// bit-identical results for 1 and 2 threads; the fused epilogue against apply_epilogue; the
+// micro-kernel on a B read in place (micro_strided) against sgemm, bit for bit.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -13,6 +16,7 @@
 #include "dropnet/core/philox.h"
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/gemm.h"
+#include "dropnet/kernels/cpu/gemm_kernels.h"
 
 using namespace dropnet;
 using dropnet::testing::IsaGuard;
@@ -195,4 +199,38 @@ TEST_CASE("epilogue index_offset: element (i, j) draws word index_offset + i*N +
         CAPTURE(off);
         CHECK(wrong == 0);
       }
+}
+
+TEST_CASE("micro_strided on B in place gives sgemm's bits (the Winograd products' path)") {
+  // The Winograd products call the micro-kernel on packed A panels and a B read in place, K in
+  // blocks of k_block(K): each element must be sgemm's, bit for bit, on every ISA level.
+  IsaGuard guard;
+  set_num_threads(1);
+  for (int level = 0; level <= static_cast<int>(max_supported_isa()); ++level) {
+    set_isa(static_cast<Isa>(level));
+    const cpu::gemm_detail::GemmKernelSet& ks = cpu::gemm_detail::kernels_active();
+    for (const auto& s : std::vector<std::array<int64_t, 3>>{{13, 50, 32}, {64, 112, 64}, {25, 7, 300}, {1, 33, 1}}) {
+      const int64_t M = s[0], N = s[1], K = s[2], ldb = N + 16;  // B's rows: 16 floats of slack
+      const Problem p = make_problem(false, false, M, N, K, static_cast<uint32_t>(M + N + K));
+      std::vector<float> b(static_cast<size_t>(K * ldb));
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < ldb; ++j) b[k * ldb + j] = j < N ? p.B[k * p.ldb + j] : std::nanf("");
+      std::vector<float> want(static_cast<size_t>(M * N)), got(static_cast<size_t>(M * N));
+      cpu::sgemm(false, false, M, N, K, 1.f, p.A.data(), p.lda, b.data(), ldb, 0.f, want.data(), N);
+      const int64_t kb = cpu::gemm_detail::k_block(K), rows = (M + ks.mr - 1) / ks.mr * ks.mr;
+      std::vector<float> packed(static_cast<size_t>(rows * K));
+      for (int64_t pc = 0; pc < K; pc += kb)
+        ks.pack_a(false, p.A.data(), p.lda, 0, M, pc, std::min(kb, K - pc), packed.data() + pc * rows);
+      for (int64_t jr = 0; jr < N; jr += ks.nr)
+        for (int64_t pc = 0; pc < K; pc += kb) {
+          const int64_t kc = std::min(kb, K - pc);
+          const float alpha_beta[2] = {1.f, pc == 0 ? 0.f : 1.f};
+          for (int64_t ir = 0; ir < M; ir += ks.mr)
+            ks.micro_strided(kc, packed.data() + pc * rows + ir * kc, b.data() + pc * ldb + jr, ldb,
+                             got.data() + ir * N + jr, N, alpha_beta, static_cast<int>(std::min<int64_t>(ks.mr, M - ir)),
+                             static_cast<int>(std::min<int64_t>(ks.nr, N - jr)));
+        }
+      for (size_t i = 0; i < want.size(); ++i) REQUIRE(got[i] == want[i]);
+    }
+  }
 }
