@@ -1,6 +1,6 @@
 // sgemm (every ISA level) against sgemm_naive at awkward shapes, all transpose cases, alpha/beta;
 // bit-identical results for 1 and 2 threads; the fused epilogue against apply_epilogue; the
-// micro-kernel on a B read in place (micro_strided) against sgemm, bit for bit.
+// micro-kernel on a B or an A read in place (micro_strided, micro_rows_a) against sgemm, bit for bit.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -201,7 +201,7 @@ TEST_CASE("epilogue index_offset: element (i, j) draws word index_offset + i*N +
       }
 }
 
-TEST_CASE("micro_strided on B in place gives sgemm's bits (the Winograd products' path)") {
+TEST_CASE("micro_strided (B in place) and micro_rows_a (A in place) give sgemm's bits") {
   // The Winograd products call the micro-kernel on packed A panels and a B read in place, K in
   // blocks of k_block(K): each element must be sgemm's, bit for bit, on every ISA level.
   IsaGuard guard;
@@ -231,6 +231,21 @@ TEST_CASE("micro_strided on B in place gives sgemm's bits (the Winograd products
                              static_cast<int>(std::min<int64_t>(ks.nr, N - jr)));
         }
       for (size_t i = 0; i < want.size(); ++i) REQUIRE(got[i] == want[i]);
+      // micro_rows_a: A read in place (row i at A + i·lda, k contiguous), B packed by pack_b.
+      // (the packers store whole aligned vectors: a 64-byte aligned panel buffer, as sgemm's)
+      std::vector<float> got_a(static_cast<size_t>(M * N)), panel_store(static_cast<size_t>((N + ks.nr) * kb + 16));
+      float* packed_b = panel_store.data() + (16 - reinterpret_cast<uintptr_t>(panel_store.data()) / 4 % 16) % 16;
+      for (int64_t pc = 0; pc < K; pc += kb) {
+        const int64_t kc = std::min(kb, K - pc);
+        ks.pack_b(false, b.data(), ldb, pc, kc, 0, N, packed_b);
+        const float alpha_beta[2] = {1.f, pc == 0 ? 0.f : 1.f};
+        for (int64_t jr = 0; jr < N; jr += ks.nr)
+          for (int64_t ir = 0; ir < M; ir += ks.mr)
+            ks.micro_rows_a(kc, p.A.data() + ir * p.lda + pc, p.lda, packed_b + jr * kc,
+                            got_a.data() + ir * N + jr, N, alpha_beta, static_cast<int>(std::min<int64_t>(ks.mr, M - ir)),
+                            static_cast<int>(std::min<int64_t>(ks.nr, N - jr)));
+      }
+      for (size_t i = 0; i < want.size(); ++i) REQUIRE(got_a[i] == want[i]);
     }
   }
 }

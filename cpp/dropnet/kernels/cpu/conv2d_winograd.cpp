@@ -75,32 +75,52 @@ void weight_transform(const float* g, int64_t si, int64_t sj, float* u, int64_t 
   }
 }
 
-// out[(c·9 + k)·F + f] = (Gᵀ X G)[k] (3 × 3, k = 3i + j) of the 4 × 4 X of filter f and channel c,
-// read at du[ξ·stride + c·F + f], for every c < C and f < F: columns of X first, then rows. The
-// loop runs over f, where du is contiguous, so it vectorises; every value is the same expression
-// whatever the loop (no contraction), so the layout changes no bit.
-void weight_grad_transform(const float* du, int64_t stride, int64_t C, int64_t F, float* out) {
-  for (int64_t c = 0; c < C; ++c) {
-    const float* x = du + c * F;
-    float* o = out + c * 9 * F;
+// out[(r·9 + k)·Q + q] = (Gᵀ X G)[k] (3 × 3, k = 3i + j) of the 4 × 4 X read at
+// du[ξ·stride + r·ld + q], for every r < R and q < Q: columns of X first, then rows. The loop runs
+// over q, where du is contiguous, so it vectorises; every value is the same expression whatever
+// the loop (no contraction), so the layout changes no bit.
+void weight_grad_transform(const float* du, int64_t stride, int64_t R, int64_t ld, int64_t Q, float* out) {
+  for (int64_t r = 0; r < R; ++r) {
+    const float* x = du + r * ld;
+    float* o = out + r * 9 * Q;
 #pragma omp simd
-    for (int64_t f = 0; f < F; ++f) {
-      float q[3][4];
+    for (int64_t q = 0; q < Q; ++q) {
+      float h[3][4];
       for (int l = 0; l < 4; ++l) {
-        const float x0 = x[l * stride + f], x1 = x[(4 + l) * stride + f], x2 = x[(8 + l) * stride + f],
-                    x3 = x[(12 + l) * stride + f];
+        const float x0 = x[l * stride + q], x1 = x[(4 + l) * stride + q], x2 = x[(8 + l) * stride + q],
+                    x3 = x[(12 + l) * stride + q];
         const float s = 0.5f * (x1 + x2);
-        q[0][l] = x0 + s;
-        q[1][l] = 0.5f * (x1 - x2);
-        q[2][l] = s + x3;
+        h[0][l] = x0 + s;
+        h[1][l] = 0.5f * (x1 - x2);
+        h[2][l] = s + x3;
       }
       for (int i = 0; i < 3; ++i) {
-        const float s = 0.5f * (q[i][1] + q[i][2]);
-        o[(i * 3 + 0) * F + f] = q[i][0] + s;
-        o[(i * 3 + 1) * F + f] = 0.5f * (q[i][1] - q[i][2]);
-        o[(i * 3 + 2) * F + f] = s + q[i][3];
+        const float s = 0.5f * (h[i][1] + h[i][2]);
+        o[(i * 3 + 0) * Q + q] = h[i][0] + s;
+        o[(i * 3 + 1) * Q + q] = 0.5f * (h[i][1] - h[i][2]);
+        o[(i * 3 + 2) * Q + q] = s + h[i][3];
       }
     }
+  }
+}
+
+// dU (F × cols, row stride ldu) (+)= Ŷ (F × tiles) · Vᵀ (V: cols × tiles), both row-major with
+// row stride ld, the GEMM's order element for element (docs/design.md, "Canonical reduction
+// orders"): K (the tiles) in blocks of k_block(tiles), beta for the first block, 1 after. Ŷ is
+// read in place (micro_rows_a), only V is transposed into the B panels (`packed`: at least
+// (cols + nr - 1) · k_block(tiles) floats, k_block(tiles) <= tiles rounded up to 8).
+void weight_grad_products(const gemm_detail::GemmKernelSet& ks, const float* yhat, const float* v, int64_t ld,
+                          int64_t F, int64_t cols, int64_t tiles, float beta, float* du, int64_t ldu, float* packed) {
+  const int64_t kb = gemm_detail::k_block(tiles);
+  for (int64_t pc = 0; pc < tiles; pc += kb) {
+    const int64_t kc = std::min(kb, tiles - pc);
+    ks.pack_b(true, v, ld, pc, kc, 0, cols, packed);
+    const float alpha_beta[2] = {1.f, pc == 0 ? beta : 1.f};
+    for (int64_t jr = 0; jr < cols; jr += ks.nr)
+      for (int64_t ir = 0; ir < F; ir += ks.mr)
+        ks.micro_rows_a(kc, yhat + ir * ld + pc, ld, packed + jr * kc, du + ir * ldu + jr, ldu, alpha_beta,
+                        static_cast<int>(std::min<int64_t>(ks.mr, F - ir)),
+                        static_cast<int>(std::min<int64_t>(ks.nr, cols - jr)));
   }
 }
 
@@ -195,19 +215,20 @@ int64_t backward_block(const WinogradPlan& px, int64_t F) {
   return images_per_block(kPositions * (px.in_channels + F) * px.tiles());
 }
 
-// Per part: the chunk's transformed weight gradient (16 × (C + 1) × F: row C of position 5
+// Per part: the chunk's transformed weight gradient (16 × F × (C + 1): column C of position 5
 // collects the bias gradient), then the block's tensors: one of C + 1 rows (V of x with a row of
-// ones, then the input gradient's products Z) and one of F rows (A dY Aᵀ), then scratch.
+// ones, then the input gradient's products Z) and one of F rows (A dY Aᵀ), the B panels of the
+// weight-gradient products, then scratch.
 struct BackwardPart {
-  int64_t du, buf_c, buf_f, scratch;
-  int64_t total() const { return du + buf_c + buf_f + scratch; }
+  int64_t du, buf_c, buf_f, packed, scratch;
+  int64_t total() const { return du + buf_c + buf_f + packed + scratch; }
 };
 
 BackwardPart backward_part(const WinogradPlan& px, int64_t F) {
   const int64_t C = px.in_channels, block = backward_block(px, F), T = block * px.tiles();
   const WinogradPlan pg = group_plan(px, block);
   return {kPositions * F * (C + 1), kPositions * plane_stride((C + 1) * row_stride(T)),
-          kPositions * plane_stride(F * row_stride(T)),
+          kPositions * plane_stride(F * row_stride(T)), (C + 1 + 31) * ((T + 7) / 8 * 8),
           winograd_input_scratch(pg) + winograd_grad_output_scratch(pg, F) + winograd_input_grad_scratch(pg)};
 }
 
@@ -281,7 +302,7 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   const WinogradPlan px = forward_plan(g);
   const int64_t C = g.C, C1 = C + 1, K = C * 9, P = g.OH * g.OW, CHW = C * g.H * g.W;
   const int64_t chunks = (N + kConvImagesPerChunk - 1) / kConvImagesPerChunk;
-  const int64_t partial_size = F * K + F;  // dw (C × 3 × 3 × F: the order below) then db (F)
+  const int64_t partial_size = F * K + F;  // dw (F × 3 × 3 × C: the order below) then db (F)
   float* partials = workspace;
   // The input gradient's products Z_ξ (C × tiles) = U_ξᵀ (C × F) · (A dY Aᵀ)_ξ: the forward's
   // transformed filters, transposed.
@@ -303,10 +324,11 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
 
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
     DenormalsFlushed flushed;
-    float* du = workspace + fixed + part * layout.total();  // 16 × C1 × F
+    float* du = workspace + fixed + part * layout.total();  // 16 × F × C1
     float* buf_c = du + layout.du;
     float* buf_f = buf_c + layout.buf_c;
-    float* scratch_x = buf_f + layout.buf_f;  // input transform of x, grad_output of dy, input_grad
+    float* packed = buf_f + layout.buf_f;
+    float* scratch_x = packed + layout.packed;  // input transform of x, grad_output of dy, input_grad
     float* scratch_dy = scratch_x + winograd_input_scratch(pg);
     float* scratch_dx = scratch_dy + winograd_grad_output_scratch(pg, F);
     std::fill(scratch_x, scratch_dx + winograd_input_grad_scratch(pg), 0.f);
@@ -320,18 +342,14 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
           tf.input(x + (b0 + i) * CHW, CHW, count, pg, buf_c + i / across * Tg, ld, pc, scratch_x);
           tf.grad_output(dy + (b0 + i) * F * P, F * P, count, pg, F, buf_f + i / across * Tg, ld, pf, scratch_dy);
         }
-        // dU_ξᵀ (C × F) (+)= V_ξ (C × tiles) · (A dY Aᵀ)_ξᵀ (tiles × F): the block's tiles in order,
-        // each element the GEMM's fma chain of the same products as dU_ξ = (A dY Aᵀ)_ξ · V_ξᵀ (the
-        // product in an fma does not depend on the operands' order), with the C rows on the
-        // micro-kernel's short side. (A dY Aᵀ) at position 5 (row 1, column 1) is the sum of the
-        // tile's four dy values, so a row of ones under V_5 makes row C of dU_5ᵀ the bias gradient
-        // (0 from spare tiles).
+        // dU_ξ (F × C) (+)= (A dY Aᵀ)_ξ (F × tiles) · V_ξᵀ: the block's tiles in order. (A dY Aᵀ) at
+        // position 5 (row 1, column 1) is the sum of the tile's four dy values, so a row of ones
+        // under V_5 makes column C of dU_5 the bias gradient (0 from spare tiles).
         if (db) std::fill(buf_c + kBiasPosition * pc + C * ld, buf_c + kBiasPosition * pc + C * ld + Tb, 1.f);
         const float beta = b0 == n_begin ? 0.f : 1.f;
-        for (int64_t xi = 0; xi < kPositions; ++xi) {
-          const int64_t rows = db && xi == kBiasPosition ? C1 : C;
-          sgemm(false, true, rows, F, Tb, 1.f, buf_c + xi * pc, ld, buf_f + xi * pf, ld, beta, du + xi * C1 * F, F);
-        }
+        for (int64_t xi = 0; xi < kPositions; ++xi)
+          weight_grad_products(ks, buf_f + xi * pf, buf_c + xi * pc, ld, F, db && xi == kBiasPosition ? C1 : C, Tb,
+                               beta, du + xi * F * C1, C1, packed);
         // dx: Z_ξ = U_ξᵀ · (A dY Aᵀ)_ξ into the V buffer (its products are done), then each image's
         // B Z Bᵀ, overlapping tiles added (the adjoint of the forward's transforms).
         if (dx) {
@@ -342,21 +360,21 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
         }
       }
       float* pdw = partials + chunk * partial_size;
-      weight_grad_transform(du, C1 * F, C, F, pdw);  // (c, k, f) order: see the sum below
+      weight_grad_transform(du, F * C1, F, C1, C, pdw);  // (f, k, c) order: see the sum below
       if (db)
-        for (int64_t f = 0; f < F; ++f) pdw[F * K + f] = du[(kBiasPosition * C1 + C) * F + f];
+        for (int64_t f = 0; f < F; ++f) pdw[F * K + f] = du[(kBiasPosition * F + f) * C1 + C];
     }
   });
 
   // Sum the chunk partials in chunk order; threads split the (independent) output elements.
-  // Partial i < F·K is dw's element (f, c, k) for i = (c·9 + k)·F + f.
+  // Partial i < F·K is dw's element (f, c, k) for i = (f·9 + k)·C + c.
   const int64_t total = db ? partial_size : F * K;
   const int out_parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), total / 4096)));
   for_each_part(total, out_parts, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       float s = 0.f;
       for (int64_t chunk = 0; chunk < chunks; ++chunk) s += partials[chunk * partial_size + i];
-      if (i < F * K) dw[(i % F) * K + i / F] += s;
+      if (i < F * K) dw[i / K * K + (i % C) * 9 + i / C % 9] += s;
       else db[i - F * K] += s;
     }
   });

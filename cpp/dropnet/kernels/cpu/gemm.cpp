@@ -125,20 +125,10 @@ namespace {
 
 constexpr int kScalarMr = 4, kScalarNr = 16;
 
-// One accumulator per C element, k in order, one fused multiply-add per k: the same chain of
-// roundings as the AVX2 and AVX-512 micro-kernels, so every ISA gives the same bits (std::fma is
-// the hardware instruction where there is one, glibc's exact emulation where not). Then
-// c = alpha * acc (+ beta * c fused), as the vector kernels write back.
-void micro_strided_scalar(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
-                          const float* alpha_beta, int m, int n) {
+// c = alpha * acc (beta == 0: C not read) or fma(beta, c, alpha * acc), as the vector kernels write back.
+void store_tile(const float (&acc)[kScalarMr][kScalarNr], int m, int n, float* C, int64_t ldc,
+                const float* alpha_beta) {
   const float alpha = alpha_beta[0], beta = alpha_beta[1];
-  float acc[kScalarMr][kScalarNr] = {};
-  for (int64_t k = 0; k < kc; ++k) {
-    const float* ak = a + k * kScalarMr;
-    const float* bk = b + k * ldb;
-    for (int i = 0; i < kScalarMr; ++i)
-      for (int j = 0; j < n; ++j) acc[i][j] = std::fma(ak[i], bk[j], acc[i][j]);
-  }
   for (int i = 0; i < m; ++i) {
     float* c = C + i * ldc;
     if (beta == 0.f)
@@ -148,9 +138,37 @@ void micro_strided_scalar(int64_t kc, const float* a, const float* b, int64_t ld
   }
 }
 
+// One accumulator per C element, k in order, one fused multiply-add per k: the same chain of
+// roundings as the AVX2 and AVX-512 micro-kernels, so every ISA gives the same bits (std::fma is
+// the hardware instruction where there is one, glibc's exact emulation where not). Then
+// c = alpha * acc (+ beta * c fused), as the vector kernels write back.
+void micro_strided_scalar(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
+                          const float* alpha_beta, int m, int n) {
+  float acc[kScalarMr][kScalarNr] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* ak = a + k * kScalarMr;
+    const float* bk = b + k * ldb;
+    for (int i = 0; i < kScalarMr; ++i)
+      for (int j = 0; j < n; ++j) acc[i][j] = std::fma(ak[i], bk[j], acc[i][j]);
+  }
+  store_tile(acc, m, n, C, ldc, alpha_beta);
+}
+
 void micro_scalar(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                   int n) {
   micro_strided_scalar(kc, a, b, kScalarNr, C, ldc, alpha_beta, m, n);
+}
+
+void micro_rows_a_scalar(int64_t kc, const float* a, int64_t lda, const float* b, float* C, int64_t ldc,
+                         const float* alpha_beta, int m, int n) {
+  // The same chains as micro_strided_scalar, A's element (i, k) at a[i·lda + k].
+  float acc[kScalarMr][kScalarNr] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* bk = b + k * kScalarNr;
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) acc[i][j] = std::fma(a[i * lda + k], bk[j], acc[i][j]);
+  }
+  store_tile(acc, m, n, C, ldc, alpha_beta);
 }
 
 void pack_a_scalar(bool t, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* d) {
@@ -164,7 +182,7 @@ void pack_b_scalar(bool t, const float* B, int64_t ldb, int64_t p0, int64_t kc, 
 
 const GemmKernelSet& kernels_scalar() {
   static const GemmKernelSet set{"scalar", kScalarMr, kScalarNr, pack_a_scalar, pack_b_scalar, micro_scalar,
-                                 micro_strided_scalar, epilogue_block_scalar};
+                                 micro_strided_scalar, micro_rows_a_scalar, epilogue_block_scalar};
   return set;
 }
 

@@ -22,21 +22,22 @@ constexpr int kMr = 6;
 constexpr int kNv = 2;  // vectors of 8 columns per tile row
 constexpr int kNr = 8 * kNv;
 
-template <int M, int NV>
-void micro_tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc, const float* alpha_beta,
-                int n) {
+// kRowsA: A read in place, row i at a + i·lda, k contiguous (else the packed panel, lda unused).
+template <int M, int NV, bool kRowsA>
+void micro_tile(int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
+                const float* alpha_beta, int n) {
   __m256 acc[M][NV];
   #pragma GCC unroll 16
   for (int i = 0; i < M; ++i)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k, a += kMr, b += ldb) {
+  for (int64_t k = 0; k < kc; ++k, a += kRowsA ? 1 : kMr, b += ldb) {
     __m256 bv[NV];
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
     #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
+      const __m256 ai = _mm256_broadcast_ss(a + (kRowsA ? i * lda : i));
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
     }
@@ -63,32 +64,37 @@ void micro_tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* 
   }
 }
 
-template <int M, int NV>
-void micro_cols(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
+template <int M, int NV, bool kRowsA>
+void micro_cols(int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
                 const float* alpha_beta, int n) {
   if constexpr (NV > 1) {
-    if (n <= 8 * (NV - 1)) return micro_cols<M, NV - 1>(kc, a, b, ldb, C, ldc, alpha_beta, n);
+    if (n <= 8 * (NV - 1)) return micro_cols<M, NV - 1, kRowsA>(kc, a, lda, b, ldb, C, ldc, alpha_beta, n);
   }
-  micro_tile<M, NV>(kc, a, b, ldb, C, ldc, alpha_beta, n);
+  micro_tile<M, NV, kRowsA>(kc, a, lda, b, ldb, C, ldc, alpha_beta, n);
 }
 
-template <int M>
-void micro_rows(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
+template <int M, bool kRowsA = false>
+void micro_rows(int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
                 const float* alpha_beta, int m, int n) {
   if constexpr (M > 1) {
-    if (m < M) return micro_rows<M - 1>(kc, a, b, ldb, C, ldc, alpha_beta, m, n);
+    if (m < M) return micro_rows<M - 1, kRowsA>(kc, a, lda, b, ldb, C, ldc, alpha_beta, m, n);
   }
-  micro_cols<M, kNv>(kc, a, b, ldb, C, ldc, alpha_beta, n);
+  micro_cols<M, kNv, kRowsA>(kc, a, lda, b, ldb, C, ldc, alpha_beta, n);
 }
 
 void micro_avx2(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                 int n) {
-  micro_rows<kMr>(kc, a, b, kNr, C, ldc, alpha_beta, m, n);
+  micro_rows<kMr>(kc, a, 0, b, kNr, C, ldc, alpha_beta, m, n);
 }
 
 void micro_strided_avx2(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
                         const float* alpha_beta, int m, int n) {
-  micro_rows<kMr>(kc, a, b, ldb, C, ldc, alpha_beta, m, n);
+  micro_rows<kMr>(kc, a, 0, b, ldb, C, ldc, alpha_beta, m, n);
+}
+
+void micro_rows_a_avx2(int64_t kc, const float* a, int64_t lda, const float* b, float* C, int64_t ldc,
+                        const float* alpha_beta, int m, int n) {
+  micro_rows<kMr, true>(kc, a, lda, b, kNr, C, ldc, alpha_beta, m, n);
 }
 
 // Stores `width` (<= 8) floats of v at dst[k * dst_ld] for k in order. Masked stores are
@@ -197,7 +203,7 @@ void epilogue_avx2(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t c
 
 const GemmKernelSet& kernels_avx2() {
   static const GemmKernelSet set{"avx2", kMr, kNr, pack_a_avx2, pack_b_avx2, micro_avx2, micro_strided_avx2,
-                                 epilogue_avx2};
+                                 micro_rows_a_avx2, epilogue_avx2};
   return set;
 }
 

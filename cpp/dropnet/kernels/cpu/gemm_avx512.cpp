@@ -36,9 +36,10 @@ constexpr int kNr = 16 * kNv;
 // ------------------------------------------------------------------ micro-kernel
 
 // C[M x n] = alpha * A panel . B panel + beta * C; NV vectors cover n (16 * (NV - 1) < n <= 16 * NV).
-template <int M, int NV>
-void micro_tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc, const float* alpha_beta,
-                int n) {
+// kRowsA: A read in place, row i at a + i·lda, k contiguous (else the packed panel, lda unused).
+template <int M, int NV, bool kRowsA>
+void micro_tile(int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
+                const float* alpha_beta, int n) {
   __m512 acc[M][NV];
   // C is read (beta != 0) or written at the end, after kc * M * NV FMAs: start its lines now.
   #pragma GCC unroll 16
@@ -49,13 +50,13 @@ void micro_tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* 
   for (int i = 0; i < M; ++i)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k, a += kMr, b += ldb) {
+  for (int64_t k = 0; k < kc; ++k, a += kRowsA ? 1 : kMr, b += ldb) {
     __m512 bv[NV];
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
     #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
+      const __m512 ai = _mm512_set1_ps(a[kRowsA ? i * lda : i]);
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
@@ -77,32 +78,37 @@ void micro_tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* 
   }
 }
 
-template <int M, int NV>
-void micro_cols(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
+template <int M, int NV, bool kRowsA>
+void micro_cols(int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
                 const float* alpha_beta, int n) {
   if constexpr (NV > 1) {
-    if (n <= 16 * (NV - 1)) return micro_cols<M, NV - 1>(kc, a, b, ldb, C, ldc, alpha_beta, n);
+    if (n <= 16 * (NV - 1)) return micro_cols<M, NV - 1, kRowsA>(kc, a, lda, b, ldb, C, ldc, alpha_beta, n);
   }
-  micro_tile<M, NV>(kc, a, b, ldb, C, ldc, alpha_beta, n);
+  micro_tile<M, NV, kRowsA>(kc, a, lda, b, ldb, C, ldc, alpha_beta, n);
 }
 
-template <int M>
-void micro_rows(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
+template <int M, bool kRowsA = false>
+void micro_rows(int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
                 const float* alpha_beta, int m, int n) {
   if constexpr (M > 1) {
-    if (m < M) return micro_rows<M - 1>(kc, a, b, ldb, C, ldc, alpha_beta, m, n);
+    if (m < M) return micro_rows<M - 1, kRowsA>(kc, a, lda, b, ldb, C, ldc, alpha_beta, m, n);
   }
-  micro_cols<M, kNv>(kc, a, b, ldb, C, ldc, alpha_beta, n);
+  micro_cols<M, kNv, kRowsA>(kc, a, lda, b, ldb, C, ldc, alpha_beta, n);
 }
 
 void micro_avx512(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, const float* alpha_beta, int m,
                   int n) {
-  micro_rows<kMr>(kc, a, b, kNr, C, ldc, alpha_beta, m, n);
+  micro_rows<kMr>(kc, a, 0, b, kNr, C, ldc, alpha_beta, m, n);
 }
 
 void micro_strided_avx512(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
                           const float* alpha_beta, int m, int n) {
-  micro_rows<kMr>(kc, a, b, ldb, C, ldc, alpha_beta, m, n);
+  micro_rows<kMr>(kc, a, 0, b, ldb, C, ldc, alpha_beta, m, n);
+}
+
+void micro_rows_a_avx512(int64_t kc, const float* a, int64_t lda, const float* b, float* C, int64_t ldc,
+                        const float* alpha_beta, int m, int n) {
+  micro_rows<kMr, true>(kc, a, lda, b, kNr, C, ldc, alpha_beta, m, n);
 }
 
 // ------------------------------------------------------------------ packers
@@ -199,7 +205,7 @@ void epilogue_avx512(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t
 
 const GemmKernelSet& kernels_avx512() {
   static const GemmKernelSet set{"avx512", kMr, kNr, pack_a_avx512, pack_b_avx512, micro_avx512, micro_strided_avx512,
-                                 epilogue_avx512};
+                                 micro_rows_a_avx512, epilogue_avx512};
   return set;
 }
 

@@ -37,6 +37,10 @@ struct GemmKernelSet {
   // columns contiguous (the Winograd transforms' output), so no packing pass is needed.
   void (*micro_strided)(int64_t kc, const float* a, const float* b, int64_t ldb, float* C, int64_t ldc,
                         const float* alpha_beta, int m, int n);
+  // The same product with A read in place, row-major (element (i, k) at a[i*lda + k]) and B packed:
+  // for operands whose reduction axis is contiguous (the Winograd weight gradient's A dY Aᵀ).
+  void (*micro_rows_a)(int64_t kc, const float* a, int64_t lda, const float* b, float* C, int64_t ldc,
+                       const float* alpha_beta, int m, int n);
   // The epilogue (gemm.h) on C rows [row0, row0 + rows) x columns [col0, col0 + cols) of a logical
   // width-N output. Mask words are written with atomic bit operations on this block's bits only,
   // so blocks that share a 64-bit mask word may run on different threads.
