@@ -105,8 +105,9 @@ void weight_grad_transform(const float* du, int64_t stride, int64_t R, int64_t l
 }
 
 // dU (F × cols, row stride ldu) (+)= Ŷ (F × tiles) · Vᵀ (V: cols × tiles), both row-major with
-// row stride ld, the GEMM's order element for element (docs/design.md, "Canonical reduction
-// orders"): K (the tiles) in blocks of k_block(tiles), beta for the first block, 1 after. Ŷ is
+// row stride ld, the GEMM's order element for element
+// (docs/design.md, "Canonical reduction orders"): K (the tiles) in blocks of k_block(tiles), beta
+// for the first block, 1 after. Ŷ is
 // read in place (micro_rows_a), only V is transposed into the B panels (`packed`: at least
 // (cols + nr - 1) · k_block(tiles) floats, k_block(tiles) <= tiles rounded up to 8).
 void weight_grad_products(const gemm_detail::GemmKernelSet& ks, const float* yhat, const float* v, int64_t ld,
