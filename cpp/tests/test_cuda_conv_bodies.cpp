@@ -16,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "conv_sim.h"
 #include "cuda_sim.h"
 #include "dropnet/core/denormals.h"
 #include "dropnet/kernels/cpu/conv2d.h"
@@ -130,16 +131,6 @@ void check_within(const std::vector<float>& got, const Sums& want, int64_t terms
   CHECK(worst <= 0.0);
 }
 
-std::vector<cuda::Grid> tile_grids(const cuda::ConvGemmLayout& L) { return {cuda::conv_grid(L), cuda::Grid{2, 256}}; }
-
-template <class Op>
-void run_tiles(const cuda::Grid& grid, bool reversed, const Op& op, const cuda::ConvGemmLayout& L) {
-  testing::simulate_tile_blocks(grid, reversed, cuda::kConvSharedFloats, cuda::kConvAccumulators,
-                                [&](testing::HostBlock& blk, float* shared, testing::HostThreadArrays& regs) {
-                                  cuda::conv_gemm_block(blk, op, L, shared, regs);
-                                });
-}
-
 const Activation kActivations[] = {Activation::identity, Activation::relu,    Activation::leaky_relu,
                                    Activation::tanh,     Activation::sigmoid, Activation::gelu};
 
@@ -161,7 +152,6 @@ TEST_CASE("simulated CUDA conv2d forward ~ float64 direct convolution (and so do
                                b = normal_floats(k.F, 3), dy(static_cast<size_t>(ny), 0.f);
       const float* bias = with_bias ? b.data() : nullptr;
       const Reference ref(k, g, x, w, bias, dy);
-      const cuda::ConvGemmLayout L = cuda::conv_forward_layout(s, k.N, k.F);
       for (Activation act : kActivations) {
         CAPTURE(static_cast<int>(act));
         cuda::ConvForwardArgs a;
@@ -170,12 +160,12 @@ TEST_CASE("simulated CUDA conv2d forward ~ float64 direct convolution (and so do
         std::vector<float> first;
         // Every activation on the launch's grid; the grids and thread orders on two of them.
         const bool all_grids = act == Activation::identity || act == Activation::gelu;
-        for (const cuda::Grid& grid : tile_grids(L))
+        for (bool tiny : {false, true})
           for (bool reversed : {false, true}) {
-            if (!all_grids && (reversed || grid.blocks == 2)) continue;
+            if (!all_grids && (reversed || tiny)) continue;
             std::vector<float> y(static_cast<size_t>(ny), -7.f);
             a.y = y.data();
-            run_tiles(grid, reversed, cuda::ConvForwardOp{a}, L);
+            testing::simulate_conv2d_forward(a, tiny, reversed);
             if (first.empty()) {
               first = y;
               check_within(y, ref.z, K + 1, true, 1.0, static_cast<ActivationKind>(act));
@@ -214,28 +204,16 @@ TEST_CASE("simulated CUDA conv2d backward (dx, dw, db) ~ float64 direct convolut
       for (size_t e = 0; e < dw0.size(); ++e) ref.dw.add(e, dw0[e]);  // dw and db are accumulated into
       for (size_t e = 0; e < db0.size(); ++e) ref.db.add(e, db0[e]);
       const int64_t dx_terms = k.F / k.groups * k.kh * k.kw;
-      const cuda::ConvGemmLayout Lx = cuda::conv_input_grad_layout(s, k.N, k.F);
       const cuda::ConvGemmLayout Lw = cuda::conv_weight_grad_layout(s, k.N, k.F, with_bias);
       CHECK(Lw.splits == (P + cuda::kConvSplitPixels - 1) / cuda::kConvSplitPixels);
       std::vector<float> first_dx, first_dw, first_db;
-      for (int grid_choice = 0; grid_choice < 2; ++grid_choice)
+      for (bool tiny : {false, true})
         for (bool reversed : {false, true}) {
-          CAPTURE(grid_choice);
+          CAPTURE(tiny);
           CAPTURE(reversed);
           std::vector<float> dx(x.size(), -7.f), dw = dw0, db = db0;
-          run_tiles(tile_grids(Lx)[grid_choice], reversed, cuda::ConvInputGradOp{dy.data(), w.data(), dx.data(), s, k.N, k.F},
-                    Lx);
-          // The weight gradient: the chunks' tiles into the scratch (NaN where nothing may be read),
-          // then the chunk sums in order.
-          std::vector<float> scratch(static_cast<size_t>(cuda::conv_weight_grad_scratch(s, k.N, k.F)),
-                                     std::nanf(""));
-          run_tiles(tile_grids(Lw)[grid_choice], reversed,
-                    cuda::ConvWeightGradOp{dy.data(), x.data(), scratch.data(), s, k.N, k.F}, Lw);
-          const cuda::ConvWeightGradReduceArgs r{scratch.data(), Lw.splits, k.F, K, dw.data(),
-                                                 with_bias ? db.data() : nullptr};
-          const cuda::Grid gr = grid_choice == 0 ? cuda::grid_for(k.F * (K + 1)) : cuda::Grid{2, 3};
-          testing::simulate_threads(gr, reversed,
-                                    [&](uint32_t bl, uint32_t t) { cuda::conv_weight_grad_reduce_thread(r, gr, bl, t); });
+          testing::simulate_conv2d_backward(dy.data(), x.data(), k.N, s, w.data(), k.F, dx.data(), dw.data(),
+                                            with_bias ? db.data() : nullptr, tiny, reversed);
           if (first_dx.empty()) {
             first_dx = dx, first_dw = dw, first_db = db;
             check_within(dx, ref.dx, dx_terms, false, 1.0);
