@@ -2,17 +2,42 @@
 // kernels/cuda/conv2d.cu launches them: shared by the host tests (test_cuda_conv_bodies.cpp) and
 // the GPU tests (gpu/test_cuda_layers.cpp), which check that the device gives these bytes.
 // `tiny` runs a 2-block grid (blocks stride over the tiles, the reduction kernel's 3-thread
-// blocks stride over the elements) in place of the launch's own.
+// blocks stride over the elements) in place of the launch's own. Also the tests' shapes and data.
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "cuda_sim.h"
+#include "dropnet/kernels/cpu/im2col.h"
 #include "dropnet/kernels/cuda/conv2d_body.h"
 
 namespace dropnet {
 namespace testing {
+
+struct ConvCase {
+  int64_t N, C, H, W, F, kh, kw, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, dil, groups;
+};
+
+inline cpu::ConvGeometry conv_case_geometry(const ConvCase& k) {
+  cpu::ConvGeometry g;
+  g.C = k.C, g.H = k.H, g.W = k.W, g.groups = k.groups, g.kh = k.kh, g.kw = k.kw;
+  g.stride_h = k.stride_h, g.stride_w = k.stride_w, g.pad_top = k.pad_top, g.pad_left = k.pad_left;
+  g.dil_h = g.dil_w = k.dil;
+  g.OH = (k.H + k.pad_top + k.pad_bottom - k.dil * (k.kh - 1) - 1) / k.stride_h + 1;
+  g.OW = (k.W + k.pad_left + k.pad_right - k.dil * (k.kw - 1) - 1) / k.stride_w + 1;
+  return g;
+}
+
+// N(0, 1) floats from a seeded generator.
+inline std::vector<float> normal_floats(int64_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = d(gen);
+  return v;
+}
 
 template <class Op>
 void simulate_conv_gemm(const Op& op, const cuda::ConvGemmLayout& L, bool tiny, bool reversed) {

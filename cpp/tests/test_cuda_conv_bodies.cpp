@@ -13,7 +13,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "conv_sim.h"
@@ -28,9 +27,8 @@ using testing::same_bytes;
 
 namespace {
 
-struct ConvCase {
-  int64_t N, C, H, W, F, kh, kw, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, dil, groups;
-};
+using testing::ConvCase;
+using testing::normal_floats;
 
 const ConvCase kCases[] = {
     // N  C   H   W   F  kh kw sh sw pt pl pb pr dil groups
@@ -47,24 +45,6 @@ const ConvCase kCases[] = {
     {16, 3, 12, 12, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  // 2304 output pixels: two weight-gradient chunks
     {1, 70, 5, 5, 66, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   // channels and filters past one tile
 };
-
-cpu::ConvGeometry geometry(const ConvCase& k) {
-  cpu::ConvGeometry g;
-  g.C = k.C, g.H = k.H, g.W = k.W, g.groups = k.groups, g.kh = k.kh, g.kw = k.kw;
-  g.stride_h = k.stride_h, g.stride_w = k.stride_w, g.pad_top = k.pad_top, g.pad_left = k.pad_left;
-  g.dil_h = g.dil_w = k.dil;
-  g.OH = (k.H + k.pad_top + k.pad_bottom - k.dil * (k.kh - 1) - 1) / k.stride_h + 1;
-  g.OW = (k.W + k.pad_left + k.pad_right - k.dil * (k.kw - 1) - 1) / k.stride_w + 1;
-  return g;
-}
-
-std::vector<float> normal_floats(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = d(gen);
-  return v;
-}
 
 // A float64 sum and the sum of its terms' magnitudes, per element.
 struct Sums {
@@ -145,7 +125,7 @@ TEST_CASE("simulated CUDA conv2d forward ~ float64 direct convolution (and so do
       CAPTURE(k.kh);
       CAPTURE(k.groups);
       CAPTURE(with_bias);
-      const cpu::ConvGeometry g = geometry(k);
+      const cpu::ConvGeometry g = testing::conv_case_geometry(k);
       const cuda::ConvShape s = cuda::conv_shape(g);
       const int64_t ny = k.N * k.F * g.OH * g.OW, K = k.C / k.groups * k.kh * k.kw;
       const std::vector<float> x = normal_floats(k.N * k.C * k.H * k.W, 1), w = normal_floats(k.F * K, 2),
@@ -194,7 +174,7 @@ TEST_CASE("simulated CUDA conv2d backward (dx, dw, db) ~ float64 direct convolut
       CAPTURE(k.kh);
       CAPTURE(k.groups);
       CAPTURE(with_bias);
-      const cpu::ConvGeometry g = geometry(k);
+      const cpu::ConvGeometry g = testing::conv_case_geometry(k);
       const cuda::ConvShape s = cuda::conv_shape(g);
       const int64_t ohw = g.OH * g.OW, P = k.N * ohw, K = k.C / k.groups * k.kh * k.kw;
       const std::vector<float> x = normal_floats(k.N * k.C * k.H * k.W, 4), w = normal_floats(k.F * K, 5),

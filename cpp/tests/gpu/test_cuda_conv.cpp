@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <random>
 #include <vector>
 
 #include "../check_close.h"
@@ -30,26 +29,8 @@ using dropnet::testing::check_close;
 
 namespace {
 
-struct GpuConvCase {
-  int64_t N, C, H, W, F, k, stride, pad_top, pad_bottom, dil, groups;
-};
-
-cpu::ConvGeometry gpu_conv_geometry(const GpuConvCase& k) {
-  cpu::ConvGeometry g;
-  g.C = k.C, g.H = k.H, g.W = k.W, g.groups = k.groups, g.kh = g.kw = k.k;
-  g.stride_h = g.stride_w = k.stride, g.pad_top = g.pad_left = k.pad_top, g.dil_h = g.dil_w = k.dil;
-  g.OH = (k.H + k.pad_top + k.pad_bottom - k.dil * (k.k - 1) - 1) / k.stride + 1;
-  g.OW = (k.W + k.pad_top + k.pad_bottom - k.dil * (k.k - 1) - 1) / k.stride + 1;
-  return g;
-}
-
-std::vector<float> normals(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = d(gen);
-  return v;
-}
+using testing::ConvCase;
+using testing::normal_floats;
 
 // Two float32 sums of `terms` N(0, 1) products in different orders (and the CPU's Winograd) differ
 // by a few 1e-6·sqrt(terms); 2e-5·sqrt(terms) absolute is the bound tests/test_conv_winograd.py
@@ -59,26 +40,27 @@ double conv_tol(int64_t terms) { return 2e-5 * std::sqrt(static_cast<double>(ter
 }  // namespace
 
 TEST_CASE("GPU conv2d forward and backward = the host simulation byte for byte, run to run the same; ~ CPU") {
-  const GpuConvCase cases[] = {
-      {8, 1, 28, 28, 32, 3, 1, 1, 1, 1, 1},   // the small CNN's first layer
-      {8, 32, 14, 14, 64, 3, 1, 1, 1, 1, 1},  // its second (the CPU takes Winograd)
-      {3, 6, 11, 9, 10, 5, 2, 2, 1, 1, 2},    // 5×5, stride 2, asymmetric pad, groups 2
-      {2, 5, 9, 9, 70, 3, 1, 2, 2, 2, 1},     // dilation 2, filters past one tile
-      {2, 17, 7, 7, 9, 1, 1, 0, 0, 1, 1},     // 1×1
+  const ConvCase cases[] = {
+      // N  C   H   W   F  kh kw sh sw pt pl pb pr dil groups
+      {8, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   // the small CNN's first layer
+      {8, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  // its second (the CPU takes Winograd)
+      {3, 6, 11, 9, 10, 5, 5, 2, 2, 2, 2, 1, 1, 1, 2},    // 5×5, stride 2, asymmetric pad, groups 2
+      {2, 5, 9, 9, 70, 3, 3, 1, 1, 2, 2, 2, 2, 2, 1},     // dilation 2, filters past one tile
+      {2, 17, 7, 7, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},     // 1×1
   };
   cudaStream_t stream;
   ok(cudaStreamCreate(&stream), "cudaStreamCreate");
-  for (const GpuConvCase& k : cases)
+  for (const ConvCase& k : cases)
     for (Activation act : {Activation::identity, Activation::relu, Activation::gelu}) {
       CAPTURE(k.C);
       CAPTURE(k.F);
-      CAPTURE(k.k);
+      CAPTURE(k.kh);
       CAPTURE(static_cast<int>(act));
-      const cpu::ConvGeometry g = gpu_conv_geometry(k);
+      const cpu::ConvGeometry g = testing::conv_case_geometry(k);
       const cuda::ConvShape s = cuda::conv_shape(g);
-      const int64_t K = k.C / k.groups * k.k * k.k, ny = k.N * k.F * g.OH * g.OW, nx = k.N * k.C * k.H * k.W;
-      const std::vector<float> x = normals(nx, 1), w = normals(k.F * K, 2), b = normals(k.F, 3), dy = normals(ny, 4),
-                               dw0 = normals(k.F * K, 5), db0 = normals(k.F, 6);
+      const int64_t K = k.C / k.groups * k.kh * k.kw, ny = k.N * k.F * g.OH * g.OW, nx = k.N * k.C * k.H * k.W;
+      const std::vector<float> x = normal_floats(nx, 1), w = normal_floats(k.F * K, 2), b = normal_floats(k.F, 3), dy = normal_floats(ny, 4),
+                               dw0 = normal_floats(k.F * K, 5), db0 = normal_floats(k.F, 6);
       // The host simulation of the very code the GPU runs.
       std::vector<float> sim_y(ny), sim_dx(nx), sim_dw = dw0, sim_db = db0;
       cuda::ConvForwardArgs a;
@@ -100,7 +82,7 @@ TEST_CASE("GPU conv2d forward and backward = the host simulation byte for byte, 
       }
       const int64_t P = k.N * g.OH * g.OW;
       check_close(sim_y, cpu_y, conv_tol(K + 1), 0.0);
-      check_close(sim_dx, cpu_dx, conv_tol(k.F / k.groups * k.k * k.k), 0.0);
+      check_close(sim_dx, cpu_dx, conv_tol(k.F / k.groups * k.kh * k.kw), 0.0);
       check_close(sim_dw, cpu_dw, conv_tol(P), 0.0);
       check_close(sim_db, cpu_db, conv_tol(P), 0.0);
       for (int run = 0; run < 2; ++run) {
@@ -137,10 +119,10 @@ int bench_conv() {
     int64_t C, F, HW;
   };
   for (const Layer& l : {Layer{1, 32, 28}, Layer{32, 64, 14}}) {
-    const GpuConvCase k{128, l.C, l.HW, l.HW, l.F, 3, 1, 1, 1, 1, 1};
-    const cuda::ConvShape s = cuda::conv_shape(gpu_conv_geometry(k));
+    const ConvCase k{128, l.C, l.HW, l.HW, l.F, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+    const cuda::ConvShape s = cuda::conv_shape(testing::conv_case_geometry(k));
     const int64_t nx = 128 * l.C * l.HW * l.HW, ny = 128 * l.F * l.HW * l.HW, nw = l.F * l.C * 9;
-    DeviceVector<float> x(normals(nx, 1)), w(normals(nw, 2)), b(normals(l.F, 3)), dy(normals(ny, 4)),
+    DeviceVector<float> x(normal_floats(nx, 1)), w(normal_floats(nw, 2)), b(normal_floats(l.F, 3)), dy(normal_floats(ny, 4)),
         y{std::vector<float>(ny)}, dx{std::vector<float>(nx)}, dw{std::vector<float>(nw)}, db{std::vector<float>(l.F)},
         ws{std::vector<float>(static_cast<size_t>(cuda::conv2d_backward_workspace(s, 128, l.F)))};
     cudaEvent_t start, stop;

@@ -32,6 +32,7 @@ void launch_gemm(const Op& op, const ConvGemmLayout& L, Stream cuda_stream, cons
 }
 
 void check_shape(const ConvShape& g, int64_t N, int64_t F, const char* what) {
+  DROPNET_CHECK(g.C >= 1 && F >= 1, what, ": needs at least 1 input channel and 1 filter, got ", g.C, " and ", F);
   DROPNET_CHECK(g.groups >= 1 && g.C % g.groups == 0 && F % g.groups == 0, what, ": groups = ", g.groups,
                 " must divide the input channels (", g.C, ") and the filters (", F, ")");
   DROPNET_CHECK(N >= 0 && g.kh >= 1 && g.kw >= 1 && g.stride_h >= 1 && g.stride_w >= 1 && g.dil_h >= 1 &&
