@@ -9,8 +9,8 @@
 #      "Device kernels", and the same bytes run to run; the convolution byte for byte against the
 #      host simulation of its block programs and within tolerance of the CPU), then
 #      dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer (memcheck; initcheck for the
-#      kernels' binary; racecheck for the batch-norm and convolution tests, the kernels with shared
-#      memory);
+#      kernels' binary; racecheck for the batch-norm and the small convolution tests, the kernels
+#      with shared memory);
 #   3. pytest of the device-facing Python tests with the CUDA build;
 #   4. a dropout benchmark: cuda::dropout_forward (1-bit mask) against torch's CUDA dropout, same
 #      size, CUDA events; a convolution benchmark: cuda::conv2d_forward / conv2d_backward against
@@ -95,8 +95,8 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
   # convolution's (operand tiles loaded, then read, between barriers).
   step "compute-sanitizer racecheck: batch norm" 120 \
     compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU batch norm*'
-  step "compute-sanitizer racecheck: conv2d" 180 \
-    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU conv2d*'
+  step "compute-sanitizer racecheck: conv2d" 120 \
+    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU conv2d small shapes*'
   step "compute-sanitizer memcheck: pytest -m gpu" 180 \
     compute-sanitizer --tool memcheck --error-exitcode 99 "$py" -m pytest -q -m gpu -p no:cacheprovider tests
 else

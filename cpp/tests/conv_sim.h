@@ -58,7 +58,9 @@ inline void simulate_conv2d_forward(const cuda::ConvForwardArgs& a, bool tiny, b
 inline void simulate_conv2d_backward(const float* dy, const float* x, int64_t N, const cuda::ConvShape& s,
                                      const float* w, int64_t F, float* dx, float* dw, float* db, bool tiny,
                                      bool reversed) {
-  if (dx) simulate_conv_gemm(cuda::ConvInputGradOp{dy, w, dx, s, N, F}, cuda::conv_input_grad_layout(s, N, F), tiny, reversed);
+  if (dx)
+    simulate_conv_gemm(cuda::ConvInputGradOp{dy, w, dx, s, N, F}, cuda::conv_input_grad_layout(s, N, F), tiny,
+                       reversed);
   const cuda::ConvGemmLayout L = cuda::conv_weight_grad_layout(s, N, F, db != nullptr);
   if (L.tiles() <= 0) return;
   std::vector<float> scratch(static_cast<size_t>(cuda::conv_weight_grad_scratch(s, N, F)), std::nanf(""));

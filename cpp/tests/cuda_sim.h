@@ -1,7 +1,7 @@
 // The host's stand-in for a CUDA launch, shared by the simulated-grid tests of the layer kernels
-// (test_cuda_layer_bodies.cpp, test_cuda_conv_bodies.cpp): every block of the grid, one after the other, each block program
-// (kernels/cuda/block_body.h) run by HostBlock, whose phase calls every thread of the block, in
-// order or reversed, before the next phase starts (the barrier). Shared memory starts as NaN, so
+// (test_cuda_layer_bodies.cpp, test_cuda_conv_bodies.cpp): every block of the grid, one after the
+// other, each block program (kernels/cuda/block_body.h) run by HostBlock, whose phase calls every
+// thread of the block, in order or reversed, before the next phase starts (the barrier). Shared memory starts as NaN, so
 // a program that read a partial sum before writing it would show. Denormals are flushed, as the
 // .cu files are compiled with --ftz=true.
 #pragma once

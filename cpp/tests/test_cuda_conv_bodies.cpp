@@ -73,9 +73,11 @@ struct Reference {
           for (int64_t c = 0; c < Cg; ++c)
             for (int64_t i = 0; i < k.kh; ++i)
               for (int64_t j = 0; j < k.kw; ++j) {
-                const int64_t ih = oh * k.stride_h - k.pad_top + i * k.dil, iw = ow * k.stride_w - k.pad_left + j * k.dil;
+                const int64_t ih = oh * k.stride_h - k.pad_top + i * k.dil;
+                const int64_t iw = ow * k.stride_w - k.pad_left + j * k.dil;
                 if (ih < 0 || ih >= k.H || iw < 0 || iw >= k.W) continue;
-                const int64_t xi = ((n * k.C + f / Fg * Cg + c) * k.H + ih) * k.W + iw, wi = ((f * Cg + c) * k.kh + i) * k.kw + j;
+                const int64_t xi = ((n * k.C + f / Fg * Cg + c) * k.H + ih) * k.W + iw;
+                const int64_t wi = ((f * Cg + c) * k.kh + i) * k.kw + j;
                 z.add(yi, double(w[wi]) * x[xi]);
                 dx.add(xi, double(w[wi]) * dy[yi]);
                 dw.add(wi, double(dy[yi]) * x[xi]);
@@ -116,7 +118,7 @@ const Activation kActivations[] = {Activation::identity, Activation::relu,    Ac
 
 }  // namespace
 
-TEST_CASE("simulated CUDA conv2d forward ~ float64 direct convolution (and so does the CPU), same bytes on every grid") {
+TEST_CASE("simulated CUDA conv2d forward ~ float64 direct convolution (so is the CPU), same bytes on every grid") {
   for (const ConvCase& k : kCases)
     for (bool with_bias : {false, true}) {
       CAPTURE(k.N);
@@ -165,7 +167,7 @@ TEST_CASE("simulated CUDA conv2d forward ~ float64 direct convolution (and so do
     }
 }
 
-TEST_CASE("simulated CUDA conv2d backward (dx, dw, db) ~ float64 direct convolution (and so does the CPU), same bytes on every grid") {
+TEST_CASE("simulated CUDA conv2d backward (dx, dw, db) ~ float64 direct convolution (so is the CPU), same bytes") {
   for (const ConvCase& k : kCases)
     for (bool with_bias : {false, true}) {
       CAPTURE(k.N);

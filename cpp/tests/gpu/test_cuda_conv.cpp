@@ -37,69 +37,83 @@ using testing::normal_floats;
 // holds the CPU to against float64.
 double conv_tol(int64_t terms) { return 2e-5 * std::sqrt(static_cast<double>(terms)); }
 
-}  // namespace
+// One shape and activation on the GPU against the host simulation and the CPU, twice.
+void check_gpu_conv(const ConvCase& k, Activation act, cudaStream_t stream) {
+  CAPTURE(k.C);
+  CAPTURE(k.F);
+  CAPTURE(k.kh);
+  CAPTURE(static_cast<int>(act));
+  const cpu::ConvGeometry g = testing::conv_case_geometry(k);
+  const cuda::ConvShape s = cuda::conv_shape(g);
+  const int64_t K = k.C / k.groups * k.kh * k.kw, ny = k.N * k.F * g.OH * g.OW, nx = k.N * k.C * k.H * k.W;
+  const std::vector<float> x = normal_floats(nx, 1), w = normal_floats(k.F * K, 2), b = normal_floats(k.F, 3),
+                           dy = normal_floats(ny, 4), dw0 = normal_floats(k.F * K, 5), db0 = normal_floats(k.F, 6);
+  // The host simulation of the very code the GPU runs.
+  std::vector<float> sim_y(ny), sim_dx(nx), sim_dw = dw0, sim_db = db0;
+  cuda::ConvForwardArgs a;
+  a.x = x.data(), a.w = w.data(), a.bias = b.data(), a.y = sim_y.data(), a.g = s, a.N = k.N, a.F = k.F;
+  a.activation = act, a.leaky_slope = 0.01f;
+  testing::simulate_conv2d_forward(a, false, false);
+  testing::simulate_conv2d_backward(dy.data(), x.data(), k.N, s, w.data(), k.F, sim_dx.data(), sim_dw.data(),
+                                    sim_db.data(), false, false);
+  // The CPU kernel.
+  std::vector<float> cpu_y(ny), cpu_dx(nx), cpu_dw = dw0, cpu_db = db0;
+  {
+    DenormalsFlushed ftz;
+    std::vector<float> ws(static_cast<size_t>(cpu::conv2d_forward_workspace(g, k.F, true, 1) +
+                                              cpu::conv2d_backward_workspace(g, k.N, k.F, 1)));
+    cpu::conv2d_forward(x.data(), k.N, g, w.data(), k.F, b.data(), act, 0.01f, cpu_y.data(), ws.data(),
+                        static_cast<int64_t>(ws.size()));
+    cpu::conv2d_backward(dy.data(), x.data(), k.N, g, w.data(), k.F, cpu_dx.data(), cpu_dw.data(), cpu_db.data(),
+                         ws.data(), static_cast<int64_t>(ws.size()));
+  }
+  const int64_t P = k.N * g.OH * g.OW;
+  check_close(sim_y, cpu_y, conv_tol(K + 1), 0.0);
+  check_close(sim_dx, cpu_dx, conv_tol(k.F / k.groups * k.kh * k.kw), 0.0);
+  check_close(sim_dw, cpu_dw, conv_tol(P), 0.0);
+  check_close(sim_db, cpu_db, conv_tol(P), 0.0);
+  for (int run = 0; run < 2; ++run) {
+    CAPTURE(run);
+    DeviceVector<float> d_x(x), d_w(w), d_b(b), d_dy(dy), d_y{std::vector<float>(ny, -7.f)},
+        d_dx{std::vector<float>(nx, -7.f)}, d_dw(dw0), d_db(db0),
+        d_ws{std::vector<float>(static_cast<size_t>(cuda::conv2d_backward_workspace(s, k.N, k.F)))};
+    cuda::conv2d_forward(d_x.p, k.N, s, d_w.p, k.F, d_b.p, act, 0.01f, d_y.p, stream);
+    cuda::conv2d_backward(d_dy.p, d_x.p, k.N, s, d_w.p, k.F, d_dx.p, d_dw.p, d_db.p, d_ws.p,
+                          static_cast<int64_t>(d_ws.n), stream);
+    CHECK(same(d_y.get(), sim_y));
+    CHECK(same(d_dx.get(), sim_dx));
+    CHECK(same(d_dw.get(), sim_dw));
+    CHECK(same(d_db.get(), sim_db));
+  }
+}
 
-TEST_CASE("GPU conv2d forward and backward = the host simulation byte for byte, run to run the same; ~ CPU") {
-  const ConvCase cases[] = {
-      // N  C   H   W   F  kh kw sh sw pt pl pb pr dil groups
-      {8, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   // the small CNN's first layer
-      {8, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  // its second (the CPU takes Winograd)
-      {3, 6, 11, 9, 10, 5, 5, 2, 2, 2, 2, 1, 1, 1, 2},    // 5×5, stride 2, asymmetric pad, groups 2
-      {2, 5, 9, 9, 70, 3, 3, 1, 1, 2, 2, 2, 2, 2, 1},     // dilation 2, filters past one tile
-      {2, 17, 7, 7, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},     // 1×1
-  };
+// Every shape with the identity, ReLU and GELU epilogues, on a stream of its own.
+void check_gpu_convs(const std::vector<ConvCase>& cases) {
   cudaStream_t stream;
   ok(cudaStreamCreate(&stream), "cudaStreamCreate");
   for (const ConvCase& k : cases)
-    for (Activation act : {Activation::identity, Activation::relu, Activation::gelu}) {
-      CAPTURE(k.C);
-      CAPTURE(k.F);
-      CAPTURE(k.kh);
-      CAPTURE(static_cast<int>(act));
-      const cpu::ConvGeometry g = testing::conv_case_geometry(k);
-      const cuda::ConvShape s = cuda::conv_shape(g);
-      const int64_t K = k.C / k.groups * k.kh * k.kw, ny = k.N * k.F * g.OH * g.OW, nx = k.N * k.C * k.H * k.W;
-      const std::vector<float> x = normal_floats(nx, 1), w = normal_floats(k.F * K, 2), b = normal_floats(k.F, 3), dy = normal_floats(ny, 4),
-                               dw0 = normal_floats(k.F * K, 5), db0 = normal_floats(k.F, 6);
-      // The host simulation of the very code the GPU runs.
-      std::vector<float> sim_y(ny), sim_dx(nx), sim_dw = dw0, sim_db = db0;
-      cuda::ConvForwardArgs a;
-      a.x = x.data(), a.w = w.data(), a.bias = b.data(), a.y = sim_y.data(), a.g = s, a.N = k.N, a.F = k.F;
-      a.activation = act, a.leaky_slope = 0.01f;
-      testing::simulate_conv2d_forward(a, false, false);
-      testing::simulate_conv2d_backward(dy.data(), x.data(), k.N, s, w.data(), k.F, sim_dx.data(), sim_dw.data(),
-                                        sim_db.data(), false, false);
-      // The CPU kernel.
-      std::vector<float> cpu_y(ny), cpu_dx(nx), cpu_dw = dw0, cpu_db = db0;
-      {
-        DenormalsFlushed ftz;
-        std::vector<float> ws(static_cast<size_t>(cpu::conv2d_forward_workspace(g, k.F, true, 1) +
-                                                  cpu::conv2d_backward_workspace(g, k.N, k.F, 1)));
-        cpu::conv2d_forward(x.data(), k.N, g, w.data(), k.F, b.data(), act, 0.01f, cpu_y.data(), ws.data(),
-                            static_cast<int64_t>(ws.size()));
-        cpu::conv2d_backward(dy.data(), x.data(), k.N, g, w.data(), k.F, cpu_dx.data(), cpu_dw.data(), cpu_db.data(),
-                             ws.data(), static_cast<int64_t>(ws.size()));
-      }
-      const int64_t P = k.N * g.OH * g.OW;
-      check_close(sim_y, cpu_y, conv_tol(K + 1), 0.0);
-      check_close(sim_dx, cpu_dx, conv_tol(k.F / k.groups * k.kh * k.kw), 0.0);
-      check_close(sim_dw, cpu_dw, conv_tol(P), 0.0);
-      check_close(sim_db, cpu_db, conv_tol(P), 0.0);
-      for (int run = 0; run < 2; ++run) {
-        CAPTURE(run);
-        DeviceVector<float> d_x(x), d_w(w), d_b(b), d_dy(dy), d_y{std::vector<float>(ny, -7.f)},
-            d_dx{std::vector<float>(nx, -7.f)}, d_dw(dw0), d_db(db0),
-            d_ws{std::vector<float>(static_cast<size_t>(cuda::conv2d_backward_workspace(s, k.N, k.F)))};
-        cuda::conv2d_forward(d_x.p, k.N, s, d_w.p, k.F, d_b.p, act, 0.01f, d_y.p, stream);
-        cuda::conv2d_backward(d_dy.p, d_x.p, k.N, s, d_w.p, k.F, d_dx.p, d_dw.p, d_db.p, d_ws.p,
-                              static_cast<int64_t>(d_ws.n), stream);
-        CHECK(same(d_y.get(), sim_y));
-        CHECK(same(d_dx.get(), sim_dx));
-        CHECK(same(d_dw.get(), sim_dw));
-        CHECK(same(d_db.get(), sim_db));
-      }
-    }
+    for (Activation act : {Activation::identity, Activation::relu, Activation::gelu}) check_gpu_conv(k, act, stream);
   ok(cudaStreamDestroy(stream), "cudaStreamDestroy");
+}
+
+}  // namespace
+
+// Small shapes (tools/gpu_check.sh runs these under racecheck too): tails of every tile, more
+// than one tile and slice, stride, padding, dilation and groups.
+TEST_CASE("GPU conv2d small shapes = the host simulation byte for byte, run to run the same; ~ CPU") {
+  check_gpu_convs({
+      // N  C   H   W   F  kh kw sh sw pt pl pb pr dil groups
+      {3, 6, 11, 9, 10, 5, 5, 2, 2, 2, 2, 1, 1, 1, 2},  // 5×5, stride 2, asymmetric pad, groups 2
+      {2, 5, 9, 9, 70, 3, 3, 1, 1, 2, 2, 2, 2, 2, 1},   // dilation 2, filters past one tile
+      {2, 17, 7, 7, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},   // 1×1
+  });
+}
+
+TEST_CASE("GPU conv2d, the small CNN's layers at batch 8 = the host simulation byte for byte; ~ CPU") {
+  check_gpu_convs({
+      {8, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   // first layer (4 weight-gradient chunks)
+      {8, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  // second (the CPU takes Winograd)
+  });
 }
 
 TEST_CASE("GPU conv2d_backward: a short workspace is a ValueError naming the size, before any launch") {
@@ -122,8 +136,9 @@ int bench_conv() {
     const ConvCase k{128, l.C, l.HW, l.HW, l.F, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
     const cuda::ConvShape s = cuda::conv_shape(testing::conv_case_geometry(k));
     const int64_t nx = 128 * l.C * l.HW * l.HW, ny = 128 * l.F * l.HW * l.HW, nw = l.F * l.C * 9;
-    DeviceVector<float> x(normal_floats(nx, 1)), w(normal_floats(nw, 2)), b(normal_floats(l.F, 3)), dy(normal_floats(ny, 4)),
-        y{std::vector<float>(ny)}, dx{std::vector<float>(nx)}, dw{std::vector<float>(nw)}, db{std::vector<float>(l.F)},
+    DeviceVector<float> x(normal_floats(nx, 1)), w(normal_floats(nw, 2)), b(normal_floats(l.F, 3)),
+        dy(normal_floats(ny, 4)), y{std::vector<float>(ny)}, dx{std::vector<float>(nx)}, dw{std::vector<float>(nw)},
+        db{std::vector<float>(l.F)},
         ws{std::vector<float>(static_cast<size_t>(cuda::conv2d_backward_workspace(s, 128, l.F)))};
     cudaEvent_t start, stop;
     ok(cudaEventCreate(&start), "event");
