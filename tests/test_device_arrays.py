@@ -145,7 +145,8 @@ def test_torch_cpu_tensors_take_the_cpu_path():
     np.testing.assert_array_equal(y, want)
     np.testing.assert_array_equal(bits, want_bits)
     # The backward takes the mask back as a torch tensor too (uint64 through DLPack).
-    dx = ops.dropout_backward(torch.from_numpy(x), 0.5, mask_bits=torch.from_numpy(bits.view(np.int64)).view(torch.uint64))
+    torch_bits = torch.from_numpy(bits.view(np.int64)).view(torch.uint64)
+    dx = ops.dropout_backward(torch.from_numpy(x), 0.5, mask_bits=torch_bits)
     np.testing.assert_array_equal(dx, ops.dropout_backward(x, 0.5, mask_bits=want_bits))
     np.testing.assert_allclose(ops.linear(torch.from_numpy(x), torch.from_numpy(w)), x @ w.T, rtol=1e-5, atol=1e-5)
     # An out= tensor is written in place (it shares memory with the numpy view).

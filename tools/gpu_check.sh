@@ -6,12 +6,15 @@
 #   2. ctest: the host-simulated tests and dropnet_gpu_tests (the CUDA kernels against the CPU:
 #      dropout, optimizers, pooling and the epilogue byte for byte; batch norm, softmax
 #      cross-entropy and the C-library activations within the tolerances of docs/design.md,
-#      "Device kernels", and the same bytes run to run), then dropnet_gpu_tests and `pytest -m gpu`
-#      under compute-sanitizer (memcheck; initcheck for the kernels' binary; racecheck for the
-#      batch-norm tests, the only kernels with shared memory);
+#      "Device kernels", and the same bytes run to run; the convolution byte for byte against the
+#      host simulation of its block programs and within tolerance of the CPU), then
+#      dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer (memcheck; initcheck for the
+#      kernels' binary; racecheck for the batch-norm and the small convolution tests, the kernels
+#      with shared memory);
 #   3. pytest of the device-facing Python tests with the CUDA build;
 #   4. a dropout benchmark: cuda::dropout_forward (1-bit mask) against torch's CUDA dropout, same
-#      size, CUDA events.
+#      size, CUDA events; a convolution benchmark: cuda::conv2d_forward / conv2d_backward against
+#      torch.nn.functional.conv2d (cuDNN, fp32 and TF32) on the small CNN's two layers, batch 128.
 # Writes a markdown report to $OUT/gpu_check.md (OUT defaults to build/gpu/out) and exits
 # non-zero when any step failed. Every step runs under `timeout`, so one hang cannot eat the rest.
 #
@@ -88,9 +91,12 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
     compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
   step "compute-sanitizer initcheck: dropnet_gpu_tests" 180 \
     compute-sanitizer --tool initcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
-  # Shared memory: only batch norm's block programs use it (a reduction tree between barriers).
+  # Shared memory: batch norm's block programs (a reduction tree between barriers) and the
+  # convolution's (operand tiles loaded, then read, between barriers).
   step "compute-sanitizer racecheck: batch norm" 120 \
     compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU batch norm*'
+  step "compute-sanitizer racecheck: conv2d" 120 \
+    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU conv2d small shapes*'
   step "compute-sanitizer memcheck: pytest -m gpu" 180 \
     compute-sanitizer --tool memcheck --error-exitcode 99 "$py" -m pytest -q -m gpu -p no:cacheprovider tests
 else
@@ -122,6 +128,49 @@ ms = start.elapsed_time(stop) / 20
 with open(__import__("os").environ["BENCH_ROWS"], "a") as f:
     f.write(f"| torch.nn.functional.dropout {torch.__version__} | {n} | {ms:.3f} | {n * 8 / (ms * 1e-3) / 1e9:.0f} |\n")
 PY
+# Convolution: the small CNN's layers (3×3, pad 1, batch 128), ms per call, mean of 20 after 3
+# warm-ups, CUDA events; torch with cuDNN's defaults (benchmark mode off), fp32 and TF32.
+conv_bench="$out/conv_rows.md"
+: >"$conv_bench"
+export CONV_ROWS="$conv_bench"
+step "conv benchmark: dropnet" 60 bash -c "'$build/dropnet_gpu_tests' --bench-conv >>'$conv_bench'"
+step "conv benchmark: torch" 120 "$py" - <<'PY' 2>&1
+import os
+import torch
+import torch.nn.functional as F
+
+def ms_per_call(fn, reps=20):
+    for _ in range(3):
+        fn()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    stop.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(stop) / reps
+
+rows = []
+for tf32 in (False, True):
+    torch.backends.cudnn.allow_tf32 = tf32
+    for c, f, hw in ((1, 32, 28), (32, 64, 14)):
+        x = torch.randn(128, c, hw, hw, device="cuda", requires_grad=True)
+        w = torch.randn(f, c, 3, 3, device="cuda", requires_grad=True)
+        b = torch.randn(f, device="cuda", requires_grad=True)
+        dy = torch.randn(128, f, hw, hw, device="cuda")
+        with torch.no_grad():
+            fwd = ms_per_call(lambda: torch.relu(F.conv2d(x, w, b, padding=1)))
+
+        def fwd_bwd():
+            z = F.conv2d(x, w, b, padding=1)
+            torch.autograd.grad(z, (x, w, b), dy)
+
+        both = ms_per_call(fwd_bwd)
+        name = f"torch {torch.__version__} F.conv2d (cuDNN, {'TF32' if tf32 else 'fp32'})"
+        rows.append(f"| {name} | {c} -> {f}, {hw}x{hw}, batch 128 | {fwd:.3f} | {both:.3f} |\n")
+with open(os.environ["CONV_ROWS"], "a") as out:
+    out.writelines(rows)
+PY
 # The GPU benchmark suite: dropnet.ops on torch CUDA tensors (through __cuda_array_interface__)
 # against a device copy and torch's dropout, 256 MB (the issue's "dropout forward / backward" rows).
 step "benchmark: suite gpu" 180 "$py" -m benchmarks.run gpu --out "$out/gpu_suite.md"
@@ -131,6 +180,12 @@ step "benchmark: suite gpu" 180 "$py" -m benchmarks.run gpu --out "$out/gpu_suit
   echo "| kernel | elements | ms per call | GB/s (x read, y written; dropnet also its 1-bit mask) |"
   echo "| --- | --- | --- | --- |"
   cat "$bench"
+  echo
+  echo "### convolution benchmark (3×3, pad 1, batch 128; forward with bias + ReLU; backward: dx, dw, db)"
+  echo
+  echo "| kernel | layer | forward ms | forward + backward ms |"
+  echo "| --- | --- | --- | --- |"
+  cat "$conv_bench"
   echo
   echo "### benchmark suite gpu (python -m benchmarks.run gpu)"
   echo

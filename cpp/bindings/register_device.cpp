@@ -53,7 +53,8 @@ void release_versioned(void* m) {
 // as the protocol asks; the returned dict's "keepalive" calls the producer's deleter when freed.
 py::dict dlpack_import(const py::object& capsule) {
   PyObject* c = capsule.ptr();
-  if (!PyCapsule_CheckExact(c)) throw TypeError("__dlpack__: expected a PyCapsule, got " + py::str(py::type::of(capsule)).cast<std::string>());
+  if (!PyCapsule_CheckExact(c))
+    throw TypeError("__dlpack__: expected a PyCapsule, got " + py::str(py::type::of(capsule)).cast<std::string>());
   const char* name = PyCapsule_GetName(c);
   const std::string capsule_name = name ? name : "";
   ImportedTensor imported;
@@ -234,12 +235,15 @@ void register_device(py::module_& m) {
   }, py::arg("ptr"), "The CUDA device a pointer's memory lives on.");
   m.def("copy_to_device", [](std::uintptr_t dst, const py::array& src, int device) {
     DROPNET_CHECK(src.flags() & py::array::c_style, "src: expected a C-contiguous array");
-    on_device(device, [&] { cuda::copy_to_device(as_ptr(dst), src.data(), static_cast<std::size_t>(src.nbytes()), device); });
+    const auto bytes = static_cast<std::size_t>(src.nbytes());
+    on_device(device, [&] { cuda::copy_to_device(as_ptr(dst), src.data(), bytes, device); });
   }, py::arg("dst"), py::arg("src"), py::arg("device"));
   m.def("copy_to_host", [](const py::array& dst, std::uintptr_t src, int device) {
-    DROPNET_CHECK((dst.flags() & py::array::c_style) && dst.writeable(), "dst: expected a writeable C-contiguous array");
+    DROPNET_CHECK((dst.flags() & py::array::c_style) && dst.writeable(),
+                  "dst: expected a writeable C-contiguous array");
     void* host = const_cast<void*>(dst.data());
-    on_device(device, [&] { cuda::copy_to_host(host, as_ptr(src), static_cast<std::size_t>(dst.nbytes()), device); });
+    const auto bytes = static_cast<std::size_t>(dst.nbytes());
+    on_device(device, [&] { cuda::copy_to_host(host, as_ptr(src), bytes, device); });
   }, py::arg("dst"), py::arg("src"), py::arg("device"));
   m.def("copy_device", [](std::uintptr_t dst, std::uintptr_t src, std::size_t nbytes, int device) {
     on_device(device, [&] { cuda::copy_device(as_ptr(dst), as_ptr(src), nbytes, device); });
@@ -253,34 +257,45 @@ void register_device(py::module_& m) {
   // (p == 0, training=False) are taken in Python, as the CPU bindings take them in C++.
   m.def("dropout_forward", [](std::uintptr_t x, std::uintptr_t y, int64_t n, double p, uint64_t seed, uint64_t stream,
                               std::uintptr_t mask, int device) {
-    on_device(device, [&] { cuda::dropout_forward(as_floats(x), as_floats(y), n, threshold_of(p), scale_of(p), seed,
-                                                      stream, as_words(mask)); });
+    on_device(device, [&] {
+      cuda::dropout_forward(as_floats(x), as_floats(y), n, threshold_of(p), scale_of(p), seed, stream, as_words(mask));
+    });
   }, py::arg("x"), py::arg("y"), py::arg("n"), py::arg("p"), py::arg("seed"), py::arg("stream"), py::arg("mask"),
      py::arg("device"));
   m.def("dropout_backward", [](std::uintptr_t dy, std::uintptr_t dx, int64_t n, float scale, double p, uint64_t seed,
                                uint64_t stream, std::uintptr_t mask, int device) {
-    on_device(device, [&] { if (mask) cuda::dropout_backward_bits(as_floats(dy), as_words(mask), as_floats(dx), n, scale);
-                        else cuda::dropout_backward_regen(as_floats(dy), as_floats(dx), n, threshold_of(p), scale, seed,
-                                                          stream); });
+    on_device(device, [&] {
+      if (mask) {
+        cuda::dropout_backward_bits(as_floats(dy), as_words(mask), as_floats(dx), n, scale);
+      } else {
+        cuda::dropout_backward_regen(as_floats(dy), as_floats(dx), n, threshold_of(p), scale, seed, stream);
+      }
+    });
   }, py::arg("dy"), py::arg("dx"), py::arg("n"), py::arg("scale"), py::arg("p"), py::arg("seed"), py::arg("stream"),
      py::arg("mask"), py::arg("device"), "dx = dy * keep * scale; keep from mask, or regenerated when mask is 0.");
   m.def("alpha_dropout_forward", [](std::uintptr_t x, std::uintptr_t y, int64_t n, double p, uint64_t seed,
                                     uint64_t stream, std::uintptr_t mask, int device) {
     const cpu::AlphaDropoutCoeffs c = cpu::alpha_dropout_coeffs(p);
-    on_device(device, [&] { cuda::alpha_dropout_forward(as_floats(x), as_floats(y), n, threshold_of(p), c.a, c.b,
-                                                            c.dropped_value, seed, stream, as_words(mask)); });
+    on_device(device, [&] {
+      cuda::alpha_dropout_forward(as_floats(x), as_floats(y), n, threshold_of(p), c.a, c.b, c.dropped_value, seed,
+                                  stream, as_words(mask));
+    });
   }, py::arg("x"), py::arg("y"), py::arg("n"), py::arg("p"), py::arg("seed"), py::arg("stream"), py::arg("mask"),
      py::arg("device"));
   m.def("spatial_dropout_forward", [](std::uintptr_t x, std::uintptr_t y, int64_t n_channels, int64_t channel_size,
                                       double p, uint64_t seed, uint64_t stream, std::uintptr_t mask, int device) {
-    on_device(device, [&] { cuda::spatial_dropout_forward(as_floats(x), as_floats(y), n_channels, channel_size,
-                                                              threshold_of(p), scale_of(p), seed, stream, as_words(mask)); });
+    on_device(device, [&] {
+      cuda::spatial_dropout_forward(as_floats(x), as_floats(y), n_channels, channel_size, threshold_of(p),
+                                    scale_of(p), seed, stream, as_words(mask));
+    });
   }, py::arg("x"), py::arg("y"), py::arg("n_channels"), py::arg("channel_size"), py::arg("p"), py::arg("seed"),
      py::arg("stream"), py::arg("mask"), py::arg("device"), "mask (ceil(n_channels / 64) words) is required.");
   m.def("spatial_dropout_backward", [](std::uintptr_t dy, std::uintptr_t dx, int64_t n_channels, int64_t channel_size,
                                        std::uintptr_t mask, double p, int device) {
-    on_device(device, [&] { cuda::spatial_dropout_backward(as_floats(dy), as_floats(dx), n_channels, channel_size,
-                                                               as_words(mask), scale_of(p)); });
+    on_device(device, [&] {
+      cuda::spatial_dropout_backward(as_floats(dy), as_floats(dx), n_channels, channel_size, as_words(mask),
+                                     scale_of(p));
+    });
   }, py::arg("dy"), py::arg("dx"), py::arg("n_channels"), py::arg("channel_size"), py::arg("mask"), py::arg("p"),
      py::arg("device"));
   m.def("dropout_mask_bits", [](int64_t n, double p, uint64_t seed, uint64_t stream, std::uintptr_t mask, int device) {
@@ -288,8 +303,9 @@ void register_device(py::module_& m) {
   }, py::arg("n"), py::arg("p"), py::arg("seed"), py::arg("stream"), py::arg("mask"), py::arg("device"));
   m.def("mc_dropout", [](std::uintptr_t x, std::uintptr_t y, int64_t n, int64_t samples, double p, uint64_t seed,
                          uint64_t stream0, int device) {
-    on_device(device, [&] { cuda::mc_dropout_forward(as_floats(x), as_floats(y), n, samples, threshold_of(p),
-                                                         scale_of(p), seed, stream0); });
+    on_device(device, [&] {
+      cuda::mc_dropout_forward(as_floats(x), as_floats(y), n, samples, threshold_of(p), scale_of(p), seed, stream0);
+    });
   }, py::arg("x"), py::arg("y"), py::arg("n"), py::arg("samples"), py::arg("p"), py::arg("seed"), py::arg("stream0"),
      py::arg("device"));
 }

@@ -1,7 +1,7 @@
 // The host's stand-in for a CUDA launch, shared by the simulated-grid tests of the layer kernels
-// (test_cuda_layer_bodies.cpp): every block of the grid, one after the other, each block program
-// (kernels/cuda/block_body.h) run by HostBlock, whose phase calls every thread of the block, in
-// order or reversed, before the next phase starts (the barrier). Shared memory starts as NaN, so
+// (test_cuda_layer_bodies.cpp, test_cuda_conv_bodies.cpp): every block of the grid, one after the
+// other, each block program (kernels/cuda/block_body.h) run by HostBlock, whose phase calls every
+// thread of the block, in order or reversed, before the next phase starts (the barrier). Shared memory starts as NaN, so
 // a program that read a partial sum before writing it would show. Denormals are flushed, as the
 // .cu files are compiled with --ftz=true.
 #pragma once
@@ -35,6 +35,32 @@ void simulate_blocks(const cuda::Grid& g, bool reversed, Program&& program) {
     a2.assign(g.threads, std::numeric_limits<double>::quiet_NaN());
     HostBlock blk{reversed ? g.blocks - 1 - i : i, g.blocks, g.threads, reversed};
     program(blk, a1.data(), a2.data());
+  }
+}
+
+// One block's per-thread register arrays (DeviceThreadArray on the GPU, kernels/cuda/launch.cuh):
+// `per_thread` floats for each thread, NaN at the start of every block.
+struct HostThreadArrays {
+  std::vector<float> v;
+  size_t per_thread = 0;
+  float* at(uint32_t t) { return v.data() + t * per_thread; }
+};
+
+// program(blk, shared, regs) for every block of g, with `shared_floats` floats of shared memory
+// and `regs_per_thread` registers per thread, all NaN at the start of each block (the tile
+// programs of kernels/cuda/conv2d_body.h).
+template <class Program>
+void simulate_tile_blocks(const cuda::Grid& g, bool reversed, size_t shared_floats, size_t regs_per_thread,
+                          Program&& program) {
+  DenormalsFlushed ftz;
+  std::vector<float> shared;
+  HostThreadArrays regs;
+  regs.per_thread = regs_per_thread;
+  for (uint32_t i = 0; i < g.blocks; ++i) {
+    shared.assign(shared_floats, std::numeric_limits<float>::quiet_NaN());
+    regs.v.assign(g.threads * regs_per_thread, std::numeric_limits<float>::quiet_NaN());
+    HostBlock blk{reversed ? g.blocks - 1 - i : i, g.blocks, g.threads, reversed};
+    program(blk, shared.data(), regs);
   }
 }
 

@@ -95,7 +95,8 @@ TEST_CASE("batch-norm ISA bodies agree with the baseline unit") {
   for (size_t u = 0; u < units.size(); ++u) {
     double s[4];
     units[u]->plane_moments(x.data() + len, n, stride, len, 0.25f, &s[0], &s[1]);
-    units[u]->plane_grad_sums(dy.data() + len, x.data() + len, y.data() + len, n, stride, stride, len, 0.1f, &s[2], &s[3]);
+    units[u]->plane_grad_sums(dy.data() + len, x.data() + len, y.data() + len, n, stride, stride, len, 0.1f, &s[2],
+                              &s[3]);
     for (int q = 0; q < 4; ++q) {
       if (u == 0) ref[q] = s[q];
       CHECK(s[q] == doctest::Approx(ref[q]).epsilon(1e-12));

@@ -131,7 +131,8 @@ class DeviceArray:
                    dl_device: Optional[Tuple[int, int]] = None, copy: Optional[bool] = None) -> Any:
         """A DLPack capsule sharing this memory. ``stream``: the consumer's stream (1 legacy default,
         2 per-thread default, -1 no synchronisation); dropnet's queued work is waited for unless it
-        is None, 1 or -1 (the legacy default stream, or no synchronisation). ``copy=True`` and a ``dl_device`` other than this array's are refused."""
+        is None, 1 or -1 (the legacy default stream, or no synchronisation). ``copy=True`` and a
+        ``dl_device`` other than this array's are refused."""
         if copy:
             raise BufferError("copy: DeviceArray exports its own memory only (copy=True is not supported)")
         if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():

@@ -2,7 +2,8 @@
 // test_cuda_layers.cpp, linked into the same binary). Built when CUDA and the tests are
 // (dropnet_gpu_tests); exits 77, which ctest reports as skipped, when no GPU is usable.
 // `dropnet_gpu_tests --bench` instead times cuda::dropout_forward (64 Mi floats, with mask) with
-// CUDA events and prints one markdown table row (tools/gpu_check.sh).
+// CUDA events and prints one markdown table row, `--bench-conv` times cuda::conv2d_forward /
+// conv2d_backward on the small CNN's layers (test_cuda_conv.cpp); both for tools/gpu_check.sh.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <cuda_runtime.h>
 #include <doctest/doctest.h>
@@ -139,6 +140,8 @@ TEST_CASE("GPU multi-tensor Adam and SGD = CPU, byte for byte") {
   for (auto* d : owned) delete d;
 }
 
+int bench_conv();  // test_cuda_conv.cpp
+
 namespace {
 
 int bench() {
@@ -173,6 +176,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   if (argc > 1 && std::string(argv[1]) == "--bench") return bench();
+  if (argc > 1 && std::string(argv[1]) == "--bench-conv") return bench_conv();
   doctest::Context context(argc, argv);
   return context.run();
 }

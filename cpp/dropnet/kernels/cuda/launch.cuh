@@ -1,6 +1,6 @@
 // What the layer kernels' .cu files share: the GPU's Block for the block programs of
-// kernels/cuda/block_body.h (a phase is this thread's call, then a barrier of the block) and the
-// check after a launch. Included by .cu files only.
+// kernels/cuda/block_body.h (a phase is this thread's call, then a barrier of the block), a
+// thread's register array and the check after a launch. Included by .cu files only.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -19,6 +19,15 @@ struct DeviceBlock {
     f(static_cast<uint32_t>(threadIdx.x));
     __syncthreads();
   }
+};
+
+// A thread's own array of a block program (kernels/cuda/conv2d_body.h): at(t) is this thread's,
+// and with constant indices after unrolling it lives in registers. The host tests keep one per
+// thread (cpp/tests/cuda_sim.h).
+template <class T, int N>
+struct DeviceThreadArray {
+  T v[N];
+  __device__ T* at(uint32_t) { return v; }
 };
 
 // Throws std::runtime_error naming the call when the launch just queued failed.
