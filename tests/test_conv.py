@@ -263,6 +263,40 @@ def test_out_buffer_is_written_and_returned():
     np.testing.assert_allclose(out, conv_ref(x, w, b, (1, 1), 1, (1, 1)), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], (2, 16, 6, 6, 16, 3, 3, (1, 1), 1, (1, 1))])  # last: Winograd
+def test_backward_out_buffers_are_overwritten_and_returned(case):
+    x, w, b, kw = make(case, seed=8)
+    y = conv_ref(x, w, b, kw["stride"], kw["padding"], kw["dilation"])
+    dy = np.random.default_rng(9).standard_normal(y.shape).astype(np.float32)
+    want = ops.conv2d_backward(dy, x, w, **kw)
+    # NaN-filled: every element must be written (dw and db are sums: not added onto what was there).
+    outs = [np.full(a.shape, np.nan, np.float32) for a in want]
+    got = ops.conv2d_backward(dy, x, w, dx_out=outs[0], dw_out=outs[1], db_out=outs[2], **kw)
+    for g, o, wnt in zip(got, outs, want):
+        assert np.shares_memory(g, o)
+        np.testing.assert_array_equal(o, wnt)
+    dx, dw, db = ops.conv2d_backward(dy, x, w, need_input_grad=False, need_bias_grad=False, dw_out=outs[1], **kw)
+    assert dx is None and db is None and np.shares_memory(dw, outs[1])
+    np.testing.assert_array_equal(outs[1], want[1])
+
+
+def test_backward_out_buffers_are_checked():
+    x, w, b, kw = make(CASES[0], seed=8)
+    dy = np.zeros((2, 4, 7, 13), np.float32)
+    with pytest.raises(ValueError, match="dw_out: expected shape"):
+        ops.conv2d_backward(dy, x, w, dw_out=np.zeros(w.size, np.float32), **kw)
+    with pytest.raises(TypeError, match="db_out"):
+        ops.conv2d_backward(dy, x, w, db_out=np.zeros(4, np.float64), **kw)
+    with pytest.raises(ValueError, match="dx_out: given, but need_input_grad is False"):
+        ops.conv2d_backward(dy, x, w, need_input_grad=False, dx_out=np.zeros_like(x), **kw)
+    with pytest.raises(ValueError, match="db_out: given, but need_bias_grad is False"):
+        ops.conv2d_backward(dy, x, w, need_bias_grad=False, db_out=np.zeros(4, np.float32), **kw)
+    with pytest.raises(ValueError, match="dw_out.*w"):
+        ops.conv2d_backward(dy, x, w, dw_out=w, **kw)
+    with pytest.raises(ValueError, match="dx_out.*x"):
+        ops.conv2d_backward(dy, x, w, dx_out=x, **kw)
+
+
 def test_empty_batch():
     x = np.zeros((0, 3, 5, 5), np.float32)
     w = np.ones((4, 3, 3, 3), np.float32)

@@ -28,9 +28,12 @@ def conv_sides(n, c, f, hw, need_input_grad, seed=0):
     products = 2 if need_input_grad else 1  # backward: dW always, dX when asked
     flops = 2.0 * n * f * c * 9 * hw * hw * (1 + products)
 
+    dx = np.empty_like(x) if need_input_grad else None
+    dw, db = np.empty_like(w), np.empty_like(b)
+
     def dropnet_step():
         ops.conv2d(x, w, b, padding=1, out=y)
-        ops.conv2d_backward(dy, x, w, padding=1, need_input_grad=need_input_grad)
+        ops.conv2d_backward(dy, x, w, padding=1, need_input_grad=need_input_grad, dx_out=dx, dw_out=dw, db_out=db)
 
     sides = {"dropnet": dropnet_step}
     validate = None

@@ -217,25 +217,40 @@ void register_conv(py::module_& m) {
   m.def(
       "conv2d_backward",
       [](const py::object& dy_obj, const py::object& x_obj, const py::object& w_obj, Pair stride, Pads pads,
-         Pair dilation, int64_t groups, bool need_input_grad, bool need_bias_grad) {
+         Pair dilation, int64_t groups, bool need_input_grad, bool need_bias_grad, const py::object& dx_out,
+         const py::object& dw_out, const py::object& db_out) {
         FloatArray x = require_array<float>(x_obj, "x"), w = require_array<float>(w_obj, "w");
         FloatArray dy = require_array<float>(dy_obj, "grad_out");
         const cpu::ConvGeometry g = conv_geometry(x, w, stride, pads, dilation, groups);
         const int64_t N = x.shape(0), F = w.shape(0);
         require_shape(dy, "grad_out", {N, F, g.OH, g.OW});
+        DROPNET_CHECK(need_input_grad || dx_out.is_none(), "dx_out: given, but need_input_grad is False");
+        DROPNET_CHECK(need_bias_grad || db_out.is_none(), "db_out: given, but need_bias_grad is False");
+        // Outputs: the caller's (out= arrays, checked and overwritten) or new ones.
         py::object dx_obj = py::none(), db_obj = py::none();
         FloatArray dx, db;
-        FloatArray dw(shape_of(w));
+        FloatArray dw = output(dw_out, "dw_out", shape_of(w));
         std::fill(dw.mutable_data(), dw.mutable_data() + dw.size(), 0.f);
         if (need_input_grad) {
-          dx = FloatArray(shape_of(x));
+          dx = output(dx_out, "dx_out", shape_of(x));
           dx_obj = dx;
         }
         if (need_bias_grad) {
-          db = FloatArray(std::vector<py::ssize_t>{F});
+          db = output(db_out, "db_out", std::vector<py::ssize_t>{F});
           std::fill(db.mutable_data(), db.mutable_data() + F, 0.f);
           db_obj = db;
         }
+        for (const auto& [out, name] : {std::pair<const FloatArray*, const char*>{&dw, "dw_out"},
+                                        {need_input_grad ? &dx : nullptr, "dx_out"},
+                                        {need_bias_grad ? &db : nullptr, "db_out"}}) {
+          if (!out) continue;
+          require_no_overlap(*out, name, dy, "grad_out");
+          require_no_overlap(*out, name, x, "x");
+          require_no_overlap(*out, name, w, "w");
+        }
+        if (need_input_grad) require_no_overlap(dx, "dx_out", dw, "dw_out");
+        if (need_input_grad && need_bias_grad) require_no_overlap(dx, "dx_out", db, "db_out");
+        if (need_bias_grad) require_no_overlap(db, "db_out", dw, "dw_out");
         const int64_t ws = cpu::conv2d_backward_workspace(g, N, F, get_num_threads());
         float* scratch = workspace(ws).data();
         const float *dyp = dy.data(), *xp = x.data(), *wp = w.data();
@@ -249,7 +264,8 @@ void register_conv(py::module_& m) {
         return py::make_tuple(dx_obj, dw, db_obj);
       },
       py::arg("grad_out"), py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-      py::arg("groups") = 1, py::arg("need_input_grad") = true, py::arg("need_bias_grad") = true);
+      py::arg("groups") = 1, py::arg("need_input_grad") = true, py::arg("need_bias_grad") = true,
+      py::arg("dx_out") = py::none(), py::arg("dw_out") = py::none(), py::arg("db_out") = py::none());
 
   m.def(
       "max_pool2d_forward",

@@ -101,19 +101,22 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, stri
 @_device.host_only
 def conv2d_backward(grad_out: np.ndarray, x: np.ndarray, w: np.ndarray, *, stride: IntPair = 1,
                     padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, need_input_grad: bool = True,
-                    need_bias_grad: bool = True
+                    need_bias_grad: bool = True, dx_out: Optional[np.ndarray] = None,
+                    dw_out: Optional[np.ndarray] = None, db_out: Optional[np.ndarray] = None
                     ) -> Tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
     """Gradients of ``conv2d`` w.r.t. x, w and b, given grad_out = dL/dy of shape (N, F, OH, OW)
     (the gradient of the convolution's output before any activation).
 
     Returns ``(dx, dw, db)``: dx (N, C, H, W) or None when ``need_input_grad`` is False, dw like
     w, db (F,) or None when ``need_bias_grad`` is False. dw and db sum over the batch in a fixed
-    order (images in chunks of 8, chunks in order).
+    order (images in chunks of 8, chunks in order). ``dx_out``, ``dw_out``, ``db_out``: arrays to
+    write the gradients into (float32, C-contiguous, their shapes; overwritten), as a training step
+    reuses its buffers.
     """
     s, d = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = _conv_padding(padding, w, s, d)
     return _ops.conv2d_backward(grad_out, x, w, s, pads, d, _count(groups, "groups"), bool(need_input_grad),
-                                bool(need_bias_grad))
+                                bool(need_bias_grad), dx_out, dw_out, db_out)
 
 
 @overload
