@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "conv_sim.h"
@@ -116,17 +117,18 @@ void check_within(const std::vector<float>& got, const Sums& want, int64_t terms
 const Activation kActivations[] = {Activation::identity, Activation::relu,    Activation::leaky_relu,
                                    Activation::tanh,     Activation::sigmoid, Activation::gelu};
 
+// What a failing check prints about its case.
+std::string case_name(const ConvCase& k, bool with_bias) {
+  return "N=" + std::to_string(k.N) + " C=" + std::to_string(k.C) + " F=" + std::to_string(k.F) +
+         " kh=" + std::to_string(k.kh) + " groups=" + std::to_string(k.groups) + " bias=" + (with_bias ? "1" : "0");
+}
+
 }  // namespace
 
 TEST_CASE("simulated CUDA conv2d forward ~ float64 direct convolution (so is the CPU), same bytes on every grid") {
   for (const ConvCase& k : kCases)
     for (bool with_bias : {false, true}) {
-      CAPTURE(k.N);
-      CAPTURE(k.C);
-      CAPTURE(k.F);
-      CAPTURE(k.kh);
-      CAPTURE(k.groups);
-      CAPTURE(with_bias);
+      INFO(case_name(k, with_bias));
       const cpu::ConvGeometry g = testing::conv_case_geometry(k);
       const cuda::ConvShape s = cuda::conv_shape(g);
       const int64_t ny = k.N * k.F * g.OH * g.OW, K = k.C / k.groups * k.kh * k.kw;
@@ -170,12 +172,7 @@ TEST_CASE("simulated CUDA conv2d forward ~ float64 direct convolution (so is the
 TEST_CASE("simulated CUDA conv2d backward (dx, dw, db) ~ float64 direct convolution (so is the CPU), same bytes") {
   for (const ConvCase& k : kCases)
     for (bool with_bias : {false, true}) {
-      CAPTURE(k.N);
-      CAPTURE(k.C);
-      CAPTURE(k.F);
-      CAPTURE(k.kh);
-      CAPTURE(k.groups);
-      CAPTURE(with_bias);
+      INFO(case_name(k, with_bias));
       const cpu::ConvGeometry g = testing::conv_case_geometry(k);
       const cuda::ConvShape s = cuda::conv_shape(g);
       const int64_t ohw = g.OH * g.OW, P = k.N * ohw, K = k.C / k.groups * k.kh * k.kw;
