@@ -211,8 +211,6 @@ void on_device(int device, F launch) {
   launch();
 }
 
-uint32_t threshold_of(double p) { return keep_threshold(p); }
-float scale_of(double p) { return static_cast<float>(1.0 / (1.0 - p)); }
 
 }  // namespace
 
@@ -258,7 +256,7 @@ void register_device(py::module_& m) {
   m.def("dropout_forward", [](std::uintptr_t x, std::uintptr_t y, int64_t n, double p, uint64_t seed, uint64_t stream,
                               std::uintptr_t mask, int device) {
     on_device(device, [&] {
-      cuda::dropout_forward(as_floats(x), as_floats(y), n, threshold_of(p), scale_of(p), seed, stream, as_words(mask));
+      cuda::dropout_forward(as_floats(x), as_floats(y), n, keep_threshold(p), keep_scale(p), seed, stream, as_words(mask));
     });
   }, py::arg("x"), py::arg("y"), py::arg("n"), py::arg("p"), py::arg("seed"), py::arg("stream"), py::arg("mask"),
      py::arg("device"));
@@ -268,7 +266,7 @@ void register_device(py::module_& m) {
       if (mask) {
         cuda::dropout_backward_bits(as_floats(dy), as_words(mask), as_floats(dx), n, scale);
       } else {
-        cuda::dropout_backward_regen(as_floats(dy), as_floats(dx), n, threshold_of(p), scale, seed, stream);
+        cuda::dropout_backward_regen(as_floats(dy), as_floats(dx), n, keep_threshold(p), scale, seed, stream);
       }
     });
   }, py::arg("dy"), py::arg("dx"), py::arg("n"), py::arg("scale"), py::arg("p"), py::arg("seed"), py::arg("stream"),
@@ -277,7 +275,7 @@ void register_device(py::module_& m) {
                                     uint64_t stream, std::uintptr_t mask, int device) {
     const cpu::AlphaDropoutCoeffs c = cpu::alpha_dropout_coeffs(p);
     on_device(device, [&] {
-      cuda::alpha_dropout_forward(as_floats(x), as_floats(y), n, threshold_of(p), c.a, c.b, c.dropped_value, seed,
+      cuda::alpha_dropout_forward(as_floats(x), as_floats(y), n, keep_threshold(p), c.a, c.b, c.dropped_value, seed,
                                   stream, as_words(mask));
     });
   }, py::arg("x"), py::arg("y"), py::arg("n"), py::arg("p"), py::arg("seed"), py::arg("stream"), py::arg("mask"),
@@ -285,8 +283,8 @@ void register_device(py::module_& m) {
   m.def("spatial_dropout_forward", [](std::uintptr_t x, std::uintptr_t y, int64_t n_channels, int64_t channel_size,
                                       double p, uint64_t seed, uint64_t stream, std::uintptr_t mask, int device) {
     on_device(device, [&] {
-      cuda::spatial_dropout_forward(as_floats(x), as_floats(y), n_channels, channel_size, threshold_of(p),
-                                    scale_of(p), seed, stream, as_words(mask));
+      cuda::spatial_dropout_forward(as_floats(x), as_floats(y), n_channels, channel_size, keep_threshold(p),
+                                    keep_scale(p), seed, stream, as_words(mask));
     });
   }, py::arg("x"), py::arg("y"), py::arg("n_channels"), py::arg("channel_size"), py::arg("p"), py::arg("seed"),
      py::arg("stream"), py::arg("mask"), py::arg("device"), "mask (ceil(n_channels / 64) words) is required.");
@@ -294,17 +292,17 @@ void register_device(py::module_& m) {
                                        std::uintptr_t mask, double p, int device) {
     on_device(device, [&] {
       cuda::spatial_dropout_backward(as_floats(dy), as_floats(dx), n_channels, channel_size, as_words(mask),
-                                     scale_of(p));
+                                     keep_scale(p));
     });
   }, py::arg("dy"), py::arg("dx"), py::arg("n_channels"), py::arg("channel_size"), py::arg("mask"), py::arg("p"),
      py::arg("device"));
   m.def("dropout_mask_bits", [](int64_t n, double p, uint64_t seed, uint64_t stream, std::uintptr_t mask, int device) {
-    on_device(device, [&] { cuda::dropout_mask_bits(n, threshold_of(p), seed, stream, as_words(mask)); });
+    on_device(device, [&] { cuda::dropout_mask_bits(n, keep_threshold(p), seed, stream, as_words(mask)); });
   }, py::arg("n"), py::arg("p"), py::arg("seed"), py::arg("stream"), py::arg("mask"), py::arg("device"));
   m.def("mc_dropout", [](std::uintptr_t x, std::uintptr_t y, int64_t n, int64_t samples, double p, uint64_t seed,
                          uint64_t stream0, int device) {
     on_device(device, [&] {
-      cuda::mc_dropout_forward(as_floats(x), as_floats(y), n, samples, threshold_of(p), scale_of(p), seed, stream0);
+      cuda::mc_dropout_forward(as_floats(x), as_floats(y), n, samples, keep_threshold(p), keep_scale(p), seed, stream0);
     });
   }, py::arg("x"), py::arg("y"), py::arg("n"), py::arg("samples"), py::arg("p"), py::arg("seed"), py::arg("stream0"),
      py::arg("device"));

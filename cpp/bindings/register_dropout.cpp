@@ -29,10 +29,6 @@ void check_p(double p) {
   DROPNET_CHECK(p >= 0.0 && p < 1.0, "p: expected a dropout probability in [0, 1), got ", p);
 }
 
-// The contract's keep threshold and the inverted-dropout scale, both from p in double.
-uint32_t threshold_of(double p) { return keep_threshold(p); }
-float scale_of(double p) { return static_cast<float>(1.0 / (1.0 - p)); }
-
 // out= or a new array of `shape`. A wrong out is a ValueError naming what was expected.
 FloatArray float_out(const py::object& out, const std::vector<py::ssize_t>& shape, const std::string& expect) {
   if (out.is_none()) return FloatArray(shape);
@@ -104,7 +100,7 @@ py::object forward_common(const FloatArray& x, double p, const py::object& seed,
     bits = mask.mutable_data();
   }
   const bool identity = !training || p == 0.0;
-  const uint32_t threshold = threshold_of(p);
+  const uint32_t threshold = keep_threshold(p);
   {
     py::gil_scoped_release release;  // raw buffers only from here on
     if (identity) {
@@ -148,7 +144,7 @@ py::object backward_common(const FloatArray& grad, double p, const py::object& s
   const float* gp = grad.data();
   float* dp = dx.mutable_data();
   require_no_overlap(dx, "out", grad, "grad", /*in_place_ok=*/true);
-  const uint32_t threshold = threshold_of(p);
+  const uint32_t threshold = keep_threshold(p);
   {
     py::gil_scoped_release release;
     if (p == 0.0) copy_floats(gp, dp, n);
@@ -186,7 +182,7 @@ void register_dropout(py::module_& m) {
       [](const py::object& x, double p, const py::object& seed, const py::object& stream, bool training,
          const py::object& out, bool return_mask) {
         auto xa = require_array<float>(x, "x");
-        const float scale = scale_of(p);
+        const float scale = keep_scale(p);
         return forward_common(xa, p, seed, stream, training, out, return_mask, static_cast<int64_t>(xa.size()),
                               [scale](const float* xp, float* yp, int64_t n, uint32_t t, uint64_t s, uint64_t st,
                                       uint64_t* bits) { cpu::dropout_forward(xp, yp, n, t, scale, s, st, bits); });
@@ -198,7 +194,7 @@ void register_dropout(py::module_& m) {
       [](const py::object& grad, double p, const py::object& seed, const py::object& stream,
          const py::object& mask_bits, const py::object& out) {
         auto g = require_array<float>(grad, "grad");
-        const float scale = scale_of(p);
+        const float scale = keep_scale(p);
         return backward_common(g, p, seed, stream, mask_bits, out, static_cast<int64_t>(g.size()),
                                [scale](const float* dy, float* dx, int64_t n, const uint64_t* bits, uint32_t t,
                                        uint64_t s, uint64_t st) {
@@ -216,7 +212,7 @@ void register_dropout(py::module_& m) {
         const uint64_t s = require_u64(seed, "seed"), st = require_u64(stream, "stream");
         BitsArray bits(n_words(n));
         uint64_t* bp = bits.mutable_data();
-        const uint32_t threshold = threshold_of(p);
+        const uint32_t threshold = keep_threshold(p);
         {
           py::gil_scoped_release release;
           if (p == 0.0) fill_all_kept(bp, n);
@@ -270,7 +266,7 @@ void register_dropout(py::module_& m) {
         auto xa = require_array<float>(x, "x");
         int64_t n_channels, channel_size;
         channels_of(xa, "x", &n_channels, &channel_size);
-        const float scale = scale_of(p);
+        const float scale = keep_scale(p);
         return forward_common(xa, p, seed, stream, training, out, return_mask, n_channels,
                               [=](const float* xp, float* yp, int64_t, uint32_t t, uint64_t s, uint64_t st,
                                   uint64_t* bits) {
@@ -286,7 +282,7 @@ void register_dropout(py::module_& m) {
         auto g = require_array<float>(grad, "grad");
         int64_t n_channels, channel_size;
         channels_of(g, "grad", &n_channels, &channel_size);
-        const float scale = scale_of(p);
+        const float scale = keep_scale(p);
         return backward_common(g, p, seed, stream, mask_bits, out, n_channels,
                                [=](const float* dy, float* dx, int64_t, const uint64_t* bits, uint32_t t, uint64_t s,
                                    uint64_t st) {
@@ -313,8 +309,8 @@ void register_dropout(py::module_& m) {
         const float* xp = xa.data();
         float* yp = y.mutable_data();
         require_no_overlap(y, "out", xa, "x", /*in_place_ok=*/true);
-        const uint32_t threshold = threshold_of(p);
-        const float scale = scale_of(p);
+        const uint32_t threshold = keep_threshold(p);
+        const float scale = keep_scale(p);
         {
           py::gil_scoped_release release;
           if (p == 0.0) {

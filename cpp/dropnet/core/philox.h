@@ -78,4 +78,7 @@ inline uint32_t keep_threshold(double p) {
   return t >= 4294967295.0 ? 0xFFFFFFFFu : static_cast<uint32_t>(t);
 }
 
+// Inverted dropout's scale for the kept elements, 1 / (1 - p) rounded once to float.
+inline float keep_scale(double p) { return static_cast<float>(1.0 / (1.0 - p)); }
+
 }  // namespace dropnet

@@ -326,7 +326,7 @@ const float* SpatialDropoutLayer::forward(const float* x, const ForwardContext& 
   if (!applied_) return x;
   const uint64_t stream = (*ctx.next_stream)++;
   cpu::spatial_dropout_forward(x, y_.data(), ctx.rows * channels_, hw_, keep_threshold(rate_),
-                               static_cast<float>(1.0 / (1.0 - rate_)), ctx.seed, stream, keep_bits_.data(),
+                               keep_scale(rate_), ctx.seed, stream, keep_bits_.data(),
                                ctx.row_offset * static_cast<uint64_t>(channels_));
   return y_.data();
 }
@@ -334,7 +334,7 @@ const float* SpatialDropoutLayer::forward(const float* x, const ForwardContext& 
 float* SpatialDropoutLayer::backward(float* d_out, float*, bool need_d_in, int64_t rows) {
   if (!need_d_in) return nullptr;
   if (!applied_) return d_out;
-  cpu::spatial_dropout_backward(d_out, d_out, rows * channels_, hw_, keep_bits_.data(), 0, static_cast<float>(1.0 / (1.0 - rate_)),
+  cpu::spatial_dropout_backward(d_out, d_out, rows * channels_, hw_, keep_bits_.data(), 0, keep_scale(rate_),
                                 0, 0);
   return d_out;
 }

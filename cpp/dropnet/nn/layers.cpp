@@ -51,8 +51,6 @@ bool gemm_can_apply(cpu::ActivationKind k) {
 
 size_t mask_words(int64_t n) { return static_cast<size_t>((n + 63) / 64); }
 
-// Inverted dropout's scale for kept elements, from the caller's rate in double.
-float kept_scale(double rate) { return static_cast<float>(1.0 / (1.0 - rate)); }
 }  // namespace
 
 cpu::ActivationKind parse_activation(const std::string& name, const char* what) {
@@ -156,12 +154,12 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
   ep.leaky_slope = kLeakySlope;
   ep.pre_activation = activation_ == cpu::ActivationKind::gelu ? pre_.data() : nullptr;
   const uint32_t threshold = keep_threshold(rate_);
-  const float scale = kept_scale(rate_);
+  const float scale = keep_scale(rate_);
   // DropConnect takes its stream before the layer's dropout (one each, in this order).
   drop_connect_applied_ = ctx.training && drop_connect_ > 0.0;
   if (drop_connect_applied_)
     cpu::dropout_forward(weight_.value.data(), w_dropped_.data(), weight_.size, keep_threshold(drop_connect_),
-                         kept_scale(drop_connect_), ctx.seed, (*ctx.next_stream)++, w_keep_bits_.data());
+                         keep_scale(drop_connect_), ctx.seed, (*ctx.next_stream)++, w_keep_bits_.data());
   uint64_t stream = 0;
   if (dropout_applied_) stream = (*ctx.next_stream)++;
   if (dropout_applied_ && fused_act) {
@@ -217,7 +215,7 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
     cpu::activation_backward(cpu::ActivationKind::identity, rows, out_, d_out, y, nullptr, nullptr, 1.f, kLeakySlope,
                              d_out, d_bias);
   } else {
-    const float scale = kept_scale(rate_);
+    const float scale = keep_scale(rate_);
     cpu::activation_backward(activation_, rows, out_, d_out, y, pre_.data(),
                              dropout_applied_ ? keep_bits_.data() : nullptr, scale, kLeakySlope, d_out, d_bias);
   }
@@ -235,7 +233,7 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
   // DropConnect: the step used W' = W ⊙ keep / (1 − p), so dL/dW = dL/dW' ⊙ keep / (1 − p).
   if (drop_connect_applied_)
     cpu::dropout_backward_bits(weight_.grad.data(), w_keep_bits_.data(), weight_.grad.data(), weight_.size,
-                               kept_scale(drop_connect_));
+                               keep_scale(drop_connect_));
   if (!need_d_in) return nullptr;
   // dX = dZ · W'  (rows × in)
   const float* w = drop_connect_applied_ ? w_dropped_.data() : weight_.value.data();
@@ -268,7 +266,7 @@ const float* DropoutLayer::forward(const float* x, const ForwardContext& ctx) {
     cpu::alpha_dropout_forward(x, y_.data(), n, threshold, alpha_coef_, ctx.seed, stream, keep_bits_.data(),
                                index_offset);
   else
-    cpu::dropout_forward(x, y_.data(), n, threshold, kept_scale(rate_), ctx.seed, stream,
+    cpu::dropout_forward(x, y_.data(), n, threshold, keep_scale(rate_), ctx.seed, stream,
                          keep_bits_.data(), index_offset);
   return y_.data();
 }
@@ -276,7 +274,7 @@ const float* DropoutLayer::forward(const float* x, const ForwardContext& ctx) {
 float* DropoutLayer::backward(float* d_out, float*, bool need_d_in, int64_t rows) {
   if (!need_d_in) return nullptr;
   if (!applied_) return d_out;
-  const float scale = alpha_ ? alpha_coef_.a : kept_scale(rate_);
+  const float scale = alpha_ ? alpha_coef_.a : keep_scale(rate_);
   cpu::dropout_backward_bits(d_out, keep_bits_.data(), d_out, rows * in_features(), scale);
   return d_out;
 }

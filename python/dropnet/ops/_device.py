@@ -157,7 +157,7 @@ class Placement:
             raise ValueError("out: expected a writeable array, got a read-only one")
         if len(on_device) != len(present) or len({v.device for v in on_device if v.device is not None}) > 1:
             self._two_devices(present)
-        self.device = _cuda.require_device(next((v.device for v in on_device if v.device is not None), 0))
+        _cuda.require_device(next((v.device for v in on_device if v.device is not None), 0))  # or what is missing
         for v in on_device:
             if v.device is None:
                 v.device = int(_dev.pointer_device(v.ptr))
@@ -177,8 +177,8 @@ class Placement:
         return self.args[name]
 
     def output(self, name: str, shape: Tuple[int, ...], expect: str) -> Tuple[Any, int]:
-        """The caller's ``out`` (checked: writeable, shape) or a new :class:`DeviceArray`, as
-        ``(object to return, device pointer)``."""
+        """The caller's ``out`` (its shape checked here, writeability on entry) or a new
+        :class:`DeviceArray`, as ``(object to return, device pointer)``."""
         out = self.args.get(name)
         if out is None:
             made = _cuda.DeviceArray(shape, np.float32, self.device)  # type: ignore[arg-type]
@@ -202,6 +202,12 @@ def _check_scalars(p: float, seed: Any, stream: Any) -> None:
     """The CPU binding checks p, seed and stream on an empty array, so both devices give the same
     errors for the same bad value."""
     _ops.dropout_forward(np.empty(0, np.float32), p, seed, stream, True, None, False)
+
+
+def _check_backward_scalars(p: float, seed: Any, stream: Any, has_bits: bool) -> None:
+    """As :func:`_check_scalars` for a backward: also exactly one of a mask or (seed, stream)."""
+    _ops.dropout_backward(np.empty(0, np.float32), p, seed, stream, np.empty(0, np.uint64) if has_bits else None,
+                          None)
 
 
 def _mask_extent(kind: str, a: DeviceOperand) -> Tuple[int, int]:
@@ -237,12 +243,8 @@ def forward(kind: str, at: Placement, p: float, seed: Any, stream: Any, training
 
 def backward(kind: str, at: Placement, p: float, seed: Any, stream: Any) -> Any:
     """Gradient of :func:`forward` for ``at['grad']``: keep from ``at['mask_bits']`` or regenerated."""
-    has_bits, has_seed, has_stream = at["mask_bits"] is not None, seed is not None, stream is not None
-    if not ((has_bits and not has_seed and not has_stream) or (not has_bits and has_seed and has_stream)):
-        raise ValueError("mask_bits, seed, stream: expected either mask_bits or both seed and stream, got "
-                         + ("mask_bits" if has_bits else "no mask_bits") + (", seed" if has_seed else ", no seed")
-                         + (", stream" if has_stream else ", no stream"))
-    _check_scalars(p, 0 if seed is None else seed, 0 if stream is None else stream)
+    has_bits = at["mask_bits"] is not None
+    _check_backward_scalars(p, seed, stream, has_bits)
     g = at["grad"]
     n = g.size
     n_mask, channel_size = _mask_extent(kind, g)
