@@ -2,6 +2,7 @@
 // library that is present is found (libm stands in, on every Linux), a missing one gives a reason
 // naming each soname tried and the dynamic loader's message, and cuBLASLt / cuSPARSE / cuDNN
 // are reported loaded exactly when dlopen itself can open one of their sonames on this machine.
+// In a CUDA build also cuda::sgemm's backend choice and argument checks (no GPU needed).
 #include <dlfcn.h>
 #include <doctest/doctest.h>
 
@@ -11,6 +12,12 @@
 #include <vector>
 
 #include "dropnet/kernels/cuda/libraries.h"
+
+#ifdef DROPNET_HAS_CUDA
+#include <stdexcept>
+
+#include "dropnet/kernels/cuda/gemm.h"
+#endif
 
 using namespace dropnet::cuda;
 
@@ -69,3 +76,41 @@ TEST_CASE("nvidia_library: loaded exactly when dlopen opens one of its sonames; 
                                                           : "cudnnCreate") != nullptr);
   }
 }
+
+#ifdef DROPNET_HAS_CUDA
+// The dense backend's choice and the argument checks of cuda::sgemm, which run before any CUDA
+// call, so they are tested on machines without a GPU (a CUDA build only).
+TEST_CASE("cuda::sgemm: backend choice, its environment variable, argument checks") {
+  CHECK(parse_dense_backend(nullptr) == DenseBackend::dropnet);
+  CHECK(parse_dense_backend("") == DenseBackend::dropnet);
+  CHECK(parse_dense_backend("dropnet") == DenseBackend::dropnet);
+  CHECK(parse_dense_backend("cublaslt") == DenseBackend::cublaslt);
+  CHECK_THROWS_WITH_AS(parse_dense_backend("cuBLAS"),
+                       doctest::Contains("DROPNET_CUDA_DENSE: expected 'dropnet' or 'cublaslt', got 'cuBLAS'"),
+                       std::invalid_argument);
+  const DenseBackend saved = dense_backend();
+  set_dense_backend(DenseBackend::cublaslt);
+  CHECK(dense_backend() == DenseBackend::cublaslt);
+  CHECK(std::string(dense_backend_name(dense_backend())) == "cublaslt");
+  set_dense_backend(DenseBackend::dropnet);
+  CHECK(dense_backend() == DenseBackend::dropnet);
+  set_dense_backend(saved);
+
+  // An empty output touches nothing (null pointers are never read).
+  sgemm(false, false, 0, 5, 3, 1.f, nullptr, 3, nullptr, 5, 0.f, nullptr, 5);
+  CHECK_THROWS_WITH_AS(sgemm(false, false, 2, 5, -1, 1.f, nullptr, 3, nullptr, 5, 0.f, nullptr, 5),
+                       doctest::Contains("M, N, K must be >= 0"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(sgemm(true, false, 4, 5, 3, 1.f, nullptr, 3, nullptr, 5, 0.f, nullptr, 5),
+                       doctest::Contains("lda = 3 (needs >= 4)"), std::invalid_argument);
+
+  // Without cuBLASLt the cuBLASLt path names what is missing, before any CUDA call.
+  const std::string missing = cublaslt_unavailable_reason();
+  CHECK(missing.empty() == nvidia_library(NvidiaLibrary::cublaslt).loaded());
+  if (!missing.empty()) {
+    CHECK(missing.find("libcublasLt.so.13") != std::string::npos);
+    CHECK_THROWS_WITH_AS(sgemm_cublaslt(false, false, 2, 2, 2, 1.f, nullptr, 2, nullptr, 2, 0.f, nullptr, 2),
+                         doctest::Contains("sgemm_cublaslt: cuBLASLt not found (libcublasLt.so.13: "),
+                         std::runtime_error);
+  }
+}
+#endif

@@ -77,13 +77,6 @@ void sgemm_dropnet(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 
 std::atomic<int> g_backend{-1};  // -1: not chosen yet (read DROPNET_CUDA_DENSE)
 
-DenseBackend backend_from_env() {
-  const char* v = std::getenv("DROPNET_CUDA_DENSE");
-  if (!v || !*v || std::strcmp(v, "dropnet") == 0) return DenseBackend::dropnet;
-  if (std::strcmp(v, "cublaslt") == 0) return DenseBackend::cublaslt;
-  throw std::invalid_argument(std::string("DROPNET_CUDA_DENSE: expected 'dropnet' or 'cublaslt', got '") + v + "'");
-}
-
 // ------------------------------------------------------------------ cuBLASLt through dlopen
 // The subset of cublasLt.h (CUDA 12 / 13, the same values in both) this file calls.
 
@@ -289,12 +282,18 @@ void sgemm_cublaslt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 
 std::string cublaslt_unavailable_reason() { return cublaslt_api().reason; }
 
+DenseBackend parse_dense_backend(const char* v) {
+  if (!v || !*v || std::strcmp(v, "dropnet") == 0) return DenseBackend::dropnet;
+  if (std::strcmp(v, "cublaslt") == 0) return DenseBackend::cublaslt;
+  throw std::invalid_argument(std::string("DROPNET_CUDA_DENSE: expected 'dropnet' or 'cublaslt', got '") + v + "'");
+}
+
 void set_dense_backend(DenseBackend backend) { g_backend.store(static_cast<int>(backend)); }
 
 DenseBackend dense_backend() {
   int b = g_backend.load();
   if (b < 0) {
-    const int from_env = static_cast<int>(backend_from_env());
+    const int from_env = static_cast<int>(parse_dense_backend(std::getenv("DROPNET_CUDA_DENSE")));
     g_backend.compare_exchange_strong(b, from_env);
     b = g_backend.load();
   }

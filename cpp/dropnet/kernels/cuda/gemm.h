@@ -39,6 +39,9 @@ void set_dense_backend(DenseBackend backend);
 // An unknown DROPNET_CUDA_DENSE value throws std::invalid_argument naming the accepted values.
 DenseBackend dense_backend();
 const char* dense_backend_name(DenseBackend backend);
+// The backend a DROPNET_CUDA_DENSE value names: null or empty is dropnet; "dropnet", "cublaslt";
+// anything else throws std::invalid_argument naming the accepted values and what came.
+DenseBackend parse_dense_backend(const char* value);
 
 // The product alone through cuBLASLt (no epilogue fused), whatever the backend: for benchmarks
 // and tests that compare the two. Throws std::runtime_error when cuBLASLt is unavailable.
