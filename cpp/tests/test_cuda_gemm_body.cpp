@@ -2,8 +2,9 @@
 // of kernels/cuda/tile_gemm_body.h with the GEMM's operands and writeback, the beta·C pass, the
 // epilogue word pass of kernels/cuda/activation_body.h) runs on the host over the grid the .cu
 // launch would use and over a 2-block grid (blocks stride over tiles), threads in order and
-// reversed, and must give cpu::sgemm's bytes on every ISA path this CPU has: C, pre-activations
-// and dropout mask bits (bits outside the output included). Cases: all four transpose cases,
+// reversed, with the plan's tile shape and the other one (32 × 32 and 64 × 64), and must give
+// cpu::sgemm's bytes on every ISA path this CPU has: C, pre-activations and dropout mask bits
+// (bits outside the output included). Cases: all four transpose cases,
 // 1 × 1 × 1, odd shapes, M and N past one 64-wide tile, K of one, two, three and four K blocks
 // (gemm_k_block: 300 → 2 × 152, 520 → 3 × 176, 784 → 4 × 200), padded leading dimensions,
 // alpha / beta (beta = 0 over a NaN-filled C, 1, 0.5), K = 0 and alpha = 0, every epilogue
@@ -118,18 +119,27 @@ struct Problem {
     return o;
   }
 
-  template <bool TA, bool TB>
-  void run_tiles(const cuda::GemmPlan& p, bool tiny, bool reversed) const {
-    const cuda::Grid grid = tiny ? cuda::Grid{2, cuda::kTileThreads} : cuda::tile_grid(p.layout);
-    const cuda::GemmTileOp<TA, TB> op{p.args};
-    testing::simulate_tile_blocks(grid, reversed, cuda::kTileSharedFloats, cuda::kTileAccumulators,
+  template <class S, bool TA, bool TB>
+  void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
+    const cuda::TileGemmLayout L = cuda::gemm_layout<S>(s.M, s.N, s.K);
+    const cuda::Grid grid = tiny ? cuda::Grid{2, S::kThreads} : cuda::tile_grid<S>(L);
+    const cuda::GemmTileOp<TA, TB> op{args};
+    testing::simulate_tile_blocks(grid, reversed, S::kSharedFloats, cuda::kTileAccumulators,
                                   [&](testing::HostBlock& blk, float* shared, testing::HostThreadArrays& regs) {
-                                    cuda::tile_gemm_block(blk, op, p.layout, shared, regs);
+                                    cuda::tile_gemm_block<S>(blk, op, L, shared, regs);
                                   });
   }
+  template <class S>
+  void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
+    if (ta)
+      tb ? run_tiles<S, true, true>(args, tiny, reversed) : run_tiles<S, true, false>(args, tiny, reversed);
+    else
+      tb ? run_tiles<S, false, true>(args, tiny, reversed) : run_tiles<S, false, false>(args, tiny, reversed);
+  }
 
-  // What cuda::sgemm (kernels/cuda/gemm.cu) launches, each launch simulated on the host.
-  Outputs gpu_sim(bool tiny, bool reversed) const {
+  // What cuda::sgemm (kernels/cuda/gemm.cu) launches, each launch simulated on the host; the
+  // tiles of the plan's shape, or of the other one (`other_tiles`: the bits must not change).
+  Outputs gpu_sim(bool tiny, bool reversed, bool other_tiles = false) const {
     Outputs o = fresh();
     GemmEpilogue e;
     const bool has = epilogue(&e, &o);
@@ -142,10 +152,10 @@ struct Problem {
       });
     }
     if (p.tiles) {
-      if (ta)
-        tb ? run_tiles<true, true>(p, tiny, reversed) : run_tiles<true, false>(p, tiny, reversed);
+      if (p.small_tiles != other_tiles)
+        run_tiles<cuda::Tile32>(p.args, tiny, reversed);
       else
-        tb ? run_tiles<false, true>(p, tiny, reversed) : run_tiles<false, false>(p, tiny, reversed);
+        run_tiles<cuda::Tile64>(p.args, tiny, reversed);
     }
     if (p.epilogue_pass) {
       const cuda::WordRange words = cuda::epilogue_words(0, s.M, s.N);
@@ -182,17 +192,19 @@ void check_problem(const Problem& pr) {
   const Outputs& want = expected[0];
   for (bool tiny : {false, true})
     for (bool reversed : {false, true}) {
-      const Outputs got = pr.gpu_sim(tiny, reversed);
-      INFO(pr.describe(), " tiny grid=", tiny, " reversed=", reversed);
-      CHECK(same_bytes(got.C, want.C));
-      CHECK(same_bytes(got.pre, want.pre));
-      CHECK(same_bytes(got.mask, want.mask));
+      for (bool other_tiles : {false, true}) {
+        const Outputs got = pr.gpu_sim(tiny, reversed, other_tiles);
+        INFO(pr.describe(), " tiny grid=", tiny, " reversed=", reversed, " other tile shape=", other_tiles);
+        CHECK(same_bytes(got.C, want.C));
+        CHECK(same_bytes(got.pre, want.pre));
+        CHECK(same_bytes(got.mask, want.mask));
+      }
     }
 }
 
 }  // namespace
 
-TEST_CASE("the K blocks of the CUDA GEMM are the CPU's") {
+TEST_CASE("the K blocks of the CUDA GEMM are the CPU's; its tile shape") {
   // The blocks both devices cut K into (core/gemm_blocking.h): near-equal, multiples of 8, <= 256.
   CHECK(gemm_k_block(1) == 8);
   CHECK(gemm_k_block(256) == 256);
@@ -200,6 +212,10 @@ TEST_CASE("the K blocks of the CUDA GEMM are the CPU's") {
   CHECK(gemm_k_block(300) == 152);
   CHECK(gemm_k_block(520) == 176);
   CHECK(gemm_k_block(784) == 200);
+  // The MLP's products take the small tiles, 1024 × 1024 the large ones (the bits are the same).
+  CHECK(cuda::gemm_small_tiles(128, 300));
+  CHECK(cuda::gemm_small_tiles(300, 784));
+  CHECK_FALSE(cuda::gemm_small_tiles(1024, 1024));
 }
 
 TEST_CASE("CUDA GEMM body: cpu::sgemm's bytes for every transpose case, shape and K blocking") {

@@ -22,12 +22,12 @@ namespace dropnet {
 namespace cuda {
 namespace {
 
-template <bool TA, bool TB>
-__global__ void __launch_bounds__(kTileThreads) gemm_tile_kernel(GemmTileOp<TA, TB> op, TileGemmLayout L) {
-  __shared__ float shared[kTileSharedFloats];
+template <class S, bool TA, bool TB>
+__global__ void __launch_bounds__(S::kThreads) gemm_tile_kernel(GemmTileOp<TA, TB> op, TileGemmLayout L) {
+  __shared__ float shared[S::kSharedFloats];
   DeviceBlock blk;
   DeviceThreadArray<float, kTileAccumulators> regs;
-  tile_gemm_block(blk, op, L, shared, regs);
+  tile_gemm_block<S>(blk, op, L, shared, regs);
 }
 
 __global__ void gemm_scale_kernel(float* C, int64_t M, int64_t N, int64_t ldc, float beta, Grid g) {
@@ -35,9 +35,15 @@ __global__ void gemm_scale_kernel(float* C, int64_t M, int64_t N, int64_t ldc, f
 }
 
 template <bool TA, bool TB>
-void launch_tiles(const GemmArgs& a, const TileGemmLayout& L, Stream stream) {
-  const Grid g = tile_grid(L);
-  gemm_tile_kernel<TA, TB><<<g.blocks, g.threads, 0, stream>>>(GemmTileOp<TA, TB>{a}, L);
+void launch_tiles(const GemmPlan& p, Stream stream) {
+  const GemmTileOp<TA, TB> op{p.args};
+  if (p.small_tiles) {
+    const Grid g = tile_grid<Tile32>(p.layout);
+    gemm_tile_kernel<Tile32, TA, TB><<<g.blocks, g.threads, 0, stream>>>(op, p.layout);
+  } else {
+    const Grid g = tile_grid<Tile64>(p.layout);
+    gemm_tile_kernel<Tile64, TA, TB><<<g.blocks, g.threads, 0, stream>>>(op, p.layout);
+  }
   check_launch("sgemm");
 }
 
@@ -65,10 +71,9 @@ void sgemm_dropnet(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
   }
   if (p.tiles) {
     if (trans_a)
-      trans_b ? launch_tiles<true, true>(p.args, p.layout, stream) : launch_tiles<true, false>(p.args, p.layout, stream);
+      trans_b ? launch_tiles<true, true>(p, stream) : launch_tiles<true, false>(p, stream);
     else
-      trans_b ? launch_tiles<false, true>(p.args, p.layout, stream)
-              : launch_tiles<false, false>(p.args, p.layout, stream);
+      trans_b ? launch_tiles<false, true>(p, stream) : launch_tiles<false, false>(p, stream);
   }
   if (p.epilogue_pass) apply_epilogue(*epilogue, 0, M, N, C, ldc, stream);
 }

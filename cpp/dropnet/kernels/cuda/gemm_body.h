@@ -2,7 +2,8 @@
 // headers, so the C++ tests (cpp/tests/test_cuda_gemm_body.cpp) run them on the host over the
 // launch's grid and compare with cpu::sgemm byte for byte.
 //
-// The product is the tile program of kernels/cuda/tile_gemm_body.h with m = row of C, n = column,
+// The product is the tile program of kernels/cuda/tile_gemm_body.h (64 × 64 tiles, or 32 × 32 for a
+// small product: gemm_small_tiles) with m = row of C, n = column,
 // r = k, one split (the whole of K per tile) cut into blocks of gemm_k_block(K)
 // (core/gemm_blocking.h), the CPU's K blocks. At the end of each block the owning thread writes
 // the element as the CPU's micro-kernels do (kernels/cpu/gemm.cpp, store_tile):
@@ -67,8 +68,17 @@ struct GemmTileOp {
   }
 };
 
-inline TileGemmLayout gemm_layout(int64_t M, int64_t N, int64_t K) {
-  return tile_gemm_layout(1, M, N, K, K, gemm_k_block(K));
+template <class S>
+TileGemmLayout gemm_layout(int64_t M, int64_t N, int64_t K) {
+  return tile_gemm_layout<S>(1, M, N, K, K, gemm_k_block(K));
+}
+
+// Below this many 64 × 64 tiles a product takes 32 × 32 tiles (four times the blocks): the MLP's
+// products (128 × 300: 10 large tiles) would otherwise leave most of a GPU's SMs idle. A guess until
+// a GPU has timed both (tools/gpu_check.sh); the tile never changes the bits.
+constexpr int64_t kLargeTilesFrom = 128;
+inline bool gemm_small_tiles(int64_t M, int64_t N) {
+  return ((M + Tile64::kM - 1) / Tile64::kM) * ((N + Tile64::kN - 1) / Tile64::kN) < kLargeTilesFrom;
 }
 
 // What sgemm launches for one call (kernels/cuda/gemm.cu), built here so that the launch and the
@@ -76,7 +86,8 @@ inline TileGemmLayout gemm_layout(int64_t M, int64_t N, int64_t K) {
 // word pass when the writeback could not run the epilogue.
 struct GemmPlan {
   bool scale = false;          // gemm_scale_thread over the M·N elements (K == 0 or alpha == 0, beta != 1)
-  bool tiles = false;          // tile_gemm_block with GemmTileOp<trans_a, trans_b>{args} over layout
+  bool tiles = false;          // tile_gemm_block<Tile32 or Tile64> with GemmTileOp<trans_a, trans_b>{args} over layout
+  bool small_tiles = false;    // Tile32 (gemm_small_tiles), else Tile64
   bool epilogue_pass = false;  // then cuda::apply_epilogue(epilogue, 0, M, N, C, ldc)
   GemmArgs args;
   TileGemmLayout layout;
@@ -106,7 +117,8 @@ inline GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, float alpha, const fl
     a.fuse_epilogue = p.tiles && gemm_epilogue_fusable(*epilogue);
     p.epilogue_pass = !a.fuse_epilogue;
   }
-  p.layout = gemm_layout(M, N, K);
+  p.small_tiles = gemm_small_tiles(M, N);
+  p.layout = p.small_tiles ? gemm_layout<Tile32>(M, N, K) : gemm_layout<Tile64>(M, N, K);
   return p;
 }
 
