@@ -34,6 +34,12 @@ __global__ void gemm_scale_kernel(float* C, int64_t M, int64_t N, int64_t ldc, f
   gemm_scale_thread(C, M, N, ldc, beta, g, blockIdx.x, threadIdx.x);
 }
 
+__global__ void gemm_combine_kernel(GemmArgs a, Grid g) { gemm_combine_thread(a, g, blockIdx.x, threadIdx.x); }
+
+__global__ void gemm_combine_word_kernel(GemmArgs a, Grid g) {
+  gemm_combine_word_thread(a, g, blockIdx.x, threadIdx.x);
+}
+
 template <bool TA, bool TB>
 void launch_tiles(const GemmPlan& p, Stream stream) {
   const GemmTileOp<TA, TB> op{p.args};
@@ -62,8 +68,10 @@ void check_args(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int
 
 void sgemm_dropnet(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
-                   const GemmEpilogue* epilogue, Stream stream) {
-  const GemmPlan p = gemm_plan(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue);
+                   const GemmEpilogue* epilogue, Stream stream, float* workspace = nullptr,
+                   int64_t workspace_floats = 0) {
+  const GemmPlan p =
+      gemm_plan(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, workspace, workspace_floats);
   if (p.scale) {
     const Grid g = grid_for(M * N);
     gemm_scale_kernel<<<g.blocks, g.threads, 0, stream>>>(C, M, N, ldc, beta, g);
@@ -74,6 +82,16 @@ void sgemm_dropnet(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
       trans_b ? launch_tiles<true, true>(p, stream) : launch_tiles<true, false>(p, stream);
     else
       trans_b ? launch_tiles<false, true>(p, stream) : launch_tiles<false, false>(p, stream);
+  }
+  if (p.combine) {
+    const Grid g = grid_for(M * N);
+    gemm_combine_kernel<<<g.blocks, g.threads, 0, stream>>>(p.args, g);
+    check_launch("sgemm (K blocks added)");
+  }
+  if (p.combine_words) {
+    const Grid g = grid_for(epilogue_words(0, M, N).count);
+    gemm_combine_word_kernel<<<g.blocks, g.threads, 0, stream>>>(p.args, g);
+    check_launch("sgemm (K blocks added, epilogue)");
   }
   if (p.epilogue_pass) apply_epilogue(*epilogue, 0, M, N, C, ldc, stream);
 }
@@ -309,15 +327,19 @@ const char* dense_backend_name(DenseBackend backend) {
   return backend == DenseBackend::cublaslt ? "cublaslt" : "dropnet";
 }
 
+int64_t sgemm_workspace(int64_t M, int64_t N, int64_t K) { return gemm_workspace_floats(M, N, K); }
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* epilogue, Stream stream) {
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* epilogue, Stream stream,
+           float* workspace, int64_t workspace_floats) {
   if (dense_backend() == DenseBackend::cublaslt) {
     sgemm_cublaslt(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, stream);
     return;
   }
   check_args(trans_a, trans_b, M, N, K, lda, ldb, ldc, "sgemm");
   if (M == 0 || N == 0) return;
-  sgemm_dropnet(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, stream);
+  sgemm_dropnet(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, stream, workspace,
+                workspace_floats);
 }
 
 }  // namespace cuda
