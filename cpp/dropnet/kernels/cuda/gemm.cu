@@ -145,13 +145,6 @@ struct CublasLtApi {
   std::string reason;  // empty when every symbol was found
 };
 
-template <class F>
-void bind(const DynamicLibrary& lib, const char* name, F* fn, std::string* reason) {
-  std::string why;
-  *fn = reinterpret_cast<F>(lib.symbol(name, &why));
-  if (!*fn && reason->empty()) *reason = why;
-}
-
 const CublasLtApi& cublaslt_api() {
   static const CublasLtApi api = [] {
     CublasLtApi a{};
@@ -160,17 +153,17 @@ const CublasLtApi& cublaslt_api() {
       a.reason = std::string("cuBLASLt not found (") + lib.reason() + ")";
       return a;
     }
-    bind(lib, "cublasLtCreate", &a.create, &a.reason);
-    bind(lib, "cublasLtMatmulDescCreate", &a.desc_create, &a.reason);
-    bind(lib, "cublasLtMatmulDescDestroy", &a.desc_destroy, &a.reason);
-    bind(lib, "cublasLtMatmulDescSetAttribute", &a.desc_set, &a.reason);
-    bind(lib, "cublasLtMatrixLayoutCreate", &a.layout_create, &a.reason);
-    bind(lib, "cublasLtMatrixLayoutDestroy", &a.layout_destroy, &a.reason);
-    bind(lib, "cublasLtMatmulPreferenceCreate", &a.pref_create, &a.reason);
-    bind(lib, "cublasLtMatmulPreferenceDestroy", &a.pref_destroy, &a.reason);
-    bind(lib, "cublasLtMatmulPreferenceSetAttribute", &a.pref_set, &a.reason);
-    bind(lib, "cublasLtMatmulAlgoGetHeuristic", &a.heuristic, &a.reason);
-    bind(lib, "cublasLtMatmul", &a.matmul, &a.reason);
+    lib.bind("cublasLtCreate", &a.create, &a.reason);
+    lib.bind("cublasLtMatmulDescCreate", &a.desc_create, &a.reason);
+    lib.bind("cublasLtMatmulDescDestroy", &a.desc_destroy, &a.reason);
+    lib.bind("cublasLtMatmulDescSetAttribute", &a.desc_set, &a.reason);
+    lib.bind("cublasLtMatrixLayoutCreate", &a.layout_create, &a.reason);
+    lib.bind("cublasLtMatrixLayoutDestroy", &a.layout_destroy, &a.reason);
+    lib.bind("cublasLtMatmulPreferenceCreate", &a.pref_create, &a.reason);
+    lib.bind("cublasLtMatmulPreferenceDestroy", &a.pref_destroy, &a.reason);
+    lib.bind("cublasLtMatmulPreferenceSetAttribute", &a.pref_set, &a.reason);
+    lib.bind("cublasLtMatmulAlgoGetHeuristic", &a.heuristic, &a.reason);
+    lib.bind("cublasLtMatmul", &a.matmul, &a.reason);
     return a;
   }();
   return api;
