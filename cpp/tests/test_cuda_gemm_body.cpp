@@ -121,22 +121,30 @@ struct Problem {
     return o;
   }
 
-  template <class S, bool TA, bool TB>
+  template <class S, bool TA, bool TB, bool Chains>
   void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
-    const cuda::TileGemmLayout L = cuda::gemm_layout<S>(s.M, s.N, s.K, args.chains != nullptr);
+    const cuda::TileGemmLayout L = cuda::gemm_layout<S>(s.M, s.N, s.K, Chains);
     const cuda::Grid grid = tiny ? cuda::Grid{2, S::kThreads} : cuda::tile_grid<S>(L);
-    const cuda::GemmTileOp<TA, TB> op{args};
+    const cuda::GemmTileOp<TA, TB, Chains> op{args};
     testing::simulate_tile_blocks(grid, reversed, S::kSharedFloats, cuda::kTileAccumulators,
                                   [&](testing::HostBlock& blk, float* shared, testing::HostThreadArrays& regs) {
                                     cuda::tile_gemm_block<S>(blk, op, L, shared, regs);
                                   });
   }
-  template <class S>
+  template <class S, bool Chains>
   void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
     if (ta)
-      tb ? run_tiles<S, true, true>(args, tiny, reversed) : run_tiles<S, true, false>(args, tiny, reversed);
+      tb ? run_tiles<S, true, true, Chains>(args, tiny, reversed) : run_tiles<S, true, false, Chains>(args, tiny, reversed);
     else
-      tb ? run_tiles<S, false, true>(args, tiny, reversed) : run_tiles<S, false, false>(args, tiny, reversed);
+      tb ? run_tiles<S, false, true, Chains>(args, tiny, reversed)
+         : run_tiles<S, false, false, Chains>(args, tiny, reversed);
+  }
+  template <class S>
+  void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
+    if (args.chains)
+      run_tiles<S, true>(args, tiny, reversed);
+    else
+      run_tiles<S, false>(args, tiny, reversed);
   }
 
   // What cuda::sgemm (kernels/cuda/gemm.cu) launches, each launch simulated on the host; the

@@ -22,8 +22,8 @@ namespace dropnet {
 namespace cuda {
 namespace {
 
-template <class S, bool TA, bool TB>
-__global__ void __launch_bounds__(S::kThreads) gemm_tile_kernel(GemmTileOp<TA, TB> op, TileGemmLayout L) {
+template <class S, class Op>
+__global__ void __launch_bounds__(S::kThreads) gemm_tile_kernel(Op op, TileGemmLayout L) {
   __shared__ float shared[S::kSharedFloats];
   DeviceBlock blk;
   DeviceThreadArray<float, kTileAccumulators> regs;
@@ -40,17 +40,25 @@ __global__ void gemm_combine_word_kernel(GemmArgs a, Grid g) {
   gemm_combine_word_thread(a, g, blockIdx.x, threadIdx.x);
 }
 
-template <bool TA, bool TB>
-void launch_tiles(const GemmPlan& p, Stream stream) {
-  const GemmTileOp<TA, TB> op{p.args};
+template <class Op>
+void launch_op(const GemmPlan& p, Stream stream) {
+  const Op op{p.args};
   if (p.small_tiles) {
     const Grid g = tile_grid<Tile32>(p.layout);
-    gemm_tile_kernel<Tile32, TA, TB><<<g.blocks, g.threads, 0, stream>>>(op, p.layout);
+    gemm_tile_kernel<Tile32, Op><<<g.blocks, g.threads, 0, stream>>>(op, p.layout);
   } else {
     const Grid g = tile_grid<Tile64>(p.layout);
-    gemm_tile_kernel<Tile64, TA, TB><<<g.blocks, g.threads, 0, stream>>>(op, p.layout);
+    gemm_tile_kernel<Tile64, Op><<<g.blocks, g.threads, 0, stream>>>(op, p.layout);
   }
   check_launch("sgemm");
+}
+
+template <bool TA, bool TB>
+void launch_tiles(const GemmPlan& p, Stream stream) {
+  if (p.args.chains)  // split: only small tiles
+    launch_op<GemmTileOp<TA, TB, true>>(p, stream);
+  else
+    launch_op<GemmTileOp<TA, TB, false>>(p, stream);
 }
 
 void check_args(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,

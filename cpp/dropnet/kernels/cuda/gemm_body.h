@@ -74,7 +74,9 @@ DROPNET_HD float gemm_epilogue_value(const GemmEpilogue& ep, float v, int64_t m,
   return ep.dropout ? epilogue_drop(ep, v, epilogue_keep(ep, e)) : v;
 }
 
-template <bool TA, bool TB>
+// Chains: the split's first pass (the chains to the workspace, nothing else: its own kernel, so
+// the in-place writeback's epilogue costs it no registers).
+template <bool TA, bool TB, bool Chains = false>
 struct GemmTileOp {
   GemmArgs g;
   // Consecutive threads load consecutive k where the operand is contiguous along k.
@@ -82,14 +84,14 @@ struct GemmTileOp {
   DROPNET_HD float load_a(int64_t, int64_t m, int64_t k) const { return TA ? g.A[k * g.lda + m] : g.A[m * g.lda + k]; }
   DROPNET_HD float load_b(int64_t, int64_t k, int64_t n) const { return TB ? g.B[n * g.ldb + k] : g.B[k * g.ldb + n]; }
   DROPNET_HD void store(const GemmTile& tile, int64_t m, int64_t n, float acc, const KBlock& kb) const {
-    if (g.chains) {
+    if constexpr (Chains) {
       g.chains[(tile.split * g.M + m) * g.N + n] = acc;
-      return;
+    } else {
+      float* c = g.C + m * g.ldc + n;
+      float v = gemm_block_writeback(kb.first, kb.first && g.beta == 0.f ? 0.f : *c, acc, g.alpha, g.beta);
+      if (kb.last && g.fuse_epilogue) v = gemm_epilogue_value(g.epilogue, v, m, n, g.N);
+      *c = v;
     }
-    float* c = g.C + m * g.ldc + n;
-    float v = gemm_block_writeback(kb.first, kb.first && g.beta == 0.f ? 0.f : *c, acc, g.alpha, g.beta);
-    if (kb.last && g.fuse_epilogue) v = gemm_epilogue_value(g.epilogue, v, m, n, g.N);
-    *c = v;
   }
 };
 
@@ -146,7 +148,7 @@ inline int64_t gemm_workspace_floats(int64_t M, int64_t N, int64_t K) {
 // host tests describe the same work.
 struct GemmPlan {
   bool scale = false;          // gemm_scale_thread over the M·N elements (K == 0 or alpha == 0, beta != 1)
-  bool tiles = false;          // tile_gemm_block<Tile32 or Tile64> with GemmTileOp<trans_a, trans_b>{args} over layout
+  bool tiles = false;          // tile_gemm_block<Tile32 or Tile64> with GemmTileOp<trans_a, trans_b, split>{args}
   bool small_tiles = false;    // Tile32 (gemm_small_tiles), else Tile64
   bool combine = false;        // split: then gemm_combine_thread over the elements ...
   bool combine_words = false;  // ... or gemm_combine_word_thread over the mask words
