@@ -247,6 +247,8 @@ TEST_CASE("the K blocks of the CUDA GEMM are the CPU's; its tile shape") {
   CHECK(cuda::gemm_workspace_floats(128, 784, 300) == 2 * 128 * 784);
   CHECK(cuda::gemm_workspace_floats(300, 784, 128) == 0);    // one K block
   CHECK(cuda::gemm_workspace_floats(1024, 1024, 1024) == 0);  // large: in place
+  CHECK(cuda::gemm_workspace_floats(16, 16, 4096) == 16 * 16 * 16);
+  CHECK(cuda::gemm_workspace_floats(16, 16, 4097) == 0);  // 17 K blocks: in place
 }
 
 TEST_CASE("CUDA GEMM body: cpu::sgemm's bytes for every transpose case, shape and K blocking") {

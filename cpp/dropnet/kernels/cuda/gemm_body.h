@@ -136,12 +136,17 @@ inline bool gemm_small_tiles(int64_t M, int64_t N) {
   return ((M + Tile64::kM - 1) / Tile64::kM) * ((N + Tile64::kN - 1) / Tile64::kN) < kLargeTilesFrom;
 }
 
+// At most this many K blocks (K <= 4096) are split: each costs a copy of C in the workspace, and
+// 16 times a small product's tiles already fill a GPU. A longer K runs in place (the chains must be
+// added onto C one block after the other, so blocks cannot be grouped without changing the bits).
+constexpr int64_t kMaxSplitBlocks = 16;
+
 // Floats of workspace with which sgemm splits the product over its K blocks: a small product
-// (gemm_small_tiles) of two or more K blocks, blocks × M × N; otherwise 0 (no split wanted).
+// (gemm_small_tiles) of 2 to kMaxSplitBlocks K blocks, blocks × M × N; otherwise 0 (no split).
 inline int64_t gemm_workspace_floats(int64_t M, int64_t N, int64_t K) {
   if (M <= 0 || N <= 0 || K <= 0 || !gemm_small_tiles(M, N)) return 0;
   const int64_t blocks = (K + gemm_k_block(K) - 1) / gemm_k_block(K);
-  return blocks >= 2 ? blocks * M * N : 0;
+  return blocks >= 2 && blocks <= kMaxSplitBlocks ? blocks * M * N : 0;
 }
 
 // What sgemm launches for one call (kernels/cuda/gemm.cu), built here so that the launch and the
