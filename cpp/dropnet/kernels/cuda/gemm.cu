@@ -1,6 +1,7 @@
 // CUDA dense GEMM (gemm.h): our tiled kernel, the tile program of kernels/cuda/tile_gemm_body.h
 // with the GEMM's operands and writeback (kernels/cuda/gemm_body.h), one instantiation per
-// transpose case; and the cuBLASLt backend, opened at run time (kernels/cuda/libraries.h), its
+// transpose case, tile shape and pass (in place, or the split's chains), then the passes that
+// follow it (gemm_plan); and the cuBLASLt backend, opened at run time (kernels/cuda/libraries.h), its
 // C API declared below (no cuBLAS header or library is needed to build). Compiled with
 // --fmad=false --ftz=true (the CPU's floating-point rules); the chains are written as fmaf.
 #include <atomic>
@@ -55,7 +56,7 @@ void launch_op(const GemmPlan& p, Stream stream) {
 
 template <bool TA, bool TB>
 void launch_tiles(const GemmPlan& p, Stream stream) {
-  if (p.args.chains)  // split: only small tiles
+  if (p.args.chains)  // split: the chains' own kernel (no writeback, no epilogue)
     launch_op<GemmTileOp<TA, TB, true>>(p, stream);
   else
     launch_op<GemmTileOp<TA, TB, false>>(p, stream);
@@ -210,8 +211,8 @@ int alignment_of(const void* p) {
 
 LtDevice& lt_device(const CublasLtApi& api, int device) {
   LtDevice& d = g_lt_devices[device];
-  if (!d.handle) {
-    check_lt(api.create(&d.handle), "cublasLtCreate");
+  if (!d.handle) check_lt(api.create(&d.handle), "cublasLtCreate");
+  if (!d.workspace) {  // a failed allocation is tried again by the next call
     const cudaError_t e = cudaMalloc(&d.workspace, kCublasLtWorkspaceBytes);
     if (e != cudaSuccess) {
       cudaGetLastError();
