@@ -39,7 +39,16 @@ struct Shape {
   int64_t M, N, K;
 };
 
-enum class Ep { none, bias_relu, leaky, tanh_pre, sigmoid_drop, gelu_drop_mask, identity_mask_offset, relu_drop_offset };
+enum class Ep {
+  none,
+  bias_relu,
+  leaky,
+  tanh_pre,
+  sigmoid_drop,
+  gelu_drop_mask,
+  identity_mask_offset,
+  relu_drop_offset
+};
 
 struct Outputs {
   std::vector<float> C, pre;
@@ -137,7 +146,8 @@ struct Problem {
   template <class S, bool Chains>
   void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
     if (ta)
-      tb ? run_tiles<S, true, true, Chains>(args, tiny, reversed) : run_tiles<S, true, false, Chains>(args, tiny, reversed);
+      tb ? run_tiles<S, true, true, Chains>(args, tiny, reversed)
+         : run_tiles<S, true, false, Chains>(args, tiny, reversed);
     else
       tb ? run_tiles<S, false, true, Chains>(args, tiny, reversed)
          : run_tiles<S, false, false, Chains>(args, tiny, reversed);
@@ -255,7 +265,8 @@ TEST_CASE("the K blocks of the CUDA GEMM are the CPU's; its tile shape") {
 }
 
 TEST_CASE("CUDA GEMM body: cpu::sgemm's bytes for every transpose case, shape and K blocking") {
-  const Shape shapes[] = {{1, 1, 1}, {3, 5, 7}, {17, 33, 65}, {64, 64, 64}, {65, 70, 300}, {70, 129, 520}, {9, 66, 784}};
+  const Shape shapes[] = {{1, 1, 1},     {3, 5, 7},      {17, 33, 65}, {64, 64, 64},
+                          {65, 70, 300}, {70, 129, 520}, {9, 66, 784}};
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (const Shape& s : shapes) {
