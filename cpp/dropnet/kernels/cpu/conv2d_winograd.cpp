@@ -179,9 +179,30 @@ void weight_grad_transform4(const float* du, int64_t stride, int64_t R, int64_t 
   }
 }
 
-void weight_transform(int64_t tile, const float* g, int64_t si, int64_t sj, float* u, int64_t stride) {
-  if (tile == 4) weight_transform4(g, si, sj, u, stride);
-  else weight_transform2(g, si, sj, u, stride);
+// u[ξ·(F·C) + f·C + c] (or, transposed, u[ξ·(F·C) + c·F + f]) = (G w_fc Gᵀ)_ξ for the F × C
+// filters w (F × C × 3 × 3). The inner loop runs along the output's contiguous index, so each of
+// the positions' planes is written as one unit-stride stream: one filter at a time wrote the
+// positions F·C floats apart, a multiple of 4 KiB at 128 × 128 that kept evicting its own lines
+// (9 % of a 128 → 128, 7 × 7 step in two calls). Each value is the same expression in either
+// loop order (no contraction), so the order changes no bit.
+template <int Tile>
+void weight_transforms_tile(const float* w, int64_t F, int64_t C, bool transposed, float* u) {
+  const int64_t outer = transposed ? C : F, inner = transposed ? F : C, stride = F * C;
+  const int64_t w_outer = transposed ? 9 : C * 9, w_inner = transposed ? C * 9 : 9;
+  for (int64_t o = 0; o < outer; ++o) {
+    const float* wo = w + o * w_outer;
+    float* uo = u + o * inner;
+#pragma omp simd
+    for (int64_t i = 0; i < inner; ++i) {
+      if constexpr (Tile == 4) weight_transform4(wo + i * w_inner, 3, 1, uo + i, stride);
+      else weight_transform2(wo + i * w_inner, 3, 1, uo + i, stride);
+    }
+  }
+}
+
+void weight_transforms(int64_t tile, const float* w, int64_t F, int64_t C, bool transposed, float* u) {
+  if (tile == 4) weight_transforms_tile<4>(w, F, C, transposed, u);
+  else weight_transforms_tile<2>(w, F, C, transposed, u);
 }
 
 void weight_grad_transform(int64_t tile, const float* du, int64_t stride, int64_t R, int64_t ld, int64_t Q,
@@ -353,8 +374,7 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
   const WinogradPlan p = forward_plan(g, F);
   const int64_t C = g.C, positions = p.positions();
   float* u = workspace;  // positions × F × C
-  for (int64_t f = 0; f < F; ++f)
-    for (int64_t c = 0; c < C; ++c) weight_transform(p.tile, w + (f * C + c) * 9, 3, 1, u + f * C + c, F * C);
+  weight_transforms(p.tile, w, F, C, false, u);
   float* packed_u = u + positions * F * C;
   pack_filters(gemm_detail::kernels_active(), u, F, C, positions, packed_u);
   const int64_t fixed = positions * F * C + packed_filters_floats(F, C, positions);
@@ -399,8 +419,7 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   float* packed_u_t = u_t + positions * C * F;
   const gemm_detail::GemmKernelSet& ks = gemm_detail::kernels_active();
   if (dx) {
-    for (int64_t f = 0; f < F; ++f)
-      for (int64_t c = 0; c < C; ++c) weight_transform(px.tile, w + (f * C + c) * 9, 3, 1, u_t + c * F + f, C * F);
+    weight_transforms(px.tile, w, F, C, true, u_t);
     pack_filters(ks, u_t, C, F, positions, packed_u_t);
   }
   const BackwardPart layout = backward_part(px, F);
@@ -459,12 +478,30 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   // Partial i < F·K is dw's element (f, c, k) for i = (f·9 + k)·C + c.
   const int64_t total = db ? partial_size : F * K;
   const int out_parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), total / 4096)));
+  // Per block of kSumBlock elements: the chunk partials added into a buffer chunk by chunk (each
+  // element's sum in chunk order from 0, vectorised across elements: per element the loop summing
+  // one element over the chunks, with three divisions for its destination, was 3 % of the backward
+  // at 128 → 128, 7 × 7), then scattered to dw / db.
+  constexpr int64_t kSumBlock = 512;
   for_each_part(total, out_parts, [&](int, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float s = 0.f;
-      for (int64_t chunk = 0; chunk < chunks; ++chunk) s += partials[chunk * partial_size + i];
-      if (i < F * K) dw[i / K * K + (i % C) * 9 + i / C % 9] += s;
-      else db[i - F * K] += s;
+    float sums[kSumBlock];
+    for (int64_t b0 = b; b0 < e; b0 += kSumBlock) {
+      const int64_t n = std::min(kSumBlock, e - b0);
+      std::fill(sums, sums + n, 0.f);
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+        const float* part = partials + chunk * partial_size + b0;
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) sums[j] += part[j];
+      }
+      int64_t row = b0 / C, c = b0 % C;  // element (row = f·9 + k, c) while below F·K
+      for (int64_t j = 0; j < n; ++j) {
+        if (row < F * 9) {
+          dw[row / 9 * K + c * 9 + row % 9] += sums[j];
+          if (++c == C) c = 0, ++row;
+        } else {
+          db[b0 + j - F * K] += sums[j];
+        }
+      }
     }
   });
 }
