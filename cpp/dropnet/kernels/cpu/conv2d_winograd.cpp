@@ -1,5 +1,6 @@
-// Winograd F(2×2, 3×3) drivers: weight transforms, blocking, threads, the weight-gradient
-// reduction. The transform bodies are in conv2d_winograd_body.h (this unit compiles the scalar copy).
+// Winograd F(2×2, 3×3) and F(4×4, 3×3) drivers: blocking, threads, the weight-gradient reduction.
+// The transform bodies (the weights' included: conv2d_winograd_weights_body.h) are in
+// conv2d_winograd_body.h (this unit compiles the scalar copy).
 #include "dropnet/kernels/cpu/conv2d_winograd.h"
 
 #include <algorithm>
@@ -30,6 +31,11 @@ int64_t bias_position(const WinogradPlan& p) { return p.tile + 3; }
 // faster at 128 → 128, 7 × 7). See docs/design.md, "Convolution paths".
 constexpr int64_t kBlockFloats = int64_t{1} << 18;
 constexpr int64_t kMinBlockTiles = 64;
+// Where the images sit side by side (WinogradPlan::packs, the 7 × 7 layers), the floor is 128: a
+// block's F(2 × 2) tiles are 16·images + 4 there, so the 4-column tail panel weighs half as much at 8
+// images (132 tiles) as at 4 (68), and the weight gradient's products run twice the depth per
+// accumulator load (1-7 % faster at 64 → 128 and 128 → 128, 7 × 7, 1 and 2 threads).
+constexpr int64_t kMinPackedBlockTiles = 128;
 
 // Row stride of a transformed tensor whose rows hold `tiles` columns: at least 16 floats of slack
 // for the transforms' last vector (conv2d_winograd_body.h), rounded to whole 64-byte lines.
@@ -54,7 +60,8 @@ int64_t block_tiles(const WinogradPlan& pg, int64_t nb) { return (nb + pg.across
 int64_t images_per_block(const WinogradPlan& p, int64_t rows) {
   int64_t b = kConvImagesPerChunk;
   while (b > 1 && p.positions() * rows * block_tiles(group_plan(p, b), b) > kBlockFloats) b /= 2;
-  while (b < kConvImagesPerChunk && block_tiles(group_plan(p, b), b) < kMinBlockTiles) b *= 2;
+  const int64_t min_tiles = p.packs() ? kMinPackedBlockTiles : kMinBlockTiles;
+  while (b < kConvImagesPerChunk && block_tiles(group_plan(p, b), b) < min_tiles) b *= 2;
   return b;
 }
 
@@ -68,147 +75,6 @@ WinogradTransforms active_transforms(int64_t tile) {
 
 WinogradPlan forward_plan(const ConvGeometry& g, int64_t F) {
   return winograd_plan(g.C, g.H, g.W, g.pad_top, g.pad_left, g.OH, g.OW, winograd_tile(g, F));
-}
-
-// u[ξ·stride] = (G g Gᵀ)_ξ, G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1], the 3 × 3 filter g read as
-// g[i·si + j·sj] (negative strides read it flipped). Columns of G g first, then its rows.
-void weight_transform2(const float* g, int64_t si, int64_t sj, float* u, int64_t stride) {
-  float h[4][3];
-  for (int j = 0; j < 3; ++j) {
-    const float g0 = g[j * sj], g1 = g[si + j * sj], g2 = g[2 * si + j * sj];
-    h[0][j] = g0;
-    h[1][j] = 0.5f * ((g0 + g1) + g2);
-    h[2][j] = 0.5f * ((g0 - g1) + g2);
-    h[3][j] = g2;
-  }
-  for (int k = 0; k < 4; ++k) {
-    const float a = h[k][0], b = h[k][1], c = h[k][2];
-    u[(4 * k + 0) * stride] = a;
-    u[(4 * k + 1) * stride] = 0.5f * ((a + b) + c);
-    u[(4 * k + 2) * stride] = 0.5f * ((a - b) + c);
-    u[(4 * k + 3) * stride] = c;
-  }
-}
-
-// out[(r·9 + k)·Q + q] = (Gᵀ X G)[k] (3 × 3, k = 3i + j) of the 4 × 4 X read at
-// du[ξ·stride + r·ld + q], for every r < R and q < Q: columns of X first, then rows. The loop runs
-// over q, where du is contiguous, so it vectorises; every value is the same expression whatever
-// the loop (no contraction), so the layout changes no bit.
-void weight_grad_transform2(const float* du, int64_t stride, int64_t R, int64_t ld, int64_t Q, float* out) {
-  for (int64_t r = 0; r < R; ++r) {
-    const float* x = du + r * ld;
-    float* o = out + r * 9 * Q;
-#pragma omp simd
-    for (int64_t q = 0; q < Q; ++q) {
-      float h[3][4];
-      for (int l = 0; l < 4; ++l) {
-        const float x0 = x[l * stride + q], x1 = x[(4 + l) * stride + q], x2 = x[(8 + l) * stride + q],
-                    x3 = x[(12 + l) * stride + q];
-        const float s = 0.5f * (x1 + x2);
-        h[0][l] = x0 + s;
-        h[1][l] = 0.5f * (x1 - x2);
-        h[2][l] = s + x3;
-      }
-      for (int i = 0; i < 3; ++i) {
-        const float s = 0.5f * (h[i][1] + h[i][2]);
-        o[(i * 3 + 0) * Q + q] = h[i][0] + s;
-        o[(i * 3 + 1) * Q + q] = 0.5f * (h[i][1] - h[i][2]);
-        o[(i * 3 + 2) * Q + q] = s + h[i][3];
-      }
-    }
-  }
-}
-
-// F(4×4, 3×3): G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1] applied to
-// (g_0, g_1, g_2) with the sums before the one product by an inexact constant.
-constexpr float kSixth = 1.f / 6, kTwelfth = 1.f / 12, kTwentyFourth = 1.f / 24;
-
-inline void g6(float g0, float g1, float g2, float o[6]) {
-  const float s = g0 + g2, t = g0 + 4.f * g2;
-  o[0] = 0.25f * g0;
-  o[1] = -kSixth * (s + g1);
-  o[2] = -kSixth * (s - g1);
-  o[3] = kTwentyFourth * (t + 2.f * g1);
-  o[4] = kTwentyFourth * (t - 2.f * g1);
-  o[5] = g2;
-}
-
-// Gᵀ applied to (x_0 … x_5): the adjoint of g6.
-inline void gt3(const float x[6], float o[3]) {
-  const float s12 = x[1] + x[2], s34 = x[3] + x[4];
-  o[0] = (0.25f * x[0] - kSixth * s12) + kTwentyFourth * s34;
-  o[1] = kSixth * (x[2] - x[1]) + kTwelfth * (x[3] - x[4]);
-  o[2] = kSixth * (s34 - s12) + x[5];
-}
-
-// u[ξ·stride] = (G g Gᵀ)_ξ, ξ = 6k + l, for F(4×4): columns of G g first, then its rows.
-void weight_transform4(const float* g, int64_t si, int64_t sj, float* u, int64_t stride) {
-  float h[6][3];
-  for (int j = 0; j < 3; ++j) {
-    float o[6];
-    g6(g[j * sj], g[si + j * sj], g[2 * si + j * sj], o);
-    for (int k = 0; k < 6; ++k) h[k][j] = o[k];
-  }
-  for (int k = 0; k < 6; ++k) {
-    float o[6];
-    g6(h[k][0], h[k][1], h[k][2], o);
-    for (int l = 0; l < 6; ++l) u[(6 * k + l) * stride] = o[l];
-  }
-}
-
-// weight_grad_transform2's contract for F(4×4): (Gᵀ X G) of the 6 × 6 X, columns then rows.
-void weight_grad_transform4(const float* du, int64_t stride, int64_t R, int64_t ld, int64_t Q, float* out) {
-  for (int64_t r = 0; r < R; ++r) {
-    const float* x = du + r * ld;
-    float* o = out + r * 9 * Q;
-#pragma omp simd
-    for (int64_t q = 0; q < Q; ++q) {
-      float h[3][6];
-      for (int l = 0; l < 6; ++l) {
-        float col[6], hl[3];
-        for (int k = 0; k < 6; ++k) col[k] = x[(6 * k + l) * stride + q];
-        gt3(col, hl);
-        for (int i = 0; i < 3; ++i) h[i][l] = hl[i];
-      }
-      for (int i = 0; i < 3; ++i) {
-        float oi[3];
-        gt3(h[i], oi);
-        for (int j = 0; j < 3; ++j) o[(i * 3 + j) * Q + q] = oi[j];
-      }
-    }
-  }
-}
-
-// u[ξ·(F·C) + f·C + c] (or, transposed, u[ξ·(F·C) + c·F + f]) = (G w_fc Gᵀ)_ξ for the F × C
-// filters w (F × C × 3 × 3). The inner loop runs along the output's contiguous index, so each of
-// the positions' planes is written as one unit-stride stream: one filter at a time wrote the
-// positions F·C floats apart, a multiple of 4 KiB at 128 × 128 that kept evicting its own lines
-// (9 % of a 128 → 128, 7 × 7 step in two calls). Each value is the same expression in either
-// loop order (no contraction), so the order changes no bit.
-template <int Tile>
-void weight_transforms_tile(const float* w, int64_t F, int64_t C, bool transposed, float* u) {
-  const int64_t outer = transposed ? C : F, inner = transposed ? F : C, stride = F * C;
-  const int64_t w_outer = transposed ? 9 : C * 9, w_inner = transposed ? C * 9 : 9;
-  for (int64_t o = 0; o < outer; ++o) {
-    const float* wo = w + o * w_outer;
-    float* uo = u + o * inner;
-#pragma omp simd
-    for (int64_t i = 0; i < inner; ++i) {
-      if constexpr (Tile == 4) weight_transform4(wo + i * w_inner, 3, 1, uo + i, stride);
-      else weight_transform2(wo + i * w_inner, 3, 1, uo + i, stride);
-    }
-  }
-}
-
-void weight_transforms(int64_t tile, const float* w, int64_t F, int64_t C, bool transposed, float* u) {
-  if (tile == 4) weight_transforms_tile<4>(w, F, C, transposed, u);
-  else weight_transforms_tile<2>(w, F, C, transposed, u);
-}
-
-void weight_grad_transform(int64_t tile, const float* du, int64_t stride, int64_t R, int64_t ld, int64_t Q,
-                           float* out) {
-  if (tile == 4) weight_grad_transform4(du, stride, R, ld, Q, out);
-  else weight_grad_transform2(du, stride, R, ld, Q, out);
 }
 
 // dU (F × cols, row stride ldu) (+)= Ŷ (F × tiles) · Vᵀ (V: cols × tiles), both row-major with
@@ -374,7 +240,8 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
   const WinogradPlan p = forward_plan(g, F);
   const int64_t C = g.C, positions = p.positions();
   float* u = workspace;  // positions × F × C
-  weight_transforms(p.tile, w, F, C, false, u);
+  const WinogradTransforms tf = active_transforms(p.tile);
+  tf.weights(w, F, C, false, u);
   float* packed_u = u + positions * F * C;
   pack_filters(gemm_detail::kernels_active(), u, F, C, positions, packed_u);
   const int64_t fixed = positions * F * C + packed_filters_floats(F, C, positions);
@@ -384,7 +251,6 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
   epilogue.activation = activation;
   epilogue.leaky_slope = leaky_slope;
   const GemmEpilogue* ep = activation == Activation::identity ? nullptr : &epilogue;
-  const WinogradTransforms tf = active_transforms(p.tile);
   const int64_t Tb = block * p.tiles();
   const WinogradPlan pg = group_plan(p, block);
   for_each_part(blocks, parts, [&](int part, int64_t b0, int64_t b1) {
@@ -418,8 +284,9 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   float* u_t = partials + chunks * partial_size;  // positions × C × F
   float* packed_u_t = u_t + positions * C * F;
   const gemm_detail::GemmKernelSet& ks = gemm_detail::kernels_active();
+  const WinogradTransforms tf = active_transforms(px.tile);
   if (dx) {
-    weight_transforms(px.tile, w, F, C, true, u_t);
+    tf.weights(w, F, C, true, u_t);
     pack_filters(ks, u_t, C, F, positions, packed_u_t);
   }
   const BackwardPart layout = backward_part(px, F);
@@ -428,7 +295,6 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   const int64_t block = backward_block(px, F);
   const WinogradPlan pg = group_plan(px, block);
   const int64_t Tg = pg.tiles(), across = pg.across;
-  const WinogradTransforms tf = active_transforms(px.tile);
 
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
     DenormalsFlushed flushed;
@@ -468,7 +334,7 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
         }
       }
       float* pdw = partials + chunk * partial_size;
-      weight_grad_transform(px.tile, du, F * C1, F, C1, C, pdw);  // (f, k, c) order: see the sum below
+      tf.weight_grad(du, F * C1, F, C1, C, pdw);  // (f, k, c) order: see the sum below
       if (db)
         for (int64_t f = 0; f < F; ++f) pdw[F * K + f] = du[(bias_xi * F + f) * C1 + C];
     }
