@@ -296,8 +296,16 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   const WinogradPlan pg = group_plan(px, block);
   const int64_t Tg = pg.tiles(), across = pg.across;
 
+  // The part that holds chunk 0 adds its chunks' dw into chunk 0's partial as it goes, the order
+  // of the final sum (from 0, chunk by chunk), so the same bits: its later chunks are transformed
+  // into chunk 1's partial, which stays in cache, and the final sum starts at `first_rest`, the
+  // next part's first chunk. (Every chunk written to a partial of its own and summed at the end
+  // streamed 16 partials through memory at 128 → 128, 7 × 7, 1 thread.)
+  const int64_t total = db ? partial_size : F * K;
+  int64_t first_rest = chunks;
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
     DenormalsFlushed flushed;
+    if (c0 == 0) first_rest = c1;
     float* du = workspace + fixed + part * layout.total();  // positions × F × C1
     float* buf_c = du + layout.du;
     float* buf_f = buf_c + layout.buf_c;
@@ -333,16 +341,21 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
                           scratch_dx);
         }
       }
-      float* pdw = partials + chunk * partial_size;
+      const bool running = c0 == 0 && chunk > 0;
+      float* pdw = partials + (running ? 1 : chunk) * partial_size;
       tf.weight_grad(du, F * C1, F, C1, C, pdw);  // (f, k, c) order: see the sum below
       if (db)
         for (int64_t f = 0; f < F; ++f) pdw[F * K + f] = du[(bias_xi * F + f) * C1 + C];
+      if (running) {
+#pragma omp simd
+        for (int64_t i = 0; i < total; ++i) partials[i] += pdw[i];
+      }
     }
   });
 
-  // Sum the chunk partials in chunk order; threads split the (independent) output elements.
+  // Sum the chunk partials in chunk order (chunk 0 already holds chunks [0, first_rest)); threads
+  // split the (independent) output elements.
   // Partial i < F·K is dw's element (f, c, k) for i = (f·9 + k)·C + c.
-  const int64_t total = db ? partial_size : F * K;
   const int out_parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), total / 4096)));
   // Per block of kSumBlock elements: the chunk partials added into a buffer chunk by chunk (each
   // element's sum in chunk order from 0, vectorised across elements: per element the loop summing
@@ -354,7 +367,7 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
     for (int64_t b0 = b; b0 < e; b0 += kSumBlock) {
       const int64_t n = std::min(kSumBlock, e - b0);
       std::fill(sums, sums + n, 0.f);
-      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      for (int64_t chunk = 0; chunk < chunks; chunk = chunk == 0 ? first_rest : chunk + 1) {
         const float* part = partials + chunk * partial_size + b0;
 #pragma omp simd
         for (int64_t j = 0; j < n; ++j) sums[j] += part[j];
