@@ -47,10 +47,10 @@ void check_conv_shape(const ConvShape& g, int64_t N, int64_t F, const char* what
 // Through cuDNN (kernels/cuda/conv2d_cudnn.cu), whatever the backend: the same contract as
 // conv2d_forward / conv2d_backward (the backward needs no caller workspace: cuDNN's comes from
 // cudaMallocAsync on the stream). Deterministic FP32 algorithms: the same bytes run to run on one
-// GPU model and cuDNN version, within the float32 bound of the sums (docs/design.md, "Device
-// kernels"). Checks, before any CUDA call: the geometry (ValueError), a geometry cuDNN cannot
-// express (ValueError, cudnn_conv_unsupported), cuDNN missing (std::runtime_error naming the
-// sonames tried, cudnn_unavailable_reason).
+// GPU model and cuDNN version, within the float32 bound of the sums
+// (docs/design.md, "Device kernels"). Checks, before any CUDA call: the geometry (ValueError), a
+// geometry cuDNN cannot express (ValueError, cudnn_conv_unsupported), cuDNN missing
+// (std::runtime_error naming the sonames tried, cudnn_unavailable_reason).
 void conv2d_forward_cudnn(const float* x, int64_t N, const ConvShape& g, const float* w, int64_t F,
                           const float* bias, Activation activation, float leaky_slope, float* y,
                           Stream cuda_stream = nullptr);

@@ -25,6 +25,7 @@
 #include "dropnet/kernels/cuda/conv2d.h"
 #include "dropnet/kernels/cuda/conv_backend.h"
 #include "dropnet/kernels/cuda/cudnn_api.h"
+#include "dropnet/kernels/cuda/launch.cuh"
 
 namespace dropnet {
 namespace cuda {
@@ -37,11 +38,6 @@ void check_dnn(const cudnn::Api& api, cudnn::Status s, const char* call) {
                            (msg ? std::string(" (") + msg + ")" : std::string()));
 }
 
-void check_rt(cudaError_t e, const char* call) {
-  if (e == cudaSuccess) return;
-  cudaGetLastError();
-  throw std::runtime_error(std::string("CUDA error in ") + call + ": " + cudaGetErrorString(e));
-}
 
 // The checks every entry makes before any CUDA or cuDNN call: the geometry (ValueError), what
 // cuDNN can express (ValueError), and the library (std::runtime_error naming the sonames tried).
@@ -66,7 +62,8 @@ cudnn::Handle handle_for(const cudnn::Api& api, Stream stream) {
   return h;
 }
 
-// The descriptors of one problem, destroyed on scope exit whatever throws.
+// The descriptors of one problem, destroyed on scope exit whatever throws (describe() fills them
+// after construction, so a failure halfway still destroys what was created).
 struct Descriptors {
   const cudnn::Api& api;
   cudnn::TensorDesc x = nullptr, y = nullptr, bias = nullptr;
@@ -74,7 +71,21 @@ struct Descriptors {
   cudnn::ConvDesc conv = nullptr;
   cudnn::ActivationDesc act = nullptr;
 
-  Descriptors(const cudnn::Api& a, const ConvShape& g, int64_t N, int64_t F) : api(a) {
+  explicit Descriptors(const cudnn::Api& a) : api(a) {}
+  ~Descriptors() {
+    if (x) api.destroy_tensor(x);
+    if (y) api.destroy_tensor(y);
+    if (bias) api.destroy_tensor(bias);
+    if (w) api.destroy_filter(w);
+    if (conv) api.destroy_conv(conv);
+    if (act) api.destroy_activation(act);
+  }
+  Descriptors(const Descriptors&) = delete;
+  Descriptors& operator=(const Descriptors&) = delete;
+
+  // x: N × C × H × W, y (and dy): N × F × OH × OW, bias (and db): 1 × F × 1 × 1, w: F × C/groups ×
+  // kh × kw, all NCHW float; the convolution with FP32 math (sizes checked to fit an int).
+  void describe(const ConvShape& g, int64_t N, int64_t F) {
     const int n = static_cast<int>(N), f = static_cast<int>(F);
     check_dnn(api, api.create_tensor(&x), "cudnnCreateTensorDescriptor");
     check_dnn(api, api.set_tensor_4d(x, cudnn::kTensorNchw, cudnn::kDataFloat, n, static_cast<int>(g.C),
@@ -100,31 +111,6 @@ struct Descriptors {
     check_dnn(api, api.set_conv_groups(conv, static_cast<int>(g.groups)), "cudnnSetConvolutionGroupCount");
     check_dnn(api, api.set_conv_math(conv, cudnn::kFmaMath), "cudnnSetConvolutionMathType");
   }
-  ~Descriptors() {
-    if (x) api.destroy_tensor(x);
-    if (y) api.destroy_tensor(y);
-    if (bias) api.destroy_tensor(bias);
-    if (w) api.destroy_filter(w);
-    if (conv) api.destroy_conv(conv);
-    if (act) api.destroy_activation(act);
-  }
-  Descriptors(const Descriptors&) = delete;
-  Descriptors& operator=(const Descriptors&) = delete;
-};
-
-// The workspace cuDNN asked for, stream-ordered: allocated on the call's stream and freed there
-// after the call, so concurrent calls on other streams never share it.
-struct StreamBuffer {
-  void* p = nullptr;
-  Stream stream;
-  StreamBuffer(size_t bytes, Stream s) : stream(s) {
-    if (bytes) check_rt(cudaMallocAsync(&p, bytes, s), "cudaMallocAsync (cuDNN workspace)");
-  }
-  ~StreamBuffer() {
-    if (p && cudaFreeAsync(p, stream) != cudaSuccess) cudaGetLastError();
-  }
-  StreamBuffer(const StreamBuffer&) = delete;
-  StreamBuffer& operator=(const StreamBuffer&) = delete;
 };
 
 // A deterministic FMA-math algorithm of a backward pass and its workspace: `preferred` when cuDNN
@@ -156,11 +142,12 @@ void conv2d_forward_cudnn(const float* x, int64_t N, const ConvShape& g, const f
   const cudnn::Api& api = checked_api(g, N, F, "conv2d_forward_cudnn");
   if (N == 0 || g.OH == 0 || g.OW == 0) return;
   cudnn::Handle h = handle_for(api, cuda_stream);
-  Descriptors d(api, g, N, F);
+  Descriptors d(api);
+  d.describe(g, N, F);
   const int algo = cudnn::kFwdImplicitPrecompGemm;
   size_t bytes = 0;
   check_dnn(api, api.fwd_workspace(h, d.x, d.w, d.conv, d.y, algo, &bytes), "cudnnGetConvolutionForwardWorkspaceSize");
-  StreamBuffer ws(bytes, cuda_stream);
+  StreamBuffer ws(bytes, cuda_stream, "cudaMallocAsync (cuDNN workspace)");
   const float one = 1.f, zero = 0.f;
   // cuDNN adds the bias and applies ReLU itself; every other activation is the epilogue's pass.
   const bool fused_relu = bias && activation == Activation::relu;
@@ -199,7 +186,8 @@ void conv2d_backward_cudnn(const float* dy, const float* x, int64_t N, const Con
     return;
   }
   cudnn::Handle h = handle_for(api, cuda_stream);
-  Descriptors d(api, g, N, F);
+  Descriptors d(api);
+  d.describe(g, N, F);
   const float one = 1.f, zero = 0.f;
   if (dx) {
     size_t bytes = 0;
@@ -212,7 +200,7 @@ void conv2d_backward_cudnn(const float* dy, const float* x, int64_t N, const Con
         api, cudnn::kBwdDataAlgo1,
         [&](int a, size_t* b) { return api.bwd_data_workspace(h, d.w, d.y, d.conv, d.x, a, b); }, list, &bytes,
         "conv2d_backward_cudnn (input gradient)");
-    StreamBuffer ws(bytes, cuda_stream);
+    StreamBuffer ws(bytes, cuda_stream, "cudaMallocAsync (cuDNN workspace)");
     check_dnn(api, api.bwd_data(h, &one, d.w, w, d.y, dy, d.conv, algo, ws.p, bytes, &zero, d.x, dx),
               "cudnnConvolutionBackwardData");
   }
@@ -227,7 +215,7 @@ void conv2d_backward_cudnn(const float* dy, const float* x, int64_t N, const Con
         api, cudnn::kBwdFilterAlgo1,
         [&](int a, size_t* b) { return api.bwd_filter_workspace(h, d.x, d.y, d.conv, d.w, a, b); }, list, &bytes,
         "conv2d_backward_cudnn (weight gradient)");
-    StreamBuffer ws(bytes, cuda_stream);
+    StreamBuffer ws(bytes, cuda_stream, "cudaMallocAsync (cuDNN workspace)");
     check_dnn(api, api.bwd_filter(h, &one, d.x, x, d.y, dy, d.conv, algo, ws.p, bytes, &one, d.w, dw),
               "cudnnConvolutionBackwardFilter");
   }
