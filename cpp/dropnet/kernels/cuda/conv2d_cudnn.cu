@@ -38,7 +38,6 @@ void check_dnn(const cudnn::Api& api, cudnn::Status s, const char* call) {
                            (msg ? std::string(" (") + msg + ")" : std::string()));
 }
 
-
 // The checks every entry makes before any CUDA or cuDNN call: the geometry (ValueError), what
 // cuDNN can express (ValueError), and the library (std::runtime_error naming the sonames tried).
 const cudnn::Api& checked_api(const ConvShape& g, int64_t N, int64_t F, const char* what) {
@@ -113,12 +112,12 @@ struct Descriptors {
   }
 };
 
-// A deterministic FMA-math algorithm of a backward pass and its workspace: `preferred` when cuDNN
-// takes it for this problem (its workspace query succeeds), else the first of cuDNN's ranked list
-// that is deterministic, not Tensor-Core math, and supported.
 using WorkspaceQuery = std::function<cudnn::Status(int algo, size_t* bytes)>;
 using AlgorithmList = std::function<cudnn::Status(int requested, int* returned, cudnn::AlgoPerf* perf)>;
 
+// A deterministic FMA-math algorithm of a backward pass and its workspace: `preferred` when cuDNN
+// takes it for this problem (its workspace query succeeds), else the first of cuDNN's ranked list
+// (empty `list`: none) that is deterministic, not Tensor-Core math, and supported.
 int backward_algorithm(const cudnn::Api& api, int preferred, const WorkspaceQuery& workspace_of,
                        const AlgorithmList& list, size_t* bytes, const char* what) {
   if (workspace_of(preferred, bytes) == 0) return preferred;
