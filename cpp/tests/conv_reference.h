@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "check_close.h"
 #include "conv_sim.h"
 #include "dropnet/core/activation_element.h"
 #include "dropnet/kernels/cpu/im2col.h"
@@ -83,7 +84,7 @@ struct Reference {
 inline void check_within(const std::vector<float>& got, const Sums& want, int64_t terms, bool activation,
                          double slack, ActivationKind kind = ActivationKind::identity) {
   REQUIRE(got.size() == want.value.size());
-  const double nu = static_cast<double>(terms + 2) * std::ldexp(1.0, -24), gamma = nu / (1.0 - nu);
+  const double gamma = float32_sum_bound(terms);
   double worst = 0.0;
   size_t at = 0;
   for (size_t e = 0; e < got.size(); ++e) {

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "check_close.h"
 #include "cuda_sim.h"
 #include "dropnet/core/cpu_features.h"
 #include "dropnet/core/gemm_blocking.h"
@@ -31,6 +32,7 @@
 #include "isa_guard.h"
 
 using namespace dropnet;
+using testing::normal_floats;
 using testing::same_bytes;
 
 namespace {
@@ -54,14 +56,6 @@ struct Outputs {
   std::vector<float> C, pre;
   std::vector<uint64_t> mask;
 };
-
-std::vector<float> normal_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 struct Problem {
   bool ta, tb;

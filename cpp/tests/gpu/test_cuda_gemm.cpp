@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../check_close.h"
 #include "device_vector.h"
 #include "dropnet/core/philox.h"
 #include "dropnet/kernels/cpu/gemm.h"
@@ -28,16 +29,9 @@ using namespace dropnet;
 using dropnet::gpu_testing::DeviceVector;
 using dropnet::gpu_testing::ok;
 using dropnet::gpu_testing::same;
+using dropnet::testing::normal_floats;
 
 namespace {
-
-std::vector<float> gemm_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 struct GemmCase {
   bool ta, tb;
@@ -60,10 +54,10 @@ struct Operands {
     lda = c.ta ? c.M : c.K;
     ldb = c.tb ? c.K : c.N;
     ldc = c.N + 1;  // a padded C
-    A = gemm_floats(static_cast<size_t>((c.ta ? c.K : c.M) * lda), 1);
-    B = gemm_floats(static_cast<size_t>((c.tb ? c.N : c.K) * ldb), 2);
-    C0 = gemm_floats(static_cast<size_t>(c.M * ldc), 3);
-    bias = gemm_floats(static_cast<size_t>(c.N), 4);
+    A = normal_floats(static_cast<size_t>((c.ta ? c.K : c.M) * lda), 1);
+    B = normal_floats(static_cast<size_t>((c.tb ? c.N : c.K) * ldb), 2);
+    C0 = normal_floats(static_cast<size_t>(c.M * ldc), 3);
+    bias = normal_floats(static_cast<size_t>(c.N), 4);
   }
   GemmEpilogue epilogue(const float* bias_ptr, float* pre_ptr, uint64_t* mask_ptr) const {
     GemmEpilogue e;
@@ -123,7 +117,7 @@ void reference(const Operands& o, std::vector<double>* value, std::vector<double
   const GemmCase& k = o.k;
   value->assign(static_cast<size_t>(k.M * k.N), 0.0);
   bound->assign(value->size(), 0.0);
-  const double u = std::ldexp(1.0, -24), gamma = (k.K + 2) * u / (1 - (k.K + 2) * u);
+  const double gamma = testing::float32_sum_bound(k.K);
   for (int64_t i = 0; i < k.M; ++i)
     for (int64_t j = 0; j < k.N; ++j) {
       double s = 0, mag = 0;
@@ -248,9 +242,9 @@ int bench_gemm() {
   const std::string lt_missing = cuda::cublaslt_unavailable_reason();
   BackendGuard guard;
   for (const Shape& s : shapes) {
-    DeviceVector<float> A(gemm_floats(static_cast<size_t>(s.M * s.K), 1)),
-        B(gemm_floats(static_cast<size_t>(s.K * s.N), 2)),
-        C(std::vector<float>(static_cast<size_t>(s.M * s.N))), bias(gemm_floats(static_cast<size_t>(s.N), 3));
+    DeviceVector<float> A(normal_floats(static_cast<size_t>(s.M * s.K), 1)),
+        B(normal_floats(static_cast<size_t>(s.K * s.N), 2)),
+        C(std::vector<float>(static_cast<size_t>(s.M * s.N))), bias(normal_floats(static_cast<size_t>(s.N), 3));
     GemmEpilogue e;
     e.bias = bias.p;
     e.activation = Activation::relu;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../check_close.h"
 #include "device_vector.h"
 #include "dropnet/kernels/cpu/sparse_csr.h"
 #include "dropnet/kernels/cuda/sparse.h"
@@ -22,23 +23,8 @@
 using namespace dropnet;
 using dropnet::gpu_testing::DeviceVector;
 using dropnet::gpu_testing::same;
-
-namespace {
-
-std::vector<float> sparse_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-
-double gamma_of(int64_t terms) {
-  const double u = std::ldexp(1.0, -24);
-  return (terms + 2) * u / (1 - (terms + 2) * u);
-}
-
-}  // namespace
+using dropnet::testing::float32_sum_bound;
+using dropnet::testing::normal_floats;
 
 TEST_CASE("GPU cuSPARSE twins: forward, input and weight gradients within the float32 bound, twice the same") {
   const std::string missing = cuda::cusparse_unavailable_reason();
@@ -49,7 +35,7 @@ TEST_CASE("GPU cuSPARSE twins: forward, input and weight gradients within the fl
     return;
   }
   const int64_t M = 67, N = 300, K = 784;  // LeNet's first layer at 80 % sparsity, an odd batch
-  std::vector<float> w = sparse_floats(static_cast<size_t>(N * K), 1);
+  std::vector<float> w = normal_floats(static_cast<size_t>(N * K), 1);
   std::vector<uint8_t> mask(w.size());
   std::mt19937 rng(2);
   std::uniform_real_distribution<float> u(0.f, 1.f);
@@ -66,8 +52,8 @@ TEST_CASE("GPU cuSPARSE twins: forward, input and weight gradients within the fl
   std::vector<int64_t> t_value_index(static_cast<size_t>(nnz));
   cpu::csr_fill(w.data(), mask.data(), N, K, 0.f, indptr.data(), indices.data(), values.data());
   cpu::csr_transpose(N, K, indptr.data(), indices.data(), t_indptr.data(), t_indices.data(), t_value_index.data());
-  const std::vector<float> x = sparse_floats(static_cast<size_t>(M * K), 3),
-                           dy = sparse_floats(static_cast<size_t>(M * N), 4);
+  const std::vector<float> x = normal_floats(static_cast<size_t>(M * K), 3),
+                           dy = normal_floats(static_cast<size_t>(M * N), 4);
 
   DeviceVector<int64_t> d_indptr(indptr), d_t_indptr(t_indptr), d_t_value_index(t_value_index);
   DeviceVector<int32_t> d_indices(indices), d_t_indices(t_indices), d_ip32(std::vector<int32_t>(indptr.size())),
@@ -110,7 +96,7 @@ TEST_CASE("GPU cuSPARSE twins: forward, input and weight gradients within the fl
             ++terms;
           }
           ref[m * out_cols + o] = s;
-          bound[m * out_cols + o] = gamma_of(terms) * mag;
+          bound[m * out_cols + o] = float32_sum_bound(terms) * mag;
         }
       CAPTURE(forward);
       CHECK(within(got, ref, bound) == 0);
@@ -118,7 +104,7 @@ TEST_CASE("GPU cuSPARSE twins: forward, input and weight gradients within the fl
   }
 
   SUBCASE("weight gradient at the stored entries, overwritten and accumulated") {
-    const std::vector<float> start = sparse_floats(static_cast<size_t>(nnz), 5);
+    const std::vector<float> start = normal_floats(static_cast<size_t>(nnz), 5);
     for (bool accumulate : {false, true}) {
       DeviceVector<float> d_dw(start), d_again(start);
       cuda::sddmm_cusparse(M, d_dy.p, N, d_x.p, K, W, d_dw.p, accumulate);
@@ -135,7 +121,7 @@ TEST_CASE("GPU cuSPARSE twins: forward, input and weight gradients within the fl
             mag += std::fabs(t);
           }
           ref[p] = s;
-          bound[p] = gamma_of(M + 1) * mag;
+          bound[p] = float32_sum_bound(M + 1) * mag;
         }
       CAPTURE(accumulate);
       CHECK(within(got, ref, bound) == 0);

@@ -1,17 +1,19 @@
 // The convolution's backend choice (conv_backend.h).
 #include "dropnet/kernels/cuda/conv_backend.h"
 
-#include <atomic>
 #include <climits>
-#include <cstdlib>
-#include <cstring>
-#include <stdexcept>
+#include <string>
+
+#include "dropnet/kernels/cuda/libraries.h"
 
 namespace dropnet {
 namespace cuda {
 namespace {
 
-std::atomic<int> g_conv_backend{-1};  // -1: not chosen yet (read DROPNET_CUDA_CONV)
+LibraryChoice& conv_choice() {
+  static LibraryChoice choice("DROPNET_CUDA_CONV", "implicit_gemm", "cudnn");
+  return choice;
+}
 
 // cuDNN's output extent of one axis with the same pad on both sides (cudnnGetConvolution2dForwardOutputDim).
 int64_t symmetric_extent(int64_t in, int64_t pad, int64_t k, int64_t dil, int64_t stride) {
@@ -21,27 +23,13 @@ int64_t symmetric_extent(int64_t in, int64_t pad, int64_t k, int64_t dil, int64_
 
 }  // namespace
 
-ConvBackend parse_conv_backend(const char* v) {
-  if (!v || !*v || std::strcmp(v, "implicit_gemm") == 0) return ConvBackend::implicit_gemm;
-  if (std::strcmp(v, "cudnn") == 0) return ConvBackend::cudnn;
-  throw std::invalid_argument(std::string("DROPNET_CUDA_CONV: expected 'implicit_gemm' or 'cudnn', got '") + v + "'");
-}
+ConvBackend parse_conv_backend(const char* v) { return static_cast<ConvBackend>(conv_choice().parse(v)); }
 
-void set_conv_backend(ConvBackend backend) { g_conv_backend.store(static_cast<int>(backend)); }
+void set_conv_backend(ConvBackend backend) { conv_choice().set(static_cast<int>(backend)); }
 
-ConvBackend conv_backend() {
-  int b = g_conv_backend.load();
-  if (b < 0) {
-    const int from_env = static_cast<int>(parse_conv_backend(std::getenv("DROPNET_CUDA_CONV")));
-    g_conv_backend.compare_exchange_strong(b, from_env);
-    b = g_conv_backend.load();
-  }
-  return static_cast<ConvBackend>(b);
-}
+ConvBackend conv_backend() { return static_cast<ConvBackend>(conv_choice().get()); }
 
-const char* conv_backend_name(ConvBackend backend) {
-  return backend == ConvBackend::cudnn ? "cudnn" : "implicit_gemm";
-}
+const char* conv_backend_name(ConvBackend backend) { return conv_choice().name(static_cast<int>(backend)); }
 
 std::string cudnn_conv_unsupported(const ConvShape& g, int64_t N, int64_t F) {
   const int64_t oh = symmetric_extent(g.H, g.pad_top, g.kh, g.dil_h, g.stride_h);

@@ -4,9 +4,6 @@
 // follow it (gemm_plan); and the cuBLASLt backend, opened at run time (kernels/cuda/libraries.h), its
 // C API declared below (no cuBLAS header or library is needed to build). Compiled with
 // --fmad=false --ftz=true (the CPU's floating-point rules); the chains are written as fmaf.
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -107,7 +104,10 @@ void sgemm_dropnet(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 
 // ------------------------------------------------------------------ backend choice
 
-std::atomic<int> g_backend{-1};  // -1: not chosen yet (read DROPNET_CUDA_DENSE)
+LibraryChoice& dense_choice() {
+  static LibraryChoice choice("DROPNET_CUDA_DENSE", "dropnet", "cublaslt");
+  return choice;
+}
 
 // ------------------------------------------------------------------ cuBLASLt through dlopen
 // The subset of cublasLt.h (CUDA 12 / 13, the same values in both) this file calls.
@@ -310,27 +310,13 @@ void sgemm_cublaslt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 
 std::string cublaslt_unavailable_reason() { return cublaslt_api().reason; }
 
-DenseBackend parse_dense_backend(const char* v) {
-  if (!v || !*v || std::strcmp(v, "dropnet") == 0) return DenseBackend::dropnet;
-  if (std::strcmp(v, "cublaslt") == 0) return DenseBackend::cublaslt;
-  throw std::invalid_argument(std::string("DROPNET_CUDA_DENSE: expected 'dropnet' or 'cublaslt', got '") + v + "'");
-}
+DenseBackend parse_dense_backend(const char* v) { return static_cast<DenseBackend>(dense_choice().parse(v)); }
 
-void set_dense_backend(DenseBackend backend) { g_backend.store(static_cast<int>(backend)); }
+void set_dense_backend(DenseBackend backend) { dense_choice().set(static_cast<int>(backend)); }
 
-DenseBackend dense_backend() {
-  int b = g_backend.load();
-  if (b < 0) {
-    const int from_env = static_cast<int>(parse_dense_backend(std::getenv("DROPNET_CUDA_DENSE")));
-    g_backend.compare_exchange_strong(b, from_env);
-    b = g_backend.load();
-  }
-  return static_cast<DenseBackend>(b);
-}
+DenseBackend dense_backend() { return static_cast<DenseBackend>(dense_choice().get()); }
 
-const char* dense_backend_name(DenseBackend backend) {
-  return backend == DenseBackend::cublaslt ? "cublaslt" : "dropnet";
-}
+const char* dense_backend_name(DenseBackend backend) { return dense_choice().name(static_cast<int>(backend)); }
 
 int64_t sgemm_workspace(int64_t M, int64_t N, int64_t K) { return gemm_workspace_floats(M, N, K); }
 

@@ -3,7 +3,10 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <stdexcept>
 
 namespace dropnet {
 namespace cuda {
@@ -72,6 +75,23 @@ const DynamicLibrary& nvidia_library(NvidiaLibrary lib) {
   const int i = static_cast<int>(lib);
   std::call_once(once[i], [&] { opened[i] = new DynamicLibrary(library_sonames(lib)); });
   return *opened[i];
+}
+
+int LibraryChoice::parse(const char* value) const {
+  if (!value || !*value || std::strcmp(value, names_[0]) == 0) return 0;
+  if (std::strcmp(value, names_[1]) == 0) return 1;
+  throw std::invalid_argument(std::string(env_) + ": expected '" + names_[0] + "' or '" + names_[1] + "', got '" +
+                              value + "'");
+}
+
+int LibraryChoice::get() {
+  int c = choice_.load();
+  if (c < 0) {
+    const int from_env = parse(std::getenv(env_));
+    choice_.compare_exchange_strong(c, from_env);  // a concurrent set() wins
+    c = choice_.load();
+  }
+  return c;
 }
 
 }  // namespace cuda

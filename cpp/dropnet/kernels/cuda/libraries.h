@@ -4,6 +4,7 @@
 // Each library is opened once per process, on first use, thread-safely; a failure is remembered
 // with its reason. Plain C++ (no CUDA header), built in every build, so its tests run everywhere.
 #pragma once
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,25 @@ const char* library_name(NvidiaLibrary lib);
 
 // The process's copy of `lib`, opened on the first call (thread-safe, once); never unloaded.
 const DynamicLibrary& nvidia_library(NvidiaLibrary lib);
+
+// A process-wide choice between our kernel (0) and an NVIDIA library (1) for one kind of product
+// (the dense GEMM: gemm.h; the convolution: conv_backend.h). set() decides; until then the
+// environment variable `env` does, read on first use (unset or empty: ours).
+class LibraryChoice {
+ public:
+  LibraryChoice(const char* env, const char* ours, const char* library) : env_(env), names_{ours, library} {}
+  // 0 or 1 from a value naming one of the two (null or empty: 0); else std::invalid_argument
+  // naming the variable, the accepted values and what came.
+  int parse(const char* value) const;
+  void set(int choice) { choice_.store(choice); }
+  int get();
+  const char* name(int choice) const { return names_[choice == 1 ? 1 : 0]; }
+
+ private:
+  const char* env_;
+  const char* names_[2];
+  std::atomic<int> choice_{-1};  // -1: not chosen yet
+};
 
 }  // namespace cuda
 }  // namespace dropnet
