@@ -7,7 +7,8 @@
 #      dropout, optimizers, pooling and the epilogue byte for byte; batch norm, softmax
 #      cross-entropy and the C-library activations within the tolerances of docs/design.md,
 #      "Device kernels", and the same bytes run to run; the convolution byte for byte against the
-#      host simulation of its block programs and within tolerance of the CPU), then
+#      host simulation of its block programs and within tolerance of the CPU; an MLP Network
+#      trained on cuda:0 and on the CPU, masks bit for bit, weights within tolerance), then
 #      dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer (memcheck; initcheck for the
 #      kernels' binary; racecheck for the batch-norm and the small convolution tests, the kernels
 #      with shared memory);
@@ -104,7 +105,8 @@ else
   failed=1
 fi
 step "pytest (device-facing tests, CUDA build)" 180 "$py" -m pytest -q -p no:cacheprovider \
-  tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py tests/test_device_arrays.py
+  tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py tests/test_device_arrays.py \
+  tests/test_device_model.py
 
 # Benchmark: the same 64 Mi floats, p = 0.5, mean of 20 calls after 3 warm-ups, CUDA events.
 bench="$out/bench_rows.md"

@@ -3,12 +3,16 @@
 // sized for one batch are reused by every later step of the same or a smaller batch.
 // alias() turns a buffer into a view of n elements of someone else's storage (the network's one
 // gradient arena slices every parameter's gradient that way); a view is never freed by it.
+// Storage is host memory unless the buffer is bound to a backend (kernels/backend.h), whose memory
+// it then holds: a network on a device binds every buffer its step touches (Layer::bind).
 #pragma once
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
+
+#include "dropnet/kernels/backend.h"
 
 namespace dropnet {
 namespace nn {
@@ -25,18 +29,33 @@ class Buffer {
   void grow(size_t n) {
     if (n <= capacity_) return;
     const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    void* p = std::aligned_alloc(64, bytes);
+    void* p = backend_ ? backend_->alloc(bytes) : std::aligned_alloc(64, bytes);
     if (!p) throw std::bad_alloc();
-    data_ = std::unique_ptr<T, Free>(static_cast<T*>(p), Free{true});
+    data_ = std::unique_ptr<T, Free>(static_cast<T*>(p), Free{true, backend_});
     capacity_ = n;
   }
+  // From now on storage comes from `backend` (null: host memory). The first `keep` elements (host
+  // memory, written by the host) move into it; the rest of the old storage is dropped.
+  void bind(const Backend* backend, size_t keep = 0) {
+    if (backend == backend_) return;
+    std::unique_ptr<T, Free> old = std::move(data_);
+    const size_t old_capacity = capacity_;
+    capacity_ = 0;
+    backend_ = backend;
+    if (old_capacity == 0 || !old) return;
+    grow(old_capacity);
+    if (keep) backend_->to_device(data_.get(), old.get(), keep * sizeof(T));
+  }
+  const Backend* backend() const { return backend_; }
   // View of p[0, n), owned elsewhere and outliving this buffer; the old storage is freed.
   void alias(T* p, size_t n) {
-    data_ = std::unique_ptr<T, Free>(p, Free{false});
+    data_ = std::unique_ptr<T, Free>(p, Free{false, nullptr});
     capacity_ = n;
   }
   void zero(size_t n) {
-    if (n) std::memset(data_.get(), 0, n * sizeof(T));
+    if (!n) return;
+    if (backend_) backend_->zero(data_.get(), n * sizeof(T));
+    else std::memset(data_.get(), 0, n * sizeof(T));
   }
   T* data() { return data_.get(); }
   const T* data() const { return data_.get(); }
@@ -45,11 +64,15 @@ class Buffer {
  private:
   struct Free {
     bool owned = true;
+    const Backend* backend = nullptr;
     void operator()(T* p) const {
-      if (owned) std::free(p);
+      if (!owned) return;
+      if (backend) backend->free(p);
+      else std::free(p);
     }
   };
   std::unique_ptr<T, Free> data_;
+  const Backend* backend_ = nullptr;
   size_t capacity_ = 0;
 };
 

@@ -250,6 +250,16 @@ BatchNormLayer::BatchNormLayer(const LayerSpec& spec, const Shape& in_shape)
   invstd_.grow(static_cast<size_t>(channels_));
 }
 
+void BatchNormLayer::bind(const Backend& backend, const std::string& where) {
+  DROPNET_CHECK(backend.host_memory() || !max_pool_, where, " batch_norm: the fused max_pool runs on the CPU only, "
+                "not on device '", backend.name(), "'");
+  backend_ = &backend;
+  for (Param* p : {&gamma_, &beta_, &running_mean_, &running_var_}) bind_param(*p, backend, where);
+  y_.bind(&backend);
+  mean_.bind(&backend);
+  invstd_.bind(&backend);
+}
+
 void BatchNormLayer::reserve(int64_t rows) {
   y_.grow(static_cast<size_t>(rows * out_features()));
   if (max_pool_) indices_.grow(static_cast<size_t>(rows * out_features()));
@@ -277,16 +287,26 @@ const float* BatchNormLayer::forward(const float* x, const ForwardContext& ctx) 
     cpu::batchnorm_forward_training_sync(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
                                          epsilon_, momentum_, running_mean_.value.data(), running_var_.value.data(),
                                          relu_, y_.data(), mean_.data(), invstd_.data(), *sync_, &values_total_, pool);
+  } else if (pool) {  // the fused pooling: a CPU capability (bind refuses it elsewhere)
+    if (batch_stats_)
+      cpu::batchnorm_forward_training(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(), epsilon_,
+                                      momentum_, running_mean_.value.data(), running_var_.value.data(), relu_,
+                                      y_.data(), mean_.data(), invstd_.data(), pool);
+    else
+      cpu::batchnorm_forward_inference(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
+                                       running_mean_.value.data(), running_var_.value.data(), epsilon_, relu_,
+                                       y_.data(), invstd_.data(), pool);
   } else if (batch_stats_) {
-    cpu::batchnorm_forward_training(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(), epsilon_,
+    be().batchnorm_forward_training(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(), epsilon_,
                                     momentum_, running_mean_.value.data(), running_var_.value.data(), relu_, y_.data(),
-                                    mean_.data(), invstd_.data(), pool);
+                                    mean_.data(), invstd_.data());
   } else {
-    cpu::batchnorm_forward_inference(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
+    be().batchnorm_forward_inference(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
                                      running_mean_.value.data(), running_var_.value.data(), epsilon_, relu_,
-                                     y_.data(), invstd_.data(), pool);
-    std::memcpy(mean_.data(), running_mean_.value.data(), static_cast<size_t>(channels_) * sizeof(float));
+                                     y_.data(), invstd_.data());
   }
+  if (!batch_stats_)
+    be().copy(mean_.data(), running_mean_.value.data(), static_cast<size_t>(channels_) * sizeof(float));
   return y_.data();
 }
 
@@ -301,9 +321,13 @@ float* BatchNormLayer::backward(float* d_out, float* spare, bool need_d_in, int6
                                  beta_.grad.data(), *sync_, pool);
     return need_d_in ? spare : nullptr;
   }
-  cpu::batchnorm_backward(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
-                          mean_.data(), invstd_.data(), batch_stats_, spare, gamma_.grad.data(), beta_.grad.data(),
-                          pool);
+  if (pool)
+    cpu::batchnorm_backward(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
+                            mean_.data(), invstd_.data(), batch_stats_, spare, gamma_.grad.data(), beta_.grad.data(),
+                            pool);
+  else
+    be().batchnorm_backward(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
+                            mean_.data(), invstd_.data(), batch_stats_, spare, gamma_.grad.data(), beta_.grad.data());
   return need_d_in ? spare : nullptr;
 }
 

@@ -73,6 +73,7 @@ class BatchNormLayer : public Layer {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
   // Samples per channel in one batch of `rows`: batch statistics need at least 2.
   int64_t values_per_channel(int64_t rows) const { return rows * hw_; }
 

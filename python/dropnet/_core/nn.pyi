@@ -11,9 +11,10 @@ class Network:
     A sequential network whose training step (forward, loss, backward, optimizer update) runs in one
     native call. See dropnet.models for the user-facing API.
     
-    Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
+    Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int, device: str = "cpu")
+    device: "cpu" or "cuda:<index>" (dropnet.cuda.parse_device gives these).
     """
-    def __init__(self, layers: typing.Any, input_shape: typing.Any, loss: str, seed: typing.Any = 0) -> None:
+    def __init__(self, layers: typing.Any, input_shape: typing.Any, loss: str, seed: typing.Any = 0, device: str = 'cpu') -> None:
         ...
     def __repr__(self) -> str:
         ...
@@ -96,6 +97,11 @@ class Network:
     def train_steps(self, x: typing.Any, y: typing.Any, order: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, step0: typing.SupportsInt | typing.SupportsIndex, step1: typing.SupportsInt | typing.SupportsIndex, sample_weight: typing.Any = None) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64]]:
         """
         Training steps [step0, step1) of an epoch over the whole dataset: step s trains on rows order[s*batch_size : (s+1)*batch_size] of x and y (order None: rows in sequence), gathered natively; exactly train_step on each batch. Returns (losses float64, correct int64), one entry per step.
+        """
+    @property
+    def device(self) -> str:
+        """
+        Where the network's parameters live and its steps run: 'cpu' or 'cuda:<index>'.
         """
     @property
     def grad_buffer(self) -> numpy.typing.NDArray[numpy.float32]:

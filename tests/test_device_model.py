@@ -1,0 +1,182 @@
+"""A model's device: ``Sequential(..., device=...)``, ``model.to``, ``load_model(path, device=...)``.
+
+Without a GPU these check the device strings, that a CUDA device which cannot be used raises a
+RuntimeError naming what is missing before anything changes, and that the CPU path is the one it
+was. The tests marked ``gpu`` train the same model on the CPU and on the GPU from the same seed and
+hold the GPU to the CPU within the tolerance of
+docs/design.md, "Devices: one network, two backends"
+(the C++ twin of that test, on the simulated device, runs everywhere:
+cpp/tests/test_device_network.cpp).
+"""
+import re
+
+import numpy as np
+import pytest
+
+import dropnet
+from dropnet import Sequential, layers, load_model
+
+HAS_GPU = dropnet.cuda.is_available()
+REASON = dropnet.cuda.unavailable_reason()
+needs_gpu = pytest.mark.skipif(not HAS_GPU, reason=f"no usable CUDA device: {REASON}")
+no_gpu = pytest.mark.skipif(HAS_GPU, reason="a CUDA device is usable here: the GPU tests below cover it")
+
+
+def mlp(device="cpu", seed=3):
+    model = Sequential([layers.Dense(32, activation="relu"), layers.Dropout(0.25), layers.BatchNormalization(),
+                        layers.Dense(16, activation="tanh"), layers.Dropout(0.2),
+                        layers.Dense(4, activation="softmax")], input_shape=(12,), seed=seed, device=device)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 12)).astype(np.float32)
+    y = (x[:, :4].argmax(axis=1)).astype(np.int64)
+    return x, y
+
+
+# ----------------------------------------------------------------- device strings
+@pytest.mark.parametrize("text", ["cpu", "CPU", " cpu "])
+def test_parse_device_accepts_the_cpu(text):
+    assert dropnet.cuda.parse_device(text) == "cpu"
+
+
+@pytest.mark.parametrize("bad", ["gpu", "cuda:", "cuda:x", "cuda:-1", "cuda:0:1", "", "cuda:1234567890"])
+def test_parse_device_rejects_malformed_strings_naming_the_forms(bad):
+    with pytest.raises(ValueError, match=r"device: expected 'cpu', 'cuda' or 'cuda:<index>', got"):
+        dropnet.cuda.parse_device(bad)
+
+
+@pytest.mark.parametrize("bad", [0, None, 1.5, b"cpu"])
+def test_parse_device_rejects_non_strings(bad):
+    with pytest.raises(TypeError, match=f"device: expected 'cpu', 'cuda' or 'cuda:<index>', got {type(bad).__name__}"):
+        dropnet.cuda.parse_device(bad)
+
+
+def test_native_network_rejects_an_unknown_device():
+    with pytest.raises(ValueError, match="device: expected 'cpu' or 'cuda:<index>', got 'tpu'"):
+        dropnet._core.nn.Network([{"type": "dense", "units": 2}], (3,), "mse", 0, "tpu")
+
+
+def test_cpu_model_reports_its_device_and_to_cpu_is_a_no_op():
+    model = mlp()
+    assert model.device == "cpu" and model.network.device == "cpu"
+    net = model.network
+    assert model.to("cpu") is model and model.network is net
+
+
+# ----------------------------------------------------------------- no usable GPU
+@no_gpu
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:3"])
+def test_cuda_without_a_gpu_names_what_is_missing(device):
+    with pytest.raises(RuntimeError, match=rf"device: '{device if ':' in device else 'cuda:0'}' requested but"
+                                           rf" .*{re.escape((REASON or '')[:20])}"):
+        Sequential([layers.Dense(2)], input_shape=(3,), device=device)
+
+
+@no_gpu
+def test_to_cuda_without_a_gpu_leaves_the_model_unchanged(tmp_path):
+    model = mlp()
+    x, y = data()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    before = model.get_weights()
+    offset, step = model.rng_offset, model.network.get_optimizer_state()["step"]
+    net = model.network
+    with pytest.raises(RuntimeError, match="device: 'cuda:0' requested but"):
+        model.to("cuda")
+    assert model.device == "cpu" and model.network is net
+    assert model.rng_offset == offset and model.network.get_optimizer_state()["step"] == step
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@no_gpu
+def test_load_model_checks_the_device_before_reading_the_file(tmp_path):
+    with pytest.raises(RuntimeError, match="device: 'cuda:0' requested but"):
+        load_model(tmp_path / "does_not_exist.dnet", device="cuda")
+    with pytest.raises(ValueError, match="device: expected"):
+        load_model(tmp_path / "does_not_exist.dnet", device="gpu")
+
+
+def test_load_model_on_the_cpu_continues_training_bit_for_bit(tmp_path):
+    x, y = data()
+    model = mlp()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    model.save(tmp_path / "m.dnet")
+    loaded = load_model(tmp_path / "m.dnet", device="cpu")
+    assert loaded.device == "cpu"
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, initial_epoch=1)
+    loaded.fit(x, y, epochs=1, batch_size=32, verbose=0, initial_epoch=1)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------- on a GPU
+# Tolerance of a trained model against the CPU (the device GEMM sums in another order; a few ulps
+# per step): docs/design.md, "Devices: one network, two backends".
+ATOL, RTOL = 1e-5, 1e-4
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_model_trains_like_the_cpu_model():
+    x, y = data()
+    cpu, gpu = mlp("cpu"), mlp("cuda")
+    assert gpu.device == "cuda:0" and gpu.network.device == "cuda:0"
+    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the same initial bits, copied to the device
+    h_cpu = cpu.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    h_gpu = gpu.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    assert cpu.rng_offset == gpu.rng_offset
+    np.testing.assert_allclose(h_gpu.history["loss"], h_cpu.history["loss"], atol=ATOL, rtol=RTOL)
+    for a, b in zip(gpu.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(a, b, atol=ATOL, rtol=RTOL)
+    for a, b in zip(gpu.get_state(), cpu.get_state()):
+        np.testing.assert_allclose(a, b, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(gpu.evaluate(x, y)["loss"], cpu.evaluate(x, y)["loss"], atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_round_trip_through_to_and_load_model(tmp_path):
+    x, y = data()
+    model = mlp("cpu")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    weights, state = model.get_weights(), model.network.get_optimizer_state()
+    assert model.to("cuda:0") is model and model.device == "cuda:0"
+    for a, b in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(a, b)  # a copy, no arithmetic
+    moved = model.network.get_optimizer_state()
+    assert moved["step"] == state["step"]
+    for a, b in zip(state["slots"], moved["slots"]):
+        np.testing.assert_array_equal(a, b)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, initial_epoch=1)
+    model.save(tmp_path / "g.dnet")
+    back = load_model(tmp_path / "g.dnet", device="cuda")
+    assert back.device == "cuda:0"
+    for a, b in zip(model.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.to("cpu")
+    assert model.device == "cpu"
+    for a, b in zip(back.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_refuses_cpu_only_layers_before_anything_changes():
+    model = Sequential([layers.Conv2D(4, 3), layers.Flatten(), layers.Dense(3, activation="softmax")],
+                       input_shape=(1, 8, 8), seed=0)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"layers\[0\] conv2d: runs on the CPU only, not on device 'cuda:0'"):
+        model.to("cuda")
+    assert model.device == "cpu"
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    mse = Sequential([layers.Dense(2)], input_shape=(3,), seed=0, device="cuda")
+    with pytest.raises(ValueError, match="loss: 'mse' runs on the CPU only"):
+        mse.compile(optimizer="sgd", loss="mse")
