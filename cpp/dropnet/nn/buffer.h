@@ -7,15 +7,18 @@
 // it then holds: a network on a device binds every buffer its step touches (Layer::bind).
 #pragma once
 #include <cstddef>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
-#include <new>
 
 #include "dropnet/kernels/backend.h"
 
 namespace dropnet {
 namespace nn {
+
+// Storage of a Buffer: `backend`'s memory, or host memory (64-byte aligned) when null. Out of line
+// (nn/buffer.cpp): every layer grows buffers, and one call per site keeps the module small.
+void* buffer_alloc(const Backend* backend, size_t bytes);
+void buffer_free(const Backend* backend, void* p) noexcept;
+void buffer_zero(const Backend* backend, void* p, size_t bytes);
 
 template <class T>
 class Buffer {
@@ -29,9 +32,7 @@ class Buffer {
   void grow(size_t n) {
     if (n <= capacity_) return;
     const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    void* p = backend_ ? backend_->alloc(bytes) : std::aligned_alloc(64, bytes);
-    if (!p) throw std::bad_alloc();
-    data_ = std::unique_ptr<T, Free>(static_cast<T*>(p), Free{true, backend_});
+    data_ = std::unique_ptr<T, Free>(static_cast<T*>(buffer_alloc(backend_, bytes)), Free{true, backend_});
     capacity_ = n;
   }
   // From now on storage comes from `backend` (null: host memory). The first `keep` elements (host
@@ -53,9 +54,7 @@ class Buffer {
     capacity_ = n;
   }
   void zero(size_t n) {
-    if (!n) return;
-    if (backend_) backend_->zero(data_.get(), n * sizeof(T));
-    else std::memset(data_.get(), 0, n * sizeof(T));
+    if (n) buffer_zero(backend_, data_.get(), n * sizeof(T));
   }
   T* data() { return data_.get(); }
   const T* data() const { return data_.get(); }
@@ -66,9 +65,7 @@ class Buffer {
     bool owned = true;
     const Backend* backend = nullptr;
     void operator()(T* p) const {
-      if (!owned) return;
-      if (backend) backend->free(p);
-      else std::free(p);
+      if (owned) buffer_free(backend, p);
     }
   };
   std::unique_ptr<T, Free> data_;

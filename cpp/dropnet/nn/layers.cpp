@@ -45,6 +45,8 @@ constexpr ActivationName kActivations[] = {
     {"elu", cpu::ActivationKind::elu},
 };
 
+constexpr const char* kSoftmaxHint = " (a device takes a softmax only as the output under a crossentropy loss)";
+
 bool gemm_can_apply(cpu::ActivationKind k) {
   return k != cpu::ActivationKind::selu && k != cpu::ActivationKind::softmax && k != cpu::ActivationKind::elu;
 }
@@ -90,13 +92,17 @@ void init_layer_params(InitKind init, double fan_in, double fan_out, float* w, i
     uniform_init(b, n_b, limit, seed, kBiasInitStreamBase + static_cast<uint64_t>(index));
 }
 
+void require_host(bool allowed, const Backend& backend, const std::string& what, const char* hint) {
+  if (allowed || backend.host_memory()) return;
+  throw ValueError(what + " runs on the CPU only, not on device '" + backend.name() + "'" + hint);
+}
+
 void Layer::bind(const Backend& backend, const std::string& where) {
-  DROPNET_CHECK(backend.host_memory(), where, " ", type_name(), ": runs on the CPU only, not on device '",
-                backend.name(), "'");
+  require_host(false, backend, where + " " + type_name() + ":");
 }
 
 void bind_param(Param& p, const Backend& backend, const std::string& where) {
-  DROPNET_CHECK(!p.has_mask, where, ": pruning masks run on the CPU only, not on device '", backend.name(), "'");
+  require_host(!p.has_mask, backend, where + ": pruning masks");
   p.value.bind(&backend, static_cast<size_t>(p.size));
   p.grad.bind(&backend);
 }
@@ -147,13 +153,9 @@ std::vector<Param*> DenseLayer::params() {
 void DenseLayer::bind(const Backend& backend, const std::string& where) {
   // The device twins have no row softmax (the crossentropy loss absorbs the output layer's) and
   // DropConnect and sparse execution are CPU capabilities.
-  if (!backend.host_memory()) {
-    DROPNET_CHECK(activation_ != cpu::ActivationKind::softmax, where,
-                  " dense: activation 'softmax' runs on the CPU only, except on the output layer under a "
-                  "crossentropy loss; device '", backend.name(), "'");
-    DROPNET_CHECK(drop_connect_ == 0.0, where, " dense: drop_connect runs on the CPU only, not on device '",
-                  backend.name(), "'");
-  }
+  require_host(activation_ != cpu::ActivationKind::softmax, backend, where + " dense: activation 'softmax'",
+               kSoftmaxHint);
+  require_host(drop_connect_ == 0.0, backend, where + " dense: drop_connect");
   backend_ = &backend;
   bind_param(weight_, backend, where);
   if (use_bias_) bind_param(bias_, backend, where);
@@ -323,9 +325,7 @@ ActivationLayer::ActivationLayer(cpu::ActivationKind kind, const Shape& shape, f
 }
 
 void ActivationLayer::bind(const Backend& backend, const std::string& where) {
-  DROPNET_CHECK(backend.host_memory() || kind_ != cpu::ActivationKind::softmax, where,
-                " activation: 'softmax' runs on the CPU only, except as the output under a crossentropy loss; "
-                "device '", backend.name(), "'");
+  require_host(kind_ != cpu::ActivationKind::softmax, backend, where + " activation: 'softmax'", kSoftmaxHint);
   backend_ = &backend;
   y_.bind(&backend);
 }

@@ -226,18 +226,15 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
   optimizer_.reset(OptimizerConfig{}, params_, be);
 }
 
-void Network::require_cpu(const char* what) const {
-  DROPNET_CHECK(backend_->host_memory(), what, " runs on the CPU only, not on device '", backend_->name(), "'");
-}
+void Network::require_cpu(const char* what) const { require_host(false, *backend_, what); }
 
 void Network::check_device_support(const std::vector<LayerSpec>& specs) const {
-  const std::string& device = backend_->name();
-  DROPNET_CHECK(loss_ == LossKind::sparse_categorical_crossentropy || loss_ == LossKind::categorical_crossentropy,
-                "loss: '", loss_name(loss_), "' runs on the CPU only; device '", device,
-                "' takes 'sparse_categorical_crossentropy' or 'categorical_crossentropy'");
+  require_host(loss_ == LossKind::sparse_categorical_crossentropy || loss_ == LossKind::categorical_crossentropy,
+               *backend_, std::string("loss: '") + loss_name(loss_) + "'",
+               " (a device takes 'sparse_categorical_crossentropy' or 'categorical_crossentropy')");
   for (size_t l = 0; l < specs.size(); ++l)
-    DROPNET_CHECK(specs[l].l1 == 0.f && specs[l].l2 == 0.f, "layers[", l,
-                  "]: weight penalties (l1, l2) run on the CPU only, not on device '", device, "'");
+    require_host(specs[l].l1 == 0.f && specs[l].l2 == 0.f, *backend_,
+                 "layers[" + std::to_string(l) + "]: weight penalties (l1, l2)");
 }
 
 template <class T>
