@@ -7,7 +7,9 @@
 #      dropout, optimizers, pooling and the epilogue byte for byte; batch norm, softmax
 #      cross-entropy and the C-library activations within the tolerances of docs/design.md,
 #      "Device kernels", and the same bytes run to run; the convolution byte for byte against the
-#      host simulation of its block programs and within tolerance of the CPU; an MLP Network
+#      host simulation of its block programs and within tolerance of the CPU; the dense GEMM byte
+#      for byte against cpu::sgemm, and through cuBLASLt within the float32 bound, cuBLASLt
+#      required: found by soname, PyTorch's copy put on LD_LIBRARY_PATH below; an MLP Network
 #      trained on cuda:0 and on the CPU, masks bit for bit, weights within tolerance), then
 #      dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer (memcheck; initcheck for the
 #      kernels' binary; racecheck for the batch-norm and the small convolution tests, the kernels
@@ -15,7 +17,9 @@
 #   3. pytest of the device-facing Python tests with the CUDA build;
 #   4. a dropout benchmark: cuda::dropout_forward (1-bit mask) against torch's CUDA dropout, same
 #      size, CUDA events; a convolution benchmark: cuda::conv2d_forward / conv2d_backward against
-#      torch.nn.functional.conv2d (cuDNN, fp32 and TF32) on the small CNN's two layers, batch 128.
+#      torch.nn.functional.conv2d (cuDNN, fp32 and TF32) on the small CNN's two layers, batch 128;
+#      a GEMM benchmark: cuda::sgemm (our kernel and cuBLASLt) against torch.matmul (fp32, TF32
+#      off) at the MLP's shapes, batch 128.
 # Writes a markdown report to $OUT/gpu_check.md (OUT defaults to build/gpu/out) and exits
 # non-zero when any step failed. Every step runs under `timeout`, so one hang cannot eat the rest.
 #
@@ -82,6 +86,11 @@ step "build" 300 cmake --build "$build" --parallel "$jobs" || {
 }
 
 export PYTHONPATH="$pkg_root:$root/tests"
+# cuBLASLt is opened at run time by soname (docs/design.md, "Device kernels"): the toolkit's copy if
+# the loader finds one, else the one PyTorch ships (nvidia/*/lib or torch/lib), put on the path.
+lt_dir=$("$py" -c "import glob, os, torch; t = os.path.dirname(torch.__file__); m = sorted(glob.glob(os.path.dirname(t) + '/nvidia/**/libcublasLt.so.1[23]', recursive=True) + glob.glob(t + '/lib/libcublasLt.so.1[23]')); print(os.path.dirname(m[-1]) if m else '')" 2>/dev/null)
+if [ -n "$lt_dir" ]; then export LD_LIBRARY_PATH="$lt_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
+export DROPNET_REQUIRE_CUBLASLT=1
 # On this machine a skip is a failure: the GPU must be usable by the CUDA build.
 step "GPU usable by the CUDA build" 60 "$py" -c \
   "import dropnet, sys; r = dropnet.cuda.unavailable_reason(); print(r or 'usable'); print(dropnet.cuda.mem_get_info(0) if r is None else ''); sys.exit(r is not None)"
@@ -98,6 +107,8 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
     compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU batch norm*'
   step "compute-sanitizer racecheck: conv2d" 120 \
     compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU conv2d small shapes*'
+  step "compute-sanitizer racecheck: sgemm" 120 \
+    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU sgemm small shapes*'
   step "compute-sanitizer memcheck: pytest -m gpu" 180 \
     compute-sanitizer --tool memcheck --error-exitcode 99 "$py" -m pytest -q -m gpu -p no:cacheprovider tests
 else
@@ -173,6 +184,53 @@ for tf32 in (False, True):
 with open(os.environ["CONV_ROWS"], "a") as out:
     out.writelines(rows)
 PY
+# GEMM: the MLP's products at batch 128 (LeNet-300-100: fc1 forward with bias + ReLU, its input and
+# weight gradients, fc2 forward) and 1024³, ms per call, mean of 20 after 3 warm-ups, CUDA events;
+# torch in fp32 with TF32 off (its default for matmul), the same shapes and operand layouts.
+gemm_bench="$out/gemm_rows.md"
+: >"$gemm_bench"
+export GEMM_ROWS="$gemm_bench"
+step "gemm benchmark: dropnet" 60 bash -c "'$build/dropnet_gpu_tests' --bench-gemm >>'$gemm_bench'"
+step "gemm benchmark: torch" 120 "$py" - <<'PY' 2>&1
+import os
+import torch
+
+torch.backends.cuda.matmul.allow_tf32 = False
+
+def ms_per_call(fn, reps=20):
+    for _ in range(3):
+        fn()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    stop.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(stop) / reps
+
+dev = "cuda"
+rows = []
+# (what, M, N, K, fn over freshly made operands): the same products as dropnet_gpu_tests --bench-gemm.
+x, w1, b1 = torch.randn(128, 784, device=dev), torch.randn(300, 784, device=dev), torch.randn(300, device=dev)
+dy1, h1 = torch.randn(128, 300, device=dev), torch.randn(128, 784, device=dev)
+w2, b2, h2 = torch.randn(100, 300, device=dev), torch.randn(100, device=dev), torch.randn(128, 300, device=dev)
+a, b = torch.randn(1024, 1024, device=dev), torch.randn(1024, 1024, device=dev)
+out1, outdx, outdw = torch.empty(128, 300, device=dev), torch.empty(128, 784, device=dev), torch.empty(300, 784, device=dev)
+out2, outsq = torch.empty(128, 100, device=dev), torch.empty(1024, 1024, device=dev)
+cases = [
+    ("fc1 forward", 128, 300, 784, lambda: torch.relu_(torch.addmm(b1, x, w1.t(), out=out1))),
+    ("fc1 input grad", 128, 784, 300, lambda: torch.matmul(dy1, w1, out=outdx)),
+    ("fc1 weight grad", 300, 784, 128, lambda: torch.matmul(dy1.t(), h1, out=outdw)),
+    ("fc2 forward", 128, 100, 300, lambda: torch.relu_(torch.addmm(b2, h2, w2.t(), out=out2))),
+    ("1024^3", 1024, 1024, 1024, lambda: torch.matmul(a, b, out=outsq)),
+]
+for what, m, n, k, fn in cases:
+    ms = ms_per_call(fn)
+    rows.append(f"| torch {torch.__version__} matmul / addmm (fp32) | {what} ({m}x{n}x{k}) | {ms:.4f} | "
+                f"{2 * m * n * k / (ms * 1e-3) / 1e9:.0f} |\n")
+with open(os.environ["GEMM_ROWS"], "a") as f:
+    f.writelines(rows)
+PY
 # The GPU benchmark suite: dropnet.ops on torch CUDA tensors (through __cuda_array_interface__)
 # against a device copy and torch's dropout, 256 MB (the issue's "dropout forward / backward" rows).
 step "benchmark: suite gpu" 180 "$py" -m benchmarks.run gpu --out "$out/gpu_suite.md"
@@ -188,6 +246,12 @@ step "benchmark: suite gpu" 180 "$py" -m benchmarks.run gpu --out "$out/gpu_suit
   echo "| kernel | layer | forward ms | forward + backward ms |"
   echo "| --- | --- | --- | --- |"
   cat "$conv_bench"
+  echo
+  echo "### GEMM benchmark (batch 128; forward with bias + ReLU; fp32, no TF32)"
+  echo
+  echo "| kernel | product (M x N x K) | ms per call | GFLOP/s |"
+  echo "| --- | --- | --- | --- |"
+  cat "$gemm_bench"
   echo
   echo "### benchmark suite gpu (python -m benchmarks.run gpu)"
   echo

@@ -3,7 +3,8 @@
 // (dropnet_gpu_tests); exits 77, which ctest reports as skipped, when no GPU is usable.
 // `dropnet_gpu_tests --bench` instead times cuda::dropout_forward (64 Mi floats, with mask) with
 // CUDA events and prints one markdown table row, `--bench-conv` times cuda::conv2d_forward /
-// conv2d_backward on the small CNN's layers (test_cuda_conv.cpp); both for tools/gpu_check.sh.
+// conv2d_backward on the small CNN's layers (test_cuda_conv.cpp), `--bench-gemm` cuda::sgemm on both
+// dense backends at the MLP's shapes (test_cuda_gemm.cpp); all for tools/gpu_check.sh.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <cuda_runtime.h>
 #include <doctest/doctest.h>
@@ -141,6 +142,7 @@ TEST_CASE("GPU multi-tensor Adam and SGD = CPU, byte for byte") {
 }
 
 int bench_conv();  // test_cuda_conv.cpp
+int bench_gemm();  // test_cuda_gemm.cpp
 
 namespace {
 
@@ -177,6 +179,7 @@ int main(int argc, char** argv) {
   }
   if (argc > 1 && std::string(argv[1]) == "--bench") return bench();
   if (argc > 1 && std::string(argv[1]) == "--bench-conv") return bench_conv();
+  if (argc > 1 && std::string(argv[1]) == "--bench-gemm") return bench_gemm();
   doctest::Context context(argc, argv);
   return context.run();
 }

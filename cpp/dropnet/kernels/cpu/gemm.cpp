@@ -22,6 +22,8 @@
 
 #include "dropnet/core/cpu_features.h"
 #include "dropnet/core/denormals.h"
+#include "dropnet/core/epilogue_element.h"
+#include "dropnet/core/gemm_blocking.h"
 #include "dropnet/core/philox.h"
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/gemm_kernels.h"
@@ -49,9 +51,7 @@ void epilogue_block_scalar(const GemmEpilogue& ep, int64_t row0, int64_t rows, i
     uint64_t block_index = ~uint64_t{0};
     philox::Words block{};
     for (int64_t j = col0; j < col0 + cols; ++j) {
-      float z = c[j] + (ep.bias ? ep.bias[j] : 0.f);
-      if (ep.pre_activation) ep.pre_activation[i * N + j] = z;
-      float a = activate_v<ScalarLane>(ep.activation, z, ep.leaky_slope);
+      float a = epilogue_activate(ep, c[j], j, i * N + j);
       if (ep.dropout) {
         const uint64_t e = ep.index_offset + static_cast<uint64_t>(i * N + j);
         if ((e >> 2) != block_index) {
@@ -59,7 +59,7 @@ void epilogue_block_scalar(const GemmEpilogue& ep, int64_t row0, int64_t rows, i
           block = philox::stream_block(ep.seed, ep.stream, block_index);
         }
         const bool keep = block.v[e & 3] < ep.threshold;
-        a = keep ? a * ep.scale : 0.f;
+        a = epilogue_drop(ep, a, keep);
         if (ep.mask_bits) {
           bits |= static_cast<uint64_t>(keep) << n_bits;
           if (++n_bits == 64) {
@@ -215,12 +215,11 @@ namespace {
 // Cache blocking for a Zen 4-class core (32 KB L1D, 1 MB L2): KC x mr A micro-panel in L1,
 // KC x NC B block in L2 (KC * NC * 4 = 512 KB), MC x KC A block in L2/L3. Measured against
 // KC/NC = 384/384, 256/768, 512/256, 192/1024 and MC = 240: all within 3 %, this one never worse.
-#ifndef DROPNET_GEMM_KC  // overridable only to measure other blockings
-#define DROPNET_GEMM_KC 256
+// KC (the K blocking, part of the canonical order) lives in core/gemm_blocking.h, shared with the GPU.
+#ifndef DROPNET_GEMM_NC  // overridable only to measure other blockings
 #define DROPNET_GEMM_NC 512
 #define DROPNET_GEMM_MC 960
 #endif
-constexpr int64_t kKcMax = DROPNET_GEMM_KC;
 constexpr int64_t kNcMax = DROPNET_GEMM_NC;
 constexpr int64_t kMcMax = DROPNET_GEMM_MC;
 // Below this many flops one thread finishes before a team would have woken up.
@@ -351,11 +350,7 @@ namespace gemm_detail {
 const GemmKernelSet& kernels_active() { return kernels_for(active_isa()); }
 
 // K blocks of near-equal size (no thin last block). A function of K alone: determinism rests on it.
-int64_t k_block(int64_t K) {
-  const int64_t n_blocks = (K + kKcMax - 1) / kKcMax;
-  const int64_t kc = (K + n_blocks - 1) / n_blocks;
-  return (kc + 7) / 8 * 8;
-}
+int64_t k_block(int64_t K) { return gemm_k_block(K); }
 
 }  // namespace gemm_detail
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "dropnet/core/activation_element.h"
+#include "dropnet/core/epilogue_element.h"
 #include "dropnet/core/philox.h"
 #include "dropnet/kernels/cuda/dropout_body.h"  // Grid, grid_for, grid_first_item, grid_stride
 
@@ -37,9 +38,7 @@ DROPNET_HD void epilogue_word(const GemmEpilogue& ep, int64_t row0, int64_t rows
   for (int64_t e = e0; e < e1; ++e) {
     const int64_t i = e / N, j = e - i * N;
     float* c = C + i * ldc + j;
-    const float z = *c + (ep.bias ? ep.bias[j] : 0.f);
-    if (ep.pre_activation) ep.pre_activation[e] = z;
-    float a = activate_v<ScalarLane>(ep.activation, z, ep.leaky_slope);
+    float a = epilogue_activate(ep, *c, j, e);
     if (ep.dropout) {
       const uint64_t u = ep.index_offset + static_cast<uint64_t>(e);
       if ((u >> 2) != block_index) {
@@ -47,7 +46,7 @@ DROPNET_HD void epilogue_word(const GemmEpilogue& ep, int64_t row0, int64_t rows
         block = philox::stream_block(ep.seed, ep.stream, block_index);
       }
       const bool keep = block.v[u & 3] < ep.threshold;
-      a = keep ? a * ep.scale : 0.f;
+      a = epilogue_drop(ep, a, keep);
       bits |= static_cast<uint64_t>(keep) << (e & 63);
     }
     *c = a;

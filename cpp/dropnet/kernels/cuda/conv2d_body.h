@@ -14,18 +14,12 @@
 //                  kConvSplitPixels; each chunk's sums go to a scratch buffer, and a second kernel
 //                  adds the chunks in order into dw and db (no atomics).
 //
-// Launch layout (fixed, never a function of the GPU): 256-thread blocks, one kConvTileM ×
-// kConvTileN output tile per block at a time (blocks = min(tiles, kMaxBlocks), a block striding
-// over tiles beyond that); tiles numbered ((split·groups + group)·m_tiles + m_tile)·n_tiles + n_tile.
-// Thread t (tx = t mod 16, ty = t / 16) owns the tile's rows ty + 16·i and columns tx + 16·j,
-// i, j < 4: 16 accumulators in registers. The reduction runs in steps of kConvTileK: a phase where
-// the block loads the A (kConvTileK × 64) and B (kConvTileK × 64) slices into shared memory, a
-// barrier, a phase where each thread does one fmaf per owned output per r of the slice, a barrier.
-// Order: every output is one fmaf chain from +0 over its r in ascending order (the reduction's
-// tail is cut, not padded with zero terms), so its bits depend on the problem alone: every grid,
-// every thread order and every GPU give the same bytes. The forward then adds the bias (+0 without
-// one) and applies the GEMM epilogue's activation (core/activation_element.h, the CPU's
-// ScalarLane polynomials).
+// Launch layout and order: the tile program of kernels/cuda/tile_gemm_body.h (256-thread blocks,
+// 64 × 64 output tiles, 16 accumulators per thread), each tile's reduction one block: every output
+// is one fmaf chain from +0 over its r in ascending order, so its bits depend on the problem
+// alone: every grid, every thread order and every GPU give the same bytes. The forward then adds
+// the bias (+0 without one) and applies the GEMM epilogue's activation
+// (core/activation_element.h, the CPU's ScalarLane polynomials).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -33,17 +27,8 @@
 #include "dropnet/core/activation_element.h"
 #include "dropnet/core/epilogue.h"
 #include "dropnet/core/philox.h"  // DROPNET_HD
-#include "dropnet/kernels/cuda/dropout_body.h"  // Grid, grid_for, grid_first_item, grid_stride, kMaxBlocks
-
-// The tile loops over a thread's 4 × 4 outputs, unrolled so its accumulators stay in registers.
-// nvcc's device pass knows `unroll`; its host pass passes pragmas to a host compiler that may not.
-#if defined(__CUDA_ARCH__)
-#define DROPNET_TILE_UNROLL _Pragma("unroll")
-#elif defined(__CUDACC__)
-#define DROPNET_TILE_UNROLL
-#else
-#define DROPNET_TILE_UNROLL DROPNET_UNROLL
-#endif
+#include "dropnet/kernels/cuda/dropout_body.h"  // Grid, grid_for, grid_first_item, grid_stride
+#include "dropnet/kernels/cuda/tile_gemm_body.h"
 
 namespace dropnet {
 namespace cuda {
@@ -66,40 +51,21 @@ ConvShape conv_shape(const Geometry& g) {
                    g.stride_w, g.pad_top,  g.pad_left, g.dil_h,   g.dil_w, g.OH,  g.OW};
 }
 
-constexpr uint32_t kConvThreads = 256;
-constexpr int kConvTileM = 64, kConvTileN = 64, kConvTileK = 16;
-constexpr int kConvPerThread = 4;                  // rows and columns per thread: 16 × 16 threads
-constexpr int kConvAccumulators = kConvPerThread * kConvPerThread;
-constexpr int kConvSharedStride = kConvTileM + 1;  // a slice row, padded so column writes spread over the banks
-constexpr int kConvSharedFloats = 2 * kConvTileK * kConvSharedStride;
+constexpr uint32_t kConvThreads = kTileThreads;
+constexpr int kConvSharedFloats = kTileSharedFloats;
+constexpr int kConvAccumulators = kTileAccumulators;
 // Output pixels per chunk of the weight gradient's reduction: a constant, so the chunks (and the
 // bits) depend on the problem size alone. 2048 keeps each chunk's fmaf chain short and the scratch
 // at ceil(N·OH·OW / 2048) copies of [dw | db].
 constexpr int64_t kConvSplitPixels = 2048;
 
-static_assert(kConvTileM == kConvTileN && kConvTileM == 16 * kConvPerThread, "tiles: 16 threads × 4 per side");
-static_assert(kConvThreads == 16 * 16, "one thread per (ty, tx)");
-
-// The GEMM of one pass: per group an M × Ncols output, reduction [0, R) cut into `splits` chunks
-// of `split_len` (one chunk but for the weight gradient).
-struct ConvGemmLayout {
-  int64_t groups = 1, M = 0, Ncols = 0, R = 0;
-  int64_t split_len = 0, splits = 1;
-  int64_t m_tiles = 0, n_tiles = 0;
-  DROPNET_HD int64_t tiles() const { return splits * groups * m_tiles * n_tiles; }
-};
+// The product of one pass (TileGemmLayout): per group an M × Ncols output, reduction [0, R) cut
+// into `splits` chunks of `split_len` (one chunk but for the weight gradient), each chunk one block.
+using ConvGemmLayout = TileGemmLayout;
+using ConvTile = GemmTile;
 
 inline ConvGemmLayout conv_gemm_layout(int64_t groups, int64_t M, int64_t Ncols, int64_t R, int64_t split_len) {
-  ConvGemmLayout L;
-  L.groups = groups;
-  L.M = M;
-  L.Ncols = Ncols;
-  L.R = R;
-  L.split_len = split_len;
-  L.splits = R > 0 ? (R + split_len - 1) / split_len : 0;
-  L.m_tiles = (M + kConvTileM - 1) / kConvTileM;
-  L.n_tiles = (Ncols + kConvTileN - 1) / kConvTileN;
-  return L;
+  return tile_gemm_layout(groups, M, Ncols, R, split_len, split_len);
 }
 
 DROPNET_HD int64_t conv_reduction(const ConvShape& g) { return g.C / g.groups * g.kh * g.kw; }  // K
@@ -118,26 +84,11 @@ inline ConvGemmLayout conv_weight_grad_layout(const ConvShape& g, int64_t N, int
                           kConvSplitPixels);
 }
 
-inline Grid conv_grid(const ConvGemmLayout& L) {
-  const int64_t tiles = L.tiles();
-  return Grid{static_cast<uint32_t>(tiles < 1 ? 1 : (tiles > kMaxBlocks ? kMaxBlocks : tiles)), kConvThreads};
-}
+inline Grid conv_grid(const ConvGemmLayout& L) { return tile_grid(L); }
 
 // Floats of scratch the weight gradient needs: splits × F × (K + 1) (the bias column always counted).
 inline int64_t conv_weight_grad_scratch(const ConvShape& g, int64_t N, int64_t F) {
   return conv_weight_grad_layout(g, N, F, true).splits * F * (conv_reduction(g) + 1);
-}
-
-struct ConvTile {
-  int64_t split, group, m0, n0, r0, r1;
-};
-
-DROPNET_HD ConvTile conv_tile(const ConvGemmLayout& L, int64_t tile) {
-  const int64_t nt = tile % L.n_tiles, rest = tile / L.n_tiles;
-  const int64_t mt = rest % L.m_tiles, rest2 = rest / L.m_tiles;
-  const int64_t group = rest2 % L.groups, split = rest2 / L.groups;
-  const int64_t r0 = split * L.split_len, r_end = r0 + L.split_len;
-  return ConvTile{split, group, mt * kConvTileM, nt * kConvTileN, r0, r_end < L.R ? r_end : L.R};
 }
 
 // x[img, group·Cg + c, oh·sh − pt + i·dh, ow·sw − pl + j·dw] for r = (c·kh + i)·kw + j and output
@@ -176,7 +127,7 @@ struct ConvForwardOp {
     return a.w[(group * (a.F / a.g.groups) + m) * conv_reduction(a.g) + r];
   }
   DROPNET_HD float load_b(int64_t group, int64_t r, int64_t n) const { return conv_patch_value(a.x, a.g, group, r, n); }
-  DROPNET_HD void store(const ConvTile& tile, int64_t m, int64_t n, float acc) const {
+  DROPNET_HD void store(const ConvTile& tile, int64_t m, int64_t n, float acc, const KBlock&) const {
     const int64_t f = tile.group * (a.F / a.g.groups) + m, ohw = a.g.OH * a.g.OW, img = n / ohw;
     a.y[(img * a.F + f) * ohw + (n - img * ohw)] = conv_epilogue_value(acc, a.bias, f, a.activation, a.leaky_slope);
   }
@@ -202,7 +153,7 @@ struct ConvInputGradOp {
     if (oh * g.stride_h != th || ow * g.stride_w != tw || oh >= g.OH || ow >= g.OW) return 0.f;
     return dy[((img * F + group * (F / g.groups) + f) * g.OH + oh) * g.OW + ow];
   }
-  DROPNET_HD void store(const ConvTile& tile, int64_t m, int64_t n, float acc) const {
+  DROPNET_HD void store(const ConvTile& tile, int64_t m, int64_t n, float acc, const KBlock&) const {
     const int64_t hw = g.H * g.W, img = n / hw;
     dx[(img * g.C + tile.group * (g.C / g.groups) + m) * hw + (n - img * hw)] = acc;
   }
@@ -222,79 +173,16 @@ struct ConvWeightGradOp {
   DROPNET_HD float load_b(int64_t group, int64_t r, int64_t n) const {
     return n == conv_reduction(g) ? 1.f : conv_patch_value(x, g, group, n, r);
   }
-  DROPNET_HD void store(const ConvTile& tile, int64_t m, int64_t n, float acc) const {
+  DROPNET_HD void store(const ConvTile& tile, int64_t m, int64_t n, float acc, const KBlock&) const {
     const int64_t f = tile.group * (F / g.groups) + m;
     scratch[(tile.split * F + f) * (conv_reduction(g) + 1) + n] = acc;
   }
 };
 
-// Element e of a kConvTileK × 64 operand slice as thread `t` loads it: (kk, mn) with kk the row
-// (reduction) and mn the column; along_r puts consecutive e on consecutive kk.
-struct SliceCell {
-  int kk, mn;
-};
-DROPNET_HD SliceCell slice_cell(int e, bool along_r) {
-  return along_r ? SliceCell{e % kConvTileK, e / kConvTileK} : SliceCell{e / kConvTileM, e % kConvTileM};
-}
-
-// One output tile after another: out[m, n] = Σ_r A[m, r]·B[r, n] over the tile's reduction range,
-// one fmaf chain per output from +0 in ascending r. shared: kConvSharedFloats floats of the
-// block's shared memory; regs.at(t): thread t's kConvAccumulators registers.
+// The three passes' block program: tile_gemm_block (kernels/cuda/tile_gemm_body.h).
 template <class Op, class Block, class Regs>
 DROPNET_HD void conv_gemm_block(Block& blk, const Op& op, const ConvGemmLayout& L, float* shared, Regs& regs) {
-  float* As = shared;                                    // As[kk·stride + m]
-  float* Bs = shared + kConvTileK * kConvSharedStride;  // Bs[kk·stride + n]
-  const int64_t tiles = L.tiles();
-  for (int64_t tile_index = blk.index; tile_index < tiles; tile_index += blk.count) {
-    const ConvTile tile = conv_tile(L, tile_index);
-    for (int64_t r0 = tile.r0; r0 < tile.r1; r0 += kConvTileK) {
-      const int steps = static_cast<int>(tile.r1 - r0 < kConvTileK ? tile.r1 - r0 : kConvTileK);
-      blk.phase([&](uint32_t t) {
-        if (r0 == tile.r0) {
-          float* acc = regs.at(t);
-          DROPNET_TILE_UNROLL
-          for (int u = 0; u < kConvAccumulators; ++u) acc[u] = 0.f;
-        }
-        for (int e = static_cast<int>(t); e < kConvTileK * kConvTileM; e += static_cast<int>(blk.threads)) {
-          const SliceCell ca = slice_cell(e, Op::kAAlongR);
-          const int64_t m = tile.m0 + ca.mn;
-          As[ca.kk * kConvSharedStride + ca.mn] =
-              ca.kk < steps && m < L.M ? op.load_a(tile.group, m, r0 + ca.kk) : 0.f;
-          const SliceCell cb = slice_cell(e, Op::kBAlongR);
-          const int64_t n = tile.n0 + cb.mn;
-          Bs[cb.kk * kConvSharedStride + cb.mn] =
-              cb.kk < steps && n < L.Ncols ? op.load_b(tile.group, r0 + cb.kk, n) : 0.f;
-        }
-      });
-      const bool last = r0 + kConvTileK >= tile.r1;
-      blk.phase([&](uint32_t t) {
-        float* acc = regs.at(t);
-        const int tx = static_cast<int>(t % 16), ty = static_cast<int>(t / 16);
-        for (int kk = 0; kk < steps; ++kk) {
-          float a[kConvPerThread], b[kConvPerThread];
-          DROPNET_TILE_UNROLL
-          for (int i = 0; i < kConvPerThread; ++i) a[i] = As[kk * kConvSharedStride + ty + 16 * i];
-          DROPNET_TILE_UNROLL
-          for (int j = 0; j < kConvPerThread; ++j) b[j] = Bs[kk * kConvSharedStride + tx + 16 * j];
-          DROPNET_TILE_UNROLL
-          for (int i = 0; i < kConvPerThread; ++i) {
-            DROPNET_TILE_UNROLL
-            for (int j = 0; j < kConvPerThread; ++j)
-              acc[i * kConvPerThread + j] = fmaf(a[i], b[j], acc[i * kConvPerThread + j]);
-          }
-        }
-        if (!last) return;
-        DROPNET_TILE_UNROLL
-        for (int i = 0; i < kConvPerThread; ++i) {
-          DROPNET_TILE_UNROLL
-          for (int j = 0; j < kConvPerThread; ++j) {
-            const int64_t m = tile.m0 + ty + 16 * i, n = tile.n0 + tx + 16 * j;
-            if (m < L.M && n < L.Ncols) op.store(tile, m, n, acc[i * kConvPerThread + j]);
-          }
-        }
-      });
-    }
-  }
+  tile_gemm_block(blk, op, L, shared, regs);
 }
 
 // The weight gradient's second kernel, items = the F·(K + 1) elements of [dw | db] (grid-stride):
