@@ -3,10 +3,6 @@
 // (cuda_sim.h), in memory kept apart from the host. Every block is mmap'ed PROT_NONE and opened
 // (read/write) only while a backend call runs, so a network that dereferenced device memory on
 // the host outside the interface would crash the test with SIGSEGV instead of passing.
-//
-// The dense product has no device body yet (kernels/cuda/gemm.h is being written): SimKernels'
-// sgemm is a plain triple loop followed by the CUDA epilogue body, the reference the device GEMM
-// is checked against, so the network plumbing is tested now and the product's rounding later.
 #pragma once
 #include <sys/mman.h>
 #include <unistd.h>
@@ -23,6 +19,7 @@
 #include "dropnet/kernels/cuda/batchnorm_body.h"
 #include "dropnet/kernels/cuda/device_backend.h"
 #include "dropnet/kernels/cuda/dropout_body.h"
+#include "dropnet/kernels/cuda/gemm_body.h"
 #include "dropnet/kernels/cuda/optimizer_body.h"
 #include "dropnet/kernels/cuda/softmax_xent_body.h"
 
@@ -114,25 +111,28 @@ class SimKernels {
     std::memset(dst, 0, bytes);
   }
 
-  // C = alpha·op(A)·op(B) + beta·C in (i, j, k) order with a float accumulator (cpu::sgemm_naive's
-  // order), then the epilogue as cuda::apply_epilogue runs it.
+  // What cuda::sgemm (kernels/cuda/gemm.cu, its default backend) launches for this call, each
+  // launch simulated: the beta·C pass or the tiles of gemm_plan's shape, then the epilogue pass.
   void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
              const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* ep) const {
     args_on_device("sgemm", A, B, C);
     if (ep) args_on_device("sgemm epilogue", ep->bias, ep->pre_activation, ep->mask_bits);
     SimMemory::Open open(*mem_);
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) {
-        float acc = 0.f;
-        for (int64_t k = 0; k < K; ++k)
-          acc += (trans_a ? A[k * lda + i] : A[i * lda + k]) * (trans_b ? B[j * ldb + k] : B[k * ldb + j]);
-        C[i * ldc + j] = alpha * acc + (beta == 0.f ? 0.f : beta * C[i * ldc + j]);
-      }
-    if (!ep) return;
-    const cuda::WordRange words = cuda::epilogue_words(0, M, N);
-    if (words.count <= 0) return;
-    const cuda::Grid g = cuda::grid_for(words.count);
-    simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::epilogue_thread(*ep, 0, M, N, C, ldc, g, b, t); });
+    const cuda::GemmPlan p = cuda::gemm_plan(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    if (p.scale) {
+      const cuda::Grid g = cuda::grid_for(M * N);
+      simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::gemm_scale_thread(C, M, N, ldc, beta, g, b, t); });
+    }
+    if (p.tiles) {
+      if (trans_a)
+        trans_b ? tiles<true, true>(p) : tiles<true, false>(p);
+      else
+        trans_b ? tiles<false, true>(p) : tiles<false, false>(p);
+    }
+    if (p.epilogue_pass) {
+      const cuda::Grid g = cuda::grid_for(cuda::epilogue_words(0, M, N).count);
+      simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::epilogue_thread(*ep, 0, M, N, C, ldc, g, b, t); });
+    }
   }
 
   void dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, float scale, uint64_t seed,
@@ -239,6 +239,19 @@ class SimKernels {
   void args_on_device(const char* op, const P*... ptrs) const {
     for (const void* p : {static_cast<const void*>(ptrs)...})
       if (p) require_device(p, op);
+  }
+  template <bool TA, bool TB>
+  static void tiles(const cuda::GemmPlan& p) {
+    if (p.small_tiles) tiles<cuda::Tile32, TA, TB>(p);
+    else tiles<cuda::Tile64, TA, TB>(p);
+  }
+  template <class S, bool TA, bool TB>
+  static void tiles(const cuda::GemmPlan& p) {
+    const cuda::GemmTileOp<TA, TB> op{p.args};
+    simulate_tile_blocks(cuda::tile_grid<S>(p.layout), false, S::kSharedFloats, cuda::kTileAccumulators,
+                         [&](HostBlock& blk, float* shared, HostThreadArrays& regs) {
+                           cuda::tile_gemm_block<S>(blk, op, p.layout, shared, regs);
+                         });
   }
   void run_pass(const DropoutPass& p, int64_t n) const {
     if (n <= 0) return;
