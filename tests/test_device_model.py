@@ -30,10 +30,20 @@ def mlp(device="cpu", seed=3):
     return model
 
 
-def data(n=96, seed=0):
+def cnn(device="cpu", seed=3):
+    # BatchNormalization + ReLU + MaxPool2D(2) runs fused on the CPU and as three layers on a GPU.
+    model = Sequential([layers.Conv2D(6, 3, padding="same"), layers.BatchNormalization(), layers.Activation("relu"),
+                        layers.MaxPool2D(2), layers.Dropout(0.2), layers.Conv2D(8, 3, activation="tanh"),
+                        layers.GlobalAveragePooling2D(), layers.Dense(4, activation="softmax")],
+                       input_shape=(2, 8, 8), seed=seed, device=device)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def data(n=96, seed=0, shape=(12,)):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, 12)).astype(np.float32)
-    y = (x[:, :4].argmax(axis=1)).astype(np.int64)
+    x = rng.standard_normal((n, *shape)).astype(np.float32)
+    y = (x.reshape(n, -1)[:, :4].argmax(axis=1)).astype(np.int64)
     return x, y
 
 
@@ -58,6 +68,24 @@ def test_parse_device_rejects_non_strings(bad):
 def test_native_network_rejects_an_unknown_device():
     with pytest.raises(ValueError, match="device: expected 'cpu' or 'cuda:<index>', got 'tpu'"):
         dropnet._core.nn.Network([{"type": "dense", "units": 2}], (3,), "mse", 0, "tpu")
+
+
+def test_unfused_batch_norm_relu_max_pool_gives_the_fused_bits():
+    # A device network runs BatchNormalization + ReLU + MaxPool2D(2) as three layers (no fused
+    # twin); on the CPU the two forms must train to the same bits.
+    x, y = data(shape=(2, 8, 8))
+    fused = cnn()
+    assert [d["type"] for d in dropnet.layers.to_native(fused.layers, (2, 8, 8))][:3] == [
+        "conv2d", "batch_norm", "dropout"]
+    fused.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    native = dropnet.layers.to_native(cnn().layers, (2, 8, 8), fuse_max_pool=False)
+    assert [d["type"] for d in native][:4] == ["conv2d", "batch_norm", "max_pool2d", "dropout"]
+    net = dropnet._core.nn.Network(native, (2, 8, 8), "sparse_categorical_crossentropy", 3)
+    net.set_optimizer(fused.optimizer.get_config())
+    for lo in range(0, len(x), 32):
+        net.train_step(x[lo:lo + 32], y[lo:lo + 32])
+    for a, b in zip(fused.get_weights(), net.get_params()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_cpu_model_reports_its_device_and_to_cpu_is_a_no_op():
@@ -121,9 +149,10 @@ ATOL, RTOL = 1e-5, 1e-4
 
 @pytest.mark.gpu
 @needs_gpu
-def test_gpu_model_trains_like_the_cpu_model():
-    x, y = data()
-    cpu, gpu = mlp("cpu"), mlp("cuda")
+@pytest.mark.parametrize("build, shape", [(mlp, (12,)), (cnn, (2, 8, 8))], ids=["mlp", "cnn"])
+def test_gpu_model_trains_like_the_cpu_model(build, shape):
+    x, y = data(shape=shape)
+    cpu, gpu = build("cpu"), build("cuda")
     assert gpu.device == "cuda:0" and gpu.network.device == "cuda:0"
     for a, b in zip(cpu.get_weights(), gpu.get_weights()):
         np.testing.assert_array_equal(a, b)  # the same initial bits, copied to the device
@@ -168,11 +197,11 @@ def test_gpu_round_trip_through_to_and_load_model(tmp_path):
 @pytest.mark.gpu
 @needs_gpu
 def test_gpu_refuses_cpu_only_layers_before_anything_changes():
-    model = Sequential([layers.Conv2D(4, 3), layers.Flatten(), layers.Dense(3, activation="softmax")],
-                       input_shape=(1, 8, 8), seed=0)
+    model = Sequential([layers.Conv2D(4, 3), layers.SpatialDropout2D(0.2), layers.Flatten(),
+                        layers.Dense(3, activation="softmax")], input_shape=(1, 8, 8), seed=0)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     before = model.get_weights()
-    with pytest.raises(ValueError, match=r"layers\[0\] conv2d: runs on the CPU only, not on device 'cuda:0'"):
+    with pytest.raises(ValueError, match=r"layers\[1\] spatial_dropout2d: runs on the CPU only, not on device 'cuda:0'"):
         model.to("cuda")
     assert model.device == "cpu"
     for a, b in zip(before, model.get_weights()):

@@ -45,6 +45,15 @@ inline nn::LayerSpec activation(ActivationKind act) {
 // An MLP with every layer the device twin runs: dense with a fused ReLU and fused dropout, batch
 // norm (fused ReLU), a dropout layer, dense + gelu (pre-activation kept), a tanh activation layer,
 // a flatten, and a softmax output absorbed by the crossentropy loss.
+// A network to train on both backends: its layers, the shape of one sample, the classes of its
+// output and how many of its layers draw dropout masks in a training step.
+struct Model {
+  std::vector<nn::LayerSpec> specs;
+  nn::Shape input;
+  int64_t classes = 0, dropout_layers = 0;
+  int64_t features() const { return nn::shape_size(input); }
+};
+
 inline std::vector<nn::LayerSpec> mlp_specs() {
   nn::LayerSpec bn = layer(nn::LayerType::batch_norm);
   bn.relu = true;
@@ -110,14 +119,49 @@ inline void check_masks_equal(const nn::Network& cpu, const nn::Network& dev, in
 
 // Trains `steps` steps on both devices and compares after each; loss per step and training
 // accuracy too. Tolerances: docs/design.md, "Devices: one network, two backends".
-inline void train_and_compare(std::shared_ptr<const Backend> device, const nn::OptimizerConfig& opt, nn::LossKind loss,
-                              int64_t steps, double atol, double rtol) {
-  const auto specs = mlp_specs();
+inline Model mlp_model() { return Model{mlp_specs(), {13}, 7, 2}; }
+
+// A small CNN with every image layer the device twin runs: conv + ReLU (padding "same"), batch norm
+// over channels + ReLU, max pooling, dropout on the maps, conv (stride 2, no bias, tanh), average
+// pooling, global average pooling, and a dense softmax output.
+inline Model cnn_model() {
+  nn::LayerSpec conv1 = layer(nn::LayerType::conv2d);
+  conv1.units = 5;
+  conv1.kernel[0] = conv1.kernel[1] = 3;
+  conv1.same_padding = true;
+  conv1.activation = ActivationKind::relu;
+  nn::LayerSpec bn = layer(nn::LayerType::batch_norm);
+  bn.relu = true;
+  nn::LayerSpec pool = layer(nn::LayerType::max_pool2d);
+  pool.kernel[0] = pool.kernel[1] = pool.strides[0] = pool.strides[1] = 2;
+  nn::LayerSpec conv2 = layer(nn::LayerType::conv2d);
+  conv2.units = 6;
+  conv2.kernel[0] = conv2.kernel[1] = 3;
+  conv2.strides[0] = conv2.strides[1] = 1;
+  conv2.padding[0] = conv2.padding[1] = 1;
+  conv2.use_bias = false;
+  conv2.activation = ActivationKind::tanh;
+  nn::LayerSpec avg = layer(nn::LayerType::avg_pool2d);
+  avg.kernel[0] = avg.kernel[1] = 3;
+  avg.strides[0] = avg.strides[1] = 1;
+  avg.padding[0] = avg.padding[1] = 1;
+  avg.count_include_pad = false;
+  return Model{{conv1, bn, pool, layer(nn::LayerType::dropout, 0.2), conv2, avg,
+                layer(nn::LayerType::global_avg_pool2d), dense(4, ActivationKind::softmax)},
+               {2, 9, 10},
+               4,
+               1};
+}
+
+inline void train_and_compare(std::shared_ptr<const Backend> device, const Model& m, const nn::OptimizerConfig& opt,
+                              nn::LossKind loss, int64_t steps, double atol, double rtol) {
+  const auto& specs = m.specs;
   const uint64_t seed = 1234;
-  const Batches data = make_batches(steps, 19, 13, 7, 99);  // 19 × 48 = 912 mask bits: a partial last word
-  nn::Network cpu(specs, {13}, loss, seed);
+  // 19 rows: the MLP's 19 × 48 = 912 mask bits end in a partial word.
+  const Batches data = make_batches(steps, 19, m.features(), m.classes, 99);
+  nn::Network cpu(specs, m.input, loss, seed);
   const std::string name = device->name();
-  nn::Network dev(specs, {13}, loss, seed, std::move(device));
+  nn::Network dev(specs, m.input, loss, seed, std::move(device));
   CHECK(dev.backend().name() == name);
   CHECK_FALSE(dev.backend().host_memory());
   cpu.set_optimizer(opt);
@@ -134,7 +178,7 @@ inline void train_and_compare(std::shared_ptr<const Backend> device, const nn::O
     CHECK(cpu.rng_offset() == dev.rng_offset());
     int64_t with_dropout = 0;
     check_masks_equal(cpu, dev, static_cast<int64_t>(specs.size()), data.rows, &with_dropout);
-    CHECK(with_dropout == 2);  // the dense layer's fused dropout and the dropout layer
+    CHECK(with_dropout == m.dropout_layers);
   }
   CHECK(cpu.optimizer_step() == dev.optimizer_step());
   for (int64_t i = 0; i < cpu.n_params(); ++i) {
@@ -151,7 +195,7 @@ inline void train_and_compare(std::shared_ptr<const Backend> device, const nn::O
   }
   // Inference (running statistics, no dropout) and evaluation on both devices.
   const auto& x = data.x[0];
-  std::vector<float> pa(static_cast<size_t>(data.rows * 7)), pb(pa.size());
+  std::vector<float> pa(static_cast<size_t>(data.rows * m.classes)), pb(pa.size());
   cpu.forward(x.data(), data.rows, false, std::nullopt, pa.data());
   dev.forward(x.data(), data.rows, false, std::nullopt, pb.data());
   testing::check_close(pb, pa, atol, rtol);

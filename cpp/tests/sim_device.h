@@ -14,6 +14,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "conv_sim.h"
 #include "cuda_sim.h"
 #include "dropnet/kernels/cuda/activation_body.h"
 #include "dropnet/kernels/cuda/batchnorm_body.h"
@@ -21,6 +22,7 @@
 #include "dropnet/kernels/cuda/dropout_body.h"
 #include "dropnet/kernels/cuda/gemm_body.h"
 #include "dropnet/kernels/cuda/optimizer_body.h"
+#include "dropnet/kernels/cuda/pooling_body.h"
 #include "dropnet/kernels/cuda/softmax_xent_body.h"
 
 namespace dropnet {
@@ -213,6 +215,67 @@ class SimKernels {
     });
   }
 
+  // The convolution's passes as conv_sim.h runs them (the launch's grids); the backward's weight
+  // gradient chunks live in conv_sim.h's own scratch, so the device workspace is only checked.
+  void conv2d_forward(const float* x, int64_t N, const cuda::ConvShape& g, const float* w, int64_t F,
+                      const float* bias, Activation activation, float leaky_slope, float* y) const {
+    args_on_device("conv2d_forward", x, w, bias, y);
+    SimMemory::Open open(*mem_);
+    cuda::ConvForwardArgs a;
+    a.x = x;
+    a.w = w;
+    a.bias = bias;
+    a.y = y;
+    a.g = g;
+    a.N = N;
+    a.F = F;
+    a.activation = activation;
+    a.leaky_slope = leaky_slope;
+    simulate_conv2d_forward(a, false, false);
+  }
+  int64_t conv2d_backward_workspace(const cuda::ConvShape& g, int64_t N, int64_t F) const {
+    return cuda::conv_weight_grad_scratch(g, N, F);
+  }
+  void conv2d_backward(const float* dy, const float* x, int64_t N, const cuda::ConvShape& g, const float* w, int64_t F,
+                       float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) const {
+    args_on_device("conv2d_backward", dy, x, w, dx, dw, db, workspace);
+    if (workspace_floats < cuda::conv_weight_grad_scratch(g, N, F))
+      throw std::logic_error("sim device: conv2d_backward: workspace too small");
+    SimMemory::Open open(*mem_);
+    simulate_conv2d_backward(dy, x, N, g, w, F, dx, dw, db, false, false);
+  }
+
+  void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, float* y, int32_t* indices) const {
+    run_pool(cuda::PoolArgs{cuda::PoolKind::max, g, planes, true, x, nullptr, y, indices}, true);
+  }
+  void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes, const PoolGeometry& g,
+                           float* dx) const {
+    run_pool(cuda::PoolArgs{cuda::PoolKind::max, g, planes, true, dy, indices, dx, nullptr}, false);
+  }
+  void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                          float* y) const {
+    run_pool(cuda::PoolArgs{cuda::PoolKind::avg, g, planes, count_include_pad, x, nullptr, y, nullptr}, true);
+  }
+  void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                           float* dx) const {
+    run_pool(cuda::PoolArgs{cuda::PoolKind::avg, g, planes, count_include_pad, dy, nullptr, dx, nullptr}, false);
+  }
+  void global_avg_pool2d_forward(const float* x, int64_t planes, int64_t hw, float* y) const {
+    if (planes <= 0) return;
+    args_on_device("global_avg_pool2d_forward", x, y);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(planes);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::global_avg_forward_thread(x, planes, hw, y, g, b, t); });
+  }
+  void global_avg_pool2d_backward(const float* dy, int64_t planes, int64_t hw, float* dx) const {
+    if (planes * hw <= 0) return;
+    args_on_device("global_avg_pool2d_backward", dy, dx);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(planes * hw);
+    simulate_threads(g, false,
+                     [&](uint32_t b, uint32_t t) { cuda::global_avg_backward_thread(dy, planes, hw, dx, g, b, t); });
+  }
+
   void softmax_xent_sparse(const float* logits, const int64_t* labels, int64_t rows, int64_t classes,
                            float grad_scale, float* loss, float* d_logits) const {
     run_xent(cuda::SoftmaxXentArgs{logits, labels, nullptr, rows, classes, grad_scale, loss, d_logits});
@@ -252,6 +315,19 @@ class SimKernels {
                          [&](HostBlock& blk, float* shared, HostThreadArrays& regs) {
                            cuda::tile_gemm_block<S>(blk, op, p.layout, shared, regs);
                          });
+  }
+  // cuda/pooling.cu's run_pool: items are the output cells (forward) or the input cells (backward).
+  void run_pool(const cuda::PoolArgs& a, bool forward) const {
+    args_on_device("pooling", a.in, a.out);
+    args_on_device("pooling indices", a.indices_in, a.indices_out);
+    const int64_t items = a.planes * (forward ? a.g.OH * a.g.OW : a.g.H * a.g.W);
+    if (items <= 0) return;
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(items);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) {
+      if (forward) cuda::pool_forward_thread(a, g, b, t);
+      else cuda::pool_backward_thread(a, g, b, t);
+    });
   }
   void run_pass(const DropoutPass& p, int64_t n) const {
     if (n <= 0) return;

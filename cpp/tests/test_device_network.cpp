@@ -28,7 +28,7 @@ TEST_CASE("device network: an MLP trained with Adam on the simulated device foll
   nn::OptimizerConfig adam;
   adam.type = nn::OptimizerType::adam;
   adam.lr = 1e-3;
-  train_and_compare(testing::make_sim_backend(), adam, nn::LossKind::sparse_categorical_crossentropy, 12, kAtol, kRtol);
+  train_and_compare(testing::make_sim_backend(), mlp_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 12, kAtol, kRtol);
 }
 
 TEST_CASE("device network: an MLP trained with SGD + Nesterov momentum on the simulated device follows the CPU") {
@@ -37,7 +37,16 @@ TEST_CASE("device network: an MLP trained with SGD + Nesterov momentum on the si
   sgd.lr = 0.05;
   sgd.momentum = 0.9;
   sgd.nesterov = true;
-  train_and_compare(testing::make_sim_backend(), sgd, nn::LossKind::categorical_crossentropy, 12, kAtol, kRtol);
+  train_and_compare(testing::make_sim_backend(), mlp_model(), sgd, nn::LossKind::categorical_crossentropy, 12, kAtol, kRtol);
+}
+
+TEST_CASE("device network: a CNN (conv, batch norm over channels, max / average / global pooling) follows the CPU") {
+  nn::OptimizerConfig adam;
+  adam.type = nn::OptimizerType::adamw;
+  adam.lr = 2e-3;
+  adam.weight_decay = 0.01;
+  train_and_compare(testing::make_sim_backend(), cnn_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 8,
+                    kAtol, kRtol);
 }
 
 TEST_CASE("device network: weights set and read back through the boundary; a failed step changes nothing") {
@@ -83,11 +92,8 @@ TEST_CASE("device network: what only the CPU runs is refused, naming it") {
     }
   };
   const auto xent = nn::LossKind::sparse_categorical_crossentropy;
-  nn::LayerSpec conv = layer(nn::LayerType::conv2d);
-  conv.units = 4;
-  conv.kernel[0] = conv.kernel[1] = 3;
-  refused({conv, layer(nn::LayerType::flatten), dense(3, ActivationKind::softmax)}, {1, 6, 6}, xent,
-          "layers[0] conv2d");
+  refused({layer(nn::LayerType::spatial_dropout2d, 0.5), layer(nn::LayerType::flatten), dense(3, ActivationKind::softmax)},
+          {1, 6, 6}, xent, "layers[0] spatial_dropout2d");
   refused({dense(3, ActivationKind::identity)}, {5}, nn::LossKind::mse, "loss: 'mse'");
   nn::LayerSpec l2 = dense(3, ActivationKind::softmax);
   l2.l2 = 1e-3f;

@@ -289,8 +289,8 @@ class Sequential(ModelAPI):
         # device takes only the crossentropy losses; forward() still ends with the softmax.
         loss = self.loss or (_losses.MSE if device == "cpu" else _losses.SPARSE_CE)
         optimizer = self.optimizer or _optim.get("adam")
-        net = _network_class()(_layers.to_native(self.layers, tuple(input_shape)), tuple(input_shape), loss,
-                               self.seed, device)
+        native = _layers.to_native(self.layers, tuple(input_shape), fuse_max_pool=device == "cpu")
+        net = _network_class()(native, tuple(input_shape), loss, self.seed, device)
         net.set_optimizer(optimizer.get_config())
         info = net.sparse_info()
         for ordinal, mode in self._sparse_modes.items():

@@ -9,7 +9,7 @@
 // "Devices: one network, two backends").
 //
 // What only the CPU runs (skipping the zeros of a product's left operand, sparse execution of a
-// pruned weight, convolution and pooling layers, batch norm's fused pooling and synchronised
+// pruned weight, spatial dropout and augmentation, batch norm's fused pooling and synchronised
 // statistics, the elementwise losses, weight penalties, max-norm) stays with the CPU kernels:
 // nn/ asks `host_memory()` and a network refuses those features on another device before it
 // builds (nn/network.h: Network::Network), naming them.
@@ -18,8 +18,10 @@
 #include <cstdint>
 #include <string>
 
+#include "dropnet/core/conv_geometry.h"
 #include "dropnet/core/epilogue.h"
 #include "dropnet/core/optimizer_element.h"
+#include "dropnet/core/pooling_element.h"
 
 namespace dropnet {
 
@@ -75,6 +77,30 @@ class Backend {
   virtual void batchnorm_backward(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C,
                                   int64_t HW, const float* gamma, const float* mean, const float* invstd,
                                   bool training, float* dx, float* dgamma, float* dbeta) const = 0;
+
+  // ---- 2-D convolution (kernels/cpu/conv2d.h): y = act(conv(x, w) + bias); backward: dx (optional)
+  // overwritten, dw and db (optional) ACCUMULATED. workspace: this backend's memory, at least the
+  // *_workspace floats (the CPU's for the current thread count).
+  virtual int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t F, bool has_bias) const = 0;
+  virtual void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
+                              const float* bias, Activation activation, float leaky_slope, float* y, float* workspace,
+                              int64_t workspace_floats) const = 0;
+  virtual int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F) const = 0;
+  virtual void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w,
+                               int64_t F, float* dx, float* dw, float* db, float* workspace,
+                               int64_t workspace_floats) const = 0;
+
+  // ---- pooling over `planes` H × W planes (kernels/cpu/pooling.h); dx overwritten
+  virtual void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, float* y,
+                                  int32_t* indices) const = 0;
+  virtual void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes, const PoolGeometry& g,
+                                   float* dx) const = 0;
+  virtual void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                                  float* y) const = 0;
+  virtual void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                                   float* dx) const = 0;
+  virtual void global_avg_pool2d_forward(const float* x, int64_t planes, int64_t hw, float* y) const = 0;
+  virtual void global_avg_pool2d_backward(const float* dy, int64_t planes, int64_t hw, float* dx) const = 0;
 
   // ---- softmax cross-entropy (kernels/cpu/softmax_xent.h); labels int64 in [0, classes)
   virtual void softmax_xent_sparse(const float* logits, const int64_t* labels, int64_t rows, int64_t classes,

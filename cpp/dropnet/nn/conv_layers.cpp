@@ -119,6 +119,14 @@ std::vector<Param*> Conv2DLayer::params() {
   return {&weight_};
 }
 
+void Conv2DLayer::bind(const Backend& backend, const std::string& where) {
+  backend_ = &backend;
+  bind_param(weight_, backend, where);
+  if (use_bias_) bind_param(bias_, backend, where);
+  y_.bind(&backend);
+  workspace_.bind(&backend);
+}
+
 void Conv2DLayer::reserve(int64_t rows) { y_.grow(static_cast<size_t>(rows * out_features())); }
 
 BreakEven Conv2DLayer::break_even(int64_t rows) const { return sparse_conv_break_even(geom_, filters_, rows); }
@@ -132,9 +140,9 @@ const float* Conv2DLayer::forward(const float* x, const ForwardContext& ctx) {
                         static_cast<cpu::Activation>(activation_), kLeakySlope, y_.data(), workspace_.data(), ws);
     return y_.data();
   }
-  const int64_t ws = cpu::conv2d_forward_workspace(geom_, filters_, use_bias_, get_num_threads());
+  const int64_t ws = be().conv2d_forward_workspace(geom_, filters_, use_bias_);
   workspace_.grow(static_cast<size_t>(ws));
-  cpu::conv2d_forward(x, ctx.rows, geom_, weight_.value.data(), filters_, use_bias_ ? bias_.value.data() : nullptr,
+  be().conv2d_forward(x, ctx.rows, geom_, weight_.value.data(), filters_, use_bias_ ? bias_.value.data() : nullptr,
                       static_cast<cpu::Activation>(activation_), kLeakySlope, y_.data(), workspace_.data(), ws);
   return y_.data();
 }
@@ -142,7 +150,7 @@ const float* Conv2DLayer::forward(const float* x, const ForwardContext& ctx) {
 float* Conv2DLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t rows) {
   const int64_t plane = geom_.OH * geom_.OW;
   if (activation_ != cpu::ActivationKind::identity)
-    cpu::activation_backward(activation_, rows * filters_, plane, d_out, y_.data(), nullptr, nullptr, 1.f,
+    be().activation_backward(activation_, rows * filters_, plane, d_out, y_.data(), nullptr, nullptr, 1.f,
                              kLeakySlope, d_out, nullptr);
   if (use_bias_) bias_.grad.zero(static_cast<size_t>(bias_.size));
   float* dx = need_d_in ? spare : nullptr;
@@ -155,9 +163,9 @@ float* Conv2DLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t
     return dx;
   }
   weight_.grad.zero(static_cast<size_t>(weight_.size));
-  const int64_t ws = cpu::conv2d_backward_workspace(geom_, rows, filters_, get_num_threads());
+  const int64_t ws = be().conv2d_backward_workspace(geom_, rows, filters_);
   workspace_.grow(static_cast<size_t>(ws));
-  cpu::conv2d_backward(d_out, x_, rows, geom_, weight_.value.data(), filters_, dx, weight_.grad.data(),
+  be().conv2d_backward(d_out, x_, rows, geom_, weight_.value.data(), filters_, dx, weight_.grad.data(),
                        use_bias_ ? bias_.grad.data() : nullptr, workspace_.data(), ws);
   return dx;
 }
@@ -198,6 +206,12 @@ const char* Pool2DLayer::type_name() const {
   return "?";
 }
 
+void Pool2DLayer::bind(const Backend& backend, const std::string&) {
+  backend_ = &backend;
+  y_.bind(&backend);
+  indices_.bind(&backend);
+}
+
 void Pool2DLayer::reserve(int64_t rows) {
   y_.grow(static_cast<size_t>(rows * out_features()));
   if (kind_ == Kind::max) indices_.grow(static_cast<size_t>(rows * out_features()));
@@ -206,9 +220,9 @@ void Pool2DLayer::reserve(int64_t rows) {
 const float* Pool2DLayer::forward(const float* x, const ForwardContext& ctx) {
   const int64_t planes = ctx.rows * in_shape_[0];
   switch (kind_) {
-    case Kind::max: cpu::max_pool2d_forward(x, planes, geom_, y_.data(), indices_.data()); break;
-    case Kind::avg: cpu::avg_pool2d_forward(x, planes, geom_, count_include_pad_, y_.data()); break;
-    case Kind::global_avg: cpu::global_avg_pool2d_forward(x, planes, geom_.H * geom_.W, y_.data()); break;
+    case Kind::max: be().max_pool2d_forward(x, planes, geom_, y_.data(), indices_.data()); break;
+    case Kind::avg: be().avg_pool2d_forward(x, planes, geom_, count_include_pad_, y_.data()); break;
+    case Kind::global_avg: be().global_avg_pool2d_forward(x, planes, geom_.H * geom_.W, y_.data()); break;
   }
   return y_.data();
 }
@@ -217,9 +231,9 @@ float* Pool2DLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t
   if (!need_d_in) return nullptr;
   const int64_t planes = rows * in_shape_[0];
   switch (kind_) {
-    case Kind::max: cpu::max_pool2d_backward(d_out, indices_.data(), planes, geom_, spare); break;
-    case Kind::avg: cpu::avg_pool2d_backward(d_out, planes, geom_, count_include_pad_, spare); break;
-    case Kind::global_avg: cpu::global_avg_pool2d_backward(d_out, planes, geom_.H * geom_.W, spare); break;
+    case Kind::max: be().max_pool2d_backward(d_out, indices_.data(), planes, geom_, spare); break;
+    case Kind::avg: be().avg_pool2d_backward(d_out, planes, geom_, count_include_pad_, spare); break;
+    case Kind::global_avg: be().global_avg_pool2d_backward(d_out, planes, geom_.H * geom_.W, spare); break;
   }
   return spare;
 }

@@ -26,6 +26,7 @@ class Conv2DLayer : public Layer, public SparseCapable {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
   Param& weight() override { return weight_; }
   const Param& weight() const override { return weight_; }
   int64_t weight_rows() const override { return filters_; }
@@ -51,6 +52,7 @@ class Pool2DLayer : public Layer {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
 
  private:
   Kind kind_;

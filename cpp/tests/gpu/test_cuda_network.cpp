@@ -23,7 +23,7 @@ TEST_CASE("GPU network: an MLP trained with Adam on cuda:0 follows the CPU") {
   nn::OptimizerConfig adam;
   adam.type = nn::OptimizerType::adam;
   adam.lr = 1e-3;
-  train_and_compare(cuda::cuda_backend(0), adam, nn::LossKind::sparse_categorical_crossentropy, 12, kAtol, kRtol);
+  train_and_compare(cuda::cuda_backend(0), mlp_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 12, kAtol, kRtol);
 }
 
 TEST_CASE("GPU network: an MLP trained with SGD + Nesterov momentum on cuda:0 follows the CPU") {
@@ -32,7 +32,16 @@ TEST_CASE("GPU network: an MLP trained with SGD + Nesterov momentum on cuda:0 fo
   sgd.lr = 0.05;
   sgd.momentum = 0.9;
   sgd.nesterov = true;
-  train_and_compare(cuda::cuda_backend(0), sgd, nn::LossKind::categorical_crossentropy, 12, kAtol, kRtol);
+  train_and_compare(cuda::cuda_backend(0), mlp_model(), sgd, nn::LossKind::categorical_crossentropy, 12, kAtol, kRtol);
+}
+
+TEST_CASE("GPU network: a CNN (conv, batch norm over channels, pooling) on cuda:0 follows the CPU") {
+  nn::OptimizerConfig adam;
+  adam.type = nn::OptimizerType::adamw;
+  adam.lr = 2e-3;
+  adam.weight_decay = 0.01;
+  train_and_compare(cuda::cuda_backend(0), cnn_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 8, kAtol,
+                    kRtol);
 }
 
 TEST_CASE("GPU network: a device out of range is refused naming the count") {

@@ -7,11 +7,14 @@
 
 #include "dropnet/kernels/backend.h"
 #include "dropnet/kernels/cpu/activation.h"
+#include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/batchnorm.h"
+#include "dropnet/kernels/cpu/conv2d.h"
 #include "dropnet/kernels/cpu/dropout.h"
 #include "dropnet/kernels/cpu/gemm.h"
 #include "dropnet/kernels/cpu/gemm_skip_zeros.h"
 #include "dropnet/kernels/cpu/optimizer.h"
+#include "dropnet/kernels/cpu/pooling.h"
 #include "dropnet/kernels/cpu/softmax_xent.h"
 
 namespace dropnet {
@@ -96,6 +99,45 @@ class CpuBackend final : public Backend {
                           const float* gamma, const float* mean, const float* invstd, bool training, float* dx,
                           float* dgamma, float* dbeta) const override {
     cpu::batchnorm_backward(dy, x, y_relu, N, C, HW, gamma, mean, invstd, training, dx, dgamma, dbeta);
+  }
+
+  int64_t conv2d_forward_workspace(const ConvGeometry& g, int64_t F, bool has_bias) const override {
+    return cpu::conv2d_forward_workspace(g, F, has_bias, get_num_threads());
+  }
+  void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F, const float* bias,
+                      Activation activation, float leaky_slope, float* y, float* workspace,
+                      int64_t workspace_floats) const override {
+    cpu::conv2d_forward(x, N, g, w, F, bias, activation, leaky_slope, y, workspace, workspace_floats);
+  }
+  int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F) const override {
+    return cpu::conv2d_backward_workspace(g, N, F, get_num_threads());
+  }
+  void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
+                       float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) const override {
+    cpu::conv2d_backward(dy, x, N, g, w, F, dx, dw, db, workspace, workspace_floats);
+  }
+
+  void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, float* y,
+                          int32_t* indices) const override {
+    cpu::max_pool2d_forward(x, planes, g, y, indices);
+  }
+  void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes, const PoolGeometry& g,
+                           float* dx) const override {
+    cpu::max_pool2d_backward(dy, indices, planes, g, dx);
+  }
+  void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                          float* y) const override {
+    cpu::avg_pool2d_forward(x, planes, g, count_include_pad, y);
+  }
+  void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                           float* dx) const override {
+    cpu::avg_pool2d_backward(dy, planes, g, count_include_pad, dx);
+  }
+  void global_avg_pool2d_forward(const float* x, int64_t planes, int64_t hw, float* y) const override {
+    cpu::global_avg_pool2d_forward(x, planes, hw, y);
+  }
+  void global_avg_pool2d_backward(const float* dy, int64_t planes, int64_t hw, float* dx) const override {
+    cpu::global_avg_pool2d_backward(dy, planes, hw, dx);
   }
 
   void softmax_xent_sparse(const float* logits, const int64_t* labels, int64_t rows, int64_t classes,

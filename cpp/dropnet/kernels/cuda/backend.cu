@@ -11,10 +11,12 @@
 #include "dropnet/kernels/cuda/activation.h"
 #include "dropnet/kernels/cuda/backend.h"
 #include "dropnet/kernels/cuda/batchnorm.h"
+#include "dropnet/kernels/cuda/conv2d.h"
 #include "dropnet/kernels/cuda/device.h"
 #include "dropnet/kernels/cuda/device_backend.h"
 #include "dropnet/kernels/cuda/dropout.h"
 #include "dropnet/kernels/cuda/optimizer.h"
+#include "dropnet/kernels/cuda/pooling.h"
 #include "dropnet/kernels/cuda/softmax_xent.h"
 #if __has_include("dropnet/kernels/cuda/gemm.h")
 #include "dropnet/kernels/cuda/gemm.h"
@@ -102,6 +104,48 @@ struct CudaKernels {
                           float* dgamma, float* dbeta) const {
     ScopedDevice on(device);
     cuda::batchnorm_backward(dy, x, y_relu, N, C, HW, gamma, mean, invstd, training, dx, dgamma, dbeta);
+  }
+
+  void conv2d_forward(const float* x, int64_t N, const ConvShape& g, const float* w, int64_t F, const float* bias,
+                      Activation activation, float leaky_slope, float* y) const {
+    ScopedDevice on(device);
+    cuda::conv2d_forward(x, N, g, w, F, bias, activation, leaky_slope, y);
+  }
+  int64_t conv2d_backward_workspace(const ConvShape& g, int64_t N, int64_t F) const {
+    return cuda::conv2d_backward_workspace(g, N, F);
+  }
+  void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvShape& g, const float* w, int64_t F,
+                       float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) const {
+    ScopedDevice on(device);
+    cuda::conv2d_backward(dy, x, N, g, w, F, dx, dw, db, workspace, workspace_floats);
+  }
+
+  void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, float* y, int32_t* indices) const {
+    ScopedDevice on(device);
+    cuda::max_pool2d_forward(x, planes, g, y, indices);
+  }
+  void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes, const PoolGeometry& g,
+                           float* dx) const {
+    ScopedDevice on(device);
+    cuda::max_pool2d_backward(dy, indices, planes, g, dx);
+  }
+  void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                          float* y) const {
+    ScopedDevice on(device);
+    cuda::avg_pool2d_forward(x, planes, g, count_include_pad, y);
+  }
+  void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                           float* dx) const {
+    ScopedDevice on(device);
+    cuda::avg_pool2d_backward(dy, planes, g, count_include_pad, dx);
+  }
+  void global_avg_pool2d_forward(const float* x, int64_t planes, int64_t hw, float* y) const {
+    ScopedDevice on(device);
+    cuda::global_avg_pool2d_forward(x, planes, hw, y);
+  }
+  void global_avg_pool2d_backward(const float* dy, int64_t planes, int64_t hw, float* dx) const {
+    ScopedDevice on(device);
+    cuda::global_avg_pool2d_backward(dy, planes, hw, dx);
   }
 
   void softmax_xent_sparse(const float* logits, const int64_t* labels, int64_t rows, int64_t classes,

@@ -8,7 +8,9 @@
 // Kernels provides: alloc, free, to_device, to_host, copy, zero (bytes, as Backend); sgemm as
 // cuda::sgemm (kernels/cuda/gemm.h); dropout_forward, dropout_backward_bits, alpha_dropout_forward
 // (kernels/cuda/dropout.h); activation_forward, activation_backward (kernels/cuda/activation.h);
-// the three batch-norm calls (kernels/cuda/batchnorm.h); softmax_xent_sparse / _dense
+// the three batch-norm calls (kernels/cuda/batchnorm.h); conv2d_forward, conv2d_backward_workspace,
+// conv2d_backward (kernels/cuda/conv2d.h); the six pooling calls (kernels/cuda/pooling.h);
+// softmax_xent_sparse / _dense
 // (kernels/cuda/softmax_xent.h); sgd_update_multi, adam_update_multi (kernels/cuda/optimizer.h).
 #pragma once
 #include <string>
@@ -16,6 +18,7 @@
 
 #include "dropnet/core/error.h"
 #include "dropnet/kernels/backend.h"
+#include "dropnet/kernels/cuda/conv2d_body.h"  // ConvShape, conv_shape
 #include "dropnet/kernels/cuda/optimizer.h"
 
 namespace dropnet {
@@ -87,6 +90,43 @@ class DeviceBackend final : public Backend {
                           const float* gamma, const float* mean, const float* invstd, bool training, float* dx,
                           float* dgamma, float* dbeta) const override {
     k_.batchnorm_backward(dy, x, y_relu, N, C, HW, gamma, mean, invstd, training, dx, dgamma, dbeta);
+  }
+
+  // The implicit-GEMM twin needs no forward workspace; the backward's is its weight-gradient chunks.
+  int64_t conv2d_forward_workspace(const ConvGeometry&, int64_t, bool) const override { return 0; }
+  void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F, const float* bias,
+                      Activation activation, float leaky_slope, float* y, float*, int64_t) const override {
+    k_.conv2d_forward(x, N, conv_shape(g), w, F, bias, activation, leaky_slope, y);
+  }
+  int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F) const override {
+    return k_.conv2d_backward_workspace(conv_shape(g), N, F);
+  }
+  void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
+                       float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) const override {
+    k_.conv2d_backward(dy, x, N, conv_shape(g), w, F, dx, dw, db, workspace, workspace_floats);
+  }
+
+  void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, float* y,
+                          int32_t* indices) const override {
+    k_.max_pool2d_forward(x, planes, g, y, indices);
+  }
+  void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes, const PoolGeometry& g,
+                           float* dx) const override {
+    k_.max_pool2d_backward(dy, indices, planes, g, dx);
+  }
+  void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                          float* y) const override {
+    k_.avg_pool2d_forward(x, planes, g, count_include_pad, y);
+  }
+  void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                           float* dx) const override {
+    k_.avg_pool2d_backward(dy, planes, g, count_include_pad, dx);
+  }
+  void global_avg_pool2d_forward(const float* x, int64_t planes, int64_t hw, float* y) const override {
+    k_.global_avg_pool2d_forward(x, planes, hw, y);
+  }
+  void global_avg_pool2d_backward(const float* dy, int64_t planes, int64_t hw, float* dx) const override {
+    k_.global_avg_pool2d_backward(dy, planes, hw, dx);
   }
 
   void softmax_xent_sparse(const float* logits, const int64_t* labels, int64_t rows, int64_t classes,
