@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "array_args.h"
+#include "test_devices.h"
 #include "dropnet/kernels/cpu/finite_check.h"
 #include "dropnet/kernels/cuda/backend.h"
 #include "dropnet/nn/network.h"
@@ -399,6 +400,7 @@ py::array_t<float> param_array(const nn::Network& net, int64_t i) {
 }  // namespace
 
 void register_nn(py::module_& m) {
+  m.attr("test_devices") = py::tuple(py::cast(test_device_names()));
   py::class_<nn::Network>(m, "Network", R"doc(
 A sequential network whose training step (forward, loss, backward, optimizer update) runs in one
 native call. See dropnet.models for the user-facing API.
@@ -426,7 +428,7 @@ device: "cpu" or "cuda:<index>" (dropnet.cuda.parse_device gives these).
              if (device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() < 15 &&
                  device.find_first_not_of("0123456789", 5) == std::string::npos)
                backend = cuda::cuda_backend(std::stoi(device.substr(5)));
-             else if (device != "cpu")
+             else if (device != "cpu" && !(backend = test_device(device)))
                throw ValueError(str_concat("device: expected 'cpu' or 'cuda:<index>', got '", device, "'"));
              return std::make_unique<nn::Network>(specs, shape, nn::parse_loss(loss), s, std::move(backend));
            }),

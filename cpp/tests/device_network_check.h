@@ -130,6 +130,7 @@ inline Model cnn_model() {
   conv1.kernel[0] = conv1.kernel[1] = 3;
   conv1.same_padding = true;
   conv1.activation = ActivationKind::relu;
+  conv1.use_bias = false;  // before batch norm (docs/design.md, "Devices: one network, two backends")
   nn::LayerSpec bn = layer(nn::LayerType::batch_norm);
   bn.relu = true;
   nn::LayerSpec pool = layer(nn::LayerType::max_pool2d);

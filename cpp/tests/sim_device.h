@@ -361,7 +361,7 @@ class SimKernels {
 using SimBackend = cuda::DeviceBackend<SimKernels>;
 
 inline std::shared_ptr<const SimBackend> make_sim_backend() {
-  return std::make_shared<const SimBackend>("sim", SimKernels());
+  return std::make_shared<const SimBackend>("_sim", SimKernels());
 }
 
 }  // namespace testing

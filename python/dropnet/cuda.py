@@ -79,6 +79,8 @@ def parse_device(device: object, name: str = "device") -> str:
     text = device.strip().lower()
     if text == "cpu":
         return "cpu"
+    if text in _core.nn.test_devices:  # "_sim": developer builds with the C++ tests only
+        return text
     index_text = text[len("cuda:"):] if text.startswith("cuda:") else ("0" if text == "cuda" else None)
     if index_text is None or not index_text.isdigit() or len(index_text) > 9:
         raise ValueError(f"{name}: expected 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
