@@ -38,7 +38,8 @@ def cnn(device="cpu", seed=3):
     model = Sequential([layers.Conv2D(6, 3, padding="same", use_bias=False), layers.BatchNormalization(),
                         layers.Activation("relu"),
                         layers.MaxPool2D(2), layers.Dropout(0.2), layers.Conv2D(8, 3, activation="tanh"),
-                        layers.GlobalAveragePooling2D(), layers.Dense(4, activation="softmax")],
+                        layers.SpatialDropout2D(0.25), layers.GlobalAveragePooling2D(),
+                        layers.Dense(4, activation="softmax")],
                        input_shape=(2, 8, 8), seed=seed, device=device)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -219,11 +220,11 @@ def test_device_round_trip_through_to_and_load_model(device, tmp_path):
 @pytest.mark.parametrize("device", DEVICES)
 def test_device_refuses_cpu_only_layers_and_options_before_anything_changes(device):
     name = NAMES[device]
-    model = Sequential([layers.Conv2D(4, 3), layers.SpatialDropout2D(0.2), layers.Flatten(),
+    model = Sequential([layers.RandomFlip(), layers.Conv2D(4, 3), layers.Flatten(),
                         layers.Dense(3, activation="softmax")], input_shape=(1, 8, 8), seed=0)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     before, net = model.get_weights(), model.network
-    with pytest.raises(ValueError, match=rf"layers\[1\] spatial_dropout2d: runs on the CPU only, not on device '{name}'"):
+    with pytest.raises(ValueError, match=rf"layers\[0\] augment: runs on the CPU only, not on device '{name}'"):
         model.to(device)
     assert model.device == "cpu" and model.network is net
     for a, b in zip(before, model.get_weights()):

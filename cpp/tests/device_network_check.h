@@ -123,7 +123,7 @@ inline Model mlp_model() { return Model{mlp_specs(), {13}, 7, 2}; }
 
 // A small CNN with every image layer the device twin runs: conv + ReLU (padding "same"), batch norm
 // over channels + ReLU, max pooling, dropout on the maps, conv (stride 2, no bias, tanh), average
-// pooling, global average pooling, and a dense softmax output.
+// spatial dropout, average pooling, global average pooling, and a dense softmax output.
 inline Model cnn_model() {
   nn::LayerSpec conv1 = layer(nn::LayerType::conv2d);
   conv1.units = 5;
@@ -147,11 +147,12 @@ inline Model cnn_model() {
   avg.strides[0] = avg.strides[1] = 1;
   avg.padding[0] = avg.padding[1] = 1;
   avg.count_include_pad = false;
-  return Model{{conv1, bn, pool, layer(nn::LayerType::dropout, 0.2), conv2, avg,
-                layer(nn::LayerType::global_avg_pool2d), dense(4, ActivationKind::softmax)},
+  return Model{{conv1, bn, pool, layer(nn::LayerType::dropout, 0.2), conv2,
+                layer(nn::LayerType::spatial_dropout2d, 0.3), avg, layer(nn::LayerType::global_avg_pool2d),
+                dense(4, ActivationKind::softmax)},
                {2, 9, 10},
                4,
-               1};
+               2};
 }
 
 inline void train_and_compare(std::shared_ptr<const Backend> device, const Model& m, const nn::OptimizerConfig& opt,

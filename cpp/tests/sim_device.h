@@ -153,6 +153,27 @@ class SimKernels {
     run_pass(cuda::alpha_pass(x, y, threshold, a, b, dropped_value, seed, stream, mask_bits, index_offset), n);
   }
 
+  // cuda::spatial_dropout_forward: the channels' keep bits (an element pass over n_channels), then
+  // the apply step that the backward runs too.
+  void spatial_dropout_forward(const float* x, float* y, int64_t n_channels, int64_t channel_size, uint32_t threshold,
+                               float scale, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
+                               uint64_t index_offset) const {
+    if (n_channels <= 0) return;
+    args_on_device("spatial_dropout_forward", x, y, mask_bits);
+    run_pass(cuda::forward_pass(nullptr, nullptr, threshold, 1.f, seed, stream, mask_bits, index_offset), n_channels);
+    spatial_dropout_backward(x, y, n_channels, channel_size, mask_bits, scale);
+  }
+  void spatial_dropout_backward(const float* dy, float* dx, int64_t n_channels, int64_t channel_size,
+                                const uint64_t* mask_bits, float scale) const {
+    if (n_channels <= 0 || channel_size <= 0) return;
+    args_on_device("spatial_dropout apply", dy, dx, mask_bits);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(n_channels * channel_size);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) {
+      cuda::spatial_apply_thread(dy, dx, n_channels, channel_size, mask_bits, scale, g, b, t);
+    });
+  }
+
   void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n, float slope) const {
     if (n <= 0) return;
     args_on_device("activation_forward", x, y);

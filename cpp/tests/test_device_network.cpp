@@ -92,8 +92,8 @@ TEST_CASE("device network: what only the CPU runs is refused, naming it") {
     }
   };
   const auto xent = nn::LossKind::sparse_categorical_crossentropy;
-  refused({layer(nn::LayerType::spatial_dropout2d, 0.5), layer(nn::LayerType::flatten), dense(3, ActivationKind::softmax)},
-          {1, 6, 6}, xent, "layers[0] spatial_dropout2d");
+  refused({layer(nn::LayerType::augment), layer(nn::LayerType::flatten), dense(3, ActivationKind::softmax)}, {1, 6, 6},
+          xent, "layers[0] augment");
   refused({dense(3, ActivationKind::identity)}, {5}, nn::LossKind::mse, "loss: 'mse'");
   nn::LayerSpec l2 = dense(3, ActivationKind::softmax);
   l2.l2 = 1e-3f;

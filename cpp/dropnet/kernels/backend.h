@@ -9,7 +9,7 @@
 // "Devices: one network, two backends").
 //
 // What only the CPU runs (skipping the zeros of a product's left operand, sparse execution of a
-// pruned weight, spatial dropout and augmentation, batch norm's fused pooling and synchronised
+// pruned weight, augmentation, batch norm's fused pooling and synchronised
 // statistics, the elementwise losses, weight penalties, max-norm) stays with the CPU kernels:
 // nn/ asks `host_memory()` and a network refuses those features on another device before it
 // builds (nn/network.h: Network::Network), naming them.
@@ -57,6 +57,13 @@ class Backend {
   virtual void alpha_dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, float a, float b,
                                      float dropped_value, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
                                      uint64_t index_offset) const = 0;
+  // Spatial dropout of n_channels rows of channel_size floats; mask_bits (ceil(n_channels / 64)
+  // words) required: the channel keeps, which the backward reads.
+  virtual void spatial_dropout_forward(const float* x, float* y, int64_t n_channels, int64_t channel_size,
+                                       uint32_t threshold, float scale, uint64_t seed, uint64_t stream,
+                                       uint64_t* mask_bits, uint64_t index_offset) const = 0;
+  virtual void spatial_dropout_backward(const float* dy, float* dx, int64_t n_channels, int64_t channel_size,
+                                        const uint64_t* mask_bits, float scale) const = 0;
 
   // ---- activations (kernels/cpu/activation.h); softmax rows: the CPU twin only
   virtual void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n, float slope) const = 0;

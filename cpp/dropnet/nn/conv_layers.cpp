@@ -352,6 +352,12 @@ SpatialDropoutLayer::SpatialDropoutLayer(double rate, const Shape& shape)
   hw_ = shape[1] * shape[2];
 }
 
+void SpatialDropoutLayer::bind(const Backend& backend, const std::string&) {
+  backend_ = &backend;
+  y_.bind(&backend);
+  keep_bits_.bind(&backend);
+}
+
 void SpatialDropoutLayer::reserve(int64_t rows) {
   if (rate_ <= 0.0) return;
   y_.grow(static_cast<size_t>(rows * in_features()));
@@ -362,17 +368,15 @@ const float* SpatialDropoutLayer::forward(const float* x, const ForwardContext& 
   applied_ = ctx.training && rate_ > 0.0;
   if (!applied_) return x;
   const uint64_t stream = (*ctx.next_stream)++;
-  cpu::spatial_dropout_forward(x, y_.data(), ctx.rows * channels_, hw_, keep_threshold(rate_),
-                               keep_scale(rate_), ctx.seed, stream, keep_bits_.data(),
-                               ctx.row_offset * static_cast<uint64_t>(channels_));
+  be().spatial_dropout_forward(x, y_.data(), ctx.rows * channels_, hw_, keep_threshold(rate_), keep_scale(rate_),
+                               ctx.seed, stream, keep_bits_.data(), ctx.row_offset * static_cast<uint64_t>(channels_));
   return y_.data();
 }
 
 float* SpatialDropoutLayer::backward(float* d_out, float*, bool need_d_in, int64_t rows) {
   if (!need_d_in) return nullptr;
   if (!applied_) return d_out;
-  cpu::spatial_dropout_backward(d_out, d_out, rows * channels_, hw_, keep_bits_.data(), 0, keep_scale(rate_),
-                                0, 0);
+  be().spatial_dropout_backward(d_out, d_out, rows * channels_, hw_, keep_bits_.data(), keep_scale(rate_));
   return d_out;
 }
 

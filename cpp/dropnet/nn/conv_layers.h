@@ -106,6 +106,9 @@ class SpatialDropoutLayer : public Layer {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
+  const uint64_t* keep_bits() const override { return applied_ ? keep_bits_.data() : nullptr; }
+  int64_t keep_bits_per_row() const override { return channels_; }  // one bit per channel
 
  private:
   double rate_;

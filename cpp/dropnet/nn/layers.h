@@ -124,9 +124,10 @@ class Layer {
   // state keep their values, every buffer allocates there from now on. A layer that runs on the
   // CPU only (the default) throws ValueError naming itself and `where` (its place in the network).
   virtual void bind(const Backend& backend, const std::string& where);
-  // The dropout keep bits of the last training forward (this backend's memory, one bit per output
-  // element of the batch), or null when it dropped nothing.
+  // The dropout keep bits of the last training forward (this backend's memory, keep_bits_per_row()
+  // bits per sample), or null when it dropped nothing.
   virtual const uint64_t* keep_bits() const { return nullptr; }
+  virtual int64_t keep_bits_per_row() const { return out_features(); }
 
  protected:
   const Backend& be() const { return *backend_; }

@@ -899,7 +899,7 @@ bool Network::copy_keep_bits(int64_t layer, int64_t rows, uint64_t* out) const {
   DROPNET_CHECK(rows >= 0 && rows <= capacity_rows_, "rows: expected at most ", capacity_rows_, ", got ", rows);
   const uint64_t* bits = l.keep_bits();
   if (!bits) return false;
-  const int64_t n = rows * l.out_features(), words = (n + 63) / 64;
+  const int64_t n = rows * l.keep_bits_per_row(), words = (n + 63) / 64;
   backend_->to_host(out, bits, static_cast<size_t>(words) * sizeof(uint64_t));
   // A GEMM epilogue leaves the bits past the batch's last element as they were: clear them.
   if (n % 64) out[words - 1] &= (uint64_t{1} << (n % 64)) - 1;

@@ -187,8 +187,8 @@ class Network {
   int64_t last_batch_correct() const { return last_batch_correct_; }
   void set_rng_offset(uint64_t o);
   // The keep bits that layer `layer` drew in the last training forward of `rows` samples
-  // (ceil(rows · its output size / 64) words into out, bits past the last element 0); false, out
-  // untouched, when it drew none.
+  // (ceil(rows · bits per sample / 64) words into out, bits past the last one 0: a bit per output
+  // element, per channel for spatial dropout); false, out untouched, when it drew none.
   bool copy_keep_bits(int64_t layer, int64_t rows, uint64_t* out) const;
 
  private:

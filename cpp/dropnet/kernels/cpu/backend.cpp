@@ -69,6 +69,17 @@ class CpuBackend final : public Backend {
                                mask_bits, index_offset);
   }
 
+  void spatial_dropout_forward(const float* x, float* y, int64_t n_channels, int64_t channel_size, uint32_t threshold,
+                               float scale, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
+                               uint64_t index_offset) const override {
+    cpu::spatial_dropout_forward(x, y, n_channels, channel_size, threshold, scale, seed, stream, mask_bits,
+                                 index_offset);
+  }
+  void spatial_dropout_backward(const float* dy, float* dx, int64_t n_channels, int64_t channel_size,
+                                const uint64_t* mask_bits, float scale) const override {
+    cpu::spatial_dropout_backward(dy, dx, n_channels, channel_size, mask_bits, 0, scale, 0, 0);
+  }
+
   void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n, float slope) const override {
     cpu::activation_forward(kind, x, y, n, slope);
   }

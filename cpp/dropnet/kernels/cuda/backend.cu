@@ -74,6 +74,19 @@ struct CudaKernels {
     cuda::alpha_dropout_forward(x, y, n, threshold, a, b, dropped_value, seed, stream, mask_bits, index_offset);
   }
 
+  void spatial_dropout_forward(const float* x, float* y, int64_t n_channels, int64_t channel_size, uint32_t threshold,
+                               float scale, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
+                               uint64_t index_offset) const {
+    ScopedDevice on(device);
+    cuda::spatial_dropout_forward(x, y, n_channels, channel_size, threshold, scale, seed, stream, mask_bits,
+                                  index_offset);
+  }
+  void spatial_dropout_backward(const float* dy, float* dx, int64_t n_channels, int64_t channel_size,
+                                const uint64_t* mask_bits, float scale) const {
+    ScopedDevice on(device);
+    cuda::spatial_dropout_backward(dy, dx, n_channels, channel_size, mask_bits, scale);
+  }
+
   void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n, float slope) const {
     ScopedDevice on(device);
     cuda::activation_forward(kind, x, y, n, slope);

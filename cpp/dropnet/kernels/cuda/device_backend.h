@@ -6,8 +6,8 @@
 // the code the tests run. Free of CUDA headers.
 //
 // Kernels provides: alloc, free, to_device, to_host, copy, zero (bytes, as Backend); sgemm as
-// cuda::sgemm (kernels/cuda/gemm.h); dropout_forward, dropout_backward_bits, alpha_dropout_forward
-// (kernels/cuda/dropout.h); activation_forward, activation_backward (kernels/cuda/activation.h);
+// cuda::sgemm (kernels/cuda/gemm.h); dropout_forward, dropout_backward_bits, alpha_dropout_forward,
+// spatial_dropout_forward / _backward (kernels/cuda/dropout.h); activation_forward, activation_backward (kernels/cuda/activation.h);
 // the three batch-norm calls (kernels/cuda/batchnorm.h); conv2d_forward, conv2d_backward_workspace,
 // conv2d_backward (kernels/cuda/conv2d.h); the six pooling calls (kernels/cuda/pooling.h);
 // softmax_xent_sparse / _dense
@@ -59,6 +59,17 @@ class DeviceBackend final : public Backend {
                              float dropped_value, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
                              uint64_t index_offset) const override {
     k_.alpha_dropout_forward(x, y, n, threshold, a, b, dropped_value, seed, stream, mask_bits, index_offset);
+  }
+
+  void spatial_dropout_forward(const float* x, float* y, int64_t n_channels, int64_t channel_size, uint32_t threshold,
+                               float scale, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
+                               uint64_t index_offset) const override {
+    k_.spatial_dropout_forward(x, y, n_channels, channel_size, threshold, scale, seed, stream, mask_bits,
+                               index_offset);
+  }
+  void spatial_dropout_backward(const float* dy, float* dx, int64_t n_channels, int64_t channel_size,
+                                const uint64_t* mask_bits, float scale) const override {
+    k_.spatial_dropout_backward(dy, dx, n_channels, channel_size, mask_bits, scale);
   }
 
   void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n, float slope) const override {
