@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Network']
+__all__: list[str] = ['Network', 'test_devices']
 class Network:
     """
     A sequential network whose training step (forward, loss, backward, optimizer update) runs in one
@@ -157,3 +157,4 @@ class Network:
         """
         True when the final softmax is fused into the crossentropy loss (forward returns probabilities, training works on logits)
         """
+test_devices: tuple[str, ...]  # ('_sim',) in builds with the C++ tests, () in release builds
