@@ -8,8 +8,9 @@
 #      cross-entropy and the C-library activations within the tolerances of docs/design.md,
 #      "Device kernels", and the same bytes run to run; the convolution byte for byte against the
 #      host simulation of its block programs and within tolerance of the CPU; the dense GEMM byte
-#      for byte against cpu::sgemm, and through cuBLASLt within the float32 bound, cuBLASLt
-#      required: found by soname, PyTorch's copy put on LD_LIBRARY_PATH below; an MLP Network
+#      for byte against cpu::sgemm, and through cuBLASLt within the float32 bound; the cuSPARSE
+#      twins of the pruned layer within the float32 bound; cuBLASLt and cuSPARSE required: found
+#      by soname, PyTorch's copies put on LD_LIBRARY_PATH below; an MLP and a small CNN Network
 #      trained on cuda:0 and on the CPU, masks bit for bit, weights within tolerance), then
 #      dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer (memcheck; initcheck for the
 #      kernels' binary; racecheck for the batch-norm and the small convolution tests, the kernels
@@ -86,11 +87,14 @@ step "build" 300 cmake --build "$build" --parallel "$jobs" || {
 }
 
 export PYTHONPATH="$pkg_root:$root/tests"
-# cuBLASLt is opened at run time by soname (docs/design.md, "Device kernels"): the toolkit's copy if
-# the loader finds one, else the one PyTorch ships (nvidia/*/lib or torch/lib), put on the path.
-lt_dir=$("$py" -c "import glob, os, torch; t = os.path.dirname(torch.__file__); m = sorted(glob.glob(os.path.dirname(t) + '/nvidia/**/libcublasLt.so.1[23]', recursive=True) + glob.glob(t + '/lib/libcublasLt.so.1[23]')); print(os.path.dirname(m[-1]) if m else '')" 2>/dev/null)
-if [ -n "$lt_dir" ]; then export LD_LIBRARY_PATH="$lt_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
-export DROPNET_REQUIRE_CUBLASLT=1
+# cuBLASLt and cuSPARSE are opened at run time by soname (docs/design.md, "Device kernels"): the
+# toolkit's copies if the loader finds them, else the ones PyTorch ships (nvidia/*/lib or
+# torch/lib), put on the path; on this machine the tests require both.
+for lib in libcublasLt libcusparse; do
+  lib_dir=$("$py" -c "import glob, os, torch; t = os.path.dirname(torch.__file__); m = sorted(glob.glob(os.path.dirname(t) + '/nvidia/**/$lib.so.1[23]', recursive=True) + glob.glob(t + '/lib/$lib.so.1[23]')); print(os.path.dirname(m[-1]) if m else '')" 2>/dev/null)
+  if [ -n "$lib_dir" ]; then export LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
+done
+export DROPNET_REQUIRE_CUBLASLT=1 DROPNET_REQUIRE_CUSPARSE=1
 # On this machine a skip is a failure: the GPU must be usable by the CUDA build.
 step "GPU usable by the CUDA build" 60 "$py" -c \
   "import dropnet, sys; r = dropnet.cuda.unavailable_reason(); print(r or 'usable'); print(dropnet.cuda.mem_get_info(0) if r is None else ''); sys.exit(r is not None)"
@@ -99,8 +103,10 @@ step "dropnet_gpu_tests" 120 "$build/dropnet_gpu_tests"
 if command -v compute-sanitizer >/dev/null 2>&1; then
   step "compute-sanitizer memcheck: dropnet_gpu_tests" 180 \
     compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
+  # initcheck holds our kernels to reading only what was written; cuBLASLt's and cuSPARSE's
+  # kernels (their own workspaces) are not ours to hold, so their cases are left to memcheck.
   step "compute-sanitizer initcheck: dropnet_gpu_tests" 180 \
-    compute-sanitizer --tool initcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
+    compute-sanitizer --tool initcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tce='*cuBLASLt*,*cuSPARSE*'
   # Shared memory: batch norm's block programs (a reduction tree between barriers) and the
   # convolution's (operand tiles loaded, then read, between barriers).
   step "compute-sanitizer racecheck: batch norm" 120 \

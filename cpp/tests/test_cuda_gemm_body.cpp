@@ -2,7 +2,9 @@
 // of kernels/cuda/tile_gemm_body.h with the GEMM's operands and writeback, the beta·C pass, the
 // epilogue word pass of kernels/cuda/activation_body.h) runs on the host over the grid the .cu
 // launch would use and over a 2-block grid (blocks stride over tiles), threads in order and
-// reversed, with the plan's tile shape and the other one (32 × 32 and 64 × 64), and must give
+// reversed, with the plan's tile shape and the other one (32 × 32 and 64 × 64), in place and split
+// over the K blocks (with the workspace: chains to the workspace, then the pass that adds them in
+// order, per element or per mask word), and must give
 // cpu::sgemm's bytes on every ISA path this CPU has: C, pre-activations and dropout mask bits
 // (bits outside the output included). Cases: all four transpose cases,
 // 1 × 1 × 1, odd shapes, M and N past one 64-wide tile, K of one, two, three and four K blocks
@@ -119,32 +121,44 @@ struct Problem {
     return o;
   }
 
-  template <class S, bool TA, bool TB>
+  template <class S, bool TA, bool TB, bool Chains>
   void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
-    const cuda::TileGemmLayout L = cuda::gemm_layout<S>(s.M, s.N, s.K);
+    const cuda::TileGemmLayout L = cuda::gemm_layout<S>(s.M, s.N, s.K, Chains);
     const cuda::Grid grid = tiny ? cuda::Grid{2, S::kThreads} : cuda::tile_grid<S>(L);
-    const cuda::GemmTileOp<TA, TB> op{args};
+    const cuda::GemmTileOp<TA, TB, Chains> op{args};
     testing::simulate_tile_blocks(grid, reversed, S::kSharedFloats, cuda::kTileAccumulators,
                                   [&](testing::HostBlock& blk, float* shared, testing::HostThreadArrays& regs) {
                                     cuda::tile_gemm_block<S>(blk, op, L, shared, regs);
                                   });
   }
-  template <class S>
+  template <class S, bool Chains>
   void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
     if (ta)
-      tb ? run_tiles<S, true, true>(args, tiny, reversed) : run_tiles<S, true, false>(args, tiny, reversed);
+      tb ? run_tiles<S, true, true, Chains>(args, tiny, reversed) : run_tiles<S, true, false, Chains>(args, tiny, reversed);
     else
-      tb ? run_tiles<S, false, true>(args, tiny, reversed) : run_tiles<S, false, false>(args, tiny, reversed);
+      tb ? run_tiles<S, false, true, Chains>(args, tiny, reversed)
+         : run_tiles<S, false, false, Chains>(args, tiny, reversed);
+  }
+  template <class S>
+  void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
+    if (args.chains)
+      run_tiles<S, true>(args, tiny, reversed);
+    else
+      run_tiles<S, false>(args, tiny, reversed);
   }
 
   // What cuda::sgemm (kernels/cuda/gemm.cu) launches, each launch simulated on the host; the
-  // tiles of the plan's shape, or of the other one (`other_tiles`: the bits must not change).
-  Outputs gpu_sim(bool tiny, bool reversed, bool other_tiles = false) const {
+  // tiles of the plan's shape, or of the other one (`other_tiles`: the bits must not change); with
+  // the workspace that splits a small product over its K blocks, or without.
+  Outputs gpu_sim(bool tiny, bool reversed, bool other_tiles, bool with_workspace) const {
     Outputs o = fresh();
     GemmEpilogue e;
     const bool has = epilogue(&e, &o);
-    const cuda::GemmPlan p = cuda::gemm_plan(s.M, s.N, s.K, alpha, A.data(), lda, B.data(), ldb, beta, o.C.data(),
-                                             ldc, has ? &e : nullptr);
+    std::vector<float> workspace(static_cast<size_t>(cuda::gemm_workspace_floats(s.M, s.N, s.K)),
+                                 std::numeric_limits<float>::quiet_NaN());
+    const cuda::GemmPlan p =
+        cuda::gemm_plan(s.M, s.N, s.K, alpha, A.data(), lda, B.data(), ldb, beta, o.C.data(), ldc, has ? &e : nullptr,
+                        with_workspace ? workspace.data() : nullptr, static_cast<int64_t>(workspace.size()));
     if (p.scale) {
       const cuda::Grid g = tiny ? cuda::Grid{2, 3} : cuda::grid_for(s.M * s.N);
       testing::simulate_threads(g, reversed, [&](uint32_t b, uint32_t t) {
@@ -156,6 +170,16 @@ struct Problem {
         run_tiles<cuda::Tile32>(p.args, tiny, reversed);
       else
         run_tiles<cuda::Tile64>(p.args, tiny, reversed);
+    }
+    if (p.combine || p.combine_words) {
+      const int64_t items = p.combine ? s.M * s.N : cuda::epilogue_words(0, s.M, s.N).count;
+      const cuda::Grid g = tiny ? cuda::Grid{2, 3} : cuda::grid_for(items);
+      testing::simulate_threads(g, reversed, [&](uint32_t b, uint32_t t) {
+        if (p.combine)
+          cuda::gemm_combine_thread(p.args, g, b, t);
+        else
+          cuda::gemm_combine_word_thread(p.args, g, b, t);
+      });
     }
     if (p.epilogue_pass) {
       const cuda::WordRange words = cuda::epilogue_words(0, s.M, s.N);
@@ -192,9 +216,11 @@ void check_problem(const Problem& pr) {
   const Outputs& want = expected[0];
   for (bool tiny : {false, true})
     for (bool reversed : {false, true}) {
-      for (bool other_tiles : {false, true}) {
-        const Outputs got = pr.gpu_sim(tiny, reversed, other_tiles);
-        INFO(pr.describe(), " tiny grid=", tiny, " reversed=", reversed, " other tile shape=", other_tiles);
+      for (int variant = 0; variant < 4; ++variant) {
+        const bool other_tiles = variant & 1, with_workspace = variant & 2;
+        const Outputs got = pr.gpu_sim(tiny, reversed, other_tiles, with_workspace);
+        INFO(pr.describe(), " tiny grid=", tiny, " reversed=", reversed, " other tile shape=", other_tiles,
+             " workspace (split over K blocks)=", with_workspace);
         CHECK(same_bytes(got.C, want.C));
         CHECK(same_bytes(got.pre, want.pre));
         CHECK(same_bytes(got.mask, want.mask));
@@ -216,6 +242,13 @@ TEST_CASE("the K blocks of the CUDA GEMM are the CPU's; its tile shape") {
   CHECK(cuda::gemm_small_tiles(128, 300));
   CHECK(cuda::gemm_small_tiles(300, 784));
   CHECK_FALSE(cuda::gemm_small_tiles(1024, 1024));
+  // Split over K blocks: small products of two or more blocks, their chains blocks × M × N floats.
+  CHECK(cuda::gemm_workspace_floats(128, 300, 784) == 4 * 128 * 300);
+  CHECK(cuda::gemm_workspace_floats(128, 784, 300) == 2 * 128 * 784);
+  CHECK(cuda::gemm_workspace_floats(300, 784, 128) == 0);    // one K block
+  CHECK(cuda::gemm_workspace_floats(1024, 1024, 1024) == 0);  // large: in place
+  CHECK(cuda::gemm_workspace_floats(16, 16, 4096) == 16 * 16 * 16);
+  CHECK(cuda::gemm_workspace_floats(16, 16, 4097) == 0);  // 17 K blocks: in place
 }
 
 TEST_CASE("CUDA GEMM body: cpu::sgemm's bytes for every transpose case, shape and K blocking") {

@@ -1,7 +1,8 @@
 // The CUDA dense GEMM on a real GPU (part of dropnet_gpu_tests; main: test_cuda_kernels.cpp):
 //   - cuda::sgemm (our kernel, the default backend) gives cpu::sgemm's bytes (C, pre-activations,
 //     dropout mask bits) for all four transpose cases, odd shapes, several K blocks, alpha / beta,
-//     every epilogue; and the same bytes on a second run and on a non-default stream;
+//     every epilogue; and the same bytes on a second run, on a non-default stream and split over
+//     its K blocks (with the workspace);
 //   - the cuBLASLt backend (set_dense_backend) agrees with a float64 product within the float32
 //     bound γ(K + 2)·Σ|a·b| (plus the epilogue's own rounding), the same bytes run to run, its
 //     bias + ReLU fused and the rest as the epilogue pass; when cuBLASLt cannot be loaded the case
@@ -89,11 +90,14 @@ struct Operands {
     return r;
   }
 
-  HostResult gpu(cudaStream_t stream = nullptr) const {
+  // with_workspace: the workspace that splits a small product over its K blocks.
+  HostResult gpu(cudaStream_t stream = nullptr, bool with_workspace = false) const {
     DeviceVector<float> dA(A), dB(B), dC(C0), dbias(bias), dpre(std::vector<float>(static_cast<size_t>(k.M * k.N), -3.f));
     DeviceVector<uint64_t> dmask(std::vector<uint64_t>(mask_words(), 0x5a5aull));
+    DeviceVector<float> ws(std::vector<float>(static_cast<size_t>(with_workspace ? cuda::sgemm_workspace(k.M, k.N, k.K) : 0)));
     const GemmEpilogue e = epilogue(dbias.p, dpre.p, dmask.p);
-    cuda::sgemm(k.ta, k.tb, k.M, k.N, k.K, k.alpha, dA.p, lda, dB.p, ldb, k.beta, dC.p, ldc, &e, stream);
+    cuda::sgemm(k.ta, k.tb, k.M, k.N, k.K, k.alpha, dA.p, lda, dB.p, ldb, k.beta, dC.p, ldc, &e, stream, ws.p,
+                static_cast<int64_t>(ws.n));
     if (stream) ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
     return HostResult{dC.get(), dpre.get(), dmask.get()};
   }
@@ -153,12 +157,15 @@ void check_dropnet_backend(bool small) {
     CAPTURE(k.ta);
     CAPTURE(k.tb);
     const Operands o(k);
-    const HostResult want = o.cpu(), got = o.gpu(), again = o.gpu(stream);
+    const HostResult want = o.cpu(), got = o.gpu(), again = o.gpu(stream), split = o.gpu(stream, true);
     CHECK(same(got.C, want.C));
     CHECK(same(got.pre, want.pre));
     CHECK(same(got.mask, want.mask));
     CHECK(same(again.C, got.C));
     CHECK(same(again.mask, got.mask));
+    CHECK(same(split.C, want.C));
+    CHECK(same(split.pre, want.pre));
+    CHECK(same(split.mask, want.mask));
   }
   ok(cudaStreamDestroy(stream), "cudaStreamDestroy");
 }
@@ -243,7 +250,11 @@ int bench_gemm() {
     GemmEpilogue e;
     e.bias = bias.p;
     e.activation = Activation::relu;
-    for (cuda::DenseBackend backend : {cuda::DenseBackend::dropnet, cuda::DenseBackend::cublaslt}) {
+    DeviceVector<float> ws(std::vector<float>(static_cast<size_t>(cuda::sgemm_workspace(s.M, s.N, s.K))));
+    // dropnet in place, dropnet split over its K blocks (where the shape splits), cuBLASLt.
+    for (int side = 0; side < 3; ++side) {
+      const cuda::DenseBackend backend = side == 2 ? cuda::DenseBackend::cublaslt : cuda::DenseBackend::dropnet;
+      if (side == 1 && ws.n == 0) continue;
       if (backend == cuda::DenseBackend::cublaslt && !lt_missing.empty()) {
         std::printf("| cuBLASLt (unavailable: %s) | %s | | |\n", lt_missing.c_str(), s.what);
         continue;
@@ -251,7 +262,8 @@ int bench_gemm() {
       cuda::set_dense_backend(backend);
       const int64_t lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
       auto call = [&] {
-        cuda::sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.f, A.p, lda, B.p, ldb, 0.f, C.p, s.N, s.epilogue ? &e : nullptr);
+        cuda::sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.f, A.p, lda, B.p, ldb, 0.f, C.p, s.N, s.epilogue ? &e : nullptr,
+                    nullptr, side == 1 ? ws.p : nullptr, side == 1 ? static_cast<int64_t>(ws.n) : 0);
       };
       for (int i = 0; i < 3; ++i) call();
       cudaEvent_t start, stop;
@@ -265,7 +277,8 @@ int bench_gemm() {
       float total = 0.f;
       ok(cudaEventElapsedTime(&total, start, stop), "elapsed");
       const double ms = total / reps, flops = 2.0 * s.M * s.N * s.K;
-      std::printf("| dropnet cuda::sgemm (%s) | %s (%lldx%lldx%lld) | %.4f | %.0f |\n", cuda::dense_backend_name(backend),
+      std::printf("| dropnet cuda::sgemm (%s%s) | %s (%lldx%lldx%lld) | %.4f | %.0f |\n", cuda::dense_backend_name(backend),
+                  side == 1 ? ", split over K blocks" : "",
                   s.what, static_cast<long long>(s.M), static_cast<long long>(s.N), static_cast<long long>(s.K), ms,
                   flops / (ms * 1e-3) / 1e9);
       ok(cudaEventDestroy(start), "event");

@@ -22,14 +22,17 @@ namespace cuda {
 struct WordRange {
   int64_t first, count;
 };
-inline WordRange epilogue_words(int64_t row0, int64_t rows, int64_t N) {
+DROPNET_HD WordRange epilogue_words(int64_t row0, int64_t rows, int64_t N) {
   const int64_t e0 = row0 * N, e1 = (row0 + rows) * N;
   return {e0 >> 6, e1 > e0 ? ((e1 + 63) >> 6) - (e0 >> 6) : 0};
 }
 
-// cpu::epilogue_block_scalar (kernels/cpu/gemm.cpp) on the elements of mask word w.
-DROPNET_HD void epilogue_word(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C,
-                              int64_t ldc, int64_t w) {
+// cpu::epilogue_block_scalar (kernels/cpu/gemm.cpp) on the elements of mask word w, each taking
+// value(i, j, c) (c: its place in C) as its product: *c for the epilogue pass, the chains of a
+// split GEMM added up for its second pass (kernels/cuda/gemm_body.h).
+template <class Value>
+DROPNET_HD void epilogue_word_of(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C,
+                                 int64_t ldc, int64_t w, const Value& value) {
   const int64_t lo = row0 * N, hi = (row0 + rows) * N;
   const int64_t e0 = 64 * w > lo ? 64 * w : lo, e1 = 64 * w + 64 < hi ? 64 * w + 64 : hi;
   uint64_t bits = 0;
@@ -38,7 +41,7 @@ DROPNET_HD void epilogue_word(const GemmEpilogue& ep, int64_t row0, int64_t rows
   for (int64_t e = e0; e < e1; ++e) {
     const int64_t i = e / N, j = e - i * N;
     float* c = C + i * ldc + j;
-    float a = epilogue_activate(ep, *c, j, e);
+    float a = epilogue_activate(ep, value(i, j, c), j, e);
     if (ep.dropout) {
       const uint64_t u = ep.index_offset + static_cast<uint64_t>(e);
       if ((u >> 2) != block_index) {
@@ -56,6 +59,11 @@ DROPNET_HD void epilogue_word(const GemmEpilogue& ep, int64_t row0, int64_t rows
     const uint64_t sel = (n == 64 ? ~uint64_t{0} : ((uint64_t{1} << n) - 1)) << off;
     ep.mask_bits[w] = (ep.mask_bits[w] & ~sel) | bits;
   }
+}
+
+DROPNET_HD void epilogue_word(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C,
+                              int64_t ldc, int64_t w) {
+  epilogue_word_of(ep, row0, rows, N, C, ldc, w, [](int64_t, int64_t, const float* c) { return *c; });
 }
 
 DROPNET_HD void epilogue_thread(const GemmEpilogue& ep, int64_t row0, int64_t rows, int64_t N, float* C,

@@ -1,6 +1,7 @@
 // CUDA dense GEMM (gemm.h): our tiled kernel, the tile program of kernels/cuda/tile_gemm_body.h
 // with the GEMM's operands and writeback (kernels/cuda/gemm_body.h), one instantiation per
-// transpose case; and the cuBLASLt backend, opened at run time (kernels/cuda/libraries.h), its
+// transpose case, tile shape and pass (in place, or the split's chains), then the passes that
+// follow it (gemm_plan); and the cuBLASLt backend, opened at run time (kernels/cuda/libraries.h), its
 // C API declared below (no cuBLAS header or library is needed to build). Compiled with
 // --fmad=false --ftz=true (the CPU's floating-point rules); the chains are written as fmaf.
 #include <atomic>
@@ -22,8 +23,8 @@ namespace dropnet {
 namespace cuda {
 namespace {
 
-template <class S, bool TA, bool TB>
-__global__ void __launch_bounds__(S::kThreads) gemm_tile_kernel(GemmTileOp<TA, TB> op, TileGemmLayout L) {
+template <class S, class Op>
+__global__ void __launch_bounds__(S::kThreads) gemm_tile_kernel(Op op, TileGemmLayout L) {
   __shared__ float shared[S::kSharedFloats];
   DeviceBlock blk;
   DeviceThreadArray<float, kTileAccumulators> regs;
@@ -34,17 +35,31 @@ __global__ void gemm_scale_kernel(float* C, int64_t M, int64_t N, int64_t ldc, f
   gemm_scale_thread(C, M, N, ldc, beta, g, blockIdx.x, threadIdx.x);
 }
 
-template <bool TA, bool TB>
-void launch_tiles(const GemmPlan& p, Stream stream) {
-  const GemmTileOp<TA, TB> op{p.args};
+__global__ void gemm_combine_kernel(GemmArgs a, Grid g) { gemm_combine_thread(a, g, blockIdx.x, threadIdx.x); }
+
+__global__ void gemm_combine_word_kernel(GemmArgs a, Grid g) {
+  gemm_combine_word_thread(a, g, blockIdx.x, threadIdx.x);
+}
+
+template <class Op>
+void launch_op(const GemmPlan& p, Stream stream) {
+  const Op op{p.args};
   if (p.small_tiles) {
     const Grid g = tile_grid<Tile32>(p.layout);
-    gemm_tile_kernel<Tile32, TA, TB><<<g.blocks, g.threads, 0, stream>>>(op, p.layout);
+    gemm_tile_kernel<Tile32, Op><<<g.blocks, g.threads, 0, stream>>>(op, p.layout);
   } else {
     const Grid g = tile_grid<Tile64>(p.layout);
-    gemm_tile_kernel<Tile64, TA, TB><<<g.blocks, g.threads, 0, stream>>>(op, p.layout);
+    gemm_tile_kernel<Tile64, Op><<<g.blocks, g.threads, 0, stream>>>(op, p.layout);
   }
   check_launch("sgemm");
+}
+
+template <bool TA, bool TB>
+void launch_tiles(const GemmPlan& p, Stream stream) {
+  if (p.args.chains)  // split: the chains' own kernel (no writeback, no epilogue)
+    launch_op<GemmTileOp<TA, TB, true>>(p, stream);
+  else
+    launch_op<GemmTileOp<TA, TB, false>>(p, stream);
 }
 
 void check_args(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
@@ -62,8 +77,10 @@ void check_args(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int
 
 void sgemm_dropnet(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
-                   const GemmEpilogue* epilogue, Stream stream) {
-  const GemmPlan p = gemm_plan(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue);
+                   const GemmEpilogue* epilogue, Stream stream, float* workspace = nullptr,
+                   int64_t workspace_floats = 0) {
+  const GemmPlan p =
+      gemm_plan(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, workspace, workspace_floats);
   if (p.scale) {
     const Grid g = grid_for(M * N);
     gemm_scale_kernel<<<g.blocks, g.threads, 0, stream>>>(C, M, N, ldc, beta, g);
@@ -74,6 +91,16 @@ void sgemm_dropnet(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
       trans_b ? launch_tiles<true, true>(p, stream) : launch_tiles<true, false>(p, stream);
     else
       trans_b ? launch_tiles<false, true>(p, stream) : launch_tiles<false, false>(p, stream);
+  }
+  if (p.combine) {
+    const Grid g = grid_for(M * N);
+    gemm_combine_kernel<<<g.blocks, g.threads, 0, stream>>>(p.args, g);
+    check_launch("sgemm (K blocks added)");
+  }
+  if (p.combine_words) {
+    const Grid g = grid_for(epilogue_words(0, M, N).count);
+    gemm_combine_word_kernel<<<g.blocks, g.threads, 0, stream>>>(p.args, g);
+    check_launch("sgemm (K blocks added, epilogue)");
   }
   if (p.epilogue_pass) apply_epilogue(*epilogue, 0, M, N, C, ldc, stream);
 }
@@ -127,13 +154,6 @@ struct CublasLtApi {
   std::string reason;  // empty when every symbol was found
 };
 
-template <class F>
-void bind(const DynamicLibrary& lib, const char* name, F* fn, std::string* reason) {
-  std::string why;
-  *fn = reinterpret_cast<F>(lib.symbol(name, &why));
-  if (!*fn && reason->empty()) *reason = why;
-}
-
 const CublasLtApi& cublaslt_api() {
   static const CublasLtApi api = [] {
     CublasLtApi a{};
@@ -142,17 +162,17 @@ const CublasLtApi& cublaslt_api() {
       a.reason = std::string("cuBLASLt not found (") + lib.reason() + ")";
       return a;
     }
-    bind(lib, "cublasLtCreate", &a.create, &a.reason);
-    bind(lib, "cublasLtMatmulDescCreate", &a.desc_create, &a.reason);
-    bind(lib, "cublasLtMatmulDescDestroy", &a.desc_destroy, &a.reason);
-    bind(lib, "cublasLtMatmulDescSetAttribute", &a.desc_set, &a.reason);
-    bind(lib, "cublasLtMatrixLayoutCreate", &a.layout_create, &a.reason);
-    bind(lib, "cublasLtMatrixLayoutDestroy", &a.layout_destroy, &a.reason);
-    bind(lib, "cublasLtMatmulPreferenceCreate", &a.pref_create, &a.reason);
-    bind(lib, "cublasLtMatmulPreferenceDestroy", &a.pref_destroy, &a.reason);
-    bind(lib, "cublasLtMatmulPreferenceSetAttribute", &a.pref_set, &a.reason);
-    bind(lib, "cublasLtMatmulAlgoGetHeuristic", &a.heuristic, &a.reason);
-    bind(lib, "cublasLtMatmul", &a.matmul, &a.reason);
+    lib.bind("cublasLtCreate", &a.create, &a.reason);
+    lib.bind("cublasLtMatmulDescCreate", &a.desc_create, &a.reason);
+    lib.bind("cublasLtMatmulDescDestroy", &a.desc_destroy, &a.reason);
+    lib.bind("cublasLtMatmulDescSetAttribute", &a.desc_set, &a.reason);
+    lib.bind("cublasLtMatrixLayoutCreate", &a.layout_create, &a.reason);
+    lib.bind("cublasLtMatrixLayoutDestroy", &a.layout_destroy, &a.reason);
+    lib.bind("cublasLtMatmulPreferenceCreate", &a.pref_create, &a.reason);
+    lib.bind("cublasLtMatmulPreferenceDestroy", &a.pref_destroy, &a.reason);
+    lib.bind("cublasLtMatmulPreferenceSetAttribute", &a.pref_set, &a.reason);
+    lib.bind("cublasLtMatmulAlgoGetHeuristic", &a.heuristic, &a.reason);
+    lib.bind("cublasLtMatmul", &a.matmul, &a.reason);
     return a;
   }();
   return api;
@@ -191,8 +211,8 @@ int alignment_of(const void* p) {
 
 LtDevice& lt_device(const CublasLtApi& api, int device) {
   LtDevice& d = g_lt_devices[device];
-  if (!d.handle) {
-    check_lt(api.create(&d.handle), "cublasLtCreate");
+  if (!d.handle) check_lt(api.create(&d.handle), "cublasLtCreate");
+  if (!d.workspace) {  // a failed allocation is tried again by the next call
     const cudaError_t e = cudaMalloc(&d.workspace, kCublasLtWorkspaceBytes);
     if (e != cudaSuccess) {
       cudaGetLastError();
@@ -309,15 +329,19 @@ const char* dense_backend_name(DenseBackend backend) {
   return backend == DenseBackend::cublaslt ? "cublaslt" : "dropnet";
 }
 
+int64_t sgemm_workspace(int64_t M, int64_t N, int64_t K) { return gemm_workspace_floats(M, N, K); }
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* epilogue, Stream stream) {
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* epilogue, Stream stream,
+           float* workspace, int64_t workspace_floats) {
   if (dense_backend() == DenseBackend::cublaslt) {
     sgemm_cublaslt(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, stream);
     return;
   }
   check_args(trans_a, trans_b, M, N, K, lda, ldb, ldc, "sgemm");
   if (M == 0 || N == 0) return;
-  sgemm_dropnet(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, stream);
+  sgemm_dropnet(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, stream, workspace,
+                workspace_floats);
 }
 
 }  // namespace cuda

@@ -9,12 +9,14 @@
 //  - DenseBackend::dropnet (the default): our tiled kernel (kernels/cuda/gemm_body.h). Each element
 //    of C follows the CPU's canonical order (docs/design.md, "Canonical reduction orders": K in
 //    blocks of gemm_k_block(K), one fmaf chain per block), and the epilogue is the CPU's element
-//    function, so the result is cpu::sgemm's bits on every GPU, run after run.
+//    function, so the result is cpu::sgemm's bits on every GPU, run after run, with or without
+//    the workspace.
 //  - DenseBackend::cublaslt: cuBLASLt, opened at run time (kernels/cuda/libraries.h), with its
 //    bias / ReLU epilogue where the epilogue is only that; the rest of an epilogue runs as
 //    cuda::apply_epilogue after the product. Deterministic run to run on one GPU model (one
 //    algorithm per shape, chosen once; no split-K reduction), but not the CPU's bits: its
-//    summation order is its own. When cuBLASLt cannot be loaded the call throws, naming why.
+//    summation order is its own; the workspace is not used (cuBLASLt has its own, allocated once per
+//    device). When cuBLASLt cannot be loaded the call throws, naming why.
 //
 // Never run on a GPU yet (docs/design.md, "Device kernels").
 #pragma once
@@ -27,9 +29,17 @@
 namespace dropnet {
 namespace cuda {
 
+// workspace (optional, device memory of workspace_floats floats, not shared with a call running
+// at the same time on another stream): with sgemm_workspace(M, N, K) floats or more, a small
+// product is split over its K blocks (more blocks of the GPU at work, the same bits); without it,
+// or when sgemm_workspace gives 0, the product runs in place.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* epilogue = nullptr,
-           Stream stream = nullptr);
+           Stream stream = nullptr, float* workspace = nullptr, int64_t workspace_floats = 0);
+
+// Floats of workspace that let sgemm split this product (0: it never splits it). A function of the
+// shape alone; grow-only buffers sized by it need no reallocation from step to step.
+int64_t sgemm_workspace(int64_t M, int64_t N, int64_t K);
 
 enum class DenseBackend : int { dropnet = 0, cublaslt = 1 };
 

@@ -28,6 +28,14 @@ class DynamicLibrary {
   // The address of `name`, or nullptr (with the reason in *why when given) when the library is not
   // loaded or lacks the symbol.
   void* symbol(const char* name, std::string* why = nullptr) const;
+  // *fn = the function `name`; when it is missing *fn is null and *reason, if still empty, says
+  // why, so a list of binds reports its first failure.
+  template <class F>
+  void bind(const char* name, F* fn, std::string* reason) const {
+    std::string why;
+    *fn = reinterpret_cast<F>(symbol(name, &why));
+    if (!*fn && reason->empty()) *reason = why;
+  }
 
  private:
   void* handle_ = nullptr;
