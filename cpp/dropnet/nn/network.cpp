@@ -289,11 +289,12 @@ void Network::check_batch(const float* x, int64_t rows, const Targets& y, const 
   DROPNET_CHECK(bad < 0, x_name, ": expected finite values, got ", x[bad < 0 ? 0 : bad], " at sample ",
                 bad / n_inputs(), " (flat index ", bad, ")");
   if (!y.labels && !y.dense) return;
-  if (y.weights) require_cpu("sample_weight");
-  if (y.weights)
+  if (y.weights) {
+    require_cpu("sample_weight");
     for (int64_t r = 0; r < rows; ++r)
       DROPNET_CHECK(std::isfinite(y.weights[r]) && y.weights[r] >= 0.f, "sample_weight: expected finite values >= 0, got ",
                     y.weights[r], " at sample ", r);
+  }
   if (loss_ == LossKind::sparse_categorical_crossentropy) {
     DROPNET_CHECK_TYPE(y.labels, y_name, ": sparse_categorical_crossentropy expects int64 labels of shape (",
                        rows, ",), got float targets");
