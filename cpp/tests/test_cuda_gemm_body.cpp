@@ -39,7 +39,16 @@ struct Shape {
   int64_t M, N, K;
 };
 
-enum class Ep { none, bias_relu, leaky, tanh_pre, sigmoid_drop, gelu_drop_mask, identity_mask_offset };
+enum class Ep {
+  none,
+  bias_relu,
+  leaky,
+  tanh_pre,
+  sigmoid_drop,
+  gelu_drop_mask,
+  identity_mask_offset,
+  relu_drop_offset
+};
 
 struct Outputs {
   std::vector<float> C, pre;
@@ -83,7 +92,8 @@ struct Problem {
     const bool with_bias = ep != Ep::tanh_pre && ep != Ep::identity_mask_offset;
     e->bias = with_bias ? bias.data() : nullptr;
     switch (ep) {
-      case Ep::bias_relu: e->activation = Activation::relu; break;
+      case Ep::bias_relu:
+      case Ep::relu_drop_offset: e->activation = Activation::relu; break;
       case Ep::leaky: e->activation = Activation::leaky_relu; e->leaky_slope = 0.1f; break;
       case Ep::tanh_pre: e->activation = Activation::tanh; break;
       case Ep::sigmoid_drop: e->activation = Activation::sigmoid; break;
@@ -91,15 +101,17 @@ struct Problem {
       default: e->activation = Activation::identity;
     }
     if (ep == Ep::tanh_pre || ep == Ep::gelu_drop_mask) e->pre_activation = out->pre.data();
-    if (ep == Ep::sigmoid_drop || ep == Ep::gelu_drop_mask || ep == Ep::identity_mask_offset) {
+    if (ep == Ep::sigmoid_drop || ep == Ep::gelu_drop_mask || ep == Ep::identity_mask_offset ||
+        ep == Ep::relu_drop_offset) {
       const double p = ep == Ep::sigmoid_drop ? 0.3 : 0.5;
       e->dropout = true;
       e->threshold = keep_threshold(p);
       e->scale = keep_scale(p);
       e->seed = 0xfeedfacecafebeefull;
       e->stream = 7;
-      if (ep != Ep::sigmoid_drop) e->mask_bits = out->mask.data();
-      if (ep == Ep::identity_mask_offset) e->index_offset = 1000003;  // not a multiple of 4
+      if (ep == Ep::gelu_drop_mask || ep == Ep::identity_mask_offset) e->mask_bits = out->mask.data();
+      // Not a multiple of 4: the keep words straddle Philox blocks differently.
+      if (ep == Ep::identity_mask_offset || ep == Ep::relu_drop_offset) e->index_offset = 1000003;
     }
     return true;
   }
@@ -134,7 +146,8 @@ struct Problem {
   template <class S, bool Chains>
   void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
     if (ta)
-      tb ? run_tiles<S, true, true, Chains>(args, tiny, reversed) : run_tiles<S, true, false, Chains>(args, tiny, reversed);
+      tb ? run_tiles<S, true, true, Chains>(args, tiny, reversed)
+         : run_tiles<S, true, false, Chains>(args, tiny, reversed);
     else
       tb ? run_tiles<S, false, true, Chains>(args, tiny, reversed)
          : run_tiles<S, false, false, Chains>(args, tiny, reversed);
@@ -252,7 +265,8 @@ TEST_CASE("the K blocks of the CUDA GEMM are the CPU's; its tile shape") {
 }
 
 TEST_CASE("CUDA GEMM body: cpu::sgemm's bytes for every transpose case, shape and K blocking") {
-  const Shape shapes[] = {{1, 1, 1}, {3, 5, 7}, {17, 33, 65}, {64, 64, 64}, {65, 70, 300}, {70, 129, 520}, {9, 66, 784}};
+  const Shape shapes[] = {{1, 1, 1},     {3, 5, 7},      {17, 33, 65}, {64, 64, 64},
+                          {65, 70, 300}, {70, 129, 520}, {9, 66, 784}};
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (const Shape& s : shapes) {
@@ -275,8 +289,8 @@ TEST_CASE("CUDA GEMM body: beta = 1 accumulation, alpha = 0 and K = 0") {
 TEST_CASE("CUDA GEMM body: every epilogue, fused into the writeback or as the word pass") {
   // The dense layers' shapes (LeNet-300-100 at a batch of 13 rows: forward, input and weight
   // gradients) and odd ones; with mask bits the epilogue runs as the word pass, else fused.
-  const Ep eps[] = {Ep::bias_relu, Ep::leaky, Ep::tanh_pre, Ep::sigmoid_drop, Ep::gelu_drop_mask,
-                    Ep::identity_mask_offset};
+  const Ep eps[] = {Ep::bias_relu,      Ep::leaky,          Ep::tanh_pre, Ep::sigmoid_drop, Ep::gelu_drop_mask,
+                    Ep::identity_mask_offset, Ep::relu_drop_offset};
   for (Ep ep : eps) {
     check_problem(Problem(false, true, {13, 300, 784}, 1.f, 0.f, ep, 0));
     check_problem(Problem(false, false, {13, 100, 300}, 1.f, 0.f, ep, 0));

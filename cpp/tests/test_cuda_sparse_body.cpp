@@ -67,7 +67,8 @@ TEST_CASE("CUDA CSR conversions: narrowed row offsets, a transposed copy's value
       std::vector<int32_t> narrow(p.indptr.size(), -1);
       const cuda::Grid g1 = tiny ? cuda::Grid{2, 3} : cuda::grid_for(static_cast<int64_t>(p.indptr.size()));
       testing::simulate_threads(g1, reversed, [&](uint32_t b, uint32_t t) {
-        cuda::csr_indptr_to_int32_thread(p.indptr.data(), static_cast<int64_t>(p.indptr.size()), narrow.data(), g1, b, t);
+        cuda::csr_indptr_to_int32_thread(p.indptr.data(), static_cast<int64_t>(p.indptr.size()), narrow.data(), g1, b,
+                                         t);
       });
       for (size_t i = 0; i < narrow.size(); ++i) CHECK(narrow[i] == static_cast<int32_t>(p.indptr[i]));
 
@@ -79,7 +80,8 @@ TEST_CASE("CUDA CSR conversions: narrowed row offsets, a transposed copy's value
       // Entry q of row k of Wᵀ is W[t_indices[q], k]: read it from the dense weight.
       bool all = true;
       for (int64_t k = 0; k < p.K; ++k)
-        for (int64_t q = p.t_indptr[k]; q < p.t_indptr[k + 1]; ++q) all = all && gathered[q] == p.w[p.t_indices[q] * p.K + k];
+        for (int64_t q = p.t_indptr[k]; q < p.t_indptr[k + 1]; ++q)
+          all = all && gathered[q] == p.w[p.t_indices[q] * p.K + k];
       CHECK(all);
     }
 }

@@ -84,7 +84,8 @@ struct Operands {
   size_t mask_words() const { return static_cast<size_t>((k.M * k.N + 63) / 64 + 1); }
 
   HostResult cpu() const {
-    HostResult r{C0, std::vector<float>(static_cast<size_t>(k.M * k.N), -3.f), std::vector<uint64_t>(mask_words(), 0x5a5aull)};
+    HostResult r{C0, std::vector<float>(static_cast<size_t>(k.M * k.N), -3.f),
+                 std::vector<uint64_t>(mask_words(), 0x5a5aull)};
     const GemmEpilogue e = epilogue(bias.data(), r.pre.data(), r.mask.data());
     cpu::sgemm(k.ta, k.tb, k.M, k.N, k.K, k.alpha, A.data(), lda, B.data(), ldb, k.beta, r.C.data(), ldc, &e);
     return r;
@@ -92,9 +93,11 @@ struct Operands {
 
   // with_workspace: the workspace that splits a small product over its K blocks.
   HostResult gpu(cudaStream_t stream = nullptr, bool with_workspace = false) const {
-    DeviceVector<float> dA(A), dB(B), dC(C0), dbias(bias), dpre(std::vector<float>(static_cast<size_t>(k.M * k.N), -3.f));
+    DeviceVector<float> dA(A), dB(B), dC(C0), dbias(bias),
+        dpre(std::vector<float>(static_cast<size_t>(k.M * k.N), -3.f));
     DeviceVector<uint64_t> dmask(std::vector<uint64_t>(mask_words(), 0x5a5aull));
-    DeviceVector<float> ws(std::vector<float>(static_cast<size_t>(with_workspace ? cuda::sgemm_workspace(k.M, k.N, k.K) : 0)));
+    const int64_t ws_floats = with_workspace ? cuda::sgemm_workspace(k.M, k.N, k.K) : 0;
+    DeviceVector<float> ws(std::vector<float>(static_cast<size_t>(ws_floats)));
     const GemmEpilogue e = epilogue(dbias.p, dpre.p, dmask.p);
     cuda::sgemm(k.ta, k.tb, k.M, k.N, k.K, k.alpha, dA.p, lda, dB.p, ldb, k.beta, dC.p, ldc, &e, stream, ws.p,
                 static_cast<int64_t>(ws.n));
@@ -245,7 +248,8 @@ int bench_gemm() {
   const std::string lt_missing = cuda::cublaslt_unavailable_reason();
   BackendGuard guard;
   for (const Shape& s : shapes) {
-    DeviceVector<float> A(gemm_floats(static_cast<size_t>(s.M * s.K), 1)), B(gemm_floats(static_cast<size_t>(s.K * s.N), 2)),
+    DeviceVector<float> A(gemm_floats(static_cast<size_t>(s.M * s.K), 1)),
+        B(gemm_floats(static_cast<size_t>(s.K * s.N), 2)),
         C(std::vector<float>(static_cast<size_t>(s.M * s.N))), bias(gemm_floats(static_cast<size_t>(s.N), 3));
     GemmEpilogue e;
     e.bias = bias.p;
@@ -277,7 +281,8 @@ int bench_gemm() {
       float total = 0.f;
       ok(cudaEventElapsedTime(&total, start, stop), "elapsed");
       const double ms = total / reps, flops = 2.0 * s.M * s.N * s.K;
-      std::printf("| dropnet cuda::sgemm (%s%s) | %s (%lldx%lldx%lld) | %.4f | %.0f |\n", cuda::dense_backend_name(backend),
+      std::printf("| dropnet cuda::sgemm (%s%s) | %s (%lldx%lldx%lld) | %.4f | %.0f |\n",
+                  cuda::dense_backend_name(backend),
                   side == 1 ? ", split over K blocks" : "",
                   s.what, static_cast<long long>(s.M), static_cast<long long>(s.N), static_cast<long long>(s.K), ms,
                   flops / (ms * 1e-3) / 1e9);

@@ -66,7 +66,8 @@ TEST_CASE("GPU cuSPARSE twins: forward, input and weight gradients within the fl
   std::vector<int64_t> t_value_index(static_cast<size_t>(nnz));
   cpu::csr_fill(w.data(), mask.data(), N, K, 0.f, indptr.data(), indices.data(), values.data());
   cpu::csr_transpose(N, K, indptr.data(), indices.data(), t_indptr.data(), t_indices.data(), t_value_index.data());
-  const std::vector<float> x = sparse_floats(static_cast<size_t>(M * K), 3), dy = sparse_floats(static_cast<size_t>(M * N), 4);
+  const std::vector<float> x = sparse_floats(static_cast<size_t>(M * K), 3),
+                           dy = sparse_floats(static_cast<size_t>(M * N), 4);
 
   DeviceVector<int64_t> d_indptr(indptr), d_t_indptr(t_indptr), d_t_value_index(t_value_index);
   DeviceVector<int32_t> d_indices(indices), d_t_indices(t_indices), d_ip32(std::vector<int32_t>(indptr.size())),

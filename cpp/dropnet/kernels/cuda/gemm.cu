@@ -238,7 +238,8 @@ const LtPlan& lt_plan(const CublasLtApi& api, cublasLtHandle_t handle, const LtK
   check_lt(api.desc_set(p.desc, kDescTransB, &op_b, sizeof(op_b)), "cublasLtMatmulDescSetAttribute (TRANSB)");
   check_lt(api.desc_set(p.desc, kDescEpilogue, &lt_epilogue, sizeof(lt_epilogue)),
            "cublasLtMatmulDescSetAttribute (EPILOGUE)");
-  if (bias) check_lt(api.desc_set(p.desc, kDescBiasPointer, &bias, sizeof(bias)), "cublasLtMatmulDescSetAttribute (BIAS)");
+  if (bias)
+    check_lt(api.desc_set(p.desc, kDescBiasPointer, &bias, sizeof(bias)), "cublasLtMatmulDescSetAttribute (BIAS)");
   // Column-major shapes as stored: our B is (trans_b ? N × K : K × N) row-major.
   check_lt(api.layout_create(&p.a, kCudaR32F, trans_b ? K : N, trans_b ? N : K, ldb), "cublasLtMatrixLayoutCreate (B)");
   check_lt(api.layout_create(&p.b, kCudaR32F, trans_a ? M : K, trans_a ? K : M, lda), "cublasLtMatrixLayoutCreate (A)");
@@ -276,7 +277,8 @@ void sgemm_cublaslt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                         (epilogue->activation == Activation::identity || epilogue->activation == Activation::relu);
   const float* bias = lt_fuses ? epilogue->bias : nullptr;
   const bool relu = lt_fuses && epilogue->activation == Activation::relu;
-  const uint32_t lt_epilogue = bias ? (relu ? kEpilogueReluBias : kEpilogueBias) : (relu ? kEpilogueRelu : kEpilogueDefault);
+  const uint32_t lt_epilogue =
+      bias ? (relu ? kEpilogueReluBias : kEpilogueBias) : (relu ? kEpilogueRelu : kEpilogueDefault);
   if (K == 0) {  // cuBLASLt wants K >= 1: the empty product is ours
     sgemm_dropnet(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue, stream);
     return;
@@ -297,7 +299,8 @@ void sgemm_cublaslt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
     std::lock_guard<std::mutex> lock(g_lt_mutex);
     LtDevice& d = lt_device(api, device);
     const LtPlan& p = lt_plan(api, d.handle, key, trans_a, trans_b, M, N, K, lda, ldb, ldc, lt_epilogue, bias, align);
-    if (bias) check_lt(api.desc_set(p.desc, kDescBiasPointer, &bias, sizeof(bias)), "cublasLtMatmulDescSetAttribute (BIAS)");
+    if (bias)
+      check_lt(api.desc_set(p.desc, kDescBiasPointer, &bias, sizeof(bias)), "cublasLtMatmulDescSetAttribute (BIAS)");
     check_lt(api.matmul(d.handle, p.desc, &alpha, B, p.a, A, p.b, &beta, C, p.c, C, p.c, &p.algo, d.workspace,
                         kCublasLtWorkspaceBytes, stream),
              "cublasLtMatmul");

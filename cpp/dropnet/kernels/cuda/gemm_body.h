@@ -98,7 +98,8 @@ struct GemmTileOp {
 // The split's second pass: element (i, j)'s chains added onto C in K-block order.
 DROPNET_HD float gemm_combine(const GemmArgs& a, int64_t i, int64_t j, const float* c) {
   float v = a.beta == 0.f ? 0.f : *c;
-  for (int64_t s = 0; s < a.splits; ++s) v = gemm_block_writeback(s == 0, v, a.chains[(s * a.M + i) * a.N + j], a.alpha, a.beta);
+  for (int64_t s = 0; s < a.splits; ++s)
+    v = gemm_block_writeback(s == 0, v, a.chains[(s * a.M + i) * a.N + j], a.alpha, a.beta);
   return v;
 }
 

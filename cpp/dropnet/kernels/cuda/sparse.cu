@@ -173,9 +173,8 @@ void spmm_xt_cusparse(int64_t M, const float* X, int64_t ldx, const CsrMatrix32&
   if (M <= 0 || S.rows <= 0) return;
   const CusparseApi& api = api_or_throw("spmm_xt_cusparse");
   if (S.nnz == 0) {  // every row empty: Y = 0, without asking cuSPARSE about an empty matrix
-    check_rt(cudaMemset2DAsync(Y, static_cast<size_t>(ldy) * sizeof(float), 0, static_cast<size_t>(S.rows) * sizeof(float),
-                               static_cast<size_t>(M), stream),
-             "cudaMemset2DAsync");
+    const size_t pitch = static_cast<size_t>(ldy) * sizeof(float), width = static_cast<size_t>(S.rows) * sizeof(float);
+    check_rt(cudaMemset2DAsync(Y, pitch, 0, width, static_cast<size_t>(M), stream), "cudaMemset2DAsync");
     return;
   }
   std::lock_guard<std::mutex> lock(g_sp_mutex);
@@ -193,7 +192,8 @@ void spmm_xt_cusparse(int64_t M, const float* X, int64_t ldx, const CsrMatrix32&
   check_sp(api.spmm_buffer(h, kOpN, kOpN, &alpha, d.sp, d.a, &beta, d.b, kCudaR32F, kSpmmAlgDefault, &bytes),
            "cusparseSpMM_bufferSize");
   StreamBuffer buffer(bytes, stream);
-  check_sp(api.spmm(h, kOpN, kOpN, &alpha, d.sp, d.a, &beta, d.b, kCudaR32F, kSpmmAlgDefault, buffer.p), "cusparseSpMM");
+  check_sp(api.spmm(h, kOpN, kOpN, &alpha, d.sp, d.a, &beta, d.b, kCudaR32F, kSpmmAlgDefault, buffer.p),
+           "cusparseSpMM");
 }
 
 void sddmm_cusparse(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const CsrMatrix32& S,
@@ -204,7 +204,8 @@ void sddmm_cusparse(int64_t M, const float* dY, int64_t lddy, const float* X, in
   if (S.nnz <= 0) return;
   const CusparseApi& api = api_or_throw("sddmm_cusparse");
   if (M <= 0) {  // an empty batch: the sums are 0
-    if (!accumulate) check_rt(cudaMemsetAsync(dW, 0, static_cast<size_t>(S.nnz) * sizeof(float), stream), "cudaMemsetAsync");
+    if (!accumulate)
+      check_rt(cudaMemsetAsync(dW, 0, static_cast<size_t>(S.nnz) * sizeof(float), stream), "cudaMemsetAsync");
     return;
   }
   std::lock_guard<std::mutex> lock(g_sp_mutex);
@@ -216,7 +217,8 @@ void sddmm_cusparse(int64_t M, const float* dY, int64_t lddy, const float* X, in
                           dW, kIndex32I, kIndex32I, kIndexBaseZero, kCudaR32F),
            "cusparseCreateCsr");
   // dY (M × rows) and X (M × cols) row-major; the product is dYᵀ · X.
-  check_sp(api.create_dn(&d.a, M, S.rows, lddy, const_cast<float*>(dY), kCudaR32F, kOrderRow), "cusparseCreateDnMat (dY)");
+  check_sp(api.create_dn(&d.a, M, S.rows, lddy, const_cast<float*>(dY), kCudaR32F, kOrderRow),
+           "cusparseCreateDnMat (dY)");
   check_sp(api.create_dn(&d.b, M, S.cols, ldx, const_cast<float*>(X), kCudaR32F, kOrderRow), "cusparseCreateDnMat (X)");
   size_t bytes = 0;
   check_sp(api.sddmm_buffer(h, kOpT, kOpN, &alpha, d.a, d.b, &beta, d.sp, kCudaR32F, kSddmmAlgDefault, &bytes),

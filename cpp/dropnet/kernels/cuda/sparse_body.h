@@ -12,7 +12,8 @@ namespace cuda {
 
 DROPNET_HD void csr_indptr_to_int32_thread(const int64_t* indptr, int64_t n, int32_t* out, const Grid& g,
                                            uint32_t block, uint32_t thread) {
-  for (int64_t i = grid_first_item(g, block, thread); i < n; i += grid_stride(g)) out[i] = static_cast<int32_t>(indptr[i]);
+  for (int64_t i = grid_first_item(g, block, thread); i < n; i += grid_stride(g))
+    out[i] = static_cast<int32_t>(indptr[i]);
 }
 
 DROPNET_HD void csr_gather_values_thread(const float* values, const int64_t* value_index, int64_t nnz, float* out,
