@@ -188,7 +188,8 @@ class SimKernels {
     args_on_device("activation_backward", dy, y, pre, keep_bits, d_pre, d_bias);
     SimMemory::Open open(*mem_);
     if (rows > 0 && cols > 0) {
-      const cuda::ActivationBackwardArgs a{kind, rows, cols, dy, y, pre, keep_bits, dropout_scale, slope, d_pre, d_bias};
+      const cuda::ActivationBackwardArgs a{kind,      rows,          cols,  dy,    y,     pre,
+                                           keep_bits, dropout_scale, slope, d_pre, d_bias};
       const cuda::Grid g = cuda::grid_for(rows * cols);
       simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::activation_backward_thread(a, g, b, t); });
     }
@@ -286,7 +287,8 @@ class SimKernels {
     args_on_device("global_avg_pool2d_forward", x, y);
     SimMemory::Open open(*mem_);
     const cuda::Grid g = cuda::grid_for(planes);
-    simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::global_avg_forward_thread(x, planes, hw, y, g, b, t); });
+    simulate_threads(g, false,
+                     [&](uint32_t b, uint32_t t) { cuda::global_avg_forward_thread(x, planes, hw, y, g, b, t); });
   }
   void global_avg_pool2d_backward(const float* dy, int64_t planes, int64_t hw, float* dx) const {
     if (planes * hw <= 0) return;

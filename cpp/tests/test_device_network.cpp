@@ -28,7 +28,8 @@ TEST_CASE("device network: an MLP trained with Adam on the simulated device foll
   nn::OptimizerConfig adam;
   adam.type = nn::OptimizerType::adam;
   adam.lr = 1e-3;
-  train_and_compare(testing::make_sim_backend(), mlp_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 12, kAtol, kRtol);
+  train_and_compare(testing::make_sim_backend(), mlp_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 12,
+                    kAtol, kRtol);
 }
 
 TEST_CASE("device network: an MLP trained with SGD + Nesterov momentum on the simulated device follows the CPU") {
@@ -37,7 +38,8 @@ TEST_CASE("device network: an MLP trained with SGD + Nesterov momentum on the si
   sgd.lr = 0.05;
   sgd.momentum = 0.9;
   sgd.nesterov = true;
-  train_and_compare(testing::make_sim_backend(), mlp_model(), sgd, nn::LossKind::categorical_crossentropy, 12, kAtol, kRtol);
+  train_and_compare(testing::make_sim_backend(), mlp_model(), sgd, nn::LossKind::categorical_crossentropy, 12, kAtol,
+                    kRtol);
 }
 
 TEST_CASE("device network: a CNN (conv, batch norm over channels, max / average / global pooling) follows the CPU") {
@@ -61,7 +63,8 @@ TEST_CASE("device network: weights set and read back through the boundary; a fai
   }
   for (const auto& v : values) ptrs.push_back(v.data());
   dev.set_params(ptrs);
-  for (int64_t i = 0; i < dev.n_params(); ++i) CHECK(testing::same_bytes(param(dev, i), values[static_cast<size_t>(i)]));
+  for (int64_t i = 0; i < dev.n_params(); ++i)
+    CHECK(testing::same_bytes(param(dev, i), values[static_cast<size_t>(i)]));
 
   const Batches data = make_batches(1, 4, 13, 7, 3);
   std::vector<float> bad = data.x[0];
@@ -74,7 +77,8 @@ TEST_CASE("device network: weights set and read back through the boundary; a fai
   bad_labels[2] = 7;
   y.labels = bad_labels.data();
   CHECK_THROWS_AS(dev.train_step(data.x[0].data(), 4, y), ValueError);
-  for (int64_t i = 0; i < dev.n_params(); ++i) CHECK(testing::same_bytes(param(dev, i), values[static_cast<size_t>(i)]));
+  for (int64_t i = 0; i < dev.n_params(); ++i)
+    CHECK(testing::same_bytes(param(dev, i), values[static_cast<size_t>(i)]));
   CHECK(dev.rng_offset() == offset);
   CHECK(dev.optimizer_step() == 0);
 }

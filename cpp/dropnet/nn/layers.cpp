@@ -260,7 +260,8 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
     return spare;
   }
   // dW = dZᵀ · X  (out × in). Behind ReLU and dropout most of dZ is zeros.
-  be().gemm(true, false, out_, in_, rows, d_out, out_, x_, in_, weight_.grad.data(), in_, nullptr, kSkipZerosWeightGrad);
+  be().gemm(true, false, out_, in_, rows, d_out, out_, x_, in_, weight_.grad.data(), in_, nullptr,
+            kSkipZerosWeightGrad);
   // DropConnect: the step used W' = W ⊙ keep / (1 − p), so dL/dW = dL/dW' ⊙ keep / (1 − p).
   if (drop_connect_applied_)
     cpu::dropout_backward_bits(weight_.grad.data(), w_keep_bits_.data(), weight_.grad.data(), weight_.size,

@@ -23,7 +23,8 @@ TEST_CASE("GPU network: an MLP trained with Adam on cuda:0 follows the CPU") {
   nn::OptimizerConfig adam;
   adam.type = nn::OptimizerType::adam;
   adam.lr = 1e-3;
-  train_and_compare(cuda::cuda_backend(0), mlp_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 12, kAtol, kRtol);
+  train_and_compare(cuda::cuda_backend(0), mlp_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 12, kAtol,
+                    kRtol);
 }
 
 TEST_CASE("GPU network: an MLP trained with SGD + Nesterov momentum on cuda:0 follows the CPU") {

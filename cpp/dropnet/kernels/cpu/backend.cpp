@@ -42,7 +42,8 @@ class CpuBackend final : public Backend {
   }
 
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-            int64_t ldb, float* C, int64_t ldc, const GemmEpilogue* epilogue, double skip_zeros_density) const override {
+            int64_t ldb, float* C, int64_t ldc, const GemmEpilogue* epilogue,
+            double skip_zeros_density) const override {
     // gemm_skip_zeros.h names the products by their own letters: A · op(B) is (M, inner, N) and
     // Aᵀ · B is (inner, M, N).
     if (!trans_a) {

@@ -190,7 +190,8 @@ std::shared_ptr<const Backend> cuda_backend(int device) {
   const int count = device_count();
   if (device < 0 || device >= count)
     throw std::runtime_error("device 'cuda:" + std::to_string(device) + "': expected an index in [0, " +
-                             std::to_string(count) + "), this machine has " + std::to_string(count) + " CUDA device(s)");
+                             std::to_string(count) + "), this machine has " + std::to_string(count) +
+                             " CUDA device(s)");
   return std::make_shared<const DeviceBackend<CudaKernels>>("cuda:" + std::to_string(device), CudaKernels{device});
 }
 

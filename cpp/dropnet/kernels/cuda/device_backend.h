@@ -7,7 +7,8 @@
 //
 // Kernels provides: alloc, free, to_device, to_host, copy, zero (bytes, as Backend); sgemm as
 // cuda::sgemm (kernels/cuda/gemm.h); dropout_forward, dropout_backward_bits, alpha_dropout_forward,
-// spatial_dropout_forward / _backward (kernels/cuda/dropout.h); activation_forward, activation_backward (kernels/cuda/activation.h);
+// spatial_dropout_forward / _backward (kernels/cuda/dropout.h); activation_forward,
+// activation_backward (kernels/cuda/activation.h);
 // the three batch-norm calls (kernels/cuda/batchnorm.h); conv2d_forward, conv2d_backward_workspace,
 // conv2d_backward (kernels/cuda/conv2d.h); the six pooling calls (kernels/cuda/pooling.h);
 // softmax_xent_sparse / _dense
