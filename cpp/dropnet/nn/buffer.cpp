@@ -23,5 +23,13 @@ void buffer_zero(const Backend* backend, void* p, size_t bytes) {
   else std::memset(p, 0, bytes);
 }
 
+void* buffer_move(const Backend* backend, const void* from, size_t bytes, size_t keep_bytes) {
+  void* p = buffer_alloc(backend, bytes);
+  if (!keep_bytes) return p;
+  if (backend) backend->to_device(p, from, keep_bytes);
+  else std::memcpy(p, from, keep_bytes);
+  return p;
+}
+
 }  // namespace nn
 }  // namespace dropnet

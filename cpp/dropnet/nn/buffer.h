@@ -19,6 +19,8 @@ namespace nn {
 void* buffer_alloc(const Backend* backend, size_t bytes);
 void buffer_free(const Backend* backend, void* p) noexcept;
 void buffer_zero(const Backend* backend, void* p, size_t bytes);
+// A new block of `bytes` on `backend` holding the first keep_bytes of host memory `from`.
+void* buffer_move(const Backend* backend, const void* from, size_t bytes, size_t keep_bytes);
 
 template <class T>
 class Buffer {
@@ -39,13 +41,11 @@ class Buffer {
   // memory, written by the host) move into it; the rest of the old storage is dropped.
   void bind(const Backend* backend, size_t keep = 0) {
     if (backend == backend_) return;
-    std::unique_ptr<T, Free> old = std::move(data_);
-    const size_t old_capacity = capacity_;
-    capacity_ = 0;
     backend_ = backend;
-    if (old_capacity == 0 || !old) return;
-    grow(old_capacity);
-    if (keep) backend_->to_device(data_.get(), old.get(), keep * sizeof(T));
+    if (!data_) return;
+    const size_t bytes = ((capacity_ * sizeof(T) + 63) / 64) * 64;
+    data_ = std::unique_ptr<T, Free>(static_cast<T*>(buffer_move(backend, data_.get(), bytes, keep * sizeof(T))),
+                                     Free{true, backend});
   }
   const Backend* backend() const { return backend_; }
   // View of p[0, n), owned elsewhere and outliving this buffer; the old storage is freed.

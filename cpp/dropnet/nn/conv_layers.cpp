@@ -265,7 +265,7 @@ BatchNormLayer::BatchNormLayer(const LayerSpec& spec, const Shape& in_shape)
 }
 
 void BatchNormLayer::bind(const Backend& backend, const std::string& where) {
-  require_host(!max_pool_, backend, where + " batch_norm: the fused max_pool");
+  require_host(!max_pool_, backend, where, " batch_norm: the fused max_pool");
   backend_ = &backend;
   for (Param* p : {&gamma_, &beta_, &running_mean_, &running_var_}) bind_param(*p, backend, where);
   y_.bind(&backend);

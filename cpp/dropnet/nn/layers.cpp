@@ -92,17 +92,17 @@ void init_layer_params(InitKind init, double fan_in, double fan_out, float* w, i
     uniform_init(b, n_b, limit, seed, kBiasInitStreamBase + static_cast<uint64_t>(index));
 }
 
-void require_host(bool allowed, const Backend& backend, const std::string& what, const char* hint) {
+void require_host(bool allowed, const Backend& backend, const std::string& where, const char* what, const char* hint) {
   if (allowed || backend.host_memory()) return;
-  throw ValueError(what + " runs on the CPU only, not on device '" + backend.name() + "'" + hint);
+  throw ValueError(where + what + " runs on the CPU only, not on device '" + backend.name() + "'" + hint);
 }
 
 void Layer::bind(const Backend& backend, const std::string& where) {
-  require_host(false, backend, where + " " + type_name() + ":");
+  if (!backend.host_memory()) require_host(false, backend, where + " " + type_name(), ":");
 }
 
 void bind_param(Param& p, const Backend& backend, const std::string& where) {
-  require_host(!p.has_mask, backend, where + ": pruning masks");
+  require_host(!p.has_mask, backend, where, ": pruning masks");
   p.value.bind(&backend, static_cast<size_t>(p.size));
   p.grad.bind(&backend);
 }
@@ -153,9 +153,8 @@ std::vector<Param*> DenseLayer::params() {
 void DenseLayer::bind(const Backend& backend, const std::string& where) {
   // The device twins have no row softmax (the crossentropy loss absorbs the output layer's) and
   // DropConnect and sparse execution are CPU capabilities.
-  require_host(activation_ != cpu::ActivationKind::softmax, backend, where + " dense: activation 'softmax'",
-               kSoftmaxHint);
-  require_host(drop_connect_ == 0.0, backend, where + " dense: drop_connect");
+  require_host(activation_ != cpu::ActivationKind::softmax, backend, where, " dense: activation 'softmax'", kSoftmaxHint);
+  require_host(drop_connect_ == 0.0, backend, where, " dense: drop_connect");
   backend_ = &backend;
   bind_param(weight_, backend, where);
   if (use_bias_) bind_param(bias_, backend, where);
@@ -326,7 +325,7 @@ ActivationLayer::ActivationLayer(cpu::ActivationKind kind, const Shape& shape, f
 }
 
 void ActivationLayer::bind(const Backend& backend, const std::string& where) {
-  require_host(kind_ != cpu::ActivationKind::softmax, backend, where + " activation: 'softmax'", kSoftmaxHint);
+  require_host(kind_ != cpu::ActivationKind::softmax, backend, where, " activation: 'softmax'", kSoftmaxHint);
   backend_ = &backend;
   y_.bind(&backend);
 }

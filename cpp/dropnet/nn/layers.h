@@ -139,9 +139,11 @@ class Layer {
 // naming `where` when it has a pruning mask (masks run on the CPU only).
 void bind_param(Param& p, const Backend& backend, const std::string& where);
 
-// Unless `allowed` or the backend is the host's: ValueError "<what> runs on the CPU only, not on
-// device '<name>'<hint>". Every refusal of a CPU-only layer or option goes through here.
-void require_host(bool allowed, const Backend& backend, const std::string& what, const char* hint = "");
+// Unless `allowed` or the backend is the host's: ValueError "<where><what> runs on the CPU only, not
+// on device '<name>'<hint>". Every refusal of a CPU-only layer or option goes through here; the
+// message is built only when it throws.
+void require_host(bool allowed, const Backend& backend, const std::string& where, const char* what,
+                  const char* hint = "");
 
 // y = dropout(act(x · Wᵀ + b)), W: units × in, fused into the forward GEMM's epilogue where the
 // activation allows (gemm.h); selu and softmax run as a second pass, dropout after them.

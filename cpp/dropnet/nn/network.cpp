@@ -226,15 +226,15 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
   optimizer_.reset(OptimizerConfig{}, params_, be);
 }
 
-void Network::require_cpu(const char* what) const { require_host(false, *backend_, what); }
+void Network::require_cpu(const char* what) const { require_host(false, *backend_, std::string(), what); }
 
 void Network::check_device_support(const std::vector<LayerSpec>& specs) const {
-  require_host(loss_ == LossKind::sparse_categorical_crossentropy || loss_ == LossKind::categorical_crossentropy,
-               *backend_, std::string("loss: '") + loss_name(loss_) + "'",
-               " (a device takes 'sparse_categorical_crossentropy' or 'categorical_crossentropy')");
+  if (loss_ != LossKind::sparse_categorical_crossentropy && loss_ != LossKind::categorical_crossentropy)
+    require_host(false, *backend_, std::string("loss: '") + loss_name(loss_), "'",
+                 " (a device takes 'sparse_categorical_crossentropy' or 'categorical_crossentropy')");
   for (size_t l = 0; l < specs.size(); ++l)
-    require_host(specs[l].l1 == 0.f && specs[l].l2 == 0.f, *backend_,
-                 "layers[" + std::to_string(l) + "]: weight penalties (l1, l2)");
+    if (specs[l].l1 != 0.f || specs[l].l2 != 0.f)
+      require_host(false, *backend_, "layers[" + std::to_string(l) + "]", ": weight penalties (l1, l2)");
 }
 
 template <class T>
