@@ -119,6 +119,20 @@ inline void check_masks_equal(const nn::Network& cpu, const nn::Network& dev, in
 
 // Trains `steps` steps on both devices and compares after each; loss per step and training
 // accuracy too. Tolerances: docs/design.md, "Devices: one network, two backends".
+// The optimizers the device tests train with: Adam (lr 1e-3), SGD with Nesterov momentum (lr 0.05,
+// momentum 0.9), AdamW (lr 2e-3, weight decay 0.01).
+inline nn::OptimizerConfig optimizer_config(nn::OptimizerType type) {
+  nn::OptimizerConfig c;
+  c.type = type;
+  c.lr = type == nn::OptimizerType::sgd ? 0.05 : (type == nn::OptimizerType::adam ? 1e-3 : 2e-3);
+  if (type == nn::OptimizerType::sgd) {
+    c.momentum = 0.9;
+    c.nesterov = true;
+  }
+  if (type == nn::OptimizerType::adamw) c.weight_decay = 0.01;
+  return c;
+}
+
 inline Model mlp_model() { return Model{mlp_specs(), {13}, 7, 2}; }
 
 // A small CNN with every image layer the device twin runs: conv + ReLU (padding "same"), batch norm

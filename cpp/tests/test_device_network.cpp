@@ -25,30 +25,18 @@ using namespace dropnet::device_testing;
 constexpr double kAtol = 1e-6, kRtol = 1e-5;
 
 TEST_CASE("device network: an MLP trained with Adam on the simulated device follows the CPU") {
-  nn::OptimizerConfig adam;
-  adam.type = nn::OptimizerType::adam;
-  adam.lr = 1e-3;
-  train_and_compare(testing::make_sim_backend(), mlp_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 12,
-                    kAtol, kRtol);
+  train_and_compare(testing::make_sim_backend(), mlp_model(), optimizer_config(nn::OptimizerType::adam),
+                    nn::LossKind::sparse_categorical_crossentropy, 12, kAtol, kRtol);
 }
 
 TEST_CASE("device network: an MLP trained with SGD + Nesterov momentum on the simulated device follows the CPU") {
-  nn::OptimizerConfig sgd;
-  sgd.type = nn::OptimizerType::sgd;
-  sgd.lr = 0.05;
-  sgd.momentum = 0.9;
-  sgd.nesterov = true;
-  train_and_compare(testing::make_sim_backend(), mlp_model(), sgd, nn::LossKind::categorical_crossentropy, 12, kAtol,
-                    kRtol);
+  train_and_compare(testing::make_sim_backend(), mlp_model(), optimizer_config(nn::OptimizerType::sgd),
+                    nn::LossKind::categorical_crossentropy, 12, kAtol, kRtol);
 }
 
 TEST_CASE("device network: a CNN (conv, batch norm over channels, max / average / global pooling) follows the CPU") {
-  nn::OptimizerConfig adam;
-  adam.type = nn::OptimizerType::adamw;
-  adam.lr = 2e-3;
-  adam.weight_decay = 0.01;
-  train_and_compare(testing::make_sim_backend(), cnn_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 8,
-                    kAtol, kRtol);
+  train_and_compare(testing::make_sim_backend(), cnn_model(), optimizer_config(nn::OptimizerType::adamw),
+                    nn::LossKind::sparse_categorical_crossentropy, 8, kAtol, kRtol);
 }
 
 TEST_CASE("device network: weights set and read back through the boundary; a failed step changes nothing") {

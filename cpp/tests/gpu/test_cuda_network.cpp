@@ -20,29 +20,18 @@ constexpr double kAtol = 1e-5, kRtol = 1e-4;
 }  // namespace
 
 TEST_CASE("GPU network: an MLP trained with Adam on cuda:0 follows the CPU") {
-  nn::OptimizerConfig adam;
-  adam.type = nn::OptimizerType::adam;
-  adam.lr = 1e-3;
-  train_and_compare(cuda::cuda_backend(0), mlp_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 12, kAtol,
-                    kRtol);
+  train_and_compare(cuda::cuda_backend(0), mlp_model(), optimizer_config(nn::OptimizerType::adam),
+                    nn::LossKind::sparse_categorical_crossentropy, 12, kAtol, kRtol);
 }
 
 TEST_CASE("GPU network: an MLP trained with SGD + Nesterov momentum on cuda:0 follows the CPU") {
-  nn::OptimizerConfig sgd;
-  sgd.type = nn::OptimizerType::sgd;
-  sgd.lr = 0.05;
-  sgd.momentum = 0.9;
-  sgd.nesterov = true;
-  train_and_compare(cuda::cuda_backend(0), mlp_model(), sgd, nn::LossKind::categorical_crossentropy, 12, kAtol, kRtol);
+  train_and_compare(cuda::cuda_backend(0), mlp_model(), optimizer_config(nn::OptimizerType::sgd),
+                    nn::LossKind::categorical_crossentropy, 12, kAtol, kRtol);
 }
 
 TEST_CASE("GPU network: a CNN (conv, batch norm over channels, pooling) on cuda:0 follows the CPU") {
-  nn::OptimizerConfig adam;
-  adam.type = nn::OptimizerType::adamw;
-  adam.lr = 2e-3;
-  adam.weight_decay = 0.01;
-  train_and_compare(cuda::cuda_backend(0), cnn_model(), adam, nn::LossKind::sparse_categorical_crossentropy, 8, kAtol,
-                    kRtol);
+  train_and_compare(cuda::cuda_backend(0), cnn_model(), optimizer_config(nn::OptimizerType::adamw),
+                    nn::LossKind::sparse_categorical_crossentropy, 8, kAtol, kRtol);
 }
 
 TEST_CASE("GPU network: a device out of range is refused naming the count") {
