@@ -133,7 +133,9 @@ inline nn::OptimizerConfig optimizer_config(nn::OptimizerType type) {
   return c;
 }
 
-inline Model mlp_model() { return Model{mlp_specs(), {13}, 7, 2}; }
+// 300 inputs: the first product's K spans two K blocks, so a device GEMM splits it
+// (kernels/cuda/gemm_body.h: gemm_workspace_floats) and the split's passes run too.
+inline Model mlp_model() { return Model{mlp_specs(), {300}, 7, 2}; }
 
 // A small CNN with every image layer the device twin runs: conv + ReLU (padding "same"), batch norm
 // over channels + ReLU, max pooling, dropout on the maps, conv (stride 2, no bias, tanh), average

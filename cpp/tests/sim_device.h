@@ -114,13 +114,17 @@ class SimKernels {
   }
 
   // What cuda::sgemm (kernels/cuda/gemm.cu, its default backend) launches for this call, each
-  // launch simulated: the beta·C pass or the tiles of gemm_plan's shape, then the epilogue pass.
+  // launch simulated: the beta·C pass or the tiles of gemm_plan's shape (split over the K blocks
+  // into the workspace, then added in block order, when the workspace allows), then the epilogue.
+  int64_t sgemm_workspace(int64_t M, int64_t N, int64_t K) const { return cuda::gemm_workspace_floats(M, N, K); }
   void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-             const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* ep) const {
-    args_on_device("sgemm", A, B, C);
+             const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* ep, float* workspace,
+             int64_t workspace_floats) const {
+    args_on_device("sgemm", A, B, C, workspace);
     if (ep) args_on_device("sgemm epilogue", ep->bias, ep->pre_activation, ep->mask_bits);
     SimMemory::Open open(*mem_);
-    const cuda::GemmPlan p = cuda::gemm_plan(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    const cuda::GemmPlan p =
+        cuda::gemm_plan(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, workspace, workspace_floats);
     if (p.scale) {
       const cuda::Grid g = cuda::grid_for(M * N);
       simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::gemm_scale_thread(C, M, N, ldc, beta, g, b, t); });
@@ -130,6 +134,14 @@ class SimKernels {
         trans_b ? tiles<true, true>(p) : tiles<true, false>(p);
       else
         trans_b ? tiles<false, true>(p) : tiles<false, false>(p);
+    }
+    if (p.combine) {
+      const cuda::Grid g = cuda::grid_for(M * N);
+      simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::gemm_combine_thread(p.args, g, b, t); });
+    }
+    if (p.combine_words) {
+      const cuda::Grid g = cuda::grid_for(cuda::epilogue_words(0, M, N).count);
+      simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::gemm_combine_word_thread(p.args, g, b, t); });
     }
     if (p.epilogue_pass) {
       const cuda::Grid g = cuda::grid_for(cuda::epilogue_words(0, M, N).count);
@@ -333,7 +345,12 @@ class SimKernels {
   }
   template <class S, bool TA, bool TB>
   static void tiles(const cuda::GemmPlan& p) {
-    const cuda::GemmTileOp<TA, TB> op{p.args};
+    if (p.args.chains) tile_op<S, cuda::GemmTileOp<TA, TB, true>>(p);  // split: the chains to the workspace
+    else tile_op<S, cuda::GemmTileOp<TA, TB, false>>(p);
+  }
+  template <class S, class Op>
+  static void tile_op(const cuda::GemmPlan& p) {
+    const Op op{p.args};
     simulate_tile_blocks(cuda::tile_grid<S>(p.layout), false, S::kSharedFloats, cuda::kTileAccumulators,
                          [&](HostBlock& blk, float* shared, HostThreadArrays& regs) {
                            cuda::tile_gemm_block<S>(blk, op, p.layout, shared, regs);

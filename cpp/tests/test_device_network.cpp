@@ -21,7 +21,7 @@
 using namespace dropnet;
 using namespace dropnet::device_testing;
 
-// Tolerance: docs/design.md, "Devices: one network, two backends" (measured worst: 2.4e-7).
+// Tolerance: docs/design.md, "Devices: one network, two backends" (measured worst: 1.5e-7).
 constexpr double kAtol = 1e-6, kRtol = 1e-5;
 
 TEST_CASE("device network: an MLP trained with Adam on the simulated device follows the CPU") {

@@ -45,14 +45,24 @@ struct CudaKernels {
     }
   }
 
+  int64_t sgemm_workspace(int64_t M, int64_t N, int64_t K) const {
+#ifdef DROPNET_CUDA_GEMM
+    return cuda::sgemm_workspace(M, N, K);
+#else
+    (void)M, (void)N, (void)K;
+    return 0;
+#endif
+  }
   void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-             const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* ep) const {
+             const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue* ep, float* workspace,
+             int64_t workspace_floats) const {
 #ifdef DROPNET_CUDA_GEMM
     ScopedDevice on(device);
-    cuda::sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+    cuda::sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, nullptr, workspace,
+                workspace_floats);
 #else
     (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb;
-    (void)beta, (void)C, (void)ldc, (void)ep;
+    (void)beta, (void)C, (void)ldc, (void)ep, (void)workspace, (void)workspace_floats;
     throw std::runtime_error("dense layer on cuda:" + std::to_string(device) +
                              ": this build has no CUDA GEMM (kernels/cuda/gemm.h)");
 #endif

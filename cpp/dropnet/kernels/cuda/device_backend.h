@@ -5,8 +5,9 @@
 // backend call. So the mapping from the interface to the launchers, which the GPU build runs, is
 // the code the tests run. Free of CUDA headers.
 //
-// Kernels provides: alloc, free, to_device, to_host, copy, zero (bytes, as Backend); sgemm as
-// cuda::sgemm (kernels/cuda/gemm.h); dropout_forward, dropout_backward_bits, alpha_dropout_forward,
+// Kernels provides: alloc, free, to_device, to_host, copy, zero (bytes, as Backend); sgemm and
+// sgemm_workspace as cuda::sgemm (with its workspace arguments) and cuda::sgemm_workspace
+// (kernels/cuda/gemm.h); dropout_forward, dropout_backward_bits, alpha_dropout_forward,
 // spatial_dropout_forward / _backward (kernels/cuda/dropout.h); activation_forward,
 // activation_backward (kernels/cuda/activation.h);
 // the three batch-norm calls (kernels/cuda/batchnorm.h); conv2d_forward, conv2d_backward_workspace,
@@ -25,10 +26,16 @@
 namespace dropnet {
 namespace cuda {
 
+//
+// A DeviceBackend belongs to one Network (whose calls are serialised): it keeps the dense
+// product's grow-only workspace, so it is not to be shared between threads.
 template <class Kernels>
 class DeviceBackend final : public Backend {
  public:
   DeviceBackend(std::string name, Kernels kernels) : name_(std::move(name)), k_(std::move(kernels)) {}
+  ~DeviceBackend() override { k_.free(workspace_); }
+  DeviceBackend(const DeviceBackend&) = delete;
+  DeviceBackend& operator=(const DeviceBackend&) = delete;
   const std::string& name() const override { return name_; }
   bool host_memory() const override { return false; }
   const Kernels& kernels() const { return k_; }
@@ -42,10 +49,20 @@ class DeviceBackend final : public Backend {
   }
   void zero(void* dst, size_t bytes) const override { k_.zero(dst, bytes); }
 
-  // Skipping zeros is a CPU strategy for the same product: the device runs the dense one.
+  // Skipping zeros is a CPU strategy for the same product: the device runs the dense one, split
+  // over its K blocks when it is small (the workspace sgemm_workspace asks for; the same bits).
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
             int64_t ldb, float* C, int64_t ldc, const GemmEpilogue* epilogue, double) const override {
-    k_.sgemm(trans_a, trans_b, M, N, K, 1.f, A, lda, B, ldb, 0.f, C, ldc, epilogue);
+    const int64_t need = k_.sgemm_workspace(M, N, K);
+    if (need > workspace_floats_) {
+      k_.free(workspace_);
+      workspace_ = nullptr;
+      workspace_floats_ = 0;
+      workspace_ = static_cast<float*>(k_.alloc(static_cast<size_t>(need) * sizeof(float)));
+      workspace_floats_ = need;
+    }
+    k_.sgemm(trans_a, trans_b, M, N, K, 1.f, A, lda, B, ldb, 0.f, C, ldc, epilogue, need > 0 ? workspace_ : nullptr,
+             need);
   }
 
   void dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, float scale, uint64_t seed,
@@ -180,6 +197,8 @@ class DeviceBackend final : public Backend {
   }
   std::string name_;
   Kernels k_;
+  mutable float* workspace_ = nullptr;  // the dense product's split, grown to the largest asked for
+  mutable int64_t workspace_floats_ = 0;
 };
 
 }  // namespace cuda
