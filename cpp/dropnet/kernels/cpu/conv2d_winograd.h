@@ -2,7 +2,10 @@
 // conv2d_forward / conv2d_backward take when winograd_applies()
 // (docs/design.md, "Convolution paths"). Each 2×2 output tile comes from a 4×4 input tile with 16 multiplies per (filter,
 // channel) instead of 36, so the three products of a training step need 2.25× fewer flops than
-// im2col + GEMM (less the tiles that overhang an odd or padded edge).
+// im2col + GEMM (less the tiles that overhang an odd or padded edge). Large planes take
+// F(4×4, 3×3) instead (winograd_tile): 4×4 output tiles from 6×6 input tiles, 36 positions, 36
+// multiplies per 16 outputs (4× fewer than im2col); the same structure with 6×6 transforms
+// (conv2d_winograd4_body.h). Below, the F(2×2) sizes.
 //   U = G g Gᵀ  (4×4 per filter and channel, once per call)
 //   V = Bᵀ d B  (4×4 per input tile and channel)
 //   M_ξ = U_ξ · V_ξ for each of the 16 positions ξ: (F × C) · (C × tiles) on the GEMM micro-kernel
@@ -11,9 +14,9 @@
 // Weight gradient: dU_ξ = Σ_tiles (A dY Aᵀ)_ξ · V_ξᵀ per chunk of kConvImagesPerChunk images
 // (sgemm over the chunk's tiles in blocks of a fixed number of images), dw_chunk = Gᵀ dU G,
 // chunks summed in order (docs/design.md, "Canonical reduction orders").
-// The transforms are additions, subtractions and halvings in a fixed order, written once
-// (conv2d_winograd_body.h) and compiled per ISA unit without contraction: every ISA path and
-// every thread count gives the same bits.
+// The transforms are additions, subtractions and products by constants in a fixed order, written
+// once (conv2d_winograd_body.h, conv2d_winograd4_body.h) and compiled per ISA unit without
+// contraction: every ISA path and every thread count gives the same bits.
 #pragma once
 #include <cstdint>
 
@@ -25,7 +28,7 @@ namespace cpu {
 
 // One stride-1 3×3 correlation as the transforms see it: in_channels planes of H × W read with
 // leading pads (pad_top, pad_left) (anything outside the plane reads 0), out planes OH × OW, cut
-// into TH × TW tiles of 2 × 2 (the last row / column may overhang the output). `across` images sit
+// into TH × TW tiles of tile × tile (the last row / column may overhang the output). `across` images sit
 // side by side in one tile grid (a group): image a's tiles are columns [a·TW, a·TW + TW) of each
 // tile row, and each tile row has one spare tile at its end (conv2d_winograd_body.h): tiles() =
 // TH · S(), S() = across · TW + 1 columns of every GEMM. across > 1 needs packs(): see there.
@@ -35,22 +38,25 @@ struct WinogradPlan {
   int64_t OH = 0, OW = 0;
   int64_t TH = 0, TW = 0;
   int64_t across = 1;
+  int64_t tile = 2;  // output tile side m: F(m×m, 3×3) on (m + 2) × (m + 2) input tiles, m = 2 or 4
+  int64_t positions() const { return (tile + 2) * (tile + 2); }  // ξ: the transformed tile
+  int64_t phases() const { return tile * tile; }  // a plane split by row and column mod tile
   int64_t S() const { return across * TW + 1; }
   int64_t tiles() const { return TH * S(); }
   int64_t tiles_padded() const { return (tiles() + 7) / 8 * 8; }
-  // Whether images may share a tile row without spare tiles between them: with an odd output
-  // width the last tile of an image overhangs by one output column, and with at least one pad
-  // column on both sides the next image may start 2·TW padded columns on, its left pad on this
-  // one's right pad. No value of one image then depends on another's: that tile's first output
-  // column reads only the shared (zero) pad past the image; its second column (the overhang) is
-  // dropped, its dy is 0 (the output planes get a zero column between images), so A dY Aᵀ has 0
-  // in the column that meets the next image's data, in the weight gradient's products and in the
-  // input gradient's B Z Bᵀ alike.
-  bool packs() const { return OW % 2 == 1 && pad_left >= 1 && pad_left + W <= OW + 1; }
+  // Whether images may share a tile row without spare tiles between them: with an output width
+  // that is not a multiple of the tile the last tile of an image overhangs by at least one output
+  // column, and with at least one pad column on both sides the next image may start tile·TW
+  // padded columns on (on this one's right pad, or just past it). No value of one image then
+  // depends on another's: the next image's data meets only the last input column of this image's
+  // last tile, which only its last output column reads (an overhang: dropped, its dy 0, the output
+  // planes getting zero columns between images), so A dY Aᵀ has 0 in the column that meets the
+  // next image's data, in the weight gradient's products and in the input gradient's B Z Bᵀ alike.
+  bool packs() const { return OW % tile != 0 && pad_left >= 1 && pad_left + W <= OW + 1; }
 };
 
 WinogradPlan winograd_plan(int64_t in_channels, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t OH,
-                           int64_t OW);
+                           int64_t OW, int64_t tile);
 
 // The Winograd path needs at least kWinogradMinChannels input channels and at most
 // kWinogradMaxFiltersPerChannel filters per input channel: with fewer channels or relatively more
@@ -62,6 +68,13 @@ constexpr int64_t kWinogradMaxFiltersPerChannel = 2;
 // The path rule: a function of the geometry alone (never of timings), so every machine and ISA
 // path takes the same path and trains to the same bits.
 bool winograd_applies(const ConvGeometry& g, int64_t F);
+// The output tile of the Winograd path, a function of the geometry alone like the rule above:
+// F(4×4, 3×3) (2.25 multiplies per output and filter-channel pair instead of 4) where both output
+// sides are at least kWinograd4MinSide, else F(2×2, 3×3). Its transforms cost more per tile and
+// its tiles are fewer (shorter GEMMs, more overhang), so smaller planes measured slower
+// (docs/design.md, "Convolution paths").
+constexpr int64_t kWinograd4MinSide = 28;
+int64_t winograd_tile(const ConvGeometry& g, int64_t F);
 
 int64_t winograd_forward_workspace(const ConvGeometry& g, int64_t F, int threads);
 // conv2d_forward's contract (y = act(conv(x, w) + bias)); requires winograd_applies(g, F).
@@ -96,23 +109,31 @@ struct WinogradTransforms {
                      int64_t stride, int64_t count, float* scratch);
 };
 // Rows of transformed tensors (ld) need 16 floats of slack past the block's last tile.
+// The F(4×4) bodies keep the first pass of each transform in up to 36 lines of tiles_padded(),
+// past each region.
+inline int64_t winograd_line_buffer(const WinogradPlan& p) { return p.tile == 4 ? 36 * p.tiles_padded() : 0; }
 inline int64_t winograd_input_scratch(const WinogradPlan& p) {
-  return p.in_channels * 4 * (p.tiles_padded() + 2 * p.S());
+  return p.in_channels * p.phases() * (p.tiles_padded() + 2 * p.S()) + winograd_line_buffer(p);
 }
-inline int64_t winograd_output_scratch(const WinogradPlan& p) { return 4 * p.tiles_padded(); }
+inline int64_t winograd_output_scratch(const WinogradPlan& p) {
+  return p.phases() * p.tiles_padded() + winograd_line_buffer(p);
+}
 inline int64_t winograd_grad_output_scratch(const WinogradPlan& p, int64_t channels) {
-  return channels * 4 * p.tiles_padded();
+  return channels * p.phases() * p.tiles_padded() + winograd_line_buffer(p);
 }
 // One plane of input_grad's scratch: S + 1 leading zeros, the tiles and a tile row of zeros past them,
-// rounded up to whole lines. The scratch: 16 planes of D and 4 parity planes.
+// rounded up to whole lines. The scratch: positions() planes of D and phases() planes of the sums.
 inline int64_t winograd_input_grad_plane(const WinogradPlan& p) {
   return ((p.S() + 1) + (p.TH + 1) * p.S() + 16 + 15) / 16 * 16;
 }
-inline int64_t winograd_input_grad_scratch(const WinogradPlan& p) { return 20 * winograd_input_grad_plane(p); }
+inline int64_t winograd_input_grad_scratch(const WinogradPlan& p) {
+  return (p.positions() + p.phases()) * winograd_input_grad_plane(p) + winograd_line_buffer(p);
+}
 
-WinogradTransforms winograd_transforms_scalar();
-WinogradTransforms winograd_transforms_avx2();
-WinogradTransforms winograd_transforms_avx512();
+// The bodies of F(tile×tile, 3×3), tile 2 or 4.
+WinogradTransforms winograd_transforms_scalar(int64_t tile);
+WinogradTransforms winograd_transforms_avx2(int64_t tile);
+WinogradTransforms winograd_transforms_avx512(int64_t tile);
 
 }  // namespace cpu
 }  // namespace dropnet

@@ -50,7 +50,7 @@ struct Avx2Rows {
 
 }  // namespace
 
-WinogradTransforms winograd_transforms_avx2() { return winograd_transforms_any<Avx2Rows>(); }
+WinogradTransforms winograd_transforms_avx2(int64_t tile) { return winograd_transforms_any<Avx2Rows>(tile); }
 
 }  // namespace cpu
 }  // namespace dropnet

@@ -49,7 +49,7 @@ struct Avx512Rows {
 
 }  // namespace
 
-WinogradTransforms winograd_transforms_avx512() { return winograd_transforms_any<Avx512Rows>(); }
+WinogradTransforms winograd_transforms_avx512(int64_t tile) { return winograd_transforms_any<Avx512Rows>(tile); }
 
 }  // namespace cpu
 }  // namespace dropnet

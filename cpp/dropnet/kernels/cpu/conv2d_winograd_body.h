@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "dropnet/kernels/cpu/conv2d_winograd.h"
+#include "dropnet/kernels/cpu/conv2d_winograd4_body.h"
 
 namespace dropnet {
 namespace cpu {
@@ -315,7 +316,8 @@ void winograd_input_grad_any(const float* z, int64_t ld, int64_t plane, const Wi
 // no further; interleave(even, odd, src_stride, rows, n, out, out_stride): out[r·out_stride + i] =
 // (i even ? even : odd)[r·src_stride + i / 2] for i < n.
 template <class Rows>
-WinogradTransforms winograd_transforms_any() {
+WinogradTransforms winograd_transforms_any(int64_t tile) {
+  if (tile == 4) return winograd4_transforms();
   WinogradTransforms t;
   t.input = winograd_input_any<Rows>;
   t.output = winograd_output_any<Rows>;
