@@ -9,16 +9,20 @@
 #      "Device kernels", and the same bytes run to run; the convolution byte for byte against the
 #      host simulation of its block programs and within tolerance of the CPU; the dense GEMM byte
 #      for byte against cpu::sgemm, and through cuBLASLt within the float32 bound; the cuSPARSE
-#      twins of the pruned layer within the float32 bound; cuBLASLt and cuSPARSE required: found
-#      by soname, PyTorch's copies put on LD_LIBRARY_PATH below; an MLP and a small CNN Network
-#      trained on cuda:0 and on the CPU, masks bit for bit, weights within tolerance), then
-#      dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer (memcheck; initcheck for the
+#      twins of the pruned layer within the float32 bound; the convolution through cuDNN within the
+#      float32 bound of a float64 direct convolution and the same bytes twice; cuBLASLt, cuSPARSE
+#      and cuDNN required: found by soname, PyTorch's copies put on LD_LIBRARY_PATH below; an MLP
+#      and a small CNN Network trained on cuda:0 and on the CPU, masks bit for bit, weights within
+#      tolerance), then dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer (memcheck, the
+#      cuDNN cases in a step of their own; initcheck for the
 #      kernels' binary; racecheck for the batch-norm and the small convolution tests, the kernels
 #      with shared memory);
 #   3. pytest of the device-facing Python tests with the CUDA build;
 #   4. a dropout benchmark: cuda::dropout_forward (1-bit mask) against torch's CUDA dropout, same
-#      size, CUDA events; a convolution benchmark: cuda::conv2d_forward / conv2d_backward against
-#      torch.nn.functional.conv2d (cuDNN, fp32 and TF32) on the small CNN's two layers, batch 128;
+#      size, CUDA events; a convolution benchmark: cuda::conv2d_forward / conv2d_backward on both
+#      backends (implicit GEMM; cuDNN through our wrapper) against torch.nn.functional.conv2d
+#      (cuDNN: fp32, fp32 with deterministic algorithms, TF32) at the CNN / VGG layer shapes
+#      (1->32 and 32->32 at 28x28, 32->64 and 64->64 at 14x14, 64->128 and 128->128 at 7x7), batch 128;
 #      a GEMM benchmark: cuda::sgemm (our kernel and cuBLASLt) against torch.matmul (fp32, TF32
 #      off) at the MLP's shapes, batch 128.
 # Writes a markdown report to $OUT/gpu_check.md (OUT defaults to build/gpu/out) and exits
@@ -87,14 +91,15 @@ step "build" 300 cmake --build "$build" --parallel "$jobs" || {
 }
 
 export PYTHONPATH="$pkg_root:$root/tests"
-# cuBLASLt and cuSPARSE are opened at run time by soname (docs/design.md, "Device kernels"): the
-# toolkit's copies if the loader finds them, else the ones PyTorch ships (nvidia/*/lib or
-# torch/lib), put on the path; on this machine the tests require both.
-for lib in libcublasLt libcusparse; do
-  lib_dir=$("$py" -c "import glob, os, torch; t = os.path.dirname(torch.__file__); m = sorted(glob.glob(os.path.dirname(t) + '/nvidia/**/$lib.so.1[23]', recursive=True) + glob.glob(t + '/lib/$lib.so.1[23]')); print(os.path.dirname(m[-1]) if m else '')" 2>/dev/null)
+# cuBLASLt, cuSPARSE and cuDNN are opened at run time by soname
+# (docs/design.md, "Device kernels"): the toolkit's copies if the loader finds them, else the ones
+# PyTorch ships (nvidia/*/lib or torch/lib), put on the path; on this machine the tests require all
+# three.
+for lib in 'libcublasLt.so.1[23]' 'libcusparse.so.1[23]' 'libcudnn.so.[89]'; do
+  lib_dir=$("$py" -c "import glob, os, torch; t = os.path.dirname(torch.__file__); m = sorted(glob.glob(os.path.dirname(t) + '/nvidia/**/$lib', recursive=True) + glob.glob(t + '/lib/$lib')); print(os.path.dirname(m[-1]) if m else '')" 2>/dev/null)
   if [ -n "$lib_dir" ]; then export LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
 done
-export DROPNET_REQUIRE_CUBLASLT=1 DROPNET_REQUIRE_CUSPARSE=1
+export DROPNET_REQUIRE_CUBLASLT=1 DROPNET_REQUIRE_CUSPARSE=1 DROPNET_REQUIRE_CUDNN=1
 # On this machine a skip is a failure: the GPU must be usable by the CUDA build.
 step "GPU usable by the CUDA build" 60 "$py" -c \
   "import dropnet, sys; r = dropnet.cuda.unavailable_reason(); print(r or 'usable'); print(dropnet.cuda.mem_get_info(0) if r is None else ''); sys.exit(r is not None)"
@@ -102,11 +107,14 @@ step "ctest" 120 ctest --test-dir "$build" --output-on-failure
 step "dropnet_gpu_tests" 120 "$build/dropnet_gpu_tests"
 if command -v compute-sanitizer >/dev/null 2>&1; then
   step "compute-sanitizer memcheck: dropnet_gpu_tests" 180 \
-    compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests"
-  # initcheck holds our kernels to reading only what was written; cuBLASLt's and cuSPARSE's
-  # kernels (their own workspaces) are not ours to hold, so their cases are left to memcheck.
+    compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tce='*cuDNN*'
+  # cuDNN loads many kernels, each instrumented on first use: its cases get a limit of their own.
+  step "compute-sanitizer memcheck: conv2d through cuDNN" 150 \
+    compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='*cuDNN*'
+  # initcheck holds our kernels to reading only what was written; cuBLASLt's, cuSPARSE's and
+  # cuDNN's kernels (their own workspaces) are not ours to hold, so their cases are left to memcheck.
   step "compute-sanitizer initcheck: dropnet_gpu_tests" 180 \
-    compute-sanitizer --tool initcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tce='*cuBLASLt*,*cuSPARSE*'
+    compute-sanitizer --tool initcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tce='*cuBLASLt*,*cuSPARSE*,*cuDNN*'
   # Shared memory: batch norm's block programs (a reduction tree between barriers) and the
   # convolution's (operand tiles loaded, then read, between barriers).
   step "compute-sanitizer racecheck: batch norm" 120 \
@@ -147,8 +155,9 @@ ms = start.elapsed_time(stop) / 20
 with open(__import__("os").environ["BENCH_ROWS"], "a") as f:
     f.write(f"| torch.nn.functional.dropout {torch.__version__} | {n} | {ms:.3f} | {n * 8 / (ms * 1e-3) / 1e9:.0f} |\n")
 PY
-# Convolution: the small CNN's layers (3×3, pad 1, batch 128), ms per call, mean of 20 after 3
-# warm-ups, CUDA events; torch with cuDNN's defaults (benchmark mode off), fp32 and TF32.
+# Convolution: the CNN / VGG layers (3×3, pad 1, batch 128), ms per call, mean of 20 after 3
+# warm-ups, CUDA events; ours on both backends; torch with cuDNN's defaults (benchmark mode off):
+# fp32, fp32 with deterministic algorithms only (what our cuDNN backend asks for), TF32.
 conv_bench="$out/conv_rows.md"
 : >"$conv_bench"
 export CONV_ROWS="$conv_bench"
@@ -170,9 +179,10 @@ def ms_per_call(fn, reps=20):
     return start.elapsed_time(stop) / reps
 
 rows = []
-for tf32 in (False, True):
-    torch.backends.cudnn.allow_tf32 = tf32
-    for c, f, hw in ((1, 32, 28), (32, 64, 14)):
+for mode in ("fp32", "fp32, deterministic", "TF32"):
+    torch.backends.cudnn.allow_tf32 = mode == "TF32"
+    torch.backends.cudnn.deterministic = mode == "fp32, deterministic"
+    for c, f, hw in ((1, 32, 28), (32, 32, 28), (32, 64, 14), (64, 64, 14), (64, 128, 7), (128, 128, 7)):
         x = torch.randn(128, c, hw, hw, device="cuda", requires_grad=True)
         w = torch.randn(f, c, 3, 3, device="cuda", requires_grad=True)
         b = torch.randn(f, device="cuda", requires_grad=True)
@@ -185,7 +195,7 @@ for tf32 in (False, True):
             torch.autograd.grad(z, (x, w, b), dy)
 
         both = ms_per_call(fwd_bwd)
-        name = f"torch {torch.__version__} F.conv2d (cuDNN, {'TF32' if tf32 else 'fp32'})"
+        name = f"torch {torch.__version__} F.conv2d (cuDNN, {mode})"
         rows.append(f"| {name} | {c} -> {f}, {hw}x{hw}, batch 128 | {fwd:.3f} | {both:.3f} |\n")
 with open(os.environ["CONV_ROWS"], "a") as out:
     out.writelines(rows)

@@ -2,7 +2,9 @@
 // library that is present is found (libm stands in, on every Linux), a missing one gives a reason
 // naming each soname tried and the dynamic loader's message, and cuBLASLt / cuSPARSE / cuDNN
 // are reported loaded exactly when dlopen itself can open one of their sonames on this machine.
-// In a CUDA build also cuda::sgemm's backend choice and argument checks (no GPU needed).
+// The convolution's backend choice and cuDNN's binding (conv_backend.h, cudnn_api.h) in every
+// build; in a CUDA build also cuda::sgemm's and the convolution's backend choice and argument
+// checks (no GPU needed).
 #include <dlfcn.h>
 #include <doctest/doctest.h>
 
@@ -11,11 +13,15 @@
 #include <thread>
 #include <vector>
 
+#include <stdexcept>
+
+#include "dropnet/kernels/cuda/conv_backend.h"
+#include "dropnet/kernels/cuda/cudnn_api.h"
 #include "dropnet/kernels/cuda/libraries.h"
 
 #ifdef DROPNET_HAS_CUDA
-#include <stdexcept>
-
+#include "dropnet/core/error.h"
+#include "dropnet/kernels/cuda/conv2d.h"
 #include "dropnet/kernels/cuda/gemm.h"
 #endif
 
@@ -77,6 +83,48 @@ TEST_CASE("nvidia_library: loaded exactly when dlopen opens one of its sonames; 
   }
 }
 
+TEST_CASE("convolution backend: DROPNET_CUDA_CONV's values, the choice, cuDNN's binding and geometries") {
+  CHECK(parse_conv_backend(nullptr) == ConvBackend::implicit_gemm);
+  CHECK(parse_conv_backend("") == ConvBackend::implicit_gemm);
+  CHECK(parse_conv_backend("implicit_gemm") == ConvBackend::implicit_gemm);
+  CHECK(parse_conv_backend("cudnn") == ConvBackend::cudnn);
+  CHECK_THROWS_WITH_AS(parse_conv_backend("cuDNN"),
+                       doctest::Contains("DROPNET_CUDA_CONV: expected 'implicit_gemm' or 'cudnn', got 'cuDNN'"),
+                       std::invalid_argument);
+  const ConvBackend saved = conv_backend();
+  set_conv_backend(ConvBackend::cudnn);
+  CHECK(conv_backend() == ConvBackend::cudnn);
+  CHECK(std::string(conv_backend_name(conv_backend())) == "cudnn");
+  set_conv_backend(ConvBackend::implicit_gemm);
+  CHECK(std::string(conv_backend_name(conv_backend())) == "implicit_gemm");
+  set_conv_backend(saved);
+
+  // cuDNN is usable exactly when its library opens and binds; absent, the reason names each soname.
+  const std::string missing = cudnn_unavailable_reason();
+  if (!nvidia_library(NvidiaLibrary::cudnn).loaded()) {
+    CHECK(missing.find("cuDNN not found (libcudnn.so.9: ") != std::string::npos);
+    CHECK(missing.find("; libcudnn.so.8: ") != std::string::npos);
+  } else {
+    CHECK(missing.empty());
+  }
+
+  // Geometries: cuDNN pads symmetrically. A 3×3 "same" layer, stride 2 with symmetric padding,
+  // dilation and groups are its own; padding whose far side changes the output size is not.
+  ConvShape g;
+  g.C = 4, g.H = g.W = 7, g.kh = g.kw = 3, g.pad_top = g.pad_left = 1, g.OH = g.OW = 7;
+  CHECK(cudnn_conv_unsupported(g, 2, 8).empty());
+  g.stride_h = g.stride_w = 2, g.OH = g.OW = 4;
+  CHECK(cudnn_conv_unsupported(g, 2, 8).empty());
+  g.stride_h = g.stride_w = 1, g.dil_h = g.dil_w = 2, g.pad_top = g.pad_left = 2, g.OH = g.OW = 7, g.groups = 2;
+  CHECK(cudnn_conv_unsupported(g, 2, 8).empty());
+  ConvShape same2x2;  // 2×2 "same": padding 0 above, 1 below: 6×6 out of 6×6, symmetric 0 gives 5×5
+  same2x2.C = 2, same2x2.H = same2x2.W = 6, same2x2.kh = same2x2.kw = 2, same2x2.OH = same2x2.OW = 6;
+  CHECK(cudnn_conv_unsupported(same2x2, 2, 3) ==
+        "cuDNN pads symmetrically: padding 0 x 0 on both sides gives a 5x5 output, the geometry's is 6x6");
+  g.OH = g.OW = 7, g.dil_h = g.dil_w = 1, g.pad_top = g.pad_left = 1, g.groups = 1, g.H = g.W = 7;
+  CHECK(cudnn_conv_unsupported(g, int64_t{1} << 31, 8).find("past cuDNN's int") != std::string::npos);
+}
+
 #ifdef DROPNET_HAS_CUDA
 // The dense backend's choice and the argument checks of cuda::sgemm, which run before any CUDA
 // call, so they are tested on machines without a GPU (a CUDA build only).
@@ -112,5 +160,45 @@ TEST_CASE("cuda::sgemm: backend choice, its environment variable, argument check
                          doctest::Contains("sgemm_cublaslt: cuBLASLt not found (libcublasLt.so.13: "),
                          std::runtime_error);
   }
+}
+
+// The convolution's cuDNN entries check their arguments, the geometry and the library before any
+// CUDA call, and the backend choice sends a call to cuDNN only where cuDNN can run it (a CUDA
+// build; no GPU needed).
+TEST_CASE("cuda::conv2d through cuDNN: argument checks, geometry, a missing library named, the dispatch") {
+  ConvShape g;
+  g.C = 2, g.H = g.W = 5, g.kh = g.kw = 3, g.pad_top = g.pad_left = 1, g.OH = g.OW = 5;
+  CHECK_THROWS_WITH_AS(conv2d_forward_cudnn(nullptr, 2, g, nullptr, 0, nullptr, dropnet::Activation::relu, 0.f,
+                                            nullptr),
+                       doctest::Contains("conv2d_forward_cudnn: needs at least 1 input channel and 1 filter"),
+                       dropnet::ValueError);
+  ConvShape grouped = g;
+  grouped.groups = 2;
+  CHECK_THROWS_WITH_AS(conv2d_backward_cudnn(nullptr, nullptr, 2, grouped, nullptr, 3, nullptr, nullptr, nullptr),
+                       doctest::Contains("groups = 2 must divide the input channels (2) and the filters (3)"),
+                       dropnet::ValueError);
+  ConvShape asymmetric = g;
+  asymmetric.OH = 6;  // one more row: padding 1 above, 2 below
+  CHECK_THROWS_WITH_AS(conv2d_forward_cudnn(nullptr, 2, asymmetric, nullptr, 4, nullptr, dropnet::Activation::relu,
+                                            0.f, nullptr),
+                       doctest::Contains("conv2d_forward_cudnn: cuDNN pads symmetrically"), dropnet::ValueError);
+  const ConvBackend saved = conv_backend();
+  set_conv_backend(ConvBackend::cudnn);
+  // An empty batch runs on the implicit GEMM, which launches nothing for it.
+  conv2d_forward(nullptr, 0, g, nullptr, 4, nullptr, dropnet::Activation::relu, 0.f, nullptr);
+  if (!cudnn_unavailable_reason().empty()) {
+    // Asked for and absent: the call says so, naming the sonames tried, before any CUDA call.
+    CHECK_THROWS_WITH_AS(conv2d_forward(nullptr, 2, g, nullptr, 4, nullptr, dropnet::Activation::relu, 0.f, nullptr),
+                         doctest::Contains("conv2d_forward_cudnn: cuDNN not found (libcudnn.so.9: "),
+                         std::runtime_error);
+    CHECK_THROWS_WITH_AS(conv2d_backward_cudnn(nullptr, nullptr, 2, g, nullptr, 4, nullptr, nullptr, nullptr),
+                         doctest::Contains("conv2d_backward_cudnn: cuDNN not found (libcudnn.so.9: "),
+                         std::runtime_error);
+  }
+  // The caller's workspace is held to the same size whichever backend runs.
+  CHECK_THROWS_WITH_AS(conv2d_backward(nullptr, nullptr, 2, g, nullptr, 4, nullptr, reinterpret_cast<float*>(16),
+                                       nullptr, nullptr, 0),
+                       doctest::Contains("workspace must hold"), dropnet::ValueError);
+  set_conv_backend(saved);
 }
 #endif

@@ -2,8 +2,8 @@
 // simulation of the same block programs (conv_sim.h; fmaf, the epilogue's polynomials and the
 // flushed denormals are the same on both, so any difference is the GPU's launch, barriers or
 // shared memory at fault), the same bytes run to run, and within the float32 error of the sums
-// of the CPU kernel. `dropnet_gpu_tests --bench-conv` times the small CNN's two convolutions
-// (tools/gpu_check.sh). Part of dropnet_gpu_tests (main: test_cuda_kernels.cpp).
+// of the CPU kernel. `dropnet_gpu_tests --bench-conv` times the CNN / VGG layers' convolutions on
+// both backends (tools/gpu_check.sh). Part of dropnet_gpu_tests (main: test_cuda_kernels.cpp).
 #include <cuda_runtime.h>
 #include <doctest/doctest.h>
 
@@ -20,6 +20,8 @@
 #include "dropnet/kernels/cpu/conv2d.h"
 #include "dropnet/kernels/cpu/im2col.h"
 #include "dropnet/kernels/cuda/conv2d.h"
+#include "dropnet/kernels/cuda/conv_backend.h"
+#include "dropnet/kernels/cuda/cudnn_api.h"
 
 using namespace dropnet;
 using dropnet::gpu_testing::DeviceVector;
@@ -89,11 +91,15 @@ void check_gpu_conv(const ConvCase& k, Activation act, cudaStream_t stream) {
 
 // Every shape with the identity, ReLU and GELU epilogues, on a stream of its own.
 void check_gpu_convs(const std::vector<ConvCase>& cases) {
+  // Our kernel's bytes whatever DROPNET_CUDA_CONV says (the cuDNN backend: test_cuda_conv_cudnn.cpp).
+  const cuda::ConvBackend saved = cuda::conv_backend();
+  cuda::set_conv_backend(cuda::ConvBackend::implicit_gemm);
   cudaStream_t stream;
   ok(cudaStreamCreate(&stream), "cudaStreamCreate");
   for (const ConvCase& k : cases)
     for (Activation act : {Activation::identity, Activation::relu, Activation::gelu}) check_gpu_conv(k, act, stream);
   ok(cudaStreamDestroy(stream), "cudaStreamDestroy");
+  cuda::set_conv_backend(saved);
 }
 
 }  // namespace
@@ -126,45 +132,58 @@ TEST_CASE("GPU conv2d_backward: a short workspace is a ValueError naming the siz
                        doctest::Contains("workspace must hold 76 floats"), ValueError);
 }
 
-// The small CNN's convolutions at batch 128 (3×3, pad 1): forward alone and forward + backward
-// (dx, dw, db), mean of 20 calls after 3 warm-ups, CUDA events; one markdown row each.
+// The CNN's and VGG-style net's convolutions at batch 128 (3×3, pad 1): forward alone (bias +
+// ReLU) and forward + backward (dx, dw, db), mean of 20 calls after 3 warm-ups, CUDA events; one
+// markdown row per layer and backend (implicit GEMM; cuDNN when it can be loaded).
 int bench_conv() {
   struct Layer {
     int64_t C, F, HW;
   };
-  for (const Layer& l : {Layer{1, 32, 28}, Layer{32, 64, 14}}) {
-    const ConvCase k{128, l.C, l.HW, l.HW, l.F, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
-    const cuda::ConvShape s = cuda::conv_shape(testing::conv_case_geometry(k));
-    const int64_t nx = 128 * l.C * l.HW * l.HW, ny = 128 * l.F * l.HW * l.HW, nw = l.F * l.C * 9;
-    DeviceVector<float> x(normal_floats(nx, 1)), w(normal_floats(nw, 2)), b(normal_floats(l.F, 3)),
-        dy(normal_floats(ny, 4)), y{std::vector<float>(ny)}, dx{std::vector<float>(nx)}, dw{std::vector<float>(nw)},
-        db{std::vector<float>(l.F)},
-        ws{std::vector<float>(static_cast<size_t>(cuda::conv2d_backward_workspace(s, 128, l.F)))};
-    cudaEvent_t start, stop;
-    ok(cudaEventCreate(&start), "event");
-    ok(cudaEventCreate(&stop), "event");
-    double ms[2] = {0, 0};
-    for (int with_backward = 0; with_backward < 2; ++with_backward) {
-      auto step = [&] {
-        cuda::conv2d_forward(x.p, 128, s, w.p, l.F, b.p, Activation::relu, 0.01f, y.p);
-        if (with_backward)
-          cuda::conv2d_backward(dy.p, x.p, 128, s, w.p, l.F, dx.p, dw.p, db.p, ws.p, static_cast<int64_t>(ws.n));
-      };
-      for (int i = 0; i < 3; ++i) step();
-      const int reps = 20;
-      ok(cudaEventRecord(start), "record");
-      for (int i = 0; i < reps; ++i) step();
-      ok(cudaEventRecord(stop), "record");
-      ok(cudaEventSynchronize(stop), "sync");
-      float total = 0.f;
-      ok(cudaEventElapsedTime(&total, start, stop), "elapsed");
-      ms[with_backward] = total / reps;
+  const Layer layers[] = {{1, 32, 28}, {32, 32, 28}, {32, 64, 14}, {64, 64, 14}, {64, 128, 7}, {128, 128, 7}};
+  const cuda::ConvBackend saved = cuda::conv_backend();
+  for (cuda::ConvBackend backend : {cuda::ConvBackend::implicit_gemm, cuda::ConvBackend::cudnn}) {
+    if (backend == cuda::ConvBackend::cudnn && !cuda::cudnn_unavailable_reason().empty()) {
+      std::printf("| dropnet cuda::conv2d (cuDNN): not run, %s | | | |\n", cuda::cudnn_unavailable_reason().c_str());
+      continue;
     }
-    std::printf("| dropnet cuda::conv2d (implicit GEMM, fp32) | %lld -> %lld, %lldx%lld, batch 128 | %.3f | %.3f |\n",
-                static_cast<long long>(l.C), static_cast<long long>(l.F), static_cast<long long>(l.HW),
-                static_cast<long long>(l.HW), ms[0], ms[1]);
-    ok(cudaEventDestroy(start), "event");
-    ok(cudaEventDestroy(stop), "event");
+    cuda::set_conv_backend(backend);
+    const char* name = backend == cuda::ConvBackend::cudnn ? "cuDNN via dropnet, FP32 math, deterministic algorithms"
+                                                          : "implicit GEMM, fp32";
+    for (const Layer& l : layers) {
+      const ConvCase k{128, l.C, l.HW, l.HW, l.F, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+      const cuda::ConvShape s = cuda::conv_shape(testing::conv_case_geometry(k));
+      const int64_t nx = 128 * l.C * l.HW * l.HW, ny = 128 * l.F * l.HW * l.HW, nw = l.F * l.C * 9;
+      DeviceVector<float> x(normal_floats(nx, 1)), w(normal_floats(nw, 2)), b(normal_floats(l.F, 3)),
+          dy(normal_floats(ny, 4)), y{std::vector<float>(ny)}, dx{std::vector<float>(nx)}, dw{std::vector<float>(nw)},
+          db{std::vector<float>(l.F)},
+          ws{std::vector<float>(static_cast<size_t>(cuda::conv2d_backward_workspace(s, 128, l.F)))};
+      cudaEvent_t start, stop;
+      ok(cudaEventCreate(&start), "event");
+      ok(cudaEventCreate(&stop), "event");
+      double ms[2] = {0, 0};
+      for (int with_backward = 0; with_backward < 2; ++with_backward) {
+        auto step = [&] {
+          cuda::conv2d_forward(x.p, 128, s, w.p, l.F, b.p, Activation::relu, 0.01f, y.p);
+          if (with_backward)
+            cuda::conv2d_backward(dy.p, x.p, 128, s, w.p, l.F, dx.p, dw.p, db.p, ws.p, static_cast<int64_t>(ws.n));
+        };
+        for (int i = 0; i < 3; ++i) step();
+        const int reps = 20;
+        ok(cudaEventRecord(start), "record");
+        for (int i = 0; i < reps; ++i) step();
+        ok(cudaEventRecord(stop), "record");
+        ok(cudaEventSynchronize(stop), "sync");
+        float total = 0.f;
+        ok(cudaEventElapsedTime(&total, start, stop), "elapsed");
+        ms[with_backward] = total / reps;
+      }
+      std::printf("| dropnet cuda::conv2d (%s) | %lld -> %lld, %lldx%lld, batch 128 | %.3f | %.3f |\n", name,
+                  static_cast<long long>(l.C), static_cast<long long>(l.F), static_cast<long long>(l.HW),
+                  static_cast<long long>(l.HW), ms[0], ms[1]);
+      ok(cudaEventDestroy(start), "event");
+      ok(cudaEventDestroy(stop), "event");
+    }
   }
+  cuda::set_conv_backend(saved);
   return 0;
 }

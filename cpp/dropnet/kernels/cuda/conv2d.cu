@@ -5,6 +5,7 @@
 // CPU's floating-point rules); the chains are written as fmaf.
 #include "dropnet/core/error.h"
 #include "dropnet/kernels/cuda/conv2d.h"
+#include "dropnet/kernels/cuda/conv_backend.h"
 #include "dropnet/kernels/cuda/launch.cuh"
 
 namespace dropnet {
@@ -31,7 +32,22 @@ void launch_gemm(const Op& op, const ConvGemmLayout& L, Stream cuda_stream, cons
   check_launch(what);
 }
 
-void check_shape(const ConvShape& g, int64_t N, int64_t F, const char* what) {
+// cuDNN takes the call when it is the backend and can express the geometry; an empty problem or a
+// geometry it cannot express runs here (conv_backend.h).
+bool cudnn_takes(const ConvShape& g, int64_t N, int64_t F) {
+  return conv_backend() == ConvBackend::cudnn && N > 0 && g.OH > 0 && g.OW > 0 &&
+         cudnn_conv_unsupported(g, N, F).empty();
+}
+
+void check_workspace(const ConvShape& g, int64_t N, int64_t F, const float* workspace, int64_t workspace_floats) {
+  const int64_t need = conv_weight_grad_scratch(g, N, F);
+  DROPNET_CHECK(workspace != nullptr && workspace_floats >= need, "conv2d_backward: workspace must hold ", need,
+                " floats (conv2d_backward_workspace), got ", workspace_floats);
+}
+
+}  // namespace
+
+void check_conv_shape(const ConvShape& g, int64_t N, int64_t F, const char* what) {
   DROPNET_CHECK(g.C >= 1 && F >= 1, what, ": needs at least 1 input channel and 1 filter, got ", g.C, " and ", F);
   DROPNET_CHECK(g.groups >= 1 && g.C % g.groups == 0 && F % g.groups == 0, what, ": groups = ", g.groups,
                 " must divide the input channels (", g.C, ") and the filters (", F, ")");
@@ -41,11 +57,13 @@ void check_shape(const ConvShape& g, int64_t N, int64_t F, const char* what) {
                 g.stride_h, "x", g.stride_w, ", dilation ", g.dil_h, "x", g.dil_w);
 }
 
-}  // namespace
-
 void conv2d_forward(const float* x, int64_t N, const ConvShape& g, const float* w, int64_t F, const float* bias,
                     Activation activation, float leaky_slope, float* y, Stream cuda_stream) {
-  check_shape(g, N, F, "conv2d_forward");
+  check_conv_shape(g, N, F, "conv2d_forward");
+  if (cudnn_takes(g, N, F)) {
+    conv2d_forward_cudnn(x, N, g, w, F, bias, activation, leaky_slope, y, cuda_stream);
+    return;
+  }
   ConvForwardArgs a;
   a.x = x;
   a.w = w;
@@ -60,23 +78,26 @@ void conv2d_forward(const float* x, int64_t N, const ConvShape& g, const float* 
 }
 
 int64_t conv2d_backward_workspace(const ConvShape& g, int64_t N, int64_t F) {
-  check_shape(g, N, F, "conv2d_backward_workspace");
+  check_conv_shape(g, N, F, "conv2d_backward_workspace");
   return conv_weight_grad_scratch(g, N, F);
 }
 
 void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvShape& g, const float* w, int64_t F,
                      float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats,
                      Stream cuda_stream) {
-  check_shape(g, N, F, "conv2d_backward");
+  check_conv_shape(g, N, F, "conv2d_backward");
+  if (cudnn_takes(g, N, F)) {  // the caller's workspace is checked as for ours: one contract for both
+    if (dw) check_workspace(g, N, F, workspace, workspace_floats);
+    conv2d_backward_cudnn(dy, x, N, g, w, F, dx, dw, db, cuda_stream);
+    return;
+  }
   if (dx) launch_gemm(ConvInputGradOp{dy, w, dx, g, N, F}, conv_input_grad_layout(g, N, F), cuda_stream,
                       "conv2d_backward (input gradient)");
   if (!dw && !db) return;
   DROPNET_CHECK(dw != nullptr, "conv2d_backward: a bias gradient needs the weight gradient dw too");
   const ConvGemmLayout L = conv_weight_grad_layout(g, N, F, db != nullptr);
   if (L.tiles() <= 0) return;  // no output pixel: nothing adds to dw or db
-  const int64_t need = conv_weight_grad_scratch(g, N, F);
-  DROPNET_CHECK(workspace != nullptr && workspace_floats >= need, "conv2d_backward: workspace must hold ", need,
-                " floats (conv2d_backward_workspace), got ", workspace_floats);
+  check_workspace(g, N, F, workspace, workspace_floats);
   launch_gemm(ConvWeightGradOp{dy, x, workspace, g, N, F}, L, cuda_stream, "conv2d_backward (weight gradient)");
   const ConvWeightGradReduceArgs r{workspace, L.splits, F, conv_reduction(g), dw, db};
   const Grid gr = grid_for(F * (conv_reduction(g) + 1));

@@ -12,6 +12,10 @@
 // GEMM (and takes Winograd for some layers) differently: the two agree within the tolerance of
 // docs/design.md, "Device kernels". The epilogue (bias, activation) is the CPU's element function.
 //
+// Backends (kernels/cuda/conv_backend.h): conv2d_forward / conv2d_backward run our implicit GEMM
+// above (the default) or cuDNN (set_conv_backend, DROPNET_CUDA_CONV=cudnn), with the same
+// contract; conv2d_forward_cudnn / conv2d_backward_cudnn call cuDNN whatever the choice.
+//
 // Never run on a GPU yet (docs/design.md, "Device kernels").
 #pragma once
 #include <cstdint>
@@ -35,6 +39,23 @@ int64_t conv2d_backward_workspace(const ConvShape& g, int64_t N, int64_t F);
 void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvShape& g, const float* w, int64_t F,
                      float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats,
                      Stream cuda_stream = nullptr);
+
+// The argument checks every entry makes first (ValueError naming `what`): at least one channel and
+// filter, groups dividing both, kernel, stride and dilation >= 1.
+void check_conv_shape(const ConvShape& g, int64_t N, int64_t F, const char* what);
+
+// Through cuDNN (kernels/cuda/conv2d_cudnn.cu), whatever the backend: the same contract as
+// conv2d_forward / conv2d_backward (the backward needs no caller workspace: cuDNN's comes from
+// cudaMallocAsync on the stream). Deterministic FP32 algorithms: the same bytes run to run on one
+// GPU model and cuDNN version, within the float32 bound of the sums
+// (docs/design.md, "Device kernels"). Checks, before any CUDA call: the geometry (ValueError), a
+// geometry cuDNN cannot express (ValueError, cudnn_conv_unsupported), cuDNN missing
+// (std::runtime_error naming the sonames tried, cudnn_unavailable_reason).
+void conv2d_forward_cudnn(const float* x, int64_t N, const ConvShape& g, const float* w, int64_t F,
+                          const float* bias, Activation activation, float leaky_slope, float* y,
+                          Stream cuda_stream = nullptr);
+void conv2d_backward_cudnn(const float* dy, const float* x, int64_t N, const ConvShape& g, const float* w, int64_t F,
+                           float* dx, float* dw, float* db, Stream cuda_stream = nullptr);
 
 }  // namespace cuda
 }  // namespace dropnet

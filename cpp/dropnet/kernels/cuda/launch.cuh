@@ -1,12 +1,16 @@
 // What the layer kernels' .cu files share: the GPU's Block for the block programs of
 // kernels/cuda/block_body.h (a phase is this thread's call, then a barrier of the block), a
-// thread's register array and the check after a launch. Included by .cu files only.
+// thread's register array, the checks after a launch and a runtime call, and a library's
+// stream-ordered scratch. Included by .cu files only.
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+
+#include "dropnet/kernels/cuda/stream.h"
 
 namespace dropnet {
 namespace cuda {
@@ -35,6 +39,29 @@ inline void check_launch(const char* what) {
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(e));
 }
+
+// Throws std::runtime_error naming the runtime call that failed (and clears the error).
+inline void check_rt(cudaError_t e, const char* call) {
+  if (e == cudaSuccess) return;
+  cudaGetLastError();
+  throw std::runtime_error(std::string("CUDA error in ") + call + ": " + cudaGetErrorString(e));
+}
+
+// The scratch a library call asked for (cuSPARSE's buffer, cuDNN's workspace), stream-ordered:
+// allocated on the call's stream and freed there after the call, so concurrent calls on other
+// streams never share it. `what` names the allocation in an error.
+struct StreamBuffer {
+  void* p = nullptr;
+  Stream stream;
+  StreamBuffer(size_t bytes, Stream s, const char* what) : stream(s) {
+    if (bytes) check_rt(cudaMallocAsync(&p, bytes, s), what);
+  }
+  ~StreamBuffer() {
+    if (p && cudaFreeAsync(p, stream) != cudaSuccess) cudaGetLastError();
+  }
+  StreamBuffer(const StreamBuffer&) = delete;
+  StreamBuffer& operator=(const StreamBuffer&) = delete;
+};
 
 }  // namespace cuda
 }  // namespace dropnet

@@ -87,11 +87,6 @@ const CusparseApi& cusparse_api() {
 void check_sp(cusparseStatus_t s, const char* call) {
   if (s != 0) throw std::runtime_error(std::string("cuSPARSE error in ") + call + ": status " + std::to_string(s));
 }
-void check_rt(cudaError_t e, const char* call) {
-  if (e == cudaSuccess) return;
-  cudaGetLastError();
-  throw std::runtime_error(std::string("CUDA error in ") + call + ": " + cudaGetErrorString(e));
-}
 
 // The handles, one per device, created on first use and kept; every call holds the mutex from
 // cusparseSetStream to its last cuSPARSE call, so two threads never share a handle's stream.
@@ -121,19 +116,6 @@ struct Descriptors {
     if (sp) api.destroy_sp(sp);
     if (a) api.destroy_dn(a);
     if (b) api.destroy_dn(b);
-  }
-};
-
-// The external buffer cuSPARSE asked for, stream-ordered: allocated on the call's stream and
-// freed there after the call, so concurrent calls on other streams never share it.
-struct StreamBuffer {
-  void* p = nullptr;
-  Stream stream;
-  StreamBuffer(size_t bytes, Stream s) : stream(s) {
-    if (bytes) check_rt(cudaMallocAsync(&p, bytes, s), "cudaMallocAsync (cuSPARSE buffer)");
-  }
-  ~StreamBuffer() {
-    if (p && cudaFreeAsync(p, stream) != cudaSuccess) cudaGetLastError();
   }
 };
 
@@ -191,7 +173,7 @@ void spmm_xt_cusparse(int64_t M, const float* X, int64_t ldx, const CsrMatrix32&
   size_t bytes = 0;
   check_sp(api.spmm_buffer(h, kOpN, kOpN, &alpha, d.sp, d.a, &beta, d.b, kCudaR32F, kSpmmAlgDefault, &bytes),
            "cusparseSpMM_bufferSize");
-  StreamBuffer buffer(bytes, stream);
+  StreamBuffer buffer(bytes, stream, "cudaMallocAsync (cuSPARSE buffer)");
   check_sp(api.spmm(h, kOpN, kOpN, &alpha, d.sp, d.a, &beta, d.b, kCudaR32F, kSpmmAlgDefault, buffer.p),
            "cusparseSpMM");
 }
@@ -223,7 +205,7 @@ void sddmm_cusparse(int64_t M, const float* dY, int64_t lddy, const float* X, in
   size_t bytes = 0;
   check_sp(api.sddmm_buffer(h, kOpT, kOpN, &alpha, d.a, d.b, &beta, d.sp, kCudaR32F, kSddmmAlgDefault, &bytes),
            "cusparseSDDMM_bufferSize");
-  StreamBuffer buffer(bytes, stream);
+  StreamBuffer buffer(bytes, stream, "cudaMallocAsync (cuSPARSE buffer)");
   check_sp(api.sddmm(h, kOpT, kOpN, &alpha, d.a, d.b, &beta, d.sp, kCudaR32F, kSddmmAlgDefault, buffer.p),
            "cusparseSDDMM");
 }
