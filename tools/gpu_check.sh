@@ -11,9 +11,10 @@
 #      for byte against cpu::sgemm, and through cuBLASLt within the float32 bound; the cuSPARSE
 #      twins of the pruned layer within the float32 bound; the convolution through cuDNN within the
 #      float32 bound of a float64 direct convolution and the same bytes twice; cuBLASLt, cuSPARSE
-#      and cuDNN required: found by soname, PyTorch's copies put on LD_LIBRARY_PATH below), then
-#      dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer (memcheck, the cuDNN cases in
-#      a step of their own; initcheck for the
+#      and cuDNN required: found by soname, PyTorch's copies put on LD_LIBRARY_PATH below; an MLP
+#      and a small CNN Network trained on cuda:0 and on the CPU, masks bit for bit, weights within
+#      tolerance), then dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer (memcheck, the
+#      cuDNN cases in a step of their own; initcheck for the
 #      kernels' binary; racecheck for the batch-norm and the small convolution tests, the kernels
 #      with shared memory);
 #   3. pytest of the device-facing Python tests with the CUDA build;
@@ -129,7 +130,8 @@ else
   failed=1
 fi
 step "pytest (device-facing tests, CUDA build)" 180 "$py" -m pytest -q -p no:cacheprovider \
-  tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py tests/test_device_arrays.py
+  tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py tests/test_device_arrays.py \
+  tests/test_device_model.py
 
 # Benchmark: the same 64 Mi floats, p = 0.5, mean of 20 calls after 3 warm-ups, CUDA events.
 bench="$out/bench_rows.md"

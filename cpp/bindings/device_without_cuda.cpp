@@ -4,6 +4,7 @@
 #ifndef DROPNET_HAS_CUDA
 #include <stdexcept>
 
+#include "dropnet/kernels/cuda/backend.h"
 #include "dropnet/kernels/cuda/device.h"
 #include "dropnet/kernels/cuda/dropout.h"
 
@@ -47,6 +48,7 @@ void spatial_dropout_forward(const float*, float*, int64_t, int64_t, uint32_t, f
 }
 void spatial_dropout_backward(const float*, float*, int64_t, int64_t, const uint64_t*, float) { no_cuda(); }
 void mc_dropout_forward(const float*, float*, int64_t, int64_t, uint32_t, float, uint64_t, uint64_t) { no_cuda(); }
+std::shared_ptr<const Backend> cuda_backend(int) { no_cuda(); }
 
 }  // namespace cuda
 }  // namespace dropnet

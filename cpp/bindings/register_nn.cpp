@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "array_args.h"
+#include "test_devices.h"
 #include "dropnet/kernels/cpu/finite_check.h"
+#include "dropnet/kernels/cuda/backend.h"
 #include "dropnet/nn/network.h"
 
 namespace py = pybind11;
@@ -398,14 +400,16 @@ py::array_t<float> param_array(const nn::Network& net, int64_t i) {
 }  // namespace
 
 void register_nn(py::module_& m) {
+  m.attr("test_devices") = py::tuple(py::cast(test_device_names()));
   py::class_<nn::Network>(m, "Network", R"doc(
 A sequential network whose training step (forward, loss, backward, optimizer update) runs in one
 native call. See dropnet.models for the user-facing API.
 
-Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
+Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int, device: str = "cpu")
+device: "cpu" or "cuda:<index>" (dropnet.cuda.parse_device gives these).
 )doc")
       .def(py::init([](const py::object& layers, const py::object& input_shape, const std::string& loss,
-                       const py::object& seed) {
+                       const py::object& seed, const std::string& device) {
              if (!py::isinstance<py::sequence>(layers) || py::isinstance<py::str>(layers))
                throw TypeError(str_concat("layers: expected a list of dicts, got ", type_name_of(layers)));
              std::vector<LayerSpec> specs;
@@ -420,9 +424,18 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
                shape.push_back(to_int(d).cast<int64_t>());
              }
              const uint64_t s = require_u64_like(seed, "seed");
-             return std::make_unique<nn::Network>(specs, shape, nn::parse_loss(loss), s);
+             std::shared_ptr<const Backend> backend;
+             if (device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() < 15 &&
+                 device.find_first_not_of("0123456789", 5) == std::string::npos)
+               backend = cuda::cuda_backend(std::stoi(device.substr(5)));
+             else if (device != "cpu" && !(backend = test_device(device)))
+               throw ValueError(str_concat("device: expected 'cpu' or 'cuda:<index>', got '", device, "'"));
+             return std::make_unique<nn::Network>(specs, shape, nn::parse_loss(loss), s, std::move(backend));
            }),
-           py::arg("layers"), py::arg("input_shape"), py::arg("loss"), py::arg("seed") = 0)
+           py::arg("layers"), py::arg("input_shape"), py::arg("loss"), py::arg("seed") = 0, py::arg("device") = "cpu")
+      .def_property_readonly(
+          "device", [](const nn::Network& n) { return n.backend().name(); },
+          "Where the network's parameters live and its steps run: 'cpu' or 'cuda:<index>'.")
       .def("__repr__",
            [](const nn::Network& n) {
              int64_t total = 0;
@@ -543,6 +556,8 @@ Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
           "grad_buffer",
           [](py::object self) {
             nn::Network& n = self.cast<nn::Network&>();
+            DROPNET_CHECK(n.backend().host_memory(), "grad_buffer: data-parallel training runs on the CPU only, "
+                          "not on device '", n.backend().name(), "'");
             // A view of the network's arena (no copy), kept alive by the network object.
             return py::array_t<float>({n.grad_arena_size()}, {static_cast<py::ssize_t>(sizeof(float))},
                                       n.grad_arena(), self);

@@ -152,10 +152,11 @@ class ModelAPI:
             shape = layer.output_shape(shape)
         return out
 
-    def _sync_layer_flags(self) -> None:
+    def _sync_layer_flags(self, net: Any = None) -> None:
         """Hand each layer's ``trainable`` and kernel constraint to the native Network (cheap; run
-        before training so that ``layer.trainable = False`` takes effect like in Keras)."""
-        net = self._net  # type: ignore[attr-defined]
+        before training so that ``layer.trainable = False`` takes effect like in Keras); ``net``:
+        another network than the model's (``to`` fills one before it replaces the model's)."""
+        net = self._net if net is None else net  # type: ignore[attr-defined]
         for layer, idx in self._layer_params():
             for i in idx:
                 net.set_trainable(i, bool(layer.trainable))

@@ -4,8 +4,9 @@ The extension links the CUDA runtime statically and loads the driver on first us
 module imports, and answers, on a machine with no driver and no GPU. Today the GPU runs
 :func:`dropnet.random.uniform_bits` with ``device='cuda'`` and the dropout family of
 :mod:`dropnet.ops` on CUDA arrays (a :class:`DeviceArray`, or any array exposing
-``__cuda_array_interface__`` or ``__dlpack__``: CuPy, PyTorch, JAX); training runs on the CPU
-(docs/design.md, "Device kernels").
+``__cuda_array_interface__`` or ``__dlpack__``: CuPy, PyTorch, JAX), and a model built with
+``Sequential(..., device="cuda")`` or moved with ``model.to("cuda")`` trains there (the layers a GPU
+runs: docs/design.md, "Devices: one network, two backends").
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from . import _core
 _c = _core.core
 _dev = _core.device
 
-__all__ = ["is_available", "device_count", "unavailable_reason", "mem_get_info", "DeviceArray", "to_device"]
+__all__ = ["is_available", "device_count", "unavailable_reason", "mem_get_info", "parse_device", "DeviceArray",
+           "to_device"]
 
 # DLPack device types and the dtypes a DeviceArray holds, as (DLPack code, bits).
 KDL_CPU, KDL_CUDA, KDL_CUDA_MANAGED = 1, 2, 13
@@ -63,6 +65,33 @@ def mem_get_info(device: int = 0) -> Tuple[int, int]:
         raise RuntimeError(f"device: expected a CUDA device index in [0, {device_count()}), got {index}")
     free, total = _c.cuda_mem_get_info(index)
     return int(free), int(total)
+
+
+def parse_device(device: object, name: str = "device") -> str:
+    """A model's device as ``'cpu'`` or ``'cuda:<index>'`` (``'cuda'`` is ``'cuda:0'``).
+
+    Raises ``TypeError`` when ``device`` is not a str, ``ValueError`` when it is not one of those
+    forms, and ``RuntimeError`` naming what is missing (a build without CUDA, no driver, no device,
+    an index past the last device) when it names a CUDA device that cannot be used.
+    """
+    if not isinstance(device, str):
+        raise TypeError(f"{name}: expected 'cpu', 'cuda' or 'cuda:<index>', got {type(device).__name__}")
+    text = device.strip().lower()
+    if text == "cpu":
+        return "cpu"
+    if text in _core.nn.test_devices:  # "_sim": developer builds with the C++ tests only
+        return text
+    index_text = text[len("cuda:"):] if text.startswith("cuda:") else ("0" if text == "cuda" else None)
+    if index_text is None or not index_text.isdigit() or len(index_text) > 9:
+        raise ValueError(f"{name}: expected 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
+    index = int(index_text)
+    reason = unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"{name}: 'cuda:{index}' requested but {reason}")
+    count = device_count()
+    if index >= count:
+        raise RuntimeError(f"{name}: 'cuda:{index}' requested but this machine has {count} CUDA device(s)")
+    return f"cuda:{index}"
 
 
 def require_device(device: int) -> int:

@@ -309,14 +309,19 @@ def _expect_architecture(model_box: list):
     return expect
 
 
-def load_model(path: str):
+def load_model(path: str, device: str = "cpu"):
     """Rebuild a ``Sequential`` saved with ``save_model``: architecture, weights, pruning masks,
     optimizer state (step and slots), learning rate and RNG offset, so training continues exactly where it stopped.
+    ``device``: where the model is returned (``Sequential.to``); checked before the file is read,
+    so a CUDA device that cannot be used raises ``RuntimeError`` naming what is missing first.
 
     Raises ValueError for a truncated, tampered or foreign file; FileNotFoundError if missing.
     The model is built first and filled one group of arrays at a time (params, then each optimizer
     slot on its own, masks, state), hashing as it goes; it is returned only once the SHA-256
     matched."""
+    from . import cuda as _cuda
+
+    device = _cuda.parse_device(device)
     path = os.fspath(path)
     built: list = []
     stage = "not a readable dropnet checkpoint"
@@ -379,7 +384,7 @@ def load_model(path: str):
         raise ValueError(f"{path}: the checkpoint declares arrays larger than the available memory") from None
     except (*_READ_ERRORS, IndexError, OverflowError) as e:
         raise ValueError(f"{path}: {stage} ({type(e).__name__}: {e})") from None
-    return model
+    return model.to(device)
 
 
 class _Tampered(Exception):

@@ -721,12 +721,14 @@ def fuses_max_pool(bn_input: Optional[Shape], pool: object) -> bool:
             and bn_input is not None and len(bn_input) == 3 and min(bn_input[1:]) >= 2)
 
 
-def to_native(layers: Sequence[Layer], input_shape: Optional[Shape] = None) -> list:
+def to_native(layers: Sequence[Layer], input_shape: Optional[Shape] = None, fuse_max_pool: bool = True) -> list:
     """The Network's layer dicts, fusing each ``Dense`` + following ``Dropout`` into one dense dict
     (``"dropout": rate``) and each ``BatchNormalization`` + following ``Activation('relu')`` into one
     batch_norm dict (``"relu": True``), with a following 2x2 ``MaxPool2D`` too when
     :func:`fuses_max_pool` (``"max_pool": True``). ``Input`` layers contribute nothing. input_shape
-    (of one sample) is needed by layers whose dicts depend on it (``GlobalMaxPooling2D``)."""
+    (of one sample) is needed by layers whose dicts depend on it (``GlobalMaxPooling2D``).
+    fuse_max_pool=False keeps the ``MaxPool2D`` a layer of its own (a CUDA device has no twin of
+    the fused pooling; the numbers are the same)."""
     out = []
     specs = [layer for layer in layers if not isinstance(layer, Input)]
     shapes = []
@@ -754,7 +756,7 @@ def to_native(layers: Sequence[Layer], input_shape: Optional[Shape] = None) -> l
             nxt = specs[i + 1] if i + 1 < len(specs) else None
             if isinstance(nxt, Activation) and nxt.activation == "relu":
                 after = specs[i + 2] if i + 2 < len(specs) else None
-                pooled = fuses_max_pool(shapes[i], after)
+                pooled = fuse_max_pool and fuses_max_pool(shapes[i], after)
                 out.append(layer.native(relu=True, max_pool=pooled))
                 i += 3 if pooled else 2
                 continue

@@ -22,6 +22,7 @@ import numpy as np
 from . import _core
 from . import _fit_checks
 from . import callbacks as _callbacks
+from . import cuda as _cuda
 from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
@@ -159,11 +160,18 @@ class Sequential(ModelAPI):
 
     A ``Dense`` followed directly by ``Dropout`` runs as one fused native layer (dropout applied
     after the activation in the same pass); the numbers are those of the two layers.
+
+    device: ``"cpu"`` (default), ``"cuda"`` or ``"cuda:<index>"``: where parameters, optimizer
+    state and activations live and the training steps run; ``fit``, ``evaluate``, ``predict``,
+    ``get_weights`` and ``save`` take and give numpy arrays on either. A CUDA device that cannot be
+    used raises ``RuntimeError`` naming what is missing; a layer or option that only the CPU runs
+    raises ``ValueError`` naming it when the model is built (see :meth:`to`).
     """
 
     def __init__(self, layers: Optional[Sequence[_layers.Layer]] = None,
                  input_shape: Optional[Union[int, Sequence[int]]] = None, seed: Optional[int] = None,
-                 name: str = "sequential") -> None:
+                 name: str = "sequential", device: str = "cpu") -> None:
+        self._device = _cuda.parse_device(device)
         self.layers: List[_layers.Layer] = []
         self.input_shape: Optional[Tuple[int, ...]] = (
             None if input_shape is None else _layers.check_shape(input_shape))
@@ -220,6 +228,41 @@ class Sequential(ModelAPI):
         return self._net is not None
 
     @property
+    def device(self) -> str:
+        """Where the model runs: ``'cpu'`` or ``'cuda:<index>'``."""
+        return self._device
+
+    def to(self, device: str) -> "Sequential":
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:<index>"``) and return it.
+
+        Weights, optimizer state (step and slots), learning rate, batch-norm statistics, pruning
+        masks and the RNG offset move with it, so training continues as it would have on the old
+        device (the same dropout masks; floats within the tolerance of the two devices' kernels).
+        Raises before anything changes: ``RuntimeError`` naming what is missing for a CUDA device
+        that cannot be used, ``ValueError`` naming a layer or option the device does not run.
+        """
+        target = _cuda.parse_device(device)
+        if target == self._device:
+            return self
+        if self._net is None:
+            self._device = target
+            return self
+        old = self._net
+        new = self._new_network(tuple(self.input_shape), target)  # type: ignore[arg-type]
+        new.set_optimizer(old.get_optimizer_config())
+        new.set_params(old.get_params())
+        new.set_state(old.get_state())
+        new.set_optimizer_state(old.get_optimizer_state())
+        new.rng_offset = old.rng_offset
+        for i in range(len(old.param_shapes)):
+            mask = old.get_mask(i)
+            if mask is not None:
+                new.set_mask(i, mask)
+        self._sync_layer_flags(new)
+        self._net, self._device = new, target
+        return self
+
+    @property
     def network(self):
         """The native ``_core.nn.Network`` (after compile with a known input shape, or fit)."""
         return self._require_net()
@@ -235,18 +278,24 @@ class Sequential(ModelAPI):
         if not any(isinstance(layer, (_layers.Dense, _layers.Conv2D)) for layer in self.layers):
             raise ValueError("model: needs at least one Dense or Conv2D layer")
         self._shapes(input_shape)
-        # Before compile (predict only): no loss yet; mse leaves every activation in the layers.
-        loss = self.loss or _losses.MSE
+        net = self._new_network(input_shape, self._device)
+        self.input_shape = tuple(input_shape)
+        self._net = net
+        self._sync_layer_flags()
+
+    def _new_network(self, input_shape: Tuple[int, ...], device: str):
+        """A native Network of this architecture on ``device`` with the compiled optimizer."""
+        # Before compile (predict only): no loss yet; mse leaves every activation in the layers. A
+        # device takes only the crossentropy losses; forward() still ends with the softmax.
+        loss = self.loss or (_losses.MSE if device == "cpu" else _losses.SPARSE_CE)
         optimizer = self.optimizer or _optim.get("adam")
-        net = _network_class()(_layers.to_native(self.layers, tuple(input_shape)), tuple(input_shape), loss,
-                               self.seed)
+        native = _layers.to_native(self.layers, tuple(input_shape), fuse_max_pool=device == "cpu")
+        net = _network_class()(native, tuple(input_shape), loss, self.seed, device)
         net.set_optimizer(optimizer.get_config())
         info = net.sparse_info()
         for ordinal, mode in self._sparse_modes.items():
             net.set_sparse_mode(info[ordinal]["param_index"], mode)
-        self.input_shape = tuple(input_shape)
-        self._net = net
-        self._sync_layer_flags()
+        return net
 
     def compile(self, optimizer: Union[str, dict, _optim.Optimizer] = "adam",
                 loss: str = _losses.SPARSE_CE, metrics: Optional[Sequence[str]] = None) -> None:
@@ -261,10 +310,16 @@ class Sequential(ModelAPI):
             raise ValueError(f"model: the output must be flat (n_out,) for {loss}, got {self.output_shape}; add "
                              "Flatten() (mse, mae, huber and binary_crossentropy take outputs of any shape)")
         previous = self._net
+        kept = self.optimizer, self.loss, self.metrics
         self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
         self._net = None
         if self.input_shape is not None:
-            self._build(self.input_shape)
+            try:
+                self._build(self.input_shape)
+            except Exception:  # a loss or layer the device does not run: the model stays as it was
+                self.optimizer, self.loss, self.metrics = kept
+                self._net = previous
+                raise
             if previous is not None:
                 self._net.set_params(previous.get_params())
                 self._net.set_state(previous.get_state())
@@ -864,8 +919,9 @@ def _check_count(value: object, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def load_model(path: str) -> Sequential:
-    """Rebuild a model saved with ``Sequential.save`` (see ``dropnet.io.load_model``)."""
+def load_model(path: str, device: str = "cpu") -> Sequential:
+    """Rebuild a model saved with ``Sequential.save`` (see ``dropnet.io.load_model``) on
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:<index>"``; checked before the file is read)."""
     from . import io as _io
 
-    return _io.load_model(path)
+    return _io.load_model(path, device=device)

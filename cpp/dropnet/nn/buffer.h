@@ -3,15 +3,24 @@
 // sized for one batch are reused by every later step of the same or a smaller batch.
 // alias() turns a buffer into a view of n elements of someone else's storage (the network's one
 // gradient arena slices every parameter's gradient that way); a view is never freed by it.
+// Storage is host memory unless the buffer is bound to a backend (kernels/backend.h), whose memory
+// it then holds: a network on a device binds every buffer its step touches (Layer::bind).
 #pragma once
 #include <cstddef>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
-#include <new>
+
+#include "dropnet/kernels/backend.h"
 
 namespace dropnet {
 namespace nn {
+
+// Storage of a Buffer: `backend`'s memory, or host memory (64-byte aligned) when null. Out of line
+// (nn/buffer.cpp): every layer grows buffers, and one call per site keeps the module small.
+void* buffer_alloc(const Backend* backend, size_t bytes);
+void buffer_free(const Backend* backend, void* p) noexcept;
+void buffer_zero(const Backend* backend, void* p, size_t bytes);
+// A new block of `bytes` on `backend` holding the first keep_bytes of host memory `from`.
+void* buffer_move(const Backend* backend, const void* from, size_t bytes, size_t keep_bytes);
 
 template <class T>
 class Buffer {
@@ -25,18 +34,27 @@ class Buffer {
   void grow(size_t n) {
     if (n <= capacity_) return;
     const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    void* p = std::aligned_alloc(64, bytes);
-    if (!p) throw std::bad_alloc();
-    data_ = std::unique_ptr<T, Free>(static_cast<T*>(p), Free{true});
+    data_ = std::unique_ptr<T, Free>(static_cast<T*>(buffer_alloc(backend_, bytes)), Free{true, backend_});
     capacity_ = n;
   }
+  // From now on storage comes from `backend` (null: host memory). The first `keep` elements (host
+  // memory, written by the host) move into it; the rest of the old storage is dropped.
+  void bind(const Backend* backend, size_t keep = 0) {
+    if (backend == backend_) return;
+    backend_ = backend;
+    if (!data_) return;
+    const size_t bytes = ((capacity_ * sizeof(T) + 63) / 64) * 64;
+    data_ = std::unique_ptr<T, Free>(static_cast<T*>(buffer_move(backend, data_.get(), bytes, keep * sizeof(T))),
+                                     Free{true, backend});
+  }
+  const Backend* backend() const { return backend_; }
   // View of p[0, n), owned elsewhere and outliving this buffer; the old storage is freed.
   void alias(T* p, size_t n) {
-    data_ = std::unique_ptr<T, Free>(p, Free{false});
+    data_ = std::unique_ptr<T, Free>(p, Free{false, nullptr});
     capacity_ = n;
   }
   void zero(size_t n) {
-    if (n) std::memset(data_.get(), 0, n * sizeof(T));
+    if (n) buffer_zero(backend_, data_.get(), n * sizeof(T));
   }
   T* data() { return data_.get(); }
   const T* data() const { return data_.get(); }
@@ -45,11 +63,13 @@ class Buffer {
  private:
   struct Free {
     bool owned = true;
+    const Backend* backend = nullptr;
     void operator()(T* p) const {
-      if (owned) std::free(p);
+      if (owned) buffer_free(backend, p);
     }
   };
   std::unique_ptr<T, Free> data_;
+  const Backend* backend_ = nullptr;
   size_t capacity_ = 0;
 };
 

@@ -119,6 +119,14 @@ std::vector<Param*> Conv2DLayer::params() {
   return {&weight_};
 }
 
+void Conv2DLayer::bind(const Backend& backend, const std::string& where) {
+  backend_ = &backend;
+  bind_param(weight_, backend, where);
+  if (use_bias_) bind_param(bias_, backend, where);
+  y_.bind(&backend);
+  workspace_.bind(&backend);
+}
+
 void Conv2DLayer::reserve(int64_t rows) { y_.grow(static_cast<size_t>(rows * out_features())); }
 
 BreakEven Conv2DLayer::break_even(int64_t rows) const { return sparse_conv_break_even(geom_, filters_, rows); }
@@ -132,9 +140,9 @@ const float* Conv2DLayer::forward(const float* x, const ForwardContext& ctx) {
                         static_cast<cpu::Activation>(activation_), kLeakySlope, y_.data(), workspace_.data(), ws);
     return y_.data();
   }
-  const int64_t ws = cpu::conv2d_forward_workspace(geom_, filters_, use_bias_, get_num_threads());
+  const int64_t ws = be().conv2d_forward_workspace(geom_, filters_, use_bias_);
   workspace_.grow(static_cast<size_t>(ws));
-  cpu::conv2d_forward(x, ctx.rows, geom_, weight_.value.data(), filters_, use_bias_ ? bias_.value.data() : nullptr,
+  be().conv2d_forward(x, ctx.rows, geom_, weight_.value.data(), filters_, use_bias_ ? bias_.value.data() : nullptr,
                       static_cast<cpu::Activation>(activation_), kLeakySlope, y_.data(), workspace_.data(), ws);
   return y_.data();
 }
@@ -142,7 +150,7 @@ const float* Conv2DLayer::forward(const float* x, const ForwardContext& ctx) {
 float* Conv2DLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t rows) {
   const int64_t plane = geom_.OH * geom_.OW;
   if (activation_ != cpu::ActivationKind::identity)
-    cpu::activation_backward(activation_, rows * filters_, plane, d_out, y_.data(), nullptr, nullptr, 1.f,
+    be().activation_backward(activation_, rows * filters_, plane, d_out, y_.data(), nullptr, nullptr, 1.f,
                              kLeakySlope, d_out, nullptr);
   if (use_bias_) bias_.grad.zero(static_cast<size_t>(bias_.size));
   float* dx = need_d_in ? spare : nullptr;
@@ -155,9 +163,9 @@ float* Conv2DLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t
     return dx;
   }
   weight_.grad.zero(static_cast<size_t>(weight_.size));
-  const int64_t ws = cpu::conv2d_backward_workspace(geom_, rows, filters_, get_num_threads());
+  const int64_t ws = be().conv2d_backward_workspace(geom_, rows, filters_);
   workspace_.grow(static_cast<size_t>(ws));
-  cpu::conv2d_backward(d_out, x_, rows, geom_, weight_.value.data(), filters_, dx, weight_.grad.data(),
+  be().conv2d_backward(d_out, x_, rows, geom_, weight_.value.data(), filters_, dx, weight_.grad.data(),
                        use_bias_ ? bias_.grad.data() : nullptr, workspace_.data(), ws);
   return dx;
 }
@@ -198,6 +206,12 @@ const char* Pool2DLayer::type_name() const {
   return "?";
 }
 
+void Pool2DLayer::bind(const Backend& backend, const std::string&) {
+  backend_ = &backend;
+  y_.bind(&backend);
+  indices_.bind(&backend);
+}
+
 void Pool2DLayer::reserve(int64_t rows) {
   y_.grow(static_cast<size_t>(rows * out_features()));
   if (kind_ == Kind::max) indices_.grow(static_cast<size_t>(rows * out_features()));
@@ -206,9 +220,9 @@ void Pool2DLayer::reserve(int64_t rows) {
 const float* Pool2DLayer::forward(const float* x, const ForwardContext& ctx) {
   const int64_t planes = ctx.rows * in_shape_[0];
   switch (kind_) {
-    case Kind::max: cpu::max_pool2d_forward(x, planes, geom_, y_.data(), indices_.data()); break;
-    case Kind::avg: cpu::avg_pool2d_forward(x, planes, geom_, count_include_pad_, y_.data()); break;
-    case Kind::global_avg: cpu::global_avg_pool2d_forward(x, planes, geom_.H * geom_.W, y_.data()); break;
+    case Kind::max: be().max_pool2d_forward(x, planes, geom_, y_.data(), indices_.data()); break;
+    case Kind::avg: be().avg_pool2d_forward(x, planes, geom_, count_include_pad_, y_.data()); break;
+    case Kind::global_avg: be().global_avg_pool2d_forward(x, planes, geom_.H * geom_.W, y_.data()); break;
   }
   return y_.data();
 }
@@ -217,9 +231,9 @@ float* Pool2DLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t
   if (!need_d_in) return nullptr;
   const int64_t planes = rows * in_shape_[0];
   switch (kind_) {
-    case Kind::max: cpu::max_pool2d_backward(d_out, indices_.data(), planes, geom_, spare); break;
-    case Kind::avg: cpu::avg_pool2d_backward(d_out, planes, geom_, count_include_pad_, spare); break;
-    case Kind::global_avg: cpu::global_avg_pool2d_backward(d_out, planes, geom_.H * geom_.W, spare); break;
+    case Kind::max: be().max_pool2d_backward(d_out, indices_.data(), planes, geom_, spare); break;
+    case Kind::avg: be().avg_pool2d_backward(d_out, planes, geom_, count_include_pad_, spare); break;
+    case Kind::global_avg: be().global_avg_pool2d_backward(d_out, planes, geom_.H * geom_.W, spare); break;
   }
   return spare;
 }
@@ -250,6 +264,15 @@ BatchNormLayer::BatchNormLayer(const LayerSpec& spec, const Shape& in_shape)
   invstd_.grow(static_cast<size_t>(channels_));
 }
 
+void BatchNormLayer::bind(const Backend& backend, const std::string& where) {
+  require_host(!max_pool_, backend, where, " batch_norm: the fused max_pool");
+  backend_ = &backend;
+  for (Param* p : {&gamma_, &beta_, &running_mean_, &running_var_}) bind_param(*p, backend, where);
+  y_.bind(&backend);
+  mean_.bind(&backend);
+  invstd_.bind(&backend);
+}
+
 void BatchNormLayer::reserve(int64_t rows) {
   y_.grow(static_cast<size_t>(rows * out_features()));
   if (max_pool_) indices_.grow(static_cast<size_t>(rows * out_features()));
@@ -277,16 +300,26 @@ const float* BatchNormLayer::forward(const float* x, const ForwardContext& ctx) 
     cpu::batchnorm_forward_training_sync(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
                                          epsilon_, momentum_, running_mean_.value.data(), running_var_.value.data(),
                                          relu_, y_.data(), mean_.data(), invstd_.data(), *sync_, &values_total_, pool);
+  } else if (pool) {  // the fused pooling: a CPU capability (bind refuses it elsewhere)
+    if (batch_stats_)
+      cpu::batchnorm_forward_training(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(), epsilon_,
+                                      momentum_, running_mean_.value.data(), running_var_.value.data(), relu_,
+                                      y_.data(), mean_.data(), invstd_.data(), pool);
+    else
+      cpu::batchnorm_forward_inference(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
+                                       running_mean_.value.data(), running_var_.value.data(), epsilon_, relu_,
+                                       y_.data(), invstd_.data(), pool);
   } else if (batch_stats_) {
-    cpu::batchnorm_forward_training(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(), epsilon_,
+    be().batchnorm_forward_training(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(), epsilon_,
                                     momentum_, running_mean_.value.data(), running_var_.value.data(), relu_, y_.data(),
-                                    mean_.data(), invstd_.data(), pool);
+                                    mean_.data(), invstd_.data());
   } else {
-    cpu::batchnorm_forward_inference(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
+    be().batchnorm_forward_inference(x, ctx.rows, channels_, hw_, gamma_.value.data(), beta_.value.data(),
                                      running_mean_.value.data(), running_var_.value.data(), epsilon_, relu_,
-                                     y_.data(), invstd_.data(), pool);
-    std::memcpy(mean_.data(), running_mean_.value.data(), static_cast<size_t>(channels_) * sizeof(float));
+                                     y_.data(), invstd_.data());
   }
+  if (!batch_stats_)
+    be().copy(mean_.data(), running_mean_.value.data(), static_cast<size_t>(channels_) * sizeof(float));
   return y_.data();
 }
 
@@ -301,9 +334,13 @@ float* BatchNormLayer::backward(float* d_out, float* spare, bool need_d_in, int6
                                  beta_.grad.data(), *sync_, pool);
     return need_d_in ? spare : nullptr;
   }
-  cpu::batchnorm_backward(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
-                          mean_.data(), invstd_.data(), batch_stats_, spare, gamma_.grad.data(), beta_.grad.data(),
-                          pool);
+  if (pool)
+    cpu::batchnorm_backward(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
+                            mean_.data(), invstd_.data(), batch_stats_, spare, gamma_.grad.data(), beta_.grad.data(),
+                            pool);
+  else
+    be().batchnorm_backward(d_out, x_, relu_ ? y_.data() : nullptr, rows, channels_, hw_, gamma_.value.data(),
+                            mean_.data(), invstd_.data(), batch_stats_, spare, gamma_.grad.data(), beta_.grad.data());
   return need_d_in ? spare : nullptr;
 }
 
@@ -313,6 +350,12 @@ SpatialDropoutLayer::SpatialDropoutLayer(double rate, const Shape& shape)
     : Layer(shape, shape), rate_(rate), channels_(shape.empty() ? 0 : shape[0]), hw_(0) {
   require_image(shape, "spatial_dropout2d");
   hw_ = shape[1] * shape[2];
+}
+
+void SpatialDropoutLayer::bind(const Backend& backend, const std::string&) {
+  backend_ = &backend;
+  y_.bind(&backend);
+  keep_bits_.bind(&backend);
 }
 
 void SpatialDropoutLayer::reserve(int64_t rows) {
@@ -325,17 +368,15 @@ const float* SpatialDropoutLayer::forward(const float* x, const ForwardContext& 
   applied_ = ctx.training && rate_ > 0.0;
   if (!applied_) return x;
   const uint64_t stream = (*ctx.next_stream)++;
-  cpu::spatial_dropout_forward(x, y_.data(), ctx.rows * channels_, hw_, keep_threshold(rate_),
-                               keep_scale(rate_), ctx.seed, stream, keep_bits_.data(),
-                               ctx.row_offset * static_cast<uint64_t>(channels_));
+  be().spatial_dropout_forward(x, y_.data(), ctx.rows * channels_, hw_, keep_threshold(rate_), keep_scale(rate_),
+                               ctx.seed, stream, keep_bits_.data(), ctx.row_offset * static_cast<uint64_t>(channels_));
   return y_.data();
 }
 
 float* SpatialDropoutLayer::backward(float* d_out, float*, bool need_d_in, int64_t rows) {
   if (!need_d_in) return nullptr;
   if (!applied_) return d_out;
-  cpu::spatial_dropout_backward(d_out, d_out, rows * channels_, hw_, keep_bits_.data(), 0, keep_scale(rate_),
-                                0, 0);
+  be().spatial_dropout_backward(d_out, d_out, rows * channels_, hw_, keep_bits_.data(), keep_scale(rate_));
   return d_out;
 }
 

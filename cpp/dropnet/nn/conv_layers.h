@@ -26,6 +26,7 @@ class Conv2DLayer : public Layer, public SparseCapable {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
   Param& weight() override { return weight_; }
   const Param& weight() const override { return weight_; }
   int64_t weight_rows() const override { return filters_; }
@@ -51,6 +52,7 @@ class Pool2DLayer : public Layer {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
 
  private:
   Kind kind_;
@@ -73,6 +75,7 @@ class BatchNormLayer : public Layer {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
   // Samples per channel in one batch of `rows`: batch statistics need at least 2.
   int64_t values_per_channel(int64_t rows) const { return rows * hw_; }
 
@@ -103,6 +106,9 @@ class SpatialDropoutLayer : public Layer {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
+  const uint64_t* keep_bits() const override { return applied_ ? keep_bits_.data() : nullptr; }
+  int64_t keep_bits_per_row() const override { return channels_; }  // one bit per channel
 
  private:
   double rate_;

@@ -45,6 +45,8 @@ constexpr ActivationName kActivations[] = {
     {"elu", cpu::ActivationKind::elu},
 };
 
+constexpr const char* kSoftmaxHint = " (a device takes a softmax only as the output under a crossentropy loss)";
+
 bool gemm_can_apply(cpu::ActivationKind k) {
   return k != cpu::ActivationKind::selu && k != cpu::ActivationKind::softmax && k != cpu::ActivationKind::elu;
 }
@@ -90,6 +92,21 @@ void init_layer_params(InitKind init, double fan_in, double fan_out, float* w, i
     uniform_init(b, n_b, limit, seed, kBiasInitStreamBase + static_cast<uint64_t>(index));
 }
 
+void require_host(bool allowed, const Backend& backend, const std::string& where, const char* what, const char* hint) {
+  if (allowed || backend.host_memory()) return;
+  throw ValueError(where + what + " runs on the CPU only, not on device '" + backend.name() + "'" + hint);
+}
+
+void Layer::bind(const Backend& backend, const std::string& where) {
+  if (!backend.host_memory()) require_host(false, backend, where + " " + type_name(), ":");
+}
+
+void bind_param(Param& p, const Backend& backend, const std::string& where) {
+  require_host(!p.has_mask, backend, where, ": pruning masks");
+  p.value.bind(&backend, static_cast<size_t>(p.size));
+  p.grad.bind(&backend);
+}
+
 // ------------------------------------------------------------------------------------- dense
 
 DenseLayer::DenseLayer(const LayerSpec& spec, const Shape& in_shape, uint64_t seed, int64_t layer_index)
@@ -133,6 +150,19 @@ std::vector<Param*> DenseLayer::params() {
   return {&weight_};
 }
 
+void DenseLayer::bind(const Backend& backend, const std::string& where) {
+  // The device twins have no row softmax (the crossentropy loss absorbs the output layer's) and
+  // DropConnect and sparse execution are CPU capabilities.
+  require_host(activation_ != cpu::ActivationKind::softmax, backend, where, " dense: activation 'softmax'", kSoftmaxHint);
+  require_host(drop_connect_ == 0.0, backend, where, " dense: drop_connect");
+  backend_ = &backend;
+  bind_param(weight_, backend, where);
+  if (use_bias_) bind_param(bias_, backend, where);
+  y_.bind(&backend);
+  pre_.bind(&backend);
+  keep_bits_.bind(&backend);
+}
+
 void DenseLayer::reserve(int64_t rows) {
   y_.grow(static_cast<size_t>(rows * out_));
   if (activation_ == cpu::ActivationKind::gelu) pre_.grow(static_cast<size_t>(rows * out_));
@@ -174,10 +204,10 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
   float* y = y_.data();
   product_forward(x, rows, ep, y);
   if (!fused_act) {
-    if (activation_ == cpu::ActivationKind::softmax) cpu::softmax_rows_forward(y, y, rows, out_);
-    else cpu::activation_forward(activation_, y, y, rows * out_, kLeakySlope);
+    if (activation_ == cpu::ActivationKind::softmax) be().softmax_rows_forward(y, y, rows, out_);
+    else be().activation_forward(activation_, y, y, rows * out_, kLeakySlope);
     if (dropout_applied_)
-      cpu::dropout_forward(y, y, rows * out_, threshold, scale, ctx.seed, stream, keep_bits_.data(),
+      be().dropout_forward(y, y, rows * out_, threshold, scale, ctx.seed, stream, keep_bits_.data(),
                            ctx.row_offset * static_cast<uint64_t>(out_));
   }
   return y;
@@ -187,7 +217,7 @@ void DenseLayer::product_forward(const float* x, int64_t rows, const cpu::GemmEp
   if (!weight_.run_sparse) {
     // Y = X · Wᵀ, skipping the zeros of X when it comes from ReLU / dropout.
     const float* w = drop_connect_applied_ ? w_dropped_.data() : weight_.value.data();
-    cpu::sgemm_a_b_skip_zeros(true, rows, in_, out_, x, in_, w, in_, y, out_, &ep, kSkipZerosForward);
+    be().gemm(false, true, rows, out_, in_, x, in_, w, in_, y, out_, &ep, kSkipZerosForward);
     return;
   }
   // The sparse product adds the bias and applies ReLU in its writeback; every other step is the
@@ -211,12 +241,12 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
   const float* y = y_.data();
   // d_out becomes the gradient at the pre-activation, and the bias gradient its column sums.
   if (activation_ == cpu::ActivationKind::softmax) {
-    cpu::softmax_rows_backward(y, d_out, d_out, rows, out_);
-    cpu::activation_backward(cpu::ActivationKind::identity, rows, out_, d_out, y, nullptr, nullptr, 1.f, kLeakySlope,
+    be().softmax_rows_backward(y, d_out, d_out, rows, out_);
+    be().activation_backward(cpu::ActivationKind::identity, rows, out_, d_out, y, nullptr, nullptr, 1.f, kLeakySlope,
                              d_out, d_bias);
   } else {
     const float scale = keep_scale(rate_);
-    cpu::activation_backward(activation_, rows, out_, d_out, y, pre_.data(),
+    be().activation_backward(activation_, rows, out_, d_out, y, pre_.data(),
                              dropout_applied_ ? keep_bits_.data() : nullptr, scale, kLeakySlope, d_out, d_bias);
   }
   if (weight_.run_sparse) {
@@ -229,7 +259,8 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
     return spare;
   }
   // dW = dZᵀ · X  (out × in). Behind ReLU and dropout most of dZ is zeros.
-  cpu::sgemm_at_b_skip_zeros(rows, out_, in_, d_out, out_, x_, in_, weight_.grad.data(), in_, kSkipZerosWeightGrad);
+  be().gemm(true, false, out_, in_, rows, d_out, out_, x_, in_, weight_.grad.data(), in_, nullptr,
+            kSkipZerosWeightGrad);
   // DropConnect: the step used W' = W ⊙ keep / (1 − p), so dL/dW = dL/dW' ⊙ keep / (1 − p).
   if (drop_connect_applied_)
     cpu::dropout_backward_bits(weight_.grad.data(), w_keep_bits_.data(), weight_.grad.data(), weight_.size,
@@ -237,7 +268,7 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
   if (!need_d_in) return nullptr;
   // dX = dZ · W'  (rows × in)
   const float* w = drop_connect_applied_ ? w_dropped_.data() : weight_.value.data();
-  cpu::sgemm_a_b_skip_zeros(false, rows, out_, in_, d_out, out_, w, in_, spare, in_, nullptr, kSkipZerosInputGrad);
+  be().gemm(false, false, rows, in_, out_, d_out, out_, w, in_, spare, in_, nullptr, kSkipZerosInputGrad);
   return spare;
 }
 
@@ -246,6 +277,12 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
 DropoutLayer::DropoutLayer(double rate, const Shape& shape, bool alpha)
     : Layer(shape, shape), rate_(rate), alpha_(alpha) {
   if (alpha_) alpha_coef_ = cpu::alpha_dropout_coeffs(rate_);
+}
+
+void DropoutLayer::bind(const Backend& backend, const std::string&) {
+  backend_ = &backend;
+  y_.bind(&backend);
+  keep_bits_.bind(&backend);
 }
 
 void DropoutLayer::reserve(int64_t rows) {
@@ -263,11 +300,11 @@ const float* DropoutLayer::forward(const float* x, const ForwardContext& ctx) {
   const uint32_t threshold = keep_threshold(rate_);
   const uint64_t index_offset = ctx.row_offset * static_cast<uint64_t>(in_features());
   if (alpha_)
-    cpu::alpha_dropout_forward(x, y_.data(), n, threshold, alpha_coef_, ctx.seed, stream, keep_bits_.data(),
-                               index_offset);
+    be().alpha_dropout_forward(x, y_.data(), n, threshold, alpha_coef_.a, alpha_coef_.b, alpha_coef_.dropped_value,
+                               ctx.seed, stream, keep_bits_.data(), index_offset);
   else
-    cpu::dropout_forward(x, y_.data(), n, threshold, keep_scale(rate_), ctx.seed, stream,
-                         keep_bits_.data(), index_offset);
+    be().dropout_forward(x, y_.data(), n, threshold, keep_scale(rate_), ctx.seed, stream, keep_bits_.data(),
+                         index_offset);
   return y_.data();
 }
 
@@ -275,7 +312,7 @@ float* DropoutLayer::backward(float* d_out, float*, bool need_d_in, int64_t rows
   if (!need_d_in) return nullptr;
   if (!applied_) return d_out;
   const float scale = alpha_ ? alpha_coef_.a : keep_scale(rate_);
-  cpu::dropout_backward_bits(d_out, keep_bits_.data(), d_out, rows * in_features(), scale);
+  be().dropout_backward_bits(d_out, keep_bits_.data(), d_out, rows * in_features(), scale);
   return d_out;
 }
 
@@ -287,6 +324,12 @@ ActivationLayer::ActivationLayer(cpu::ActivationKind kind, const Shape& shape, f
                 "activation: softmax needs a flat input (features,), got ", shape_to_string(shape));
 }
 
+void ActivationLayer::bind(const Backend& backend, const std::string& where) {
+  require_host(kind_ != cpu::ActivationKind::softmax, backend, where, " activation: 'softmax'", kSoftmaxHint);
+  backend_ = &backend;
+  y_.bind(&backend);
+}
+
 void ActivationLayer::reserve(int64_t rows) {
   if (kind_ != cpu::ActivationKind::identity) y_.grow(static_cast<size_t>(rows * in_features()));
 }
@@ -295,8 +338,8 @@ const float* ActivationLayer::forward(const float* x, const ForwardContext& ctx)
   x_ = x;
   if (kind_ == cpu::ActivationKind::identity) return x;
   const int64_t n = ctx.rows * in_features();
-  if (kind_ == cpu::ActivationKind::softmax) cpu::softmax_rows_forward(x, y_.data(), ctx.rows, in_features());
-  else cpu::activation_forward(kind_, x, y_.data(), n, slope_);
+  if (kind_ == cpu::ActivationKind::softmax) be().softmax_rows_forward(x, y_.data(), ctx.rows, in_features());
+  else be().activation_forward(kind_, x, y_.data(), n, slope_);
   return y_.data();
 }
 
@@ -304,11 +347,11 @@ float* ActivationLayer::backward(float* d_out, float*, bool need_d_in, int64_t r
   if (!need_d_in) return nullptr;
   if (kind_ == cpu::ActivationKind::identity) return d_out;
   if (kind_ == cpu::ActivationKind::softmax) {
-    cpu::softmax_rows_backward(y_.data(), d_out, d_out, rows, in_features());
+    be().softmax_rows_backward(y_.data(), d_out, d_out, rows, in_features());
     return d_out;
   }
   // gelu reads the pre-activation, which is this layer's (unchanged) input.
-  cpu::activation_backward(kind_, rows, in_features(), d_out, y_.data(), x_, nullptr, 1.f, slope_, d_out, nullptr);
+  be().activation_backward(kind_, rows, in_features(), d_out, y_.data(), x_, nullptr, 1.f, slope_, d_out, nullptr);
   return d_out;
 }
 

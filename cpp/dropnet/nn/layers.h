@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "dropnet/kernels/backend.h"
 #include "dropnet/kernels/cpu/activation.h"
 #include "dropnet/kernels/cpu/augment.h"
 #include "dropnet/kernels/cpu/dropout.h"
@@ -119,10 +120,30 @@ class Layer {
   virtual void reserve(int64_t rows) { (void)rows; }
   virtual const float* forward(const float* x, const ForwardContext& ctx) = 0;
   virtual float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) = 0;
+  // Moves the layer onto `backend` before its first step (Network's constructor): parameters and
+  // state keep their values, every buffer allocates there from now on. A layer that runs on the
+  // CPU only (the default) throws ValueError naming itself and `where` (its place in the network).
+  virtual void bind(const Backend& backend, const std::string& where);
+  // The dropout keep bits of the last training forward (this backend's memory, keep_bits_per_row()
+  // bits per sample), or null when it dropped nothing.
+  virtual const uint64_t* keep_bits() const { return nullptr; }
+  virtual int64_t keep_bits_per_row() const { return out_features(); }
 
  protected:
+  const Backend& be() const { return *backend_; }
+  const Backend* backend_ = &cpu_backend();
   Shape in_shape_, out_shape_;
 };
+
+// A parameter or state tensor onto `backend`, its values kept (Layer::bind). Throws ValueError
+// naming `where` when it has a pruning mask (masks run on the CPU only).
+void bind_param(Param& p, const Backend& backend, const std::string& where);
+
+// Unless `allowed` or the backend is the host's: ValueError "<where><what> runs on the CPU only, not
+// on device '<name>'<hint>". Every refusal of a CPU-only layer or option goes through here; the
+// message is built only when it throws.
+void require_host(bool allowed, const Backend& backend, const std::string& where, const char* what,
+                  const char* hint = "");
 
 // y = dropout(act(x · Wᵀ + b)), W: units × in, fused into the forward GEMM's epilogue where the
 // activation allows (gemm.h); selu and softmax run as a second pass, dropout after them.
@@ -154,6 +175,8 @@ class DenseLayer : public Layer, public SparseCapable {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
+  const uint64_t* keep_bits() const override { return dropout_applied_ ? keep_bits_.data() : nullptr; }
   // Output layer fused with softmax (sigmoid) cross-entropy: produce logits from now on.
   void drop_softmax() { activation_ = cpu::ActivationKind::identity; }
   cpu::ActivationKind activation() const { return activation_; }
@@ -191,6 +214,8 @@ class DropoutLayer : public Layer {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
+  const uint64_t* keep_bits() const override { return applied_ ? keep_bits_.data() : nullptr; }
 
  private:
   double rate_;
@@ -208,6 +233,7 @@ class ActivationLayer : public Layer {
   void reserve(int64_t rows) override;
   const float* forward(const float* x, const ForwardContext& ctx) override;
   float* backward(float* d_out, float* spare, bool need_d_in, int64_t rows) override;
+  void bind(const Backend& backend, const std::string& where) override;
   void drop_softmax() { kind_ = cpu::ActivationKind::identity; }
   cpu::ActivationKind kind() const { return kind_; }
 
@@ -225,6 +251,7 @@ class ReshapeLayer : public Layer {
   const char* type_name() const override { return "reshape"; }
   const float* forward(const float* x, const ForwardContext&) override { return x; }
   float* backward(float* d_out, float*, bool, int64_t) override { return d_out; }
+  void bind(const Backend&, const std::string&) override {}  // no data, no buffers
 };
 
 // Random crop / flip / erasing of (C, H, W) images in training steps (one Philox stream per
@@ -249,6 +276,7 @@ class FlattenLayer : public Layer {
   const char* type_name() const override { return "flatten"; }
   const float* forward(const float* x, const ForwardContext&) override { return x; }
   float* backward(float* d_out, float*, bool, int64_t) override { return d_out; }
+  void bind(const Backend&, const std::string&) override {}  // no data, no buffers
 };
 
 constexpr float kLeakySlope = 0.01f;  // PyTorch's default negative slope

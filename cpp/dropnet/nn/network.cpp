@@ -59,8 +59,17 @@ LossKind parse_loss(const std::string& name) {
                               "'binary_crossentropy', 'mae' or 'huber', got '", name, "'"));
 }
 
-Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, LossKind loss, uint64_t seed)
-    : input_shape_(input_shape), loss_(loss), seed_(seed) {
+namespace {
+// The CPU backend as a shared pointer that never deletes it (it outlives every network).
+std::shared_ptr<const Backend> shared_cpu_backend() {
+  return std::shared_ptr<const Backend>(&cpu_backend(), [](const Backend*) {});
+}
+}  // namespace
+
+Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, LossKind loss, uint64_t seed,
+                 std::shared_ptr<const Backend> backend)
+    : backend_(backend ? std::move(backend) : shared_cpu_backend()), input_shape_(input_shape), loss_(loss),
+      seed_(seed) {
   DROPNET_CHECK(!input_shape.empty(), "input_shape: expected at least one dimension, got ()");
   for (int64_t d : input_shape)
     DROPNET_CHECK(d > 0, "input_shape: expected positive dimensions, got ", shape_to_string(input_shape));
@@ -194,6 +203,14 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
     }
     (softmax_loss ? softmax_fused_ : sigmoid_fused_) = fused;
   }
+  const Backend& be = *backend_;
+  if (!be.host_memory()) {
+    check_device_support(specs);
+    for (size_t l = 0; l < layers_.size(); ++l) layers_[l]->bind(be, str_concat("layers[", l, "]"));
+    for (Buffer<float>* b : {&grad_arena_, &d_a_, &d_b_, &loss_rows_, &x_device_, &dense_y_device_})
+      b->bind(&be);
+    labels_device_.bind(&be);
+  }
   // One gradient arena, slices padded to 16 floats (64 bytes) so each keeps Buffer's alignment.
   for (Param* p : params_) {
     grad_offsets_.push_back(grad_arena_size_);
@@ -206,7 +223,51 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
   size_t max_param = 0;
   for (Param* p : params_) max_param = std::max(max_param, static_cast<size_t>(p->size));
   penalty_blocks_.grow(static_cast<size_t>(cpu::penalty_blocks(static_cast<int64_t>(max_param))) + 1);
-  optimizer_.reset(OptimizerConfig{}, params_);
+  optimizer_.reset(OptimizerConfig{}, params_, be);
+}
+
+void Network::require_cpu(const char* what) const { require_host(false, *backend_, std::string(), what); }
+
+void Network::check_device_support(const std::vector<LayerSpec>& specs) const {
+  if (loss_ != LossKind::sparse_categorical_crossentropy && loss_ != LossKind::categorical_crossentropy)
+    require_host(false, *backend_, std::string("loss: '") + loss_name(loss_), "'",
+                 " (a device takes 'sparse_categorical_crossentropy' or 'categorical_crossentropy')");
+  for (size_t l = 0; l < specs.size(); ++l)
+    if (specs[l].l1 != 0.f || specs[l].l2 != 0.f)
+      require_host(false, *backend_, "layers[" + std::to_string(l) + "]", ": weight penalties (l1, l2)");
+}
+
+template <class T>
+const T* Network::staged(const T* host, int64_t n, Buffer<T>& staging) const {
+  if (backend_->host_memory() || !host) return host;
+  staging.grow(static_cast<size_t>(n));
+  backend_->to_device(staging.data(), host, static_cast<size_t>(n) * sizeof(T));
+  return staging.data();
+}
+
+Targets Network::staged_targets(const Targets& y, int64_t rows) {
+  Targets d = y;
+  d.labels = staged(y.labels, rows, labels_device_);
+  d.dense = staged(y.dense, rows * n_outputs(), dense_y_device_);
+  return d;  // sample weights: CPU only (check_batch), so they stay on the host
+}
+
+const float* Network::host_view(const float* data, int64_t n) {
+  if (backend_->host_memory()) return data;
+  host_out_.grow(static_cast<size_t>(n));
+  backend_->to_host(host_out_.data(), data, static_cast<size_t>(n) * sizeof(float));
+  return host_out_.data();
+}
+
+double Network::add_loss_rows(int64_t rows, double sum) {
+  const float* loss = loss_rows_.data();
+  if (!backend_->host_memory()) {
+    host_loss_.grow(static_cast<size_t>(rows));
+    backend_->to_host(host_loss_.data(), loss, static_cast<size_t>(rows) * sizeof(float));
+    loss = host_loss_.data();
+  }
+  for (int64_t r = 0; r < rows; ++r) sum += loss[r];  // in row order: the same bits for any thread count
+  return sum;
 }
 
 std::vector<LayerInfo> Network::layer_info() const {
@@ -228,10 +289,12 @@ void Network::check_batch(const float* x, int64_t rows, const Targets& y, const 
   DROPNET_CHECK(bad < 0, x_name, ": expected finite values, got ", x[bad < 0 ? 0 : bad], " at sample ",
                 bad / n_inputs(), " (flat index ", bad, ")");
   if (!y.labels && !y.dense) return;
-  if (y.weights)
+  if (y.weights) {
+    require_cpu("sample_weight");
     for (int64_t r = 0; r < rows; ++r)
       DROPNET_CHECK(std::isfinite(y.weights[r]) && y.weights[r] >= 0.f, "sample_weight: expected finite values >= 0, got ",
                     y.weights[r], " at sample ", r);
+  }
   if (loss_ == LossKind::sparse_categorical_crossentropy) {
     DROPNET_CHECK_TYPE(y.labels, y_name, ": sparse_categorical_crossentropy expects int64 labels of shape (",
                        rows, ",), got float targets");
@@ -277,10 +340,10 @@ void Network::compute_loss(const float* out, int64_t rows, const Targets& y, flo
   const float grad_scale = 1.f / static_cast<float>(grad_rows);
   switch (loss_) {
     case LossKind::sparse_categorical_crossentropy:
-      cpu::softmax_xent_sparse(out, y.labels, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
+      backend_->softmax_xent_sparse(out, y.labels, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
       break;
     case LossKind::categorical_crossentropy:
-      cpu::softmax_xent_dense(out, y.dense, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
+      backend_->softmax_xent_dense(out, y.dense, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
       break;
     case LossKind::mse:
       cpu::mse_loss(out, y.dense, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
@@ -366,11 +429,13 @@ void Network::train_steps(const float* x, int64_t n, const Targets& y, const int
 double Network::compute_gradients(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
                                   int64_t grad_rows) {
   std::lock_guard<std::mutex> lock(mu_);
+  require_cpu("compute_gradients (data-parallel training)");
   return compute_gradients_locked(x, rows, y, row_offset, grad_rows, true);
 }
 
 void Network::set_batchnorm_sum(std::function<void(double*, int64_t)> sum) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (sum) require_cpu("synchronised batch norm");
   batchnorm_sum_ = std::move(sum);
   batchnorm_across_.ctx = this;
   batchnorm_across_.sum = [](void* ctx, double* data, int64_t n) {
@@ -401,13 +466,13 @@ double Network::compute_gradients_locked(const float* x, int64_t rows, const Tar
   reserve(rows);
   prepare_execution(rows, true, !split);
   uint64_t stream = rng_offset_;
-  const float* out = run_forward(x, rows, true, true, &stream, row_offset,
+  const float* out = run_forward(staged(x, rows * n_inputs(), x_device_), rows, true, true, &stream, row_offset,
                                  split && batchnorm_sum_ ? &batchnorm_across_ : nullptr);
-  compute_loss(out, rows, y, d_a_.data(), grad_rows);
-  double loss_sum = 0.0;  // in row order: the same bits for any thread count
-  for (int64_t r = 0; r < rows; ++r) loss_sum += loss_rows_.data()[r];
+  compute_loss(out, rows, staged_targets(y, rows), d_a_.data(), grad_rows);
+  const double loss_sum = add_loss_rows(rows, 0.0);
   // Training accuracy from the logits this step computed anyway (Keras' running batch accuracy).
-  const int64_t batch_correct = can_count_correct(y, rows) ? count_correct_rows(out, rows, y) : -1;
+  const int64_t batch_correct =
+      can_count_correct(y, rows) ? count_correct_rows(host_view(out, rows * n_outputs()), rows, y) : -1;
 
   if (first_param_layer_ >= 0) {
     float* d = d_a_.data();
@@ -427,7 +492,8 @@ double Network::apply_gradients_locked() {
   DenormalsFlushed ftz;
   double penalty = 0.0;
   for (Param* p : params_) {
-    if (!p->trainable) continue;
+    // Penalties and masks are CPU capabilities; a device network has neither (check_device_support).
+    if (!p->trainable || !backend_->host_memory()) continue;
     if (p->run_sparse)
       penalty += cpu::weight_penalty_grad(p->sparse->nnz, p->sparse->values.data(), p->sparse->grad.data(), nullptr,
                                           p->l1, p->l2, penalty_blocks_.data());
@@ -458,8 +524,8 @@ void Network::forward(const float* x, int64_t rows, bool training, std::optional
   reserve(rows);
   prepare_execution(rows, false);
   uint64_t stream = stream_offset ? *stream_offset : rng_offset_;
-  const float* y = run_forward(x, rows, training, bn_training, &stream);
-  std::memcpy(out, y, static_cast<size_t>(rows * n_outputs()) * sizeof(float));
+  const float* y = run_forward(staged(x, rows * n_inputs(), x_device_), rows, training, bn_training, &stream);
+  backend_->to_host(out, y, static_cast<size_t>(rows * n_outputs()) * sizeof(float));
   if (softmax_fused_) cpu::softmax_rows_forward(out, out, rows, n_outputs());
   if (sigmoid_fused_) cpu::activation_forward(cpu::ActivationKind::sigmoid, out, out, rows * n_outputs(), 0.f);
   if (training && !stream_offset) rng_offset_ = stream;
@@ -510,9 +576,11 @@ void Network::evaluate(const float* x, int64_t rows, const Targets& y, int64_t b
     if (y.labels) yb.labels = y.labels + b;
     if (y.dense) yb.dense = y.dense + b * n_out;
     if (y.weights) yb.weights = y.weights + b;
-    const float* out = run_forward(x + b * n_inputs(), n, false, false, nullptr);
-    compute_loss(out, n, yb, nullptr, n);
-    for (int64_t r = 0; r < n; ++r) total += loss_rows_.data()[r];
+    const float* out_device = run_forward(staged(x + b * n_inputs(), n * n_inputs(), x_device_), n, false, false,
+                                          nullptr);
+    compute_loss(out_device, n, staged_targets(yb, n), nullptr, n);
+    total = add_loss_rows(n, total);
+    const float* out = count_correct ? host_view(out_device, n * n_out) : nullptr;
     if (!y.weights) {
       if (count_correct) correct += static_cast<double>(count_correct_rows(out, n, yb));
       weights += static_cast<double>(n);
@@ -541,7 +609,7 @@ void Network::set_params(const std::vector<const float*>& values) {
   for (size_t i = 0; i < params_.size(); ++i) {
     Param* p = params_[i];
     float* w = p->value.data();
-    std::memcpy(w, values[i], static_cast<size_t>(p->size) * sizeof(float));
+    backend_->to_device(w, values[i], static_cast<size_t>(p->size) * sizeof(float));
     if (p->has_mask)
       for (int64_t j = 0; j < p->size; ++j) w[j] *= p->mask.data()[j];
   }
@@ -550,7 +618,7 @@ void Network::set_params(const std::vector<const float*>& values) {
 void Network::copy_state(int64_t i, float* out) const {
   std::lock_guard<std::mutex> lock(mu_);
   const Param& p = state(i);
-  std::memcpy(out, p.value.data(), static_cast<size_t>(p.size) * sizeof(float));
+  backend_->to_host(out, p.value.data(), static_cast<size_t>(p.size) * sizeof(float));
 }
 
 void Network::set_state(const std::vector<const float*>& values) {
@@ -565,26 +633,27 @@ void Network::set_state(const std::vector<const float*>& values) {
                       " at index ", j);
   }
   for (size_t i = 0; i < state_.size(); ++i)
-    std::memcpy(state_[i]->value.data(), values[i], static_cast<size_t>(state_[i]->size) * sizeof(float));
+    backend_->to_device(state_[i]->value.data(), values[i], static_cast<size_t>(state_[i]->size) * sizeof(float));
 }
 
 void Network::copy_param(int64_t i, float* out) const {
   std::lock_guard<std::mutex> lock(mu_);
   sync_dense(i);
   const Param& p = param(i);
-  std::memcpy(out, p.value.data(), static_cast<size_t>(p.size) * sizeof(float));
+  backend_->to_host(out, p.value.data(), static_cast<size_t>(p.size) * sizeof(float));
 }
 
 void Network::copy_grad(int64_t i, float* out) const {
   std::lock_guard<std::mutex> lock(mu_);
   sync_dense(i);
   const Param& p = param(i);
-  std::memcpy(out, p.grad.data(), static_cast<size_t>(p.size) * sizeof(float));
+  backend_->to_host(out, p.grad.data(), static_cast<size_t>(p.size) * sizeof(float));
 }
 
 void Network::set_mask(int64_t i, const float* mask) {
   std::lock_guard<std::mutex> lock(mu_);
   DROPNET_CHECK(i >= 0 && i < n_params(), "param_index: expected an int in [0, ", n_params(), "), got ", i);
+  require_cpu("set_mask: pruning");
   Param* p = params_[static_cast<size_t>(i)];
   for (int64_t j = 0; mask && j < p->size; ++j)
     DROPNET_CHECK(mask[j] == 0.f || mask[j] == 1.f, "mask: expected only 0 and 1, got ", mask[j], " at flat index ", j);
@@ -620,7 +689,7 @@ void Network::set_optimizer(const OptimizerConfig& config) {
   validate_optimizer_config(config);
   sync_dense_all();
   mark_compressed_stale();
-  optimizer_.reset(config, params_);
+  optimizer_.reset(config, params_, *backend_);
 }
 
 void Network::set_lr(double lr) {
@@ -632,7 +701,7 @@ void Network::copy_slot(int64_t k, float* out) const {
   std::lock_guard<std::mutex> lock(mu_);
   sync_dense(slot_param(k));
   const size_t n = static_cast<size_t>(param(slot_param(k)).size);
-  std::memcpy(out, optimizer_.slots()[static_cast<size_t>(k)].data(), n * sizeof(float));
+  backend_->to_host(out, optimizer_.slots()[static_cast<size_t>(k)].data(), n * sizeof(float));
 }
 
 void Network::set_optimizer_state(int64_t step, const std::vector<const float*>& slots) {
@@ -665,7 +734,7 @@ void Network::copy_into_slot(int64_t k, const float* values) {
   const int64_t pi = slot_param(k);
   const Param& p = param(pi);
   float* slot = optimizer_.slots()[static_cast<size_t>(k)].data();
-  std::memcpy(slot, values, static_cast<size_t>(p.size) * sizeof(float));
+  backend_->to_device(slot, values, static_cast<size_t>(p.size) * sizeof(float));
   if (p.has_mask) {
     const float* mask = p.mask.data();
     for (int64_t j = 0; j < p.size; ++j) slot[j] *= mask[j];
@@ -791,6 +860,7 @@ void Network::set_max_norm(int64_t i, float max_norm) {
   DROPNET_CHECK(i >= 0 && i < n_params(), "param_index: expected an int in [0, ", n_params(), "), got ", i);
   DROPNET_CHECK(std::isfinite(max_norm) && max_norm >= 0.f, "max_norm: expected a finite float > 0 (0: none), got ",
                 max_norm);
+  if (max_norm > 0.f) require_cpu("max_norm");
   SparseCapable* layer = sparse_layer_of(i);
   DROPNET_CHECK(layer != nullptr && &layer->weight() == params_[static_cast<size_t>(i)], "param_index: parameter ", i,
                 " is not the weight of a dense or conv2d layer");
@@ -820,6 +890,21 @@ void Network::apply_max_norm() {
       }
     });
   }
+}
+
+bool Network::copy_keep_bits(int64_t layer, int64_t rows, uint64_t* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  DROPNET_CHECK(layer >= 0 && layer < static_cast<int64_t>(layers_.size()), "layer: expected an index in [0, ",
+                layers_.size(), "), got ", layer);
+  const Layer& l = *layers_[static_cast<size_t>(layer)];
+  DROPNET_CHECK(rows >= 0 && rows <= capacity_rows_, "rows: expected at most ", capacity_rows_, ", got ", rows);
+  const uint64_t* bits = l.keep_bits();
+  if (!bits) return false;
+  const int64_t n = rows * l.keep_bits_per_row(), words = (n + 63) / 64;
+  backend_->to_host(out, bits, static_cast<size_t>(words) * sizeof(uint64_t));
+  // A GEMM epilogue leaves the bits past the batch's last element as they were: clear them.
+  if (n % 64) out[words - 1] &= (uint64_t{1} << (n % 64)) - 1;
+  return true;
 }
 
 void Network::set_rng_offset(uint64_t o) {

@@ -10,6 +10,11 @@
 // rng_offset + 1. Batch norm layers keep running statistics (state(), non-trainable): train_step
 // uses and updates batch statistics, forward() and evaluate() use the running ones.
 // Same seed, same data, same rng_offset → the same bits, whatever the number of threads.
+//
+// Devices: the network runs on one Backend (kernels/backend.h), the CPU's unless the constructor
+// is given another. Parameters, gradients, optimizer state and activations then live in that
+// backend's memory; every public call takes and returns host arrays and copies at the boundary
+// (docs/design.md, "Devices: one network, two backends").
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -58,7 +63,12 @@ struct SparseLayerInfo {
 
 class Network {
  public:
-  Network(const std::vector<LayerSpec>& layers, const Shape& input_shape, LossKind loss, uint64_t seed);
+  // backend: where the network runs (null: the CPU). A backend without host memory takes only
+  // what its twin implements: the constructor throws ValueError naming the first layer or option
+  // that runs on the CPU only (check_device_support), before anything is allocated there.
+  Network(const std::vector<LayerSpec>& layers, const Shape& input_shape, LossKind loss, uint64_t seed,
+          std::shared_ptr<const Backend> backend = nullptr);
+  const Backend& backend() const { return *backend_; }
 
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return output_shape_; }
@@ -134,7 +144,7 @@ class Network {
   void copy_grad(int64_t i, float* out) const;
 
   // mask: param(i).size floats of 0/1, or null to remove. Multiplies the weight and its optimizer
-  // state by the mask at once.
+  // state by the mask at once. CPU only (ValueError on another device).
   void set_mask(int64_t i, const float* mask);
   bool has_mask(int64_t i) const { return param(i).has_mask; }
   void copy_mask(int64_t i, float* out) const;
@@ -176,6 +186,10 @@ class Network {
   // targets have no class (mse on targets that are not one-hot).
   int64_t last_batch_correct() const { return last_batch_correct_; }
   void set_rng_offset(uint64_t o);
+  // The keep bits that layer `layer` drew in the last training forward of `rows` samples
+  // (ceil(rows · bits per sample / 64) words into out, bits past the last one 0: a bit per output
+  // element, per channel for spatial dropout); false, out untouched, when it drew none.
+  bool copy_keep_bits(int64_t layer, int64_t rows, uint64_t* out) const;
 
  private:
   // Slot k := values, times its parameter's mask when it has one (callers hold mu_).
@@ -191,6 +205,18 @@ class Network {
   // Per-row losses into loss_rows_; the gradient of the batch mean into d_out when non-null.
   // grad_scale = 1 / grad_rows.
   void compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out, int64_t grad_rows);
+  // sum + the per-row losses compute_loss just wrote, added in row order.
+  double add_loss_rows(int64_t rows, double sum);
+  // Host arrays as this backend's memory: the array itself on the CPU, else a copy in `staging`.
+  template <class T>
+  const T* staged(const T* host, int64_t n, Buffer<T>& staging) const;
+  Targets staged_targets(const Targets& y, int64_t rows);
+  // n floats of this backend readable by the host: the array itself on the CPU, else a copy.
+  const float* host_view(const float* data, int64_t n);
+  // Throws ValueError naming `what` when the network is not on the CPU.
+  void require_cpu(const char* what) const;
+  // A device network's layers and options that only the CPU runs (the constructor's check).
+  void check_device_support(const std::vector<LayerSpec>& specs) const;
   // Chooses dense or sparse for each masked Dense / Conv2D layer for batches of `rows` (by the
   // training or the inference break-even), and syncs the copy it will read (sparse_weight.h).
   // allow_sparse false: every layer dense (the split step's gradients must live in the arena).
@@ -206,6 +232,7 @@ class Network {
   std::vector<const float*> dense_slots(int64_t i) const;
   SparseCapable* sparse_layer_of(int64_t param_index) const;
 
+  std::shared_ptr<const Backend> backend_;
   Shape input_shape_, output_shape_;
   LossKind loss_;
   uint64_t seed_;
@@ -241,6 +268,9 @@ class Network {
   uint64_t pending_stream_ = 0;    // rng_offset after the last compute_gradients' dropout streams
 
   Buffer<float> d_a_, d_b_, loss_rows_;
+  // A device network's staging: the batch and its targets in device memory, outputs on the host.
+  Buffer<float> x_device_, dense_y_device_, host_out_, host_loss_;
+  Buffer<int64_t> labels_device_;
   Buffer<float> batch_x_, batch_dense_y_;  // train_steps' gathered batch
   Buffer<int64_t> batch_labels_;
   Buffer<float> batch_weights_;

@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "dropnet/core/error.h"
-#include "dropnet/kernels/cpu/optimizer.h"
 
 namespace dropnet {
 namespace nn {
@@ -30,15 +29,18 @@ int64_t Optimizer::slots_per_param() const {
   return 2;
 }
 
-void Optimizer::reset(const OptimizerConfig& config, const std::vector<Param*>& params) {
+void Optimizer::reset(const OptimizerConfig& config, const std::vector<Param*>& params, const Backend& backend) {
   validate_optimizer_config(config);
   config_ = config;
+  backend_ = &backend;
   step_ = 0;
   slots_.clear();
   const int64_t k = slots_per_param();
   for (Param* p : params)
     for (int64_t s = 0; s < k; ++s) {
-      slots_.emplace_back(static_cast<size_t>(p->size));
+      slots_.emplace_back();
+      if (!backend.host_memory()) slots_.back().bind(&backend);
+      slots_.back().grow(static_cast<size_t>(p->size));
       slots_.back().zero(static_cast<size_t>(p->size));
     }
 }
@@ -81,7 +83,7 @@ void Optimizer::step(const std::vector<Param*>& params) {
   ++step_;
   const int64_t k = slots_per_param();
   if (config_.type == OptimizerType::sgd) {
-    cpu::SgdArgs a;
+    SgdArgs a;
     a.lr = static_cast<float>(config_.lr);
     a.momentum = static_cast<float>(config_.momentum);
     a.weight_decay = static_cast<float>(config_.weight_decay);
@@ -89,11 +91,11 @@ void Optimizer::step(const std::vector<Param*>& params) {
     for (size_t p = 0; p < params.size(); ++p) {
       if (!params[p]->trainable) continue;  // frozen: weights and slots stay as they are
       const Target t = target(*params[p], p);
-      cpu::sgd_update(a, t.n, t.w, t.g, k ? t.slot[0] : nullptr, t.mask);
+      backend_->sgd_update(a, t.n, t.w, t.g, k ? t.slot[0] : nullptr, t.mask);
     }
     return;
   }
-  cpu::AdamArgs a;
+  AdamArgs a;
   a.lr = static_cast<float>(config_.lr);
   a.beta1 = static_cast<float>(config_.beta1);
   a.beta2 = static_cast<float>(config_.beta2);
@@ -107,7 +109,7 @@ void Optimizer::step(const std::vector<Param*>& params) {
   for (size_t p = 0; p < params.size(); ++p) {
     if (!params[p]->trainable) continue;
     const Target t = target(*params[p], p);
-    cpu::adam_update(a, t.n, t.w, t.g, t.slot[0], t.slot[1], t.mask);
+    backend_->adam_update(a, t.n, t.w, t.g, t.slot[0], t.slot[1], t.mask);
   }
 }
 

@@ -27,8 +27,9 @@ void validate_optimizer_config(const OptimizerConfig& c);
 
 class Optimizer {
  public:
-  // Binds to `params` (sizes fixed from now on) and zeroes the state.
-  void reset(const OptimizerConfig& config, const std::vector<Param*>& params);
+  // Binds to `params` (sizes fixed from now on) and zeroes the state, which lives on `backend`
+  // (the parameters' device) and is updated there.
+  void reset(const OptimizerConfig& config, const std::vector<Param*>& params, const Backend& backend);
   const OptimizerConfig& config() const { return config_; }
   void set_lr(double lr);
   int64_t slots_per_param() const;
@@ -39,7 +40,8 @@ class Optimizer {
   // Slot k of parameter p is slots()[p * slots_per_param() + k], each of the parameter's size.
   std::vector<Buffer<float>>& slots() { return slots_; }
   const std::vector<Buffer<float>>& slots() const { return slots_; }
-  // Zero the state where the mask of parameter `param_index` is 0.
+  // Zero the state where the mask of parameter `param_index` is 0 (host memory: masks are a CPU
+  // capability).
   void apply_mask(int64_t param_index, const float* mask, int64_t n);
 
  private:
@@ -54,6 +56,7 @@ class Optimizer {
   };
   Target target(Param& prm, size_t p);
   OptimizerConfig config_;
+  const Backend* backend_ = &cpu_backend();
   int64_t step_ = 0;
   std::vector<Buffer<float>> slots_;
 };

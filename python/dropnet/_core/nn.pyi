@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Network']
+__all__: list[str] = ['Network', 'test_devices']
 class Network:
     """
     A sequential network whose training step (forward, loss, backward, optimizer update) runs in one
     native call. See dropnet.models for the user-facing API.
     
-    Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int)
+    Network(layers: list[dict], input_shape: tuple[int, ...], loss: str, seed: int, device: str = "cpu")
+    device: "cpu" or "cuda:<index>" (dropnet.cuda.parse_device gives these).
     """
-    def __init__(self, layers: typing.Any, input_shape: typing.Any, loss: str, seed: typing.Any = 0) -> None:
+    def __init__(self, layers: typing.Any, input_shape: typing.Any, loss: str, seed: typing.Any = 0, device: str = 'cpu') -> None:
         ...
     def __repr__(self) -> str:
         ...
@@ -98,6 +99,11 @@ class Network:
         Training steps [step0, step1) of an epoch over the whole dataset: step s trains on rows order[s*batch_size : (s+1)*batch_size] of x and y (order None: rows in sequence), gathered natively; exactly train_step on each batch. Returns (losses float64, correct int64), one entry per step.
         """
     @property
+    def device(self) -> str:
+        """
+        Where the network's parameters live and its steps run: 'cpu' or 'cuda:<index>'.
+        """
+    @property
     def grad_buffer(self) -> numpy.typing.NDArray[numpy.float32]:
         """
         Every parameter's gradient in one flat float32 array (a writable view, no copy): parameter i at grad_offsets[i] with get_params()[i].size entries; padding between them is 0. Sum it across processes in place between compute_gradients and apply_gradients.
@@ -151,3 +157,4 @@ class Network:
         """
         True when the final softmax is fused into the crossentropy loss (forward returns probabilities, training works on logits)
         """
+test_devices: tuple[str, ...]  # ('_sim',) in builds with the C++ tests, () in release builds

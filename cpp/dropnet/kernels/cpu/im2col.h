@@ -6,24 +6,12 @@
 #pragma once
 #include <cstdint>
 
+#include "dropnet/core/conv_geometry.h"
+
 namespace dropnet {
 namespace cpu {
 
-// groups > 1 splits the C input channels and the F filters into `groups` equal sets; filter set g
-// sees only channel set g (groups = C: depthwise). im2col / col2im work on one channel set.
-struct ConvGeometry {
-  int64_t C = 0, H = 0, W = 0;     // input channels (all groups) and plane
-  int64_t groups = 1;
-  int64_t kh = 1, kw = 1;          // kernel
-  int64_t stride_h = 1, stride_w = 1;
-  int64_t pad_top = 0, pad_left = 0;
-  int64_t dil_h = 1, dil_w = 1;
-  int64_t OH = 0, OW = 0;          // output plane (computed by the caller from all four pads)
-
-  int64_t group_channels() const { return C / groups; }
-  int64_t col_rows() const { return group_channels() * kh * kw; }  // K of the GEMM
-  int64_t col_cols() const { return OH * OW; }                     // P: output pixels of one image
-};
+using dropnet::ConvGeometry;  // core/conv_geometry.h
 
 // x: Cg × H × W (one channel set of one image, Cg = group_channels()).
 // cols: (Cg·kh·kw) × (OH·OW), row r = (c·kh + i)·kw + j holds

@@ -1,0 +1,205 @@
+// The device twin of the kernel interface (kernels/backend.h), written once over a set of
+// launchers `Kernels` with the cuda:: signatures (kernels/cuda/*.h): kernels/cuda/backend.cu
+// instantiates it with the CUDA launchers; the C++ tests (cpp/tests/sim_device.h) with the same
+// per-thread bodies run over a simulated grid in host memory that the host cannot read outside a
+// backend call. So the mapping from the interface to the launchers, which the GPU build runs, is
+// the code the tests run. Free of CUDA headers.
+//
+// Kernels provides: alloc, free, to_device, to_host, copy, zero (bytes, as Backend); sgemm and
+// sgemm_workspace as cuda::sgemm (with its workspace arguments) and cuda::sgemm_workspace
+// (kernels/cuda/gemm.h); dropout_forward, dropout_backward_bits, alpha_dropout_forward,
+// spatial_dropout_forward / _backward (kernels/cuda/dropout.h); activation_forward,
+// activation_backward (kernels/cuda/activation.h);
+// the three batch-norm calls (kernels/cuda/batchnorm.h); conv2d_forward, conv2d_backward_workspace,
+// conv2d_backward (kernels/cuda/conv2d.h); the six pooling calls (kernels/cuda/pooling.h);
+// softmax_xent_sparse / _dense
+// (kernels/cuda/softmax_xent.h); sgd_update_multi, adam_update_multi (kernels/cuda/optimizer.h).
+#pragma once
+#include <string>
+#include <utility>
+
+#include "dropnet/core/error.h"
+#include "dropnet/kernels/backend.h"
+#include "dropnet/kernels/cuda/conv2d_body.h"  // ConvShape, conv_shape
+#include "dropnet/kernels/cuda/optimizer.h"
+
+namespace dropnet {
+namespace cuda {
+
+//
+// A DeviceBackend belongs to one Network (whose calls are serialised): it keeps the dense
+// product's grow-only workspace, so it is not to be shared between threads.
+template <class Kernels>
+class DeviceBackend final : public Backend {
+ public:
+  DeviceBackend(std::string name, Kernels kernels) : name_(std::move(name)), k_(std::move(kernels)) {}
+  ~DeviceBackend() override { k_.free(workspace_); }
+  DeviceBackend(const DeviceBackend&) = delete;
+  DeviceBackend& operator=(const DeviceBackend&) = delete;
+  const std::string& name() const override { return name_; }
+  bool host_memory() const override { return false; }
+  const Kernels& kernels() const { return k_; }
+
+  void* alloc(size_t bytes) const override { return k_.alloc(bytes); }
+  void free(void* p) const noexcept override { k_.free(p); }
+  void to_device(void* dst, const void* src, size_t bytes) const override { k_.to_device(dst, src, bytes); }
+  void to_host(void* dst, const void* src, size_t bytes) const override { k_.to_host(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) const override {
+    if (bytes && dst != src) k_.copy(dst, src, bytes);
+  }
+  void zero(void* dst, size_t bytes) const override { k_.zero(dst, bytes); }
+
+  // Skipping zeros is a CPU strategy for the same product: the device runs the dense one, split
+  // over its K blocks when it is small (the workspace sgemm_workspace asks for; the same bits).
+  void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+            int64_t ldb, float* C, int64_t ldc, const GemmEpilogue* epilogue, double) const override {
+    const int64_t need = k_.sgemm_workspace(M, N, K);
+    if (need > workspace_floats_) {
+      k_.free(workspace_);
+      workspace_ = nullptr;
+      workspace_floats_ = 0;
+      workspace_ = static_cast<float*>(k_.alloc(static_cast<size_t>(need) * sizeof(float)));
+      workspace_floats_ = need;
+    }
+    k_.sgemm(trans_a, trans_b, M, N, K, 1.f, A, lda, B, ldb, 0.f, C, ldc, epilogue, need > 0 ? workspace_ : nullptr,
+             need);
+  }
+
+  void dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, float scale, uint64_t seed,
+                       uint64_t stream, uint64_t* mask_bits, uint64_t index_offset) const override {
+    k_.dropout_forward(x, y, n, threshold, scale, seed, stream, mask_bits, index_offset);
+  }
+  void dropout_backward_bits(const float* dy, const uint64_t* mask_bits, float* dx, int64_t n,
+                             float scale) const override {
+    k_.dropout_backward_bits(dy, mask_bits, dx, n, scale);
+  }
+  void alpha_dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, float a, float b,
+                             float dropped_value, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
+                             uint64_t index_offset) const override {
+    k_.alpha_dropout_forward(x, y, n, threshold, a, b, dropped_value, seed, stream, mask_bits, index_offset);
+  }
+
+  void spatial_dropout_forward(const float* x, float* y, int64_t n_channels, int64_t channel_size, uint32_t threshold,
+                               float scale, uint64_t seed, uint64_t stream, uint64_t* mask_bits,
+                               uint64_t index_offset) const override {
+    k_.spatial_dropout_forward(x, y, n_channels, channel_size, threshold, scale, seed, stream, mask_bits,
+                               index_offset);
+  }
+  void spatial_dropout_backward(const float* dy, float* dx, int64_t n_channels, int64_t channel_size,
+                                const uint64_t* mask_bits, float scale) const override {
+    k_.spatial_dropout_backward(dy, dx, n_channels, channel_size, mask_bits, scale);
+  }
+
+  void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n, float slope) const override {
+    k_.activation_forward(kind, x, y, n, slope);
+  }
+  void activation_backward(ActivationKind kind, int64_t rows, int64_t cols, const float* dy, const float* y,
+                           const float* pre, const uint64_t* keep_bits, float dropout_scale, float slope, float* d_pre,
+                           float* d_bias) const override {
+    k_.activation_backward(kind, rows, cols, dy, y, pre, keep_bits, dropout_scale, slope, d_pre, d_bias);
+  }
+  // No device twin yet; the layers refuse a softmax before they bind (nn/layers.cpp).
+  void softmax_rows_forward(const float*, float*, int64_t, int64_t) const override { cpu_only("softmax_rows_forward"); }
+  void softmax_rows_backward(const float*, const float*, float*, int64_t, int64_t) const override {
+    cpu_only("softmax_rows_backward");
+  }
+
+  void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
+                                  const float* beta, float eps, float momentum, float* running_mean, float* running_var,
+                                  bool relu, float* y, float* saved_mean, float* saved_invstd) const override {
+    k_.batchnorm_forward_training(x, N, C, HW, gamma, beta, eps, momentum, running_mean, running_var, relu, y,
+                                  saved_mean, saved_invstd);
+  }
+  void batchnorm_forward_inference(const float* x, int64_t N, int64_t C, int64_t HW, const float* gamma,
+                                   const float* beta, const float* running_mean, const float* running_var, float eps,
+                                   bool relu, float* y, float* saved_invstd) const override {
+    k_.batchnorm_forward_inference(x, N, C, HW, gamma, beta, running_mean, running_var, eps, relu, y, saved_invstd);
+  }
+  void batchnorm_backward(const float* dy, const float* x, const float* y_relu, int64_t N, int64_t C, int64_t HW,
+                          const float* gamma, const float* mean, const float* invstd, bool training, float* dx,
+                          float* dgamma, float* dbeta) const override {
+    k_.batchnorm_backward(dy, x, y_relu, N, C, HW, gamma, mean, invstd, training, dx, dgamma, dbeta);
+  }
+
+  // The implicit-GEMM twin needs no forward workspace; the backward's is its weight-gradient chunks.
+  int64_t conv2d_forward_workspace(const ConvGeometry&, int64_t, bool) const override { return 0; }
+  void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F, const float* bias,
+                      Activation activation, float leaky_slope, float* y, float*, int64_t) const override {
+    k_.conv2d_forward(x, N, conv_shape(g), w, F, bias, activation, leaky_slope, y);
+  }
+  int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F) const override {
+    return k_.conv2d_backward_workspace(conv_shape(g), N, F);
+  }
+  void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeometry& g, const float* w, int64_t F,
+                       float* dx, float* dw, float* db, float* workspace, int64_t workspace_floats) const override {
+    k_.conv2d_backward(dy, x, N, conv_shape(g), w, F, dx, dw, db, workspace, workspace_floats);
+  }
+
+  void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, float* y,
+                          int32_t* indices) const override {
+    k_.max_pool2d_forward(x, planes, g, y, indices);
+  }
+  void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes, const PoolGeometry& g,
+                           float* dx) const override {
+    k_.max_pool2d_backward(dy, indices, planes, g, dx);
+  }
+  void avg_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                          float* y) const override {
+    k_.avg_pool2d_forward(x, planes, g, count_include_pad, y);
+  }
+  void avg_pool2d_backward(const float* dy, int64_t planes, const PoolGeometry& g, bool count_include_pad,
+                           float* dx) const override {
+    k_.avg_pool2d_backward(dy, planes, g, count_include_pad, dx);
+  }
+  void global_avg_pool2d_forward(const float* x, int64_t planes, int64_t hw, float* y) const override {
+    k_.global_avg_pool2d_forward(x, planes, hw, y);
+  }
+  void global_avg_pool2d_backward(const float* dy, int64_t planes, int64_t hw, float* dx) const override {
+    k_.global_avg_pool2d_backward(dy, planes, hw, dx);
+  }
+
+  void softmax_xent_sparse(const float* logits, const int64_t* labels, int64_t rows, int64_t classes,
+                           float grad_scale, float* loss, float* d_logits) const override {
+    k_.softmax_xent_sparse(logits, labels, rows, classes, grad_scale, loss, d_logits);
+  }
+  void softmax_xent_dense(const float* logits, const float* targets, int64_t rows, int64_t classes, float grad_scale,
+                          float* loss, float* d_logits) const override {
+    k_.softmax_xent_dense(logits, targets, rows, classes, grad_scale, loss, d_logits);
+  }
+
+  // One tensor per call, as the CPU optimizer steps (nn/optimizer.cpp); the multi-tensor launch
+  // takes it as a list of one.
+  void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf,
+                  const float* mask) const override {
+    const OptimizerSegment s = segment(n, w, g, buf, nullptr, mask);
+    k_.sgd_update_multi(a, &s, 1);
+  }
+  void adam_update(const AdamArgs& a, int64_t n, float* w, const float* g, float* m, float* v,
+                   const float* mask) const override {
+    const OptimizerSegment s = segment(n, w, g, m, v, mask);
+    k_.adam_update_multi(a, &s, 1);
+  }
+
+ private:
+  static OptimizerSegment segment(int64_t n, float* w, const float* g, float* slot0, float* slot1,
+                                  const float* mask) {
+    OptimizerSegment s;
+    s.w = w;
+    s.g = const_cast<float*>(g);  // the updates read g; only penalty_grad_multi writes it
+    s.slot0 = slot0;
+    s.slot1 = slot1;
+    s.mask = mask;
+    s.n = n;
+    return s;
+  }
+  [[noreturn]] void cpu_only(const char* op) const {
+    throw ValueError(str_concat(op, ": runs on the CPU only, not on device '", name_, "'"));
+  }
+  std::string name_;
+  Kernels k_;
+  mutable float* workspace_ = nullptr;  // the dense product's split, grown to the largest asked for
+  mutable int64_t workspace_floats_ = 0;
+};
+
+}  // namespace cuda
+}  // namespace dropnet

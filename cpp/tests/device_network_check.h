@@ -1,0 +1,231 @@
+// One network on two backends: an MLP built from every layer the device twin runs, trained from
+// the same seed on the CPU and on another backend (the simulated device of sim_device.h in
+// test_device_network.cpp, a GPU in gpu/test_cuda_network.cpp), with the dropout masks compared
+// bit for bit after every step and parameters, optimizer slots, running statistics, losses and
+// inference outputs within a tolerance (docs/design.md, "Devices: one network, two backends").
+#pragma once
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "check_close.h"
+#include "cuda_sim.h"
+#include "dropnet/kernels/backend.h"
+#include "dropnet/nn/network.h"
+
+namespace dropnet {
+namespace device_testing {
+
+
+inline nn::LayerSpec dense(int64_t units, ActivationKind act, double rate = 0.0) {
+  nn::LayerSpec s;
+  s.type = nn::LayerType::dense;
+  s.units = units;
+  s.activation = act;
+  s.rate = rate;
+  return s;
+}
+inline nn::LayerSpec layer(nn::LayerType type, double rate = 0.0) {
+  nn::LayerSpec s;
+  s.type = type;
+  s.rate = rate;
+  return s;
+}
+inline nn::LayerSpec activation(ActivationKind act) {
+  nn::LayerSpec s = layer(nn::LayerType::activation);
+  s.activation = act;
+  return s;
+}
+
+// An MLP with every layer the device twin runs: dense with a fused ReLU and fused dropout, batch
+// norm (fused ReLU), a dropout layer, dense + gelu (pre-activation kept), a tanh activation layer,
+// a flatten, and a softmax output absorbed by the crossentropy loss.
+// A network to train on both backends: its layers, the shape of one sample, the classes of its
+// output and how many of its layers draw dropout masks in a training step.
+struct Model {
+  std::vector<nn::LayerSpec> specs;
+  nn::Shape input;
+  int64_t classes = 0, dropout_layers = 0;
+  int64_t features() const { return nn::shape_size(input); }
+};
+
+inline std::vector<nn::LayerSpec> mlp_specs() {
+  nn::LayerSpec bn = layer(nn::LayerType::batch_norm);
+  bn.relu = true;
+  return {dense(48, ActivationKind::relu, 0.25), bn, layer(nn::LayerType::dropout, 0.3),
+          dense(24, ActivationKind::gelu), activation(ActivationKind::tanh), layer(nn::LayerType::flatten),
+          dense(7, ActivationKind::softmax)};
+}
+
+struct Batches {
+  int64_t rows = 0, features = 0, classes = 0;
+  std::vector<std::vector<float>> x, onehot;
+  std::vector<std::vector<int64_t>> labels;
+};
+
+inline Batches make_batches(int64_t steps, int64_t rows, int64_t features, int64_t classes, unsigned seed) {
+  Batches b{rows, features, classes, {}, {}, {}};
+  std::mt19937 g(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::uniform_int_distribution<int64_t> label(0, classes - 1);
+  for (int64_t s = 0; s < steps; ++s) {
+    std::vector<float> x(static_cast<size_t>(rows * features)), onehot(static_cast<size_t>(rows * classes), 0.f);
+    std::vector<int64_t> y(static_cast<size_t>(rows));
+    for (auto& v : x) v = normal(g);
+    for (int64_t r = 0; r < rows; ++r) {
+      y[static_cast<size_t>(r)] = label(g);
+      onehot[static_cast<size_t>(r * classes + y[static_cast<size_t>(r)])] = 1.f;
+    }
+    b.x.push_back(std::move(x));
+    b.labels.push_back(std::move(y));
+    b.onehot.push_back(std::move(onehot));
+  }
+  return b;
+}
+
+inline std::vector<float> param(const nn::Network& n, int64_t i) {
+  std::vector<float> v(static_cast<size_t>(n.param(i).size));
+  n.copy_param(i, v.data());
+  return v;
+}
+inline std::vector<float> state(const nn::Network& n, int64_t i) {
+  std::vector<float> v(static_cast<size_t>(n.state(i).size));
+  n.copy_state(i, v.data());
+  return v;
+}
+inline std::vector<float> slot(const nn::Network& n, int64_t k) {
+  std::vector<float> v(static_cast<size_t>(n.param(n.slot_param(k)).size));
+  n.copy_slot(k, v.data());
+  return v;
+}
+
+// Every layer's keep bits of the last training forward must be the same words on both devices.
+inline void check_masks_equal(const nn::Network& cpu, const nn::Network& dev, int64_t n_layers, int64_t rows,
+                       int64_t* layers_with_dropout) {
+  for (int64_t l = 0; l < n_layers; ++l) {
+    std::vector<uint64_t> a(1024, 0), b(1024, 0);
+    const bool da = cpu.copy_keep_bits(l, rows, a.data()), db = dev.copy_keep_bits(l, rows, b.data());
+    INFO("layer ", l);
+    CHECK(da == db);
+    CHECK(testing::same_bytes(a, b));
+    *layers_with_dropout += da;
+  }
+}
+
+// Trains `steps` steps on both devices and compares after each; loss per step and training
+// accuracy too. Tolerances: docs/design.md, "Devices: one network, two backends".
+// The optimizers the device tests train with: Adam (lr 1e-3), SGD with Nesterov momentum (lr 0.05,
+// momentum 0.9), AdamW (lr 2e-3, weight decay 0.01).
+inline nn::OptimizerConfig optimizer_config(nn::OptimizerType type) {
+  nn::OptimizerConfig c;
+  c.type = type;
+  c.lr = type == nn::OptimizerType::sgd ? 0.05 : (type == nn::OptimizerType::adam ? 1e-3 : 2e-3);
+  if (type == nn::OptimizerType::sgd) {
+    c.momentum = 0.9;
+    c.nesterov = true;
+  }
+  if (type == nn::OptimizerType::adamw) c.weight_decay = 0.01;
+  return c;
+}
+
+// 300 inputs: the first product's K spans two K blocks, so a device GEMM splits it
+// (kernels/cuda/gemm_body.h: gemm_workspace_floats) and the split's passes run too.
+inline Model mlp_model() { return Model{mlp_specs(), {300}, 7, 2}; }
+
+// A small CNN with every image layer the device twin runs: conv + ReLU (padding "same"), batch norm
+// over channels + ReLU, max pooling, dropout on the maps, conv (stride 2, no bias, tanh), average
+// spatial dropout, average pooling, global average pooling, and a dense softmax output.
+inline Model cnn_model() {
+  nn::LayerSpec conv1 = layer(nn::LayerType::conv2d);
+  conv1.units = 5;
+  conv1.kernel[0] = conv1.kernel[1] = 3;
+  conv1.same_padding = true;
+  conv1.activation = ActivationKind::relu;
+  conv1.use_bias = false;  // before batch norm (docs/design.md, "Devices: one network, two backends")
+  nn::LayerSpec bn = layer(nn::LayerType::batch_norm);
+  bn.relu = true;
+  nn::LayerSpec pool = layer(nn::LayerType::max_pool2d);
+  pool.kernel[0] = pool.kernel[1] = pool.strides[0] = pool.strides[1] = 2;
+  nn::LayerSpec conv2 = layer(nn::LayerType::conv2d);
+  conv2.units = 6;
+  conv2.kernel[0] = conv2.kernel[1] = 3;
+  conv2.strides[0] = conv2.strides[1] = 1;
+  conv2.padding[0] = conv2.padding[1] = 1;
+  conv2.use_bias = false;
+  conv2.activation = ActivationKind::tanh;
+  nn::LayerSpec avg = layer(nn::LayerType::avg_pool2d);
+  avg.kernel[0] = avg.kernel[1] = 3;
+  avg.strides[0] = avg.strides[1] = 1;
+  avg.padding[0] = avg.padding[1] = 1;
+  avg.count_include_pad = false;
+  return Model{{conv1, bn, pool, layer(nn::LayerType::dropout, 0.2), conv2,
+                layer(nn::LayerType::spatial_dropout2d, 0.3), avg, layer(nn::LayerType::global_avg_pool2d),
+                dense(4, ActivationKind::softmax)},
+               {2, 9, 10},
+               4,
+               2};
+}
+
+inline void train_and_compare(std::shared_ptr<const Backend> device, const Model& m, const nn::OptimizerConfig& opt,
+                              nn::LossKind loss, int64_t steps, double atol, double rtol) {
+  const auto& specs = m.specs;
+  const uint64_t seed = 1234;
+  // 19 rows: the MLP's 19 × 48 = 912 mask bits end in a partial word.
+  const Batches data = make_batches(steps, 19, m.features(), m.classes, 99);
+  nn::Network cpu(specs, m.input, loss, seed);
+  const std::string name = device->name();
+  nn::Network dev(specs, m.input, loss, seed, std::move(device));
+  CHECK(dev.backend().name() == name);
+  CHECK_FALSE(dev.backend().host_memory());
+  cpu.set_optimizer(opt);
+  dev.set_optimizer(opt);
+  for (int64_t i = 0; i < cpu.n_params(); ++i) CHECK(testing::same_bytes(param(cpu, i), param(dev, i)));
+  for (int64_t s = 0; s < steps; ++s) {
+    nn::Targets y;
+    if (loss == nn::LossKind::sparse_categorical_crossentropy) y.labels = data.labels[static_cast<size_t>(s)].data();
+    else y.dense = data.onehot[static_cast<size_t>(s)].data();
+    const float* x = data.x[static_cast<size_t>(s)].data();
+    const double la = cpu.train_step(x, data.rows, y), lb = dev.train_step(x, data.rows, y);
+    CHECK(std::fabs(la - lb) <= atol + rtol * std::fabs(la));
+    CHECK(cpu.last_batch_correct() == dev.last_batch_correct());
+    CHECK(cpu.rng_offset() == dev.rng_offset());
+    int64_t with_dropout = 0;
+    check_masks_equal(cpu, dev, static_cast<int64_t>(specs.size()), data.rows, &with_dropout);
+    CHECK(with_dropout == m.dropout_layers);
+  }
+  CHECK(cpu.optimizer_step() == dev.optimizer_step());
+  for (int64_t i = 0; i < cpu.n_params(); ++i) {
+    INFO("param ", i);
+    testing::check_close(param(dev, i), param(cpu, i), atol, rtol);
+  }
+  for (int64_t k = 0; k < cpu.n_optimizer_slots(); ++k) {
+    INFO("slot ", k);
+    testing::check_close(slot(dev, k), slot(cpu, k), atol, rtol);
+  }
+  for (int64_t i = 0; i < cpu.n_state(); ++i) {
+    INFO("state ", i);
+    testing::check_close(state(dev, i), state(cpu, i), atol, rtol);
+  }
+  // Inference (running statistics, no dropout) and evaluation on both devices.
+  const auto& x = data.x[0];
+  std::vector<float> pa(static_cast<size_t>(data.rows * m.classes)), pb(pa.size());
+  cpu.forward(x.data(), data.rows, false, std::nullopt, pa.data());
+  dev.forward(x.data(), data.rows, false, std::nullopt, pb.data());
+  testing::check_close(pb, pa, atol, rtol);
+  nn::Targets y;
+  y.labels = data.labels[0].data();
+  if (loss != nn::LossKind::sparse_categorical_crossentropy) y = nn::Targets{nullptr, data.onehot[0].data(), nullptr};
+  double loss_a = 0, loss_b = 0, correct_a = 0, correct_b = 0;
+  cpu.evaluate(x.data(), data.rows, y, 8, &loss_a, &correct_a);
+  dev.evaluate(x.data(), data.rows, y, 8, &loss_b, &correct_b);
+  CHECK(std::fabs(loss_a - loss_b) <= atol + rtol * std::fabs(loss_a));
+  CHECK(correct_a == correct_b);
+}
+
+}  // namespace device_testing
+}  // namespace dropnet

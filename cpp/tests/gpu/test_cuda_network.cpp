@@ -1,0 +1,39 @@
+// One network on the GPU: the MLP of ../device_network_check.h trained on cuda:0 and on the CPU
+// from the same seed, dropout masks compared bit for bit after every step, everything else within
+// the tolerance below. The same check runs without a GPU on the simulated device
+// (../test_device_network.cpp), which runs the GPU's per-thread bodies. Part of dropnet_gpu_tests
+// (main: test_cuda_kernels.cpp).
+//
+// Never run on a GPU yet. The tolerance is the simulated device's widened tenfold for the GPU's
+// own GEMM blocking and CUDA's expf / tanhf / erff, to be measured on a GPU and tightened:
+// docs/design.md, "Devices: one network, two backends".
+#include <doctest/doctest.h>
+
+#include "../device_network_check.h"
+#include "dropnet/kernels/cuda/backend.h"
+
+using namespace dropnet;
+using namespace dropnet::device_testing;
+
+namespace {
+constexpr double kAtol = 1e-5, kRtol = 1e-4;
+}  // namespace
+
+TEST_CASE("GPU network: an MLP trained with Adam on cuda:0 follows the CPU") {
+  train_and_compare(cuda::cuda_backend(0), mlp_model(), optimizer_config(nn::OptimizerType::adam),
+                    nn::LossKind::sparse_categorical_crossentropy, 12, kAtol, kRtol);
+}
+
+TEST_CASE("GPU network: an MLP trained with SGD + Nesterov momentum on cuda:0 follows the CPU") {
+  train_and_compare(cuda::cuda_backend(0), mlp_model(), optimizer_config(nn::OptimizerType::sgd),
+                    nn::LossKind::categorical_crossentropy, 12, kAtol, kRtol);
+}
+
+TEST_CASE("GPU network: a CNN (conv, batch norm over channels, pooling) on cuda:0 follows the CPU") {
+  train_and_compare(cuda::cuda_backend(0), cnn_model(), optimizer_config(nn::OptimizerType::adamw),
+                    nn::LossKind::sparse_categorical_crossentropy, 8, kAtol, kRtol);
+}
+
+TEST_CASE("GPU network: a device out of range is refused naming the count") {
+  CHECK_THROWS_WITH(cuda::cuda_backend(1 << 20), doctest::Contains("CUDA device(s)"));
+}

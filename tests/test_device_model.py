@@ -1,0 +1,243 @@
+"""A model's device: ``Sequential(..., device=...)``, ``model.to``, ``load_model(path, device=...)``.
+
+Without a GPU these check the device strings, that a CUDA device which cannot be used raises a
+RuntimeError naming what is missing before anything changes, and that the CPU path is the one it
+was. The tests marked ``gpu`` train the same model on the CPU and on the GPU from the same seed and
+hold the GPU to the CPU within the tolerance of
+docs/design.md, "Devices: one network, two backends"
+(the C++ twin of that test, on the simulated device, runs everywhere:
+cpp/tests/test_device_network.cpp).
+"""
+import re
+
+import numpy as np
+import pytest
+
+import dropnet
+from dropnet import Sequential, layers, load_model
+
+HAS_GPU = dropnet.cuda.is_available()
+REASON = dropnet.cuda.unavailable_reason()
+needs_gpu = pytest.mark.skipif(not HAS_GPU, reason=f"no usable CUDA device: {REASON}")
+no_gpu = pytest.mark.skipif(HAS_GPU, reason="a CUDA device is usable here: the GPU tests below cover it")
+
+
+def mlp(device="cpu", seed=3):
+    model = Sequential([layers.Dense(32, activation="relu"), layers.Dropout(0.25), layers.BatchNormalization(),
+                        layers.Dense(16, activation="tanh"), layers.Dropout(0.2),
+                        layers.Dense(4, activation="softmax")], input_shape=(12,), seed=seed, device=device)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def cnn(device="cpu", seed=3):
+    # BatchNormalization + ReLU + MaxPool2D(2) runs fused on the CPU and as three layers on a GPU.
+    # No bias before batch norm: its gradient is 0 in exact arithmetic, and Adam turns the rounding
+    # noise that is left into steps of size lr, which differ between devices (docs/design.md,
+    # "Devices: one network, two backends").
+    model = Sequential([layers.Conv2D(6, 3, padding="same", use_bias=False), layers.BatchNormalization(),
+                        layers.Activation("relu"),
+                        layers.MaxPool2D(2), layers.Dropout(0.2), layers.Conv2D(8, 3, activation="tanh"),
+                        layers.SpatialDropout2D(0.25), layers.GlobalAveragePooling2D(),
+                        layers.Dense(4, activation="softmax")],
+                       input_shape=(2, 8, 8), seed=seed, device=device)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def data(n=96, seed=0, shape=(12,)):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, *shape)).astype(np.float32)
+    y = (x.reshape(n, -1)[:, :4].argmax(axis=1)).astype(np.int64)
+    return x, y
+
+
+# ----------------------------------------------------------------- device strings
+@pytest.mark.parametrize("text", ["cpu", "CPU", " cpu "])
+def test_parse_device_accepts_the_cpu(text):
+    assert dropnet.cuda.parse_device(text) == "cpu"
+
+
+@pytest.mark.parametrize("bad", ["gpu", "cuda:", "cuda:x", "cuda:-1", "cuda:0:1", "", "cuda:1234567890"])
+def test_parse_device_rejects_malformed_strings_naming_the_forms(bad):
+    with pytest.raises(ValueError, match=r"device: expected 'cpu', 'cuda' or 'cuda:<index>', got"):
+        dropnet.cuda.parse_device(bad)
+
+
+@pytest.mark.parametrize("bad", [0, None, 1.5, b"cpu"])
+def test_parse_device_rejects_non_strings(bad):
+    with pytest.raises(TypeError, match=f"device: expected 'cpu', 'cuda' or 'cuda:<index>', got {type(bad).__name__}"):
+        dropnet.cuda.parse_device(bad)
+
+
+def test_native_network_rejects_an_unknown_device():
+    with pytest.raises(ValueError, match="device: expected 'cpu' or 'cuda:<index>', got 'tpu'"):
+        dropnet._core.nn.Network([{"type": "dense", "units": 2}], (3,), "mse", 0, "tpu")
+
+
+def test_unfused_batch_norm_relu_max_pool_gives_the_fused_bits():
+    # A device network runs BatchNormalization + ReLU + MaxPool2D(2) as three layers (no fused
+    # twin); on the CPU the two forms must train to the same bits.
+    x, y = data(shape=(2, 8, 8))
+    fused = cnn()
+    assert [d["type"] for d in dropnet.layers.to_native(fused.layers, (2, 8, 8))][:3] == [
+        "conv2d", "batch_norm", "dropout"]
+    fused.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    native = dropnet.layers.to_native(cnn().layers, (2, 8, 8), fuse_max_pool=False)
+    assert [d["type"] for d in native][:4] == ["conv2d", "batch_norm", "max_pool2d", "dropout"]
+    net = dropnet._core.nn.Network(native, (2, 8, 8), "sparse_categorical_crossentropy", 3)
+    net.set_optimizer(fused.optimizer.get_config())
+    for lo in range(0, len(x), 32):
+        net.train_step(x[lo:lo + 32], y[lo:lo + 32])
+    for a, b in zip(fused.get_weights(), net.get_params()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cpu_model_reports_its_device_and_to_cpu_is_a_no_op():
+    model = mlp()
+    assert model.device == "cpu" and model.network.device == "cpu"
+    net = model.network
+    assert model.to("cpu") is model and model.network is net
+
+
+# ----------------------------------------------------------------- no usable GPU
+@no_gpu
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:3"])
+def test_cuda_without_a_gpu_names_what_is_missing(device):
+    with pytest.raises(RuntimeError, match=rf"device: '{device if ':' in device else 'cuda:0'}' requested but"
+                                           rf" .*{re.escape((REASON or '')[:20])}"):
+        Sequential([layers.Dense(2)], input_shape=(3,), device=device)
+
+
+@no_gpu
+def test_to_cuda_without_a_gpu_leaves_the_model_unchanged(tmp_path):
+    model = mlp()
+    x, y = data()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    before = model.get_weights()
+    offset, step = model.rng_offset, model.network.get_optimizer_state()["step"]
+    net = model.network
+    with pytest.raises(RuntimeError, match="device: 'cuda:0' requested but"):
+        model.to("cuda")
+    assert model.device == "cpu" and model.network is net
+    assert model.rng_offset == offset and model.network.get_optimizer_state()["step"] == step
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@no_gpu
+def test_load_model_checks_the_device_before_reading_the_file(tmp_path):
+    with pytest.raises(RuntimeError, match="device: 'cuda:0' requested but"):
+        load_model(tmp_path / "does_not_exist.dnet", device="cuda")
+    with pytest.raises(ValueError, match="device: expected"):
+        load_model(tmp_path / "does_not_exist.dnet", device="gpu")
+
+
+def test_load_model_on_the_cpu_continues_training_bit_for_bit(tmp_path):
+    x, y = data()
+    model = mlp()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    model.save(tmp_path / "m.dnet")
+    loaded = load_model(tmp_path / "m.dnet", device="cpu")
+    assert loaded.device == "cpu"
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, initial_epoch=1)
+    loaded.fit(x, y, epochs=1, batch_size=32, verbose=0, initial_epoch=1)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------- on a device
+# Each test runs on the simulated device "_sim" (developer builds with the C++ tests: the GPU
+# kernels' per-thread code on the host, memory the host cannot read outside a kernel call) and,
+# marked gpu, on a real GPU. Tolerance of a trained model against the CPU (a few float ulps per
+# step; wider on a GPU until measured there): docs/design.md, "Devices: one network, two backends".
+SIM = "_sim" in dropnet._core.nn.test_devices
+needs_sim = pytest.mark.skipif(not SIM, reason="this build has no simulated device '_sim' "
+                                               "(the extension was built without DROPNET_BUILD_TESTS)")
+DEVICES = [pytest.param("_sim", marks=needs_sim, id="sim"),
+           pytest.param("cuda", marks=[pytest.mark.gpu, needs_gpu], id="cuda")]
+NAMES = {"_sim": "_sim", "cuda": "cuda:0"}
+TOLERANCE = {"_sim": (1e-6, 1e-5), "cuda": (1e-5, 1e-4)}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("build, shape", [(mlp, (12,)), (cnn, (2, 8, 8))], ids=["mlp", "cnn"])
+def test_device_model_trains_like_the_cpu_model(device, build, shape):
+    atol, rtol = TOLERANCE[device]
+    x, y = data(shape=shape)
+    cpu, dev = build("cpu"), build(device)
+    assert dev.device == NAMES[device] and dev.network.device == NAMES[device]
+    for a, b in zip(cpu.get_weights(), dev.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the same initial bits, copied to the device
+    h_cpu = cpu.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    h_dev = dev.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    assert cpu.rng_offset == dev.rng_offset
+    np.testing.assert_allclose(h_dev.history["loss"], h_cpu.history["loss"], atol=atol, rtol=rtol)
+    for a, b in zip(dev.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    for a, b in zip(dev.get_state(), cpu.get_state()):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(dev.predict(x), cpu.predict(x), atol=atol, rtol=rtol)
+    np.testing.assert_allclose(dev.evaluate(x, y)["loss"], cpu.evaluate(x, y)["loss"], atol=atol, rtol=rtol)
+    # Monte Carlo dropout: the same masks from the same streams.
+    mean_cpu, std_cpu = cpu.predict(x[:8], mc_samples=4)
+    mean_dev, std_dev = dev.predict(x[:8], mc_samples=4)
+    np.testing.assert_allclose(mean_dev, mean_cpu, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(std_dev, std_cpu, atol=10 * atol, rtol=10 * rtol)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_round_trip_through_to_and_load_model(device, tmp_path):
+    x, y = data()
+    model, twin = mlp("cpu"), mlp("cpu")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    twin.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    weights, state = model.get_weights(), model.network.get_optimizer_state()
+    assert model.to(device) is model and model.device == NAMES[device]
+    for a, b in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(a, b)  # a copy, no arithmetic
+    moved = model.network.get_optimizer_state()
+    assert moved["step"] == state["step"] and model.rng_offset == twin.rng_offset
+    for a, b in zip(state["slots"], moved["slots"]):
+        np.testing.assert_array_equal(a, b)
+    # Training goes on where it stopped: as the twin that stayed on the CPU, within tolerance.
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, initial_epoch=1)
+    twin.fit(x, y, epochs=2, batch_size=32, verbose=0, initial_epoch=1)
+    atol, rtol = TOLERANCE[device]
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    model.save(tmp_path / "d.dnet")
+    back = load_model(tmp_path / "d.dnet", device=device)
+    assert back.device == NAMES[device] and back.rng_offset == model.rng_offset
+    for a, b in zip(model.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.to("cpu")
+    assert model.device == "cpu" and model.network.device == "cpu"
+    for a, b in zip(back.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_refuses_cpu_only_layers_and_options_before_anything_changes(device):
+    name = NAMES[device]
+    model = Sequential([layers.RandomFlip(), layers.Conv2D(4, 3), layers.Flatten(),
+                        layers.Dense(3, activation="softmax")], input_shape=(1, 8, 8), seed=0)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    before, net = model.get_weights(), model.network
+    with pytest.raises(ValueError, match=rf"layers\[0\] augment: runs on the CPU only, not on device '{name}'"):
+        model.to(device)
+    assert model.device == "cpu" and model.network is net
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    dev = mlp(device)
+    net, optimizer = dev.network, dev.optimizer
+    with pytest.raises(ValueError, match=rf"loss: 'mse' runs on the CPU only, not on device '{name}'"):
+        dev.compile(optimizer="sgd", loss="mse")
+    assert dev.network is net and dev.loss == "sparse_categorical_crossentropy" and dev.optimizer is optimizer
+    x, y = data()
+    with pytest.raises(ValueError, match=rf"sample_weight runs on the CPU only, not on device '{name}'"):
+        dev.fit(x, y, epochs=1, sample_weight=np.ones(len(x), np.float32), verbose=0)
+    with pytest.raises(ValueError, match=rf"set_mask: pruning runs on the CPU only, not on device '{name}'"):
+        dev.network.set_mask(0, np.ones((32, 12), np.float32))
+    assert dev.network.get_optimizer_state()["step"] == 0
