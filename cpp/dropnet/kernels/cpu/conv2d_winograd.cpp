@@ -1,5 +1,6 @@
-// Winograd F(2×2, 3×3) drivers: weight transforms, blocking, threads, the weight-gradient
-// reduction. The transform bodies are in conv2d_winograd_body.h (this unit compiles the scalar copy).
+// Winograd F(2×2, 3×3) and F(4×4, 3×3) drivers: blocking, threads, the weight-gradient reduction.
+// The transform bodies (the weights' included: conv2d_winograd_weights_body.h) are in
+// conv2d_winograd_body.h (this unit compiles the scalar copy).
 #include "dropnet/kernels/cpu/conv2d_winograd.h"
 
 #include <algorithm>
@@ -30,6 +31,11 @@ int64_t bias_position(const WinogradPlan& p) { return p.tile + 3; }
 // faster at 128 → 128, 7 × 7). See docs/design.md, "Convolution paths".
 constexpr int64_t kBlockFloats = int64_t{1} << 18;
 constexpr int64_t kMinBlockTiles = 64;
+// Where the images sit side by side (WinogradPlan::packs, the 7 × 7 layers), the floor is 128: a
+// block's F(2 × 2) tiles are 16·images + 4 there, so the 4-column tail panel weighs half as much at 8
+// images (132 tiles) as at 4 (68), and the weight gradient's products run twice the depth per
+// accumulator load (1-7 % faster at 64 → 128 and 128 → 128, 7 × 7, 1 and 2 threads).
+constexpr int64_t kMinPackedBlockTiles = 128;
 
 // Row stride of a transformed tensor whose rows hold `tiles` columns: at least 16 floats of slack
 // for the transforms' last vector (conv2d_winograd_body.h), rounded to whole 64-byte lines.
@@ -54,7 +60,8 @@ int64_t block_tiles(const WinogradPlan& pg, int64_t nb) { return (nb + pg.across
 int64_t images_per_block(const WinogradPlan& p, int64_t rows) {
   int64_t b = kConvImagesPerChunk;
   while (b > 1 && p.positions() * rows * block_tiles(group_plan(p, b), b) > kBlockFloats) b /= 2;
-  while (b < kConvImagesPerChunk && block_tiles(group_plan(p, b), b) < kMinBlockTiles) b *= 2;
+  const int64_t min_tiles = p.packs() ? kMinPackedBlockTiles : kMinBlockTiles;
+  while (b < kConvImagesPerChunk && block_tiles(group_plan(p, b), b) < min_tiles) b *= 2;
   return b;
 }
 
@@ -68,126 +75,6 @@ WinogradTransforms active_transforms(int64_t tile) {
 
 WinogradPlan forward_plan(const ConvGeometry& g, int64_t F) {
   return winograd_plan(g.C, g.H, g.W, g.pad_top, g.pad_left, g.OH, g.OW, winograd_tile(g, F));
-}
-
-// u[ξ·stride] = (G g Gᵀ)_ξ, G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1], the 3 × 3 filter g read as
-// g[i·si + j·sj] (negative strides read it flipped). Columns of G g first, then its rows.
-void weight_transform2(const float* g, int64_t si, int64_t sj, float* u, int64_t stride) {
-  float h[4][3];
-  for (int j = 0; j < 3; ++j) {
-    const float g0 = g[j * sj], g1 = g[si + j * sj], g2 = g[2 * si + j * sj];
-    h[0][j] = g0;
-    h[1][j] = 0.5f * ((g0 + g1) + g2);
-    h[2][j] = 0.5f * ((g0 - g1) + g2);
-    h[3][j] = g2;
-  }
-  for (int k = 0; k < 4; ++k) {
-    const float a = h[k][0], b = h[k][1], c = h[k][2];
-    u[(4 * k + 0) * stride] = a;
-    u[(4 * k + 1) * stride] = 0.5f * ((a + b) + c);
-    u[(4 * k + 2) * stride] = 0.5f * ((a - b) + c);
-    u[(4 * k + 3) * stride] = c;
-  }
-}
-
-// out[(r·9 + k)·Q + q] = (Gᵀ X G)[k] (3 × 3, k = 3i + j) of the 4 × 4 X read at
-// du[ξ·stride + r·ld + q], for every r < R and q < Q: columns of X first, then rows. The loop runs
-// over q, where du is contiguous, so it vectorises; every value is the same expression whatever
-// the loop (no contraction), so the layout changes no bit.
-void weight_grad_transform2(const float* du, int64_t stride, int64_t R, int64_t ld, int64_t Q, float* out) {
-  for (int64_t r = 0; r < R; ++r) {
-    const float* x = du + r * ld;
-    float* o = out + r * 9 * Q;
-#pragma omp simd
-    for (int64_t q = 0; q < Q; ++q) {
-      float h[3][4];
-      for (int l = 0; l < 4; ++l) {
-        const float x0 = x[l * stride + q], x1 = x[(4 + l) * stride + q], x2 = x[(8 + l) * stride + q],
-                    x3 = x[(12 + l) * stride + q];
-        const float s = 0.5f * (x1 + x2);
-        h[0][l] = x0 + s;
-        h[1][l] = 0.5f * (x1 - x2);
-        h[2][l] = s + x3;
-      }
-      for (int i = 0; i < 3; ++i) {
-        const float s = 0.5f * (h[i][1] + h[i][2]);
-        o[(i * 3 + 0) * Q + q] = h[i][0] + s;
-        o[(i * 3 + 1) * Q + q] = 0.5f * (h[i][1] - h[i][2]);
-        o[(i * 3 + 2) * Q + q] = s + h[i][3];
-      }
-    }
-  }
-}
-
-// F(4×4, 3×3): G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1] applied to
-// (g_0, g_1, g_2) with the sums before the one product by an inexact constant.
-constexpr float kSixth = 1.f / 6, kTwelfth = 1.f / 12, kTwentyFourth = 1.f / 24;
-
-inline void g6(float g0, float g1, float g2, float o[6]) {
-  const float s = g0 + g2, t = g0 + 4.f * g2;
-  o[0] = 0.25f * g0;
-  o[1] = -kSixth * (s + g1);
-  o[2] = -kSixth * (s - g1);
-  o[3] = kTwentyFourth * (t + 2.f * g1);
-  o[4] = kTwentyFourth * (t - 2.f * g1);
-  o[5] = g2;
-}
-
-// Gᵀ applied to (x_0 … x_5): the adjoint of g6.
-inline void gt3(const float x[6], float o[3]) {
-  const float s12 = x[1] + x[2], s34 = x[3] + x[4];
-  o[0] = (0.25f * x[0] - kSixth * s12) + kTwentyFourth * s34;
-  o[1] = kSixth * (x[2] - x[1]) + kTwelfth * (x[3] - x[4]);
-  o[2] = kSixth * (s34 - s12) + x[5];
-}
-
-// u[ξ·stride] = (G g Gᵀ)_ξ, ξ = 6k + l, for F(4×4): columns of G g first, then its rows.
-void weight_transform4(const float* g, int64_t si, int64_t sj, float* u, int64_t stride) {
-  float h[6][3];
-  for (int j = 0; j < 3; ++j) {
-    float o[6];
-    g6(g[j * sj], g[si + j * sj], g[2 * si + j * sj], o);
-    for (int k = 0; k < 6; ++k) h[k][j] = o[k];
-  }
-  for (int k = 0; k < 6; ++k) {
-    float o[6];
-    g6(h[k][0], h[k][1], h[k][2], o);
-    for (int l = 0; l < 6; ++l) u[(6 * k + l) * stride] = o[l];
-  }
-}
-
-// weight_grad_transform2's contract for F(4×4): (Gᵀ X G) of the 6 × 6 X, columns then rows.
-void weight_grad_transform4(const float* du, int64_t stride, int64_t R, int64_t ld, int64_t Q, float* out) {
-  for (int64_t r = 0; r < R; ++r) {
-    const float* x = du + r * ld;
-    float* o = out + r * 9 * Q;
-#pragma omp simd
-    for (int64_t q = 0; q < Q; ++q) {
-      float h[3][6];
-      for (int l = 0; l < 6; ++l) {
-        float col[6], hl[3];
-        for (int k = 0; k < 6; ++k) col[k] = x[(6 * k + l) * stride + q];
-        gt3(col, hl);
-        for (int i = 0; i < 3; ++i) h[i][l] = hl[i];
-      }
-      for (int i = 0; i < 3; ++i) {
-        float oi[3];
-        gt3(h[i], oi);
-        for (int j = 0; j < 3; ++j) o[(i * 3 + j) * Q + q] = oi[j];
-      }
-    }
-  }
-}
-
-void weight_transform(int64_t tile, const float* g, int64_t si, int64_t sj, float* u, int64_t stride) {
-  if (tile == 4) weight_transform4(g, si, sj, u, stride);
-  else weight_transform2(g, si, sj, u, stride);
-}
-
-void weight_grad_transform(int64_t tile, const float* du, int64_t stride, int64_t R, int64_t ld, int64_t Q,
-                           float* out) {
-  if (tile == 4) weight_grad_transform4(du, stride, R, ld, Q, out);
-  else weight_grad_transform2(du, stride, R, ld, Q, out);
 }
 
 // dU (F × cols, row stride ldu) (+)= Ŷ (F × tiles) · Vᵀ (V: cols × tiles), both row-major with
@@ -353,8 +240,8 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
   const WinogradPlan p = forward_plan(g, F);
   const int64_t C = g.C, positions = p.positions();
   float* u = workspace;  // positions × F × C
-  for (int64_t f = 0; f < F; ++f)
-    for (int64_t c = 0; c < C; ++c) weight_transform(p.tile, w + (f * C + c) * 9, 3, 1, u + f * C + c, F * C);
+  const WinogradTransforms tf = active_transforms(p.tile);
+  tf.weights(w, F, C, false, u);
   float* packed_u = u + positions * F * C;
   pack_filters(gemm_detail::kernels_active(), u, F, C, positions, packed_u);
   const int64_t fixed = positions * F * C + packed_filters_floats(F, C, positions);
@@ -364,7 +251,6 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
   epilogue.activation = activation;
   epilogue.leaky_slope = leaky_slope;
   const GemmEpilogue* ep = activation == Activation::identity ? nullptr : &epilogue;
-  const WinogradTransforms tf = active_transforms(p.tile);
   const int64_t Tb = block * p.tiles();
   const WinogradPlan pg = group_plan(p, block);
   for_each_part(blocks, parts, [&](int part, int64_t b0, int64_t b1) {
@@ -398,9 +284,9 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   float* u_t = partials + chunks * partial_size;  // positions × C × F
   float* packed_u_t = u_t + positions * C * F;
   const gemm_detail::GemmKernelSet& ks = gemm_detail::kernels_active();
+  const WinogradTransforms tf = active_transforms(px.tile);
   if (dx) {
-    for (int64_t f = 0; f < F; ++f)
-      for (int64_t c = 0; c < C; ++c) weight_transform(px.tile, w + (f * C + c) * 9, 3, 1, u_t + c * F + f, C * F);
+    tf.weights(w, F, C, true, u_t);
     pack_filters(ks, u_t, C, F, positions, packed_u_t);
   }
   const BackwardPart layout = backward_part(px, F);
@@ -409,10 +295,17 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   const int64_t block = backward_block(px, F);
   const WinogradPlan pg = group_plan(px, block);
   const int64_t Tg = pg.tiles(), across = pg.across;
-  const WinogradTransforms tf = active_transforms(px.tile);
 
+  // The part that holds chunk 0 adds its chunks' dw into chunk 0's partial as it goes, the order
+  // of the final sum (from 0, chunk by chunk), so the same bits: its later chunks are transformed
+  // into chunk 1's partial, which stays in cache, and the final sum starts at `first_rest`, the
+  // next part's first chunk. (Every chunk written to a partial of its own and summed at the end
+  // streamed 16 partials through memory at 128 → 128, 7 × 7, 1 thread.)
+  const int64_t total = db ? partial_size : F * K;
+  int64_t first_rest = chunks;
   for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
     DenormalsFlushed flushed;
+    if (c0 == 0) first_rest = c1;
     float* du = workspace + fixed + part * layout.total();  // positions × F × C1
     float* buf_c = du + layout.du;
     float* buf_f = buf_c + layout.buf_c;
@@ -448,23 +341,46 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
                           scratch_dx);
         }
       }
-      float* pdw = partials + chunk * partial_size;
-      weight_grad_transform(px.tile, du, F * C1, F, C1, C, pdw);  // (f, k, c) order: see the sum below
+      const bool running = c0 == 0 && chunk > 0;
+      float* pdw = partials + (running ? 1 : chunk) * partial_size;
+      tf.weight_grad(du, F * C1, F, C1, C, pdw);  // (f, k, c) order: see the sum below
       if (db)
         for (int64_t f = 0; f < F; ++f) pdw[F * K + f] = du[(bias_xi * F + f) * C1 + C];
+      if (running) {
+#pragma omp simd
+        for (int64_t i = 0; i < total; ++i) partials[i] += pdw[i];
+      }
     }
   });
 
-  // Sum the chunk partials in chunk order; threads split the (independent) output elements.
+  // Sum the chunk partials in chunk order (chunk 0 already holds chunks [0, first_rest)); threads
+  // split the (independent) output elements.
   // Partial i < F·K is dw's element (f, c, k) for i = (f·9 + k)·C + c.
-  const int64_t total = db ? partial_size : F * K;
   const int out_parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), total / 4096)));
+  // Per block of kSumBlock elements: the chunk partials added into a buffer chunk by chunk (each
+  // element's sum in chunk order from 0, vectorised across elements: per element the loop summing
+  // one element over the chunks, with three divisions for its destination, was 3 % of the backward
+  // at 128 → 128, 7 × 7), then scattered to dw / db.
+  constexpr int64_t kSumBlock = 512;
   for_each_part(total, out_parts, [&](int, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float s = 0.f;
-      for (int64_t chunk = 0; chunk < chunks; ++chunk) s += partials[chunk * partial_size + i];
-      if (i < F * K) dw[i / K * K + (i % C) * 9 + i / C % 9] += s;
-      else db[i - F * K] += s;
+    float sums[kSumBlock];
+    for (int64_t b0 = b; b0 < e; b0 += kSumBlock) {
+      const int64_t n = std::min(kSumBlock, e - b0);
+      std::fill(sums, sums + n, 0.f);
+      for (int64_t chunk = 0; chunk < chunks; chunk = chunk == 0 ? first_rest : chunk + 1) {
+        const float* part = partials + chunk * partial_size + b0;
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) sums[j] += part[j];
+      }
+      int64_t row = b0 / C, c = b0 % C;  // element (row = f·9 + k, c) while below F·K
+      for (int64_t j = 0; j < n; ++j) {
+        if (row < F * 9) {
+          dw[row / 9 * K + c * 9 + row % 9] += sums[j];
+          if (++c == C) c = 0, ++row;
+        } else {
+          db[b0 + j - F * K] += sums[j];
+        }
+      }
     }
   });
 }

@@ -107,6 +107,11 @@ struct WinogradTransforms {
   // tiles added (conv2d_winograd_body.h); z is ξ-major like v, channels rows.
   void (*input_grad)(const float* z, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels, float* dx,
                      int64_t stride, int64_t count, float* scratch);
+  // u[ξ·(F·C) + f·C + c] (transposed: u[ξ·(F·C) + c·F + f]) = (G w_fc Gᵀ)_ξ of the filters w
+  // (F × C × 3 × 3).
+  void (*weights)(const float* w, int64_t F, int64_t C, bool transposed, float* u);
+  // out[(r·9 + k)·Q + q] = (Gᵀ X G)[k] of the positions' X read at du[ξ·stride + r·ld + q], r < R, q < Q.
+  void (*weight_grad)(const float* du, int64_t stride, int64_t R, int64_t ld, int64_t Q, float* out);
 };
 // Rows of transformed tensors (ld) need 16 floats of slack past the block's last tile.
 // The F(4×4) bodies keep the first pass of each transform in up to 36 lines of tiles_padded(),

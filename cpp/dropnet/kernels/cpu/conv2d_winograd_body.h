@@ -9,6 +9,7 @@
 
 #include "dropnet/kernels/cpu/conv2d_winograd.h"
 #include "dropnet/kernels/cpu/conv2d_winograd4_body.h"
+#include "dropnet/kernels/cpu/conv2d_winograd_weights_body.h"
 
 namespace dropnet {
 namespace cpu {
@@ -317,12 +318,19 @@ void winograd_input_grad_any(const float* z, int64_t ld, int64_t plane, const Wi
 // (i even ? even : odd)[r·src_stride + i / 2] for i < n.
 template <class Rows>
 WinogradTransforms winograd_transforms_any(int64_t tile) {
-  if (tile == 4) return winograd4_transforms();
   WinogradTransforms t;
+  if (tile == 4) {
+    t = winograd4_transforms();
+    t.weights = weight_transforms_tile<4>;
+    t.weight_grad = weight_grad_transform4;
+    return t;
+  }
   t.input = winograd_input_any<Rows>;
   t.output = winograd_output_any<Rows>;
   t.grad_output = winograd_grad_output_any<Rows>;
   t.input_grad = winograd_input_grad_any<Rows>;
+  t.weights = weight_transforms_tile<2>;
+  t.weight_grad = weight_grad_transform2;
   return t;
 }
 
