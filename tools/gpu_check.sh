@@ -24,7 +24,10 @@
 #      (cuDNN: fp32, fp32 with deterministic algorithms, TF32) at the CNN / VGG layer shapes
 #      (1->32 and 32->32 at 28x28, 32->64 and 64->64 at 14x14, 64->128 and 128->128 at 7x7), batch 128;
 #      a GEMM benchmark: cuda::sgemm (our kernel and cuBLASLt) against torch.matmul (fp32, TF32
-#      off) at the MLP's shapes, batch 128.
+#      off) at the MLP's shapes, batch 128;
+#   5. the benchmark suites gpu (dropout on torch CUDA tensors) and gpu_epoch (training epochs of
+#      LeNet-300-100 and the small CNN on the GPU against torch eager and CUDA graphs; the pruned
+#      LeNet's sparse step).
 # Writes a markdown report to $OUT/gpu_check.md (OUT defaults to build/gpu/out) and exits
 # non-zero when any step failed. Every step runs under `timeout`, so one hang cannot eat the rest.
 #
@@ -131,7 +134,7 @@ else
 fi
 step "pytest (device-facing tests, CUDA build)" 180 "$py" -m pytest -q -p no:cacheprovider \
   tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py tests/test_device_arrays.py \
-  tests/test_device_model.py
+  tests/test_device_model.py tests/test_gpu_epoch_suite.py
 
 # Benchmark: the same 64 Mi floats, p = 0.5, mean of 20 calls after 3 warm-ups, CUDA events.
 bench="$out/bench_rows.md"
@@ -250,6 +253,10 @@ PY
 # The GPU benchmark suite: dropnet.ops on torch CUDA tensors (through __cuda_array_interface__)
 # against a device copy and torch's dropout, 256 MB (the issue's "dropout forward / backward" rows).
 step "benchmark: suite gpu" 180 "$py" -m benchmarks.run gpu --out "$out/gpu_suite.md"
+# Training epochs on the GPU (the issue's epoch floors): LeNet-300-100 + dropout and the small CNN,
+# dropnet fit on cuda against torch eager (and torch with CUDA graphs) on the same GPU; the pruned
+# LeNet's sparse step against our dense step, or the device's refusal in the row's note.
+step "benchmark: suite gpu_epoch" 240 "$py" -m benchmarks.run gpu_epoch --threads 1 --out "$out/gpu_epoch_suite.md"
 {
   echo "### dropout benchmark (64 Mi float32, p = 0.5)"
   echo
@@ -272,6 +279,10 @@ step "benchmark: suite gpu" 180 "$py" -m benchmarks.run gpu --out "$out/gpu_suit
   echo "### benchmark suite gpu (python -m benchmarks.run gpu)"
   echo
   cat "$out/gpu_suite.md" 2>/dev/null || echo "(no table: see the step's log above)"
+  echo
+  echo "### benchmark suite gpu_epoch (python -m benchmarks.run gpu_epoch)"
+  echo
+  cat "$out/gpu_epoch_suite.md" 2>/dev/null || echo "(no table: see the step's log above)"
   echo
   echo "Total: $(( $(date +%s) - start )) s; verdict: $([ $failed -eq 0 ] && echo pass || echo FAIL)"
 } >>"$report"

@@ -4,7 +4,7 @@
 (six 3x3 convolutions 32-32 / 64-64 / 128-128 with batch norm and ReLU, a max pool after each pair,
 28 -> 14 -> 7 -> 3, then dropout 0.5 and a dense layer to 10 classes), all on (1, 28, 28) inputs.
 The two sides have the same layers, shapes and initial-weight distribution (PyTorch's defaults);
-``dropnet_model(name, seed)`` is compiled with the cnn_epoch recipe (Adam lr 1e-3, eps 1e-7).
+``dropnet_model(name, seed, device)`` is compiled with the cnn_epoch recipe (Adam lr 1e-3, eps 1e-7).
 """
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def _dropnet_layers(name: str) -> list:
     raise ValueError(f"name: expected one of {NAMES}, got {name!r}")
 
 
-def dropnet_model(name: str, seed: int) -> Sequential:
-    m = Sequential(_dropnet_layers(name), input_shape=(1, 28, 28), seed=seed)
+def dropnet_model(name: str, seed: int, device: str = "cpu") -> Sequential:
+    m = Sequential(_dropnet_layers(name), input_shape=(1, 28, 28), seed=seed, device=device)
     m.compile(optimizer=optim.Adam(lr=1e-3, epsilon=1e-7), loss="sparse_categorical_crossentropy", metrics=[])
     return m
 
