@@ -139,117 +139,22 @@ step "pytest (device-facing tests, CUDA build)" 180 "$py" -m pytest -q -p no:cac
 # Benchmark: the same 64 Mi floats, p = 0.5, mean of 20 calls after 3 warm-ups, CUDA events.
 bench="$out/bench_rows.md"
 : >"$bench"
-export BENCH_ROWS="$bench"
 step "benchmark: dropnet" 60 bash -c "'$build/dropnet_gpu_tests' --bench >>'$bench'"
-step "benchmark: torch" 120 "$py" - <<'PY' 2>&1
-import torch
-n = 64 << 20
-x = torch.ones(n, device="cuda")
-for _ in range(3):
-    torch.nn.functional.dropout(x, 0.5, training=True)
-start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-start.record()
-for _ in range(20):
-    torch.nn.functional.dropout(x, 0.5, training=True)
-stop.record()
-torch.cuda.synchronize()
-ms = start.elapsed_time(stop) / 20
-# torch reads x and writes y (its bool mask, when kept for backward, is another byte per element).
-with open(__import__("os").environ["BENCH_ROWS"], "a") as f:
-    f.write(f"| torch.nn.functional.dropout {torch.__version__} | {n} | {ms:.3f} | {n * 8 / (ms * 1e-3) / 1e9:.0f} |\n")
-PY
+step "benchmark: torch" 120 "$py" tools/gpu_torch_rows.py dropout "$bench"
 # Convolution: the CNN / VGG layers (3×3, pad 1, batch 128), ms per call, mean of 20 after 3
 # warm-ups, CUDA events; ours on both backends; torch with cuDNN's defaults (benchmark mode off):
 # fp32, fp32 with deterministic algorithms only (what our cuDNN backend asks for), TF32.
 conv_bench="$out/conv_rows.md"
 : >"$conv_bench"
-export CONV_ROWS="$conv_bench"
 step "conv benchmark: dropnet" 60 bash -c "'$build/dropnet_gpu_tests' --bench-conv >>'$conv_bench'"
-step "conv benchmark: torch" 120 "$py" - <<'PY' 2>&1
-import os
-import torch
-import torch.nn.functional as F
-
-def ms_per_call(fn, reps=20):
-    for _ in range(3):
-        fn()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    stop.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(stop) / reps
-
-rows = []
-for mode in ("fp32", "fp32, deterministic", "TF32"):
-    torch.backends.cudnn.allow_tf32 = mode == "TF32"
-    torch.backends.cudnn.deterministic = mode == "fp32, deterministic"
-    for c, f, hw in ((1, 32, 28), (32, 32, 28), (32, 64, 14), (64, 64, 14), (64, 128, 7), (128, 128, 7)):
-        x = torch.randn(128, c, hw, hw, device="cuda", requires_grad=True)
-        w = torch.randn(f, c, 3, 3, device="cuda", requires_grad=True)
-        b = torch.randn(f, device="cuda", requires_grad=True)
-        dy = torch.randn(128, f, hw, hw, device="cuda")
-        with torch.no_grad():
-            fwd = ms_per_call(lambda: torch.relu(F.conv2d(x, w, b, padding=1)))
-
-        def fwd_bwd():
-            z = F.conv2d(x, w, b, padding=1)
-            torch.autograd.grad(z, (x, w, b), dy)
-
-        both = ms_per_call(fwd_bwd)
-        name = f"torch {torch.__version__} F.conv2d (cuDNN, {mode})"
-        rows.append(f"| {name} | {c} -> {f}, {hw}x{hw}, batch 128 | {fwd:.3f} | {both:.3f} |\n")
-with open(os.environ["CONV_ROWS"], "a") as out:
-    out.writelines(rows)
-PY
+step "conv benchmark: torch" 120 "$py" tools/gpu_torch_rows.py conv "$conv_bench"
 # GEMM: the MLP's products at batch 128 (LeNet-300-100: fc1 forward with bias + ReLU, its input and
 # weight gradients, fc2 forward) and 1024³, ms per call, mean of 20 after 3 warm-ups, CUDA events;
 # torch in fp32 with TF32 off (its default for matmul), the same shapes and operand layouts.
 gemm_bench="$out/gemm_rows.md"
 : >"$gemm_bench"
-export GEMM_ROWS="$gemm_bench"
 step "gemm benchmark: dropnet" 60 bash -c "'$build/dropnet_gpu_tests' --bench-gemm >>'$gemm_bench'"
-step "gemm benchmark: torch" 120 "$py" - <<'PY' 2>&1
-import os
-import torch
-
-torch.backends.cuda.matmul.allow_tf32 = False
-
-def ms_per_call(fn, reps=20):
-    for _ in range(3):
-        fn()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    stop.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(stop) / reps
-
-dev = "cuda"
-rows = []
-# (what, M, N, K, fn over freshly made operands): the same products as dropnet_gpu_tests --bench-gemm.
-x, w1, b1 = torch.randn(128, 784, device=dev), torch.randn(300, 784, device=dev), torch.randn(300, device=dev)
-dy1, h1 = torch.randn(128, 300, device=dev), torch.randn(128, 784, device=dev)
-w2, b2, h2 = torch.randn(100, 300, device=dev), torch.randn(100, device=dev), torch.randn(128, 300, device=dev)
-a, b = torch.randn(1024, 1024, device=dev), torch.randn(1024, 1024, device=dev)
-out1, outdx, outdw = torch.empty(128, 300, device=dev), torch.empty(128, 784, device=dev), torch.empty(300, 784, device=dev)
-out2, outsq = torch.empty(128, 100, device=dev), torch.empty(1024, 1024, device=dev)
-cases = [
-    ("fc1 forward", 128, 300, 784, lambda: torch.relu_(torch.addmm(b1, x, w1.t(), out=out1))),
-    ("fc1 input grad", 128, 784, 300, lambda: torch.matmul(dy1, w1, out=outdx)),
-    ("fc1 weight grad", 300, 784, 128, lambda: torch.matmul(dy1.t(), h1, out=outdw)),
-    ("fc2 forward", 128, 100, 300, lambda: torch.relu_(torch.addmm(b2, h2, w2.t(), out=out2))),
-    ("1024^3", 1024, 1024, 1024, lambda: torch.matmul(a, b, out=outsq)),
-]
-for what, m, n, k, fn in cases:
-    ms = ms_per_call(fn)
-    rows.append(f"| torch {torch.__version__} matmul / addmm (fp32) | {what} ({m}x{n}x{k}) | {ms:.4f} | "
-                f"{2 * m * n * k / (ms * 1e-3) / 1e9:.0f} |\n")
-with open(os.environ["GEMM_ROWS"], "a") as f:
-    f.writelines(rows)
-PY
+step "gemm benchmark: torch" 120 "$py" tools/gpu_torch_rows.py gemm "$gemm_bench"
 # The GPU benchmark suite: dropnet.ops on torch CUDA tensors (through __cuda_array_interface__)
 # against a device copy and torch's dropout, 256 MB (the issue's "dropout forward / backward" rows).
 step "benchmark: suite gpu" 180 "$py" -m benchmarks.run gpu --out "$out/gpu_suite.md"
