@@ -255,17 +255,7 @@ class SimKernels {
                       const float* bias, Activation activation, float leaky_slope, float* y) const {
     args_on_device("conv2d_forward", x, w, bias, y);
     SimMemory::Open open(*mem_);
-    cuda::ConvForwardArgs a;
-    a.x = x;
-    a.w = w;
-    a.bias = bias;
-    a.y = y;
-    a.g = g;
-    a.N = N;
-    a.F = F;
-    a.activation = activation;
-    a.leaky_slope = leaky_slope;
-    simulate_conv2d_forward(a, false, false);
+    simulate_conv2d_forward(cuda::ConvForwardArgs{x, w, bias, y, g, N, F, activation, leaky_slope}, false, false);
   }
   int64_t conv2d_backward_workspace(const cuda::ConvShape& g, int64_t N, int64_t F) const {
     return cuda::conv_weight_grad_scratch(g, N, F);

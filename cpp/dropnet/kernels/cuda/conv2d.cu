@@ -64,16 +64,7 @@ void conv2d_forward(const float* x, int64_t N, const ConvShape& g, const float* 
     conv2d_forward_cudnn(x, N, g, w, F, bias, activation, leaky_slope, y, cuda_stream);
     return;
   }
-  ConvForwardArgs a;
-  a.x = x;
-  a.w = w;
-  a.bias = bias;
-  a.y = y;
-  a.g = g;
-  a.N = N;
-  a.F = F;
-  a.activation = activation;
-  a.leaky_slope = leaky_slope;
+  const ConvForwardArgs a{x, w, bias, y, g, N, F, activation, leaky_slope};
   launch_gemm(ConvForwardOp{a}, conv_forward_layout(g, N, F), cuda_stream, "conv2d_forward");
 }
 

@@ -109,6 +109,7 @@ DROPNET_HD float conv_epilogue_value(float acc, const float* bias, int64_t f, Ac
   return activate_v<ScalarLane>(act, z, slope);
 }
 
+// An aggregate: the launcher and the tests' simulated device fill it in this member order.
 struct ConvForwardArgs {
   const float *x = nullptr, *w = nullptr, *bias = nullptr;
   float* y = nullptr;
