@@ -16,6 +16,7 @@
 
 #include "conv_sim.h"
 #include "cuda_sim.h"
+#include "gemm_sim.h"
 #include "dropnet/kernels/cuda/activation_body.h"
 #include "dropnet/kernels/cuda/batchnorm_body.h"
 #include "dropnet/kernels/cuda/device_backend.h"
@@ -125,28 +126,7 @@ class SimKernels {
     SimMemory::Open open(*mem_);
     const cuda::GemmPlan p =
         cuda::gemm_plan(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, workspace, workspace_floats);
-    if (p.scale) {
-      const cuda::Grid g = cuda::grid_for(M * N);
-      simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::gemm_scale_thread(C, M, N, ldc, beta, g, b, t); });
-    }
-    if (p.tiles) {
-      if (trans_a)
-        trans_b ? tiles<true, true>(p) : tiles<true, false>(p);
-      else
-        trans_b ? tiles<false, true>(p) : tiles<false, false>(p);
-    }
-    if (p.combine) {
-      const cuda::Grid g = cuda::grid_for(M * N);
-      simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::gemm_combine_thread(p.args, g, b, t); });
-    }
-    if (p.combine_words) {
-      const cuda::Grid g = cuda::grid_for(cuda::epilogue_words(0, M, N).count);
-      simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::gemm_combine_word_thread(p.args, g, b, t); });
-    }
-    if (p.epilogue_pass) {
-      const cuda::Grid g = cuda::grid_for(cuda::epilogue_words(0, M, N).count);
-      simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::epilogue_thread(*ep, 0, M, N, C, ldc, g, b, t); });
-    }
+    simulate_sgemm(p, trans_a, trans_b, M, N, K, beta, C, ldc, ep);
   }
 
   void dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, float scale, uint64_t seed,
@@ -327,24 +307,6 @@ class SimKernels {
   void args_on_device(const char* op, const P*... ptrs) const {
     for (const void* p : {static_cast<const void*>(ptrs)...})
       if (p) require_device(p, op);
-  }
-  template <bool TA, bool TB>
-  static void tiles(const cuda::GemmPlan& p) {
-    if (p.small_tiles) tiles<cuda::Tile32, TA, TB>(p);
-    else tiles<cuda::Tile64, TA, TB>(p);
-  }
-  template <class S, bool TA, bool TB>
-  static void tiles(const cuda::GemmPlan& p) {
-    if (p.args.chains) tile_op<S, cuda::GemmTileOp<TA, TB, true>>(p);  // split: the chains to the workspace
-    else tile_op<S, cuda::GemmTileOp<TA, TB, false>>(p);
-  }
-  template <class S, class Op>
-  static void tile_op(const cuda::GemmPlan& p) {
-    const Op op{p.args};
-    simulate_tile_blocks(cuda::tile_grid<S>(p.layout), false, S::kSharedFloats, cuda::kTileAccumulators,
-                         [&](HostBlock& blk, float* shared, HostThreadArrays& regs) {
-                           cuda::tile_gemm_block<S>(blk, op, p.layout, shared, regs);
-                         });
   }
   // cuda/pooling.cu's run_pool: items are the output cells (forward) or the input cells (backward).
   void run_pool(const cuda::PoolArgs& a, bool forward) const {

@@ -23,6 +23,7 @@
 
 #include "check_close.h"
 #include "cuda_sim.h"
+#include "gemm_sim.h"
 #include "dropnet/core/cpu_features.h"
 #include "dropnet/core/gemm_blocking.h"
 #include "dropnet/core/philox.h"
@@ -127,33 +128,6 @@ struct Problem {
     return o;
   }
 
-  template <class S, bool TA, bool TB, bool Chains>
-  void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
-    const cuda::TileGemmLayout L = cuda::gemm_layout<S>(s.M, s.N, s.K, Chains);
-    const cuda::Grid grid = tiny ? cuda::Grid{2, S::kThreads} : cuda::tile_grid<S>(L);
-    const cuda::GemmTileOp<TA, TB, Chains> op{args};
-    testing::simulate_tile_blocks(grid, reversed, S::kSharedFloats, cuda::kTileAccumulators,
-                                  [&](testing::HostBlock& blk, float* shared, testing::HostThreadArrays& regs) {
-                                    cuda::tile_gemm_block<S>(blk, op, L, shared, regs);
-                                  });
-  }
-  template <class S, bool Chains>
-  void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
-    if (ta)
-      tb ? run_tiles<S, true, true, Chains>(args, tiny, reversed)
-         : run_tiles<S, true, false, Chains>(args, tiny, reversed);
-    else
-      tb ? run_tiles<S, false, true, Chains>(args, tiny, reversed)
-         : run_tiles<S, false, false, Chains>(args, tiny, reversed);
-  }
-  template <class S>
-  void run_tiles(const cuda::GemmArgs& args, bool tiny, bool reversed) const {
-    if (args.chains)
-      run_tiles<S, true>(args, tiny, reversed);
-    else
-      run_tiles<S, false>(args, tiny, reversed);
-  }
-
   // What cuda::sgemm (kernels/cuda/gemm.cu) launches, each launch simulated on the host; the
   // tiles of the plan's shape, or of the other one (`other_tiles`: the bits must not change); with
   // the workspace that splits a small product over its K blocks, or without.
@@ -166,35 +140,8 @@ struct Problem {
     const cuda::GemmPlan p =
         cuda::gemm_plan(s.M, s.N, s.K, alpha, A.data(), lda, B.data(), ldb, beta, o.C.data(), ldc, has ? &e : nullptr,
                         with_workspace ? workspace.data() : nullptr, static_cast<int64_t>(workspace.size()));
-    if (p.scale) {
-      const cuda::Grid g = tiny ? cuda::Grid{2, 3} : cuda::grid_for(s.M * s.N);
-      testing::simulate_threads(g, reversed, [&](uint32_t b, uint32_t t) {
-        cuda::gemm_scale_thread(o.C.data(), s.M, s.N, ldc, beta, g, b, t);
-      });
-    }
-    if (p.tiles) {
-      if (p.small_tiles != other_tiles)
-        run_tiles<cuda::Tile32>(p.args, tiny, reversed);
-      else
-        run_tiles<cuda::Tile64>(p.args, tiny, reversed);
-    }
-    if (p.combine || p.combine_words) {
-      const int64_t items = p.combine ? s.M * s.N : cuda::epilogue_words(0, s.M, s.N).count;
-      const cuda::Grid g = tiny ? cuda::Grid{2, 3} : cuda::grid_for(items);
-      testing::simulate_threads(g, reversed, [&](uint32_t b, uint32_t t) {
-        if (p.combine)
-          cuda::gemm_combine_thread(p.args, g, b, t);
-        else
-          cuda::gemm_combine_word_thread(p.args, g, b, t);
-      });
-    }
-    if (p.epilogue_pass) {
-      const cuda::WordRange words = cuda::epilogue_words(0, s.M, s.N);
-      const cuda::Grid g = tiny ? cuda::Grid{2, 3} : cuda::grid_for(words.count);
-      testing::simulate_threads(g, reversed, [&](uint32_t b, uint32_t t) {
-        cuda::epilogue_thread(e, 0, s.M, s.N, o.C.data(), ldc, g, b, t);
-      });
-    }
+    testing::simulate_sgemm(p, ta, tb, s.M, s.N, s.K, beta, o.C.data(), ldc, has ? &e : nullptr,
+                            testing::GemmSimVariant{tiny, reversed, other_tiles});
     return o;
   }
 
