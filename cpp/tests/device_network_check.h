@@ -6,11 +6,13 @@
 #pragma once
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "check_close.h"
@@ -62,18 +64,27 @@ inline std::vector<nn::LayerSpec> mlp_specs() {
           dense(7, ActivationKind::softmax)};
 }
 
+// Per step: inputs, labels with their one-hot rows (0/1 targets for binary cross-entropy too),
+// regression targets (normal, σ = 0.5) and sample weights in [0, 2) with one row weighted 0.
 struct Batches {
   int64_t rows = 0, features = 0, classes = 0;
-  std::vector<std::vector<float>> x, onehot;
+  std::vector<std::vector<float>> x, onehot, regress, weights;
   std::vector<std::vector<int64_t>> labels;
 };
 
 inline Batches make_batches(int64_t steps, int64_t rows, int64_t features, int64_t classes, unsigned seed) {
-  Batches b{rows, features, classes, {}, {}, {}};
+  Batches b{rows, features, classes, {}, {}, {}, {}, {}};
   std::mt19937 g(seed);
   std::normal_distribution<float> normal(0.f, 1.f);
   std::uniform_int_distribution<int64_t> label(0, classes - 1);
+  std::uniform_real_distribution<float> weight(0.f, 2.f);
   for (int64_t s = 0; s < steps; ++s) {
+    std::vector<float> regress(static_cast<size_t>(rows * classes)), weights(static_cast<size_t>(rows));
+    for (auto& v : regress) v = 0.5f * normal(g);
+    for (auto& v : weights) v = weight(g);
+    weights[static_cast<size_t>(s % rows)] = 0.f;
+    b.regress.push_back(std::move(regress));
+    b.weights.push_back(std::move(weights));
     std::vector<float> x(static_cast<size_t>(rows * features)), onehot(static_cast<size_t>(rows * classes), 0.f);
     std::vector<int64_t> y(static_cast<size_t>(rows));
     for (auto& v : x) v = normal(g);
@@ -171,8 +182,57 @@ inline Model cnn_model() {
                2};
 }
 
+// The model with its output layer's activation replaced (an elementwise loss takes no softmax).
+inline Model with_output(Model m, ActivationKind act) {
+  m.specs.back().activation = act;
+  return m;
+}
+// The model with l1 on its first layer, l2 on its second dense or conv layer, both on its last.
+inline Model with_penalties(Model m) {
+  m.specs.front().l1 = 1e-3f;
+  for (size_t l = 1; l + 1 < m.specs.size(); ++l)
+    if (m.specs[l].type == nn::LayerType::dense || m.specs[l].type == nn::LayerType::conv2d) {
+      m.specs[l].l2 = 2e-3f;
+      break;
+    }
+  m.specs.back().l1 = 5e-4f;
+  m.specs.back().l2 = 1e-3f;
+  return m;
+}
+
+// What a training run adds to the batches: per-row sample weights, max-norm constraints
+// (parameter index, max norm), each set on both networks before the first step.
+struct TrainOptions {
+  bool sample_weights = false;
+  std::vector<std::pair<int64_t, float>> max_norm;
+};
+
+// Step s's targets for this loss: labels, one-hot rows (the cross-entropies), regression targets.
+inline nn::Targets targets(const Batches& data, nn::LossKind loss, int64_t s, bool weighted) {
+  const size_t i = static_cast<size_t>(s);
+  nn::Targets y;
+  if (loss == nn::LossKind::sparse_categorical_crossentropy) y.labels = data.labels[i].data();
+  else if (loss == nn::LossKind::categorical_crossentropy || loss == nn::LossKind::binary_crossentropy)
+    y.dense = data.onehot[i].data();
+  else y.dense = data.regress[i].data();
+  if (weighted) y.weights = data.weights[i].data();
+  return y;
+}
+
+// The L2 norm of each of the rows of a parameter (in double).
+inline std::vector<double> row_norms(const std::vector<float>& w, int64_t rows) {
+  const size_t cols = w.size() / static_cast<size_t>(rows);
+  std::vector<double> norms(static_cast<size_t>(rows), 0.0);
+  for (size_t r = 0; r < norms.size(); ++r) {
+    for (size_t j = 0; j < cols; ++j) norms[r] += static_cast<double>(w[r * cols + j]) * w[r * cols + j];
+    norms[r] = std::sqrt(norms[r]);
+  }
+  return norms;
+}
+
 inline void train_and_compare(std::shared_ptr<const Backend> device, const Model& m, const nn::OptimizerConfig& opt,
-                              nn::LossKind loss, int64_t steps, double atol, double rtol) {
+                              nn::LossKind loss, int64_t steps, double atol, double rtol,
+                              const TrainOptions& options = {}) {
   const auto& specs = m.specs;
   const uint64_t seed = 1234;
   // 19 rows: the MLP's 19 × 48 = 912 mask bits end in a partial word.
@@ -184,11 +244,25 @@ inline void train_and_compare(std::shared_ptr<const Backend> device, const Model
   CHECK_FALSE(dev.backend().host_memory());
   cpu.set_optimizer(opt);
   dev.set_optimizer(opt);
+  for (const auto& [i, c] : options.max_norm) {
+    cpu.set_max_norm(i, c);
+    dev.set_max_norm(i, c);
+  }
   for (int64_t i = 0; i < cpu.n_params(); ++i) CHECK(testing::same_bytes(param(cpu, i), param(dev, i)));
+  // The largest row norm of each constrained parameter on the device.
+  const auto largest_norms = [&] {
+    std::vector<double> out;
+    for (const auto& [i, c] : options.max_norm) {
+      const std::vector<double> norms = row_norms(param(dev, i), dev.param(i).norm_rows);
+      out.push_back(*std::max_element(norms.begin(), norms.end()));
+    }
+    return out;
+  };
+  // Each constraint has work to do: a row above its max norm before the first step.
+  const std::vector<double> initial = largest_norms();
+  for (size_t k = 0; k < initial.size(); ++k) CHECK(initial[k] > options.max_norm[k].second);
   for (int64_t s = 0; s < steps; ++s) {
-    nn::Targets y;
-    if (loss == nn::LossKind::sparse_categorical_crossentropy) y.labels = data.labels[static_cast<size_t>(s)].data();
-    else y.dense = data.onehot[static_cast<size_t>(s)].data();
+    const nn::Targets y = targets(data, loss, s, options.sample_weights);
     const float* x = data.x[static_cast<size_t>(s)].data();
     const double la = cpu.train_step(x, data.rows, y), lb = dev.train_step(x, data.rows, y);
     CHECK(std::fabs(la - lb) <= atol + rtol * std::fabs(la));
@@ -197,6 +271,14 @@ inline void train_and_compare(std::shared_ptr<const Backend> device, const Model
     int64_t with_dropout = 0;
     check_masks_equal(cpu, dev, static_cast<int64_t>(specs.size()), data.rows, &with_dropout);
     CHECK(with_dropout == m.dropout_layers);
+    // The constraint held after every step, and the first step's update pulled a row back onto it.
+    const std::vector<double> largest = largest_norms();
+    for (size_t k = 0; k < largest.size(); ++k) {
+      const double c = options.max_norm[k].second;
+      INFO("max_norm of param ", options.max_norm[k].first, " after step ", s);
+      CHECK(largest[k] <= c * (1.0 + 1e-6));
+      if (s == 0) CHECK(largest[k] >= c * (1.0 - 1e-6));
+    }
   }
   CHECK(cpu.optimizer_step() == dev.optimizer_step());
   for (int64_t i = 0; i < cpu.n_params(); ++i) {
@@ -217,14 +299,13 @@ inline void train_and_compare(std::shared_ptr<const Backend> device, const Model
   cpu.forward(x.data(), data.rows, false, std::nullopt, pa.data());
   dev.forward(x.data(), data.rows, false, std::nullopt, pb.data());
   testing::check_close(pb, pa, atol, rtol);
-  nn::Targets y;
-  y.labels = data.labels[0].data();
-  if (loss != nn::LossKind::sparse_categorical_crossentropy) y = nn::Targets{nullptr, data.onehot[0].data(), nullptr};
-  double loss_a = 0, loss_b = 0, correct_a = 0, correct_b = 0;
-  cpu.evaluate(x.data(), data.rows, y, 8, &loss_a, &correct_a);
-  dev.evaluate(x.data(), data.rows, y, 8, &loss_b, &correct_b);
+  const nn::Targets y = targets(data, loss, 0, options.sample_weights);
+  double loss_a = 0, loss_b = 0, correct_a = 0, correct_b = 0, weights_a = 0, weights_b = 0;
+  cpu.evaluate(x.data(), data.rows, y, 8, &loss_a, &correct_a, &weights_a);
+  dev.evaluate(x.data(), data.rows, y, 8, &loss_b, &correct_b, &weights_b);
   CHECK(std::fabs(loss_a - loss_b) <= atol + rtol * std::fabs(loss_a));
   CHECK(correct_a == correct_b);
+  CHECK(weights_a == weights_b);
 }
 
 }  // namespace device_testing

@@ -21,10 +21,13 @@
 #include "dropnet/kernels/cuda/batchnorm_body.h"
 #include "dropnet/kernels/cuda/device_backend.h"
 #include "dropnet/kernels/cuda/dropout_body.h"
+#include "dropnet/kernels/cuda/elementwise_loss_body.h"
 #include "dropnet/kernels/cuda/gemm_body.h"
+#include "dropnet/kernels/cuda/max_norm_body.h"
 #include "dropnet/kernels/cuda/optimizer_body.h"
 #include "dropnet/kernels/cuda/pooling_body.h"
 #include "dropnet/kernels/cuda/softmax_xent_body.h"
+#include "dropnet/kernels/cuda/weight_penalty_body.h"
 
 namespace dropnet {
 namespace testing {
@@ -288,6 +291,54 @@ class SimKernels {
   void softmax_xent_dense(const float* logits, const float* targets, int64_t rows, int64_t classes, float grad_scale,
                           float* loss, float* d_logits) const {
     run_xent(cuda::SoftmaxXentArgs{logits, nullptr, targets, rows, classes, grad_scale, loss, d_logits});
+  }
+
+  void elementwise_loss(ElementwiseLossKind kind, const float* y, const float* t, int64_t rows, int64_t cols,
+                        float grad_scale, float delta, float* loss, float* d_y) const {
+    if (rows <= 0) return;
+    args_on_device("elementwise_loss", y, t, loss, d_y);
+    SimMemory::Open open(*mem_);
+    const cuda::ElementwiseLossArgs a{kind, y, t, rows, cols, grad_scale, delta, loss, d_y};
+    const cuda::Grid g = cuda::grid_for(rows);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::elementwise_loss_thread(a, g, b, t); });
+  }
+  void weight_loss_rows(const float* weights, int64_t rows, int64_t cols, float* loss, float* d) const {
+    if (rows <= 0) return;
+    args_on_device("weight_loss_rows", weights, loss, d);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(rows);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) {
+      cuda::weight_loss_rows_thread(weights, rows, cols, loss, d, g, b, t);
+    });
+  }
+  // cuda/weight_penalty.cu: the chunks' block program, then the one-thread total.
+  void weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
+                           double* block_sums) const {
+    args_on_device("weight_penalty_grad", w, g, mask);
+    args_on_device("weight_penalty_grad block_sums", block_sums);
+    SimMemory::Open open(*mem_);
+    cuda::WeightPenaltyArgs a;
+    a.seg.w = const_cast<float*>(w);
+    a.seg.g = g;
+    a.seg.mask = mask;
+    a.seg.n = n;
+    a.seg.l1 = l1;
+    a.seg.l2 = l2;
+    a.block_sums = block_sums;
+    const int64_t chunks = cpu::penalty_blocks(n);
+    if (chunks > 0)
+      simulate_blocks(cuda::weight_penalty_grid(n), false,
+                      [&](HostBlock& blk, double* a1, double* a2) { cuda::weight_penalty_block(blk, a, a1, a2); });
+    simulate_threads(cuda::Grid{1, 1}, false,
+                     [&](uint32_t b, uint32_t t) { cuda::penalty_total_thread(block_sums, chunks, b, t); });
+  }
+  void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const {
+    if (rows <= 0 || cols <= 0) return;
+    args_on_device("max_norm_rows", w);
+    SimMemory::Open open(*mem_);
+    const cuda::MaxNormArgs a{w, rows, cols, max_norm};
+    simulate_blocks(cuda::max_norm_grid(rows), false,
+                    [&](HostBlock& blk, double* a1, double*) { cuda::max_norm_block(blk, a, a1); });
   }
 
   void sgd_update_multi(const SgdArgs& a, const cuda::OptimizerSegment* segments, int64_t count) const {

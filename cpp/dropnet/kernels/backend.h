@@ -10,7 +10,7 @@
 //
 // What only the CPU runs (skipping the zeros of a product's left operand, sparse execution of a
 // pruned weight, augmentation, batch norm's fused pooling and synchronised
-// statistics, the elementwise losses, weight penalties, max-norm) stays with the CPU kernels:
+// statistics) stays with the CPU kernels:
 // nn/ asks `host_memory()` and a network refuses those features on another device before it
 // builds (nn/network.h: Network::Network), naming them.
 #pragma once
@@ -20,6 +20,7 @@
 
 #include "dropnet/core/conv_geometry.h"
 #include "dropnet/core/epilogue.h"
+#include "dropnet/core/loss_kind.h"
 #include "dropnet/core/optimizer_element.h"
 #include "dropnet/core/pooling_element.h"
 
@@ -114,6 +115,21 @@ class Backend {
                                    float grad_scale, float* loss, float* d_logits) const = 0;
   virtual void softmax_xent_dense(const float* logits, const float* targets, int64_t rows, int64_t classes,
                                   float grad_scale, float* loss, float* d_logits) const = 0;
+
+  // ---- elementwise losses: mse (kernels/cpu/mse_loss.h), the others (kernels/cpu/elementwise_loss.h;
+  // delta: huber's); d_y may be null
+  virtual void elementwise_loss(ElementwiseLossKind kind, const float* y, const float* t, int64_t rows, int64_t cols,
+                                float grad_scale, float delta, float* loss, float* d_y) const = 0;
+  // Sample weights after any loss: loss[r] *= weights[r], row r of d (rows × cols, may be null) too.
+  virtual void weight_loss_rows(const float* weights, int64_t rows, int64_t cols, float* loss, float* d) const = 0;
+
+  // ---- weight penalties (kernels/cpu/weight_penalty.h): the gradient finished in place, the
+  // penalty returned (a host value). block_sums: this backend's memory, penalty_blocks(n) + 1
+  // doubles. mask may be null.
+  virtual double weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
+                                     double* block_sums) const = 0;
+  // ---- max-norm over rows × cols weights, in place (kernels/cpu/max_norm.h)
+  virtual void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const = 0;
 
   // ---- optimizers (kernels/cpu/optimizer.h); buf, mask may be null
   virtual void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf,

@@ -8,10 +8,7 @@
 #include "dropnet/core/error.h"
 #include "dropnet/core/parallel.h"
 #include "dropnet/kernels/cpu/activation.h"
-#include "dropnet/kernels/cpu/elementwise_loss.h"
 #include "dropnet/kernels/cpu/finite_check.h"
-#include "dropnet/kernels/cpu/mse_loss.h"
-#include "dropnet/kernels/cpu/softmax_xent.h"
 #include "dropnet/kernels/cpu/weight_penalty.h"
 #include "dropnet/nn/conv_layers.h"
 
@@ -205,11 +202,11 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
   }
   const Backend& be = *backend_;
   if (!be.host_memory()) {
-    check_device_support(specs);
     for (size_t l = 0; l < layers_.size(); ++l) layers_[l]->bind(be, str_concat("layers[", l, "]"));
-    for (Buffer<float>* b : {&grad_arena_, &d_a_, &d_b_, &loss_rows_, &x_device_, &dense_y_device_})
+    for (Buffer<float>* b : {&grad_arena_, &d_a_, &d_b_, &loss_rows_, &x_device_, &dense_y_device_, &weights_device_})
       b->bind(&be);
     labels_device_.bind(&be);
+    penalty_blocks_.bind(&be);
   }
   // One gradient arena, slices padded to 16 floats (64 bytes) so each keeps Buffer's alignment.
   for (Param* p : params_) {
@@ -228,15 +225,6 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
 
 void Network::require_cpu(const char* what) const { require_host(false, *backend_, std::string(), what); }
 
-void Network::check_device_support(const std::vector<LayerSpec>& specs) const {
-  if (loss_ != LossKind::sparse_categorical_crossentropy && loss_ != LossKind::categorical_crossentropy)
-    require_host(false, *backend_, std::string("loss: '") + loss_name(loss_), "'",
-                 " (a device takes 'sparse_categorical_crossentropy' or 'categorical_crossentropy')");
-  for (size_t l = 0; l < specs.size(); ++l)
-    if (specs[l].l1 != 0.f || specs[l].l2 != 0.f)
-      require_host(false, *backend_, "layers[" + std::to_string(l) + "]", ": weight penalties (l1, l2)");
-}
-
 template <class T>
 const T* Network::staged(const T* host, int64_t n, Buffer<T>& staging) const {
   if (backend_->host_memory() || !host) return host;
@@ -249,7 +237,8 @@ Targets Network::staged_targets(const Targets& y, int64_t rows) {
   Targets d = y;
   d.labels = staged(y.labels, rows, labels_device_);
   d.dense = staged(y.dense, rows * n_outputs(), dense_y_device_);
-  return d;  // sample weights: CPU only (check_batch), so they stay on the host
+  d.weights = staged(y.weights, rows, weights_device_);
+  return d;
 }
 
 const float* Network::host_view(const float* data, int64_t n) {
@@ -290,7 +279,6 @@ void Network::check_batch(const float* x, int64_t rows, const Targets& y, const 
                 bad / n_inputs(), " (flat index ", bad, ")");
   if (!y.labels && !y.dense) return;
   if (y.weights) {
-    require_cpu("sample_weight");
     for (int64_t r = 0; r < rows; ++r)
       DROPNET_CHECK(std::isfinite(y.weights[r]) && y.weights[r] >= 0.f, "sample_weight: expected finite values >= 0, got ",
                     y.weights[r], " at sample ", r);
@@ -338,39 +326,22 @@ const float* Network::run_forward(const float* x, int64_t rows, bool training, b
 
 void Network::compute_loss(const float* out, int64_t rows, const Targets& y, float* d_out, int64_t grad_rows) {
   const float grad_scale = 1.f / static_cast<float>(grad_rows);
-  switch (loss_) {
-    case LossKind::sparse_categorical_crossentropy:
-      backend_->softmax_xent_sparse(out, y.labels, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
-      break;
-    case LossKind::categorical_crossentropy:
-      backend_->softmax_xent_dense(out, y.dense, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
-      break;
-    case LossKind::mse:
-      cpu::mse_loss(out, y.dense, rows, n_outputs(), grad_scale, loss_rows_.data(), d_out);
-      break;
-    case LossKind::binary_crossentropy:
-      cpu::elementwise_loss(cpu::ElementwiseLoss::binary_crossentropy_logits, out, y.dense, rows, n_outputs(),
-                            grad_scale, 1.f, loss_rows_.data(), d_out);
-      break;
-    case LossKind::mae:
-      cpu::elementwise_loss(cpu::ElementwiseLoss::mae, out, y.dense, rows, n_outputs(), grad_scale, 1.f,
-                            loss_rows_.data(), d_out);
-      break;
-    case LossKind::huber:
-      cpu::elementwise_loss(cpu::ElementwiseLoss::huber, out, y.dense, rows, n_outputs(), grad_scale, 1.f,
-                            loss_rows_.data(), d_out);
-      break;
+  const int64_t n_out = n_outputs();
+  float* loss = loss_rows_.data();
+  if (loss_ == LossKind::sparse_categorical_crossentropy) {
+    backend_->softmax_xent_sparse(out, y.labels, rows, n_out, grad_scale, loss, d_out);
+  } else if (loss_ == LossKind::categorical_crossentropy) {
+    backend_->softmax_xent_dense(out, y.dense, rows, n_out, grad_scale, loss, d_out);
+  } else {
+    const ElementwiseLossKind kind = loss_ == LossKind::mse   ? ElementwiseLossKind::mse
+                                     : loss_ == LossKind::mae ? ElementwiseLossKind::mae
+                                     : loss_ == LossKind::huber
+                                         ? ElementwiseLossKind::huber
+                                         : ElementwiseLossKind::binary_crossentropy_logits;
+    backend_->elementwise_loss(kind, out, y.dense, rows, n_out, grad_scale, 1.f, loss, d_out);
   }
-  if (y.weights) {
-    // Sample weights scale each row's loss and its gradient (rows are independent).
-    const int64_t n_out = n_outputs();
-    for (int64_t r = 0; r < rows; ++r) {
-      const float w = y.weights[r];
-      loss_rows_.data()[r] *= w;
-      if (d_out)
-        for (int64_t j = 0; j < n_out; ++j) d_out[r * n_out + j] *= w;
-    }
-  }
+  // Sample weights scale each row's loss and its gradient (rows are independent).
+  if (y.weights) backend_->weight_loss_rows(y.weights, rows, n_out, loss, d_out);
 }
 
 bool Network::elementwise_loss() const {
@@ -492,14 +463,13 @@ double Network::apply_gradients_locked() {
   DenormalsFlushed ftz;
   double penalty = 0.0;
   for (Param* p : params_) {
-    // Penalties and masks are CPU capabilities; a device network has neither (check_device_support).
-    if (!p->trainable || !backend_->host_memory()) continue;
+    if (!p->trainable) continue;
     if (p->run_sparse)
-      penalty += cpu::weight_penalty_grad(p->sparse->nnz, p->sparse->values.data(), p->sparse->grad.data(), nullptr,
-                                          p->l1, p->l2, penalty_blocks_.data());
+      penalty += backend_->weight_penalty_grad(p->sparse->nnz, p->sparse->values.data(), p->sparse->grad.data(),
+                                               nullptr, p->l1, p->l2, penalty_blocks_.data());
     else
-      penalty += cpu::weight_penalty_grad(p->size, p->value.data(), p->grad.data(), p->mask_or_null(), p->l1, p->l2,
-                                          penalty_blocks_.data());
+      penalty += backend_->weight_penalty_grad(p->size, p->value.data(), p->grad.data(), p->mask_or_null(), p->l1,
+                                               p->l2, penalty_blocks_.data());
   }
   optimizer_.step(params_);
   mark_updated();
@@ -860,7 +830,6 @@ void Network::set_max_norm(int64_t i, float max_norm) {
   DROPNET_CHECK(i >= 0 && i < n_params(), "param_index: expected an int in [0, ", n_params(), "), got ", i);
   DROPNET_CHECK(std::isfinite(max_norm) && max_norm >= 0.f, "max_norm: expected a finite float > 0 (0: none), got ",
                 max_norm);
-  if (max_norm > 0.f) require_cpu("max_norm");
   SparseCapable* layer = sparse_layer_of(i);
   DROPNET_CHECK(layer != nullptr && &layer->weight() == params_[static_cast<size_t>(i)], "param_index: parameter ", i,
                 " is not the weight of a dense or conv2d layer");
@@ -874,21 +843,7 @@ void Network::apply_max_norm() {
     // The constraint works on the dense copy; a compressed copy then gathers again before use.
     sync_dense(i);
     if (p->sparse) p->sparse->compressed_current = false;
-    const int64_t rows = p->norm_rows, cols = p->size / rows;
-    const double c = p->max_norm;
-    float* w = p->value.data();
-    // Rows are independent; each norm sums its row in index order.
-    parallel_ranges(rows, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        float* row = w + r * cols;
-        double sq = 0.0;
-        for (int64_t j = 0; j < cols; ++j) sq += static_cast<double>(row[j]) * row[j];
-        const double norm = std::sqrt(sq);
-        if (norm <= c) continue;
-        const float scale = static_cast<float>(c / norm);
-        for (int64_t j = 0; j < cols; ++j) row[j] *= scale;
-      }
-    });
+    backend_->max_norm_rows(p->value.data(), p->norm_rows, p->size / p->norm_rows, p->max_norm);
   }
 }
 

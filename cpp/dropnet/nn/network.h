@@ -65,7 +65,7 @@ class Network {
  public:
   // backend: where the network runs (null: the CPU). A backend without host memory takes only
   // what its twin implements: the constructor throws ValueError naming the first layer or option
-  // that runs on the CPU only (check_device_support), before anything is allocated there.
+  // that runs on the CPU only (Layer::bind), before anything is allocated there.
   Network(const std::vector<LayerSpec>& layers, const Shape& input_shape, LossKind loss, uint64_t seed,
           std::shared_ptr<const Backend> backend = nullptr);
   const Backend& backend() const { return *backend_; }
@@ -215,8 +215,6 @@ class Network {
   const float* host_view(const float* data, int64_t n);
   // Throws ValueError naming `what` when the network is not on the CPU.
   void require_cpu(const char* what) const;
-  // A device network's layers and options that only the CPU runs (the constructor's check).
-  void check_device_support(const std::vector<LayerSpec>& specs) const;
   // Chooses dense or sparse for each masked Dense / Conv2D layer for batches of `rows` (by the
   // training or the inference break-even), and syncs the copy it will read (sparse_weight.h).
   // allow_sparse false: every layer dense (the split step's gradients must live in the arena).
@@ -269,12 +267,12 @@ class Network {
 
   Buffer<float> d_a_, d_b_, loss_rows_;
   // A device network's staging: the batch and its targets in device memory, outputs on the host.
-  Buffer<float> x_device_, dense_y_device_, host_out_, host_loss_;
+  Buffer<float> x_device_, dense_y_device_, weights_device_, host_out_, host_loss_;
   Buffer<int64_t> labels_device_;
   Buffer<float> batch_x_, batch_dense_y_;  // train_steps' gathered batch
   Buffer<int64_t> batch_labels_;
   Buffer<float> batch_weights_;
-  Buffer<double> penalty_blocks_;
+  Buffer<double> penalty_blocks_;  // the backend's: weight_penalty_grad's chunk sums and total
   std::vector<SparseCapable*> sparse_layers_;  // Dense and Conv2D layers, in order
   std::vector<int64_t> sparse_layer_index_;     // position of sparse_layers_[j] in layers_
   mutable Optimizer optimizer_;  // mutable for sync_dense (scatters slots; no observable change)

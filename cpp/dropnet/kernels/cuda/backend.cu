@@ -15,9 +15,12 @@
 #include "dropnet/kernels/cuda/device.h"
 #include "dropnet/kernels/cuda/device_backend.h"
 #include "dropnet/kernels/cuda/dropout.h"
+#include "dropnet/kernels/cuda/elementwise_loss.h"
+#include "dropnet/kernels/cuda/max_norm.h"
 #include "dropnet/kernels/cuda/optimizer.h"
 #include "dropnet/kernels/cuda/pooling.h"
 #include "dropnet/kernels/cuda/softmax_xent.h"
+#include "dropnet/kernels/cuda/weight_penalty.h"
 #if __has_include("dropnet/kernels/cuda/gemm.h")
 #include "dropnet/kernels/cuda/gemm.h"
 #define DROPNET_CUDA_GEMM 1
@@ -180,6 +183,25 @@ struct CudaKernels {
                           float* loss, float* d_logits) const {
     ScopedDevice on(device);
     cuda::softmax_xent_dense(logits, targets, rows, classes, grad_scale, loss, d_logits);
+  }
+
+  void elementwise_loss(ElementwiseLossKind kind, const float* y, const float* t, int64_t rows, int64_t cols,
+                        float grad_scale, float delta, float* loss, float* d_y) const {
+    ScopedDevice on(device);
+    cuda::elementwise_loss(kind, y, t, rows, cols, grad_scale, delta, loss, d_y);
+  }
+  void weight_loss_rows(const float* weights, int64_t rows, int64_t cols, float* loss, float* d) const {
+    ScopedDevice on(device);
+    cuda::weight_loss_rows(weights, rows, cols, loss, d);
+  }
+  void weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
+                           double* block_sums) const {
+    ScopedDevice on(device);
+    cuda::weight_penalty_grad(n, w, g, mask, l1, l2, block_sums);
+  }
+  void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const {
+    ScopedDevice on(device);
+    cuda::max_norm_rows(w, rows, cols, max_norm);
   }
 
   void sgd_update_multi(const SgdArgs& a, const OptimizerSegment* segments, int64_t count) const {

@@ -34,5 +34,11 @@ DROPNET_HD void block_tree_sum(Block& blk, double* a1, double* a2) {
     });
 }
 
+// The tree over one array of partial sums.
+template <class Block>
+DROPNET_HD void block_tree_sum(Block& blk, double* a) {
+  for (uint32_t half = blk.threads / 2; half > 0; half /= 2) blk.phase([&](uint32_t t) { tree_step(a, t, half); });
+}
+
 }  // namespace cuda
 }  // namespace dropnet

@@ -13,7 +13,9 @@
 // the three batch-norm calls (kernels/cuda/batchnorm.h); conv2d_forward, conv2d_backward_workspace,
 // conv2d_backward (kernels/cuda/conv2d.h); the six pooling calls (kernels/cuda/pooling.h);
 // softmax_xent_sparse / _dense
-// (kernels/cuda/softmax_xent.h); sgd_update_multi, adam_update_multi (kernels/cuda/optimizer.h).
+// (kernels/cuda/softmax_xent.h); elementwise_loss, weight_loss_rows (kernels/cuda/elementwise_loss.h);
+// weight_penalty_grad (kernels/cuda/weight_penalty.h); max_norm_rows (kernels/cuda/max_norm.h);
+// sgd_update_multi, adam_update_multi (kernels/cuda/optimizer.h).
 #pragma once
 #include <string>
 #include <utility>
@@ -21,6 +23,7 @@
 #include "dropnet/core/error.h"
 #include "dropnet/kernels/backend.h"
 #include "dropnet/kernels/cuda/conv2d_body.h"  // ConvShape, conv_shape
+#include "dropnet/kernels/cpu/weight_penalty.h"  // penalty_blocks
 #include "dropnet/kernels/cuda/optimizer.h"
 
 namespace dropnet {
@@ -165,6 +168,29 @@ class DeviceBackend final : public Backend {
   void softmax_xent_dense(const float* logits, const float* targets, int64_t rows, int64_t classes, float grad_scale,
                           float* loss, float* d_logits) const override {
     k_.softmax_xent_dense(logits, targets, rows, classes, grad_scale, loss, d_logits);
+  }
+
+  void elementwise_loss(ElementwiseLossKind kind, const float* y, const float* t, int64_t rows, int64_t cols,
+                        float grad_scale, float delta, float* loss, float* d_y) const override {
+    k_.elementwise_loss(kind, y, t, rows, cols, grad_scale, delta, loss, d_y);
+  }
+  void weight_loss_rows(const float* weights, int64_t rows, int64_t cols, float* loss, float* d) const override {
+    k_.weight_loss_rows(weights, rows, cols, loss, d);
+  }
+  // The CPU's shortcut: nothing to add and no mask leaves g as it is. Otherwise the launch leaves
+  // the penalty in block_sums after the chunks' sums, and one double crosses back.
+  double weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
+                             double* block_sums) const override {
+    const bool penalised = l1 != 0.f || l2 != 0.f;
+    if ((!penalised && !mask) || n <= 0) return 0.0;
+    k_.weight_penalty_grad(n, w, g, mask, l1, l2, block_sums);
+    if (!penalised) return 0.0;
+    double penalty = 0.0;
+    k_.to_host(&penalty, block_sums + cpu::penalty_blocks(n), sizeof(double));
+    return penalty;
+  }
+  void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const override {
+    k_.max_norm_rows(w, rows, cols, max_norm);
   }
 
   // One tensor per call, as the CPU optimizer steps (nn/optimizer.cpp); the multi-tensor launch
