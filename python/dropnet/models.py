@@ -286,7 +286,8 @@ class Sequential(ModelAPI):
     def _new_network(self, input_shape: Tuple[int, ...], device: str):
         """A native Network of this architecture on ``device`` with the compiled optimizer."""
         # Before compile (predict only): no loss yet; mse leaves every activation in the layers. A
-        # device takes only the crossentropy losses; forward() still ends with the softmax.
+        # device runs no softmax layer of its own, so there the crossentropy absorbs a softmax
+        # output (forward() still ends with the softmax).
         loss = self.loss or (_losses.MSE if device == "cpu" else _losses.SPARSE_CE)
         optimizer = self.optimizer or _optim.get("adam")
         native = _layers.to_native(self.layers, tuple(input_shape), fuse_max_pool=device == "cpu")
