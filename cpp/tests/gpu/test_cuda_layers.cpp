@@ -1,4 +1,5 @@
-// The CUDA layer kernels (batch norm, pooling, softmax cross-entropy, the epilogue and the
+// The CUDA layer kernels (batch norm, pooling, softmax cross-entropy, the elementwise losses and
+// sample weights, the weight penalties, max-norm, the epilogue and the
 // activations) on a real GPU against the CPU kernels: bit for bit where the device runs the CPU's
 // own operations in the CPU's order, within the tolerances of docs/design.md, "Device kernels"
 // where it sums in another order or calls CUDA's expf / logf / tanhf / erff; and the same bytes
@@ -16,13 +17,20 @@
 #include "dropnet/core/philox.h"
 #include "dropnet/kernels/cpu/activation.h"
 #include "dropnet/kernels/cpu/batchnorm.h"
+#include "dropnet/kernels/cpu/elementwise_loss.h"
 #include "dropnet/kernels/cpu/gemm.h"
+#include "dropnet/kernels/cpu/max_norm.h"
+#include "dropnet/kernels/cpu/mse_loss.h"
 #include "dropnet/kernels/cpu/pooling.h"
 #include "dropnet/kernels/cpu/softmax_xent.h"
+#include "dropnet/kernels/cpu/weight_penalty.h"
 #include "dropnet/kernels/cuda/activation.h"
 #include "dropnet/kernels/cuda/batchnorm.h"
+#include "dropnet/kernels/cuda/elementwise_loss.h"
+#include "dropnet/kernels/cuda/max_norm.h"
 #include "dropnet/kernels/cuda/pooling.h"
 #include "dropnet/kernels/cuda/softmax_xent.h"
+#include "dropnet/kernels/cuda/weight_penalty.h"
 
 using namespace dropnet;
 using dropnet::gpu_testing::DeviceVector;
@@ -245,6 +253,74 @@ TEST_CASE("GPU bias + activation + dropout epilogue = CPU apply_epilogue, bit fo
     } else {
       check_close(d_d.get(), d, kLibmTol, kLibmTol);
       check_close(d_db.get(), d_bias, 1e-4, 1e-4);  // 77 rows of the gelu tolerance
+    }
+  }
+}
+
+TEST_CASE("GPU elementwise losses and sample weights ~ CPU; penalties and max-norm ~ CPU, each run twice the same") {
+  const int64_t rows = 513, cols = 7;
+  const std::vector<float> y = layer_values(rows * cols, 12);
+  std::vector<float> t = layer_values(rows * cols, 13), w = layer_values(rows, 14);
+  for (float& v : w) v = std::fabs(v) * 0.1f;
+  const float scale = 1.f / static_cast<float>(rows);
+  DeviceVector<float> d_y(y), d_w(w), d_loss{std::vector<float>(rows)}, d_d{std::vector<float>(rows * cols)};
+  for (ElementwiseLossKind kind : {ElementwiseLossKind::mse, ElementwiseLossKind::binary_crossentropy_logits,
+                                   ElementwiseLossKind::mae, ElementwiseLossKind::huber}) {
+    CAPTURE(static_cast<int>(kind));
+    std::vector<float> tk = t;
+    if (kind == ElementwiseLossKind::binary_crossentropy_logits)
+      for (size_t i = 0; i < tk.size(); ++i) tk[i] = static_cast<float>(i % 5) * 0.25f;
+    std::vector<float> loss(rows), d(rows * cols);
+    if (kind == ElementwiseLossKind::mse) cpu::mse_loss(y.data(), tk.data(), rows, cols, scale, loss.data(), d.data());
+    else
+      cpu::elementwise_loss(kind == ElementwiseLossKind::mae     ? cpu::ElementwiseLoss::mae
+                            : kind == ElementwiseLossKind::huber ? cpu::ElementwiseLoss::huber
+                                                                 : cpu::ElementwiseLoss::binary_crossentropy_logits,
+                            y.data(), tk.data(), rows, cols, scale, 1.f, loss.data(), d.data());
+    for (int64_t r = 0; r < rows; ++r) {  // the sample weights, as nn/network.cpp applied them
+      loss[r] *= w[r];
+      for (int64_t j = 0; j < cols; ++j) d[r * cols + j] *= w[r];
+    }
+    DeviceVector<float> d_t(tk);
+    cuda::elementwise_loss(kind, d_y.p, d_t.p, rows, cols, scale, 1.f, d_loss.p, d_d.p);
+    cuda::weight_loss_rows(d_w.p, rows, cols, d_loss.p, d_d.p);
+    check_close(d_loss.get(), loss, kLibmTol, kLibmTol);
+    check_close(d_d.get(), d, kLibmTol * scale, kLibmTol);
+  }
+
+  for (int64_t n : {int64_t{300}, int64_t{3 * 4096 + 17}, int64_t{1} << 20}) {
+    CAPTURE(n);
+    const std::vector<float> wv = layer_values(n, 15), g0 = layer_values(n, 16);
+    std::vector<float> g = g0;
+    std::vector<double> sums(static_cast<size_t>(cpu::penalty_blocks(n)));
+    const double want = cpu::weight_penalty_grad(n, wv.data(), g.data(), nullptr, 1e-3f, 2e-3f, sums.data());
+    std::vector<double> first;
+    for (int run = 0; run < 2; ++run) {
+      DeviceVector<float> d_wv(wv), d_g(g0);
+      DeviceVector<double> d_sums{std::vector<double>(sums.size() + 1)};
+      cuda::weight_penalty_grad(n, d_wv.p, d_g.p, nullptr, 1e-3f, 2e-3f, d_sums.p);
+      CHECK(same(d_g.get(), g));
+      const std::vector<double> got = d_sums.get();
+      CHECK(std::fabs(got.back() - want) <= 1e-12 * std::fabs(want));
+      if (run == 0) first = got;
+      else CHECK(got == first);
+    }
+  }
+
+  for (int64_t cols_w : {int64_t{9}, int64_t{300}, int64_t{5000}}) {
+    CAPTURE(cols_w);
+    const int64_t wrows = 77;
+    const std::vector<float> w0 = layer_values(wrows * cols_w, 17);
+    std::vector<float> want = w0;
+    cpu::max_norm_rows(want.data(), wrows, cols_w, 3.f);
+    std::vector<float> first;
+    for (int run = 0; run < 2; ++run) {
+      DeviceVector<float> d_w0(w0);
+      cuda::max_norm_rows(d_w0.p, wrows, cols_w, 3.f);
+      const std::vector<float> got = d_w0.get();
+      check_close(got, want, 0.0, std::ldexp(1.0, -23));
+      if (run == 0) first = got;
+      else CHECK(same(got, first));
     }
   }
 }

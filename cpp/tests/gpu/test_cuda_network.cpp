@@ -9,6 +9,8 @@
 // docs/design.md, "Devices: one network, two backends".
 #include <doctest/doctest.h>
 
+#include <utility>
+
 #include "../device_network_check.h"
 #include "dropnet/kernels/cuda/backend.h"
 
@@ -32,6 +34,32 @@ TEST_CASE("GPU network: an MLP trained with SGD + Nesterov momentum on cuda:0 fo
 TEST_CASE("GPU network: a CNN (conv, batch norm over channels, pooling) on cuda:0 follows the CPU") {
   train_and_compare(cuda::cuda_backend(0), cnn_model(), optimizer_config(nn::OptimizerType::adamw),
                     nn::LossKind::sparse_categorical_crossentropy, 8, kAtol, kRtol);
+}
+
+TEST_CASE("GPU network: each elementwise loss (mse, mae, huber, binary cross-entropy) on cuda:0 follows the CPU") {
+  const std::pair<nn::LossKind, ActivationKind> cases[] = {{nn::LossKind::mse, ActivationKind::identity},
+                                                           {nn::LossKind::mae, ActivationKind::identity},
+                                                           {nn::LossKind::huber, ActivationKind::tanh},
+                                                           {nn::LossKind::binary_crossentropy, ActivationKind::sigmoid}};
+  for (const auto& [loss, act] : cases) {
+    INFO("loss ", static_cast<int>(loss));
+    train_and_compare(cuda::cuda_backend(0), with_output(mlp_model(), act), optimizer_config(nn::OptimizerType::sgd),
+                      loss, 8, kAtol, kRtol);
+  }
+}
+
+TEST_CASE("GPU network: l1 + l2 penalties, sample weights and max-norm on cuda:0 follow the CPU") {
+  TrainOptions options;  // as ../test_device_network.cpp
+  options.sample_weights = true;
+  options.max_norm = {{0, 0.5f}, {4, 0.5f}};
+  train_and_compare(cuda::cuda_backend(0), with_penalties(mlp_model()), optimizer_config(nn::OptimizerType::sgd),
+                    nn::LossKind::sparse_categorical_crossentropy, 10, kAtol, kRtol, options);
+  train_and_compare(cuda::cuda_backend(0), with_penalties(with_output(mlp_model(), ActivationKind::sigmoid)),
+                    optimizer_config(nn::OptimizerType::adam), nn::LossKind::binary_crossentropy, 10, kAtol, kRtol,
+                    options);
+  options.max_norm = {{3, 0.5f}};
+  train_and_compare(cuda::cuda_backend(0), with_penalties(with_output(cnn_model(), ActivationKind::identity)),
+                    optimizer_config(nn::OptimizerType::adamw), nn::LossKind::huber, 8, kAtol, kRtol, options);
 }
 
 TEST_CASE("GPU network: a device out of range is refused naming the count") {
