@@ -71,7 +71,8 @@ DROPNET_HD void adam_element(const AdamConstants& c, float& w, float g, float& m
 }
 
 // The weight penalties' gradient of one element (kernels/cpu/weight_penalty.h):
-// g = (g + 2·l2·w + l1·sign(w)) · mask. The penalty's value is a reduction and stays on the CPU.
+// g = (g + 2·l2·w + l1·sign(w)) · mask. The penalty's value is a reduction, summed
+// beside it (kernels/cpu/weight_penalty.cpp, kernels/cuda/weight_penalty_body.h).
 template <bool Penalised, bool Masked>
 DROPNET_HD float penalty_grad_element(float two_l2, float l1, float w, float g, float mask) {
   if (Penalised) g += two_l2 * w + l1 * static_cast<float>((w > 0.f) - (w < 0.f));

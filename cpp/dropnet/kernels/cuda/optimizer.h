@@ -31,7 +31,7 @@ struct OptimizerSegment {
 void sgd_update_multi(const SgdArgs& a, const OptimizerSegment* segments, int64_t count);
 void adam_update_multi(const AdamArgs& a, const OptimizerSegment* segments, int64_t count);
 // g = (g + 2·l2·w + l1·sign(w)) · mask per segment; the penalty's value (a reduction) is not
-// computed here.
+// computed here (cuda::weight_penalty_grad, kernels/cuda/weight_penalty.h, does both, per tensor).
 void penalty_grad_multi(const OptimizerSegment* segments, int64_t count);
 
 }  // namespace cuda
