@@ -325,7 +325,7 @@ class SimKernels {
     a.seg.l1 = l1;
     a.seg.l2 = l2;
     a.block_sums = block_sums;
-    const int64_t chunks = cpu::penalty_blocks(n);
+    const int64_t chunks = penalty_blocks(n);
     if (chunks > 0)
       simulate_blocks(cuda::weight_penalty_grid(n), false,
                       [&](HostBlock& blk, double* a1, double* a2) { cuda::weight_penalty_block(blk, a, a1, a2); });

@@ -49,8 +49,8 @@ TEST_CASE("device network: each elementwise loss (mse, mae, huber, binary cross-
   };
   // SGD: Adam's step is lr·m / (√v + ε), which for a gradient of magnitude near ε = 1e-7 turns a
   // 1e-9 difference in the gradient into 1e-6 in the step (∂step/∂g up to lr / 4ε); the first
-  // layer of these regression and binary heads has such gradients (docs/design.md, "Devices: one
-  // network, two backends"). Adam and AdamW train under these losses in the test below.
+  // layer of these regression and binary heads has such gradients (docs/design.md,
+  // "Devices: one network, two backends"). Adam and AdamW train under these losses below.
   for (const auto& [loss, act] : cases) {
     INFO("loss ", static_cast<int>(loss));
     train_and_compare(testing::make_sim_backend(), with_output(mlp_model(), act),

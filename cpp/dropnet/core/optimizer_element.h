@@ -70,6 +70,12 @@ DROPNET_HD void adam_element(const AdamConstants& c, float& w, float g, float& m
   w = wi;
 }
 
+// The weight penalties' value is summed over fixed chunks of kPenaltyBlock elements on every
+// device (kernels/cpu/weight_penalty.h, kernels/cuda/weight_penalty_body.h): penalty_blocks(n)
+// chunks, each in double, then the chunks in order.
+constexpr int64_t kPenaltyBlock = 4096;
+inline int64_t penalty_blocks(int64_t n) { return (n + kPenaltyBlock - 1) / kPenaltyBlock; }
+
 // The weight penalties' gradient of one element (kernels/cpu/weight_penalty.h):
 // g = (g + 2·l2·w + l1·sign(w)) · mask. The penalty's value is a reduction, summed
 // beside it (kernels/cpu/weight_penalty.cpp, kernels/cuda/weight_penalty_body.h).

@@ -7,11 +7,13 @@
 #pragma once
 #include <cstdint>
 
+#include "dropnet/core/optimizer_element.h"
+
 namespace dropnet {
 namespace cpu {
 
-constexpr int64_t kPenaltyBlock = 4096;
-inline int64_t penalty_blocks(int64_t n) { return (n + kPenaltyBlock - 1) / kPenaltyBlock; }
+using dropnet::kPenaltyBlock;   // core/optimizer_element.h: the chunks both devices sum over
+using dropnet::penalty_blocks;
 
 double weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
                            double* block_sums);

@@ -21,9 +21,9 @@
 #include <utility>
 
 #include "dropnet/core/error.h"
+#include "dropnet/core/optimizer_element.h"  // penalty_blocks
 #include "dropnet/kernels/backend.h"
 #include "dropnet/kernels/cuda/conv2d_body.h"  // ConvShape, conv_shape
-#include "dropnet/kernels/cpu/weight_penalty.h"  // penalty_blocks
 #include "dropnet/kernels/cuda/optimizer.h"
 
 namespace dropnet {
@@ -186,7 +186,7 @@ class DeviceBackend final : public Backend {
     k_.weight_penalty_grad(n, w, g, mask, l1, l2, block_sums);
     if (!penalised) return 0.0;
     double penalty = 0.0;
-    k_.to_host(&penalty, block_sums + cpu::penalty_blocks(n), sizeof(double));
+    k_.to_host(&penalty, block_sums + penalty_blocks(n), sizeof(double));
     return penalty;
   }
   void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const override {

@@ -30,7 +30,7 @@ void weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask,
   a.seg.l1 = l1;
   a.seg.l2 = l2;
   a.block_sums = block_sums;
-  const int64_t chunks = cpu::penalty_blocks(n);
+  const int64_t chunks = penalty_blocks(n);
   if (chunks > 0) {
     const Grid grid = weight_penalty_grid(n);
     weight_penalty_kernel<<<grid.blocks, grid.threads, 0, cuda_stream>>>(a);

@@ -2,8 +2,9 @@
 // (kernels/cuda/block_body.h), `__host__ __device__` and free of CUDA headers; the C++ tests run
 // them block by block, thread by thread, and compare with cpu::weight_penalty_grad.
 //
-// Launch geometry: the CPU's chunks of cpu::kPenaltyBlock elements; one block of kThreadsPerBlock
-// threads per chunk, blocks = min(chunks, kMaxBlocks), block b taking chunks b, b + blocks, ...
+// Launch geometry: the CPU's chunks of kPenaltyBlock elements (core/optimizer_element.h); one
+// block of kThreadsPerBlock threads per chunk, blocks = min(chunks, kMaxBlocks), block b taking
+// chunks b, b + blocks, ...
 // Thread t owns the chunk's elements i ≡ t (mod threads): it finishes their gradient with the
 // optimizer's element function (penalty_segment_element, the CPU's penalty_grad_element) and sums
 // w² and |w| over them in double in ascending i; block_tree_sum adds the partials pairwise and
@@ -15,7 +16,6 @@
 #include <cmath>
 #include <cstdint>
 
-#include "dropnet/kernels/cpu/weight_penalty.h"  // kPenaltyBlock, penalty_blocks: the CPU's chunks
 #include "dropnet/kernels/cuda/block_body.h"
 #include "dropnet/kernels/cuda/optimizer_body.h"  // OptimizerSegment, penalty_segment_element
 
@@ -29,7 +29,7 @@ struct WeightPenaltyArgs {
 };
 
 inline Grid weight_penalty_grid(int64_t n) {
-  const int64_t chunks = cpu::penalty_blocks(n);
+  const int64_t chunks = penalty_blocks(n);
   const int64_t blocks = chunks < 1 ? 1 : (chunks > kMaxBlocks ? kMaxBlocks : chunks);
   return Grid{static_cast<uint32_t>(blocks), kThreadsPerBlock};
 }
@@ -39,10 +39,10 @@ template <class Block>
 DROPNET_HD void weight_penalty_block(Block& blk, const WeightPenaltyArgs& a, double* a1, double* a2) {
   const OptimizerSegment& s = a.seg;
   const bool penalised = s.l1 != 0.f || s.l2 != 0.f;
-  const int64_t chunks = (s.n + cpu::kPenaltyBlock - 1) / cpu::kPenaltyBlock;
+  const int64_t chunks = (s.n + kPenaltyBlock - 1) / kPenaltyBlock;
   for (int64_t c = blk.index; c < chunks; c += blk.count) {
-    const int64_t first = c * cpu::kPenaltyBlock;
-    const int64_t end = first + cpu::kPenaltyBlock < s.n ? first + cpu::kPenaltyBlock : s.n;
+    const int64_t first = c * kPenaltyBlock;
+    const int64_t end = first + kPenaltyBlock < s.n ? first + kPenaltyBlock : s.n;
     blk.phase([&](uint32_t t) {
       double sq = 0.0, ab = 0.0;
       for (int64_t e = first + t; e < end; e += blk.threads) {
