@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -171,8 +172,14 @@ inline Model cnn_model() {
                2};
 }
 
+// What a test does to both networks before the first step (masks, sparse modes) and checks on
+// both after the last.
+using Prepare = std::function<void(nn::Network&)>;
+using After = std::function<void(const nn::Network& cpu, const nn::Network& dev)>;
+
 inline void train_and_compare(std::shared_ptr<const Backend> device, const Model& m, const nn::OptimizerConfig& opt,
-                              nn::LossKind loss, int64_t steps, double atol, double rtol) {
+                              nn::LossKind loss, int64_t steps, double atol, double rtol, const Prepare& prepare = {},
+                              const After& after = {}) {
   const auto& specs = m.specs;
   const uint64_t seed = 1234;
   // 19 rows: the MLP's 19 × 48 = 912 mask bits end in a partial word.
@@ -184,6 +191,10 @@ inline void train_and_compare(std::shared_ptr<const Backend> device, const Model
   CHECK_FALSE(dev.backend().host_memory());
   cpu.set_optimizer(opt);
   dev.set_optimizer(opt);
+  if (prepare) {
+    prepare(cpu);
+    prepare(dev);
+  }
   for (int64_t i = 0; i < cpu.n_params(); ++i) CHECK(testing::same_bytes(param(cpu, i), param(dev, i)));
   for (int64_t s = 0; s < steps; ++s) {
     nn::Targets y;
@@ -225,6 +236,43 @@ inline void train_and_compare(std::shared_ptr<const Backend> device, const Model
   dev.evaluate(x.data(), data.rows, y, 8, &loss_b, &correct_b);
   CHECK(std::fabs(loss_a - loss_b) <= atol + rtol * std::fabs(loss_a));
   CHECK(correct_a == correct_b);
+  if (after) after(cpu, dev);
+}
+
+// A 0/1 mask keeping about `keep` of n entries (a fixed Mersenne Twister stream per seed).
+inline std::vector<float> random_mask(int64_t n, double keep, unsigned seed) {
+  std::mt19937 g(seed);
+  std::bernoulli_distribution bit(keep);
+  std::vector<float> mask(static_cast<size_t>(n));
+  for (auto& v : mask) v = bit(g) ? 1.f : 0.f;
+  return mask;
+}
+
+// Every masked parameter: the same mask bytes on both devices, and its pruned weights and optimizer
+// slots exactly 0 on both (the dense path's gradient is the full product; the update masks it).
+inline void check_pruned(const nn::Network& cpu, const nn::Network& dev) {
+  const int64_t k = cpu.n_optimizer_slots() / cpu.n_params();
+  for (int64_t i = 0; i < cpu.n_params(); ++i) {
+    if (!cpu.has_mask(i)) continue;
+    INFO("param ", i);
+    REQUIRE(dev.has_mask(i));
+    const size_t n = static_cast<size_t>(cpu.param(i).size);
+    std::vector<float> ma(n), mb(n);
+    cpu.copy_mask(i, ma.data());
+    dev.copy_mask(i, mb.data());
+    CHECK(testing::same_bytes(ma, mb));
+    std::vector<std::vector<float>> tensors{param(cpu, i), param(dev, i)};
+    for (const nn::Network* net : {&cpu, &dev})
+      for (int64_t s = 0; s < k; ++s) tensors.push_back(slot(*net, i * k + s));
+    int64_t pruned = 0, nonzero_pruned = 0;
+    for (size_t j = 0; j < n; ++j) {
+      if (ma[j] != 0.f) continue;
+      ++pruned;
+      for (const auto& t : tensors) nonzero_pruned += t[j] != 0.f;
+    }
+    CHECK(pruned > 0);
+    CHECK(nonzero_pruned == 0);
+  }
 }
 
 }  // namespace device_testing

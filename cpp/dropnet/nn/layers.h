@@ -135,8 +135,7 @@ class Layer {
   Shape in_shape_, out_shape_;
 };
 
-// A parameter or state tensor onto `backend`, its values kept (Layer::bind). Throws ValueError
-// naming `where` when it has a pruning mask (masks run on the CPU only).
+// A parameter or state tensor onto `backend`, its values and pruning mask kept (Layer::bind).
 void bind_param(Param& p, const Backend& backend, const std::string& where);
 
 // Unless `allowed` or the backend is the host's: ValueError "<where><what> runs on the CPU only, not
