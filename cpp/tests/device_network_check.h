@@ -275,5 +275,57 @@ inline void check_pruned(const nn::Network& cpu, const nn::Network& dev) {
   }
 }
 
+// A pruned MLP: every dense weight keeps about 15 % of its entries (set_mask on both devices
+// before the first step), the biases unpruned; run with the compressed weight (Backend::spmm_xt,
+// sddmm, the gather and scatter of the stored entries) or dense with the mask.
+inline Model pruned_mlp_model() {
+  return Model{{dense(64, ActivationKind::relu, 0.25), dense(32, ActivationKind::gelu), dense(7, ActivationKind::softmax)},
+               {300},
+               7,
+               1};
+}
+
+inline void prune(nn::Network& n, nn::SparseMode mode) {
+  for (const nn::SparseLayerInfo& info : n.sparse_info()) {
+    const int64_t i = info.param_index;
+    const auto mask = random_mask(n.param(i).size, 0.15, 17 + static_cast<unsigned>(i));
+    n.set_mask(i, mask.data());
+    n.set_sparse_mode(i, mode);
+  }
+}
+
+inline void check_pruned_ran(const nn::Network& cpu, const nn::Network& dev, bool sparse) {
+  check_pruned(cpu, dev);
+  for (const nn::Network* n : {&cpu, &dev})
+    for (const nn::SparseLayerInfo& info : n->sparse_info()) {
+      CHECK(info.density < 0.2);
+      CHECK(info.sparse == sparse);
+    }
+}
+
+// DropConnect (Wan et al. 2013) on the first layer: its weight mask is drawn by the device's
+// dropout pass over the weight from the CPU's stream.
+inline Model drop_connect_model() {
+  nn::LayerSpec dc = dense(40, ActivationKind::tanh);
+  dc.drop_connect = 0.4;
+  return Model{{dc, dense(24, ActivationKind::relu, 0.2), dense(5, ActivationKind::softmax)}, {300}, 5, 1};
+}
+
+// The DropConnect masks of the last step, bit for bit, through the weight gradient: exactly 0 where
+// the weight was dropped (and, with N(0, 1) inputs and a tanh, nowhere else); about 40 % of them.
+inline void check_drop_connect_masks(const nn::Network& cpu, const nn::Network& dev) {
+  const size_t n = static_cast<size_t>(cpu.param(0).size);
+  std::vector<float> ga(n), gb(n);
+  cpu.copy_grad(0, ga.data());
+  dev.copy_grad(0, gb.data());
+  int64_t dropped = 0, differ = 0;
+  for (size_t j = 0; j < n; ++j) {
+    dropped += ga[j] == 0.f;
+    differ += (ga[j] == 0.f) != (gb[j] == 0.f);
+  }
+  CHECK(differ == 0);
+  CHECK(std::fabs(static_cast<double>(dropped) / static_cast<double>(n) - 0.4) < 0.02);
+}
+
 }  // namespace device_testing
 }  // namespace dropnet
