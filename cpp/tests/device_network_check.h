@@ -248,9 +248,9 @@ inline std::vector<float> random_mask(int64_t n, double keep, unsigned seed) {
   return mask;
 }
 
-// Every masked parameter: the same mask bytes on both devices, and its pruned weights and optimizer
-// slots exactly 0 on both (the dense path's gradient is the full product; the update masks it).
-inline void check_pruned(const nn::Network& cpu, const nn::Network& dev) {
+// Every masked parameter: the same mask bytes on both devices, its gradient within the tolerance,
+// and its pruned weights, gradients and optimizer slots exactly 0 on both.
+inline void check_pruned(const nn::Network& cpu, const nn::Network& dev, double atol, double rtol) {
   const int64_t k = cpu.n_optimizer_slots() / cpu.n_params();
   for (int64_t i = 0; i < cpu.n_params(); ++i) {
     if (!cpu.has_mask(i)) continue;
@@ -262,8 +262,13 @@ inline void check_pruned(const nn::Network& cpu, const nn::Network& dev) {
     dev.copy_mask(i, mb.data());
     CHECK(testing::same_bytes(ma, mb));
     std::vector<std::vector<float>> tensors{param(cpu, i), param(dev, i)};
-    for (const nn::Network* net : {&cpu, &dev})
+    for (const nn::Network* net : {&cpu, &dev}) {
+      std::vector<float> g(n);
+      net->copy_grad(i, g.data());
+      tensors.push_back(std::move(g));
       for (int64_t s = 0; s < k; ++s) tensors.push_back(slot(*net, i * k + s));
+    }
+    testing::check_close(tensors[3 + static_cast<size_t>(k)], tensors[2], atol, rtol);  // dev, cpu gradients
     int64_t pruned = 0, nonzero_pruned = 0;
     for (size_t j = 0; j < n; ++j) {
       if (ma[j] != 0.f) continue;
@@ -294,8 +299,9 @@ inline void prune(nn::Network& n, nn::SparseMode mode) {
   }
 }
 
-inline void check_pruned_ran(const nn::Network& cpu, const nn::Network& dev, bool sparse) {
-  check_pruned(cpu, dev);
+inline void check_pruned_ran(const nn::Network& cpu, const nn::Network& dev, bool sparse, double atol,
+                             double rtol) {
+  check_pruned(cpu, dev, atol, rtol);
   for (const nn::Network* n : {&cpu, &dev})
     for (const nn::SparseLayerInfo& info : n->sparse_info()) {
       CHECK(info.density < 0.2);

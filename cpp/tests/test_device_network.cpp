@@ -45,7 +45,7 @@ TEST_CASE("device network: a pruned MLP, its weights run compressed, follows the
       testing::make_sim_backend(), pruned_mlp_model(), optimizer_config(nn::OptimizerType::adam),
       nn::LossKind::sparse_categorical_crossentropy, 10, kAtol, kRtol,
       [](nn::Network& n) { prune(n, nn::SparseMode::sparse); },
-      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, true); });
+      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, true, kAtol, kRtol); });
 }
 
 TEST_CASE("device network: a pruned MLP run dense with its masks follows the CPU (SGD + Nesterov)") {
@@ -53,7 +53,7 @@ TEST_CASE("device network: a pruned MLP run dense with its masks follows the CPU
       testing::make_sim_backend(), pruned_mlp_model(), optimizer_config(nn::OptimizerType::sgd),
       nn::LossKind::categorical_crossentropy, 10, kAtol, kRtol,
       [](nn::Network& n) { prune(n, nn::SparseMode::dense); },
-      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, false); });
+      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, false, kAtol, kRtol); });
 }
 
 TEST_CASE("device network: a pruned layer set to 'auto' runs dense on a device and sparse when asked") {

@@ -678,6 +678,12 @@ void Network::set_mask(int64_t i, const float* mask) {
   p->mask.grow(static_cast<size_t>(p->size));
   backend_->to_device(p->mask.data(), mask, static_cast<size_t>(p->size) * sizeof(float));
   p->has_mask = true;
+  if (!backend_->host_memory()) {  // the keep bits that mask the weight gradient there (mask_weight_grad)
+    std::vector<uint64_t> bits(static_cast<size_t>((p->size + 63) / 64), 0);
+    for (int64_t j = 0; j < p->size; ++j) bits[static_cast<size_t>(j / 64)] |= uint64_t{mask[j] != 0.f} << (j % 64);
+    p->mask_bits.grow(bits.size());
+    backend_->to_device(p->mask_bits.data(), bits.data(), bits.size() * sizeof(uint64_t));
+  }
   buffer_mask(backend_.get(), p->value.data(), mask, static_cast<size_t>(p->size));
   buffer_mask(backend_.get(), p->grad.data(), mask, static_cast<size_t>(p->size));
   if (optimizer_.slots_per_param() > 0) optimizer_.apply_mask(i, mask, p->size);

@@ -39,7 +39,7 @@ TEST_CASE("GPU network: a pruned MLP run compressed (cuSPARSE) on cuda:0 follows
       cuda::cuda_backend(0), pruned_mlp_model(), optimizer_config(nn::OptimizerType::adam),
       nn::LossKind::sparse_categorical_crossentropy, 10, kAtol, kRtol,
       [](nn::Network& n) { prune(n, nn::SparseMode::sparse); },
-      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, true); });
+      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, true, kAtol, kRtol); });
 }
 
 TEST_CASE("GPU network: a pruned MLP run dense with its masks on cuda:0 follows the CPU") {
@@ -47,7 +47,7 @@ TEST_CASE("GPU network: a pruned MLP run dense with its masks on cuda:0 follows 
       cuda::cuda_backend(0), pruned_mlp_model(), optimizer_config(nn::OptimizerType::sgd),
       nn::LossKind::categorical_crossentropy, 10, kAtol, kRtol,
       [](nn::Network& n) { prune(n, nn::SparseMode::dense); },
-      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, false); });
+      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, false, kAtol, kRtol); });
 }
 
 TEST_CASE("GPU network: a dense layer with DropConnect on cuda:0 follows the CPU, the same weight masks") {
