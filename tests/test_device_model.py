@@ -281,6 +281,11 @@ def test_magnitude_pruned_model_trains_on_the_device_like_the_cpu(device, mode):
         np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
     for a, b in zip(dev.network.get_optimizer_state()["slots"], cpu.network.get_optimizer_state()["slots"]):
         np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    # The last step's gradients, 0 at the pruned weights on both devices.
+    for a, b in zip(dev.network.get_grads(), cpu.network.get_grads()):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    for layer, m in zip(dropnet.prune.prunable_layers(dev), masks):
+        assert np.all(dev.network.get_grads()[layer.param][m == 0] == 0)
     assert_pruned(dev, masks)
     assert_pruned(cpu, masks)
     np.testing.assert_allclose(dev.predict(x), cpu.predict(x), atol=atol, rtol=rtol)

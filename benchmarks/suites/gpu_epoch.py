@@ -157,9 +157,12 @@ def _pruned_rows(ctx, x, y, dn_device: str, label: str) -> None:
         check_sparse_step(lambda _masks, mode: make({"sparse": "on", "dense": "off"}[mode]).network, masks, xb, yb,
                           rtol=1e-4, atol_scale=1e-5)
 
-    # A device measures no break-even ('auto' runs dense there): the row is the comparison itself.
-    ctx.compare(case, sides, threads=ctx.threads[0], peers=["dropnet dense-masked"], validate=validate,
-                note="sparse: Backend::spmm_xt / sddmm (cuSPARSE on a GPU)")
+    note = "sparse: cuSPARSE through the device backend ('auto' runs dense on a device: no break-even there)"
+    if dn_device == "cpu":
+        sparse.network.train_step(xb, yb)
+        be = ", ".join(f"layer {r['layer']}: {r['break_even_density']}" for r in sparse.sparse_info())
+        note = f"break-even density {be}"
+    ctx.compare(case, sides, threads=ctx.threads[0], peers=["dropnet dense-masked"], validate=validate, note=note)
 
 
 def run_on(ctx, x: np.ndarray, y: np.ndarray, dn_device: str, torch_device: str, graphs: bool, label: str,
