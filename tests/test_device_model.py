@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dropnet
-from dropnet import Sequential, layers, load_model
+from dropnet import Sequential, callbacks, layers, load_model
 
 HAS_GPU = dropnet.cuda.is_available()
 REASON = dropnet.cuda.unavailable_reason()
@@ -239,6 +239,59 @@ def test_device_refuses_cpu_only_layers_and_options_before_anything_changes(devi
     with pytest.raises(ValueError, match=rf"sample_weight runs on the CPU only, not on device '{name}'"):
         dev.fit(x, y, epochs=1, sample_weight=np.ones(len(x), np.float32), verbose=0)
     assert dev.network.get_optimizer_state()["step"] == 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_fit_keeps_the_dataset_on_the_device_and_follows_the_cpu(device, monkeypatch):
+    # fit copies the training set to the device once; batches are gathered there and each chunk
+    # of steps (the whole epoch, or one step with a batch callback) fetches its losses and counts.
+    kept = []
+    keep = Sequential._keep_dataset
+
+    def spy(self, *args):
+        kept.append(keep(self, *args))
+        return kept[-1]
+
+    monkeypatch.setattr(Sequential, "_keep_dataset", spy)
+    atol, rtol = TOLERANCE[device]
+    x, y = data(n=100)
+    batch_losses = {"cpu": [], device: []}
+
+    class Recorder(callbacks.Callback):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def on_batch_end(self, batch, logs=None):
+            batch_losses[self.name].append(logs["loss"])
+
+    def recorder(name):
+        return Recorder(name)
+
+    cpu, dev = mlp("cpu"), mlp(device)
+    for epochs, cbs in ((2, False), (3, True)):
+        h_cpu = cpu.fit(x, y, epochs=epochs, initial_epoch=epochs - 2 if cbs else 0, batch_size=16, shuffle=True,
+                        verbose=0, callbacks=[recorder("cpu")] if cbs else None)
+        h_dev = dev.fit(x, y, epochs=epochs, initial_epoch=epochs - 2 if cbs else 0, batch_size=16, shuffle=True,
+                        verbose=0, callbacks=[recorder(device)] if cbs else None)
+        np.testing.assert_allclose(h_dev.history["loss"], h_cpu.history["loss"], atol=atol, rtol=rtol)
+        assert h_dev.history["accuracy"] == h_cpu.history["accuracy"]
+    assert kept == [False, True, False, True]
+    assert len(batch_losses[device]) == len(batch_losses["cpu"]) == 2 * 7  # two epochs of 7 batches
+    np.testing.assert_allclose(batch_losses[device], batch_losses["cpu"], atol=atol, rtol=rtol)
+    for a, b in zip(dev.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    # A dataset the device has no room for (here: a failing copy) is copied in batch by batch.
+    monkeypatch.setattr(Sequential, "_keep_dataset", keep)
+    both = mlp(device)
+    twin = mlp(device)
+    with monkeypatch.context() as m:
+        m.setattr(Sequential, "_keep_dataset", lambda self, *args: False)
+        h_copied = twin.fit(x, y, epochs=1, batch_size=16, shuffle=True, verbose=0)
+    h_kept = both.fit(x, y, epochs=1, batch_size=16, shuffle=True, verbose=0)
+    assert h_kept.history["loss"] == h_copied.history["loss"]  # the same batches, the same kernels
+    for a, b in zip(both.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 # ----------------------------------------------------------------- pruning and DropConnect on a device

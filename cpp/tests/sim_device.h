@@ -26,6 +26,7 @@
 #include "dropnet/kernels/cuda/pooling_body.h"
 #include "dropnet/kernels/cuda/softmax_xent_body.h"
 #include "dropnet/kernels/cuda/sparse_body.h"
+#include "dropnet/kernels/cuda/training_batch_body.h"
 
 namespace dropnet {
 namespace testing {
@@ -59,6 +60,8 @@ class SimMemory {
     return static_cast<const char*>(p) >= base && static_cast<const char*>(p) < base + it->second;
   }
   size_t n_blocks() const { return blocks_.size(); }
+  // Bytes copied host -> device and device -> host so far (what would cross PCIe).
+  size_t bytes_in = 0, bytes_out = 0;
   // Open while alive (nested scopes are fine).
   class Open {
    public:
@@ -96,11 +99,13 @@ class SimKernels {
     require_device(dst, "to_device: dst");
     SimMemory::Open open(*mem_);
     std::memcpy(dst, src, bytes);
+    mem_->bytes_in += bytes;
   }
   void to_host(void* dst, const void* src, size_t bytes) const {
     require_device(src, "to_host: src");
     SimMemory::Open open(*mem_);
     std::memcpy(dst, src, bytes);
+    mem_->bytes_out += bytes;
   }
   void copy(void* dst, const void* src, size_t bytes) const {
     require_device(dst, "copy: dst");
@@ -360,6 +365,29 @@ class SimKernels {
         for (int64_t m = 0; m < M; ++m) acc += dY[m * lddy + n] * X[m * ldx + S.indices[p]];
         dW[p] = accumulate ? dW[p] + acc : acc;
       }
+  }
+
+  // cuda/training_batch.cu's launches: the gather over the batch's words, the metrics one block.
+  void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
+                   void* dst) const {
+    if (rows <= 0 || row_bytes <= 0) return;
+    args_on_device("gather_rows", src, dst);
+    args_on_device("gather_rows index", index);
+    SimMemory::Open open(*mem_);
+    const cuda::GatherRowsArgs a{static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), index, first, rows,
+                                 row_bytes / 4};
+    const cuda::Grid g = cuda::grid_for(rows * a.row_words);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::gather_rows_thread(a, g, b, t); });
+  }
+  void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
+                     const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const {
+    args_on_device("batch_metrics", loss, out, dense);
+    args_on_device("batch_metrics labels", labels, correct);
+    args_on_device("batch_metrics loss_sum", loss_sum);
+    SimMemory::Open open(*mem_);
+    const cuda::BatchMetricsArgs a{loss, rows, out, n_out, labels, dense, kind, loss_sum, correct};
+    simulate_blocks(cuda::Grid{1, cuda::kThreadsPerBlock}, false,
+                    [&](HostBlock& blk, double* a1, double*) { cuda::batch_metrics_block(blk, a, a1); });
   }
 
   void sgd_update_multi(const SgdArgs& a, const cuda::OptimizerSegment* segments, int64_t count) const {

@@ -122,6 +122,74 @@ TEST_CASE("device network: weights set and read back through the boundary; a fai
   CHECK(dev.optimizer_step() == 0);
 }
 
+TEST_CASE("device network: epochs over a dataset kept on the device follow the CPU; only the order and the metrics cross") {
+  const Model m = mlp_model();
+  const int64_t n = 45, batch = 8;  // 6 steps, the last one of 5 rows
+  const Batches data = make_batches(1, n, m.features(), m.classes, 7);
+  const std::vector<float>& x = data.x[0];
+  nn::Targets y;
+  y.labels = data.labels[0].data();
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = (i * 17 + 5) % n;
+  const auto sim = testing::make_sim_backend();
+  const testing::SimMemory& mem = sim->kernels().memory();
+  nn::Network cpu(m.specs, m.input, nn::LossKind::sparse_categorical_crossentropy, 3);
+  nn::Network kept(m.specs, m.input, nn::LossKind::sparse_categorical_crossentropy, 3, sim);
+  nn::Network copied(m.specs, m.input, nn::LossKind::sparse_categorical_crossentropy, 3,
+                     testing::make_sim_backend());
+  for (nn::Network* net : {&cpu, &kept, &copied}) net->set_optimizer(optimizer_config(nn::OptimizerType::adam));
+  CHECK_FALSE(cpu.keep_dataset(x.data(), n, y));  // the CPU gathers from x itself
+  const size_t before = mem.bytes_in;
+  REQUIRE(kept.keep_dataset(x.data(), n, y));
+  CHECK(mem.bytes_in - before == static_cast<size_t>(n) * (m.features() * sizeof(float) + sizeof(int64_t)));
+  // Two epochs, each in chunks of steps [0, 2), [2, 5), [5, 6), one shuffled and one in sequence.
+  for (bool shuffled : {true, false})
+    for (auto chunk : {std::pair<int64_t, int64_t>{0, 2}, {2, 5}, {5, 6}}) {
+      const int64_t steps = chunk.second - chunk.first;
+      std::vector<double> la(steps), lb(steps), lc(steps);
+      std::vector<int64_t> ca(steps), cb(steps), cc(steps);
+      const int64_t* o = shuffled ? order.data() : nullptr;
+      cpu.train_steps(x.data(), n, y, o, n, batch, chunk.first, chunk.second, la.data(), ca.data());
+      const size_t in0 = mem.bytes_in, out0 = mem.bytes_out;
+      kept.train_steps(x.data(), n, y, o, n, batch, chunk.first, chunk.second, lb.data(), cb.data());
+      // In: the chunk's slice of the order (nothing in sequence); out: a loss and a count per step.
+      const int64_t rows = std::min(n, chunk.second * batch) - chunk.first * batch;
+      CHECK(mem.bytes_in - in0 == (shuffled ? static_cast<size_t>(rows) * sizeof(int64_t) : 0));
+      CHECK(mem.bytes_out - out0 == static_cast<size_t>(steps) * (sizeof(double) + sizeof(int64_t)));
+      copied.train_steps(x.data(), n, y, o, n, batch, chunk.first, chunk.second, lc.data(), cc.data());
+      for (int64_t s = 0; s < steps; ++s) {
+        CHECK(std::fabs(lb[s] - la[s]) <= kAtol + kRtol * std::fabs(la[s]));
+        CHECK(lb[s] == lc[s]);  // gathered on the device or copied in: the same batch, the same bits
+        CHECK(cb[s] == ca[s]);
+        CHECK(cc[s] == ca[s]);
+        CHECK(ca[s] >= 0);
+      }
+      CHECK(kept.last_batch_correct() == ca.back());
+      CHECK(kept.rng_offset() == cpu.rng_offset());
+    }
+  for (int64_t i = 0; i < cpu.n_params(); ++i) {
+    INFO("param ", i);
+    testing::check_close(param(kept, i), param(cpu, i), kAtol, kRtol);
+    CHECK(testing::same_bytes(param(kept, i), param(copied, i)));
+  }
+  // Other arrays than the kept ones: batches are copied in, with the same result.
+  const std::vector<float> x2 = x;
+  std::vector<double> l2(1), l3(1);
+  std::vector<int64_t> c2(1), c3(1);
+  kept.train_steps(x2.data(), n, y, nullptr, n, batch, 0, 1, l2.data(), c2.data());
+  copied.train_steps(x.data(), n, y, nullptr, n, batch, 0, 1, l3.data(), c3.data());
+  CHECK(l2[0] == l3[0]);
+  // A dataset that fails its checks is not kept, and the network is unchanged.
+  std::vector<int64_t> bad = data.labels[0];
+  bad[40] = m.classes;
+  nn::Targets yb;
+  yb.labels = bad.data();
+  const size_t blocks = mem.n_blocks();
+  CHECK_THROWS_WITH_AS(kept.keep_dataset(x.data(), n, yb), doctest::Contains("at sample 40"), ValueError);
+  CHECK(mem.n_blocks() < blocks);  // the earlier copy was released too
+  kept.release_dataset();
+}
+
 TEST_CASE("device network: what only the CPU runs is refused, naming it") {
   const auto sim = testing::make_sim_backend();
   const auto refused = [&](std::vector<nn::LayerSpec> specs, nn::Shape in, nn::LossKind loss, const char* needle) {

@@ -641,6 +641,7 @@ class Sequential(ModelAPI):
         self.history = history
         self.stop_training = False
         units = self._accuracy_units()
+        kept = self._keep_dataset(x, y, w) if data_parallel is None else False
         cbs.on_train_begin()
         try:
             for epoch in range(initial_epoch, epochs):
@@ -685,8 +686,21 @@ class Sequential(ModelAPI):
                 if self._finish_epoch(cbs, bar, epoch, logs, callbacks):
                     break
         finally:
+            if kept:
+                net.release_dataset()
             cbs.on_train_end()
         return history
+
+    def _keep_dataset(self, x: np.ndarray, y: np.ndarray, w: Optional[np.ndarray]) -> bool:
+        """On a device, a copy of the training set in device memory for the length of ``fit``: each
+        batch is then gathered there, and each chunk of steps fetches only its losses and correct
+        counts. Without room on the device (or with sample weights) every batch is copied in."""
+        if self.device == "cpu" or w is not None:
+            return False
+        try:
+            return bool(self._net.keep_dataset(x, y))
+        except (MemoryError, RuntimeError):
+            return False
 
     def _fit_batches(self, data, y, epochs: int, validation_data, callbacks, verbose: int, initial_epoch: int,
                      steps_per_epoch: Optional[int], sample_weight, class_weight, validation_split) -> _callbacks.History:

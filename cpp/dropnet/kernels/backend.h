@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dropnet/core/batch_metrics_element.h"
 #include "dropnet/core/conv_geometry.h"
 #include "dropnet/core/epilogue.h"
 #include "dropnet/core/optimizer_element.h"
@@ -128,6 +129,18 @@ class Backend {
   // values[p] = dense[n·S.cols + k] at S's stored entries; scatter: the reverse, other entries kept.
   virtual void csr_gather(const float* dense, const cpu::CsrView& S, float* values) const = 0;
   virtual void csr_scatter(const float* values, const cpu::CsrView& S, float* dense) const = 0;
+
+  // ---- a training step's batch (nn/network.cpp: Network::train_steps), so that a chunk of steps
+  // over a dataset kept in this backend's memory crosses to the host once, for its statistics.
+  // dst row r = src row index[r] (index: this backend's memory), or src row first + r when index
+  // is null; rows of row_bytes bytes, a multiple of 4.
+  virtual void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
+                           void* dst) const = 0;
+  // *loss_sum = Σ_r loss[r] in double in row order; *correct = the correct predictions of out
+  // (rows × n_out) as `kind` says (core/batch_metrics_element.h; -1 for none). Both: this
+  // backend's memory.
+  virtual void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
+                             const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const = 0;
 
   // ---- optimizers (kernels/cpu/optimizer.h); buf, mask may be null
   virtual void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf,

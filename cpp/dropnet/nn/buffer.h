@@ -33,12 +33,21 @@ class Buffer {
   Buffer(Buffer&&) noexcept = default;
   Buffer& operator=(Buffer&&) noexcept = default;
 
-  // Ensures room for n elements; contents are lost if it reallocates.
-  void grow(size_t n) {
-    if (n <= capacity_) return;
-    const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    data_ = std::unique_ptr<T, Free>(static_cast<T*>(buffer_alloc(backend_, bytes)), Free{true, backend_});
-    capacity_ = n;
+  // Ensures room for n elements and returns the storage; contents are lost if it reallocates.
+  T* grow(size_t n) {
+    if (n > capacity_) {
+      const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+      data_.reset();  // the old block goes first: a device may have room for one of the two only
+      capacity_ = 0;
+      data_ = std::unique_ptr<T, Free>(static_cast<T*>(buffer_alloc(backend_, bytes)), Free{true, backend_});
+      capacity_ = n;
+    }
+    return data_.get();
+  }
+  // Frees the storage (a view is only dropped); the buffer stays bound to its backend.
+  void release() {
+    data_.reset();
+    capacity_ = 0;
   }
   // From now on storage comes from `backend` (null: host memory). The first `keep` elements (host
   // memory, written by the host) move into it; the rest of the old storage is dropped.

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include "dropnet/core/parallel.h"
 #include "dropnet/kernels/backend.h"
 #include "dropnet/kernels/cpu/activation.h"
 #include "dropnet/core/threading.h"
@@ -18,7 +19,6 @@
 #include "dropnet/kernels/cpu/softmax_xent.h"
 #include "dropnet/kernels/cpu/sparse_sddmm.h"
 #include "dropnet/kernels/cpu/spmm.h"
-#include "dropnet/core/parallel.h"
 
 namespace dropnet {
 namespace {
@@ -180,6 +180,25 @@ class CpuBackend final : public Backend {
       for (int64_t n = n0; n < n1; ++n)
         for (int64_t p = S.indptr[n]; p < S.indptr[n + 1]; ++p) dense[n * S.cols + S.indices[p]] = values[p];
     });
+  }
+
+  void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
+                   void* dst) const override {
+    // Rows scattered over a dataset of hundreds of MB come from DRAM: copy them with the team.
+    const char* s = static_cast<const char*>(src);
+    char* d = static_cast<char*>(dst);
+    parallel_ranges(rows, 32, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        std::memcpy(d + r * row_bytes, s + (index ? index[r] : first + r) * row_bytes, static_cast<size_t>(row_bytes));
+    });
+  }
+  void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
+                     const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const override {
+    *loss_sum = sum_in_row_order(loss, rows);
+    int64_t c = 0;
+    if (kind != CorrectKind::none)
+      for (int64_t r = 0; r < rows; ++r) c += correct_in_row(kind, out, n_out, labels, dense, r);
+    *correct = kind == CorrectKind::none ? -1 : c;
   }
 
   void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf,

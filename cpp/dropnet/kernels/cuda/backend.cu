@@ -18,6 +18,7 @@
 #include "dropnet/kernels/cuda/optimizer.h"
 #include "dropnet/kernels/cuda/pooling.h"
 #include "dropnet/kernels/cuda/softmax_xent.h"
+#include "dropnet/kernels/cuda/training_batch.h"
 #if __has_include("dropnet/kernels/cuda/gemm.h")
 #include "dropnet/kernels/cuda/gemm.h"
 #define DROPNET_CUDA_GEMM 1
@@ -213,6 +214,17 @@ struct CudaKernels {
                       float* dW, bool accumulate) const {
     ScopedDevice on(device);
     cuda::sddmm_cusparse(M, dY, lddy, X, ldx, S, dW, accumulate);
+  }
+
+  void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
+                   void* dst) const {
+    ScopedDevice on(device);
+    cuda::gather_rows(src, row_bytes, index, first, rows, dst);
+  }
+  void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
+                     const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const {
+    ScopedDevice on(device);
+    cuda::batch_metrics(loss, rows, out, n_out, labels, dense, kind, loss_sum, correct);
   }
 
   void sgd_update_multi(const SgdArgs& a, const OptimizerSegment* segments, int64_t count) const {

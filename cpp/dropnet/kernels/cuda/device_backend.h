@@ -13,10 +13,11 @@
 // the three batch-norm calls (kernels/cuda/batchnorm.h); conv2d_forward, conv2d_backward_workspace,
 // conv2d_backward (kernels/cuda/conv2d.h); the six pooling calls (kernels/cuda/pooling.h);
 // softmax_xent_sparse / _dense
-// (kernels/cuda/softmax_xent.h); sgd_update_multi, adam_update_multi (kernels/cuda/optimizer.h);
-// apply_epilogue(ep, rows, N, C, ldc) (cuda::apply_epilogue from row 0, kernels/cuda/activation.h);
-// csr_indptr_to_int32, csr_gather_values, csr_gather_dense, csr_scatter_dense, spmm_xt_cusparse,
-// sddmm_cusparse (kernels/cuda/sparse.h).
+// (kernels/cuda/softmax_xent.h); gather_rows, batch_metrics (kernels/cuda/training_batch.h);
+// sgd_update_multi, adam_update_multi (kernels/cuda/optimizer.h); apply_epilogue(ep, rows, N, C,
+// ldc) (cuda::apply_epilogue from row 0, kernels/cuda/activation.h); csr_indptr_to_int32,
+// csr_gather_values, csr_gather_dense, csr_scatter_dense, spmm_xt_cusparse, sddmm_cusparse
+// (kernels/cuda/sparse.h).
 #pragma once
 #include <string>
 #include <utility>
@@ -201,6 +202,15 @@ class DeviceBackend final : public Backend {
   }
   void csr_scatter(const float* values, const cpu::CsrView& S, float* dense) const override {
     k_.csr_scatter_dense(values, S.rows, S.cols, S.indptr, S.indices, dense);
+  }
+
+  void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
+                   void* dst) const override {
+    k_.gather_rows(src, row_bytes, index, first, rows, dst);
+  }
+  void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
+                     const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const override {
+    k_.batch_metrics(loss, rows, out, n_out, labels, dense, kind, loss_sum, correct);
   }
 
   // One tensor per call, as the CPU optimizer steps (nn/optimizer.cpp); the multi-tensor launch
