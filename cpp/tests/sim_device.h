@@ -25,6 +25,7 @@
 #include "dropnet/kernels/cuda/optimizer_body.h"
 #include "dropnet/kernels/cuda/pooling_body.h"
 #include "dropnet/kernels/cuda/softmax_xent_body.h"
+#include "dropnet/kernels/cuda/sparse_body.h"
 #include "dropnet/kernels/cuda/training_batch_body.h"
 
 namespace dropnet {
@@ -293,6 +294,77 @@ class SimKernels {
   void softmax_xent_dense(const float* logits, const float* targets, int64_t rows, int64_t classes, float grad_scale,
                           float* loss, float* d_logits) const {
     run_xent(cuda::SoftmaxXentArgs{logits, nullptr, targets, rows, classes, grad_scale, loss, d_logits});
+  }
+
+  // cuda::apply_epilogue from row 0: one thread per mask word of the output (activation_body.h).
+  void apply_epilogue(const GemmEpilogue& ep, int64_t rows, int64_t N, float* C, int64_t ldc) const {
+    if (rows <= 0 || N <= 0) return;
+    args_on_device("apply_epilogue", C, ep.bias, ep.pre_activation, ep.mask_bits);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(cuda::epilogue_words(0, rows, N).count);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::epilogue_thread(ep, 0, rows, N, C, ldc, g, b, t); });
+  }
+
+  // The layout conversions of kernels/cuda/sparse.cu, their bodies over the launch's grid.
+  void csr_indptr_to_int32(const int64_t* indptr, int64_t n, int32_t* out) const {
+    if (n <= 0) return;
+    args_on_device("csr_indptr_to_int32", indptr, out);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(n);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::csr_indptr_to_int32_thread(indptr, n, out, g, b, t); });
+  }
+  void csr_gather_values(const float* values, const int64_t* value_index, int64_t nnz, float* out) const {
+    if (nnz <= 0) return;
+    args_on_device("csr_gather_values", values, value_index, out);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(nnz);
+    simulate_threads(g, false,
+                     [&](uint32_t b, uint32_t t) { cuda::csr_gather_values_thread(values, value_index, nnz, out, g, b, t); });
+  }
+  void csr_gather_dense(const float* dense, int64_t rows, int64_t cols, const int64_t* indptr, const int32_t* indices,
+                        float* values) const {
+    if (rows <= 0) return;
+    args_on_device("csr_gather_dense", dense, indptr, indices, values);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(rows);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) {
+      cuda::csr_gather_dense_thread(dense, rows, cols, indptr, indices, values, g, b, t);
+    });
+  }
+  void csr_scatter_dense(const float* values, int64_t rows, int64_t cols, const int64_t* indptr,
+                         const int32_t* indices, float* dense) const {
+    if (rows <= 0) return;
+    args_on_device("csr_scatter_dense", values, indptr, indices, dense);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(rows);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) {
+      cuda::csr_scatter_dense_thread(values, rows, cols, indptr, indices, dense, g, b, t);
+    });
+  }
+  // cuSPARSE's SpMM and SDDMM are library calls with no body of ours: a plain reference in their
+  // contract (kernels/cuda/sparse.h), each sum in float in ascending index order (cuSPARSE's own
+  // order is another, within the same float32 bound).
+  void spmm_xt_cusparse(int64_t M, const float* X, int64_t ldx, const cuda::CsrMatrix32& S, float* Y,
+                        int64_t ldy) const {
+    args_on_device("spmm_xt_cusparse", X, Y, S.indptr, S.indices, S.values);
+    SimMemory::Open open(*mem_);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < S.rows; ++n) {
+        float acc = 0.f;
+        for (int32_t p = S.indptr[n]; p < S.indptr[n + 1]; ++p) acc += S.values[p] * X[m * ldx + S.indices[p]];
+        Y[m * ldy + n] = acc;
+      }
+  }
+  void sddmm_cusparse(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx,
+                      const cuda::CsrMatrix32& S, float* dW, bool accumulate) const {
+    args_on_device("sddmm_cusparse", dY, X, dW, S.indptr, S.indices);
+    SimMemory::Open open(*mem_);
+    for (int64_t n = 0; n < S.rows; ++n)
+      for (int32_t p = S.indptr[n]; p < S.indptr[n + 1]; ++p) {
+        float acc = 0.f;
+        for (int64_t m = 0; m < M; ++m) acc += dY[m * lddy + n] * X[m * ldx + S.indices[p]];
+        dW[p] = accumulate ? dW[p] + acc : acc;
+      }
   }
 
   // cuda/training_batch.cu's launches: the gather over the batch's words, the metrics one block.

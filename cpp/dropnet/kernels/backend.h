@@ -9,7 +9,7 @@
 // "Devices: one network, two backends").
 //
 // What only the CPU runs (skipping the zeros of a product's left operand, sparse execution of a
-// pruned weight, augmentation, batch norm's fused pooling and synchronised
+// pruned convolution, augmentation, batch norm's fused pooling and synchronised
 // statistics, the elementwise losses, weight penalties, max-norm) stays with the CPU kernels:
 // nn/ asks `host_memory()` and a network refuses those features on another device before it
 // builds (nn/network.h: Network::Network), naming them.
@@ -23,6 +23,7 @@
 #include "dropnet/core/epilogue.h"
 #include "dropnet/core/optimizer_element.h"
 #include "dropnet/core/pooling_element.h"
+#include "dropnet/kernels/cpu/sparse_csr.h"  // CsrView
 
 namespace dropnet {
 
@@ -115,6 +116,19 @@ class Backend {
                                    float grad_scale, float* loss, float* d_logits) const = 0;
   virtual void softmax_xent_dense(const float* logits, const float* targets, int64_t rows, int64_t classes,
                                   float grad_scale, float* loss, float* d_logits) const = 0;
+
+  // ---- a pruned dense weight run compressed (kernels/cpu/spmm.h, sparse_sddmm.h, sparse_csr.h). S's
+  // arrays are this backend's memory (nnz: its stored entries, which a device cannot read from
+  // indptr); a transposed copy reads its values through value_index.
+  // Y (M × S.rows) = X (M × S.cols) · Sᵀ + bias, then act (identity or relu). Y overwritten.
+  virtual void spmm_xt(int64_t M, const float* X, int64_t ldx, const cpu::CsrView& S, int64_t nnz, const float* bias,
+                       Activation act, float* Y, int64_t ldy) const = 0;
+  // dW[p] = Σ_m dY[m, n] · X[m, k] at S's stored entries p = (n, k), overwritten (S.values unread).
+  virtual void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const cpu::CsrView& S,
+                     int64_t nnz, float* dW) const = 0;
+  // values[p] = dense[n·S.cols + k] at S's stored entries; scatter: the reverse, other entries kept.
+  virtual void csr_gather(const float* dense, const cpu::CsrView& S, float* values) const = 0;
+  virtual void csr_scatter(const float* values, const cpu::CsrView& S, float* dense) const = 0;
 
   // ---- a training step's batch (nn/network.cpp: Network::train_steps), so that a chunk of steps
   // over a dataset kept in this backend's memory crosses to the host once, for its statistics.

@@ -21,6 +21,9 @@ void buffer_free(const Backend* backend, void* p) noexcept;
 void buffer_zero(const Backend* backend, void* p, size_t bytes);
 // A new block of `bytes` on `backend` holding the first keep_bytes of host memory `from`.
 void* buffer_move(const Backend* backend, const void* from, size_t bytes, size_t keep_bytes);
+// x[i] *= host_mask[i] for n floats of `backend`'s memory (host memory when null). A device takes
+// the round trip through the host: masks change rarely (set_mask, set_params, loading a model).
+void buffer_mask(const Backend* backend, float* x, const float* host_mask, size_t n);
 
 template <class T>
 class Buffer {

@@ -54,6 +54,14 @@ LossKind parse_loss(const std::string& name) {
 }
 
 namespace {
+// p's mask in host memory: the mask itself on the CPU, else `copy` read through the backend.
+const float* host_mask(const Backend& be, const Param& p, std::vector<float>& copy) {
+  if (be.host_memory()) return p.mask.data();
+  copy.resize(static_cast<size_t>(p.size));
+  be.to_host(copy.data(), p.mask.data(), copy.size() * sizeof(float));
+  return copy.data();
+}
+
 // The CPU backend as a shared pointer that never deletes it (it outlives every network).
 std::shared_ptr<const Backend> shared_cpu_backend() {
   return std::shared_ptr<const Backend>(&cpu_backend(), [](const Backend*) {});
@@ -675,8 +683,8 @@ void Network::set_params(const std::vector<const float*>& values) {
     Param* p = params_[i];
     float* w = p->value.data();
     backend_->to_device(w, values[i], static_cast<size_t>(p->size) * sizeof(float));
-    if (p->has_mask)
-      for (int64_t j = 0; j < p->size; ++j) w[j] *= p->mask.data()[j];
+    std::vector<float> copy;
+    if (p->has_mask) buffer_mask(backend_.get(), w, host_mask(*backend_, *p, copy), static_cast<size_t>(p->size));
   }
 }
 
@@ -718,7 +726,6 @@ void Network::copy_grad(int64_t i, float* out) const {
 void Network::set_mask(int64_t i, const float* mask) {
   std::lock_guard<std::mutex> lock(mu_);
   DROPNET_CHECK(i >= 0 && i < n_params(), "param_index: expected an int in [0, ", n_params(), "), got ", i);
-  require_cpu("set_mask: pruning");
   Param* p = params_[static_cast<size_t>(i)];
   for (int64_t j = 0; mask && j < p->size; ++j)
     DROPNET_CHECK(mask[j] == 0.f || mask[j] == 1.f, "mask: expected only 0 and 1, got ", mask[j], " at flat index ", j);
@@ -734,19 +741,23 @@ void Network::set_mask(int64_t i, const float* mask) {
   for (int64_t j = 0; j < p->size; ++j) kept += mask[j] != 0.f;
   p->mask_kept = kept;
   p->mask.grow(static_cast<size_t>(p->size));
-  std::memcpy(p->mask.data(), mask, static_cast<size_t>(p->size) * sizeof(float));
+  backend_->to_device(p->mask.data(), mask, static_cast<size_t>(p->size) * sizeof(float));
   p->has_mask = true;
-  for (int64_t j = 0; j < p->size; ++j) {
-    p->value.data()[j] *= mask[j];
-    p->grad.data()[j] *= mask[j];
+  if (!backend_->host_memory()) {  // the keep bits that mask the weight gradient there (mask_weight_grad)
+    std::vector<uint64_t> bits(static_cast<size_t>((p->size + 63) / 64), 0);
+    for (int64_t j = 0; j < p->size; ++j) bits[static_cast<size_t>(j / 64)] |= uint64_t{mask[j] != 0.f} << (j % 64);
+    p->mask_bits.grow(bits.size());
+    backend_->to_device(p->mask_bits.data(), bits.data(), bits.size() * sizeof(uint64_t));
   }
+  buffer_mask(backend_.get(), p->value.data(), mask, static_cast<size_t>(p->size));
+  buffer_mask(backend_.get(), p->grad.data(), mask, static_cast<size_t>(p->size));
   if (optimizer_.slots_per_param() > 0) optimizer_.apply_mask(i, mask, p->size);
 }
 
 void Network::copy_mask(int64_t i, float* out) const {
   std::lock_guard<std::mutex> lock(mu_);
   const Param& p = param(i);
-  std::memcpy(out, p.mask.data(), static_cast<size_t>(p.size) * sizeof(float));
+  backend_->to_host(out, p.mask.data(), static_cast<size_t>(p.size) * sizeof(float));
 }
 
 void Network::set_optimizer(const OptimizerConfig& config) {
@@ -800,10 +811,8 @@ void Network::copy_into_slot(int64_t k, const float* values) {
   const Param& p = param(pi);
   float* slot = optimizer_.slots()[static_cast<size_t>(k)].data();
   backend_->to_device(slot, values, static_cast<size_t>(p.size) * sizeof(float));
-  if (p.has_mask) {
-    const float* mask = p.mask.data();
-    for (int64_t j = 0; j < p.size; ++j) slot[j] *= mask[j];
-  }
+  std::vector<float> copy;
+  if (p.has_mask) buffer_mask(backend_.get(), slot, host_mask(*backend_, p, copy), static_cast<size_t>(p.size));
 }
 
 // ------------------------------------------------------------------------------ sparse execution
@@ -846,7 +855,11 @@ void Network::prepare_execution(int64_t rows, bool training_step, bool allow_spa
     SparseCapable* layer = sparse_layers_[j];
     Param& w = layer->weight();
     bool want = false;
-    if (allow_sparse && w.has_mask && layer->sparse_mode != SparseMode::dense) {
+    // On a device a pruned dense layer runs sparse only when asked ("auto" has no device
+    // break-even to go by) and a pruned convolution always runs dense (set_sparse_mode).
+    const bool host = backend_->host_memory();
+    if (allow_sparse && w.has_mask && layer->sparse_mode != SparseMode::dense &&
+        (host || layer->sparse_mode == SparseMode::sparse)) {
       if (layer->sparse_mode == SparseMode::sparse) {
         want = true;
       } else {
@@ -862,7 +875,8 @@ void Network::prepare_execution(int64_t rows, bool training_step, bool allow_spa
         sync_dense(i);
         w.sparse = std::make_unique<SparseWeight>();
         const int64_t wrows = layer->weight_rows();
-        w.sparse->build(w.mask.data(), wrows, w.size / wrows);
+        std::vector<float> copy;
+        w.sparse->build(host_mask(*backend_, w, copy), wrows, w.size / wrows, *backend_);
       }
       if (!w.sparse->compressed_current) {
         w.sparse->gather(w.value.data(), w.grad.data(), dense_slots(i));
@@ -893,6 +907,11 @@ void Network::set_sparse_mode(int64_t param_index, SparseMode mode) {
   const auto* dense = dynamic_cast<const DenseLayer*>(layer);
   DROPNET_CHECK(!(dense && dense->drop_connect() && mode != SparseMode::dense), "param_index: parameter ", param_index,
                 " belongs to a DropConnect layer, which always runs dense");
+  // A device has the sparse products of a dense layer only (Backend::spmm_xt, sddmm).
+  const int64_t l = sparse_layer_index_[static_cast<size_t>(
+      std::find(sparse_layers_.begin(), sparse_layers_.end(), layer) - sparse_layers_.begin())];
+  require_host(dense || mode != SparseMode::sparse, *backend_, str_concat("layers[", l, "] conv2d"),
+               ": sparse execution", " (a pruned conv2d layer runs dense with its mask there)");
   layer->sparse_mode = mode;
 }
 

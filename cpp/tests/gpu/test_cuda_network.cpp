@@ -34,6 +34,27 @@ TEST_CASE("GPU network: a CNN (conv, batch norm over channels, pooling) on cuda:
                     nn::LossKind::sparse_categorical_crossentropy, 8, kAtol, kRtol);
 }
 
+TEST_CASE("GPU network: a pruned MLP run compressed (cuSPARSE) on cuda:0 follows the CPU") {
+  train_and_compare(
+      cuda::cuda_backend(0), pruned_mlp_model(), optimizer_config(nn::OptimizerType::adam),
+      nn::LossKind::sparse_categorical_crossentropy, 10, kAtol, kRtol,
+      [](nn::Network& n) { prune(n, nn::SparseMode::sparse); },
+      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, true, kAtol, kRtol); });
+}
+
+TEST_CASE("GPU network: a pruned MLP run dense with its masks on cuda:0 follows the CPU") {
+  train_and_compare(
+      cuda::cuda_backend(0), pruned_mlp_model(), optimizer_config(nn::OptimizerType::sgd),
+      nn::LossKind::categorical_crossentropy, 10, kAtol, kRtol,
+      [](nn::Network& n) { prune(n, nn::SparseMode::dense); },
+      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, false, kAtol, kRtol); });
+}
+
+TEST_CASE("GPU network: a dense layer with DropConnect on cuda:0 follows the CPU, the same weight masks") {
+  train_and_compare(cuda::cuda_backend(0), drop_connect_model(), optimizer_config(nn::OptimizerType::adam),
+                    nn::LossKind::sparse_categorical_crossentropy, 8, kAtol, kRtol, {}, check_drop_connect_masks);
+}
+
 TEST_CASE("GPU network: a device out of range is refused naming the count") {
   CHECK_THROWS_WITH(cuda::cuda_backend(1 << 20), doctest::Contains("CUDA device(s)"));
 }

@@ -17,6 +17,8 @@
 #include "dropnet/kernels/cpu/optimizer.h"
 #include "dropnet/kernels/cpu/pooling.h"
 #include "dropnet/kernels/cpu/softmax_xent.h"
+#include "dropnet/kernels/cpu/sparse_sddmm.h"
+#include "dropnet/kernels/cpu/spmm.h"
 
 namespace dropnet {
 namespace {
@@ -160,6 +162,24 @@ class CpuBackend final : public Backend {
   void softmax_xent_dense(const float* logits, const float* targets, int64_t rows, int64_t classes, float grad_scale,
                           float* loss, float* d_logits) const override {
     cpu::softmax_xent_dense(logits, targets, rows, classes, grad_scale, loss, d_logits);
+  }
+
+  void spmm_xt(int64_t M, const float* X, int64_t ldx, const cpu::CsrView& S, int64_t, const float* bias,
+               Activation act, float* Y, int64_t ldy) const override {
+    cpu::spmm_xt(M, S.rows, S.cols, X, ldx, S, bias, act, 0.01f, Y, ldy);  // slope unused: identity or relu
+  }
+  void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const cpu::CsrView& S, int64_t,
+             float* dW) const override {
+    cpu::sddmm(M, dY, lddy, X, ldx, S, dW, false);
+  }
+  void csr_gather(const float* dense, const cpu::CsrView& S, float* values) const override {
+    cpu::csr_gather_values(dense, S.rows, S.cols, S.indptr, S.indices, values);
+  }
+  void csr_scatter(const float* values, const cpu::CsrView& S, float* dense) const override {
+    parallel_ranges(S.rows, 64, [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t p = S.indptr[n]; p < S.indptr[n + 1]; ++p) dense[n * S.cols + S.indices[p]] = values[p];
+    });
   }
 
   void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
