@@ -270,13 +270,10 @@ def test_other_dlpack_devices_are_refused_by_name():
 
 @pytest.mark.parametrize("make", [lambda: FakeDLPack((2, 3)), lambda: FakeInterface((2, 3))])
 def test_cpu_only_ops_name_themselves_for_cuda_arrays(make):
-    w = np.ones((4, 3), np.float32)
-    with pytest.raises(TypeError, match=r"^x: dropnet.ops.linear runs on the CPU only .* got a CUDA array"):
-        ops.linear(make(), w)
-    with pytest.raises(TypeError, match=r"^b: dropnet.ops.matmul runs on the CPU only"):
-        ops.matmul(np.ones((2, 3), np.float32), make())
-    with pytest.raises(TypeError, match=r"^x: dropnet.ops.conv2d runs on the CPU only"):
-        ops.conv2d(make(), np.ones((1, 1, 1, 1), np.float32))
+    with pytest.raises(TypeError, match=r"^b: dropnet.ops.matmul_skip_zeros runs on the CPU only, got a CUDA array"):
+        ops.matmul_skip_zeros(np.ones((2, 3), np.float32), make())
+    with pytest.raises(TypeError, match=r"^x: dropnet.ops.augment_images runs on the CPU only"):
+        ops.augment_images(make(), flip=True)
 
 
 def test_cuda_arrays_without_a_gpu_name_what_is_missing():
@@ -294,12 +291,12 @@ def test_cuda_arrays_without_a_gpu_name_what_is_missing():
 
 
 def test_device_array_checks_its_arguments():
-    with pytest.raises(TypeError, match="dtype: expected float32 or uint64, got float64"):
+    with pytest.raises(TypeError, match="dtype: expected float32, uint64 or int32, got float64"):
         DeviceArray((2,), np.float64)
     with pytest.raises(ValueError, match=r"shape: expected non-negative dimensions, got \(-1,\)"):
         DeviceArray((-1,))
-    with pytest.raises(TypeError, match="array: expected dtype float32 or uint64, got int32"):
-        to_device(np.zeros(2, np.int32))
+    with pytest.raises(TypeError, match="array: expected dtype float32, uint64 or int32, got int64"):
+        to_device(np.zeros(2, np.int64))
 
 
 # ----------------------------------------------------------------- on a GPU: the same bits
@@ -318,6 +315,49 @@ def test_device_array_round_trip_and_interfaces():
     assert d.__dlpack_device__() == (2, 0)
     t = dev.dlpack_import(d.__dlpack__(stream=1))
     assert t["ptr"] == d.ptr and t["device"] == (2, 0) and t["dtype"] == (2, 32, 1)
+
+
+@pytest.mark.gpu
+@gpu
+def test_device_layer_ops_on_a_gpu_follow_the_cpu():
+    # Tolerance on a GPU: ten times the simulated device's until measured there (docs/design.md,
+    # "Devices: one network, two backends"); pooling, the dense product (cuda::sgemm gives
+    # cpu::sgemm's bits) and the dropout masks must be exact.
+    atol, rtol = 1e-5, 1e-4
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((8, 16, 14, 14)).astype(np.float32)
+    w = (rng.standard_normal((32, 16, 3, 3)) / 12).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    y = ops.conv2d(to_device(x), to_device(w), to_device(b), padding=1, activation="relu")
+    want = ops.conv2d(x, w, b, padding=1, activation="relu")
+    np.testing.assert_allclose(y.numpy(), want, atol=atol, rtol=rtol)
+    dy = rng.standard_normal(want.shape).astype(np.float32)
+    for g, r in zip(ops.conv2d_backward(to_device(dy), to_device(x), to_device(w), padding=1),
+                    ops.conv2d_backward(dy, x, w, padding=1)):
+        np.testing.assert_allclose(g.numpy(), r, atol=10 * atol, rtol=rtol)
+    y, idx = ops.max_pool2d(to_device(x), 2, return_indices=True)
+    want, want_idx = ops.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), want)
+    np.testing.assert_array_equal(idx.numpy(), want_idx)
+    np.testing.assert_array_equal(ops.max_pool2d_backward(y, idx, x.shape).numpy(),
+                                  ops.max_pool2d_backward(want, want_idx, x.shape))
+    np.testing.assert_allclose(ops.avg_pool2d(to_device(x), 3, 1, 1).numpy(), ops.avg_pool2d(x, 3, 1, 1), atol=atol,
+                               rtol=rtol)
+    np.testing.assert_allclose(ops.global_avg_pool2d(to_device(x)).numpy(), ops.global_avg_pool2d(x), atol=atol,
+                               rtol=rtol)
+    got = ops.batch_norm(to_device(x), None, None, None, None, training=True, relu=True)
+    want = ops.batch_norm(x, None, None, None, None, training=True, relu=True)
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), r, atol=atol, rtol=rtol)
+    a = rng.standard_normal((128, 300)).astype(np.float32)
+    wl = rng.standard_normal((100, 300)).astype(np.float32)
+    np.testing.assert_array_equal(ops.matmul(to_device(a), to_device(wl), trans_b=True).numpy(),
+                                  ops.matmul(a, wl, trans_b=True))
+    y, bits = ops.linear(to_device(a), to_device(wl), activation="relu", dropout=0.5, seed=3, stream=8,
+                         return_mask=True)
+    want, want_bits = ops.linear(a, wl, activation="relu", dropout=0.5, seed=3, stream=8, return_mask=True)
+    np.testing.assert_array_equal(bits.numpy(), want_bits)
+    np.testing.assert_allclose(y.numpy(), want, atol=atol, rtol=rtol)
 
 
 @pytest.mark.gpu
@@ -462,9 +502,27 @@ class HostDevice:
         self.view(dx, n)[:] = ops.spatial_dropout_backward(self.view(dy, n).copy().reshape(1, n_channels, channel_size),
                                                            p, mask_bits=bits).ravel()
 
+    def __getattr__(self, name):
+        # The layer ops: the real bindings (register_device_layers.cpp) on device -1, the CPU's
+        # backend, over this host memory, so the path from ops to the Backend runs for real.
+        if name not in LAYER_OPS:
+            raise AttributeError(name)
+        real = getattr(dev, name)
+
+        def call(device, *args):
+            self.calls.append((name, device))
+            return real(-1, *args)
+
+        return call
+
     def mc_dropout(self, x, y, n, samples, p, seed, stream0, device):
         self.view(y, n * samples)[:] = ops.mc_dropout(self.view(x, n).copy(), p, seed=seed, stream0=stream0,
                                                       samples=samples).ravel()
+
+
+LAYER_OPS = {"conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
+             "avg_pool2d_backward", "global_avg_pool2d_forward", "global_avg_pool2d_backward", "batch_norm_forward",
+             "batch_norm_backward", "linear", "matmul"}
 
 
 class HostInterface:
@@ -481,6 +539,7 @@ def host_device(monkeypatch):
     fake = HostDevice()
     monkeypatch.setattr(dropnet.cuda, "_dev", fake)
     monkeypatch.setattr(dropnet.ops._device, "_dev", fake)
+    monkeypatch.setattr(dropnet.ops._device_layers, "_dev", fake)
     monkeypatch.setattr(dropnet.cuda, "require_device", lambda device: int(device))
     return fake
 
@@ -545,3 +604,133 @@ def test_device_array_exports_through_dlpack_to_a_consumer(host_device):
     np.testing.assert_array_equal(np.asarray(d), x)
     with pytest.raises(BufferError, match="copy"):
         d.__dlpack__(copy=True)
+
+
+def _host(a):
+    return a.numpy() if isinstance(a, DeviceArray) else a
+
+
+def _same(got, want):
+    assert (got is None) == (want is None)
+    if want is not None:
+        assert isinstance(got, DeviceArray)
+        np.testing.assert_array_equal(got.numpy(), want)
+        assert got.dtype == want.dtype
+
+
+@pytest.mark.parametrize("stride, padding, groups, activation", [(1, 1, 1, "relu"), (2, "valid", 2, None),
+                                                                 (1, "same", 1, "gelu")])
+def test_device_conv_and_pooling_over_host_memory_match_the_cpu(host_device, stride, padding, groups, activation):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4 // groups, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    kw = dict(stride=stride, padding=padding, groups=groups)
+    y = ops.conv2d(to_device(x), to_device(w), to_device(b), activation=activation, **kw)
+    want = ops.conv2d(x, w, b, activation=activation, **kw)
+    _same(y, want)
+    dy = rng.standard_normal(want.shape).astype(np.float32)
+    for need_input, need_bias in ((True, True), (False, True), (True, False)):
+        got = ops.conv2d_backward(to_device(dy), to_device(x), to_device(w), need_input_grad=need_input,
+                                  need_bias_grad=need_bias, **kw)
+        for g, r in zip(got, ops.conv2d_backward(dy, x, w, need_input_grad=need_input, need_bias_grad=need_bias,
+                                                  **kw)):
+            _same(g, r)
+    # Into the caller's arrays; stale contents of dw_out / db_out do not leak in.
+    outs = [to_device(np.full(a.shape, 7, np.float32)) for a in (x, w, b)]
+    got = ops.conv2d_backward(to_device(dy), to_device(x), to_device(w), dx_out=outs[0], dw_out=outs[1],
+                              db_out=outs[2], **kw)
+    assert all(g is o for g, o in zip(got, outs))
+    for g, r in zip(got, ops.conv2d_backward(dy, x, w, **kw)):
+        _same(g, r)
+
+    y, idx = ops.max_pool2d(to_device(x), 3, 2, 1, return_indices=True)
+    want, want_idx = ops.max_pool2d(x, 3, 2, 1, return_indices=True)
+    _same(y, want)
+    _same(idx, want_idx)
+    g = rng.standard_normal(want.shape).astype(np.float32)
+    _same(ops.max_pool2d_backward(to_device(g), idx, x.shape), ops.max_pool2d_backward(g, want_idx, x.shape))
+    for include in (True, False):
+        want = ops.avg_pool2d(x, 3, 2, 1, include)
+        _same(ops.avg_pool2d(to_device(x), 3, 2, 1, include), want)
+        g = rng.standard_normal(want.shape).astype(np.float32)
+        _same(ops.avg_pool2d_backward(to_device(g), x.shape, 3, 2, 1, include),
+              ops.avg_pool2d_backward(g, x.shape, 3, 2, 1, include))
+    _same(ops.global_avg_pool2d(to_device(x)), ops.global_avg_pool2d(x))
+    g = rng.standard_normal(x.shape[:2]).astype(np.float32)
+    _same(ops.global_avg_pool2d_backward(to_device(g), x.shape), ops.global_avg_pool2d_backward(g, x.shape))
+    assert {c[0] for c in host_device.calls} >= {"conv2d_forward", "conv2d_backward", "max_pool2d_forward",
+                                                  "avg_pool2d_backward", "global_avg_pool2d_backward"}
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (3, 5, 4, 3)])
+@pytest.mark.parametrize("training, relu", [(True, False), (True, True), (False, True)])
+def test_device_batch_norm_over_host_memory_matches_the_cpu(host_device, shape, training, relu):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(shape).astype(np.float32)
+    gamma, beta = rng.standard_normal(5).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    rm, rv = rng.standard_normal(5).astype(np.float32), rng.random(5).astype(np.float32) + 0.5
+    d_rm, d_rv = to_device(rm), to_device(rv)
+    got = ops.batch_norm(to_device(x), to_device(gamma), to_device(beta), d_rm, d_rv, training=training, relu=relu)
+    want = ops.batch_norm(x, gamma, beta, rm, rv, training=training, relu=relu)
+    for g, r in zip(got, want):
+        _same(g, r)
+    np.testing.assert_array_equal(d_rm.numpy(), rm)  # the running statistics, updated in place alike
+    np.testing.assert_array_equal(d_rv.numpy(), rv)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    got_b = ops.batch_norm_backward(to_device(dy), to_device(x), to_device(gamma), got[1], got[2],
+                                    y=got[0] if relu else None, training=training)
+    want_b = ops.batch_norm_backward(dy, x, gamma, want[1], want[2], y=want[0] if relu else None, training=training)
+    for g, r in zip(got_b, want_b):
+        _same(g, r)
+    d = to_device(dy)  # in place: out may be grad itself
+    assert ops.batch_norm_backward(d, to_device(x), to_device(gamma), got[1], got[2], training=training, out=d)[0] is d
+
+
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_device_matmul_and_linear_over_host_memory_match_the_cpu(host_device, trans_a, trans_b):
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((7, 5) if not trans_a else (5, 7)).astype(np.float32)
+    b = rng.standard_normal((5, 9) if not trans_b else (9, 5)).astype(np.float32)
+    _same(ops.matmul(to_device(a), to_device(b), trans_a=trans_a, trans_b=trans_b),
+          ops.matmul(a, b, trans_a=trans_a, trans_b=trans_b))
+    x, w, bias = rng.standard_normal((70, 5)).astype(np.float32), b.reshape(9, 5), rng.standard_normal(9).astype(
+        np.float32)
+    for p, act in ((0.0, None), (0.3, "relu"), (0.5, "tanh")):
+        kw = dict(activation=act, dropout=p, seed=4 if p else None, stream=2 if p else None)
+        y, bits = ops.linear(to_device(x), to_device(w), to_device(bias), return_mask=True, **kw)
+        want, want_bits = ops.linear(x, w, bias, return_mask=True, **kw)
+        _same(y, want)
+        _same(bits, want_bits)
+    with pytest.raises(ValueError, match="alpha, beta: on CUDA arrays"):
+        ops.matmul(to_device(a), to_device(b), trans_a=trans_a, trans_b=trans_b, alpha=2.0)
+
+
+def test_device_layer_ops_check_their_arguments_like_the_cpu(host_device):
+    x = np.ones((2, 3, 5, 5), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    cases = [
+        lambda t: ops.conv2d(t(x), t(np.ones((4, 2, 3, 3), np.float32))),          # channels of w
+        lambda t: ops.conv2d(t(x), t(w), t(np.ones(5, np.float32))),               # length of b
+        lambda t: ops.conv2d(t(x), t(np.ones((4, 3, 7, 7), np.float32))),          # window larger than the image
+        lambda t: ops.conv2d_backward(t(np.ones((3, 4, 3, 3), np.float32)), t(x), t(w)),  # batch of grad_out
+        lambda t: ops.max_pool2d(t(x), 3, padding=2),                              # padding over half the kernel
+        lambda t: ops.avg_pool2d_backward(t(np.ones((2, 3, 2, 2), np.float32)), (2, 3, 5, 5), 3),  # grad's shape
+        lambda t: ops.batch_norm(t(np.ones((1, 3), np.float32)), None, None, None, None, training=True),  # 1 value
+        lambda t: ops.batch_norm(t(x), None, None, None, None, training=False),    # no running statistics
+        lambda t: ops.matmul(t(np.ones((2, 3), np.float32)), t(np.ones((4, 2), np.float32))),  # inner sizes
+        lambda t: ops.linear(t(np.ones((2, 3), np.float32)), t(np.ones((4, 2), np.float32))),
+        lambda t: ops.conv2d(t(x), t(w), activation="swish"),
+    ]
+    for i, case in enumerate(cases):
+        with pytest.raises(ValueError) as on_cpu:
+            case(lambda a: a)
+        cpu_error = str(on_cpu.value)
+        with pytest.raises(ValueError) as on_device:
+            case(to_device)
+        assert str(on_device.value) == cpu_error, f"case {i}"
+    assert host_device.calls == []  # nothing launched for a refused call
+    # Outputs must not alias inputs on a device either.
+    d = to_device(x)
+    with pytest.raises(ValueError, match="out: must not share memory with x"):
+        ops.conv2d(d, to_device(np.ones((3, 3, 3, 3), np.float32)), padding=1, out=d)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dropnet
-from dropnet import Sequential, layers, load_model
+from dropnet import Sequential, callbacks, layers, load_model
 
 HAS_GPU = dropnet.cuda.is_available()
 REASON = dropnet.cuda.unavailable_reason()
@@ -304,6 +304,202 @@ def test_device_refuses_cpu_only_layers_and_options_before_anything_changes(devi
         np.testing.assert_array_equal(a, b)
 
     dev = mlp(device)
-    with pytest.raises(ValueError, match=rf"set_mask: pruning runs on the CPU only, not on device '{name}'"):
-        dev.network.set_mask(0, np.ones((32, 12), np.float32))
+    x, y = data()
+    with pytest.raises(ValueError, match=rf"compute_gradients \(data-parallel training\) runs on the CPU only, "
+                                         rf"not on device '{name}'"):
+        dev.network.compute_gradients(x[:8], y[:8])
+    with pytest.raises(ValueError, match=rf"grad_buffer: data-parallel training runs on the CPU only, not on device "
+                                         rf"'{name}'"):
+        dev.network.grad_buffer
     assert dev.network.get_optimizer_state()["step"] == 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_fit_keeps_the_dataset_on_the_device_and_follows_the_cpu(device, monkeypatch):
+    # fit copies the training set to the device once; batches are gathered there and each chunk
+    # of steps (the whole epoch, or one step with a batch callback) fetches its losses and counts.
+    kept = []
+    keep = Sequential._keep_dataset
+
+    def spy(self, *args):
+        kept.append(keep(self, *args))
+        return kept[-1]
+
+    monkeypatch.setattr(Sequential, "_keep_dataset", spy)
+    atol, rtol = TOLERANCE[device]
+    x, y = data(n=100)
+    batch_losses = {"cpu": [], device: []}
+
+    class Recorder(callbacks.Callback):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def on_batch_end(self, batch, logs=None):
+            batch_losses[self.name].append(logs["loss"])
+
+    def recorder(name):
+        return Recorder(name)
+
+    cpu, dev = mlp("cpu"), mlp(device)
+    for epochs, cbs in ((2, False), (3, True)):
+        h_cpu = cpu.fit(x, y, epochs=epochs, initial_epoch=epochs - 2 if cbs else 0, batch_size=16, shuffle=True,
+                        verbose=0, callbacks=[recorder("cpu")] if cbs else None)
+        h_dev = dev.fit(x, y, epochs=epochs, initial_epoch=epochs - 2 if cbs else 0, batch_size=16, shuffle=True,
+                        verbose=0, callbacks=[recorder(device)] if cbs else None)
+        np.testing.assert_allclose(h_dev.history["loss"], h_cpu.history["loss"], atol=atol, rtol=rtol)
+        assert h_dev.history["accuracy"] == h_cpu.history["accuracy"]
+    assert kept == [False, True, False, True]
+    assert len(batch_losses[device]) == len(batch_losses["cpu"]) == 2 * 7  # two epochs of 7 batches
+    np.testing.assert_allclose(batch_losses[device], batch_losses["cpu"], atol=atol, rtol=rtol)
+    for a, b in zip(dev.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    # A dataset the device has no room for (here: a failing copy) is copied in batch by batch.
+    monkeypatch.setattr(Sequential, "_keep_dataset", keep)
+    both = mlp(device)
+    twin = mlp(device)
+    with monkeypatch.context() as m:
+        m.setattr(Sequential, "_keep_dataset", lambda self, *args: False)
+        h_copied = twin.fit(x, y, epochs=1, batch_size=16, shuffle=True, verbose=0)
+    h_kept = both.fit(x, y, epochs=1, batch_size=16, shuffle=True, verbose=0)
+    assert h_kept.history["loss"] == h_copied.history["loss"]  # the same batches, the same kernels
+    for a, b in zip(both.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------- pruning and DropConnect on a device
+def pruned_mlp(device="cpu", seed=5):
+    model = Sequential([layers.Dense(48, activation="relu"), layers.Dropout(0.25),
+                        layers.Dense(24, activation="tanh"), layers.Dense(4, activation="softmax")],
+                       input_shape=(40,), seed=seed, device=device)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def assert_pruned(model, masks):
+    """The model's masks are `masks`, bit for bit, and its pruned weights are exactly 0."""
+    got = dropnet.prune.get_masks(model)
+    assert len(got) == len(masks)
+    for a, b, layer in zip(got, masks, dropnet.prune.prunable_layers(model)):
+        np.testing.assert_array_equal(a, b)
+        w = model.get_weights()[layer.param]
+        assert np.all(w[b == 0] == 0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_magnitude_pruned_model_trains_on_the_device_like_the_cpu(device, mode):
+    atol, rtol = TOLERANCE[device]
+    x, y = data(shape=(40,))
+    cpu, dev = pruned_mlp("cpu"), pruned_mlp(device)
+    for model in (cpu, dev):
+        dropnet.prune.magnitude(model, 0.85)  # the same initial weights: the same masks
+        model.set_sparse_execution(mode)
+    masks = dropnet.prune.get_masks(cpu)
+    assert 0.1 < np.mean(masks[0]) < 0.2
+    assert_pruned(dev, masks)
+    h_cpu = cpu.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    h_dev = dev.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    assert [row["sparse"] for row in dev.sparse_info()] == [mode == "on"] * 3
+    assert [row["sparse"] for row in cpu.sparse_info()] == [mode == "on"] * 3
+    np.testing.assert_allclose(h_dev.history["loss"], h_cpu.history["loss"], atol=atol, rtol=rtol)
+    for a, b in zip(dev.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    for a, b in zip(dev.network.get_optimizer_state()["slots"], cpu.network.get_optimizer_state()["slots"]):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    # The last step's gradients, 0 at the pruned weights on both devices.
+    for a, b in zip(dev.network.get_grads(), cpu.network.get_grads()):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    for layer, m in zip(dropnet.prune.prunable_layers(dev), masks):
+        assert np.all(dev.network.get_grads()[layer.param][m == 0] == 0)
+    assert_pruned(dev, masks)
+    assert_pruned(cpu, masks)
+    np.testing.assert_allclose(dev.predict(x), cpu.predict(x), atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pruned_device_model_keeps_its_masks_through_to_and_load_model(device, tmp_path):
+    x, y = data(shape=(40,))
+    model = pruned_mlp()
+    dropnet.prune.magnitude(model, 0.8)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    masks = dropnet.prune.get_masks(model)
+    weights = model.get_weights()
+    model.to(device)
+    assert model.device == NAMES[device]
+    assert_pruned(model, masks)
+    model.set_sparse_execution("on")
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, initial_epoch=1)
+    assert all(row["sparse"] for row in model.sparse_info())
+    assert_pruned(model, masks)
+    assert any(not np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))  # it trained
+    model.save(tmp_path / "p.dnet")
+    back = load_model(tmp_path / "p.dnet", device=device)
+    assert back.device == NAMES[device]
+    assert_pruned(back, masks)
+    for a, b in zip(model.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.to("cpu")
+    assert model.device == "cpu"
+    assert_pruned(model, masks)
+    for a, b in zip(back.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Pruning further on the device reads its weights through the boundary, as on the CPU.
+    twin = load_model(tmp_path / "p.dnet", device="cpu")
+    dropnet.prune.magnitude(back, 0.5)
+    dropnet.prune.magnitude(twin, 0.5)
+    assert_pruned(back, dropnet.prune.get_masks(twin))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_drop_connect_model_trains_on_the_device_like_the_cpu(device):
+    atol, rtol = TOLERANCE[device]
+    x, y = data(shape=(40,))
+
+    def build(dev):
+        model = Sequential([layers.DropConnect(32, rate=0.4, activation="tanh"),
+                            layers.Dense(4, activation="softmax")], input_shape=(40,), seed=9, device=dev)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+
+    cpu, dev = build("cpu"), build(device)
+    cpu.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    dev.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    assert cpu.rng_offset == dev.rng_offset
+    for a, b in zip(dev.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    # The last step's weight gradient is 0 exactly where DropConnect dropped the weight: the same
+    # mask bits on both devices, about 40 % of them.
+    g_cpu, g_dev = cpu.network.get_grads()[0], dev.network.get_grads()[0]
+    np.testing.assert_array_equal(g_dev == 0, g_cpu == 0)
+    assert abs(np.mean(g_cpu == 0) - 0.4) < 0.05
+    np.testing.assert_allclose(dev.predict(x), cpu.predict(x), atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pruned_conv2d_runs_dense_on_the_device_and_refuses_sparse_execution(device):
+    name = NAMES[device]
+    atol, rtol = TOLERANCE[device]
+    x, y = data(shape=(2, 8, 8))
+    cpu, dev = cnn("cpu"), cnn(device)
+    for model in (cpu, dev):
+        dropnet.prune.magnitude(model, 0.7, include_output=False)
+    before = [row["mode"] for row in dev.sparse_info()]
+    with pytest.raises(ValueError, match=rf"layers\[0\] conv2d: sparse execution runs on the CPU only, not on "
+                                         rf"device '{name}'"):
+        dev.set_sparse_execution("on")
+    assert [row["mode"] for row in dev.sparse_info()] == before  # nothing changed
+    dev.set_sparse_execution("on", layers=[len(dev.layers) - 1])  # the Dense layer may
+    cpu.set_sparse_execution("on", layers=[len(cpu.layers) - 1])
+    cpu.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    dev.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    assert [row["sparse"] for row in dev.sparse_info()] == [False, False, False]  # the Dense has no mask
+    masks = dropnet.prune.get_masks(cpu)
+    assert_pruned(dev, masks)
+    for a, b in zip(dev.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
+    cpu.set_sparse_execution("on")
+    net = cpu.network
+    with pytest.raises(ValueError, match=r"layers\[0\] conv2d: sparse execution runs on the CPU only"):
+        cpu.to(device)
+    assert cpu.device == "cpu" and cpu.network is net

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one check for a machine with an NVIDIA GPU (nvcc, torch with CUDA, pybind11 and
-# scikit-build-core installed; cupy optional). About 10 minutes:
+# scikit-build-core installed; cupy optional). At most BUDGET_S seconds (465), build included:
 #   1. CUDA build (DROPNET_CUDA=ON, the GPU's own architecture, warnings as errors) of the C++
 #      tests and the extension, into build/gpu with the module in a copy of the package;
 #   2. ctest: the host-simulated tests and dropnet_gpu_tests (the CUDA kernels against the CPU:
@@ -13,10 +13,7 @@
 #      float32 bound of a float64 direct convolution and the same bytes twice; cuBLASLt, cuSPARSE
 #      and cuDNN required: found by soname, PyTorch's copies put on LD_LIBRARY_PATH below; an MLP
 #      and a small CNN Network trained on cuda:0 and on the CPU, masks bit for bit, weights within
-#      tolerance), then dropnet_gpu_tests and `pytest -m gpu` under compute-sanitizer (memcheck, the
-#      cuDNN cases in a step of their own; initcheck for the
-#      kernels' binary; racecheck for the batch-norm and the small convolution tests, the kernels
-#      with shared memory);
+#      tolerance);
 #   3. pytest of the device-facing Python tests with the CUDA build;
 #   4. a dropout benchmark: cuda::dropout_forward (1-bit mask) against torch's CUDA dropout, same
 #      size, CUDA events; a convolution benchmark: cuda::conv2d_forward / conv2d_backward on both
@@ -27,12 +24,15 @@
 #      off) at the MLP's shapes, batch 128;
 #   5. the benchmark suites gpu (dropout on torch CUDA tensors) and gpu_epoch (training epochs of
 #      LeNet-300-100 and the small CNN on the GPU against torch eager and CUDA graphs; the pruned
-#      LeNet's sparse step).
+#      LeNet's sparse step);
+#   6. last, with what the budget leaves: dropnet_gpu_tests and `pytest -m gpu` under
+#      compute-sanitizer (memcheck, the cuDNN cases in a step of their own; initcheck for the
+#      kernels' binary; racecheck for the kernels with shared memory).
 # Writes a markdown report to $OUT/gpu_check.md (OUT defaults to build/gpu/out) and exits
 # non-zero when any step failed. Every step runs under `timeout`, so one hang cannot eat the rest.
 #
 #   OUT=/some/dir tools/gpu_check.sh
-# Environment: PYTHON (python3), JOBS (16), BUILD_DIR (build/gpu), OUT, CUDA_ARCHS (native: the GPU
+# Environment: PYTHON (python3), JOBS (16), BUILD_DIR (build/gpu), OUT, BUDGET_S (465), CUDA_ARCHS (native: the GPU
 # present; set it, e.g. 90, to smoke-test the script on a machine without one).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,9 @@ out=${OUT:-$build/out}
 mkdir -p "$out"
 report="$out/gpu_check.md"
 start=$(date +%s)
+# The whole script fits in BUDGET_S seconds (the issue's 8 minutes less the report's tail): each
+# step's limit is cut to what is left, and a step with under 15 s left is recorded as not run.
+budget=${BUDGET_S:-465}
 failed=0
 
 # step NAME SECONDS COMMAND...: runs it, keeps the log tail in the report, records pass / fail.
@@ -52,6 +55,14 @@ step() {
   shift 2
   local log="$out/$(echo "$name" | tr ' /' '__').log"
   local t0=$(date +%s)
+  local left=$(( budget - (t0 - start) ))
+  if [ "$left" -lt 15 ]; then
+    printf '### %s: FAIL (not run: the %s s budget is spent)\n\n' "$name" "$budget" >>"$report"
+    echo "=== $name: not run (budget spent)"
+    failed=1
+    return 1
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
   timeout "$limit" "$@" >"$log" 2>&1
   local rc=$?
   local verdict=pass
@@ -108,30 +119,6 @@ step "GPU usable by the CUDA build" 60 "$py" -c \
   "import dropnet, sys; r = dropnet.cuda.unavailable_reason(); print(r or 'usable'); print(dropnet.cuda.mem_get_info(0) if r is None else ''); sys.exit(r is not None)"
 step "ctest" 120 ctest --test-dir "$build" --output-on-failure
 step "dropnet_gpu_tests" 120 "$build/dropnet_gpu_tests"
-if command -v compute-sanitizer >/dev/null 2>&1; then
-  step "compute-sanitizer memcheck: dropnet_gpu_tests" 180 \
-    compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tce='*cuDNN*'
-  # cuDNN loads many kernels, each instrumented on first use: its cases get a limit of their own.
-  step "compute-sanitizer memcheck: conv2d through cuDNN" 150 \
-    compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='*cuDNN*'
-  # initcheck holds our kernels to reading only what was written; cuBLASLt's, cuSPARSE's and
-  # cuDNN's kernels (their own workspaces) are not ours to hold, so their cases are left to memcheck.
-  step "compute-sanitizer initcheck: dropnet_gpu_tests" 180 \
-    compute-sanitizer --tool initcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tce='*cuBLASLt*,*cuSPARSE*,*cuDNN*'
-  # Shared memory: batch norm's block programs (a reduction tree between barriers) and the
-  # convolution's (operand tiles loaded, then read, between barriers).
-  step "compute-sanitizer racecheck: batch norm" 120 \
-    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU batch norm*'
-  step "compute-sanitizer racecheck: conv2d" 120 \
-    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU conv2d small shapes*'
-  step "compute-sanitizer racecheck: sgemm" 120 \
-    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU sgemm small shapes*'
-  step "compute-sanitizer memcheck: pytest -m gpu" 180 \
-    compute-sanitizer --tool memcheck --error-exitcode 99 "$py" -m pytest -q -m gpu -p no:cacheprovider tests
-else
-  echo "### compute-sanitizer: FAIL (not on PATH)" >>"$report"
-  failed=1
-fi
 step "pytest (device-facing tests, CUDA build)" 180 "$py" -m pytest -q -p no:cacheprovider \
   tests/test_runtime.py tests/test_philox.py tests/test_dropout.py tests/test_cli.py tests/test_device_arrays.py \
   tests/test_device_model.py tests/test_gpu_epoch_suite.py
@@ -162,6 +149,31 @@ step "benchmark: suite gpu" 180 "$py" -m benchmarks.run gpu --out "$out/gpu_suit
 # dropnet fit on cuda against torch eager (and torch with CUDA graphs) on the same GPU; the pruned
 # LeNet's sparse step against our dense step, or the device's refusal in the row's note.
 step "benchmark: suite gpu_epoch" 240 "$py" -m benchmarks.run gpu_epoch --threads 1 --out "$out/gpu_epoch_suite.md"
+# The sanitizers last: the slowest steps, given what the budget has left.
+if command -v compute-sanitizer >/dev/null 2>&1; then
+  step "compute-sanitizer memcheck: dropnet_gpu_tests" 180 \
+    compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tce='*cuDNN*'
+  # cuDNN loads many kernels, each instrumented on first use: its cases get a limit of their own.
+  step "compute-sanitizer memcheck: conv2d through cuDNN" 150 \
+    compute-sanitizer --tool memcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='*cuDNN*'
+  # initcheck holds our kernels to reading only what was written; cuBLASLt's, cuSPARSE's and
+  # cuDNN's kernels (their own workspaces) are not ours to hold, so their cases are left to memcheck.
+  step "compute-sanitizer initcheck: dropnet_gpu_tests" 180 \
+    compute-sanitizer --tool initcheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tce='*cuBLASLt*,*cuSPARSE*,*cuDNN*'
+  # Shared memory: batch norm's block programs (a reduction tree between barriers) and the
+  # convolution's (operand tiles loaded, then read, between barriers).
+  step "compute-sanitizer racecheck: batch norm" 120 \
+    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU batch norm*'
+  step "compute-sanitizer racecheck: conv2d" 120 \
+    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU conv2d small shapes*'
+  step "compute-sanitizer racecheck: sgemm" 120 \
+    compute-sanitizer --tool racecheck --error-exitcode 99 "$build/dropnet_gpu_tests" -tc='GPU sgemm small shapes*'
+  step "compute-sanitizer memcheck: pytest -m gpu" 180 \
+    compute-sanitizer --tool memcheck --error-exitcode 99 "$py" -m pytest -q -m gpu -p no:cacheprovider tests
+else
+  echo "### compute-sanitizer: FAIL (not on PATH)" >>"$report"
+  failed=1
+fi
 {
   echo "### dropout benchmark (64 Mi float32, p = 0.5)"
   echo

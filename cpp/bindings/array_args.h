@@ -5,16 +5,38 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "dropnet/core/epilogue.h"
 #include "dropnet/core/error.h"
+#include "dropnet/core/philox.h"
 
 namespace dropnet {
 namespace bindings {
 
 namespace py = pybind11;
+
+// The fused activation an ops call names: None, '' or 'linear' / 'identity' (none) or one the
+// GEMM epilogue applies (core/epilogue.h). Every binding file parses it here, with one message.
+inline Activation parse_activation(const std::string& name) {
+  if (name.empty() || name == "linear" || name == "identity") return Activation::identity;
+  if (name == "relu") return Activation::relu;
+  if (name == "leaky_relu") return Activation::leaky_relu;
+  if (name == "tanh") return Activation::tanh;
+  if (name == "sigmoid") return Activation::sigmoid;
+  if (name == "gelu") return Activation::gelu;
+  throw ValueError(str_concat("activation: expected None, 'linear', 'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'gelu', "
+                              "got '", name, "'"));
+}
+inline Activation parse_activation(const py::handle& obj) {
+  if (obj.is_none()) return Activation::identity;
+  DROPNET_CHECK_TYPE(py::isinstance<py::str>(obj), "activation: expected None or a str, got ",
+                     py::str(py::type::of(obj)).cast<std::string>());
+  return parse_activation(obj.cast<std::string>());
+}
 
 inline std::string shape_str(const py::array& a) {
   std::string s = "(";
@@ -121,6 +143,27 @@ inline uint64_t require_u64(const py::handle& obj, const char* name) {
     PyErr_Clear();
   }
   throw ValueError(str_concat(name, ": expected an int in [0, 2**64), got ", py::str(obj).cast<std::string>()));
+}
+
+// The fused epilogue of ops.linear (bias, activation, then inverted dropout of rate p drawn from
+// seed and stream), its arguments checked: for the CPU binding and the device one alike.
+inline GemmEpilogue linear_epilogue(const float* bias, const std::string& activation, float negative_slope, double p,
+                                    const py::object& seed, const py::object& stream) {
+  GemmEpilogue ep;
+  ep.bias = bias;
+  ep.activation = parse_activation(activation);
+  ep.leaky_slope = negative_slope;
+  DROPNET_CHECK(std::isfinite(p) && p >= 0.0 && p <= 1.0, "dropout: expected a probability in [0, 1], got ", p);
+  if (p > 0.0) {
+    DROPNET_CHECK(!seed.is_none() && !stream.is_none(), "dropout: p > 0 needs seed= and stream= (got seed=",
+                  py::str(seed).cast<std::string>(), ", stream=", py::str(stream).cast<std::string>(), ")");
+    ep.dropout = true;
+    ep.seed = require_u64(seed, "seed");
+    ep.stream = require_u64(stream, "stream");
+    ep.threshold = p >= 1.0 ? 0u : keep_threshold(p);
+    ep.scale = p >= 1.0 ? 0.f : static_cast<float>(1.0 / (1.0 - p));
+  }
+  return ep;
 }
 
 }  // namespace bindings

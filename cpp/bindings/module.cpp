@@ -16,6 +16,7 @@ void register_sparse(py::module_& m);
 void register_nn(py::module_& m);
 void register_augment(py::module_& m);
 void register_device(py::module_& m);
+void register_device_layers(py::module_& m);
 }  // namespace bindings
 }  // namespace dropnet
 
@@ -45,8 +46,10 @@ PYBIND11_MODULE(_core, m) {
   dropnet::bindings::register_conv(ops);
   dropnet::bindings::register_sparse(ops);
   dropnet::bindings::register_augment(ops);
-  auto device = m.def_submodule("device", "CUDA device memory, DLPack, and the dropout family on device pointers");
+  auto device = m.def_submodule(
+      "device", "CUDA device memory, DLPack, and the dropout family and layer ops on device pointers");
   dropnet::bindings::register_device(device);
+  dropnet::bindings::register_device_layers(device);
   auto nn = m.def_submodule("nn", "layers, networks, optimizers");
   dropnet::bindings::register_nn(nn);
 }

@@ -66,21 +66,6 @@ const float* optional_data(const py::object& obj, const char* name, int64_t leng
   return keep->data();
 }
 
-cpu::Activation parse_activation(const py::object& obj) {
-  if (obj.is_none()) return cpu::Activation::identity;
-  DROPNET_CHECK_TYPE(py::isinstance<py::str>(obj), "activation: expected None or a str, got ",
-                     py::str(py::type::of(obj)).cast<std::string>());
-  const std::string name = obj.cast<std::string>();
-  if (name == "linear" || name == "identity") return cpu::Activation::identity;
-  if (name == "relu") return cpu::Activation::relu;
-  if (name == "leaky_relu") return cpu::Activation::leaky_relu;
-  if (name == "tanh") return cpu::Activation::tanh;
-  if (name == "sigmoid") return cpu::Activation::sigmoid;
-  if (name == "gelu") return cpu::Activation::gelu;
-  throw ValueError(str_concat("activation: expected None, 'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'gelu', got '",
-                              name, "'"));
-}
-
 // One spatial axis of a sliding window (convolution or pooling).
 struct Axis {
   const char* name;  // "height" / "width", for messages

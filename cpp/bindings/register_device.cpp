@@ -1,6 +1,7 @@
 // dropnet._core.device: arrays that live on a CUDA device. DLPack capsules in and out (parsed and
 // made here, in every build, so the parser is tested on machines without a GPU), device memory
-// owned by Python objects, host <-> device copies, and the dropout family on device pointers.
+// owned by Python objects, host <-> device copies, and the dropout family on device pointers (the
+// layer ops: register_device_layers.cpp).
 // The checks a user sees (dtype, layout, devices) are made in python/dropnet/ops/_device.py;
 // here the pointers are trusted. Without a CUDA build the cuda:: calls are those of
 // device_without_cuda.cpp: each raises RuntimeError saying so.

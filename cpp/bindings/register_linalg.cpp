@@ -36,17 +36,6 @@ Array output(const py::object& out, int64_t rows, int64_t cols) {
   return o;
 }
 
-cpu::Activation parse_activation(const std::string& name) {
-  if (name == "identity" || name == "linear" || name.empty()) return cpu::Activation::identity;
-  if (name == "relu") return cpu::Activation::relu;
-  if (name == "leaky_relu") return cpu::Activation::leaky_relu;
-  if (name == "tanh") return cpu::Activation::tanh;
-  if (name == "sigmoid") return cpu::Activation::sigmoid;
-  if (name == "gelu") return cpu::Activation::gelu;
-  throw ValueError(str_concat("activation: expected one of None, 'relu', 'leaky_relu', 'tanh', 'sigmoid', 'gelu', got '",
-                              name, "'"));
-}
-
 // The operands and output of C = op(a) · op(b): shapes checked against each other, `out` (or a new
 // array) of shape (M, N) that shares no memory with a or b.
 struct Product {
@@ -132,27 +121,15 @@ void register_linalg(py::module_& m) {
         const int64_t M = x.shape(0), K = x.shape(1), N = w.shape(0);
         DROPNET_CHECK(w.shape(1) == K, "w: expected shape (out_features, ", K, ") to match x of shape ", shape_str(x),
                       ", got ", shape_str(w));
-        cpu::GemmEpilogue ep;
         Array bias;
         if (!b_obj.is_none()) {
           bias = require_array<float>(b_obj, "b");
           DROPNET_CHECK(bias.ndim() == 1 && bias.shape(0) == N, "b: expected shape (", N, ",) to match w of shape ",
                         shape_str(w), ", got ", shape_str(bias));
-          ep.bias = bias.data();
         }
-        ep.activation = parse_activation(activation);
-        ep.leaky_slope = negative_slope;
-        DROPNET_CHECK(std::isfinite(p) && p >= 0.0 && p <= 1.0, "dropout: expected a probability in [0, 1], got ", p);
+        cpu::GemmEpilogue ep = linear_epilogue(b_obj.is_none() ? nullptr : bias.data(), activation, negative_slope, p,
+                                               seed, stream);
         py::array_t<uint64_t> mask;
-        if (p > 0.0) {
-          DROPNET_CHECK(!seed.is_none() && !stream.is_none(), "dropout: p > 0 needs seed= and stream= (got seed=",
-                        py::str(seed).cast<std::string>(), ", stream=", py::str(stream).cast<std::string>(), ")");
-          ep.dropout = true;
-          ep.seed = require_u64(seed, "seed");
-          ep.stream = require_u64(stream, "stream");
-          ep.threshold = p >= 1.0 ? 0u : keep_threshold(p);
-          ep.scale = p >= 1.0 ? 0.f : static_cast<float>(1.0 / (1.0 - p));
-        }
         if (return_mask) {
           mask = py::array_t<uint64_t>((M * N + 63) / 64);
           uint64_t* mp = mask.mutable_data();

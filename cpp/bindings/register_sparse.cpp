@@ -76,17 +76,6 @@ F32 out_matrix(const py::object& out, int64_t rows, int64_t cols) {
   return o;
 }
 
-cpu::Activation parse_activation(const std::string& name) {
-  if (name == "linear") return cpu::Activation::identity;
-  if (name == "relu") return cpu::Activation::relu;
-  if (name == "leaky_relu") return cpu::Activation::leaky_relu;
-  if (name == "tanh") return cpu::Activation::tanh;
-  if (name == "sigmoid") return cpu::Activation::sigmoid;
-  if (name == "gelu") return cpu::Activation::gelu;
-  throw ValueError(str_concat("activation: expected None, 'linear', 'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'gelu', got '",
-                              name, "'"));
-}
-
 // Pattern kept from a dense (rows, cols) weight: mask (uint8, same shape) or |w| > threshold.
 py::tuple csr_from_dense(const py::object& w_obj, const py::object& mask_obj, float threshold) {
   F32 w = require_array<float>(w_obj, "w");

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -78,10 +79,14 @@ inline Batches make_batches(int64_t steps, int64_t rows, int64_t features, int64
   std::normal_distribution<float> normal(0.f, 1.f);
   std::uniform_int_distribution<int64_t> label(0, classes - 1);
   std::uniform_real_distribution<float> weight(0.f, 2.f);
+  // Their own generator and distribution (a normal_distribution keeps a cached draw): the inputs
+  // and labels of a seed stay what they were.
+  std::mt19937 g_extra(seed + 1);
+  std::normal_distribution<float> normal_extra(0.f, 0.5f);
   for (int64_t s = 0; s < steps; ++s) {
     std::vector<float> regress(static_cast<size_t>(rows * classes)), weights(static_cast<size_t>(rows));
-    for (auto& v : regress) v = 0.5f * normal(g);
-    for (auto& v : weights) v = weight(g);
+    for (auto& v : regress) v = normal_extra(g_extra);
+    for (auto& v : weights) v = weight(g_extra);
     weights[static_cast<size_t>(s % rows)] = 0.f;
     b.regress.push_back(std::move(regress));
     b.weights.push_back(std::move(weights));
@@ -230,9 +235,14 @@ inline std::vector<double> row_norms(const std::vector<float>& w, int64_t rows) 
   return norms;
 }
 
+// What a test does to both networks before the first step (masks, sparse modes) and checks on
+// both after the last.
+using Prepare = std::function<void(nn::Network&)>;
+using After = std::function<void(const nn::Network& cpu, const nn::Network& dev)>;
+
 inline void train_and_compare(std::shared_ptr<const Backend> device, const Model& m, const nn::OptimizerConfig& opt,
-                              nn::LossKind loss, int64_t steps, double atol, double rtol,
-                              const TrainOptions& options = {}) {
+                              nn::LossKind loss, int64_t steps, double atol, double rtol, const Prepare& prepare = {},
+                              const After& after = {}, const TrainOptions& options = {}) {
   const auto& specs = m.specs;
   const uint64_t seed = 1234;
   // 19 rows: the MLP's 19 × 48 = 912 mask bits end in a partial word.
@@ -244,6 +254,10 @@ inline void train_and_compare(std::shared_ptr<const Backend> device, const Model
   CHECK_FALSE(dev.backend().host_memory());
   cpu.set_optimizer(opt);
   dev.set_optimizer(opt);
+  if (prepare) {
+    prepare(cpu);
+    prepare(dev);
+  }
   for (const auto& [i, c] : options.max_norm) {
     cpu.set_max_norm(i, c);
     dev.set_max_norm(i, c);
@@ -306,6 +320,101 @@ inline void train_and_compare(std::shared_ptr<const Backend> device, const Model
   CHECK(std::fabs(loss_a - loss_b) <= atol + rtol * std::fabs(loss_a));
   CHECK(correct_a == correct_b);
   CHECK(weights_a == weights_b);
+  if (after) after(cpu, dev);
+}
+
+// A 0/1 mask keeping about `keep` of n entries (a fixed Mersenne Twister stream per seed).
+inline std::vector<float> random_mask(int64_t n, double keep, unsigned seed) {
+  std::mt19937 g(seed);
+  std::bernoulli_distribution bit(keep);
+  std::vector<float> mask(static_cast<size_t>(n));
+  for (auto& v : mask) v = bit(g) ? 1.f : 0.f;
+  return mask;
+}
+
+// Every masked parameter: the same mask bytes on both devices, its gradient within the tolerance,
+// and its pruned weights, gradients and optimizer slots exactly 0 on both.
+inline void check_pruned(const nn::Network& cpu, const nn::Network& dev, double atol, double rtol) {
+  const int64_t k = cpu.n_optimizer_slots() / cpu.n_params();
+  for (int64_t i = 0; i < cpu.n_params(); ++i) {
+    if (!cpu.has_mask(i)) continue;
+    INFO("param ", i);
+    REQUIRE(dev.has_mask(i));
+    const size_t n = static_cast<size_t>(cpu.param(i).size);
+    std::vector<float> ma(n), mb(n);
+    cpu.copy_mask(i, ma.data());
+    dev.copy_mask(i, mb.data());
+    CHECK(testing::same_bytes(ma, mb));
+    std::vector<std::vector<float>> tensors{param(cpu, i), param(dev, i)};
+    for (const nn::Network* net : {&cpu, &dev}) {
+      std::vector<float> g(n);
+      net->copy_grad(i, g.data());
+      tensors.push_back(std::move(g));
+      for (int64_t s = 0; s < k; ++s) tensors.push_back(slot(*net, i * k + s));
+    }
+    testing::check_close(tensors[3 + static_cast<size_t>(k)], tensors[2], atol, rtol);  // dev, cpu gradients
+    int64_t pruned = 0, nonzero_pruned = 0;
+    for (size_t j = 0; j < n; ++j) {
+      if (ma[j] != 0.f) continue;
+      ++pruned;
+      for (const auto& t : tensors) nonzero_pruned += t[j] != 0.f;
+    }
+    CHECK(pruned > 0);
+    CHECK(nonzero_pruned == 0);
+  }
+}
+
+// A pruned MLP: every dense weight keeps about 15 % of its entries (set_mask on both devices
+// before the first step), the biases unpruned; run with the compressed weight (Backend::spmm_xt,
+// sddmm, the gather and scatter of the stored entries) or dense with the mask.
+inline Model pruned_mlp_model() {
+  return Model{{dense(64, ActivationKind::relu, 0.25), dense(32, ActivationKind::gelu), dense(7, ActivationKind::softmax)},
+               {300},
+               7,
+               1};
+}
+
+inline void prune(nn::Network& n, nn::SparseMode mode) {
+  for (const nn::SparseLayerInfo& info : n.sparse_info()) {
+    const int64_t i = info.param_index;
+    const auto mask = random_mask(n.param(i).size, 0.15, 17 + static_cast<unsigned>(i));
+    n.set_mask(i, mask.data());
+    n.set_sparse_mode(i, mode);
+  }
+}
+
+inline void check_pruned_ran(const nn::Network& cpu, const nn::Network& dev, bool sparse, double atol,
+                             double rtol) {
+  check_pruned(cpu, dev, atol, rtol);
+  for (const nn::Network* n : {&cpu, &dev})
+    for (const nn::SparseLayerInfo& info : n->sparse_info()) {
+      CHECK(info.density < 0.2);
+      CHECK(info.sparse == sparse);
+    }
+}
+
+// DropConnect (Wan et al. 2013) on the first layer: its weight mask is drawn by the device's
+// dropout pass over the weight from the CPU's stream.
+inline Model drop_connect_model() {
+  nn::LayerSpec dc = dense(40, ActivationKind::tanh);
+  dc.drop_connect = 0.4;
+  return Model{{dc, dense(24, ActivationKind::relu, 0.2), dense(5, ActivationKind::softmax)}, {300}, 5, 1};
+}
+
+// The DropConnect masks of the last step, bit for bit, through the weight gradient: exactly 0 where
+// the weight was dropped (and, with N(0, 1) inputs and a tanh, nowhere else); about 40 % of them.
+inline void check_drop_connect_masks(const nn::Network& cpu, const nn::Network& dev) {
+  const size_t n = static_cast<size_t>(cpu.param(0).size);
+  std::vector<float> ga(n), gb(n);
+  cpu.copy_grad(0, ga.data());
+  dev.copy_grad(0, gb.data());
+  int64_t dropped = 0, differ = 0;
+  for (size_t j = 0; j < n; ++j) {
+    dropped += ga[j] == 0.f;
+    differ += (ga[j] == 0.f) != (gb[j] == 0.f);
+  }
+  CHECK(differ == 0);
+  CHECK(std::fabs(static_cast<double>(dropped) / static_cast<double>(n) - 0.4) < 0.02);
 }
 
 }  // namespace device_testing

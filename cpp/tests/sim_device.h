@@ -27,6 +27,8 @@
 #include "dropnet/kernels/cuda/optimizer_body.h"
 #include "dropnet/kernels/cuda/pooling_body.h"
 #include "dropnet/kernels/cuda/softmax_xent_body.h"
+#include "dropnet/kernels/cuda/sparse_body.h"
+#include "dropnet/kernels/cuda/training_batch_body.h"
 #include "dropnet/kernels/cuda/weight_penalty_body.h"
 
 namespace dropnet {
@@ -61,6 +63,8 @@ class SimMemory {
     return static_cast<const char*>(p) >= base && static_cast<const char*>(p) < base + it->second;
   }
   size_t n_blocks() const { return blocks_.size(); }
+  // Bytes copied host -> device and device -> host so far (what would cross PCIe).
+  size_t bytes_in = 0, bytes_out = 0;
   // Open while alive (nested scopes are fine).
   class Open {
    public:
@@ -98,11 +102,13 @@ class SimKernels {
     require_device(dst, "to_device: dst");
     SimMemory::Open open(*mem_);
     std::memcpy(dst, src, bytes);
+    mem_->bytes_in += bytes;
   }
   void to_host(void* dst, const void* src, size_t bytes) const {
     require_device(src, "to_host: src");
     SimMemory::Open open(*mem_);
     std::memcpy(dst, src, bytes);
+    mem_->bytes_out += bytes;
   }
   void copy(void* dst, const void* src, size_t bytes) const {
     require_device(dst, "copy: dst");
@@ -339,6 +345,100 @@ class SimKernels {
     const cuda::MaxNormArgs a{w, rows, cols, max_norm};
     simulate_blocks(cuda::max_norm_grid(rows), false,
                     [&](HostBlock& blk, double* a1, double*) { cuda::max_norm_block(blk, a, a1); });
+  }
+
+  // cuda::apply_epilogue from row 0: one thread per mask word of the output (activation_body.h).
+  void apply_epilogue(const GemmEpilogue& ep, int64_t rows, int64_t N, float* C, int64_t ldc) const {
+    if (rows <= 0 || N <= 0) return;
+    args_on_device("apply_epilogue", C, ep.bias, ep.pre_activation, ep.mask_bits);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(cuda::epilogue_words(0, rows, N).count);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::epilogue_thread(ep, 0, rows, N, C, ldc, g, b, t); });
+  }
+
+  // The layout conversions of kernels/cuda/sparse.cu, their bodies over the launch's grid.
+  void csr_indptr_to_int32(const int64_t* indptr, int64_t n, int32_t* out) const {
+    if (n <= 0) return;
+    args_on_device("csr_indptr_to_int32", indptr, out);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(n);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::csr_indptr_to_int32_thread(indptr, n, out, g, b, t); });
+  }
+  void csr_gather_values(const float* values, const int64_t* value_index, int64_t nnz, float* out) const {
+    if (nnz <= 0) return;
+    args_on_device("csr_gather_values", values, value_index, out);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(nnz);
+    simulate_threads(g, false,
+                     [&](uint32_t b, uint32_t t) { cuda::csr_gather_values_thread(values, value_index, nnz, out, g, b, t); });
+  }
+  void csr_gather_dense(const float* dense, int64_t rows, int64_t cols, const int64_t* indptr, const int32_t* indices,
+                        float* values) const {
+    if (rows <= 0) return;
+    args_on_device("csr_gather_dense", dense, indptr, indices, values);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(rows);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) {
+      cuda::csr_gather_dense_thread(dense, rows, cols, indptr, indices, values, g, b, t);
+    });
+  }
+  void csr_scatter_dense(const float* values, int64_t rows, int64_t cols, const int64_t* indptr,
+                         const int32_t* indices, float* dense) const {
+    if (rows <= 0) return;
+    args_on_device("csr_scatter_dense", values, indptr, indices, dense);
+    SimMemory::Open open(*mem_);
+    const cuda::Grid g = cuda::grid_for(rows);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) {
+      cuda::csr_scatter_dense_thread(values, rows, cols, indptr, indices, dense, g, b, t);
+    });
+  }
+  // cuSPARSE's SpMM and SDDMM are library calls with no body of ours: a plain reference in their
+  // contract (kernels/cuda/sparse.h), each sum in float in ascending index order (cuSPARSE's own
+  // order is another, within the same float32 bound).
+  void spmm_xt_cusparse(int64_t M, const float* X, int64_t ldx, const cuda::CsrMatrix32& S, float* Y,
+                        int64_t ldy) const {
+    args_on_device("spmm_xt_cusparse", X, Y, S.indptr, S.indices, S.values);
+    SimMemory::Open open(*mem_);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < S.rows; ++n) {
+        float acc = 0.f;
+        for (int32_t p = S.indptr[n]; p < S.indptr[n + 1]; ++p) acc += S.values[p] * X[m * ldx + S.indices[p]];
+        Y[m * ldy + n] = acc;
+      }
+  }
+  void sddmm_cusparse(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx,
+                      const cuda::CsrMatrix32& S, float* dW, bool accumulate) const {
+    args_on_device("sddmm_cusparse", dY, X, dW, S.indptr, S.indices);
+    SimMemory::Open open(*mem_);
+    for (int64_t n = 0; n < S.rows; ++n)
+      for (int32_t p = S.indptr[n]; p < S.indptr[n + 1]; ++p) {
+        float acc = 0.f;
+        for (int64_t m = 0; m < M; ++m) acc += dY[m * lddy + n] * X[m * ldx + S.indices[p]];
+        dW[p] = accumulate ? dW[p] + acc : acc;
+      }
+  }
+
+  // cuda/training_batch.cu's launches: the gather over the batch's words, the metrics one block.
+  void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
+                   void* dst) const {
+    if (rows <= 0 || row_bytes <= 0) return;
+    args_on_device("gather_rows", src, dst);
+    args_on_device("gather_rows index", index);
+    SimMemory::Open open(*mem_);
+    const cuda::GatherRowsArgs a{static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), index, first, rows,
+                                 row_bytes / 4};
+    const cuda::Grid g = cuda::grid_for(rows * a.row_words);
+    simulate_threads(g, false, [&](uint32_t b, uint32_t t) { cuda::gather_rows_thread(a, g, b, t); });
+  }
+  void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
+                     const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const {
+    args_on_device("batch_metrics", loss, out, dense);
+    args_on_device("batch_metrics labels", labels, correct);
+    args_on_device("batch_metrics loss_sum", loss_sum);
+    SimMemory::Open open(*mem_);
+    const cuda::BatchMetricsArgs a{loss, rows, out, n_out, labels, dense, kind, loss_sum, correct};
+    simulate_blocks(cuda::Grid{1, cuda::kThreadsPerBlock}, false,
+                    [&](HostBlock& blk, double* a1, double*) { cuda::batch_metrics_block(blk, a, a1); });
   }
 
   void sgd_update_multi(const SgdArgs& a, const cuda::OptimizerSegment* segments, int64_t count) const {

@@ -28,6 +28,7 @@
 #include "dropnet/kernels/cuda/batchnorm_body.h"
 #include "dropnet/kernels/cuda/pooling_body.h"
 #include "dropnet/kernels/cuda/softmax_xent_body.h"
+#include "dropnet/kernels/cuda/training_batch_body.h"
 
 using namespace dropnet;
 using testing::same_bytes;
@@ -267,7 +268,7 @@ TEST_CASE("simulated CUDA global average pooling = CPU, bit for bit") {
     }
 }
 
-TEST_CASE("simulated CUDA softmax cross-entropy (sparse and dense) and its batch mean = CPU, bit for bit") {
+TEST_CASE("simulated CUDA softmax cross-entropy (sparse and dense) = CPU, bit for bit") {
   for (int64_t rows : {int64_t{1}, int64_t{3}, int64_t{257}, int64_t{1000}})
     for (int64_t classes : {int64_t{1}, int64_t{2}, int64_t{10}, int64_t{1000}}) {
       if (rows * classes > 300000) continue;
@@ -297,15 +298,79 @@ TEST_CASE("simulated CUDA softmax cross-entropy (sparse and dense) and its batch
             testing::simulate_threads(g, true, [&](uint32_t b, uint32_t t) { cuda::softmax_xent_thread(a, g, b, t); });
             CHECK(same_bytes(loss, want_loss));
             CHECK(same_bytes(d, want_grad));
-            double mean = -1.0;
-            testing::simulate_threads(cuda::Grid{1, 1}, false, [&](uint32_t b, uint32_t t) {
-              cuda::mean_loss_thread(loss.data(), rows, &mean, b, t);
-            });
-            double want_mean = 0.0;  // nn/network.cpp: the rows in order, in double
-            for (float l : want_loss) want_mean += l;
-            CHECK(mean == want_mean / static_cast<double>(rows));
           }
         }
+    }
+}
+
+TEST_CASE("simulated CUDA gather_rows = the rows picked by hand; batch_metrics = the row-order loss sum and a counted argmax") {
+  // gather_rows: float rows (odd width) and int64 rows (two words each), by index and in sequence.
+  const int64_t n = 37, width = 13;
+  std::vector<float> x = values(n * width, 11);
+  std::vector<int64_t> labels(n);
+  for (int64_t r = 0; r < n; ++r) labels[r] = r * 1000003 - 5;  // both words of each int64 differ
+  const std::vector<int64_t> index = {36, 0, 5, 5, 17, 35, 1, 2, 30, 9, 11};
+  const int64_t rows = static_cast<int64_t>(index.size());
+  for (const cuda::Grid& g : {cuda::grid_for(rows * width), cuda::Grid{2, 3}})
+    for (bool by_index : {true, false}) {
+      const int64_t first = 20;
+      std::vector<float> bx(rows * width, -1.f);
+      std::vector<int64_t> bl(rows, -1);
+      const cuda::GatherRowsArgs ax{reinterpret_cast<const uint32_t*>(x.data()), reinterpret_cast<uint32_t*>(bx.data()),
+                                    by_index ? index.data() : nullptr, first, rows, width};
+      const cuda::GatherRowsArgs al{reinterpret_cast<const uint32_t*>(labels.data()),
+                                    reinterpret_cast<uint32_t*>(bl.data()), by_index ? index.data() : nullptr, first,
+                                    rows, 2};
+      testing::simulate_threads(g, true, [&](uint32_t b, uint32_t t) { cuda::gather_rows_thread(ax, g, b, t); });
+      const cuda::Grid gl = cuda::Grid{1, 2};
+      testing::simulate_threads(gl, false, [&](uint32_t b, uint32_t t) { cuda::gather_rows_thread(al, gl, b, t); });
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t src = by_index ? index[r] : first + r;
+        CHECK(std::equal(bx.begin() + r * width, bx.begin() + (r + 1) * width, x.begin() + src * width));
+        CHECK(bl[r] == labels[src]);
+      }
+    }
+
+  // batch_metrics: 300 rows (more than a block's threads), 10 classes, ties in some rows.
+  const int64_t m = 300, classes = 10;
+  std::vector<float> out = values(m * classes, 12), loss = values(m, 13), onehot(m * classes, 0.f), probs(m * classes);
+  std::vector<int64_t> truth(m);
+  for (int64_t r = 0; r < m; ++r) {
+    truth[r] = (r * 3) % classes;
+    onehot[r * classes + truth[r]] = 1.f;
+    if (r % 4 == 0) out[r * classes + truth[r]] = 5.f;  // a sure hit
+    if (r % 8 == 0) out[r * classes + (truth[r] + 1) % classes] = 5.f;  // a tie: the first index wins
+    for (int64_t j = 0; j < classes; ++j) probs[r * classes + j] = out[r * classes + j] > 0.f ? 0.75f : 0.25f;
+  }
+  probs[7] = 0.5f;  // the binary threshold: 0.5 is a 1
+  double want_sum = 0.0;  // nn/network.cpp's order: the rows in order, in double
+  for (float l : loss) want_sum += l;
+  int64_t want_correct = 0, want_binary = 0;
+  for (int64_t r = 0; r < m; ++r) {
+    const float* o = out.data() + r * classes;
+    want_correct += std::max_element(o, o + classes) - o == truth[r];
+    for (int64_t j = 0; j < classes; ++j) want_binary += (o[j] > 0.f) == (probs[r * classes + j] >= 0.5f);
+  }
+  CHECK(want_correct > 0);
+  CHECK(want_correct < m);
+  struct Case {
+    CorrectKind kind;
+    const int64_t* labels;
+    const float* dense;
+    int64_t want;
+  };
+  for (const Case& c : {Case{CorrectKind::labels, truth.data(), nullptr, want_correct},
+                        Case{CorrectKind::dense_argmax, nullptr, onehot.data(), want_correct},
+                        Case{CorrectKind::binary, nullptr, probs.data(), want_binary},
+                        Case{CorrectKind::none, nullptr, nullptr, -1}})
+    for (bool reversed : {false, true}) {
+      double sum = -1.0;
+      int64_t correct = -7;
+      const cuda::BatchMetricsArgs a{loss.data(), m, out.data(), classes, c.labels, c.dense, c.kind, &sum, &correct};
+      testing::simulate_blocks(cuda::Grid{1, cuda::kThreadsPerBlock}, reversed,
+                               [&](testing::HostBlock& blk, double* a1, double*) { cuda::batch_metrics_block(blk, a, a1); });
+      CHECK(sum == want_sum);
+      CHECK(correct == c.want);
     }
 }
 

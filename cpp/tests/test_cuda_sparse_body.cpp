@@ -1,7 +1,8 @@
 // The CSR layout conversions of the cuSPARSE twins (kernels/cuda/sparse_body.h) over the launch's
 // grid and a 2 × 3 grid (threads stride), in order and reversed, against plain loops: the 64-bit
 // row offsets narrowed, a transposed copy's values gathered through its value_index (built by
-// cpu::csr_transpose from a pruned weight). In a CUDA build also: without cuSPARSE (this machine),
+// cpu::csr_transpose from a pruned weight); the moves between a dense weight and its stored
+// entries against cpu::csr_gather_values and the CPU backend's scatter. In a CUDA build also: without cuSPARSE (this machine),
 // its calls name the library and the sonames tried before any CUDA call.
 #include <doctest/doctest.h>
 
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "cuda_sim.h"
+#include "dropnet/kernels/backend.h"
 #include "dropnet/kernels/cpu/sparse_csr.h"
 #include "dropnet/kernels/cuda/libraries.h"
 #include "dropnet/kernels/cuda/sparse_body.h"
@@ -83,6 +85,39 @@ TEST_CASE("CUDA CSR conversions: narrowed row offsets, a transposed copy's value
         for (int64_t q = p.t_indptr[k]; q < p.t_indptr[k + 1]; ++q)
           all = all && gathered[q] == p.w[p.t_indices[q] * p.K + k];
       CHECK(all);
+    }
+}
+
+TEST_CASE("CUDA CSR moves: a dense weight's stored entries gathered and scattered back, one row per thread") {
+  const Pruned p;
+  const int64_t nnz = p.indptr[p.N];
+  std::vector<float> expect(static_cast<size_t>(nnz));
+  cpu::csr_gather_values(p.w.data(), p.N, p.K, p.indptr.data(), p.indices.data(), expect.data());
+  cpu::CsrView S;
+  S.rows = p.N;
+  S.cols = p.K;
+  S.indptr = p.indptr.data();
+  S.indices = p.indices.data();
+  for (bool tiny : {false, true})
+    for (bool reversed : {false, true}) {
+      const cuda::Grid g = tiny ? cuda::Grid{2, 3} : cuda::grid_for(p.N);
+      std::vector<float> values(static_cast<size_t>(nnz), -7.f);
+      testing::simulate_threads(g, reversed, [&](uint32_t b, uint32_t t) {
+        cuda::csr_gather_dense_thread(p.w.data(), p.N, p.K, p.indptr.data(), p.indices.data(), values.data(), g, b, t);
+      });
+      CHECK(testing::same_bytes(values, expect));
+      // Scatter new values into a dense array whose other entries must stay as they were.
+      for (size_t q = 0; q < values.size(); ++q) values[q] = static_cast<float>(q) + 0.5f;
+      std::vector<float> dense(p.w.size(), -3.f), cpu_dense(p.w.size(), -3.f);
+      testing::simulate_threads(g, reversed, [&](uint32_t b, uint32_t t) {
+        cuda::csr_scatter_dense_thread(values.data(), p.N, p.K, p.indptr.data(), p.indices.data(), dense.data(), g, b,
+                                       t);
+      });
+      cpu_backend().csr_scatter(values.data(), S, cpu_dense.data());
+      CHECK(testing::same_bytes(dense, cpu_dense));
+      int64_t kept_entries = 0;
+      for (size_t i = 0; i < dense.size(); ++i) kept_entries += p.mask[i] ? dense[i] >= 0.f : dense[i] == -3.f;
+      CHECK(kept_entries == static_cast<int64_t>(dense.size()));
     }
 }
 

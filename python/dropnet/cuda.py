@@ -25,7 +25,7 @@ __all__ = ["is_available", "device_count", "unavailable_reason", "mem_get_info",
 
 # DLPack device types and the dtypes a DeviceArray holds, as (DLPack code, bits).
 KDL_CPU, KDL_CUDA, KDL_CUDA_MANAGED = 1, 2, 13
-_DLPACK_DTYPES = {np.dtype(np.float32): (2, 32), np.dtype(np.uint64): (1, 64)}
+_DLPACK_DTYPES = {np.dtype(np.float32): (2, 32), np.dtype(np.uint64): (1, 64), np.dtype(np.int32): (0, 32)}
 
 
 def is_available() -> bool:
@@ -107,7 +107,7 @@ def require_device(device: int) -> int:
 
 
 class DeviceArray:
-    """A C-contiguous float32 or uint64 array in the memory of one CUDA device, owned by dropnet
+    """A C-contiguous float32, uint64 or int32 array in the memory of one CUDA device, owned by dropnet
     (allocated with ``cudaMallocAsync``, freed when the last reference goes).
 
     It is what :mod:`dropnet.ops` returns for CUDA inputs, and it exposes both
@@ -121,7 +121,7 @@ class DeviceArray:
     def __init__(self, shape: Tuple[int, ...], dtype: Any = np.float32, device: int = 0) -> None:
         dt = np.dtype(dtype)
         if dt not in _DLPACK_DTYPES:
-            raise TypeError(f"dtype: expected float32 or uint64, got {dt}")
+            raise TypeError(f"dtype: expected float32, uint64 or int32, got {dt}")
         self.shape = tuple(int(d) for d in shape)
         if any(d < 0 for d in self.shape):
             raise ValueError(f"shape: expected non-negative dimensions, got {self.shape}")
@@ -194,10 +194,10 @@ class DeviceArray:
 
 
 def to_device(array: Any, device: int = 0) -> DeviceArray:
-    """Copy a host array (anything ``np.asarray`` takes; float32 or uint64) to CUDA device ``device``."""
+    """Copy a host array (anything ``np.asarray`` takes; float32, uint64 or int32) to CUDA device ``device``."""
     host = np.ascontiguousarray(array)
     if host.dtype not in _DLPACK_DTYPES:
-        raise TypeError(f"array: expected dtype float32 or uint64, got {host.dtype}")
+        raise TypeError(f"array: expected dtype float32, uint64 or int32, got {host.dtype}")
     out = DeviceArray(host.shape, host.dtype, device)
     _dev.copy_to_device(out.ptr, host, out.device)
     return out

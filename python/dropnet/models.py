@@ -388,6 +388,9 @@ class Sequential(ModelAPI):
         for the layer's shape (and, for Dense, batch size). Results agree up to float summation
         order; dropout masks are the same bits. "auto" decides from timings, so two runs (or two
         thread counts) may take different paths: use "on" or "off" where identical bits matter.
+        On a device (``device="cuda"``) "auto" runs dense (the break-even is measured for the CPU's
+        kernels only), "on" runs a Dense layer compressed (cuSPARSE) and is refused for a Conv2D
+        layer with a ``ValueError`` (a pruned Conv2D runs dense with its mask there).
         layers: Dense or Conv2D layers (objects or indices into ``model.layers``), None for all."""
         if not isinstance(mode, str) or mode not in self._SPARSE_MODES:
             raise ValueError(f"mode: expected 'auto', 'on' or 'off', got {mode!r}")
@@ -408,12 +411,17 @@ class Sequential(ModelAPI):
                     raise ValueError(f"layers: expected Dense or Conv2D layers of this model, got {item!r}")
                 ordinals.append(next(j for j, d in enumerate(dense) if d is item))
         native = self._SPARSE_MODES[mode]
-        for j in ordinals:
-            self._sparse_modes[j] = native
         if self._net is not None:
             info = self._net.sparse_info()
-            for j in ordinals:
-                self._net.set_sparse_mode(info[j]["param_index"], native)
+            try:
+                for j in ordinals:
+                    self._net.set_sparse_mode(info[j]["param_index"], native)
+            except ValueError:  # e.g. a Conv2D "on" on a device: put back the modes already changed
+                for j in ordinals:
+                    self._net.set_sparse_mode(info[j]["param_index"], info[j]["mode"])
+                raise
+        for j in ordinals:
+            self._sparse_modes[j] = native
 
     def sparse_info(self) -> List[dict]:
         """Per Dense and Conv2D layer: ``name`` and ``layer`` (its position in ``model.layers``),
@@ -634,6 +642,7 @@ class Sequential(ModelAPI):
         self.history = history
         self.stop_training = False
         units = self._accuracy_units()
+        kept = self._keep_dataset(x, y, w) if data_parallel is None else False
         cbs.on_train_begin()
         try:
             for epoch in range(initial_epoch, epochs):
@@ -678,8 +687,21 @@ class Sequential(ModelAPI):
                 if self._finish_epoch(cbs, bar, epoch, logs, callbacks):
                     break
         finally:
+            if kept:
+                net.release_dataset()
             cbs.on_train_end()
         return history
+
+    def _keep_dataset(self, x: np.ndarray, y: np.ndarray, w: Optional[np.ndarray]) -> bool:
+        """On a device, a copy of the training set in device memory for the length of ``fit``: each
+        batch is then gathered there, and each chunk of steps fetches only its losses and correct
+        counts. Without room on the device (or with sample weights) every batch is copied in."""
+        if self.device == "cpu" or w is not None:
+            return False
+        try:
+            return bool(self._net.keep_dataset(x, y))
+        except (MemoryError, RuntimeError):
+            return False
 
     def _fit_batches(self, data, y, epochs: int, validation_data, callbacks, verbose: int, initial_epoch: int,
                      steps_per_epoch: Optional[int], sample_weight, class_weight, validation_split) -> _callbacks.History:

@@ -55,11 +55,4 @@ DROPNET_HD float softmax_xent_dense_row(const float* z, const float* t, int64_t 
   return l;
 }
 
-// The batch's loss: Σ loss[r] in double in row order (nn/network.cpp's loss_sum), over rows.
-DROPNET_HD double mean_in_row_order(const float* loss, int64_t rows) {
-  double s = 0.0;
-  for (int64_t r = 0; r < rows; ++r) s += loss[r];
-  return s / static_cast<double>(rows);
-}
-
 }  // namespace dropnet

@@ -9,7 +9,7 @@
 // "Devices: one network, two backends").
 //
 // What only the CPU runs (skipping the zeros of a product's left operand, sparse execution of a
-// pruned weight, augmentation, batch norm's fused pooling and synchronised
+// pruned convolution, augmentation, batch norm's fused pooling and synchronised
 // statistics) stays with the CPU kernels:
 // nn/ asks `host_memory()` and a network refuses those features on another device before it
 // builds (nn/network.h: Network::Network), naming them.
@@ -18,11 +18,13 @@
 #include <cstdint>
 #include <string>
 
+#include "dropnet/core/batch_metrics_element.h"
 #include "dropnet/core/conv_geometry.h"
 #include "dropnet/core/epilogue.h"
 #include "dropnet/core/loss_kind.h"
 #include "dropnet/core/optimizer_element.h"
 #include "dropnet/core/pooling_element.h"
+#include "dropnet/kernels/cpu/sparse_csr.h"  // CsrView
 
 namespace dropnet {
 
@@ -130,6 +132,31 @@ class Backend {
                                      double* block_sums) const = 0;
   // ---- max-norm over rows × cols weights, in place (kernels/cpu/max_norm.h)
   virtual void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const = 0;
+
+  // ---- a pruned dense weight run compressed (kernels/cpu/spmm.h, sparse_sddmm.h, sparse_csr.h). S's
+  // arrays are this backend's memory (nnz: its stored entries, which a device cannot read from
+  // indptr); a transposed copy reads its values through value_index.
+  // Y (M × S.rows) = X (M × S.cols) · Sᵀ + bias, then act (identity or relu). Y overwritten.
+  virtual void spmm_xt(int64_t M, const float* X, int64_t ldx, const cpu::CsrView& S, int64_t nnz, const float* bias,
+                       Activation act, float* Y, int64_t ldy) const = 0;
+  // dW[p] = Σ_m dY[m, n] · X[m, k] at S's stored entries p = (n, k), overwritten (S.values unread).
+  virtual void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const cpu::CsrView& S,
+                     int64_t nnz, float* dW) const = 0;
+  // values[p] = dense[n·S.cols + k] at S's stored entries; scatter: the reverse, other entries kept.
+  virtual void csr_gather(const float* dense, const cpu::CsrView& S, float* values) const = 0;
+  virtual void csr_scatter(const float* values, const cpu::CsrView& S, float* dense) const = 0;
+
+  // ---- a training step's batch (nn/network.cpp: Network::train_steps), so that a chunk of steps
+  // over a dataset kept in this backend's memory crosses to the host once, for its statistics.
+  // dst row r = src row index[r] (index: this backend's memory), or src row first + r when index
+  // is null; rows of row_bytes bytes, a multiple of 4.
+  virtual void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
+                           void* dst) const = 0;
+  // *loss_sum = Σ_r loss[r] in double in row order; *correct = the correct predictions of out
+  // (rows × n_out) as `kind` says (core/batch_metrics_element.h; -1 for none). Both: this
+  // backend's memory.
+  virtual void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
+                             const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const = 0;
 
   // ---- optimizers (kernels/cpu/optimizer.h); buf, mask may be null
   virtual void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf,

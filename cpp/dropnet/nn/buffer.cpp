@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 namespace dropnet {
 namespace nn {
@@ -29,6 +30,17 @@ void* buffer_move(const Backend* backend, const void* from, size_t bytes, size_t
   if (backend) backend->to_device(p, from, keep_bytes);
   else std::memcpy(p, from, keep_bytes);
   return p;
+}
+
+void buffer_mask(const Backend* backend, float* x, const float* host_mask, size_t n) {
+  if (!backend || backend->host_memory()) {
+    for (size_t i = 0; i < n; ++i) x[i] *= host_mask[i];
+    return;
+  }
+  std::vector<float> host(n);
+  backend->to_host(host.data(), x, n * sizeof(float));
+  for (size_t i = 0; i < n; ++i) host[i] *= host_mask[i];
+  backend->to_device(x, host.data(), n * sizeof(float));
 }
 
 }  // namespace nn

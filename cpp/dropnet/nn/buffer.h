@@ -21,6 +21,9 @@ void buffer_free(const Backend* backend, void* p) noexcept;
 void buffer_zero(const Backend* backend, void* p, size_t bytes);
 // A new block of `bytes` on `backend` holding the first keep_bytes of host memory `from`.
 void* buffer_move(const Backend* backend, const void* from, size_t bytes, size_t keep_bytes);
+// x[i] *= host_mask[i] for n floats of `backend`'s memory (host memory when null). A device takes
+// the round trip through the host: masks change rarely (set_mask, set_params, loading a model).
+void buffer_mask(const Backend* backend, float* x, const float* host_mask, size_t n);
 
 template <class T>
 class Buffer {
@@ -30,12 +33,21 @@ class Buffer {
   Buffer(Buffer&&) noexcept = default;
   Buffer& operator=(Buffer&&) noexcept = default;
 
-  // Ensures room for n elements; contents are lost if it reallocates.
-  void grow(size_t n) {
-    if (n <= capacity_) return;
-    const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    data_ = std::unique_ptr<T, Free>(static_cast<T*>(buffer_alloc(backend_, bytes)), Free{true, backend_});
-    capacity_ = n;
+  // Ensures room for n elements and returns the storage; contents are lost if it reallocates.
+  T* grow(size_t n) {
+    if (n > capacity_) {
+      const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+      data_.reset();  // the old block goes first: a device may have room for one of the two only
+      capacity_ = 0;
+      data_ = std::unique_ptr<T, Free>(static_cast<T*>(buffer_alloc(backend_, bytes)), Free{true, backend_});
+      capacity_ = n;
+    }
+    return data_.get();
+  }
+  // Frees the storage (a view is only dropped); the buffer stays bound to its backend.
+  void release() {
+    data_.reset();
+    capacity_ = 0;
   }
   // From now on storage comes from `backend` (null: host memory). The first `keep` elements (host
   // memory, written by the host) move into it; the rest of the old storage is dropped.

@@ -101,10 +101,16 @@ void Layer::bind(const Backend& backend, const std::string& where) {
   if (!backend.host_memory()) require_host(false, backend, where + " " + type_name(), ":");
 }
 
-void bind_param(Param& p, const Backend& backend, const std::string& where) {
-  require_host(!p.has_mask, backend, where, ": pruning masks");
+void bind_param(Param& p, const Backend& backend, const std::string&) {
   p.value.bind(&backend, static_cast<size_t>(p.size));
   p.grad.bind(&backend);
+  p.mask.bind(&backend, p.has_mask ? static_cast<size_t>(p.size) : 0);
+  p.mask_bits.bind(&backend);
+}
+
+void mask_weight_grad(const Backend& backend, Param& w) {
+  if (w.has_mask && w.trainable && !w.run_sparse && !backend.host_memory())
+    backend.dropout_backward_bits(w.grad.data(), w.mask_bits.data(), w.grad.data(), w.size, 1.f);
 }
 
 // ------------------------------------------------------------------------------------- dense
@@ -151,16 +157,16 @@ std::vector<Param*> DenseLayer::params() {
 }
 
 void DenseLayer::bind(const Backend& backend, const std::string& where) {
-  // The device twins have no row softmax (the crossentropy loss absorbs the output layer's) and
-  // DropConnect and sparse execution are CPU capabilities.
+  // The device twins have no row softmax (the crossentropy loss absorbs the output layer's).
   require_host(activation_ != cpu::ActivationKind::softmax, backend, where, " dense: activation 'softmax'", kSoftmaxHint);
-  require_host(drop_connect_ == 0.0, backend, where, " dense: drop_connect");
   backend_ = &backend;
   bind_param(weight_, backend, where);
   if (use_bias_) bind_param(bias_, backend, where);
   y_.bind(&backend);
   pre_.bind(&backend);
   keep_bits_.bind(&backend);
+  w_dropped_.bind(&backend);
+  w_keep_bits_.bind(&backend);
 }
 
 void DenseLayer::reserve(int64_t rows) {
@@ -188,8 +194,8 @@ const float* DenseLayer::forward(const float* x, const ForwardContext& ctx) {
   // DropConnect takes its stream before the layer's dropout (one each, in this order).
   drop_connect_applied_ = ctx.training && drop_connect_ > 0.0;
   if (drop_connect_applied_)
-    cpu::dropout_forward(weight_.value.data(), w_dropped_.data(), weight_.size, keep_threshold(drop_connect_),
-                         keep_scale(drop_connect_), ctx.seed, (*ctx.next_stream)++, w_keep_bits_.data());
+    be().dropout_forward(weight_.value.data(), w_dropped_.data(), weight_.size, keep_threshold(drop_connect_),
+                         keep_scale(drop_connect_), ctx.seed, (*ctx.next_stream)++, w_keep_bits_.data(), 0);
   uint64_t stream = 0;
   if (dropout_applied_) stream = (*ctx.next_stream)++;
   if (dropout_applied_ && fused_act) {
@@ -225,15 +231,15 @@ void DenseLayer::product_forward(const float* x, int64_t rows, const cpu::GemmEp
   // dropout). The dropout pass numbers elements row·out + col like the epilogue, so the masks
   // are the same bits as on the dense path.
   const bool in_kernel = ep.activation == cpu::Activation::identity || ep.activation == cpu::Activation::relu;
-  cpu::spmm_xt(rows, out_, in_, x, in_, weight_.sparse->view(), ep.bias,
-               in_kernel ? ep.activation : cpu::Activation::identity, ep.leaky_slope, y, out_);
+  be().spmm_xt(rows, x, in_, weight_.sparse->view(), weight_.sparse->nnz, ep.bias,
+               in_kernel ? ep.activation : cpu::Activation::identity, y, out_);
   const int64_t n = rows * out_;
   if (!in_kernel) {
-    if (ep.pre_activation) std::memcpy(ep.pre_activation, y, static_cast<size_t>(n) * sizeof(float));
-    cpu::activation_forward(static_cast<cpu::ActivationKind>(ep.activation), y, y, n, ep.leaky_slope);
+    if (ep.pre_activation) be().copy(ep.pre_activation, y, static_cast<size_t>(n) * sizeof(float));
+    be().activation_forward(static_cast<cpu::ActivationKind>(ep.activation), y, y, n, ep.leaky_slope);
   }
   if (ep.dropout)
-    cpu::dropout_forward(y, y, n, ep.threshold, ep.scale, ep.seed, ep.stream, ep.mask_bits, ep.index_offset);
+    be().dropout_forward(y, y, n, ep.threshold, ep.scale, ep.seed, ep.stream, ep.mask_bits, ep.index_offset);
 }
 
 float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t rows) {
@@ -252,10 +258,9 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
   if (weight_.run_sparse) {
     // dW at the stored entries only, dX = dZ · W through the transposed copy.
     const SparseWeight& sw = *weight_.sparse;
-    cpu::sddmm(rows, d_out, out_, x_, in_, sw.view(), weight_.sparse->grad.data(), false);
+    be().sddmm(rows, d_out, out_, x_, in_, sw.view(), sw.nnz, weight_.sparse->grad.data());
     if (!need_d_in) return nullptr;
-    cpu::spmm_xt(rows, in_, out_, d_out, out_, sw.t_view(), nullptr, cpu::Activation::identity, kLeakySlope, spare,
-                 in_);
+    be().spmm_xt(rows, d_out, out_, sw.t_view(), sw.nnz, nullptr, cpu::Activation::identity, spare, in_);
     return spare;
   }
   // dW = dZᵀ · X  (out × in). Behind ReLU and dropout most of dZ is zeros.
@@ -263,8 +268,9 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
             kSkipZerosWeightGrad);
   // DropConnect: the step used W' = W ⊙ keep / (1 − p), so dL/dW = dL/dW' ⊙ keep / (1 − p).
   if (drop_connect_applied_)
-    cpu::dropout_backward_bits(weight_.grad.data(), w_keep_bits_.data(), weight_.grad.data(), weight_.size,
+    be().dropout_backward_bits(weight_.grad.data(), w_keep_bits_.data(), weight_.grad.data(), weight_.size,
                                keep_scale(drop_connect_));
+  mask_weight_grad(be(), weight_);
   if (!need_d_in) return nullptr;
   // dX = dZ · W'  (rows × in)
   const float* w = drop_connect_applied_ ? w_dropped_.data() : weight_.value.data();

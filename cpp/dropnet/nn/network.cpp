@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "dropnet/core/batch_metrics_element.h"
 #include "dropnet/core/denormals.h"
 #include "dropnet/core/error.h"
 #include "dropnet/core/parallel.h"
@@ -28,13 +29,6 @@ const char* loss_name(LossKind k) {
   return "?";
 }
 
-int64_t argmax_row(const float* r, int64_t n) {
-  int64_t best = 0;
-  for (int64_t j = 1; j < n; ++j)
-    if (r[j] > r[best]) best = j;
-  return best;
-}
-
 bool is_one_hot_row(const float* r, int64_t n) {
   int64_t ones = 0;
   for (int64_t j = 0; j < n; ++j) {
@@ -57,6 +51,14 @@ LossKind parse_loss(const std::string& name) {
 }
 
 namespace {
+// p's mask in host memory: the mask itself on the CPU, else `copy` read through the backend.
+const float* host_mask(const Backend& be, const Param& p, std::vector<float>& copy) {
+  if (be.host_memory()) return p.mask.data();
+  copy.resize(static_cast<size_t>(p.size));
+  be.to_host(copy.data(), p.mask.data(), copy.size() * sizeof(float));
+  return copy.data();
+}
+
 // The CPU backend as a shared pointer that never deletes it (it outlives every network).
 std::shared_ptr<const Backend> shared_cpu_backend() {
   return std::shared_ptr<const Backend>(&cpu_backend(), [](const Backend*) {});
@@ -203,9 +205,11 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
   const Backend& be = *backend_;
   if (!be.host_memory()) {
     for (size_t l = 0; l < layers_.size(); ++l) layers_[l]->bind(be, str_concat("layers[", l, "]"));
-    for (Buffer<float>* b : {&grad_arena_, &d_a_, &d_b_, &loss_rows_, &x_device_, &dense_y_device_, &weights_device_})
+    for (Buffer<float>* b : {&grad_arena_, &d_a_, &d_b_, &loss_rows_, &x_device_, &dense_y_device_, &weights_device_,
+                             &data_x_, &data_dense_})
       b->bind(&be);
-    labels_device_.bind(&be);
+    for (Buffer<int64_t>* b : {&labels_device_, &data_labels_, &order_device_, &metric_correct_}) b->bind(&be);
+    metric_loss_.bind(&be);
     penalty_blocks_.bind(&be);
   }
   // One gradient arena, slices padded to 16 floats (64 bytes) so each keeps Buffer's alignment.
@@ -363,38 +367,93 @@ void Network::train_steps(const float* x, int64_t n, const Targets& y, const int
   const int64_t steps = (n_order + batch - 1) / batch;
   DROPNET_CHECK(0 <= step0 && step0 <= step1 && step1 <= steps, "steps: expected 0 <= step0 <= step1 <= ", steps,
                 ", got [", step0, ", ", step1, ")");
+  if (step0 == step1) return;
   const int64_t width = n_inputs(), n_out = n_outputs();
-  const int64_t rows_max = std::min(batch, n_order);
-  batch_x_.grow(static_cast<size_t>(rows_max * width));
-  if (y.labels) batch_labels_.grow(static_cast<size_t>(rows_max));
-  else batch_dense_y_.grow(static_cast<size_t>(rows_max * n_out));
-  if (y.weights) batch_weights_.grow(static_cast<size_t>(rows_max));
-  for (int64_t s = step0; s < step1; ++s) {
-    const int64_t lo = s * batch, rows = std::min(n_order, lo + batch) - lo;
-    const int64_t* idx = order ? order + lo : nullptr;
-    float* bx = batch_x_.data();
-    // Rows scattered over a dataset of hundreds of MB come from DRAM: copy them with the team.
-    parallel_ranges(rows, 32, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        std::memcpy(bx + r * width, x + (idx ? idx[r] : lo + r) * width, static_cast<size_t>(width) * sizeof(float));
-    });
-    Targets by;
-    if (y.labels) {
-      for (int64_t r = 0; r < rows; ++r) batch_labels_.data()[r] = y.labels[idx ? idx[r] : lo + r];
-      by.labels = batch_labels_.data();
-    } else {
-      for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(batch_dense_y_.data() + r * n_out, y.dense + (idx ? idx[r] : lo + r) * n_out,
-                    static_cast<size_t>(n_out) * sizeof(float));
-      by.dense = batch_dense_y_.data();
-    }
-    if (y.weights) {
-      for (int64_t r = 0; r < rows; ++r) batch_weights_.data()[r] = y.weights[idx ? idx[r] : lo + r];
-      by.weights = batch_weights_.data();
-    }
-    losses[s - step0] = train_step_locked(bx, rows, by);
-    correct[s - step0] = last_batch_correct_;
+  const int64_t rows_max = std::min(batch, n_order), first_row = step0 * batch;
+  // A dataset kept on the device (keep_dataset) gives its batches there: nothing crosses per step
+  // but the dropout streams' counter, which stays on the host. Otherwise each batch is gathered on
+  // the host, checked, and copied in.
+  const bool resident = data_rows_ > 0 && data_host_x_ == x && data_rows_ == n && !y.weights &&
+                        data_host_y_ == (y.labels ? static_cast<const void*>(y.labels) : y.dense);
+  const Backend& gather = resident ? *backend_ : cpu_backend();
+  float* bx = resident ? x_device_.grow(static_cast<size_t>(rows_max * width))
+                       : batch_x_.grow(static_cast<size_t>(rows_max * width));
+  int64_t* bl = !y.labels ? nullptr
+                : resident ? labels_device_.grow(static_cast<size_t>(rows_max))
+                           : batch_labels_.grow(static_cast<size_t>(rows_max));
+  float* bd = !y.dense ? nullptr
+              : resident ? dense_y_device_.grow(static_cast<size_t>(rows_max * n_out))
+                         : batch_dense_y_.grow(static_cast<size_t>(rows_max * n_out));
+  float* bw = y.weights ? batch_weights_.grow(static_cast<size_t>(rows_max)) : nullptr;
+  const int64_t* idx_base = order;
+  if (resident && order) {
+    const int64_t n_idx = std::min(n_order, step1 * batch) - first_row;
+    order_device_.grow(static_cast<size_t>(n_idx));
+    backend_->to_device(order_device_.data(), order + first_row, static_cast<size_t>(n_idx) * sizeof(int64_t));
+    idx_base = order_device_.data() - first_row;  // indexed by lo below, never below first_row
   }
+  const int64_t count = step1 - step0;
+  metric_loss_.grow(static_cast<size_t>(count));
+  metric_correct_.grow(static_cast<size_t>(count));
+  std::vector<double> penalty(static_cast<size_t>(count));
+  std::vector<int64_t> batch_rows(static_cast<size_t>(count));
+  for (int64_t s = step0; s < step1; ++s) {
+    const int64_t lo = s * batch, rows = std::min(n_order, lo + batch) - lo, slot = s - step0;
+    const int64_t* idx = order ? idx_base + lo : nullptr;
+    gather.gather_rows(resident ? data_x_.data() : x, width * 4, idx, lo, rows, bx);
+    if (bl) gather.gather_rows(resident ? data_labels_.data() : y.labels, 8, idx, lo, rows, bl);
+    if (bd) gather.gather_rows(resident ? data_dense_.data() : y.dense, n_out * 4, idx, lo, rows, bd);
+    if (bw) gather.gather_rows(y.weights, 4, idx, lo, rows, bw);
+    const Targets by{bl, bd, bw};
+    if (resident) backprop(bx, rows, by, 0, rows, false, data_kind_, slot);
+    else checked_backprop(bx, rows, by, 0, rows, false, slot);
+    penalty[static_cast<size_t>(slot)] = apply_gradients_locked();
+    batch_rows[static_cast<size_t>(slot)] = rows;
+  }
+  // The chunk's statistics cross once: its losses and correct counts.
+  backend_->to_host(losses, metric_loss_.data(), static_cast<size_t>(count) * sizeof(double));
+  backend_->to_host(correct, metric_correct_.data(), static_cast<size_t>(count) * sizeof(int64_t));
+  for (int64_t i = 0; i < count; ++i)
+    losses[i] = losses[i] / static_cast<double>(batch_rows[static_cast<size_t>(i)]) + penalty[static_cast<size_t>(i)];
+  last_batch_correct_ = correct[count - 1];
+}
+
+bool Network::keep_dataset(const float* x, int64_t n, const Targets& y) {
+  std::lock_guard<std::mutex> lock(mu_);
+  release_dataset_locked();
+  if (backend_->host_memory()) return false;  // the batches are gathered from x itself
+  DROPNET_CHECK(y.labels || y.dense, "y: expected targets, got none");
+  check_batch(x, n, y, "x", "y");
+  try {
+    backend_->to_device(data_x_.grow(static_cast<size_t>(n * n_inputs())), x,
+                        static_cast<size_t>(n * n_inputs()) * sizeof(float));
+    if (y.labels)
+      backend_->to_device(data_labels_.grow(static_cast<size_t>(n)), y.labels, static_cast<size_t>(n) * sizeof(int64_t));
+    else
+      backend_->to_device(data_dense_.grow(static_cast<size_t>(n * n_outputs())), y.dense,
+                          static_cast<size_t>(n * n_outputs()) * sizeof(float));
+  } catch (...) {
+    release_dataset_locked();
+    throw;
+  }
+  data_host_x_ = x;
+  data_host_y_ = y.labels ? static_cast<const void*>(y.labels) : y.dense;
+  data_kind_ = correct_kind(y, n);
+  data_rows_ = n;
+  return true;
+}
+
+void Network::release_dataset() {
+  std::lock_guard<std::mutex> lock(mu_);
+  release_dataset_locked();
+}
+
+void Network::release_dataset_locked() {
+  for (Buffer<float>* b : {&data_x_, &data_dense_}) b->release();
+  data_labels_.release();
+  data_host_x_ = nullptr;
+  data_host_y_ = nullptr;
+  data_rows_ = 0;
 }
 
 double Network::compute_gradients(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
@@ -429,21 +488,39 @@ double Network::train_step_locked(const float* x, int64_t rows, const Targets& y
 
 double Network::compute_gradients_locked(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
                                          int64_t grad_rows, bool split) {
+  metric_loss_.grow(1);
+  metric_correct_.grow(1);
+  checked_backprop(x, rows, y, row_offset, grad_rows, split, 0);
+  double loss_sum = 0.0;
+  backend_->to_host(&loss_sum, metric_loss_.data(), sizeof(double));
+  backend_->to_host(&last_batch_correct_, metric_correct_.data(), sizeof(int64_t));
+  return loss_sum;
+}
+
+void Network::checked_backprop(const float* x, int64_t rows, const Targets& y, uint64_t row_offset, int64_t grad_rows,
+                               bool split, int64_t slot) {
   DROPNET_CHECK(y.labels || y.dense, "y: expected targets, got none");
   DROPNET_CHECK(grad_rows >= rows, "grad_rows: expected an int >= the batch's rows (", rows, "), got ", grad_rows);
   check_batch(x, rows, y, "x", "y");
+  const CorrectKind kind = correct_kind(y, rows);
+  backprop(staged(x, rows * n_inputs(), x_device_), rows, staged_targets(y, rows), row_offset, grad_rows, split, kind,
+           slot);
+}
+
+void Network::backprop(const float* x, int64_t rows, const Targets& y, uint64_t row_offset, int64_t grad_rows,
+                       bool split, CorrectKind kind, int64_t slot) {
   check_bn_batch(rows);
   DenormalsFlushed ftz;
   reserve(rows);
   prepare_execution(rows, true, !split);
   uint64_t stream = rng_offset_;
-  const float* out = run_forward(staged(x, rows * n_inputs(), x_device_), rows, true, true, &stream, row_offset,
-                                 split && batchnorm_sum_ ? &batchnorm_across_ : nullptr);
-  compute_loss(out, rows, staged_targets(y, rows), d_a_.data(), grad_rows);
-  const double loss_sum = add_loss_rows(rows, 0.0);
-  // Training accuracy from the logits this step computed anyway (Keras' running batch accuracy).
-  const int64_t batch_correct =
-      can_count_correct(y, rows) ? count_correct_rows(host_view(out, rows * n_outputs()), rows, y) : -1;
+  const float* out =
+      run_forward(x, rows, true, true, &stream, row_offset, split && batchnorm_sum_ ? &batchnorm_across_ : nullptr);
+  compute_loss(out, rows, y, d_a_.data(), grad_rows);
+  // The loss sum and the training accuracy (Keras' running batch accuracy, from the logits this
+  // step computed anyway) stay in the backend's memory until the caller fetches them.
+  backend_->batch_metrics(loss_rows_.data(), rows, out, n_outputs(), y.labels, y.dense, kind,
+                          metric_loss_.data() + slot, metric_correct_.data() + slot);
 
   if (first_param_layer_ >= 0) {
     float* d = d_a_.data();
@@ -454,9 +531,7 @@ double Network::compute_gradients_locked(const float* x, int64_t rows, const Tar
     }
   }
   pending_stream_ = stream;
-  last_batch_correct_ = batch_correct;
   gradients_ready_ = true;
-  return loss_sum;
 }
 
 double Network::apply_gradients_locked() {
@@ -511,20 +586,18 @@ bool Network::can_count_correct(const Targets& y, int64_t rows) const {
   return true;
 }
 
+CorrectKind Network::correct_kind(const Targets& y, int64_t rows) const {
+  if (!can_count_correct(y, rows)) return CorrectKind::none;
+  // Binary accuracy per output: the loss reads out as logits (the final sigmoid, if any, was
+  // absorbed), so an output predicts 1 when it is > 0, i.e. its probability > 0.5.
+  if (loss_ == LossKind::binary_crossentropy) return CorrectKind::binary;
+  return y.labels ? CorrectKind::labels : CorrectKind::dense_argmax;
+}
+
 int64_t Network::count_correct_rows(const float* out, int64_t rows, const Targets& y) const {
-  const int64_t n_out = n_outputs();
+  const CorrectKind kind = correct_kind(y, rows);
   int64_t correct = 0;
-  if (loss_ == LossKind::binary_crossentropy) {
-    // Binary accuracy per output: the loss reads out as logits (the final sigmoid, if any, was
-    // absorbed), so an output predicts 1 when it is > 0, i.e. its probability > 0.5.
-    for (int64_t e = 0; e < rows * n_out; ++e) correct += (out[e] > 0.f) == (y.dense[e] >= 0.5f);
-    return correct;
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t pred = argmax_row(out + r * n_out, n_out);
-    const int64_t truth = y.labels ? y.labels[r] : argmax_row(y.dense + r * n_out, n_out);
-    correct += pred == truth;
-  }
+  for (int64_t r = 0; r < rows; ++r) correct += correct_in_row(kind, out, n_outputs(), y.labels, y.dense, r);
   return correct;
 }
 
@@ -580,8 +653,8 @@ void Network::set_params(const std::vector<const float*>& values) {
     Param* p = params_[i];
     float* w = p->value.data();
     backend_->to_device(w, values[i], static_cast<size_t>(p->size) * sizeof(float));
-    if (p->has_mask)
-      for (int64_t j = 0; j < p->size; ++j) w[j] *= p->mask.data()[j];
+    std::vector<float> copy;
+    if (p->has_mask) buffer_mask(backend_.get(), w, host_mask(*backend_, *p, copy), static_cast<size_t>(p->size));
   }
 }
 
@@ -623,7 +696,6 @@ void Network::copy_grad(int64_t i, float* out) const {
 void Network::set_mask(int64_t i, const float* mask) {
   std::lock_guard<std::mutex> lock(mu_);
   DROPNET_CHECK(i >= 0 && i < n_params(), "param_index: expected an int in [0, ", n_params(), "), got ", i);
-  require_cpu("set_mask: pruning");
   Param* p = params_[static_cast<size_t>(i)];
   for (int64_t j = 0; mask && j < p->size; ++j)
     DROPNET_CHECK(mask[j] == 0.f || mask[j] == 1.f, "mask: expected only 0 and 1, got ", mask[j], " at flat index ", j);
@@ -639,19 +711,23 @@ void Network::set_mask(int64_t i, const float* mask) {
   for (int64_t j = 0; j < p->size; ++j) kept += mask[j] != 0.f;
   p->mask_kept = kept;
   p->mask.grow(static_cast<size_t>(p->size));
-  std::memcpy(p->mask.data(), mask, static_cast<size_t>(p->size) * sizeof(float));
+  backend_->to_device(p->mask.data(), mask, static_cast<size_t>(p->size) * sizeof(float));
   p->has_mask = true;
-  for (int64_t j = 0; j < p->size; ++j) {
-    p->value.data()[j] *= mask[j];
-    p->grad.data()[j] *= mask[j];
+  if (!backend_->host_memory()) {  // the keep bits that mask the weight gradient there (mask_weight_grad)
+    std::vector<uint64_t> bits(static_cast<size_t>((p->size + 63) / 64), 0);
+    for (int64_t j = 0; j < p->size; ++j) bits[static_cast<size_t>(j / 64)] |= uint64_t{mask[j] != 0.f} << (j % 64);
+    p->mask_bits.grow(bits.size());
+    backend_->to_device(p->mask_bits.data(), bits.data(), bits.size() * sizeof(uint64_t));
   }
+  buffer_mask(backend_.get(), p->value.data(), mask, static_cast<size_t>(p->size));
+  buffer_mask(backend_.get(), p->grad.data(), mask, static_cast<size_t>(p->size));
   if (optimizer_.slots_per_param() > 0) optimizer_.apply_mask(i, mask, p->size);
 }
 
 void Network::copy_mask(int64_t i, float* out) const {
   std::lock_guard<std::mutex> lock(mu_);
   const Param& p = param(i);
-  std::memcpy(out, p.mask.data(), static_cast<size_t>(p.size) * sizeof(float));
+  backend_->to_host(out, p.mask.data(), static_cast<size_t>(p.size) * sizeof(float));
 }
 
 void Network::set_optimizer(const OptimizerConfig& config) {
@@ -705,10 +781,8 @@ void Network::copy_into_slot(int64_t k, const float* values) {
   const Param& p = param(pi);
   float* slot = optimizer_.slots()[static_cast<size_t>(k)].data();
   backend_->to_device(slot, values, static_cast<size_t>(p.size) * sizeof(float));
-  if (p.has_mask) {
-    const float* mask = p.mask.data();
-    for (int64_t j = 0; j < p.size; ++j) slot[j] *= mask[j];
-  }
+  std::vector<float> copy;
+  if (p.has_mask) buffer_mask(backend_.get(), slot, host_mask(*backend_, p, copy), static_cast<size_t>(p.size));
 }
 
 // ------------------------------------------------------------------------------ sparse execution
@@ -751,7 +825,11 @@ void Network::prepare_execution(int64_t rows, bool training_step, bool allow_spa
     SparseCapable* layer = sparse_layers_[j];
     Param& w = layer->weight();
     bool want = false;
-    if (allow_sparse && w.has_mask && layer->sparse_mode != SparseMode::dense) {
+    // On a device a pruned dense layer runs sparse only when asked ("auto" has no device
+    // break-even to go by) and a pruned convolution always runs dense (set_sparse_mode).
+    const bool host = backend_->host_memory();
+    if (allow_sparse && w.has_mask && layer->sparse_mode != SparseMode::dense &&
+        (host || layer->sparse_mode == SparseMode::sparse)) {
       if (layer->sparse_mode == SparseMode::sparse) {
         want = true;
       } else {
@@ -767,7 +845,8 @@ void Network::prepare_execution(int64_t rows, bool training_step, bool allow_spa
         sync_dense(i);
         w.sparse = std::make_unique<SparseWeight>();
         const int64_t wrows = layer->weight_rows();
-        w.sparse->build(w.mask.data(), wrows, w.size / wrows);
+        std::vector<float> copy;
+        w.sparse->build(host_mask(*backend_, w, copy), wrows, w.size / wrows, *backend_);
       }
       if (!w.sparse->compressed_current) {
         w.sparse->gather(w.value.data(), w.grad.data(), dense_slots(i));
@@ -798,6 +877,11 @@ void Network::set_sparse_mode(int64_t param_index, SparseMode mode) {
   const auto* dense = dynamic_cast<const DenseLayer*>(layer);
   DROPNET_CHECK(!(dense && dense->drop_connect() && mode != SparseMode::dense), "param_index: parameter ", param_index,
                 " belongs to a DropConnect layer, which always runs dense");
+  // A device has the sparse products of a dense layer only (Backend::spmm_xt, sddmm).
+  const int64_t l = sparse_layer_index_[static_cast<size_t>(
+      std::find(sparse_layers_.begin(), sparse_layers_.end(), layer) - sparse_layers_.begin())];
+  require_host(dense || mode != SparseMode::sparse, *backend_, str_concat("layers[", l, "] conv2d"),
+               ": sparse execution", " (a pruned conv2d layer runs dense with its mask there)");
   layer->sparse_mode = mode;
 }
 

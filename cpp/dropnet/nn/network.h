@@ -114,6 +114,14 @@ class Network {
   // order entries must be in [0, n) (checked by the caller).
   void train_steps(const float* x, int64_t n, const Targets& y, const int64_t* order, int64_t n_order, int64_t batch,
                    int64_t step0, int64_t step1, double* losses, int64_t* correct);
+  // A copy of the dataset (x: n rows; y's labels or dense targets) in the device's memory, checked
+  // once here, from which train_steps on the same x and y (the same pointers, no sample weights)
+  // gathers its batches on the device; the chunk's losses and correct counts then cross once.
+  // Returns false on the CPU (nothing to copy). Throws when the device has no room (the network
+  // is unchanged; train_steps then copies each batch in). Held until release_dataset or the next
+  // keep_dataset.
+  bool keep_dataset(const float* x, int64_t n, const Targets& y);
+  void release_dataset();
   // out: rows × n_outputs. stream_offset: where dropout streams start (training only); none: the
   // network's counter, which then advances.
   // bn_training: batch norm layers use batch statistics and update their running ones (as in
@@ -195,6 +203,7 @@ class Network {
   // Slot k := values, times its parameter's mask when it has one (callers hold mu_).
   void copy_into_slot(int64_t k, const float* values);
   bool can_count_correct(const Targets& y, int64_t rows) const;
+  CorrectKind correct_kind(const Targets& y, int64_t rows) const;
   int64_t count_correct_rows(const float* out, int64_t rows, const Targets& y) const;
   void check_batch(const float* x, int64_t rows, const Targets& y, const char* x_name, const char* y_name) const;
   void reserve(int64_t rows);
@@ -253,6 +262,14 @@ class Network {
   // set); false: the fused train_step's first half.
   double compute_gradients_locked(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
                                   int64_t grad_rows, bool split);
+  // compute_gradients' work on a host batch: checked, copied to the backend, then backprop.
+  void checked_backprop(const float* x, int64_t rows, const Targets& y, uint64_t row_offset, int64_t grad_rows,
+                        bool split, int64_t slot);
+  // Forward, loss, backward on a batch in the backend's memory; the loss sum and correct count go
+  // to metric_loss_[slot] / metric_correct_[slot] (the backend's memory).
+  void backprop(const float* x, int64_t rows, const Targets& y, uint64_t row_offset, int64_t grad_rows, bool split,
+                CorrectKind kind, int64_t slot);
+  void release_dataset_locked();
   std::function<void(double*, int64_t)> batchnorm_sum_;
   cpu::SumAcrossProcesses batchnorm_across_;  // calls batchnorm_sum_
   double apply_gradients_locked();
@@ -272,6 +289,14 @@ class Network {
   Buffer<float> batch_x_, batch_dense_y_;  // train_steps' gathered batch
   Buffer<int64_t> batch_labels_;
   Buffer<float> batch_weights_;
+  // keep_dataset's copy, the epoch order's indices of a chunk, and each step's metrics.
+  Buffer<float> data_x_, data_dense_;
+  Buffer<int64_t> data_labels_, order_device_, metric_correct_;
+  Buffer<double> metric_loss_;
+  const float* data_host_x_ = nullptr;
+  const void* data_host_y_ = nullptr;
+  int64_t data_rows_ = 0;
+  CorrectKind data_kind_ = CorrectKind::none;
   Buffer<double> penalty_blocks_;  // the backend's: weight_penalty_grad's chunk sums and total
   std::vector<SparseCapable*> sparse_layers_;  // Dense and Conv2D layers, in order
   std::vector<int64_t> sparse_layer_index_;     // position of sparse_layers_[j] in layers_

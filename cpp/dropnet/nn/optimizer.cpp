@@ -53,8 +53,8 @@ void Optimizer::set_lr(double lr) {
 void Optimizer::apply_mask(int64_t param_index, const float* mask, int64_t n) {
   const int64_t k = slots_per_param();
   for (int64_t s = 0; s < k; ++s) {
-    float* slot = slots_[static_cast<size_t>(param_index * k + s)].data();
-    for (int64_t i = 0; i < n; ++i) slot[i] *= mask[i];
+    Buffer<float>& slot = slots_[static_cast<size_t>(param_index * k + s)];
+    buffer_mask(slot.backend(), slot.data(), mask, static_cast<size_t>(n));
   }
 }
 

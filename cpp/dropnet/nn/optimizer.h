@@ -40,8 +40,8 @@ class Optimizer {
   // Slot k of parameter p is slots()[p * slots_per_param() + k], each of the parameter's size.
   std::vector<Buffer<float>>& slots() { return slots_; }
   const std::vector<Buffer<float>>& slots() const { return slots_; }
-  // Zero the state where the mask of parameter `param_index` is 0 (host memory: masks are a CPU
-  // capability).
+  // Zero the state where the mask of parameter `param_index` is 0 (mask: host memory; the slots
+  // through their backend).
   void apply_mask(int64_t param_index, const float* mask, int64_t n);
 
  private:

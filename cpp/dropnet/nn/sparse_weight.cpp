@@ -57,30 +57,38 @@ void build_pattern(const uint8_t* keep, int64_t N, int64_t K, SparseWeight& s) {
                      s.t_value_index.data());
 }
 
-void scatter_one(const SparseWeight& s, const float* src, float* dense) {
-  parallel_ranges(s.rows, 64, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      float* row = dense + n * s.cols;
-      for (int64_t p = s.indptr[n]; p < s.indptr[n + 1]; ++p) row[s.indices[p]] = src[p];
-    }
-  });
+template <class T>
+void to_backend(const Backend& backend, Buffer<T>& out, const std::vector<T>& host) {
+  out.bind(&backend);
+  out.grow(host.size());
+  backend.to_device(out.data(), host.data(), host.size() * sizeof(T));
 }
+
 }  // namespace
 
-void SparseWeight::build(const float* mask, int64_t n_rows, int64_t n_cols) {
+void SparseWeight::build(const float* mask, int64_t n_rows, int64_t n_cols, const Backend& backend) {
   std::vector<uint8_t> keep(static_cast<size_t>(n_rows * n_cols));
   for (size_t i = 0; i < keep.size(); ++i) keep[i] = mask[i] != 0.f;
   build_pattern(keep.data(), n_rows, n_cols, *this);
   compressed_current = false;
   dense_current = true;
+  if (backend.host_memory()) return;
+  device = &backend;
+  values.bind(&backend);
+  grad.bind(&backend);
+  to_backend(backend, device_indptr, indptr);
+  to_backend(backend, device_indices, indices);
+  to_backend(backend, device_t_indptr, t_indptr);
+  to_backend(backend, device_t_indices, t_indices);
+  to_backend(backend, device_t_value_index, t_value_index);
 }
 
 cpu::CsrView SparseWeight::view() const {
   cpu::CsrView v;
   v.rows = rows;
   v.cols = cols;
-  v.indptr = indptr.data();
-  v.indices = indices.data();
+  v.indptr = device ? device_indptr.data() : indptr.data();
+  v.indices = device ? device_indices.data() : indices.data();
   v.values = values.data();
   return v;
 }
@@ -89,10 +97,10 @@ cpu::CsrView SparseWeight::t_view() const {
   cpu::CsrView v;
   v.rows = cols;
   v.cols = rows;
-  v.indptr = t_indptr.data();
-  v.indices = t_indices.data();
+  v.indptr = device ? device_t_indptr.data() : t_indptr.data();
+  v.indices = device ? device_t_indices.data() : t_indices.data();
   v.values = values.data();
-  v.value_index = t_value_index.data();
+  v.value_index = device ? device_t_value_index.data() : t_value_index.data();
   return v;
 }
 
@@ -100,18 +108,25 @@ void SparseWeight::gather(const float* w, const float* g, const std::vector<cons
   const size_t n = static_cast<size_t>(std::max<int64_t>(nnz, 1));
   if (slots.size() != dense_slots.size()) {
     slots.clear();
-    for (size_t s = 0; s < dense_slots.size(); ++s) slots.emplace_back(n);
+    for (size_t s = 0; s < dense_slots.size(); ++s) {
+      slots.emplace_back();
+      slots.back().bind(device);
+      slots.back().grow(n);
+    }
   }
-  cpu::csr_gather_values(w, rows, cols, indptr.data(), indices.data(), values.data());
-  cpu::csr_gather_values(g, rows, cols, indptr.data(), indices.data(), grad.data());
-  for (size_t s = 0; s < dense_slots.size(); ++s)
-    cpu::csr_gather_values(dense_slots[s], rows, cols, indptr.data(), indices.data(), slots[s].data());
+  const Backend& be = device ? *device : cpu_backend();
+  const cpu::CsrView v = view();
+  be.csr_gather(w, v, values.data());
+  be.csr_gather(g, v, grad.data());
+  for (size_t s = 0; s < dense_slots.size(); ++s) be.csr_gather(dense_slots[s], v, slots[s].data());
 }
 
 void SparseWeight::scatter(float* w, float* g, const std::vector<float*>& dense_slots) const {
-  scatter_one(*this, values.data(), w);
-  scatter_one(*this, grad.data(), g);
-  for (size_t s = 0; s < dense_slots.size() && s < slots.size(); ++s) scatter_one(*this, slots[s].data(), dense_slots[s]);
+  const Backend& be = device ? *device : cpu_backend();
+  const cpu::CsrView v = view();
+  be.csr_scatter(values.data(), v, w);
+  be.csr_scatter(grad.data(), v, g);
+  for (size_t s = 0; s < dense_slots.size() && s < slots.size(); ++s) be.csr_scatter(slots[s].data(), v, dense_slots[s]);
 }
 
 // ------------------------------------------------------------------------------ calibration

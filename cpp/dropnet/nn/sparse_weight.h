@@ -32,12 +32,18 @@ struct SparseWeight {
   std::vector<Buffer<float>> slots;  // optimizer slots, same order as the optimizer's
   bool dense_current = true;          // dense value/grad/slots hold the latest numbers
   bool compressed_current = false;    // values/grad/slots hold the latest numbers
+  // On a device (build's backend without host memory): the pattern is built on the host and
+  // copied in once (it changes only with the mask), and values, grad and slots live there too.
+  const Backend* device = nullptr;
+  Buffer<int64_t> device_indptr, device_t_indptr, device_t_value_index;
+  Buffer<int32_t> device_indices, device_t_indices;
 
-  // Pattern of mask (rows × cols floats of 0/1); both copies marked as needing a gather.
-  void build(const float* mask, int64_t n_rows, int64_t n_cols);
-  cpu::CsrView view() const;    // W   (rows × cols)
+  // Pattern of mask (rows × cols floats of 0/1, host memory) on `backend`; both copies marked as
+  // needing a gather.
+  void build(const float* mask, int64_t n_rows, int64_t n_cols, const Backend& backend);
+  cpu::CsrView view() const;    // W   (rows × cols), in the backend's memory
   cpu::CsrView t_view() const;  // Wᵀ  (cols × rows), values shared through t_value_index
-  // dense → compressed (values, grad, the n_slots slots).
+  // dense → compressed (values, grad, the n_slots slots), through the backend.
   void gather(const float* w, const float* g, const std::vector<const float*>& dense_slots);
   // compressed → dense at the stored entries.
   void scatter(float* w, float* g, const std::vector<float*>& dense_slots) const;

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -30,6 +31,7 @@
 #include "dropnet/kernels/cuda/max_norm.h"
 #include "dropnet/kernels/cuda/pooling.h"
 #include "dropnet/kernels/cuda/softmax_xent.h"
+#include "dropnet/kernels/cuda/training_batch.h"
 #include "dropnet/kernels/cuda/weight_penalty.h"
 
 using namespace dropnet;
@@ -151,7 +153,7 @@ TEST_CASE("GPU max / average / global average pooling, forward and backward = CP
   CHECK(same(d_dx.get(), dx));
 }
 
-TEST_CASE("GPU softmax cross-entropy ~ CPU; its batch mean = the row-order mean of its losses") {
+TEST_CASE("GPU softmax cross-entropy ~ CPU; batch_metrics sums its losses in row order") {
   for (int64_t classes : {int64_t{10}, int64_t{1000}}) {
     const int64_t rows = 513;
     std::vector<float> z = layer_values(rows * classes, 9);
@@ -162,15 +164,23 @@ TEST_CASE("GPU softmax cross-entropy ~ CPU; its batch mean = the row-order mean 
     cpu::softmax_xent_sparse(z.data(), labels.data(), rows, classes, scale, loss.data(), d.data());
     DeviceVector<float> d_z(z), d_loss{std::vector<float>(rows)}, d_d{std::vector<float>(rows * classes)};
     DeviceVector<int64_t> d_labels(labels);
-    DeviceVector<double> d_mean{std::vector<double>(1)};
+    DeviceVector<double> d_sum{std::vector<double>(1)};
+    DeviceVector<int64_t> d_correct{std::vector<int64_t>(1)};
     cuda::softmax_xent_sparse(d_z.p, d_labels.p, rows, classes, scale, d_loss.p, d_d.p);
-    cuda::mean_loss(d_loss.p, rows, d_mean.p);
+    cuda::batch_metrics(d_loss.p, rows, d_z.p, classes, d_labels.p, nullptr, CorrectKind::labels, d_sum.p,
+                        d_correct.p);
     const std::vector<float> gl = d_loss.get();
     check_close(gl, loss, kLibmTol, kLibmTol);
     check_close(d_d.get(), d, kLibmTol * scale, kLibmTol);
-    double want_mean = 0.0;
-    for (float l : gl) want_mean += l;
-    CHECK(d_mean.get()[0] == want_mean / static_cast<double>(rows));
+    double want_sum = 0.0;
+    int64_t want_correct = 0;
+    for (float l : gl) want_sum += l;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* zr = z.data() + r * classes;
+      want_correct += std::max_element(zr, zr + classes) - zr == labels[r];
+    }
+    CHECK(d_sum.get()[0] == want_sum);
+    CHECK(d_correct.get()[0] == want_correct);
     // Dense targets (one-hot of the labels): the same losses.
     std::vector<float> t(rows * classes, 0.f);
     for (int64_t r = 0; r < rows; ++r) t[r * classes + labels[r]] = 1.f;

@@ -53,13 +53,34 @@ TEST_CASE("GPU network: l1 + l2 penalties, sample weights and max-norm on cuda:0
   options.sample_weights = true;
   options.max_norm = {{0, 0.5f}, {4, 0.5f}};
   train_and_compare(cuda::cuda_backend(0), with_penalties(mlp_model()), optimizer_config(nn::OptimizerType::sgd),
-                    nn::LossKind::sparse_categorical_crossentropy, 10, kAtol, kRtol, options);
+                    nn::LossKind::sparse_categorical_crossentropy, 10, kAtol, kRtol, {}, {}, options);
   train_and_compare(cuda::cuda_backend(0), with_penalties(with_output(mlp_model(), ActivationKind::sigmoid)),
-                    optimizer_config(nn::OptimizerType::adam), nn::LossKind::binary_crossentropy, 10, kAtol, kRtol,
+                    optimizer_config(nn::OptimizerType::sgd), nn::LossKind::binary_crossentropy, 10, kAtol, kRtol, {}, {},
                     options);
   options.max_norm = {{3, 0.5f}};
   train_and_compare(cuda::cuda_backend(0), with_penalties(with_output(cnn_model(), ActivationKind::identity)),
-                    optimizer_config(nn::OptimizerType::adamw), nn::LossKind::huber, 8, kAtol, kRtol, options);
+                    optimizer_config(nn::OptimizerType::adamw), nn::LossKind::huber, 8, kAtol, kRtol, {}, {}, options);
+}
+
+TEST_CASE("GPU network: a pruned MLP run compressed (cuSPARSE) on cuda:0 follows the CPU") {
+  train_and_compare(
+      cuda::cuda_backend(0), pruned_mlp_model(), optimizer_config(nn::OptimizerType::adam),
+      nn::LossKind::sparse_categorical_crossentropy, 10, kAtol, kRtol,
+      [](nn::Network& n) { prune(n, nn::SparseMode::sparse); },
+      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, true, kAtol, kRtol); });
+}
+
+TEST_CASE("GPU network: a pruned MLP run dense with its masks on cuda:0 follows the CPU") {
+  train_and_compare(
+      cuda::cuda_backend(0), pruned_mlp_model(), optimizer_config(nn::OptimizerType::sgd),
+      nn::LossKind::categorical_crossentropy, 10, kAtol, kRtol,
+      [](nn::Network& n) { prune(n, nn::SparseMode::dense); },
+      [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, false, kAtol, kRtol); });
+}
+
+TEST_CASE("GPU network: a dense layer with DropConnect on cuda:0 follows the CPU, the same weight masks") {
+  train_and_compare(cuda::cuda_backend(0), drop_connect_model(), optimizer_config(nn::OptimizerType::adam),
+                    nn::LossKind::sparse_categorical_crossentropy, 8, kAtol, kRtol, {}, check_drop_connect_masks);
 }
 
 TEST_CASE("GPU network: a device out of range is refused naming the count") {

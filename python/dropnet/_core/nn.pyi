@@ -48,8 +48,16 @@ class Network:
         """
         Non-trainable state (copies): for each batch_norm layer in order, running_mean then running_var (C,).
         """
+    def keep_dataset(self, x: typing.Any, y: typing.Any) -> bool:
+        """
+        Copy x and y (labels or dense targets) to the network's device, checked once, so that train_steps on these very arrays (no sample weights) gathers its batches there and fetches its losses and correct counts once per call. False on the CPU (nothing copied). Raises when the device has no room; the network is unchanged. Held until release_dataset or the next keep_dataset.
+        """
     def layer_info(self) -> list:
         ...
+    def release_dataset(self) -> None:
+        """
+        Free the device copy made by keep_dataset.
+        """
     def set_batchnorm_sync(self, sum: typing.Any) -> None:
         """
         Synchronised batch norm for compute_gradients: sum(a) must replace the float64 array a by its sum over the processes, in place (e.g. an MPI allreduce); batch statistics then cover every process's batch. None: each process uses its own batch (the default).

@@ -4,7 +4,8 @@ Shapes follow PyTorch: images ``(N, C, H, W)``, convolution weights ``(F, C, kh,
 sizes ``(H + pad_top + pad_bottom - dilation * (k - 1) - 1) // stride + 1``. Every forward has a
 backward that takes what the forward returned; parameter gradients come back fresh (zeros plus
 this batch's contribution). Threads never change a result: every function is bit-identical for
-any ``dropnet.set_num_threads``.
+any ``dropnet.set_num_threads``. CUDA arrays (``__cuda_array_interface__`` / ``__dlpack__``) run
+on their device through the kernels a device network uses, and come back as device arrays.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Literal, Optional, Sequence, Tuple, Union, overload
 import numpy as np
 
 from .. import _core
-from . import _device
+from . import _device_layers
+from ._device import Placement
 
 _ops = _core.ops
 
@@ -71,7 +73,7 @@ def _conv_padding(padding: Padding, w: np.ndarray, stride: Tuple[int, int],
         if padding == "same":
             if stride != (1, 1):
                 raise ValueError(f"padding: 'same' needs stride 1, got stride {stride}")
-            if not isinstance(w, np.ndarray) or w.ndim != 4:
+            if len(getattr(w, "shape", ())) != 4:
                 raise ValueError(f"w: expected a 4-D array (F, C, kh, kw), got {getattr(w, 'shape', type(w))}")
             th = dilation[0] * (w.shape[2] - 1)
             tw = dilation[1] * (w.shape[3] - 1)
@@ -81,7 +83,6 @@ def _conv_padding(padding: Padding, w: np.ndarray, stride: Tuple[int, int],
     return ph, ph, pw, pw
 
 
-@_device.host_only
 def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, stride: IntPair = 1,
            padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, activation: Optional[str] = None,
            leaky_slope: float = 0.01, out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -93,12 +94,15 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, stri
     "tanh", "sigmoid", "gelu") is applied in the GEMM's epilogue. Returns y: (N, F, OH, OW),
     written into ``out`` when given.
     """
+    at = Placement({}, x=x, w=w, b=b, out=out)
     s, d = _pair(stride, "stride"), _pair(dilation, "dilation")
-    pads = _conv_padding(padding, w, s, d)
-    return _ops.conv2d_forward(x, w, b, s, pads, d, _count(groups, "groups"), activation, float(leaky_slope), out)
+    pads = _conv_padding(padding, at["w"], s, d)
+    if at.device is not None:
+        return _device_layers.conv2d(at, s, pads, d, _count(groups, "groups"), activation, float(leaky_slope))
+    return _ops.conv2d_forward(at["x"], at["w"], at["b"], s, pads, d, _count(groups, "groups"), activation,
+                               float(leaky_slope), at["out"])
 
 
-@_device.host_only
 def conv2d_backward(grad_out: np.ndarray, x: np.ndarray, w: np.ndarray, *, stride: IntPair = 1,
                     padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, need_input_grad: bool = True,
                     need_bias_grad: bool = True, dx_out: Optional[np.ndarray] = None,
@@ -113,10 +117,14 @@ def conv2d_backward(grad_out: np.ndarray, x: np.ndarray, w: np.ndarray, *, strid
     write the gradients into (float32, C-contiguous, their shapes; overwritten), as a training step
     reuses its buffers.
     """
+    at = Placement({}, grad_out=grad_out, x=x, w=w, dx_out=dx_out, dw_out=dw_out, db_out=db_out)
     s, d = _pair(stride, "stride"), _pair(dilation, "dilation")
-    pads = _conv_padding(padding, w, s, d)
-    return _ops.conv2d_backward(grad_out, x, w, s, pads, d, _count(groups, "groups"), bool(need_input_grad),
-                                bool(need_bias_grad), dx_out, dw_out, db_out)
+    pads = _conv_padding(padding, at["w"], s, d)
+    if at.device is not None:
+        return _device_layers.conv2d_backward(at, s, pads, d, _count(groups, "groups"), bool(need_input_grad),
+                                              bool(need_bias_grad))
+    return _ops.conv2d_backward(at["grad_out"], at["x"], at["w"], s, pads, d, _count(groups, "groups"),
+                                bool(need_input_grad), bool(need_bias_grad), at["dx_out"], at["dw_out"], at["db_out"])
 
 
 @overload
@@ -143,7 +151,6 @@ def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = 
                indices_out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
 
 
-@_device.host_only
 def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                return_indices: bool = False, *, out: Optional[np.ndarray] = None,
                indices_out: Optional[np.ndarray] = None) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
@@ -154,23 +161,28 @@ def max_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = 
     Padding (at most half the kernel) never wins; NaN propagates. ``out`` / ``indices_out``
     (int32, same shape) are reused instead of allocating.
     """
+    at = Placement({"indices_out": np.int32}, x=x, out=out, indices_out=indices_out)
     k = _pair(kernel_size, "kernel_size")
     s = k if stride is None else _pair(stride, "stride")
+    if at.device is not None:
+        return _device_layers.max_pool2d(at, k, s, _pair(padding, "padding"), bool(return_indices))
     if indices_out is not None and not return_indices:
         raise ValueError("indices_out: given but return_indices is False")
-    y, idx = _ops.max_pool2d_forward(x, k, s, _pair(padding, "padding"), bool(return_indices), out, indices_out)
+    y, idx = _ops.max_pool2d_forward(at["x"], k, s, _pair(padding, "padding"), bool(return_indices), at["out"],
+                                     at["indices_out"])
     return (y, idx) if return_indices else y
 
 
-@_device.host_only
 def max_pool2d_backward(grad: np.ndarray, indices: np.ndarray, input_shape: Sequence[int], *,
                         out: Optional[np.ndarray] = None) -> np.ndarray:
     """dL/dx of ``max_pool2d``: grad (N, C, OH, OW) scattered (summed) to the positions in
     ``indices`` of an array of ``input_shape`` (N, C, H, W); zero elsewhere."""
-    return _ops.max_pool2d_backward(grad, indices, [int(v) for v in input_shape], out)
+    at = Placement({"indices": np.int32}, grad=grad, indices=indices, out=out)
+    if at.device is not None:
+        return _device_layers.max_pool2d_backward(at, input_shape)
+    return _ops.max_pool2d_backward(at["grad"], at["indices"], [int(v) for v in input_shape], at["out"])
 
 
-@_device.host_only
 def avg_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                count_include_pad: bool = True, *, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Average pooling over (kh, kw) windows of x: (N, C, H, W) float32 -> (N, C, OH, OW).
@@ -178,35 +190,44 @@ def avg_pool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = 
     ``count_include_pad`` (PyTorch's default True) divides by the window size including padded
     cells; False divides by the cells inside the image.
     """
+    at = Placement({}, x=x, out=out)
     k = _pair(kernel_size, "kernel_size")
     s = k if stride is None else _pair(stride, "stride")
-    return _ops.avg_pool2d_forward(x, k, s, _pair(padding, "padding"), bool(count_include_pad), out)
+    if at.device is not None:
+        return _device_layers.avg_pool2d(at, k, s, _pair(padding, "padding"), bool(count_include_pad))
+    return _ops.avg_pool2d_forward(at["x"], k, s, _pair(padding, "padding"), bool(count_include_pad), at["out"])
 
 
-@_device.host_only
 def avg_pool2d_backward(grad: np.ndarray, input_shape: Sequence[int], kernel_size: IntPair,
                         stride: Optional[IntPair] = None, padding: IntPair = 0,
                         count_include_pad: bool = True) -> np.ndarray:
     """dL/dx of ``avg_pool2d`` (same window arguments) for grad (N, C, OH, OW) -> ``input_shape``."""
+    at = Placement({}, grad=grad)
     k = _pair(kernel_size, "kernel_size")
     s = k if stride is None else _pair(stride, "stride")
-    return _ops.avg_pool2d_backward(grad, [int(v) for v in input_shape], k, s, _pair(padding, "padding"),
+    if at.device is not None:
+        return _device_layers.avg_pool2d_backward(at, input_shape, k, s, _pair(padding, "padding"),
+                                                  bool(count_include_pad))
+    return _ops.avg_pool2d_backward(at["grad"], [int(v) for v in input_shape], k, s, _pair(padding, "padding"),
                                     bool(count_include_pad), None)
 
 
-@_device.host_only
 def global_avg_pool2d(x: np.ndarray) -> np.ndarray:
     """Mean over H and W: x (N, C, H, W) float32 -> (N, C) (Keras' GlobalAveragePooling2D)."""
-    return _ops.global_avg_pool2d_forward(x)
+    at = Placement({}, x=x)
+    if at.device is not None:
+        return _device_layers.global_avg_pool2d(at)
+    return _ops.global_avg_pool2d_forward(at["x"])
 
 
-@_device.host_only
 def global_avg_pool2d_backward(grad: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     """dL/dx of ``global_avg_pool2d``: grad (N, C) spread evenly over each (H, W) plane."""
-    return _ops.global_avg_pool2d_backward(grad, [int(v) for v in input_shape])
+    at = Placement({}, grad=grad)
+    if at.device is not None:
+        return _device_layers.global_avg_pool2d_backward(at, input_shape)
+    return _ops.global_avg_pool2d_backward(at["grad"], [int(v) for v in input_shape])
 
 
-@_device.host_only
 def batch_norm(x: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray],
                running_mean: Optional[np.ndarray], running_var: Optional[np.ndarray], *, training: bool,
                momentum: float = 0.1, eps: float = 1e-5, relu: bool = False,
@@ -220,11 +241,13 @@ def batch_norm(x: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.nda
     ``max(bn(x), 0)`` in the same pass. Returns ``(y, saved_mean, saved_invstd)``; pass the last
     two (and y when relu) to ``batch_norm_backward``.
     """
-    return _ops.batch_norm_forward(x, gamma, beta, running_mean, running_var, bool(training), float(momentum),
-                                   float(eps), bool(relu), out)
+    at = Placement({}, x=x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var, out=out)
+    if at.device is not None:
+        return _device_layers.batch_norm(at, bool(training), float(momentum), float(eps), bool(relu))
+    return _ops.batch_norm_forward(at["x"], at["gamma"], at["beta"], at["running_mean"], at["running_var"],
+                                   bool(training), float(momentum), float(eps), bool(relu), at["out"])
 
 
-@_device.host_only
 def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: Optional[np.ndarray], saved_mean: np.ndarray,
                         saved_invstd: np.ndarray, *, y: Optional[np.ndarray] = None, training: bool = True,
                         out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -234,4 +257,8 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: Optional[np.ndar
     ``y > 0``. ``training`` must match the forward (False: the statistics were constants).
     Returns ``(dx, dgamma, dbeta)``; ``out`` may be ``grad`` itself (in place).
     """
-    return _ops.batch_norm_backward(grad, x, gamma, saved_mean, saved_invstd, y, bool(training), out)
+    at = Placement({}, grad=grad, x=x, gamma=gamma, saved_mean=saved_mean, saved_invstd=saved_invstd, y=y, out=out)
+    if at.device is not None:
+        return _device_layers.batch_norm_backward(at, bool(training))
+    return _ops.batch_norm_backward(at["grad"], at["x"], at["gamma"], at["saved_mean"], at["saved_invstd"], at["y"],
+                                    bool(training), at["out"])

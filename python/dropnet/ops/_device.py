@@ -7,8 +7,9 @@ object on the CPU (a PyTorch CPU tensor, say) becomes a numpy view and takes the
 come in this order, each error naming the argument: dtype (TypeError), layout and read-only
 outputs (ValueError), arrays on two devices (ValueError), then whether CUDA is usable at all
 (RuntimeError naming what is missing). The dropout family runs on the device (the kernels of
-docs/design.md, "Device kernels", with the same bits as the CPU); the other ops are CPU-only
-and say so for CUDA arrays.
+docs/design.md, "Device kernels", with the same bits as the CPU), and so do the convolution,
+pooling, batch-norm and matmul ops (``_device_layers.py``); the augmentations, the sparse ops and
+``matmul_skip_zeros`` are CPU-only and say so for CUDA arrays.
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ from .. import cuda as _cuda
 _dev = _core.device
 _ops = _core.ops
 
-_TYPESTR = {"<f4": np.dtype(np.float32), "<u8": np.dtype(np.uint64)}
-_DLPACK_DTYPE = {(2, 32, 1): np.dtype(np.float32), (1, 64, 1): np.dtype(np.uint64)}
+_TYPESTR = {"<f4": np.dtype(np.float32), "<u8": np.dtype(np.uint64), "<i4": np.dtype(np.int32)}
+_DLPACK_DTYPE = {(2, 32, 1): np.dtype(np.float32), (1, 64, 1): np.dtype(np.uint64), (0, 32, 1): np.dtype(np.int32)}
 _CUDA_TYPES = (_cuda.KDL_CUDA, _cuda.KDL_CUDA_MANAGED)
 
 
@@ -176,16 +177,22 @@ class Placement:
     def __getitem__(self, name: str) -> Any:
         return self.args[name]
 
-    def output(self, name: str, shape: Tuple[int, ...], expect: str) -> Tuple[Any, int]:
-        """The caller's ``out`` (its shape checked here, writeability on entry) or a new
+    def output(self, name: str, shape: Tuple[int, ...], expect: str, dtype: Any = np.float32) -> Tuple[Any, int]:
+        """The caller's ``out`` (its shape checked here, dtype and writeability on entry) or a new
         :class:`DeviceArray`, as ``(object to return, device pointer)``."""
         out = self.args.get(name)
         if out is None:
-            made = _cuda.DeviceArray(shape, np.float32, self.device)  # type: ignore[arg-type]
+            made = self.new(shape, dtype)
             return made, made.ptr
         if out.shape != tuple(shape):
-            raise ValueError(f"{name}: expected shape {tuple(shape)} {expect}, got {out.shape}")
+            raise ValueError(f"{name}: expected shape {tuple(shape)}{' ' + expect if expect else ''}, got {out.shape}")
+        if out.read_only:
+            raise ValueError(f"{name}: expected a writeable array, got a read-only one")
         return out.source, out.ptr
+
+    def new(self, shape: Tuple[int, ...], dtype: Any = np.float32) -> _cuda.DeviceArray:
+        """A fresh array on this call's device."""
+        return _cuda.DeviceArray(shape, dtype, self.device)  # type: ignore[arg-type]
 
     def mask(self, n_mask: int) -> _cuda.DeviceArray:
         return _cuda.DeviceArray(((n_mask + 63) // 64,), np.uint64, self.device)  # type: ignore[arg-type]
@@ -289,8 +296,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def host_only(fn: F) -> F:
-    """For the ops without CUDA kernels yet: CPU ``__dlpack__`` arguments become numpy views, and
-    a CUDA array is a TypeError that names the argument and says so."""
+    """For the ops that run on the CPU only (augmentation, the sparse ops on a CSRMatrix,
+    ``matmul_skip_zeros``, a CPU strategy for the dense product): CPU ``__dlpack__`` arguments
+    become numpy views, and a CUDA array is a TypeError that names the argument and says so."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
@@ -302,8 +310,8 @@ def host_only(fn: F) -> F:
             if not _is_foreign_array(value):
                 continue
             if _is_cuda_array(value):
-                raise TypeError(f"{name}: dropnet.ops.{fn.__name__} runs on the CPU only (its CUDA kernel is not "
-                                f"written yet), got a CUDA array; copy it to a numpy array first")
+                raise TypeError(f"{name}: dropnet.ops.{fn.__name__} runs on the CPU only, got a CUDA array; copy it "
+                                f"to a numpy array first")
             bound.arguments[name] = operand(value, name)
         return fn(*bound.args, **bound.kwargs)
 

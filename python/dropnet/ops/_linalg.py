@@ -10,7 +10,7 @@ from typing import Literal, Optional, Tuple, Union, overload
 import numpy as np
 
 from .. import _core
-from . import _device
+from . import _device, _device_layers
 from ._dropout import _prob
 
 __all__ = ["matmul", "matmul_skip_zeros", "linear"]
@@ -32,7 +32,6 @@ def _check_not_transposed_view(arr: object, name: str, flag: str, flag_set: bool
                          f"(e.g. {name}.T); {hint}, or np.ascontiguousarray({name})")
 
 
-@_device.host_only
 def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
            beta: float = 0.0, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``alpha * op(a) @ op(b) + beta * out`` in float32, where ``op(x)`` is ``x.T`` if asked.
@@ -43,9 +42,13 @@ def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool
     Inputs must be float32 and C-contiguous (TypeError / ValueError otherwise): pass ``x.T`` as
     ``x`` with ``trans_*=True`` instead of a transposed view.
     """
+    at = _device.Placement({}, a=a, b=b, out=out)
+    if at.device is not None:
+        return _device_layers.matmul(at, bool(trans_a), bool(trans_b), float(alpha), float(beta))
+    a, b = at["a"], at["b"]
     _check_not_transposed_view(a, "a", "trans_a", bool(trans_a))
     _check_not_transposed_view(b, "b", "trans_b", bool(trans_b))
-    return _ops.matmul(a, b, bool(trans_a), bool(trans_b), float(alpha), float(beta), out)
+    return _ops.matmul(a, b, bool(trans_a), bool(trans_b), float(alpha), float(beta), at["out"])
 
 
 @_device.host_only
@@ -82,7 +85,6 @@ def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = ..., *, activ
            negative_slope: float = ..., dropout: float = ..., seed: Optional[int] = ..., stream: Optional[int] = ..., return_mask: bool = ..., out: Optional[np.ndarray] = ...) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
 
 
-@_device.host_only
 def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, activation: Optional[str] = None,
            negative_slope: float = 0.01, dropout: float = 0.0, seed: Optional[int] = None,
            stream: Optional[int] = None, return_mask: bool = False,
@@ -107,5 +109,9 @@ def linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, *, acti
     if p > 0.0 and (seed is None or stream is None):
         raise ValueError(f"dropout: p={p} needs seed= and stream= (got seed={seed!r}, stream={stream!r}); "
                          "take them from a dropnet.Generator: seed=g.seed, stream=g.next_stream()")
-    return _ops.linear(x, w, b, activation or "identity", float(negative_slope), p, seed, stream, bool(return_mask),
-                       out)
+    at = _device.Placement({}, x=x, w=w, b=b, out=out)
+    if at.device is not None:
+        return _device_layers.linear(at, activation or "identity", float(negative_slope), p, seed, stream,
+                                     bool(return_mask))
+    return _ops.linear(at["x"], at["w"], at["b"], activation or "identity", float(negative_slope), p, seed, stream,
+                       bool(return_mask), at["out"])

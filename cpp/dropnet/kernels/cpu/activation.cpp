@@ -1,4 +1,5 @@
-// Dispatch entries of the activation kernels and their scalar twins (activation.h).
+// Dispatch entries of the activation kernels (activation.h); the backward's units:
+// activation_scalar.cpp, activation_avx2.cpp, activation_avx512.cpp.
 #include "dropnet/kernels/cpu/activation.h"
 
 #include <algorithm>
@@ -22,12 +23,6 @@ void activation_forward(ActivationKind kind, const float* x, float* y, int64_t n
     DenormalsFlushed ftz;
     for (int64_t i = b; i < e; ++i) y[i] = activation_value(kind, x[i], slope);
   });
-}
-
-void activation_backward_scalar(ActivationKind kind, int64_t rows, int64_t cols, int64_t col0, int64_t col1,
-                                const float* dy, const float* y, const float* pre, const uint64_t* keep_bits,
-                                float dropout_scale, float slope, float* d_pre, float* d_bias) {
-  activation_backward_any(kind, rows, cols, col0, col1, dy, y, pre, keep_bits, dropout_scale, slope, d_pre, d_bias);
 }
 
 void activation_backward(ActivationKind kind, int64_t rows, int64_t cols, const float* dy, const float* y,

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include "dropnet/core/parallel.h"
 #include "dropnet/kernels/backend.h"
 #include "dropnet/kernels/cpu/activation.h"
 #include "dropnet/core/threading.h"
@@ -19,6 +20,8 @@
 #include "dropnet/kernels/cpu/optimizer.h"
 #include "dropnet/kernels/cpu/pooling.h"
 #include "dropnet/kernels/cpu/softmax_xent.h"
+#include "dropnet/kernels/cpu/sparse_sddmm.h"
+#include "dropnet/kernels/cpu/spmm.h"
 #include "dropnet/kernels/cpu/weight_penalty.h"
 
 namespace dropnet {
@@ -189,6 +192,44 @@ class CpuBackend final : public Backend {
   void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const override {
     cpu::max_norm_rows(w, rows, cols, max_norm);
   }
+
+  void spmm_xt(int64_t M, const float* X, int64_t ldx, const cpu::CsrView& S, int64_t, const float* bias,
+               Activation act, float* Y, int64_t ldy) const override {
+    cpu::spmm_xt(M, S.rows, S.cols, X, ldx, S, bias, act, 0.01f, Y, ldy);  // slope unused: identity or relu
+  }
+  void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const cpu::CsrView& S, int64_t,
+             float* dW) const override {
+    cpu::sddmm(M, dY, lddy, X, ldx, S, dW, false);
+  }
+  void csr_gather(const float* dense, const cpu::CsrView& S, float* values) const override {
+    cpu::csr_gather_values(dense, S.rows, S.cols, S.indptr, S.indices, values);
+  }
+  void csr_scatter(const float* values, const cpu::CsrView& S, float* dense) const override {
+    parallel_ranges(S.rows, 64, [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t p = S.indptr[n]; p < S.indptr[n + 1]; ++p) dense[n * S.cols + S.indices[p]] = values[p];
+    });
+  }
+
+  void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
+                   void* dst) const override {
+    // Rows scattered over a dataset of hundreds of MB come from DRAM: copy them with the team.
+    const char* s = static_cast<const char*>(src);
+    char* d = static_cast<char*>(dst);
+    parallel_ranges(rows, 32, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        std::memcpy(d + r * row_bytes, s + (index ? index[r] : first + r) * row_bytes, static_cast<size_t>(row_bytes));
+    });
+  }
+  void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
+                     const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const override {
+    *loss_sum = sum_in_row_order(loss, rows);
+    int64_t c = 0;
+    if (kind != CorrectKind::none)
+      for (int64_t r = 0; r < rows; ++r) c += correct_in_row(kind, out, n_out, labels, dense, r);
+    *correct = kind == CorrectKind::none ? -1 : c;
+  }
+
   void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf,
                   const float* mask) const override {
     cpu::sgd_update(a, n, w, g, buf, mask);

@@ -1,7 +1,6 @@
-// Batch-norm drivers (threads, per-channel scalar maths, ISA choice) and the baseline unit.
-#define DROPNET_BN_VEC_BYTES 16
-#define DROPNET_BN_UNIT bn_scalar
-#include "dropnet/kernels/cpu/batchnorm_impl.h"
+// Batch-norm drivers (threads, per-channel scalar maths, ISA choice); the units: batchnorm_scalar.cpp,
+// batchnorm_avx2.cpp, batchnorm_avx512.cpp.
+#include "dropnet/kernels/cpu/batchnorm.h"
 
 #include <algorithm>
 #include <vector>
@@ -17,8 +16,6 @@
 
 namespace dropnet {
 namespace cpu {
-
-const BatchNormKernels& batchnorm_kernels_scalar() { return bn_scalar::kernels(); }
 
 namespace {
 

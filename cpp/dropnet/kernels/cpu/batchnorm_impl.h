@@ -1,5 +1,5 @@
 // Bodies of the batch-norm kernels, written once with GCC vector types and compiled in three
-// units with different ISA flags (batchnorm.cpp: baseline x86-64, batchnorm_avx2.cpp,
+// units with different ISA flags (batchnorm_scalar.cpp: baseline x86-64, batchnorm_avx2.cpp,
 // batchnorm_avx512.cpp; DROPNET_BN_VEC_BYTES = 16 / 32 / 64). Each unit includes this file inside
 // its own namespace (DROPNET_BN_UNIT), so no inline function is shared between units and the
 // linker can never hand AVX-512 code to the baseline path. No std:: templates here for the same

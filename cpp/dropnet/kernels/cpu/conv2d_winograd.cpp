@@ -1,6 +1,6 @@
 // Winograd F(2×2, 3×3) and F(4×4, 3×3) drivers: blocking, threads, the weight-gradient reduction.
 // The transform bodies (the weights' included: conv2d_winograd_weights_body.h) are in
-// conv2d_winograd_body.h (this unit compiles the scalar copy).
+// conv2d_winograd_body.h (the scalar copy: conv2d_winograd_scalar.cpp).
 #include "dropnet/kernels/cpu/conv2d_winograd.h"
 
 #include <algorithm>
@@ -10,13 +10,10 @@
 #include "dropnet/core/parallel.h"
 #include "dropnet/core/threading.h"
 #include "dropnet/kernels/cpu/conv2d.h"
-#include "dropnet/kernels/cpu/conv2d_winograd_body.h"
 #include "dropnet/kernels/cpu/gemm_kernels.h"
 
 namespace dropnet {
 namespace cpu {
-
-WinogradTransforms winograd_transforms_scalar(int64_t tile) { return winograd_transforms_any<ScalarRows>(tile); }
 
 namespace {
 

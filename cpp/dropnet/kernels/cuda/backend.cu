@@ -20,6 +20,7 @@
 #include "dropnet/kernels/cuda/optimizer.h"
 #include "dropnet/kernels/cuda/pooling.h"
 #include "dropnet/kernels/cuda/softmax_xent.h"
+#include "dropnet/kernels/cuda/training_batch.h"
 #include "dropnet/kernels/cuda/weight_penalty.h"
 #if __has_include("dropnet/kernels/cuda/gemm.h")
 #include "dropnet/kernels/cuda/gemm.h"
@@ -202,6 +203,50 @@ struct CudaKernels {
   void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const {
     ScopedDevice on(device);
     cuda::max_norm_rows(w, rows, cols, max_norm);
+  }
+
+  void apply_epilogue(const GemmEpilogue& ep, int64_t rows, int64_t N, float* C, int64_t ldc) const {
+    ScopedDevice on(device);
+    cuda::apply_epilogue(ep, 0, rows, N, C, ldc);
+  }
+
+  void csr_indptr_to_int32(const int64_t* indptr, int64_t n, int32_t* out) const {
+    ScopedDevice on(device);
+    cuda::csr_indptr_to_int32(indptr, n, out);
+  }
+  void csr_gather_values(const float* values, const int64_t* value_index, int64_t nnz, float* out) const {
+    ScopedDevice on(device);
+    cuda::csr_gather_values(values, value_index, nnz, out);
+  }
+  void csr_gather_dense(const float* dense, int64_t rows, int64_t cols, const int64_t* indptr, const int32_t* indices,
+                        float* values) const {
+    ScopedDevice on(device);
+    cuda::csr_gather_dense(dense, rows, cols, indptr, indices, values);
+  }
+  void csr_scatter_dense(const float* values, int64_t rows, int64_t cols, const int64_t* indptr,
+                         const int32_t* indices, float* dense) const {
+    ScopedDevice on(device);
+    cuda::csr_scatter_dense(values, rows, cols, indptr, indices, dense);
+  }
+  void spmm_xt_cusparse(int64_t M, const float* X, int64_t ldx, const CsrMatrix32& S, float* Y, int64_t ldy) const {
+    ScopedDevice on(device);
+    cuda::spmm_xt_cusparse(M, X, ldx, S, Y, ldy);
+  }
+  void sddmm_cusparse(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const CsrMatrix32& S,
+                      float* dW, bool accumulate) const {
+    ScopedDevice on(device);
+    cuda::sddmm_cusparse(M, dY, lddy, X, ldx, S, dW, accumulate);
+  }
+
+  void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
+                   void* dst) const {
+    ScopedDevice on(device);
+    cuda::gather_rows(src, row_bytes, index, first, rows, dst);
+  }
+  void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
+                     const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const {
+    ScopedDevice on(device);
+    cuda::batch_metrics(loss, rows, out, n_out, labels, dense, kind, loss_sum, correct);
   }
 
   void sgd_update_multi(const SgdArgs& a, const OptimizerSegment* segments, int64_t count) const {

@@ -15,7 +15,11 @@
 // softmax_xent_sparse / _dense
 // (kernels/cuda/softmax_xent.h); elementwise_loss, weight_loss_rows (kernels/cuda/elementwise_loss.h);
 // weight_penalty_grad (kernels/cuda/weight_penalty.h); max_norm_rows (kernels/cuda/max_norm.h);
-// sgd_update_multi, adam_update_multi (kernels/cuda/optimizer.h).
+// gather_rows, batch_metrics (kernels/cuda/training_batch.h);
+// sgd_update_multi, adam_update_multi (kernels/cuda/optimizer.h); apply_epilogue(ep, rows, N, C,
+// ldc) (cuda::apply_epilogue from row 0, kernels/cuda/activation.h); csr_indptr_to_int32,
+// csr_gather_values, csr_gather_dense, csr_scatter_dense, spmm_xt_cusparse, sddmm_cusparse
+// (kernels/cuda/sparse.h).
 #pragma once
 #include <string>
 #include <utility>
@@ -25,6 +29,7 @@
 #include "dropnet/kernels/backend.h"
 #include "dropnet/kernels/cuda/conv2d_body.h"  // ConvShape, conv_shape
 #include "dropnet/kernels/cuda/optimizer.h"
+#include "dropnet/kernels/cuda/sparse.h"
 
 namespace dropnet {
 namespace cuda {
@@ -36,7 +41,10 @@ template <class Kernels>
 class DeviceBackend final : public Backend {
  public:
   DeviceBackend(std::string name, Kernels kernels) : name_(std::move(name)), k_(std::move(kernels)) {}
-  ~DeviceBackend() override { k_.free(workspace_); }
+  ~DeviceBackend() override {
+    k_.free(workspace_);
+    k_.free(sparse_scratch_);
+  }
   DeviceBackend(const DeviceBackend&) = delete;
   DeviceBackend& operator=(const DeviceBackend&) = delete;
   const std::string& name() const override { return name_; }
@@ -193,6 +201,44 @@ class DeviceBackend final : public Backend {
     k_.max_norm_rows(w, rows, cols, max_norm);
   }
 
+  // A pruned dense weight through cuSPARSE: 32-bit row offsets narrowed into a scratch per call
+  // (O(rows)); a transposed copy's values gathered into its own entry order (O(nnz)), so cuSPARSE
+  // only ever multiplies an untransposed CSR; bias and ReLU as the GEMM's epilogue pass after it.
+  void spmm_xt(int64_t M, const float* X, int64_t ldx, const cpu::CsrView& S, int64_t nnz, const float* bias,
+               Activation act, float* Y, int64_t ldy) const override {
+    CsrMatrix32 m = csr32(S, nnz, S.value_index != nullptr);
+    if (S.value_index) {
+      float* values = gathered_values(S.rows);
+      k_.csr_gather_values(S.values, S.value_index, nnz, values);
+      m.values = values;
+    }
+    k_.spmm_xt_cusparse(M, X, ldx, m, Y, ldy);
+    if (!bias && act == Activation::identity) return;
+    GemmEpilogue ep;
+    ep.bias = bias;
+    ep.activation = act;
+    k_.apply_epilogue(ep, M, S.rows, Y, ldy);
+  }
+  void sddmm(int64_t M, const float* dY, int64_t lddy, const float* X, int64_t ldx, const cpu::CsrView& S, int64_t nnz,
+             float* dW) const override {
+    k_.sddmm_cusparse(M, dY, lddy, X, ldx, csr32(S, nnz, false), dW, false);
+  }
+  void csr_gather(const float* dense, const cpu::CsrView& S, float* values) const override {
+    k_.csr_gather_dense(dense, S.rows, S.cols, S.indptr, S.indices, values);
+  }
+  void csr_scatter(const float* values, const cpu::CsrView& S, float* dense) const override {
+    k_.csr_scatter_dense(values, S.rows, S.cols, S.indptr, S.indices, dense);
+  }
+
+  void gather_rows(const void* src, int64_t row_bytes, const int64_t* index, int64_t first, int64_t rows,
+                   void* dst) const override {
+    k_.gather_rows(src, row_bytes, index, first, rows, dst);
+  }
+  void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
+                     const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const override {
+    k_.batch_metrics(loss, rows, out, n_out, labels, dense, kind, loss_sum, correct);
+  }
+
   // One tensor per call, as the CPU optimizer steps (nn/optimizer.cpp); the multi-tensor launch
   // takes it as a list of one.
   void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf,
@@ -218,6 +264,37 @@ class DeviceBackend final : public Backend {
     s.n = n;
     return s;
   }
+  // S with its row offsets narrowed into the scratch (room for nnz gathered values after them
+  // when with_values); cuSPARSE takes one index type for offsets and columns.
+  CsrMatrix32 csr32(const cpu::CsrView& S, int64_t nnz, bool with_values) const {
+    if (nnz >= (int64_t{1} << 31))
+      throw ValueError(str_concat("sparse layer on device '", name_, "': ", nnz,
+                                  " stored entries, cuSPARSE's 32-bit indices take fewer than 2^31"));
+    const size_t offsets = static_cast<size_t>(S.rows + 1) * sizeof(int32_t);
+    const size_t bytes = (offsets + 63) / 64 * 64 + (with_values ? static_cast<size_t>(nnz) * sizeof(float) : 0);
+    if (bytes > sparse_scratch_bytes_) {
+      k_.free(sparse_scratch_);
+      sparse_scratch_ = nullptr;
+      sparse_scratch_bytes_ = 0;
+      sparse_scratch_ = k_.alloc(bytes);
+      sparse_scratch_bytes_ = bytes;
+    }
+    CsrMatrix32 m;
+    m.rows = S.rows;
+    m.cols = S.cols;
+    m.nnz = nnz;
+    int32_t* indptr = static_cast<int32_t*>(sparse_scratch_);
+    k_.csr_indptr_to_int32(S.indptr, S.rows + 1, indptr);
+    m.indptr = indptr;
+    m.indices = S.indices;
+    m.values = S.values;
+    return m;
+  }
+  // The values region of the scratch csr32 sized for a matrix of `rows` rows.
+  float* gathered_values(int64_t rows) const {
+    const size_t offsets = static_cast<size_t>(rows + 1) * sizeof(int32_t);
+    return reinterpret_cast<float*>(static_cast<char*>(sparse_scratch_) + (offsets + 63) / 64 * 64);
+  }
   [[noreturn]] void cpu_only(const char* op) const {
     throw ValueError(str_concat(op, ": runs on the CPU only, not on device '", name_, "'"));
   }
@@ -225,6 +302,8 @@ class DeviceBackend final : public Backend {
   Kernels k_;
   mutable float* workspace_ = nullptr;  // the dense product's split, grown to the largest asked for
   mutable int64_t workspace_floats_ = 0;
+  mutable void* sparse_scratch_ = nullptr;  // the sparse products' int32 row offsets and gathered values
+  mutable size_t sparse_scratch_bytes_ = 0;
 };
 
 }  // namespace cuda

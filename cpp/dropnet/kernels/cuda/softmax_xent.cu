@@ -10,9 +10,6 @@ namespace cuda {
 namespace {
 
 __global__ void softmax_xent_kernel(SoftmaxXentArgs a, Grid g) { softmax_xent_thread(a, g, blockIdx.x, threadIdx.x); }
-__global__ void mean_loss_kernel(const float* loss, int64_t rows, double* mean) {
-  mean_loss_thread(loss, rows, mean, blockIdx.x, threadIdx.x);
-}
 
 void run(const SoftmaxXentArgs& a, Stream s, const char* what) {
   if (a.rows <= 0) return;
@@ -33,11 +30,6 @@ void softmax_xent_dense(const float* logits, const float* targets, int64_t rows,
                         float* loss, float* d_logits, Stream cuda_stream) {
   run(SoftmaxXentArgs{logits, nullptr, targets, rows, classes, grad_scale, loss, d_logits}, cuda_stream,
       "softmax_xent_dense");
-}
-
-void mean_loss(const float* loss, int64_t rows, double* mean, Stream cuda_stream) {
-  mean_loss_kernel<<<1, 1, 0, cuda_stream>>>(loss, rows, mean);
-  check_launch("mean_loss");
 }
 
 }  // namespace cuda

@@ -20,9 +20,5 @@ void softmax_xent_sparse(const float* logits, const int64_t* labels, int64_t row
 void softmax_xent_dense(const float* logits, const float* targets, int64_t rows, int64_t classes, float grad_scale,
                         float* loss, float* d_logits, Stream cuda_stream = nullptr);
 
-// *mean (one double, device memory) = Σ_r loss[r] / rows, summed in double in row order (the CPU
-// Network's order, so the same per-row losses give the CPU's bits). rows >= 1.
-void mean_loss(const float* loss, int64_t rows, double* mean, Stream cuda_stream = nullptr);
-
 }  // namespace cuda
 }  // namespace dropnet

@@ -4,8 +4,8 @@
 // Launch geometry: grid_for(rows) (kernels/cuda/dropout_body.h); an item is a row, which one
 // thread takes through core/softmax_xent_element.h in class order (the CPU's order: the classifier
 // heads this serves have 10 to 1000 classes, and a row per thread keeps every reduction of the
-// row in one fixed sequence). The batch mean is one thread (mean_loss_thread, a 1 × 1 launch)
-// adding the rows in order. Each output has one writer: no atomics.
+// row in one fixed sequence). Each output has one writer: no
+// atomics. The batch's loss sum: batch_metrics (kernels/cuda/training_batch.h).
 #pragma once
 #include <cstdint>
 
@@ -32,10 +32,6 @@ DROPNET_HD void softmax_xent_thread(const SoftmaxXentArgs& a, const Grid& g, uin
     a.loss[r] = a.labels ? softmax_xent_sparse_row(z, a.classes, a.labels[r], a.grad_scale, p)
                          : softmax_xent_dense_row(z, a.targets + r * a.classes, a.classes, a.grad_scale, p);
   }
-}
-
-DROPNET_HD void mean_loss_thread(const float* loss, int64_t rows, double* mean, uint32_t block, uint32_t thread) {
-  if (block == 0 && thread == 0) *mean = mean_in_row_order(loss, rows);
 }
 
 }  // namespace cuda

@@ -28,6 +28,14 @@ __global__ void csr_gather_values_kernel(const float* values, const int64_t* val
                                          Grid g) {
   csr_gather_values_thread(values, value_index, nnz, out, g, blockIdx.x, threadIdx.x);
 }
+__global__ void csr_gather_dense_kernel(const float* dense, int64_t rows, int64_t cols, const int64_t* indptr,
+                                        const int32_t* indices, float* values, Grid g) {
+  csr_gather_dense_thread(dense, rows, cols, indptr, indices, values, g, blockIdx.x, threadIdx.x);
+}
+__global__ void csr_scatter_dense_kernel(const float* values, int64_t rows, int64_t cols, const int64_t* indptr,
+                                         const int32_t* indices, float* dense, Grid g) {
+  csr_scatter_dense_thread(values, rows, cols, indptr, indices, dense, g, blockIdx.x, threadIdx.x);
+}
 
 // ------------------------------------------------------------------ cuSPARSE through dlopen
 // The subset of cusparse.h (CUDA 12 / 13, the same values in both) this file calls.
@@ -145,6 +153,22 @@ void csr_gather_values(const float* values, const int64_t* value_index, int64_t 
   const Grid g = grid_for(nnz);
   csr_gather_values_kernel<<<g.blocks, g.threads, 0, stream>>>(values, value_index, nnz, out, g);
   check_launch("csr_gather_values");
+}
+
+void csr_gather_dense(const float* dense, int64_t rows, int64_t cols, const int64_t* indptr, const int32_t* indices,
+                      float* values, Stream stream) {
+  if (rows <= 0) return;
+  const Grid g = grid_for(rows);
+  csr_gather_dense_kernel<<<g.blocks, g.threads, 0, stream>>>(dense, rows, cols, indptr, indices, values, g);
+  check_launch("csr_gather_dense");
+}
+
+void csr_scatter_dense(const float* values, int64_t rows, int64_t cols, const int64_t* indptr, const int32_t* indices,
+                       float* dense, Stream stream) {
+  if (rows <= 0) return;
+  const Grid g = grid_for(rows);
+  csr_scatter_dense_kernel<<<g.blocks, g.threads, 0, stream>>>(values, rows, cols, indptr, indices, dense, g);
+  check_launch("csr_scatter_dense");
 }
 
 void spmm_xt_cusparse(int64_t M, const float* X, int64_t ldx, const CsrMatrix32& S, float* Y, int64_t ldy,

@@ -40,6 +40,14 @@ void csr_indptr_to_int32(const int64_t* indptr, int64_t n, int32_t* out, Stream 
 void csr_gather_values(const float* values, const int64_t* value_index, int64_t nnz, float* out,
                        Stream stream = nullptr);
 
+// Between a dense rows × cols weight (row-major) and the entries of its CSR pattern (int64 row
+// offsets, int32 columns: the CPU's layout): gather values[p] = dense[n, indices[p]]; scatter the
+// reverse, leaving the entries not stored as they are. One thread per row.
+void csr_gather_dense(const float* dense, int64_t rows, int64_t cols, const int64_t* indptr, const int32_t* indices,
+                      float* values, Stream stream = nullptr);
+void csr_scatter_dense(const float* values, int64_t rows, int64_t cols, const int64_t* indptr, const int32_t* indices,
+                       float* dense, Stream stream = nullptr);
+
 // Y (M × S.rows, row stride ldy) = X (M × S.cols, row stride ldx) · Sᵀ. Overwrites Y.
 void spmm_xt_cusparse(int64_t M, const float* X, int64_t ldx, const CsrMatrix32& S, float* Y, int64_t ldy,
                       Stream stream = nullptr);
