@@ -111,6 +111,26 @@ TEST_CASE("device network: a pruned MLP run dense with its masks follows the CPU
       [](const nn::Network& cpu, const nn::Network& dev) { check_pruned_ran(cpu, dev, false, kAtol, kRtol); });
 }
 
+TEST_CASE("device network: a pruned MLP with penalties, sample weights and max-norm follows the CPU, run compressed "
+          "and dense") {
+  // The penalty pass on the stored entries (compressed) or with the mask (dense); max-norm on the
+  // dense copy, which a compressed weight gathers again. 0.2: below the largest row norm of the
+  // first weight pruned to 15 % (train_and_compare checks that the constraint binds).
+  TrainOptions options;
+  options.sample_weights = true;
+  options.max_norm = {{0, 0.2f}};
+  for (nn::SparseMode mode : {nn::SparseMode::sparse, nn::SparseMode::dense}) {
+    INFO("sparse ", mode == nn::SparseMode::sparse);
+    train_and_compare(
+        testing::make_sim_backend(), with_penalties(pruned_mlp_model()), optimizer_config(nn::OptimizerType::sgd),
+        nn::LossKind::sparse_categorical_crossentropy, 10, kAtol, kRtol, [mode](nn::Network& n) { prune(n, mode); },
+        [mode](const nn::Network& cpu, const nn::Network& dev) {
+          check_pruned_ran(cpu, dev, mode == nn::SparseMode::sparse, kAtol, kRtol);
+        },
+        options);
+  }
+}
+
 TEST_CASE("device network: a pruned layer set to 'auto' runs dense on a device and sparse when asked") {
   // The CPU's break-even is measured for its kernels; a device has none, so 'auto' stays dense.
   nn::Network dev(pruned_mlp_model().specs, {300}, nn::LossKind::sparse_categorical_crossentropy, 1,
