@@ -517,18 +517,18 @@ device: "cpu" or "cuda:<index>" (dropnet.cuda.parse_device gives these).
           "exactly train_step on each batch. Returns (losses float64, correct int64), one entry per step.")
       .def(
           "keep_dataset",
-          [](nn::Network& n, const py::object& x, const py::object& y) {
+          [](nn::Network& n, const py::object& x, const py::object& y, const py::object& sample_weight) {
             auto xa = require_batch(n, x, "x");
             const int64_t rows = xa.shape(0);
-            TargetArrays t = require_targets(n, y, rows, "y");
+            TargetArrays t = require_targets(n, y, rows, "y", sample_weight);
             const float* xp = xa.data();
             py::gil_scoped_release release;  // x and y are copied before this returns
             return n.keep_dataset(xp, rows, t.t);
           },
-          py::arg("x"), py::arg("y"),
-          "Copy x and y (labels or dense targets) to the network's device, checked once, so that "
-          "train_steps on these very arrays (no sample weights) gathers its batches there and fetches its "
-          "losses and correct counts once per call. False on the CPU (nothing copied). Raises when the device "
+          py::arg("x"), py::arg("y"), py::arg("sample_weight") = py::none(),
+          "Copy x, y (labels or dense targets) and sample_weight to the network's device, checked once, so "
+          "that train_steps on these very arrays gathers its batches there and fetches its losses, correct "
+          "counts and penalties once per call. False on the CPU (nothing copied). Raises when the device "
           "has no room; the network is unchanged. Held until release_dataset or the next keep_dataset.")
       .def("release_dataset", &nn::Network::release_dataset, "Free the device copy made by keep_dataset.")
       .def(

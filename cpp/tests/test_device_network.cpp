@@ -197,13 +197,26 @@ TEST_CASE("device network: weights set and read back through the boundary; a fai
   CHECK(dev.optimizer_step() == 0);
 }
 
-TEST_CASE("device network: epochs over a dataset kept on the device follow the CPU; only the order and the metrics cross") {
-  const Model m = mlp_model();
+namespace {
+
+// Epochs through train_steps on the CPU, on a device holding the dataset (keep_dataset) and on a
+// device copying each batch in. extras: l1 / l2 penalties on two layers and sample weights (their
+// penalties cross with the chunk's metrics, the weights are kept with the data), under SGD.
+void check_kept_epochs(bool extras) {
+  Model m = mlp_model();
+  if (extras) {
+    m.specs[0].l2 = 1e-3f;
+    m.specs[3].l1 = 1e-4f;
+    m.specs[3].l2 = 2e-3f;
+  }
   const int64_t n = 45, batch = 8;  // 6 steps, the last one of 5 rows
   const Batches data = make_batches(1, n, m.features(), m.classes, 7);
   const std::vector<float>& x = data.x[0];
+  std::vector<float> weights(n);
+  for (int64_t i = 0; i < n; ++i) weights[i] = 0.25f + 0.5f * static_cast<float>(i % 4);
   nn::Targets y;
   y.labels = data.labels[0].data();
+  if (extras) y.weights = weights.data();
   std::vector<int64_t> order(n);
   for (int64_t i = 0; i < n; ++i) order[i] = (i * 17 + 5) % n;
   const auto sim = testing::make_sim_backend();
@@ -212,11 +225,16 @@ TEST_CASE("device network: epochs over a dataset kept on the device follow the C
   nn::Network kept(m.specs, m.input, nn::LossKind::sparse_categorical_crossentropy, 3, sim);
   nn::Network copied(m.specs, m.input, nn::LossKind::sparse_categorical_crossentropy, 3,
                      testing::make_sim_backend());
-  for (nn::Network* net : {&cpu, &kept, &copied}) net->set_optimizer(optimizer_config(nn::OptimizerType::adam));
+  for (nn::Network* net : {&cpu, &kept, &copied})
+    net->set_optimizer(optimizer_config(extras ? nn::OptimizerType::sgd : nn::OptimizerType::adam));
   CHECK_FALSE(cpu.keep_dataset(x.data(), n, y));  // the CPU gathers from x itself
   const size_t before = mem.bytes_in;
   REQUIRE(kept.keep_dataset(x.data(), n, y));
-  CHECK(mem.bytes_in - before == static_cast<size_t>(n) * (m.features() * sizeof(float) + sizeof(int64_t)));
+  CHECK(mem.bytes_in - before ==
+        static_cast<size_t>(n) * (m.features() * sizeof(float) + sizeof(int64_t) + (extras ? sizeof(float) : 0)));
+  // Out per step: the loss sum and the correct count, and with penalties one double per parameter.
+  const size_t out_per_step =
+      sizeof(double) + sizeof(int64_t) + (extras ? static_cast<size_t>(cpu.n_params()) * sizeof(double) : 0);
   // Two epochs, each in chunks of steps [0, 2), [2, 5), [5, 6), one shuffled and one in sequence.
   for (bool shuffled : {true, false})
     for (auto chunk : {std::pair<int64_t, int64_t>{0, 2}, {2, 5}, {5, 6}}) {
@@ -227,10 +245,10 @@ TEST_CASE("device network: epochs over a dataset kept on the device follow the C
       cpu.train_steps(x.data(), n, y, o, n, batch, chunk.first, chunk.second, la.data(), ca.data());
       const size_t in0 = mem.bytes_in, out0 = mem.bytes_out;
       kept.train_steps(x.data(), n, y, o, n, batch, chunk.first, chunk.second, lb.data(), cb.data());
-      // In: the chunk's slice of the order (nothing in sequence); out: a loss and a count per step.
+      // In: the chunk's slice of the order (nothing in sequence); out: the chunk's metrics.
       const int64_t rows = std::min(n, chunk.second * batch) - chunk.first * batch;
       CHECK(mem.bytes_in - in0 == (shuffled ? static_cast<size_t>(rows) * sizeof(int64_t) : 0));
-      CHECK(mem.bytes_out - out0 == static_cast<size_t>(steps) * (sizeof(double) + sizeof(int64_t)));
+      CHECK(mem.bytes_out - out0 == static_cast<size_t>(steps) * out_per_step);
       copied.train_steps(x.data(), n, y, o, n, batch, chunk.first, chunk.second, lc.data(), cc.data());
       for (int64_t s = 0; s < steps; ++s) {
         CHECK(std::fabs(lb[s] - la[s]) <= kAtol + kRtol * std::fabs(la[s]));
@@ -263,6 +281,16 @@ TEST_CASE("device network: epochs over a dataset kept on the device follow the C
   CHECK_THROWS_WITH_AS(kept.keep_dataset(x.data(), n, yb), doctest::Contains("at sample 40"), ValueError);
   CHECK(mem.n_blocks() < blocks);  // the earlier copy was released too
   kept.release_dataset();
+}
+
+}  // namespace
+
+TEST_CASE("device network: epochs over a dataset kept on the device follow the CPU; only the order and the metrics cross") {
+  check_kept_epochs(false);
+}
+
+TEST_CASE("device network: kept epochs with penalties and sample weights; the penalties cross with the metrics") {
+  check_kept_epochs(true);
 }
 
 TEST_CASE("device network: what only the CPU runs is refused, naming it") {

@@ -693,13 +693,13 @@ class Sequential(ModelAPI):
         return history
 
     def _keep_dataset(self, x: np.ndarray, y: np.ndarray, w: Optional[np.ndarray]) -> bool:
-        """On a device, a copy of the training set in device memory for the length of ``fit``: each
-        batch is then gathered there, and each chunk of steps fetches only its losses and correct
-        counts. Without room on the device (or with sample weights) every batch is copied in."""
-        if self.device == "cpu" or w is not None:
+        """On a device, a copy of the training set (and its sample weights) in device memory for the
+        length of ``fit``: each batch is then gathered there, and each chunk of steps fetches only its
+        losses, correct counts and penalties. Without room on the device every batch is copied in."""
+        if self.device == "cpu":
             return False
         try:
-            return bool(self._net.keep_dataset(x, y))
+            return bool(self._net.keep_dataset(x, y, w))
         except (MemoryError, RuntimeError):
             return False
 

@@ -20,11 +20,11 @@
 
 #include "dropnet/core/batch_metrics_element.h"
 #include "dropnet/core/conv_geometry.h"
+#include "dropnet/core/csr_view.h"
 #include "dropnet/core/epilogue.h"
 #include "dropnet/core/loss_kind.h"
 #include "dropnet/core/optimizer_element.h"
 #include "dropnet/core/pooling_element.h"
-#include "dropnet/kernels/cpu/sparse_csr.h"  // CsrView
 
 namespace dropnet {
 
@@ -125,11 +125,12 @@ class Backend {
   // Sample weights after any loss: loss[r] *= weights[r], row r of d (rows × cols, may be null) too.
   virtual void weight_loss_rows(const float* weights, int64_t rows, int64_t cols, float* loss, float* d) const = 0;
 
-  // ---- weight penalties (kernels/cpu/weight_penalty.h): the gradient finished in place, the
-  // penalty returned (a host value). block_sums: this backend's memory, penalty_blocks(n) + 1
-  // doubles. mask may be null.
-  virtual double weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
-                                     double* block_sums) const = 0;
+  // ---- weight penalties (kernels/cpu/weight_penalty.h): the gradient finished in place; the
+  // penalty's value to *penalty (this backend's memory, so a chunk of steps fetches it with its
+  // losses; null: not wanted). block_sums: this backend's memory, penalty_blocks(n) + 1 doubles.
+  // mask may be null.
+  virtual void weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
+                                   double* block_sums, double* penalty) const = 0;
   // ---- max-norm over rows × cols weights, in place (kernels/cpu/max_norm.h)
   virtual void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const = 0;
 

@@ -167,7 +167,6 @@ float* Conv2DLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t
   workspace_.grow(static_cast<size_t>(ws));
   be().conv2d_backward(d_out, x_, rows, geom_, weight_.value.data(), filters_, dx, weight_.grad.data(),
                        use_bias_ ? bias_.grad.data() : nullptr, workspace_.data(), ws);
-  mask_weight_grad(be(), weight_);
   return dx;
 }
 

@@ -105,12 +105,6 @@ void bind_param(Param& p, const Backend& backend, const std::string&) {
   p.value.bind(&backend, static_cast<size_t>(p.size));
   p.grad.bind(&backend);
   p.mask.bind(&backend, p.has_mask ? static_cast<size_t>(p.size) : 0);
-  p.mask_bits.bind(&backend);
-}
-
-void mask_weight_grad(const Backend& backend, Param& w) {
-  if (w.has_mask && w.trainable && !w.run_sparse && !backend.host_memory())
-    backend.dropout_backward_bits(w.grad.data(), w.mask_bits.data(), w.grad.data(), w.size, 1.f);
 }
 
 // ------------------------------------------------------------------------------------- dense
@@ -270,7 +264,6 @@ float* DenseLayer::backward(float* d_out, float* spare, bool need_d_in, int64_t 
   if (drop_connect_applied_)
     be().dropout_backward_bits(weight_.grad.data(), w_keep_bits_.data(), weight_.grad.data(), weight_.size,
                                keep_scale(drop_connect_));
-  mask_weight_grad(be(), weight_);
   if (!need_d_in) return nullptr;
   // dX = dZ · W'  (rows × in)
   const float* w = drop_connect_applied_ ? w_dropped_.data() : weight_.value.data();

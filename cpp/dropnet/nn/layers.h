@@ -71,10 +71,9 @@ const char* activation_name(cpu::ActivationKind kind);
 struct Param {
   Shape shape;
   int64_t size = 0;
+  // mask: the 0/1 pruning mask; the penalty pass of every step (Backend::weight_penalty_grad,
+  // Network::apply_gradients) multiplies the gradient by it, on every device.
   Buffer<float> value, grad, mask;
-  // On a device, the mask also as keep bits (bit j % 64 of word j / 64; set_mask): the weight
-  // gradient is masked by the dropout backward pass over them (mask_weight_grad).
-  Buffer<uint64_t> mask_bits;
   bool has_mask = false;
   int64_t mask_kept = 0;  // number of ones in the mask
   float l1 = 0.f, l2 = 0.f;  // Keras-style penalty l1·Σ|w| + l2·Σw² on this tensor
@@ -141,11 +140,6 @@ class Layer {
 // A parameter or state tensor onto `backend`, its values and pruning mask kept (Layer::bind).
 void bind_param(Param& p, const Backend& backend, const std::string& where);
 
-// A pruned weight's dense gradient zeroed where the mask is 0, on a device, after the layer's
-// backward: the CPU does it in the penalty pass of every step (cpu::weight_penalty_grad with the
-// mask, Network::apply_gradients), which a device skips; so get_grads agrees on both. Exact: the
-// kept entries are multiplied by 1.
-void mask_weight_grad(const Backend& backend, Param& w);
 
 // Unless `allowed` or the backend is the host's: ValueError "<where><what> runs on the CPU only, not
 // on device '<name>'<hint>". Every refusal of a CPU-only layer or option goes through here; the

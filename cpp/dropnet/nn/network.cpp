@@ -206,10 +206,10 @@ Network::Network(const std::vector<LayerSpec>& specs, const Shape& input_shape, 
   if (!be.host_memory()) {
     for (size_t l = 0; l < layers_.size(); ++l) layers_[l]->bind(be, str_concat("layers[", l, "]"));
     for (Buffer<float>* b : {&grad_arena_, &d_a_, &d_b_, &loss_rows_, &x_device_, &dense_y_device_, &weights_device_,
-                             &data_x_, &data_dense_})
+                             &data_x_, &data_dense_, &data_weights_})
       b->bind(&be);
     for (Buffer<int64_t>* b : {&labels_device_, &data_labels_, &order_device_, &metric_correct_}) b->bind(&be);
-    metric_loss_.bind(&be);
+    for (Buffer<double>* b : {&metric_loss_, &metric_penalty_}) b->bind(&be);
     penalty_blocks_.bind(&be);
   }
   // One gradient arena, slices padded to 16 floats (64 bytes) so each keeps Buffer's alignment.
@@ -373,7 +373,7 @@ void Network::train_steps(const float* x, int64_t n, const Targets& y, const int
   // A dataset kept on the device (keep_dataset) gives its batches there: nothing crosses per step
   // but the dropout streams' counter, which stays on the host. Otherwise each batch is gathered on
   // the host, checked, and copied in.
-  const bool resident = data_rows_ > 0 && data_host_x_ == x && data_rows_ == n && !y.weights &&
+  const bool resident = data_rows_ > 0 && data_host_x_ == x && data_rows_ == n && data_host_w_ == y.weights &&
                         data_host_y_ == (y.labels ? static_cast<const void*>(y.labels) : y.dense);
   const Backend& gather = resident ? *backend_ : cpu_backend();
   float* bx = resident ? x_device_.grow(static_cast<size_t>(rows_max * width))
@@ -384,7 +384,9 @@ void Network::train_steps(const float* x, int64_t n, const Targets& y, const int
   float* bd = !y.dense ? nullptr
               : resident ? dense_y_device_.grow(static_cast<size_t>(rows_max * n_out))
                          : batch_dense_y_.grow(static_cast<size_t>(rows_max * n_out));
-  float* bw = y.weights ? batch_weights_.grow(static_cast<size_t>(rows_max)) : nullptr;
+  float* bw = !y.weights ? nullptr
+              : resident ? weights_device_.grow(static_cast<size_t>(rows_max))
+                         : batch_weights_.grow(static_cast<size_t>(rows_max));
   const int64_t* idx_base = order;
   if (resident && order) {
     const int64_t n_idx = std::min(n_order, step1 * batch) - first_row;
@@ -393,9 +395,7 @@ void Network::train_steps(const float* x, int64_t n, const Targets& y, const int
     idx_base = order_device_.data() - first_row;  // indexed by lo below, never below first_row
   }
   const int64_t count = step1 - step0;
-  metric_loss_.grow(static_cast<size_t>(count));
-  metric_correct_.grow(static_cast<size_t>(count));
-  std::vector<double> penalty(static_cast<size_t>(count));
+  reserve_metrics(count);
   std::vector<int64_t> batch_rows(static_cast<size_t>(count));
   for (int64_t s = step0; s < step1; ++s) {
     const int64_t lo = s * batch, rows = std::min(n_order, lo + batch) - lo, slot = s - step0;
@@ -403,19 +403,45 @@ void Network::train_steps(const float* x, int64_t n, const Targets& y, const int
     gather.gather_rows(resident ? data_x_.data() : x, width * 4, idx, lo, rows, bx);
     if (bl) gather.gather_rows(resident ? data_labels_.data() : y.labels, 8, idx, lo, rows, bl);
     if (bd) gather.gather_rows(resident ? data_dense_.data() : y.dense, n_out * 4, idx, lo, rows, bd);
-    if (bw) gather.gather_rows(y.weights, 4, idx, lo, rows, bw);
+    if (bw) gather.gather_rows(resident ? data_weights_.data() : y.weights, 4, idx, lo, rows, bw);
     const Targets by{bl, bd, bw};
     if (resident) backprop(bx, rows, by, 0, rows, false, data_kind_, slot);
     else checked_backprop(bx, rows, by, 0, rows, false, slot);
-    penalty[static_cast<size_t>(slot)] = apply_gradients_locked();
+    apply_gradients_locked(slot);
     batch_rows[static_cast<size_t>(slot)] = rows;
   }
-  // The chunk's statistics cross once: its losses and correct counts.
-  backend_->to_host(losses, metric_loss_.data(), static_cast<size_t>(count) * sizeof(double));
-  backend_->to_host(correct, metric_correct_.data(), static_cast<size_t>(count) * sizeof(int64_t));
+  // The chunk's statistics cross once: its loss sums, correct counts and penalties.
+  std::vector<double> penalty(static_cast<size_t>(count));
+  fetch_metrics(count, losses, correct, penalty.data());
   for (int64_t i = 0; i < count; ++i)
     losses[i] = losses[i] / static_cast<double>(batch_rows[static_cast<size_t>(i)]) + penalty[static_cast<size_t>(i)];
   last_batch_correct_ = correct[count - 1];
+}
+
+void Network::reserve_metrics(int64_t steps) {
+  metric_loss_.grow(static_cast<size_t>(steps));
+  metric_correct_.grow(static_cast<size_t>(steps));
+  metric_penalty_.grow(static_cast<size_t>(steps * std::max<int64_t>(n_params(), 1)));
+}
+
+bool Network::penalised(const Param& p) { return p.trainable && (p.l1 != 0.f || p.l2 != 0.f); }
+
+void Network::fetch_metrics(int64_t steps, double* loss_sums, int64_t* correct, double* penalties) {
+  if (loss_sums) backend_->to_host(loss_sums, metric_loss_.data(), static_cast<size_t>(steps) * sizeof(double));
+  if (correct) backend_->to_host(correct, metric_correct_.data(), static_cast<size_t>(steps) * sizeof(int64_t));
+  if (!penalties) return;
+  const int64_t np = n_params();
+  bool any = false;
+  for (const Param* p : params_) any = any || penalised(*p);
+  std::vector<double> values(any ? static_cast<size_t>(steps * np) : 0);
+  if (any) backend_->to_host(values.data(), metric_penalty_.data(), values.size() * sizeof(double));
+  for (int64_t s = 0; s < steps; ++s) {
+    // Parameters in order, as the CPU has always added them (an unpenalised one adds an exact 0).
+    double total = 0.0;
+    for (int64_t i = 0; i < np; ++i)
+      if (penalised(*params_[static_cast<size_t>(i)])) total += values[static_cast<size_t>(s * np + i)];
+    penalties[s] = total;
+  }
 }
 
 bool Network::keep_dataset(const float* x, int64_t n, const Targets& y) {
@@ -427,6 +453,8 @@ bool Network::keep_dataset(const float* x, int64_t n, const Targets& y) {
   try {
     backend_->to_device(data_x_.grow(static_cast<size_t>(n * n_inputs())), x,
                         static_cast<size_t>(n * n_inputs()) * sizeof(float));
+    if (y.weights)
+      backend_->to_device(data_weights_.grow(static_cast<size_t>(n)), y.weights, static_cast<size_t>(n) * sizeof(float));
     if (y.labels)
       backend_->to_device(data_labels_.grow(static_cast<size_t>(n)), y.labels, static_cast<size_t>(n) * sizeof(int64_t));
     else
@@ -438,6 +466,7 @@ bool Network::keep_dataset(const float* x, int64_t n, const Targets& y) {
   }
   data_host_x_ = x;
   data_host_y_ = y.labels ? static_cast<const void*>(y.labels) : y.dense;
+  data_host_w_ = y.weights;
   data_kind_ = correct_kind(y, n);
   data_rows_ = n;
   return true;
@@ -449,10 +478,11 @@ void Network::release_dataset() {
 }
 
 void Network::release_dataset_locked() {
-  for (Buffer<float>* b : {&data_x_, &data_dense_}) b->release();
+  for (Buffer<float>* b : {&data_x_, &data_dense_, &data_weights_}) b->release();
   data_labels_.release();
   data_host_x_ = nullptr;
   data_host_y_ = nullptr;
+  data_host_w_ = nullptr;
   data_rows_ = 0;
 }
 
@@ -477,23 +507,27 @@ double Network::apply_gradients() {
   std::lock_guard<std::mutex> lock(mu_);
   DROPNET_CHECK(gradients_ready_, "apply_gradients: no gradients to apply; call compute_gradients first "
                 "(each compute_gradients feeds one apply_gradients)");
-  return apply_gradients_locked();
+  reserve_metrics(1);
+  apply_gradients_locked(0);
+  double penalty = 0.0;
+  fetch_metrics(1, nullptr, nullptr, &penalty);
+  return penalty;
 }
 
 double Network::train_step_locked(const float* x, int64_t rows, const Targets& y) {
   const double loss_sum = compute_gradients_locked(x, rows, y, 0, rows, false);
-  const double penalty = apply_gradients_locked();
+  apply_gradients_locked(0);
+  double penalty = 0.0;
+  fetch_metrics(1, nullptr, nullptr, &penalty);
   return loss_sum / static_cast<double>(rows) + penalty;
 }
 
 double Network::compute_gradients_locked(const float* x, int64_t rows, const Targets& y, uint64_t row_offset,
                                          int64_t grad_rows, bool split) {
-  metric_loss_.grow(1);
-  metric_correct_.grow(1);
+  reserve_metrics(1);
   checked_backprop(x, rows, y, row_offset, grad_rows, split, 0);
   double loss_sum = 0.0;
-  backend_->to_host(&loss_sum, metric_loss_.data(), sizeof(double));
-  backend_->to_host(&last_batch_correct_, metric_correct_.data(), sizeof(int64_t));
+  fetch_metrics(1, &loss_sum, &last_batch_correct_, nullptr);
   return loss_sum;
 }
 
@@ -534,24 +568,26 @@ void Network::backprop(const float* x, int64_t rows, const Targets& y, uint64_t 
   gradients_ready_ = true;
 }
 
-double Network::apply_gradients_locked() {
+void Network::apply_gradients_locked(int64_t slot) {
   DenormalsFlushed ftz;
-  double penalty = 0.0;
-  for (Param* p : params_) {
+  const int64_t np = n_params();
+  for (int64_t i = 0; i < np; ++i) {
+    Param* p = params_[static_cast<size_t>(i)];
     if (!p->trainable) continue;
+    // The penalty's value waits in the backend's memory with the step's other metrics.
+    double* value = penalised(*p) ? metric_penalty_.data() + slot * np + i : nullptr;
     if (p->run_sparse)
-      penalty += backend_->weight_penalty_grad(p->sparse->nnz, p->sparse->values.data(), p->sparse->grad.data(),
-                                               nullptr, p->l1, p->l2, penalty_blocks_.data());
+      backend_->weight_penalty_grad(p->sparse->nnz, p->sparse->values.data(), p->sparse->grad.data(), nullptr, p->l1,
+                                    p->l2, penalty_blocks_.data(), value);
     else
-      penalty += backend_->weight_penalty_grad(p->size, p->value.data(), p->grad.data(), p->mask_or_null(), p->l1,
-                                               p->l2, penalty_blocks_.data());
+      backend_->weight_penalty_grad(p->size, p->value.data(), p->grad.data(), p->mask_or_null(), p->l1, p->l2,
+                                    penalty_blocks_.data(), value);
   }
   optimizer_.step(params_);
   mark_updated();
   apply_max_norm();
   rng_offset_ = pending_stream_;
   gradients_ready_ = false;
-  return penalty;
 }
 
 void Network::check_bn_batch(int64_t rows) const {
@@ -713,12 +749,6 @@ void Network::set_mask(int64_t i, const float* mask) {
   p->mask.grow(static_cast<size_t>(p->size));
   backend_->to_device(p->mask.data(), mask, static_cast<size_t>(p->size) * sizeof(float));
   p->has_mask = true;
-  if (!backend_->host_memory()) {  // the keep bits that mask the weight gradient there (mask_weight_grad)
-    std::vector<uint64_t> bits(static_cast<size_t>((p->size + 63) / 64), 0);
-    for (int64_t j = 0; j < p->size; ++j) bits[static_cast<size_t>(j / 64)] |= uint64_t{mask[j] != 0.f} << (j % 64);
-    p->mask_bits.grow(bits.size());
-    backend_->to_device(p->mask_bits.data(), bits.data(), bits.size() * sizeof(uint64_t));
-  }
   buffer_mask(backend_.get(), p->value.data(), mask, static_cast<size_t>(p->size));
   buffer_mask(backend_.get(), p->grad.data(), mask, static_cast<size_t>(p->size));
   if (optimizer_.slots_per_param() > 0) optimizer_.apply_mask(i, mask, p->size);

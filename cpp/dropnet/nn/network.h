@@ -114,9 +114,9 @@ class Network {
   // order entries must be in [0, n) (checked by the caller).
   void train_steps(const float* x, int64_t n, const Targets& y, const int64_t* order, int64_t n_order, int64_t batch,
                    int64_t step0, int64_t step1, double* losses, int64_t* correct);
-  // A copy of the dataset (x: n rows; y's labels or dense targets) in the device's memory, checked
-  // once here, from which train_steps on the same x and y (the same pointers, no sample weights)
-  // gathers its batches on the device; the chunk's losses and correct counts then cross once.
+  // A copy of the dataset (x: n rows; y's labels or dense targets and sample weights) in the
+  // device's memory, checked once here, from which train_steps on the same x and y (the same
+  // pointers) gathers its batches on the device; the chunk's losses and correct counts then cross once.
   // Returns false on the CPU (nothing to copy). Throws when the device has no room (the network
   // is unchanged; train_steps then copies each batch in). Held until release_dataset or the next
   // keep_dataset.
@@ -272,7 +272,14 @@ class Network {
   void release_dataset_locked();
   std::function<void(double*, int64_t)> batchnorm_sum_;
   cpu::SumAcrossProcesses batchnorm_across_;  // calls batchnorm_sum_
-  double apply_gradients_locked();
+  // The optimizer step after compute_gradients; each penalised parameter's penalty goes to
+  // metric_penalty_[slot · n_params + i] (the backend's memory).
+  void apply_gradients_locked(int64_t slot);
+  static bool penalised(const Param& p);
+  void reserve_metrics(int64_t steps);
+  // The first `steps` slots of the metrics to the host (each output may be null); penalties: per
+  // step, the penalised parameters' values added in parameter order.
+  void fetch_metrics(int64_t steps, double* loss_sums, int64_t* correct, double* penalties);
 
   // One arena for every parameter's gradient (Param::grad is a view into it), each slice starting
   // on a 64-byte boundary: one allreduce moves a whole step's gradients.
@@ -292,7 +299,9 @@ class Network {
   // keep_dataset's copy, the epoch order's indices of a chunk, and each step's metrics.
   Buffer<float> data_x_, data_dense_;
   Buffer<int64_t> data_labels_, order_device_, metric_correct_;
-  Buffer<double> metric_loss_;
+  Buffer<double> metric_loss_, metric_penalty_;
+  Buffer<float> data_weights_;
+  const float* data_host_w_ = nullptr;
   const float* data_host_x_ = nullptr;
   const void* data_host_y_ = nullptr;
   int64_t data_rows_ = 0;

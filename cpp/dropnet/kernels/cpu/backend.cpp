@@ -185,9 +185,10 @@ class CpuBackend final : public Backend {
         for (int64_t j = 0; j < cols; ++j) d[r * cols + j] *= w;
     }
   }
-  double weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
-                             double* block_sums) const override {
-    return cpu::weight_penalty_grad(n, w, g, mask, l1, l2, block_sums);
+  void weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
+                           double* block_sums, double* penalty) const override {
+    const double value = cpu::weight_penalty_grad(n, w, g, mask, l1, l2, block_sums);
+    if (penalty) *penalty = value;
   }
   void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const override {
     cpu::max_norm_rows(w, rows, cols, max_norm);

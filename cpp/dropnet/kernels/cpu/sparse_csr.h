@@ -8,19 +8,11 @@
 #pragma once
 #include <cstdint>
 
+#include "dropnet/core/csr_view.h"
+
 namespace dropnet {
 namespace cpu {
 
-// Read-only view of a CSR matrix; the kernels' argument type. Entry p's value is
-// values[value_index ? value_index[p] : p] (value_index lets the transposed copy share values).
-struct CsrView {
-  int64_t rows = 0, cols = 0;
-  const int64_t* indptr = nullptr;  // rows + 1
-  const int32_t* indices = nullptr;  // nnz, columns ascending within a row
-  const float* values = nullptr;
-  const int64_t* value_index = nullptr;  // nnz or nullptr
-  int64_t nnz() const { return indptr[rows]; }
-};
 
 // Which dense entries W[n, k] (W: N × K, row-major) a CSR keeps: mask[n*K + k] != 0 when a mask
 // is given, else |W[n, k]| > threshold (NaN is kept, so a diverged weight is never hidden).

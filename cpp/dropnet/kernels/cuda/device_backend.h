@@ -187,15 +187,16 @@ class DeviceBackend final : public Backend {
   }
   // The CPU's shortcut: nothing to add and no mask leaves g as it is. Otherwise the launch leaves
   // the penalty in block_sums after the chunks' sums, and one double crosses back.
-  double weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
-                             double* block_sums) const override {
+  void weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
+                           double* block_sums, double* penalty) const override {
     const bool penalised = l1 != 0.f || l2 != 0.f;
-    if ((!penalised && !mask) || n <= 0) return 0.0;
+    if ((!penalised && !mask) || n <= 0) {
+      if (penalty) k_.zero(penalty, sizeof(double));
+      return;
+    }
     k_.weight_penalty_grad(n, w, g, mask, l1, l2, block_sums);
-    if (!penalised) return 0.0;
-    double penalty = 0.0;
-    k_.to_host(&penalty, block_sums + penalty_blocks(n), sizeof(double));
-    return penalty;
+    // The total (block_sums' last double) stays on the device: a device-to-device copy, no sync.
+    if (penalty) copy(penalty, block_sums + penalty_blocks(n), sizeof(double));
   }
   void max_norm_rows(float* w, int64_t rows, int64_t cols, float max_norm) const override {
     k_.max_norm_rows(w, rows, cols, max_norm);
