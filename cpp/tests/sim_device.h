@@ -63,8 +63,9 @@ class SimMemory {
     return static_cast<const char*>(p) >= base && static_cast<const char*>(p) < base + it->second;
   }
   size_t n_blocks() const { return blocks_.size(); }
-  // Bytes copied host -> device and device -> host so far (what would cross PCIe).
-  size_t bytes_in = 0, bytes_out = 0;
+  // Bytes copied host -> device and device -> host so far (what would cross PCIe), and the
+  // optimizer's multi-tensor calls.
+  size_t bytes_in = 0, bytes_out = 0, optimizer_calls = 0;
   // Open while alive (nested scopes are fine).
   class Open {
    public:
@@ -442,9 +443,11 @@ class SimKernels {
   }
 
   void sgd_update_multi(const SgdArgs& a, const cuda::OptimizerSegment* segments, int64_t count) const {
+    ++mem_->optimizer_calls;
     run_multi(cuda::SegmentUpdate::sgd, a, AdamArgs{}, segments, count);
   }
   void adam_update_multi(const AdamArgs& a, const cuda::OptimizerSegment* segments, int64_t count) const {
+    ++mem_->optimizer_calls;
     run_multi(cuda::SegmentUpdate::adam, SgdArgs{}, a, segments, count);
   }
 

@@ -243,12 +243,14 @@ void check_kept_epochs(bool extras) {
       std::vector<int64_t> ca(steps), cb(steps), cc(steps);
       const int64_t* o = shuffled ? order.data() : nullptr;
       cpu.train_steps(x.data(), n, y, o, n, batch, chunk.first, chunk.second, la.data(), ca.data());
-      const size_t in0 = mem.bytes_in, out0 = mem.bytes_out;
+      const size_t in0 = mem.bytes_in, out0 = mem.bytes_out, calls0 = mem.optimizer_calls;
       kept.train_steps(x.data(), n, y, o, n, batch, chunk.first, chunk.second, lb.data(), cb.data());
       // In: the chunk's slice of the order (nothing in sequence); out: the chunk's metrics.
       const int64_t rows = std::min(n, chunk.second * batch) - chunk.first * batch;
       CHECK(mem.bytes_in - in0 == (shuffled ? static_cast<size_t>(rows) * sizeof(int64_t) : 0));
       CHECK(mem.bytes_out - out0 == static_cast<size_t>(steps) * out_per_step);
+      // One multi-tensor optimizer call per step, for all of the network's parameters.
+      CHECK(mem.optimizer_calls - calls0 == static_cast<size_t>(steps));
       copied.train_steps(x.data(), n, y, o, n, batch, chunk.first, chunk.second, lc.data(), cc.data());
       for (int64_t s = 0; s < steps; ++s) {
         CHECK(std::fabs(lb[s] - la[s]) <= kAtol + kRtol * std::fabs(la[s]));

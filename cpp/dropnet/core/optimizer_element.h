@@ -70,6 +70,20 @@ DROPNET_HD void adam_element(const AdamConstants& c, float& w, float g, float& m
   w = wi;
 }
 
+// One parameter of a multi-tensor update (Backend::sgd_update / adam_update, the cuda:: multi-tensor
+// launches): n floats of weight w and gradient g, in the memory of the device that runs the update;
+// slot0 / slot1 the optimizer state (SGD: slot0 the momentum buffer or null; Adam: slot0 = m,
+// slot1 = v); mask n floats of 0/1 or null; l1, l2 its penalties (cuda::penalty_grad_multi only).
+struct OptimizerSegment {
+  float* w = nullptr;
+  float* g = nullptr;
+  float* slot0 = nullptr;
+  float* slot1 = nullptr;
+  const float* mask = nullptr;
+  int64_t n = 0;
+  float l1 = 0.f, l2 = 0.f;
+};
+
 // The weight penalties' value is summed over fixed chunks of kPenaltyBlock elements on every
 // device (kernels/cpu/weight_penalty.h, kernels/cuda/weight_penalty_body.h): penalty_blocks(n)
 // chunks, each in double, then the chunks in order.

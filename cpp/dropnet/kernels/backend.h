@@ -159,11 +159,12 @@ class Backend {
   virtual void batch_metrics(const float* loss, int64_t rows, const float* out, int64_t n_out, const int64_t* labels,
                              const float* dense, CorrectKind kind, double* loss_sum, int64_t* correct) const = 0;
 
-  // ---- optimizers (kernels/cpu/optimizer.h); buf, mask may be null
-  virtual void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf,
-                          const float* mask) const = 0;
-  virtual void adam_update(const AdamArgs& a, int64_t n, float* w, const float* g, float* m, float* v,
-                           const float* mask) const = 0;
+  // ---- optimizers (kernels/cpu/optimizer.h): one call updates a list of `count` parameters (a
+  // host array of descriptors over this backend's memory; slot0 / slot1 and mask may be null), so
+  // a device steps every parameter in one launch, not one per tensor. Each element is updated
+  // exactly as the one-tensor CPU kernels do (core/optimizer_element.h).
+  virtual void sgd_update(const SgdArgs& a, const OptimizerSegment* params, int64_t count) const = 0;
+  virtual void adam_update(const AdamArgs& a, const OptimizerSegment* params, int64_t count) const = 0;
 };
 
 // The CPU twin (kernels/cpu/backend.cpp); one for the process, never destroyed.

@@ -58,9 +58,10 @@ void Optimizer::apply_mask(int64_t param_index, const float* mask, int64_t n) {
   }
 }
 
-Optimizer::Target Optimizer::target(Param& prm, size_t p) {
+OptimizerSegment Optimizer::target(Param& prm, size_t p) {
   const int64_t k = slots_per_param();
-  Target t;
+  OptimizerSegment t;
+  float** slot[2] = {&t.slot0, &t.slot1};
   if (prm.run_sparse) {
     // The compressed copy holds exactly the surviving entries: no mask needed, O(nnz) work. Per
     // element the update is the dense masked one (mask 1), so both paths give the same bits.
@@ -68,31 +69,32 @@ Optimizer::Target Optimizer::target(Param& prm, size_t p) {
     t.n = s.nnz;
     t.w = s.values.data();
     t.g = s.grad.data();
-    for (int64_t j = 0; j < k; ++j) t.slot[j] = s.slots[static_cast<size_t>(j)].data();
+    for (int64_t j = 0; j < k; ++j) *slot[j] = s.slots[static_cast<size_t>(j)].data();
     return t;
   }
   t.n = prm.size;
   t.w = prm.value.data();
   t.g = prm.grad.data();
   t.mask = prm.mask_or_null();
-  for (int64_t j = 0; j < k; ++j) t.slot[j] = slots_[p * static_cast<size_t>(k) + static_cast<size_t>(j)].data();
+  for (int64_t j = 0; j < k; ++j) *slot[j] = slots_[p * static_cast<size_t>(k) + static_cast<size_t>(j)].data();
   return t;
 }
 
 void Optimizer::step(const std::vector<Param*>& params) {
   ++step_;
-  const int64_t k = slots_per_param();
+  // Every trainable parameter in one list (frozen ones: weights and slots stay as they are), one
+  // backend call: a device updates them all in one launch.
+  segments_.clear();
+  for (size_t p = 0; p < params.size(); ++p)
+    if (params[p]->trainable) segments_.push_back(target(*params[p], p));
+  const int64_t count = static_cast<int64_t>(segments_.size());
   if (config_.type == OptimizerType::sgd) {
     SgdArgs a;
     a.lr = static_cast<float>(config_.lr);
     a.momentum = static_cast<float>(config_.momentum);
     a.weight_decay = static_cast<float>(config_.weight_decay);
     a.nesterov = config_.nesterov;
-    for (size_t p = 0; p < params.size(); ++p) {
-      if (!params[p]->trainable) continue;  // frozen: weights and slots stay as they are
-      const Target t = target(*params[p], p);
-      backend_->sgd_update(a, t.n, t.w, t.g, k ? t.slot[0] : nullptr, t.mask);
-    }
+    backend_->sgd_update(a, segments_.data(), count);
     return;
   }
   AdamArgs a;
@@ -106,11 +108,7 @@ void Optimizer::step(const std::vector<Param*>& params) {
   const double t = static_cast<double>(step_);
   a.step_size = static_cast<float>(config_.lr / (1.0 - std::pow(config_.beta1, t)));
   a.bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(config_.beta2, t)));
-  for (size_t p = 0; p < params.size(); ++p) {
-    if (!params[p]->trainable) continue;
-    const Target t = target(*params[p], p);
-    backend_->adam_update(a, t.n, t.w, t.g, t.slot[0], t.slot[1], t.mask);
-  }
+  backend_->adam_update(a, segments_.data(), count);
 }
 
 }  // namespace nn

@@ -47,18 +47,12 @@ class Optimizer {
  private:
   // The arrays one parameter's update works on: the dense ones with the mask, or the compressed
   // copy when the parameter runs sparse this step (layers.h: Param::run_sparse).
-  struct Target {
-    int64_t n = 0;
-    float* w = nullptr;
-    const float* g = nullptr;
-    float* slot[2] = {nullptr, nullptr};
-    const float* mask = nullptr;
-  };
-  Target target(Param& prm, size_t p);
+  OptimizerSegment target(Param& prm, size_t p);
   OptimizerConfig config_;
   const Backend* backend_ = &cpu_backend();
   int64_t step_ = 0;
   std::vector<Buffer<float>> slots_;
+  std::vector<OptimizerSegment> segments_;  // a step's list, kept so steps do not allocate
 };
 
 }  // namespace nn

@@ -231,13 +231,13 @@ class CpuBackend final : public Backend {
     *correct = kind == CorrectKind::none ? -1 : c;
   }
 
-  void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf,
-                  const float* mask) const override {
-    cpu::sgd_update(a, n, w, g, buf, mask);
+  void sgd_update(const SgdArgs& a, const OptimizerSegment* params, int64_t count) const override {
+    for (int64_t i = 0; i < count; ++i)
+      cpu::sgd_update(a, params[i].n, params[i].w, params[i].g, params[i].slot0, params[i].mask);
   }
-  void adam_update(const AdamArgs& a, int64_t n, float* w, const float* g, float* m, float* v,
-                   const float* mask) const override {
-    cpu::adam_update(a, n, w, g, m, v, mask);
+  void adam_update(const AdamArgs& a, const OptimizerSegment* params, int64_t count) const override {
+    for (int64_t i = 0; i < count; ++i)
+      cpu::adam_update(a, params[i].n, params[i].w, params[i].g, params[i].slot0, params[i].slot1, params[i].mask);
   }
 
  private:

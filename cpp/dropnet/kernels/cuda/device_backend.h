@@ -240,31 +240,15 @@ class DeviceBackend final : public Backend {
     k_.batch_metrics(loss, rows, out, n_out, labels, dense, kind, loss_sum, correct);
   }
 
-  // One tensor per call, as the CPU optimizer steps (nn/optimizer.cpp); the multi-tensor launch
-  // takes it as a list of one.
-  void sgd_update(const SgdArgs& a, int64_t n, float* w, const float* g, float* buf,
-                  const float* mask) const override {
-    const OptimizerSegment s = segment(n, w, g, buf, nullptr, mask);
-    k_.sgd_update_multi(a, &s, 1);
+  // Every parameter of the step in one multi-tensor launch (kMaxSegmentsPerLaunch per launch).
+  void sgd_update(const SgdArgs& a, const OptimizerSegment* params, int64_t count) const override {
+    k_.sgd_update_multi(a, params, count);
   }
-  void adam_update(const AdamArgs& a, int64_t n, float* w, const float* g, float* m, float* v,
-                   const float* mask) const override {
-    const OptimizerSegment s = segment(n, w, g, m, v, mask);
-    k_.adam_update_multi(a, &s, 1);
+  void adam_update(const AdamArgs& a, const OptimizerSegment* params, int64_t count) const override {
+    k_.adam_update_multi(a, params, count);
   }
 
  private:
-  static OptimizerSegment segment(int64_t n, float* w, const float* g, float* slot0, float* slot1,
-                                  const float* mask) {
-    OptimizerSegment s;
-    s.w = w;
-    s.g = const_cast<float*>(g);  // the updates read g; only penalty_grad_multi writes it
-    s.slot0 = slot0;
-    s.slot1 = slot1;
-    s.mask = mask;
-    s.n = n;
-    return s;
-  }
   // S with its row offsets narrowed into the scratch (room for nnz gathered values after them
   // when with_values); cuSPARSE takes one index type for offsets and columns.
   CsrMatrix32 csr32(const cpu::CsrView& S, int64_t nnz, bool with_values) const {

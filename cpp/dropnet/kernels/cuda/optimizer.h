@@ -13,18 +13,8 @@
 namespace dropnet {
 namespace cuda {
 
-// One parameter: n floats of weight w and gradient g; slot0 / slot1 the optimizer state (SGD:
-// slot0 the momentum buffer or null; Adam: slot0 = m, slot1 = v); mask n floats of 0/1 or null;
-// l1, l2 its penalties (penalty_grad_multi only).
-struct OptimizerSegment {
-  float* w = nullptr;
-  float* g = nullptr;
-  float* slot0 = nullptr;
-  float* slot1 = nullptr;
-  const float* mask = nullptr;
-  int64_t n = 0;
-  float l1 = 0.f, l2 = 0.f;
-};
+// One parameter (core/optimizer_element.h), its pointers device pointers.
+using OptimizerSegment = dropnet::OptimizerSegment;
 
 // `segments` is a host array of `count` descriptors; they travel as kernel arguments
 // (kMaxSegmentsPerLaunch per launch), so no device allocation or copy is made.
