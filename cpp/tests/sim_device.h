@@ -324,14 +324,7 @@ class SimKernels {
     args_on_device("weight_penalty_grad", w, g, mask);
     args_on_device("weight_penalty_grad block_sums", block_sums);
     SimMemory::Open open(*mem_);
-    cuda::WeightPenaltyArgs a;
-    a.seg.w = const_cast<float*>(w);
-    a.seg.g = g;
-    a.seg.mask = mask;
-    a.seg.n = n;
-    a.seg.l1 = l1;
-    a.seg.l2 = l2;
-    a.block_sums = block_sums;
+    const cuda::WeightPenaltyArgs a = cuda::weight_penalty_args(n, w, g, mask, l1, l2, block_sums);
     const int64_t chunks = penalty_blocks(n);
     if (chunks > 0)
       simulate_blocks(cuda::weight_penalty_grid(n), false,

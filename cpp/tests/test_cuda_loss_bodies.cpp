@@ -133,14 +133,8 @@ TEST_CASE("simulated CUDA weight penalties: gradient = CPU bit for bit, penalty 
         for (const cuda::Grid& grid : {cuda::weight_penalty_grid(n), cuda::Grid{2, 4}}) {
           std::vector<float> g = g0;
           std::vector<double> sums(static_cast<size_t>(chunks + 1), std::nan(""));
-          cuda::WeightPenaltyArgs a;
-          a.seg.w = const_cast<float*>(w.data());
-          a.seg.g = g.data();
-          a.seg.mask = masked ? mask.data() : nullptr;
-          a.seg.n = n;
-          a.seg.l1 = p.l1;
-          a.seg.l2 = p.l2;
-          a.block_sums = sums.data();
+          const cuda::WeightPenaltyArgs a =
+              cuda::weight_penalty_args(n, w.data(), g.data(), masked ? mask.data() : nullptr, p.l1, p.l2, sums.data());
           testing::simulate_blocks(grid, true, [&](testing::HostBlock& blk, double* a1, double* a2) {
             cuda::weight_penalty_block(blk, a, a1, a2);
           });

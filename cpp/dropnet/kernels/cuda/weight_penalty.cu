@@ -22,14 +22,7 @@ __global__ void penalty_total_kernel(double* block_sums, int64_t chunks) {
 
 void weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
                          double* block_sums, Stream cuda_stream) {
-  WeightPenaltyArgs a;
-  a.seg.w = const_cast<float*>(w);  // read only: the penalty writes g
-  a.seg.g = g;
-  a.seg.mask = mask;
-  a.seg.n = n;
-  a.seg.l1 = l1;
-  a.seg.l2 = l2;
-  a.block_sums = block_sums;
+  const WeightPenaltyArgs a = weight_penalty_args(n, w, g, mask, l1, l2, block_sums);
   const int64_t chunks = penalty_blocks(n);
   if (chunks > 0) {
     const Grid grid = weight_penalty_grid(n);

@@ -28,6 +28,20 @@ struct WeightPenaltyArgs {
   double* block_sums = nullptr;
 };
 
+// The launch's arguments, as the .cu file and the simulated device build them.
+inline WeightPenaltyArgs weight_penalty_args(int64_t n, const float* w, float* g, const float* mask, float l1,
+                                             float l2, double* block_sums) {
+  WeightPenaltyArgs a;
+  a.seg.w = const_cast<float*>(w);  // read only: the penalty writes g
+  a.seg.g = g;
+  a.seg.mask = mask;
+  a.seg.n = n;
+  a.seg.l1 = l1;
+  a.seg.l2 = l2;
+  a.block_sums = block_sums;
+  return a;
+}
+
 inline Grid weight_penalty_grid(int64_t n) {
   const int64_t chunks = penalty_blocks(n);
   const int64_t blocks = chunks < 1 ? 1 : (chunks > kMaxBlocks ? kMaxBlocks : chunks);
