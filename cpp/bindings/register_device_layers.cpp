@@ -33,8 +33,9 @@ namespace {
 // them (the backend is not for concurrent use).
 const Backend& backend_for(int device) {
   if (device < 0) return cpu_backend();
-  static std::map<int, std::shared_ptr<const Backend>> backends;  // never freed: outlives every call
-  std::shared_ptr<const Backend>& b = backends[device];
+  // Never destroyed: freeing a GPU's workspace after the CUDA runtime has shut down at exit would fail.
+  static auto* const backends = new std::map<int, std::shared_ptr<const Backend>>();
+  std::shared_ptr<const Backend>& b = (*backends)[device];
   if (!b) b = cuda::cuda_backend(device);
   return *b;
 }
