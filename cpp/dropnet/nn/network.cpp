@@ -515,10 +515,11 @@ double Network::apply_gradients() {
 }
 
 double Network::train_step_locked(const float* x, int64_t rows, const Targets& y) {
-  const double loss_sum = compute_gradients_locked(x, rows, y, 0, rows, false);
+  reserve_metrics(1);
+  checked_backprop(x, rows, y, 0, rows, false, 0);
   apply_gradients_locked(0);
-  double penalty = 0.0;
-  fetch_metrics(1, nullptr, nullptr, &penalty);
+  double loss_sum = 0.0, penalty = 0.0;
+  fetch_metrics(1, &loss_sum, &last_batch_correct_, &penalty);  // the step's one crossing
   return loss_sum / static_cast<double>(rows) + penalty;
 }
 

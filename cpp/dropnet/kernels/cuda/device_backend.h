@@ -65,15 +65,9 @@ class DeviceBackend final : public Backend {
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
             int64_t ldb, float* C, int64_t ldc, const GemmEpilogue* epilogue, double) const override {
     const int64_t need = k_.sgemm_workspace(M, N, K);
-    if (need > workspace_floats_) {
-      k_.free(workspace_);
-      workspace_ = nullptr;
-      workspace_floats_ = 0;
-      workspace_ = static_cast<float*>(k_.alloc(static_cast<size_t>(need) * sizeof(float)));
-      workspace_floats_ = need;
-    }
-    k_.sgemm(trans_a, trans_b, M, N, K, 1.f, A, lda, B, ldb, 0.f, C, ldc, epilogue, need > 0 ? workspace_ : nullptr,
-             need);
+    grow(workspace_, workspace_bytes_, static_cast<size_t>(need) * sizeof(float));
+    k_.sgemm(trans_a, trans_b, M, N, K, 1.f, A, lda, B, ldb, 0.f, C, ldc, epilogue,
+             need > 0 ? static_cast<float*>(workspace_) : nullptr, need);
   }
 
   void dropout_forward(const float* x, float* y, int64_t n, uint32_t threshold, float scale, uint64_t seed,
@@ -186,7 +180,7 @@ class DeviceBackend final : public Backend {
     k_.weight_loss_rows(weights, rows, cols, loss, d);
   }
   // The CPU's shortcut: nothing to add and no mask leaves g as it is. Otherwise the launch leaves
-  // the penalty in block_sums after the chunks' sums, and one double crosses back.
+  // the penalty in block_sums after the chunks' sums, copied on the device to *penalty.
   void weight_penalty_grad(int64_t n, const float* w, float* g, const float* mask, float l1, float l2,
                            double* block_sums, double* penalty) const override {
     const bool penalised = l1 != 0.f || l2 != 0.f;
@@ -257,13 +251,7 @@ class DeviceBackend final : public Backend {
                                   " stored entries, cuSPARSE's 32-bit indices take fewer than 2^31"));
     const size_t offsets = static_cast<size_t>(S.rows + 1) * sizeof(int32_t);
     const size_t bytes = (offsets + 63) / 64 * 64 + (with_values ? static_cast<size_t>(nnz) * sizeof(float) : 0);
-    if (bytes > sparse_scratch_bytes_) {
-      k_.free(sparse_scratch_);
-      sparse_scratch_ = nullptr;
-      sparse_scratch_bytes_ = 0;
-      sparse_scratch_ = k_.alloc(bytes);
-      sparse_scratch_bytes_ = bytes;
-    }
+    grow(sparse_scratch_, sparse_scratch_bytes_, bytes);
     CsrMatrix32 m;
     m.rows = S.rows;
     m.cols = S.cols;
@@ -280,13 +268,23 @@ class DeviceBackend final : public Backend {
     const size_t offsets = static_cast<size_t>(rows + 1) * sizeof(int32_t);
     return reinterpret_cast<float*>(static_cast<char*>(sparse_scratch_) + (offsets + 63) / 64 * 64);
   }
+  // A grow-only scratch block of this backend (the old one freed first: a device may have room
+  // for one of the two only); its contents are lost when it grows.
+  void grow(void*& block, size_t& have, size_t need) const {
+    if (need <= have) return;
+    k_.free(block);
+    block = nullptr;
+    have = 0;
+    block = k_.alloc(need);
+    have = need;
+  }
   [[noreturn]] void cpu_only(const char* op) const {
     throw ValueError(str_concat(op, ": runs on the CPU only, not on device '", name_, "'"));
   }
   std::string name_;
   Kernels k_;
-  mutable float* workspace_ = nullptr;  // the dense product's split, grown to the largest asked for
-  mutable int64_t workspace_floats_ = 0;
+  mutable void* workspace_ = nullptr;  // the dense product's split, grown to the largest asked for
+  mutable size_t workspace_bytes_ = 0;
   mutable void* sparse_scratch_ = nullptr;  // the sparse products' int32 row offsets and gathered values
   mutable size_t sparse_scratch_bytes_ = 0;
 };
