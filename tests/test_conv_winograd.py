@@ -1,6 +1,6 @@
 """The Winograd convolution paths (3x3, stride 1, dilation 1, ungrouped, at least 16 input
 channels and at most 2 filters per input channel: docs/design.md, "Convolution paths"), F(2x2, 3x3)
-and, where both output sides are at least 28, F(4x4, 3x3), against a float64 direct convolution
+and, where both output sides are at least 7, F(4x4, 3x3), against a float64 direct convolution
 written here, and their determinism across thread counts and ISA paths.
 
 Tolerance: F(2, 3) computes each output from transformed tiles whose entries are sums of up to 9
@@ -28,39 +28,40 @@ from helpers import threads
 
 ISA_LEVELS = dropnet.cpu_features()["available"]
 
-# (N, C, F, H, W, padding): odd and even planes (tiles that overhang), paddings 0 / 1 / 2, C and
-# F not multiples of 16, N = 1..11 (one and two chunks of 8 images; where the output width is odd
-# and padded on both sides, the block's images share tile rows), and more than 256 channels
-# and filters (the products' depth in two of the GEMM's K blocks, forward and input gradient).
+# F(2x2, 3x3) cases (an output side below 7) and F(4x4, 3x3) cases (both at least 7), each with odd
+# and even planes (tiles that overhang), paddings 0 / 1 / 2, C and F not multiples of 16, one and
+# two chunks of 8 images, output widths that make the block's images share tile rows (odd for F(2),
+# 1 / 2 / 3 mod 4 for F(4), with pads on both sides) and a last block short of images, and more
+# than 256 channels and filters (the products' depth in two of the GEMM's K blocks, forward and
+# input gradient).
 CASES = [
     (1, 16, 17, 5, 5, 0),
-    (3, 17, 20, 7, 6, 1),
-    (9, 18, 33, 9, 8, 2),
+    (3, 17, 20, 7, 6, 1),      # output 7 x 6: F(2)
+    (9, 18, 33, 4, 4, 2),      # two chunks, pad 2
     (2, 20, 16, 6, 9, 1),
-    (4, 16, 31, 13, 11, 1),
     (5, 19, 7, 3, 4, 2),
     (2, 16, 16, 3, 3, 0),      # one output pixel
-    (8, 16, 24, 14, 14, 1),
-    (6, 21, 10, 2, 5, 2),
+    (6, 21, 10, 2, 5, 2),      # odd output width, pads on both sides: images side by side
     (7, 24, 48, 4, 1, 1),      # one column
     (2, 264, 300, 4, 5, 1),    # depth 264 / 300: two K blocks
-    (9, 32, 64, 7, 7, 1),      # odd output width, pads on both sides: images side by side
-    (11, 16, 20, 5, 6, 2),     # the same with pad 2, a last block short of images
-    (1, 16, 24, 7, 7, 1),      # one image
+    (11, 16, 20, 3, 5, 1),     # side by side, two chunks, a last block short of images
+    (1, 16, 24, 5, 5, 1),      # one image
 ]
 
-# F(4x4, 3x3) cases (both output sides >= 28): planes a multiple of the tile and not (overhanging
-# tiles), odd output widths with pads on both sides (images side by side: 27 and 31 leave 1 column
-# of the last tile, 29 leaves 3), paddings 0 / 1 / 2, one and two chunks, a last block short of
-# images, and depths 264 / 270 (two K blocks, forward and input gradient).
 CASES_F4 = [
+    (9, 18, 33, 9, 8, 2),      # output 11 x 10, two chunks
+    (4, 16, 31, 13, 11, 1),
+    (8, 16, 24, 14, 14, 1),    # the VGG net's 14 x 14 layers (side by side: 14 = 2 mod 4)
+    (9, 32, 64, 7, 7, 1),      # and its 7 x 7 layers (3 mod 4), two chunks
+    (11, 16, 20, 5, 6, 2),     # output 7 x 8, pad 2
+    (1, 16, 24, 7, 7, 1),      # one image
     (2, 16, 17, 28, 28, 1),
     (3, 17, 20, 29, 31, 1),
     (9, 16, 8, 30, 30, 0),
     (2, 20, 24, 28, 30, 2),
-    (5, 16, 16, 29, 27, 1),
+    (5, 16, 16, 29, 27, 1),    # output 29 x 27: 1 and 3 columns of the last tile
     (11, 16, 20, 28, 29, 1),
-    (1, 264, 40, 28, 28, 1),
+    (1, 264, 40, 28, 28, 1),   # depth 264 / 270: two K blocks
     (1, 150, 270, 28, 28, 1),
 ]
 
@@ -68,7 +69,7 @@ CASES_F4 = [
 def tile_of(case):
     """The path's tile for this shape (the rule of docs/design.md, "Convolution paths")."""
     _, _, _, H, W, pad = case
-    return 4 if min(H, W) + 2 * pad - 2 >= 28 else 2
+    return 4 if min(H, W) + 2 * pad - 2 >= 7 else 2
 
 
 def direct_ref(x, w, b, pad):
@@ -160,8 +161,9 @@ def run_all(x, w, b, dy, pad):
     return (y,) + tuple(ops.conv2d_backward(dy, x, w, padding=pad))
 
 
-# three chunks of images; the last two pack images side by side (F(2), F(4))
-@pytest.mark.parametrize("case", [(21, 17, 24, 11, 10, 1), (21, 17, 24, 9, 9, 1), (21, 17, 24, 28, 29, 1)])
+# three chunks of images, F(2) then F(4); the images side by side in all but the first
+@pytest.mark.parametrize("case", [(21, 17, 24, 4, 4, 1), (21, 17, 24, 5, 5, 1), (21, 17, 24, 9, 9, 1),
+                                  (21, 17, 24, 7, 7, 1), (21, 17, 24, 28, 29, 1)])
 def test_same_bits_for_any_thread_count(case):
     x, w, b, dy, pad = make(case, seed=2)
     with threads(1):
@@ -173,8 +175,9 @@ def test_same_bits_for_any_thread_count(case):
 
 
 @pytest.mark.skipif(len(ISA_LEVELS) < 2, reason="this CPU runs only the scalar path: nothing to compare")
-@pytest.mark.parametrize("case", [(10, 20, 40, 9, 12, 2), (3, 260, 270, 5, 7, 1), (11, 64, 128, 7, 7, 1),
-                                  (10, 20, 40, 30, 29, 1), (2, 260, 270, 28, 28, 1)])
+@pytest.mark.parametrize("case", [(10, 20, 40, 4, 3, 2), (3, 260, 270, 4, 5, 1), (11, 64, 128, 5, 5, 1),
+                                  (10, 20, 40, 9, 12, 2), (11, 64, 128, 7, 7, 1), (10, 20, 40, 30, 29, 1),
+                                  (2, 260, 270, 28, 28, 1)])
 def test_same_bits_on_every_isa_path(case):
     x, w, b, dy, pad = make(case, seed=3)
     with dropnet.isa("scalar"):

@@ -20,8 +20,8 @@ namespace {
 // ξ = (1, 1), where A dY Aᵀ is the sum of the output tile's dy (row and column 1 of A are all ones).
 int64_t bias_position(const WinogradPlan& p) { return p.tile + 3; }
 
-// Images a block transforms before its GEMMs: the largest power of two up to
-// kConvImagesPerChunk (so blocks tile a chunk) whose transformed tensors stay within
+// Images a block transforms before its GEMMs: the largest power of two up to a cap (the
+// backward's: kConvImagesPerChunk, so blocks tile a chunk) whose transformed tensors stay within
 // kBlockFloats (1 MiB, half a core's L2 here; 2 MiB measured slower), doubled while the block has
 // fewer than kMinBlockTiles tiles (the GEMMs' columns: at 7 × 7 a 2-image block gives 36, and
 // the micro-kernel's 32-column panels run a 4-column tail at the cost of 16; 4 images measured
@@ -33,6 +33,11 @@ constexpr int64_t kMinBlockTiles = 64;
 // images (132 tiles) as at 4 (68), and the weight gradient's products run twice the depth per
 // accumulator load (1-7 % faster at 64 → 128 and 128 → 128, 7 × 7, 1 and 2 threads).
 constexpr int64_t kMinPackedBlockTiles = 128;
+// The forward's cap. No sum runs across the images of its blocks, so they change no bit. With
+// F(4 × 4) at 7 × 7, 8 images sit in 2 tile rows of 17 tiles (34 GEMM columns: a 2-column tail
+// on the micro-kernel's 32-column panels); 16 images (66) measured 15-18 % faster at 64 → 128 and
+// 128 → 128, 7 × 7, 1 thread, and 32 or 64 no faster.
+constexpr int64_t kForwardMaxBlockImages = 16;
 
 // Row stride of a transformed tensor whose rows hold `tiles` columns: at least 16 floats of slack
 // for the transforms' last vector (conv2d_winograd_body.h), rounded to whole 64-byte lines.
@@ -54,11 +59,11 @@ WinogradPlan group_plan(WinogradPlan p, int64_t block) {
 int64_t block_tiles(const WinogradPlan& pg, int64_t nb) { return (nb + pg.across - 1) / pg.across * pg.tiles(); }
 
 // Images per block of plan p whose transformed tensors have `rows` rows (channels) per position.
-int64_t images_per_block(const WinogradPlan& p, int64_t rows) {
-  int64_t b = kConvImagesPerChunk;
+int64_t images_per_block(const WinogradPlan& p, int64_t rows, int64_t cap) {
+  int64_t b = cap;
   while (b > 1 && p.positions() * rows * block_tiles(group_plan(p, b), b) > kBlockFloats) b /= 2;
   const int64_t min_tiles = p.packs() ? kMinPackedBlockTiles : kMinBlockTiles;
-  while (b < kConvImagesPerChunk && block_tiles(group_plan(p, b), b) < min_tiles) b *= 2;
+  while (b < cap && block_tiles(group_plan(p, b), b) < min_tiles) b *= 2;
   return b;
 }
 
@@ -163,10 +168,12 @@ void correlate_images(const WinogradTransforms& tf, const WinogradPlan& pg, cons
   }
 }
 
-// Images per block: the largest power of two up to kConvImagesPerChunk whose transformed tensors
-// (16 positions of C + F rows, one image's tiles each) stay within kBlockFloats; side by side
-// (group_plan) they take no more.
-int64_t forward_block(const WinogradPlan& p, int64_t F) { return images_per_block(p, p.in_channels + F); }
+// Images per block: the largest power of two up to kForwardMaxBlockImages whose transformed
+// tensors (the positions of C + F rows, one image's tiles each) stay within kBlockFloats, doubled
+// to the tile floor (images_per_block); side by side (group_plan) they take no more.
+int64_t forward_block(const WinogradPlan& p, int64_t F) {
+  return images_per_block(p, p.in_channels + F, kForwardMaxBlockImages);
+}
 
 int64_t forward_per_part(const WinogradPlan& p, int64_t F) {
   const int64_t block = forward_block(p, F), Tb = block * p.tiles();
@@ -177,7 +184,7 @@ int64_t forward_per_part(const WinogradPlan& p, int64_t F) {
 // Backward blocks: the image count whose transformed tensors (V of x and the products' Z: C + 1
 // rows, A dY Aᵀ: F rows, 16 positions) stay within kBlockFloats.
 int64_t backward_block(const WinogradPlan& px, int64_t F) {
-  return images_per_block(px, px.in_channels + F);
+  return images_per_block(px, px.in_channels + F, kConvImagesPerChunk);
 }
 
 // Per part: the chunk's transformed weight gradient (16 × F × (C + 1): column C of position 5

@@ -2,7 +2,7 @@
 // conv2d_forward / conv2d_backward take when winograd_applies()
 // (docs/design.md, "Convolution paths"). Each 2×2 output tile comes from a 4×4 input tile with 16 multiplies per (filter,
 // channel) instead of 36, so the three products of a training step need 2.25× fewer flops than
-// im2col + GEMM (less the tiles that overhang an odd or padded edge). Large planes take
+// im2col + GEMM (less the tiles that overhang an odd or padded edge). Planes from 7 × 7 up take
 // F(4×4, 3×3) instead (winograd_tile): 4×4 output tiles from 6×6 input tiles, 36 positions, 36
 // multiplies per 16 outputs (4× fewer than im2col); the same structure with 6×6 transforms
 // (conv2d_winograd4_body.h). Below, the F(2×2) sizes.
@@ -18,6 +18,7 @@
 // once (conv2d_winograd_body.h, conv2d_winograd4_body.h) and compiled per ISA unit without
 // contraction: every ISA path and every thread count gives the same bits.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "dropnet/kernels/cpu/gemm.h"
@@ -30,8 +31,9 @@ namespace cpu {
 // leading pads (pad_top, pad_left) (anything outside the plane reads 0), out planes OH × OW, cut
 // into TH × TW tiles of tile × tile (the last row / column may overhang the output). `across` images sit
 // side by side in one tile grid (a group): image a's tiles are columns [a·TW, a·TW + TW) of each
-// tile row, and each tile row has one spare tile at its end (conv2d_winograd_body.h): tiles() =
-// TH · S(), S() = across · TW + 1 columns of every GEMM. across > 1 needs packs(): see there.
+// tile row; where the geometry does not pack, each tile row has one spare tile at its end
+// (conv2d_winograd_body.h): tiles() = TH · S() columns of every GEMM, S() = across · TW, + 1
+// without packs(). across > 1 needs packs(): see there.
 struct WinogradPlan {
   int64_t in_channels = 0, H = 0, W = 0;
   int64_t pad_top = 0, pad_left = 0;
@@ -41,7 +43,7 @@ struct WinogradPlan {
   int64_t tile = 2;  // output tile side m: F(m×m, 3×3) on (m + 2) × (m + 2) input tiles, m = 2 or 4
   int64_t positions() const { return (tile + 2) * (tile + 2); }  // ξ: the transformed tile
   int64_t phases() const { return tile * tile; }  // a plane split by row and column mod tile
-  int64_t S() const { return across * TW + 1; }
+  int64_t S() const { return across * TW + (packs() ? 0 : 1); }
   int64_t tiles() const { return TH * S(); }
   int64_t tiles_padded() const { return (tiles() + 7) / 8 * 8; }
   // Whether images may share a tile row without spare tiles between them: with an output width
@@ -52,6 +54,11 @@ struct WinogradPlan {
   // last tile, which only its last output column reads (an overhang: dropped, its dy 0, the output
   // planes getting zero columns between images), so A dY Aᵀ has 0 in the column that meets the
   // next image's data, in the weight gradient's products and in the input gradient's B Z Bᵀ alike.
+  // The same holds at the end of a tile row, so packed groups have no spare tile: the last tile
+  // reads, as its last two input columns, the left pad and first column of image 0 in the next
+  // tile row's planes, and only that overhang column reads them (at 7 × 7 a block's tiles become
+  // a whole number of the micro-kernel's 32-column panels: 128 for F(2×2) and 8 images, 32 and
+  // 64 for F(4×4) and 8 and 16, where the spare left 4- and 2-column tails).
   bool packs() const { return OW % tile != 0 && pad_left >= 1 && pad_left + W <= OW + 1; }
 };
 
@@ -71,9 +78,9 @@ bool winograd_applies(const ConvGeometry& g, int64_t F);
 // The output tile of the Winograd path, a function of the geometry alone like the rule above:
 // F(4×4, 3×3) (2.25 multiplies per output and filter-channel pair instead of 4) where both output
 // sides are at least kWinograd4MinSide, else F(2×2, 3×3). Its transforms cost more per tile and
-// its tiles are fewer (shorter GEMMs, more overhang), so smaller planes measured slower
-// (docs/design.md, "Convolution paths").
-constexpr int64_t kWinograd4MinSide = 28;
+// a plane of 6 × 6 or less has at most 4 tiles of 4 × 4 (more overhang), so those measured slower;
+// from 7 × 7 up it measured faster or equal (docs/design.md, "Convolution paths").
+constexpr int64_t kWinograd4MinSide = 7;
 int64_t winograd_tile(const ConvGeometry& g, int64_t F);
 
 int64_t winograd_forward_workspace(const ConvGeometry& g, int64_t F, int threads);
@@ -115,8 +122,10 @@ struct WinogradTransforms {
 };
 // Rows of transformed tensors (ld) need 16 floats of slack past the block's last tile.
 // The F(4×4) bodies keep the first pass of each transform in up to 36 lines of tiles_padded(),
-// past each region.
-inline int64_t winograd_line_buffer(const WinogradPlan& p) { return p.tile == 4 ? 36 * p.tiles_padded() : 0; }
+// then the phase offsets of one plane (conv2d_winograd4_body.h, phase_offsets4), past each region.
+inline int64_t winograd_line_buffer(const WinogradPlan& p) {
+  return p.tile == 4 ? 36 * p.tiles_padded() + std::max(p.H * p.W, p.OH * p.OW) : 0;
+}
 inline int64_t winograd_input_scratch(const WinogradPlan& p) {
   return p.in_channels * p.phases() * (p.tiles_padded() + 2 * p.S()) + winograd_line_buffer(p);
 }

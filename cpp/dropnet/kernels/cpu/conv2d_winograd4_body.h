@@ -14,6 +14,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "dropnet/kernels/cpu/conv2d_winograd.h"
 
@@ -131,57 +132,47 @@ inline void lines(const float* const (&in)[6], float* const (&out)[6], int64_t T
   }
 }
 
-// One row of a plane and its four phases by padded column mod 4: ph_j[m] ↔ row[4m + j − off]
-// for m < width. kSplit: ph_j[m] = row[…], 0 where 4m + j − off is outside [0, n); else the
-// inverse, row[…] = ph_j[m] where it is inside. The columns that meet no edge run as one loop of
-// four interleaved moves per m; data movement only, so no ISA changes a bit.
-template <bool kSplit, class Row>  // Row: const float (kSplit) or float
-inline void phase_row4(Row* row, int64_t n, int64_t off, int64_t width, float* p0, float* p1, float* p2, float* p3) {
-  float* ph[4] = {p0, p1, p2, p3};
-  const int64_t lo = std::min(width, (off + 3) / 4);
-  const int64_t hi = std::max(lo, std::min(width, (n + off) / 4));
-  const auto edge = [&](int64_t m) {
-    for (int j = 0; j < 4; ++j) {
-      const int64_t x = 4 * m + j - off;
-      const bool inside = x >= 0 && x < n;
-      if constexpr (kSplit) ph[j][m] = inside ? row[x] : 0.f;
-      else if (inside) row[x] = ph[j][m];
-    }
-  };
-  for (int64_t m = 0; m < lo; ++m) edge(m);
-  Row* __restrict r = row - off;
-  float* __restrict q0 = p0;
-  float* __restrict q1 = p1;
-  float* __restrict q2 = p2;
-  float* __restrict q3 = p3;
-  for (int64_t m = lo; m < hi; ++m) {
-    if constexpr (kSplit) {
-      q0[m] = r[4 * m];
-      q1[m] = r[4 * m + 1];
-      q2[m] = r[4 * m + 2];
-      q3[m] = r[4 * m + 3];
-    } else {
-      r[4 * m] = q0[m];
-      r[4 * m + 1] = q1[m];
-      r[4 * m + 2] = q2[m];
-      r[4 * m + 3] = q3[m];
+// Where each element of a plane lands in the 16 phase planes (PS floats apart) of its padded
+// plane: off[r·W + x] = (4·(pr % 4) + pc % 4)·PS + (pr / 4)·S + pc / 4 with pr = r + pad_top, pc = x + pad_left, for the rows whose tile row pr / 4 is below `rows`.
+// Returns how many elements that is (whole rows, from the top). Built once per transform call
+// into the scratch past the line buffer (winograd_line_buffer) and read as int32 through memcpy
+// (the scratch is float storage). The split (plane → phases) and the gathers back are then one
+// move per element in the plane's order: per-row movers with scalar edge columns cost several
+// times their moves on 7 × 7 planes (35 % of an F(4×4) forward at 128 → 128, 7 × 7). Data
+// movement only: no ISA changes a bit.
+inline int64_t phase_offsets4(int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t rows, int64_t S,
+                              int64_t PS, float* table) {
+  int64_t n = 0;
+  for (int64_t r = 0; r < H; ++r) {
+    const int64_t pr = r + pad_top;
+    if (pr / 4 >= rows) break;
+    const int64_t row_base = 4 * (pr % 4) * PS + (pr / 4) * S;
+    for (int64_t x = 0; x < W; ++x, ++n) {
+      const int64_t pc = x + pad_left;
+      const int32_t off = static_cast<int32_t>(row_base + (pc % 4) * PS + pc / 4);
+      std::memcpy(table + n, &off, sizeof off);
     }
   }
-  for (int64_t m = hi; m < width; ++m) edge(m);
+  return n;
 }
 
-// The 16 phase planes of a padded plane: q[(4·rp + cp)·PS + ρ·S + m] = plane[4ρ + rp − pad_top]
-// [4m + cp − pad_left] for the plane's rows (ρ < rows) and m < width (0 outside the plane's
-// columns). Rows outside the plane are not written: the caller zeroed q once, and they sit at the
-// same entries for every call with the same plan.
-inline void split_phase4(const float* plane, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t rows,
-                         int64_t S, int64_t width, int64_t PS, float* q) {
-  for (int64_t r = 0; r < H; ++r) {
-    const int64_t pr = r + pad_top, rho = pr / 4;
-    if (rho >= rows) break;
-    float* q0 = q + 4 * (pr % 4) * PS + rho * S;
-    phase_row4<true>(plane + r * W, W, pad_left, width, q0, q0 + PS, q0 + 2 * PS, q0 + 3 * PS);
-  }
+inline int32_t phase_offset(const float* table, int64_t e) {
+  int32_t off;
+  std::memcpy(&off, table + e, sizeof off);
+  return off;
+}
+
+// q[table[e]] = plane[e], e < n (the split), and its inverse plane[e] = q[table[e]]. The AVX-512
+// unit's copies vectorise as scatters and gathers: as fast as scalar moves on the Zen 4 host.
+inline void phase_split4(const float* __restrict plane, const float* __restrict table, int64_t n,
+                         float* __restrict q) {
+#pragma GCC unroll 4
+  for (int64_t e = 0; e < n; ++e) q[phase_offset(table, e)] = plane[e];
+}
+inline void phase_gather4(const float* __restrict q, const float* __restrict table, int64_t n,
+                          float* __restrict plane) {
+#pragma GCC unroll 4
+  for (int64_t e = 0; e < n; ++e) plane[e] = q[phase_offset(table, e)];
 }
 
 // WinogradTransforms::input for tile 4: V = Bᵀ d B, rows first (E[k][j] = (Bᵀ d)[k][j] per
@@ -192,14 +183,16 @@ void winograd4_input(const float* x, int64_t stride, int64_t count, const Winogr
                      int64_t plane, float* scratch) {
   const int64_t S = p.S(), T = p.tiles_padded(), rows = p.TH + 2, HW = p.H * p.W, PS = T + 2 * S;
   float* lines_buf = scratch + p.in_channels * 16 * PS;
+  float* table = lines_buf + 36 * T;
   // A group short of images: its empty places read 0 (an earlier group wrote them).
   if (count < p.across) std::fill(scratch, lines_buf, 0.f);
-  // Each image's rows from its tile column on, TW + 1 columns (its tiles and the column their
-  // last one reads: the next image's first, which that image writes after, or the spare).
+  // Only the plane's own entries are written: the padding's entries are 0 from the caller's
+  // zeroing and stay so (no image's data lands there; WinogradPlan::packs keeps each image's
+  // columns short of the next image's first tile).
+  const int64_t n = phase_offsets4(p.H, p.W, p.pad_top, p.pad_left, rows, S, PS, table);
   for (int64_t c = 0; c < p.in_channels; ++c)
     for (int64_t a = 0; a < count; ++a)
-      split_phase4(x + a * stride + c * HW, p.H, p.W, p.pad_top, p.pad_left, rows, S, p.TW + 1, PS,
-                   scratch + c * 16 * PS + a * p.TW);
+      phase_split4(x + a * stride + c * HW, table, n, scratch + c * 16 * PS + a * p.TW);
   for (int64_t c = 0; c < p.in_channels; ++c) {
     const float* q = scratch + c * 16 * PS;
     for (int j = 0; j < 6; ++j) {
@@ -228,8 +221,9 @@ void winograd4_input(const float* x, int64_t stride, int64_t count, const Winogr
 // then each image's rows gathered from them. Scratch: 16·T, then 24 lines of T.
 void winograd4_output(const float* m, int64_t ld, int64_t plane, const WinogradPlan& p, int64_t channels,
                       const float* bias, float* y, int64_t stride, int64_t count, float* scratch) {
-  const int64_t S = p.S(), T = p.tiles_padded(), OW = p.OW, OH = p.OH, P = OH * OW, nq = (OW + 3) / 4;
+  const int64_t S = p.S(), T = p.tiles_padded(), OW = p.OW, OH = p.OH, P = OH * OW;
   float* rows = scratch + 16 * T;
+  const int64_t n = phase_offsets4(OH, OW, 0, 0, p.TH, S, T, rows + 36 * T);
   for (int64_t f = 0; f < channels; ++f) {
     for (int l = 0; l < 6; ++l) {
       const float* in[6];
@@ -249,13 +243,7 @@ void winograd4_output(const float* m, int64_t ld, int64_t plane, const WinogradP
       const float b = bias[f];
       for (int64_t t = 0; t < 16 * T; ++t) scratch[t] = scratch[t] + b;
     }
-    for (int64_t a = 0; a < count; ++a) {
-      float* yf = y + a * stride + f * P;
-      for (int64_t r = 0; r < OH; ++r) {
-        float* y0 = scratch + 4 * (r % 4) * T + (r / 4) * S + a * p.TW;
-        phase_row4<false>(yf + r * OW, OW, 0, nq, y0, y0 + T, y0 + 2 * T, y0 + 3 * T);
-      }
-    }
+    for (int64_t a = 0; a < count; ++a) phase_gather4(scratch + a * p.TW, rows + 36 * T, n, y + a * stride + f * P);
   }
 }
 
@@ -266,13 +254,13 @@ void winograd4_grad_output(const float* dy, int64_t stride, int64_t count, const
                            float* u, int64_t ld, int64_t plane, float* scratch) {
   const int64_t S = p.S(), T = p.tiles_padded(), P = p.OH * p.OW;
   float* lines_buf = scratch + channels * 16 * T;
+  float* table = lines_buf + 36 * T;
   // A group short of images: its empty places read 0 (an earlier group wrote them). Past each
-  // image's output columns its tiles read 0 (its zero column past them, overwritten by the next
-  // image's first).
+  // image's output columns its tiles read 0 (entries no image writes, 0 from the caller's zeroing).
   if (count < p.across) std::fill(scratch, lines_buf, 0.f);
+  const int64_t n = phase_offsets4(p.OH, p.OW, 0, 0, p.TH, S, T, table);
   for (int64_t f = 0; f < channels; ++f)
-    for (int64_t a = 0; a < count; ++a)
-      split_phase4(dy + a * stride + f * P, p.OH, p.OW, 0, 0, p.TH, S, p.TW + 1, T, scratch + f * 16 * T + a * p.TW);
+    for (int64_t a = 0; a < count; ++a) phase_split4(dy + a * stride + f * P, table, n, scratch + f * 16 * T + a * p.TW);
   for (int64_t f = 0; f < channels; ++f) {
     const float* q = scratch + f * 16 * T;
     for (int j = 0; j < 4; ++j) {
@@ -306,7 +294,9 @@ void winograd4_input_grad(const float* z, int64_t ld, int64_t plane, const Winog
   float* d = scratch + lead;
   float* q = scratch + 36 * DS;
   float* rows = scratch + 52 * DS;
-  const int64_t pt = p.pad_top, pl = p.pad_left, H = p.H, W = p.W, nq = (pl + W + 3) / 4;
+  const int64_t H = p.H, W = p.W;
+  float* table = rows + 36 * p.tiles_padded();
+  const int64_t n = phase_offsets4(H, W, p.pad_top, p.pad_left, p.TH + 2, S, DS, table);
   for (int64_t c = 0; c < channels; ++c) {
     // D = B Z Bᵀ: rows first (B Z per column l, into the line buffer), then columns; z(k, l) at
     // z + (6k + l)·plane + c·ld + t, D[i][j] at d + (6i + j)·DS.
@@ -346,16 +336,8 @@ void winograd4_input_grad(const float* z, int64_t ld, int64_t plane, const Winog
           std::copy(a, a + PT, o);
         }
       }
-    // dx row r, column x is padded (r + pad_top, x + pad_left): phase plane
-    // (4·((r + pad_top) % 4) + (x + pad_left) % 4), entry ((r + pad_top) / 4)·S + (x + pad_left) / 4.
-    for (int64_t a = 0; a < count; ++a) {
-      float* out = dx + a * stride + c * H * W;
-      for (int64_t r = 0; r < H; ++r) {
-        const int64_t pr = r + pt;
-        float* p0 = q + 4 * (pr % 4) * DS + (pr / 4) * S + a * p.TW;
-        phase_row4<false>(out + r * W, W, pl, nq, p0, p0 + DS, p0 + 2 * DS, p0 + 3 * DS);
-      }
-    }
+    // dx (r, x) is the padded plane's (r + pad_top, x + pad_left): phase_offsets4's entry.
+    for (int64_t a = 0; a < count; ++a) phase_gather4(q + a * p.TW, table, n, dx + a * stride + c * H * W);
   }
 }
 
