@@ -1,6 +1,6 @@
 """The Winograd convolution paths (3x3, stride 1, dilation 1, ungrouped, at least 16 input
 channels and at most 2 filters per input channel: docs/design.md, "Convolution paths"), F(2x2, 3x3)
-and, where both output sides are at least 7, F(4x4, 3x3), against a float64 direct convolution
+and, where both output sides are at least 6, F(4x4, 3x3), against a float64 direct convolution
 written here, and their determinism across thread counts and ISA paths.
 
 Tolerance: F(2, 3) computes each output from transformed tiles whose entries are sums of up to 9
@@ -28,7 +28,7 @@ from helpers import threads
 
 ISA_LEVELS = dropnet.cpu_features()["available"]
 
-# F(2x2, 3x3) cases (an output side below 7) and F(4x4, 3x3) cases (both at least 7), each with odd
+# F(2x2, 3x3) cases (an output side below 6) and F(4x4, 3x3) cases (both at least 6), each with odd
 # and even planes (tiles that overhang), paddings 0 / 1 / 2, C and F not multiples of 16, one and
 # two chunks of 8 images, output widths that make the block's images share tile rows (odd for F(2),
 # 1 / 2 / 3 mod 4 for F(4), with pads on both sides) and a last block short of images, and more
@@ -36,9 +36,9 @@ ISA_LEVELS = dropnet.cpu_features()["available"]
 # input gradient).
 CASES = [
     (1, 16, 17, 5, 5, 0),
-    (3, 17, 20, 7, 6, 1),      # output 7 x 6: F(2)
-    (9, 18, 33, 4, 4, 2),      # two chunks, pad 2
-    (2, 20, 16, 6, 9, 1),
+    (3, 17, 20, 7, 5, 1),      # output 7 x 5: F(2)
+    (9, 18, 33, 3, 4, 2),      # two chunks, pad 2
+    (2, 20, 16, 5, 9, 1),
     (5, 19, 7, 3, 4, 2),
     (2, 16, 16, 3, 3, 0),      # one output pixel
     (6, 21, 10, 2, 5, 2),      # odd output width, pads on both sides: images side by side
@@ -55,6 +55,8 @@ CASES_F4 = [
     (9, 32, 64, 7, 7, 1),      # and its 7 x 7 layers (3 mod 4), two chunks
     (11, 16, 20, 5, 6, 2),     # output 7 x 8, pad 2
     (1, 16, 24, 7, 7, 1),      # one image
+    (7, 16, 20, 6, 6, 1),      # output 6 x 6 (2 mod 4: side by side)
+    (10, 16, 24, 6, 5, 2),     # output 8 x 7, pad 2, side by side, two chunks
     (2, 16, 17, 28, 28, 1),
     (3, 17, 20, 29, 31, 1),
     (9, 16, 8, 30, 30, 0),
@@ -69,7 +71,7 @@ CASES_F4 = [
 def tile_of(case):
     """The path's tile for this shape (the rule of docs/design.md, "Convolution paths")."""
     _, _, _, H, W, pad = case
-    return 4 if min(H, W) + 2 * pad - 2 >= 7 else 2
+    return 4 if min(H, W) + 2 * pad - 2 >= 6 else 2
 
 
 def direct_ref(x, w, b, pad):

@@ -165,12 +165,12 @@ TEST_CASE("the Winograd path rule depends on the geometry alone") {
   CHECK_FALSE(cpu::winograd_applies(geometry(32, 14, 14, 5, 1, 2, 2, 1), 32));
 }
 
-TEST_CASE("the Winograd tile is 4 where both output sides are at least 7, else 2") {
+TEST_CASE("the Winograd tile is 4 where both output sides are at least 6, else 2") {
   CHECK(cpu::winograd_tile(geometry(32, 28, 28, 3, 1, 1, 1, 1), 32) == 4);  // the VGG net's second layer
   CHECK(cpu::winograd_tile(geometry(64, 14, 14, 3, 1, 1, 1, 1), 64) == 4);
   CHECK(cpu::winograd_tile(geometry(128, 7, 7, 3, 1, 1, 1, 1), 128) == 4);  // the VGG net's last layers
-  CHECK(cpu::winograd_tile(geometry(32, 9, 9, 3, 1, 0, 0, 1), 32) == 4);    // output 7 × 7
-  CHECK(cpu::winograd_tile(geometry(32, 8, 9, 3, 1, 0, 0, 1), 32) == 2);    // output 6 × 7
-  CHECK(cpu::winograd_tile(geometry(32, 28, 6, 3, 1, 1, 1, 1), 32) == 2);   // one side short
+  CHECK(cpu::winograd_tile(geometry(32, 8, 9, 3, 1, 0, 0, 1), 32) == 4);    // output 6 × 7
+  CHECK(cpu::winograd_tile(geometry(32, 7, 9, 3, 1, 0, 0, 1), 32) == 2);    // output 5 × 7
+  CHECK(cpu::winograd_tile(geometry(32, 28, 5, 3, 1, 1, 1, 1), 32) == 2);   // one side short
   CHECK(cpu::winograd_tile(geometry(128, 4, 4, 3, 1, 1, 1, 1), 128) == 2);
 }

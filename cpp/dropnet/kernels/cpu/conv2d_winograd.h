@@ -2,7 +2,7 @@
 // conv2d_forward / conv2d_backward take when winograd_applies()
 // (docs/design.md, "Convolution paths"). Each 2×2 output tile comes from a 4×4 input tile with 16 multiplies per (filter,
 // channel) instead of 36, so the three products of a training step need 2.25× fewer flops than
-// im2col + GEMM (less the tiles that overhang an odd or padded edge). Planes from 7 × 7 up take
+// im2col + GEMM (less the tiles that overhang an odd or padded edge). Planes from 6 × 6 up take
 // F(4×4, 3×3) instead (winograd_tile): 4×4 output tiles from 6×6 input tiles, 36 positions, 36
 // multiplies per 16 outputs (4× fewer than im2col); the same structure with 6×6 transforms
 // (conv2d_winograd4_body.h). Below, the F(2×2) sizes.
@@ -78,9 +78,9 @@ bool winograd_applies(const ConvGeometry& g, int64_t F);
 // The output tile of the Winograd path, a function of the geometry alone like the rule above:
 // F(4×4, 3×3) (2.25 multiplies per output and filter-channel pair instead of 4) where both output
 // sides are at least kWinograd4MinSide, else F(2×2, 3×3). Its transforms cost more per tile and
-// a plane of 6 × 6 or less has at most 4 tiles of 4 × 4 (more overhang), so those measured slower;
-// from 7 × 7 up it measured faster or equal (docs/design.md, "Convolution paths").
-constexpr int64_t kWinograd4MinSide = 7;
+// a 5 × 5 plane needs 4 tiles of 4 × 4 (more overhang than output), so planes that small measured
+// slower; from 6 × 6 up it measured faster or equal (docs/design.md, "Convolution paths").
+constexpr int64_t kWinograd4MinSide = 6;
 int64_t winograd_tile(const ConvGeometry& g, int64_t F);
 
 int64_t winograd_forward_workspace(const ConvGeometry& g, int64_t F, int threads);
