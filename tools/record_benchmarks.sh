@@ -35,6 +35,10 @@ for suite in "${suites[@]}"; do
     table=$(echo "$log" | awk 'BEGIN{n=0} /^\| case /{n++} n==2{print}')
     [ "$(echo "$table" | grep -c '^|')" -gt 2 ] || table=$(echo "$log" | awk '/^\|/{if(!t){b=""; n=0; t=1} b=b $0 "\n"; n++; if(n>2) k=b; next} {t=0} END{printf "%s", k}')
     echo "$table"
+    # The run's thread scaling (benchmarks/harness.py, scaling_table), when it measured 1 thread
+    # and more: median at 1 thread ÷ median at n threads, per case and side.
+    scaling=$(echo "$log" | awk '/^\| case \| side \| threads n /{p=1} p&&/^\|/{print; next} p{exit}')
+    [ -z "$scaling" ] || printf '\nThread scaling, same run:\n\n%s\n' "$scaling"
   } > "$out"
   echo "wrote $out" >&2
   if [ "$suite" = mlp_sweep ]; then  # its points, for the performance page's figure (docs/figures/mlp_sweep.py)

@@ -23,20 +23,18 @@ int64_t bias_position(const WinogradPlan& p) { return p.tile + 3; }
 // Images a block transforms before its GEMMs: the largest power of two up to a cap (the
 // backward's: kConvImagesPerChunk, so blocks tile a chunk) whose transformed tensors stay within
 // kBlockFloats (1 MiB, half a core's L2 here; 2 MiB measured slower), doubled while the block has
-// fewer than kMinBlockTiles tiles (the GEMMs' columns: at 7 × 7 a 2-image block gives 36, and
-// the micro-kernel's 32-column panels run a 4-column tail at the cost of 16; 4 images measured
-// faster at 128 → 128, 7 × 7). See docs/design.md, "Convolution paths".
+// fewer than kMinBlockTiles tiles (the GEMMs' columns, on the micro-kernel's 32-column panels).
+// The floors were measured when F(2 × 2) ran the 7 × 7 layers with a spare tile per tile row:
+// 4 images (68 tiles) faster than 2 (36) at 128 → 128; where the images sit side by side
+// (WinogradPlan::packs) 8 (132) 1-7 % faster than 4 at 64 → 128 and 128 → 128, 1 and 2 threads,
+// the weight gradient's products running twice the depth per accumulator load. See
+// docs/design.md, "Convolution paths".
 constexpr int64_t kBlockFloats = int64_t{1} << 18;
 constexpr int64_t kMinBlockTiles = 64;
-// Where the images sit side by side (WinogradPlan::packs, the 7 × 7 layers), the floor is 128: a
-// block's F(2 × 2) tiles are 16·images + 4 there, so the 4-column tail panel weighs half as much at 8
-// images (132 tiles) as at 4 (68), and the weight gradient's products run twice the depth per
-// accumulator load (1-7 % faster at 64 → 128 and 128 → 128, 7 × 7, 1 and 2 threads).
 constexpr int64_t kMinPackedBlockTiles = 128;
 // The forward's cap. No sum runs across the images of its blocks, so they change no bit. With
-// F(4 × 4) at 7 × 7, 8 images sit in 2 tile rows of 17 tiles (34 GEMM columns: a 2-column tail
-// on the micro-kernel's 32-column panels); 16 images (66) measured 15-18 % faster at 64 → 128 and
-// 128 → 128, 7 × 7, 1 thread, and 32 or 64 no faster.
+// F(4 × 4) at 7 × 7, 8 images are 32 tiles; 16 (then 66 against 34, with the spare tile)
+// measured 15-18 % faster at 64 → 128 and 128 → 128, 1 thread, and 32 or 64 no faster.
 constexpr int64_t kForwardMaxBlockImages = 16;
 
 // Row stride of a transformed tensor whose rows hold `tiles` columns: at least 16 floats of slack

@@ -8,7 +8,7 @@
 // without contraction), so the auto-vectorised AVX2 / AVX-512 copies give the scalar copy's bits.
 // The expressions group the sums so that the products by 4 and 8 scale differences of neighbours
 // (the usual stable form: docs/design.md, "Convolution paths").
-// Layout: as F(2×2): tile t = ty·S + a·TW + tx with one spare tile per tile row, so a tile's 6 × 6
+// Layout: as F(2×2): tile t = ty·S + a·TW + tx (a spare tile per tile row unless packed), so a tile's 6 × 6
 // input, split by padded row and column mod 4 into 16 phase planes, sits at t, t + 1, t + S,
 // t + S + 1 of them, and every transform is one unit-stride loop over all the tiles.
 #pragma once

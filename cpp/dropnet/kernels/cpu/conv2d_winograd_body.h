@@ -40,13 +40,15 @@ struct ScalarRows {
   }
 };
 
-// Tiles are numbered t = ty·S + a·TW + tx (image a of the group) with S = across·TW + 1: each tile
-// row carries one spare tile (the last) so that the four values a tile needs from a plane split by
-// row and column parity sit at t, t + 1, t + S, t + S + 1, and every transform below is one
-// unit-stride loop over all the tiles of a group's planes (long enough to vectorise even for
-// 7 × 7 images). The images of a group share one set of parity planes, image a from column a·TW
-// on (WinogradPlan::packs). The spare tile's outputs are never written back; its A dY Aᵀ is 0 (it
-// reads past the output's edge), so it adds nothing to a weight gradient. The loops run to tiles_padded(), a multiple of 8 tiles (no scalar remainder:
+// Tiles are numbered t = ty·S + a·TW + tx (image a of the group), so that the four values a tile
+// needs from a plane split by row and column parity sit at t, t + 1, t + S, t + S + 1, and every
+// transform below is one unit-stride loop over all the tiles of a group's planes (long enough to
+// vectorise even for small images). Where the geometry does not pack, S = TW + 1: each tile row
+// carries one spare tile (the last), whose outputs are never written back and whose A dY Aᵀ is 0
+// (it reads past the output's edge), so it adds nothing to a weight gradient. Where it packs
+// (WinogradPlan::packs), S = across·TW: the images of a group share one set of parity planes,
+// image a from column a·TW on, and a row's last tile reads the next row's first columns only
+// through its overhang output column. The loops run to tiles_padded(), a multiple of 8 tiles (no scalar remainder:
 // AVX2 runs whole 8-lane vectors, AVX-512 16-lane ones and at most one 8-lane step): the extra
 // tiles land in the next image's columns (written after) or in the slack at the end of every row
 // (conv2d_winograd.cpp), and are never read.
