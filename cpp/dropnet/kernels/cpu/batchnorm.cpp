@@ -10,7 +10,6 @@
 #include "dropnet/core/denormals.h"
 #include "dropnet/core/error.h"
 #include "dropnet/core/parallel.h"
-#include "dropnet/kernels/cpu/max_pool_2x2.h"
 
 #include <xmmintrin.h>
 
@@ -41,32 +40,12 @@ constexpr int64_t kStreamBytes = int64_t{4} << 20;
 inline float at_or(const float* a, int64_t i, float fallback) { return a ? a[i] : fallback; }
 
 // ---- batch norm + ReLU + 2×2 max pooling (BatchNormMaxPool)
-PoolGeometry pool_geometry(const BatchNormMaxPool& p) {
-  PoolGeometry g;
-  g.H = p.H;
-  g.W = p.W;
-  g.kh = g.kw = g.stride_h = g.stride_w = 2;
-  g.OH = p.H / 2;
-  g.OW = p.W / 2;
-  return g;
-}
-
 void check_pool(const BatchNormMaxPool* pool, int64_t HW, bool relu) {
   if (!pool) return;
   DROPNET_CHECK(relu && pool->H >= 2 && pool->W >= 2 && pool->H * pool->W == HW,
                 "batch_norm: pooling is fused only after ReLU, on planes of at least 2 × 2 with H·W = ", HW,
                 ", got relu=", relu, ", H=", pool->H, ", W=", pool->W);
 }
-
-// ReLU(x·scale + shift) on four floats, with plane_affine's arithmetic (a product then a sum, no
-// FMA), so the pooled values are the bits the full output would hold.
-struct AffineRelu {
-  float scale, shift;
-  pool2x2::f4 operator()(pool2x2::f4 v) const {
-    const pool2x2::f4 a = v * scale + shift, zero = {};
-    return a > zero ? a : zero;
-  }
-};
 
 // Channel c's output pass: y = x·scale + shift (ReLU optional), or with pool its 2×2 max pooling.
 void channel_output(const BatchNormKernels& k, const float* x, float* y, int64_t c, int64_t N, int64_t C, int64_t HW,
@@ -75,33 +54,16 @@ void channel_output(const BatchNormKernels& k, const float* x, float* y, int64_t
     k.plane_affine(x + c * HW, y + c * HW, N, C * HW, HW, scale, shift, relu, stream);
     return;
   }
-  const PoolGeometry g = pool_geometry(*pool);
-  const int64_t out = g.OH * g.OW;
-  const AffineRelu tf{scale, shift};
-  for (int64_t n = 0; n < N; ++n) {
-    const int64_t p = n * C + c;
-    pool2x2::max_pool_2x2(x + p * HW, g, pool->y + p * out, pool->indices + p * out, tf);
-  }
-}
-
-// Channel c's gradient w.r.t. the batch norm output, rebuilt from the pooled gradient: N compact
-// planes of H·W floats in `plane` (max_pool2d_backward's values, masked by the pooled output > 0).
-void unpool_channel(const float* d_pooled, const BatchNormMaxPool& pool, int64_t c, int64_t N, int64_t C,
-                    float* plane) {
-  const PoolGeometry g = pool_geometry(pool);
-  const int64_t HW = g.H * g.W, out = g.OH * g.OW;
-  for (int64_t n = 0; n < N; ++n) {
-    const int64_t o = (n * C + c) * out;
-    if (!pool2x2::max_unpool_2x2(d_pooled + o, pool.indices + o, pool.y + o, g, plane + n * HW))
-      pool2x2::max_unpool_scatter(d_pooled + o, pool.indices + o, pool.y + o, HW, out, plane + n * HW);
-  }
+  const int64_t out = (pool->H / 2) * (pool->W / 2);
+  k.plane_relu_max_pool(x + c * HW, N, C * HW, pool->H, pool->W, scale, shift, pool->y + c * out,
+                        pool->indices + c * out, C * out);
 }
 
 // fn(c, g, g_stride) for every channel c, threads splitting the channels, with g channel c's
 // gradient w.r.t. the batch norm output: dy's rows (C·HW apart), or with pool a scratch plane
 // rebuilt from the pooled gradient (one per thread, HW apart).
 template <class Fn>
-void for_channel_grads(const float* dy, int64_t N, int64_t C, int64_t HW, const BatchNormMaxPool* pool, bool stream,
+void for_channel_grads(const BatchNormKernels& k, const float* dy, int64_t N, int64_t C, int64_t HW, const BatchNormMaxPool* pool, bool stream,
                        Fn&& fn) {
   const int64_t grain = channel_grain(N * HW);
   if (!pool) {
@@ -117,8 +79,10 @@ void for_channel_grads(const float* dy, int64_t N, int64_t C, int64_t HW, const 
   for_each_part(C, static_cast<int>(most), [&](int part, int64_t c0, int64_t c1) {
     DenormalsFlushed flush;
     float* plane = pool->scratch + part * N * HW;
+    const int64_t out = (pool->H / 2) * (pool->W / 2);
     for (int64_t c = c0; c < c1; ++c) {
-      unpool_channel(dy, *pool, c, N, C, plane);
+      k.plane_max_unpool(dy + c * out, pool->indices + c * out, pool->y + c * out, N, C * out, pool->H, pool->W,
+                         plane);
       fn(c, plane, HW);
     }
     if (stream) _mm_sfence();
@@ -247,7 +211,7 @@ void batchnorm_backward(const float* dy, const float* x, const float* y_relu, in
   const BatchNormKernels& k = active_kernels();
   if (HW > 1) {
     const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
-    for_channel_grads(dy, N, C, HW, pool, stream, [&](int64_t c, const float* g, int64_t g_stride) {
+    for_channel_grads(k, dy, N, C, HW, pool, stream, [&](int64_t c, const float* g, int64_t g_stride) {
       const int64_t off = c * HW;
       const float* yc = y_relu && !pool ? y_relu + off : nullptr;
       double sum_dy, sum_dy_xc;
@@ -346,7 +310,7 @@ void batchnorm_backward_sync(const float* dy, const float* x, const float* y_rel
   const float* y_mask = pool ? nullptr : y_relu;
   if (N * HW > 0) {
     if (HW > 1) {
-      for_channel_grads(dy, N, C, HW, pool, false, [&](int64_t c, const float* g, int64_t g_stride) {
+      for_channel_grads(k, dy, N, C, HW, pool, false, [&](int64_t c, const float* g, int64_t g_stride) {
         k.plane_grad_sums(g, x + c * HW, y_mask ? y_mask + c * HW : nullptr, N, C * HW, g_stride, HW, mean[c],
                           sum_dy + c, sum_dy_xc + c);
       });
@@ -376,7 +340,7 @@ void batchnorm_backward_sync(const float* dy, const float* x, const float* y_rel
   if (HW > 1) {
     const bool stream = N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
     // With pool the scratch planes are rebuilt: the pooled gradient is a quarter of the full one.
-    for_channel_grads(dy, N, C, HW, pool, stream, [&](int64_t c, const float* g, int64_t g_stride) {
+    for_channel_grads(k, dy, N, C, HW, pool, stream, [&](int64_t c, const float* g, int64_t g_stride) {
       k.plane_grad_input(g, x + c * HW, y_mask ? y_mask + c * HW : nullptr, dx + c * HW, N, C * HW, g_stride, HW,
                          k_dy[c], k_xc[c], mean[c], k0[c], stream);
     });

@@ -98,6 +98,14 @@ struct BatchNormKernels {
   void (*flat_grad_input)(const float* dy, const float* x, const float* y_relu, float* dx, int64_t begin,
                           int64_t end, int64_t C, const float* k_dy, const float* k_xc, const float* mean,
                           const float* k0);
+  // Batch norm + ReLU + 2×2 max pooling of one channel (BatchNormMaxPool): n planes of H × W
+  // floats, stride apart, as ReLU(x·scale + shift) pooled into y and idx (out_stride apart).
+  void (*plane_relu_max_pool)(const float* x, int64_t n, int64_t stride, int64_t H, int64_t W, float scale,
+                              float shift, float* y, int32_t* idx, int64_t out_stride);
+  // Its backward: the channel's gradient w.r.t. the batch norm output, rebuilt from the pooled
+  // gradient dy (masked by the pooled output y > 0) into n compact planes of H·W floats.
+  void (*plane_max_unpool)(const float* dy, const int32_t* idx, const float* y, int64_t n, int64_t out_stride,
+                           int64_t H, int64_t W, float* plane);
 };
 const BatchNormKernels& batchnorm_kernels_scalar();
 const BatchNormKernels& batchnorm_kernels_avx2();

@@ -396,9 +396,63 @@ inline void flat_grad_input(const float* dy, const float* x, const float* y_relu
   else flat_grad_input_t<false>(dy, x, x, dx, begin, end, C, k_dy, k_xc, mean, k0);
 }
 
+// ---- batch norm + ReLU + 2×2 max pooling (BatchNormMaxPool), the pooling of max_pool_2x2.h at
+// this unit's width.
+#define DROPNET_POOL_VEC_BYTES DROPNET_BN_VEC_BYTES
+#include "dropnet/kernels/cpu/max_pool_2x2.h"
+#undef DROPNET_POOL_VEC_BYTES
+
+// ReLU(x·scale + shift) with plane_affine's arithmetic (a product then a sum), so the pooled
+// values are the bits the full output would hold.
+struct AffineRelu {
+  float scale, shift;
+  template <class F>
+  F operator()(F v) const {
+    const F a = v * scale + shift, zero = {};
+    return a > zero ? a : zero;
+  }
+};
+
+// Every cache line of [p, p + bytes), for reading (kWrite false) or writing. A channel's planes
+// are short runs (784 bytes of pooled output at 28 × 28) far apart, too short for the hardware
+// prefetchers to get going: each plane asks for the next one's lines while it is worked on.
+template <bool kWrite>
+inline void prefetch_lines(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, kWrite ? 1 : 0);
+}
+
+inline void plane_relu_max_pool(const float* x, int64_t n, int64_t stride, int64_t H, int64_t W, float scale,
+                                float shift, float* y, int32_t* idx, int64_t out_stride) {
+  const AffineRelu tf{scale, shift};
+  const int64_t out_bytes = (H / 2) * (W / 2) * 4;
+  for (int64_t r = 0; r < n; ++r) {
+    if (r + 1 < n) {
+      prefetch_lines<false>(x + (r + 1) * stride, H * W * 4);
+      prefetch_lines<true>(y + (r + 1) * out_stride, out_bytes);
+      prefetch_lines<true>(idx + (r + 1) * out_stride, out_bytes);
+    }
+    max_pool_2x2(x + r * stride, H, W, y + r * out_stride, idx + r * out_stride, tf);
+  }
+}
+
+inline void plane_max_unpool(const float* dy, const int32_t* idx, const float* y, int64_t n, int64_t out_stride,
+                             int64_t H, int64_t W, float* plane) {
+  const int64_t out_bytes = (H / 2) * (W / 2) * 4;
+  for (int64_t r = 0; r < n; ++r) {
+    if (r + 1 < n) {
+      prefetch_lines<false>(dy + (r + 1) * out_stride, out_bytes);
+      prefetch_lines<false>(idx + (r + 1) * out_stride, out_bytes);
+      prefetch_lines<false>(y + (r + 1) * out_stride, out_bytes);
+    }
+    max_unpool_2x2(dy + r * out_stride, idx + r * out_stride, y + r * out_stride, H, W, plane + r * H * W);
+  }
+}
+
 inline const BatchNormKernels& kernels() {
-  static const BatchNormKernels table = {plane_moments,  plane_affine,   plane_grad_sums,  plane_grad_input,
-                                         column_moments, column_grad_sums, flat_affine, flat_grad_input};
+  static const BatchNormKernels table = {plane_moments,       plane_affine,     plane_grad_sums, plane_grad_input,
+                                         column_moments,      column_grad_sums, flat_affine,     flat_grad_input,
+                                         plane_relu_max_pool, plane_max_unpool};
   return table;
 }
 

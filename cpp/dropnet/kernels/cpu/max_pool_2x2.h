@@ -1,185 +1,266 @@
 // 2×2 max pooling with stride 2 and no padding over one plane, forward (value and argmax) and
-// backward (one sequential pass over dx): the CNN's pooling. Shared by the pooling kernels and the
-// batch norm + ReLU + pooling layer (kernels/cpu/batchnorm.cpp), which feeds the forward its
-// normalised values through `Transform` and masks the backward's gradient by the pooled output, so
-// the fused layer has the bits of the three layers apart.
+// backward (one sequential pass over dx): the CNN's pooling. Used by the pooling layer
+// (pooling.cpp) and by the batch norm + ReLU + pooling layer (batchnorm_impl.h), which feeds the
+// forward its normalised values through `Transform` and masks the backward's gradient by the
+// pooled output, so the fused layer has the bits of the three layers apart.
 //
-// Four windows per step with GCC vector types (SSE2 in the baseline build, the same code on every
-// ISA path): compares and selects instead of branches. Scalar code branches on random data and
-// mispredicts about every other window (measured 10× slower).
-#pragma once
-#include <cstdint>
-#include <cstring>
+// A body, not a header: each includer puts it inside a namespace of its own (pooling.cpp in
+// cpu::pool2x2, each batch-norm ISA unit in its unit's namespace) after defining
+// DROPNET_POOL_VEC_BYTES, the widest vector its flags allow (16, 32 or 64). No inline function is
+// then shared between units compiled with different flags.
+//
+// Windows go V at a time (V = 4, 8 or 16 lanes of GCC vector types): compares and selects instead
+// of branches (scalar code branches on random data and mispredicts about every other window,
+// measured 10× slower). Compares and selects are exact, so every width gives the same bits. A row
+// takes steps of the widest V it holds, and its last windows one more step of that width,
+// overlapping the one before (the same values again, no scalar tail): a 14-window row
+// (28 × 28 planes) is two 8-window steps with AVX2 or AVX-512, four 4-window steps with SSE2.
+#ifndef DROPNET_POOL_VEC_BYTES
+#error "define DROPNET_POOL_VEC_BYTES before including max_pool_2x2.h"
+#endif
 
-#include "dropnet/kernels/cpu/pooling.h"
+// Vectors of V windows: float and int32 lanes, and the shuffles between cells and windows.
+template <int V>
+struct Windows;
 
-namespace dropnet {
-namespace cpu {
-namespace pool2x2 {
+template <>
+struct Windows<4> {
+  typedef float F __attribute__((vector_size(16)));
+  typedef int32_t I __attribute__((vector_size(16)));
+  static constexpr I lane2 = {0, 2, 4, 6};
+  static F even(F a, F b) { return __builtin_shufflevector(a, b, 0, 2, 4, 6); }
+  static F odd(F a, F b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7); }
+  static F interleave_lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 4, 1, 5); }
+  static F interleave_hi(F e, F o) { return __builtin_shufflevector(e, o, 2, 6, 3, 7); }
+};
+#if DROPNET_POOL_VEC_BYTES >= 32
+template <>
+struct Windows<8> {
+  typedef float F __attribute__((vector_size(32)));
+  typedef int32_t I __attribute__((vector_size(32)));
+  static constexpr I lane2 = {0, 2, 4, 6, 8, 10, 12, 14};
+  static F even(F a, F b) { return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14); }
+  static F odd(F a, F b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15); }
+  static F interleave_lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11); }
+  static F interleave_hi(F e, F o) { return __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15); }
+};
+#endif
+#if DROPNET_POOL_VEC_BYTES >= 64
+template <>
+struct Windows<16> {
+  typedef float F __attribute__((vector_size(64)));
+  typedef int32_t I __attribute__((vector_size(64)));
+  static constexpr I lane2 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+  static F even(F a, F b) {
+    return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  }
+  static F odd(F a, F b) {
+    return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  }
+  static F interleave_lo(F e, F o) {
+    return __builtin_shufflevector(e, o, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  }
+  static F interleave_hi(F e, F o) {
+    return __builtin_shufflevector(e, o, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  }
+};
+#endif
 
-typedef float f4 __attribute__((vector_size(16)));
-typedef int32_t i4 __attribute__((vector_size(16)));
-
-inline f4 load4(const float* p) {
-  f4 v;
+template <class T>
+inline T load_lanes(const void* p) {
+  T v;
   __builtin_memcpy(&v, p, sizeof(v));
   return v;
 }
-inline void store4(float* p, f4 v) { __builtin_memcpy(p, &v, sizeof(v)); }
-inline void store4(int32_t* p, i4 v) { __builtin_memcpy(p, &v, sizeof(v)); }
-// Later cell v replaces the best so far iff v > best, or v is NaN and best is not (NaN wins,
-// the first maximum stays on ties): max_pool2d_forward's rule.
-inline i4 replaces(f4 v, f4 best) { return (v > best) | ((v != v) & (best == best)); }
+template <class T>
+inline void store_lanes(void* p, T v) {
+  __builtin_memcpy(p, &v, sizeof(v));
+}
 
 // The forward's input as stored.
 struct Unchanged {
-  f4 operator()(f4 v) const { return v; }
+  template <class F>
+  F operator()(F v) const {
+    return v;
+  }
 };
 
-// Four 2×2 windows: r0, r1 hold 8 floats of the two input rows; `at` the flat index of each
-// window's top-left cell. Cells in the general loop's order (row-major within the window).
-template <class Transform>
-inline void max4_2x2(const float* r0, const float* r1, i4 at, int32_t W, const Transform& tf, f4* best_out,
-                     i4* arg_out) {
-  const f4 a0 = tf(load4(r0)), a1 = tf(load4(r0 + 4)), b0 = tf(load4(r1)), b1 = tf(load4(r1 + 4));
-  const f4 cells[4] = {__builtin_shufflevector(a0, a1, 0, 2, 4, 6), __builtin_shufflevector(a0, a1, 1, 3, 5, 7),
-                       __builtin_shufflevector(b0, b1, 0, 2, 4, 6), __builtin_shufflevector(b0, b1, 1, 3, 5, 7)};
+// Steps of V windows over [ow, OW) of a row, then the last V windows again if some are left
+// (overlapping: the same values). False, ow unchanged past the whole steps, when the row is
+// shorter than V and windows are left. step(Windows<V>{}, ow) does one step.
+template <int V, class Step>
+inline bool steps_of(int64_t& ow, int64_t OW, const Step& step) {
+  for (; ow + V <= OW; ow += V) step(Windows<V>{}, ow);
+  if (ow == OW) return true;
+  if (OW < V) return false;
+  step(Windows<V>{}, OW - V);
+  return true;
+}
+
+// Every window of a row by steps of the widest V the row holds; false when the row has fewer than
+// 4 windows left (the caller pads them into a 4-window step).
+template <class Step>
+inline bool row_steps(int64_t OW, const Step& step) {
+  int64_t ow = 0;
+#if DROPNET_POOL_VEC_BYTES >= 64
+  if (steps_of<16>(ow, OW, step)) return true;
+#endif
+#if DROPNET_POOL_VEC_BYTES >= 32
+  if (steps_of<8>(ow, OW, step)) return true;
+#endif
+  return steps_of<4>(ow, OW, step);
+}
+
+// V windows: r0, r1 hold 2V floats of the two input rows; `at` the flat index of each window's
+// top-left cell. Cells in the general loop's order (row-major within the window): a later cell
+// replaces the best so far iff it is greater, or NaN while the best is not (NaN wins, the first
+// maximum stays on ties): max_pool2d_forward's rule.
+template <class Win, class Transform>
+inline void max_windows(const float* r0, const float* r1, typename Win::I at, int32_t W, const Transform& tf,
+                        float* y, int32_t* idx) {
+  using F = typename Win::F;
+  using I = typename Win::I;
+  constexpr int kV = sizeof(F) / sizeof(float);
+  const F a0 = tf(load_lanes<F>(r0)), a1 = tf(load_lanes<F>(r0 + kV));
+  const F b0 = tf(load_lanes<F>(r1)), b1 = tf(load_lanes<F>(r1 + kV));
+  const F cells[4] = {Win::even(a0, a1), Win::odd(a0, a1), Win::even(b0, b1), Win::odd(b0, b1)};
   const int32_t offsets[4] = {0, 1, W, W + 1};
-  f4 best = cells[0];
-  i4 arg = at;
+  F best = cells[0];
+  I arg = at;
   for (int q = 1; q < 4; ++q) {
-    const i4 take = replaces(cells[q], best);
+    const I take = (cells[q] > best) | ((cells[q] != cells[q]) & (best == best));
     best = take ? cells[q] : best;
     arg = take ? at + offsets[q] : arg;
   }
-  *best_out = best;
-  *arg_out = arg;
+  store_lanes(y, best);
+  if (idx) store_lanes(idx, arg);
 }
 
-// y (OH × OW) = max over each window of tf(x), idx (optional) its argmax in the plane; a row's
-// last 1-3 windows are covered by one more step over the row's last four (no branchy scalar tail).
+// y (OH × OW) = max over each window of tf(x), idx (optional) its argmax in the plane.
 template <class Transform>
-void max_pool_2x2(const float* x, const PoolGeometry& g, float* y, int32_t* idx, const Transform& tf) {
-  const int32_t W = static_cast<int32_t>(g.W);
-  const i4 lane2 = {0, 2, 4, 6};
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
-    const float* r0 = x + (2 * oh) * g.W;
-    const float* r1 = r0 + g.W;
-    float* yo = y + oh * g.OW;
-    int32_t* io = idx ? idx + oh * g.OW : nullptr;
-    const int32_t base = static_cast<int32_t>(2 * oh) * W;
-    f4 best;
-    i4 arg;
-    int64_t ow = 0;
-    for (; ow + 4 <= g.OW; ow += 4) {
-      max4_2x2(r0 + 2 * ow, r1 + 2 * ow, lane2 + (base + static_cast<int32_t>(2 * ow)), W, tf, &best, &arg);
-      store4(yo + ow, best);
-      if (io) store4(io + ow, arg);
-    }
-    if (ow < g.OW && g.OW >= 4) {  // last 4 windows again, overlapping: same values, no scalar tail
-      ow = g.OW - 4;
-      max4_2x2(r0 + 2 * ow, r1 + 2 * ow, lane2 + (base + static_cast<int32_t>(2 * ow)), W, tf, &best, &arg);
-      store4(yo + ow, best);
-      if (io) store4(io + ow, arg);
-    } else if (const int64_t rest = g.OW - ow) {  // rows of fewer than 4 windows: a padded copy
-      float t0[8] = {}, t1[8] = {};
-      for (int64_t q = 0; q < 2 * rest; ++q) {
-        t0[q] = r0[2 * ow + q];
-        t1[q] = r1[2 * ow + q];
+void max_pool_2x2(const float* x, int64_t H, int64_t W, float* y, int32_t* idx, const Transform& tf) {
+  const int64_t OH = H / 2, OW = W / 2;
+  const int32_t W32 = static_cast<int32_t>(W);
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const float* r0 = x + (2 * oh) * W;
+    const float* r1 = r0 + W;
+    float* yo = y + oh * OW;
+    int32_t* io = idx ? idx + oh * OW : nullptr;
+    const int32_t base = static_cast<int32_t>(2 * oh) * W32;
+    const bool whole = row_steps(OW, [&](auto win, int64_t ow) {
+      using Win = decltype(win);
+      max_windows<Win>(r0 + 2 * ow, r1 + 2 * ow, Win::lane2 + (base + static_cast<int32_t>(2 * ow)), W32, tf,
+                       yo + ow, io ? io + ow : nullptr);
+    });
+    if (!whole) {  // rows of fewer than 4 windows: a padded copy
+      float t0[8] = {}, t1[8] = {}, yq[4];
+      int32_t iq[4];
+      for (int64_t q = 0; q < 2 * OW; ++q) {
+        t0[q] = r0[q];
+        t1[q] = r1[q];
       }
-      max4_2x2(t0, t1, lane2 + (base + static_cast<int32_t>(2 * ow)), W, tf, &best, &arg);
-      for (int64_t q = 0; q < rest; ++q) {
-        yo[ow + q] = best[q];
-        if (io) io[ow + q] = arg[q];
+      max_windows<Windows<4>>(t0, t1, Windows<4>::lane2 + base, W32, tf, yq, iq);
+      for (int64_t q = 0; q < OW; ++q) {
+        yo[q] = yq[q];
+        if (io) io[q] = iq[q];
       }
     }
   }
 }
 
-// Writes four 2×2 windows of dx (8 floats of each row): cell = 0 + dy where it is the window's
-// argmax, else 0. k: argmax offset from the window's top-left. False if some k is no cell of its
-// window (the indices came from elsewhere).
-inline bool unpool4_2x2(i4 k, f4 g, int32_t W, float* r0, float* r1) {
-  const i4 c0 = k == 0, c1 = k == 1, c2 = k == W, c3 = k == W + 1;
-  const i4 hit = c0 | c1 | c2 | c3;
-  if (!(hit[0] & hit[1] & hit[2] & hit[3])) return false;
-  const f4 zero = {};
-  const f4 v = zero + g;
-  const f4 e0 = c0 ? v : zero, o0 = c1 ? v : zero, e1 = c2 ? v : zero, o1 = c3 ? v : zero;
-  store4(r0, __builtin_shufflevector(e0, o0, 0, 4, 1, 5));
-  store4(r0 + 4, __builtin_shufflevector(e0, o0, 2, 6, 3, 7));
-  store4(r1, __builtin_shufflevector(e1, o1, 0, 4, 1, 5));
-  store4(r1 + 4, __builtin_shufflevector(e1, o1, 2, 6, 3, 7));
-  return true;
-}
-
-// Four windows' gradient: dy, or with `relu_out` (the pooled output of a ReLU) dy where it is > 0
-// and 0 elsewhere, the ReLU's backward folded in.
-inline f4 pooled_grad4(const float* dy, const float* relu_out) {
-  const f4 g = load4(dy);
-  if (!relu_out) return g;
-  const f4 zero = {};
-  return load4(relu_out) > zero ? g : zero;
-}
-
-// Backward of non-overlapping 2×2 windows in one sequential pass over dx (no memset, no scatter);
-// relu_out as pooled_grad4. Returns false, with dx partly written, when an index lies outside its
-// window; the caller then runs the general scatter, which overwrites the whole plane.
-inline bool max_unpool_2x2(const float* dy, const int32_t* idx, const float* relu_out, const PoolGeometry& g,
-                           float* dx) {
-  if (g.OH != g.H / 2 || g.OW != g.W / 2) return false;
-  const int32_t W = static_cast<int32_t>(g.W);
-  const i4 lane2 = {0, 2, 4, 6};
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
-    float* r0 = dx + (2 * oh) * g.W;
-    float* r1 = r0 + g.W;
-    const float* go = dy + oh * g.OW;
-    const float* ro = relu_out ? relu_out + oh * g.OW : nullptr;
-    const int32_t* io = idx + oh * g.OW;
-    const int32_t base = static_cast<int32_t>(2 * oh) * W;
-    int64_t ow = 0;
-    for (; ow + 4 <= g.OW; ow += 4) {
-      i4 at;
-      __builtin_memcpy(&at, io + ow, sizeof(at));
-      if (!unpool4_2x2(at - (lane2 + (base + static_cast<int32_t>(2 * ow))),
-                       pooled_grad4(go + ow, ro ? ro + ow : nullptr), W, r0 + 2 * ow, r1 + 2 * ow))
-        return false;
-    }
-    if (ow < g.OW && g.OW >= 4) {  // last 4 windows again, overlapping: rewrites the same values
-      ow = g.OW - 4;
-      i4 at;
-      __builtin_memcpy(&at, io + ow, sizeof(at));
-      if (!unpool4_2x2(at - (lane2 + (base + static_cast<int32_t>(2 * ow))),
-                       pooled_grad4(go + ow, ro ? ro + ow : nullptr), W, r0 + 2 * ow, r1 + 2 * ow))
-        return false;
-    } else if (const int64_t rest = g.OW - ow) {  // rows of fewer than 4 windows: a padded copy
-      i4 k = {0, 0, 0, 0};  // padding lanes: a valid offset, their output is dropped
-      float gq[4] = {}, rq[4] = {};
-      float t0[8], t1[8];
-      for (int64_t q = 0; q < rest; ++q) {
-        k[q] = io[ow + q] - (base + static_cast<int32_t>(2 * (ow + q)));
-        gq[q] = go[ow + q];
-        if (ro) rq[q] = ro[ow + q];
-      }
-      if (!unpool4_2x2(k, pooled_grad4(gq, ro ? rq : nullptr), W, t0, t1)) return false;
-      for (int64_t q = 0; q < 2 * rest; ++q) {
-        r0[2 * ow + q] = t0[q];
-        r1[2 * ow + q] = t1[q];
-      }
-    }
-    if (g.W & 1) r0[g.W - 1] = r1[g.W - 1] = 0.f;
-  }
-  if (g.H & 1) std::memset(dx + (g.H - 1) * g.W, 0, sizeof(float) * g.W);
-  return true;
+// V windows of dx (2V floats of each row): cell = 0 + g where it is the window's argmax, else 0;
+// g = dy, or with `relu_out` (the pooled output of a ReLU) dy where it is > 0 and 0 elsewhere, the
+// ReLU's backward folded in. k: each argmax's offset from its window's top-left. Returns the lanes
+// whose k is no cell of their window (the indices came from elsewhere): nonzero there.
+template <class Win>
+inline typename Win::I unpool_windows(typename Win::I k, const float* dy, const float* relu_out, int32_t W,
+                                      float* r0, float* r1) {
+  using F = typename Win::F;
+  using I = typename Win::I;
+  constexpr int kV = sizeof(F) / sizeof(float);
+  const F zero = {};
+  F g = load_lanes<F>(dy);
+  if (relu_out) g = load_lanes<F>(relu_out) > zero ? g : zero;
+  const I c0 = k == 0, c1 = k == 1, c2 = k == W, c3 = k == W + 1;
+  const F v = zero + g;
+  const F e0 = c0 ? v : zero, o0 = c1 ? v : zero, e1 = c2 ? v : zero, o1 = c3 ? v : zero;
+  store_lanes(r0, Win::interleave_lo(e0, o0));
+  store_lanes(r0 + kV, Win::interleave_hi(e0, o0));
+  store_lanes(r1, Win::interleave_lo(e1, o1));
+  store_lanes(r1 + kV, Win::interleave_hi(e1, o1));
+  return ~(c0 | c1 | c2 | c3);
 }
 
 // The general backward of one plane: dx = 0, then dx[idx[o]] += (masked) dy[o] in ascending o.
 inline void max_unpool_scatter(const float* dy, const int32_t* idx, const float* relu_out, int64_t in, int64_t out,
                                float* dx) {
-  std::memset(dx, 0, sizeof(float) * static_cast<size_t>(in));
+  for (int64_t i = 0; i < in; ++i) dx[i] = 0.f;
   for (int64_t o = 0; o < out; ++o) dx[idx[o]] += relu_out && !(relu_out[o] > 0.f) ? 0.f : dy[o];
 }
 
-}  // namespace pool2x2
-}  // namespace cpu
-}  // namespace dropnet
+// Lanes whose index lay outside its window, gathered per vector width and looked at once a plane.
+struct MissedLanes {
+  Windows<4>::I v4 = {};
+  void add(Windows<4>::I m) { v4 |= m; }
+#if DROPNET_POOL_VEC_BYTES >= 32
+  Windows<8>::I v8 = {};
+  void add(Windows<8>::I m) { v8 |= m; }
+#endif
+#if DROPNET_POOL_VEC_BYTES >= 64
+  Windows<16>::I v16 = {};
+  void add(Windows<16>::I m) { v16 |= m; }
+#endif
+  bool any() const {
+    int32_t a = 0;
+    for (int l = 0; l < 4; ++l) a |= v4[l];
+#if DROPNET_POOL_VEC_BYTES >= 32
+    for (int l = 0; l < 8; ++l) a |= v8[l];
+#endif
+#if DROPNET_POOL_VEC_BYTES >= 64
+    for (int l = 0; l < 16; ++l) a |= v16[l];
+#endif
+    return a != 0;
+  }
+};
+
+// Backward of the plane's non-overlapping 2×2 windows in one sequential pass over dx (no memset,
+// no scatter); relu_out as unpool_windows. When an index lies outside its window, the general
+// scatter rewrites the whole plane instead.
+inline void max_unpool_2x2(const float* dy, const int32_t* idx, const float* relu_out, int64_t H, int64_t W,
+                           float* dx) {
+  const int64_t OH = H / 2, OW = W / 2;
+  const int32_t W32 = static_cast<int32_t>(W);
+  MissedLanes missed;
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    float* r0 = dx + (2 * oh) * W;
+    float* r1 = r0 + W;
+    const float* go = dy + oh * OW;
+    const float* ro = relu_out ? relu_out + oh * OW : nullptr;
+    const int32_t* io = idx + oh * OW;
+    const int32_t base = static_cast<int32_t>(2 * oh) * W32;
+    const bool whole = row_steps(OW, [&](auto win, int64_t ow) {
+      using Win = decltype(win);
+      using I = typename Win::I;
+      const I k = load_lanes<I>(io + ow) - (Win::lane2 + (base + static_cast<int32_t>(2 * ow)));
+      missed.add(unpool_windows<Win>(k, go + ow, ro ? ro + ow : nullptr, W32, r0 + 2 * ow, r1 + 2 * ow));
+    });
+    if (!whole) {  // rows of fewer than 4 windows: a padded copy
+      Windows<4>::I k = {0, 0, 0, 0};  // padding lanes: a valid offset, their output is dropped
+      float gq[4] = {}, rq[4] = {}, t0[8], t1[8];
+      for (int64_t q = 0; q < OW; ++q) {
+        k[q] = io[q] - (base + static_cast<int32_t>(2 * q));
+        gq[q] = go[q];
+        if (ro) rq[q] = ro[q];
+      }
+      missed.add(unpool_windows<Windows<4>>(k, gq, ro ? rq : nullptr, W32, t0, t1));
+      for (int64_t q = 0; q < 2 * OW; ++q) {
+        r0[q] = t0[q];
+        r1[q] = t1[q];
+      }
+    }
+    if (W & 1) r0[W - 1] = r1[W - 1] = 0.f;
+  }
+  if (H & 1)
+    for (int64_t i = (H - 1) * W; i < H * W; ++i) dx[i] = 0.f;
+  if (missed.any()) max_unpool_scatter(dy, idx, relu_out, H * W, OH * OW, dx);
+}

@@ -1,22 +1,30 @@
 #include "dropnet/kernels/cpu/pooling.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "dropnet/core/parallel.h"
-#include "dropnet/kernels/cpu/max_pool_2x2.h"
 
 namespace dropnet {
 namespace cpu {
+
+namespace pool2x2 {
+// The baseline unit's copy of the 2×2 pooling: SSE2, 4 windows a step.
+#define DROPNET_POOL_VEC_BYTES 16
+#include "dropnet/kernels/cpu/max_pool_2x2.h"
+#undef DROPNET_POOL_VEC_BYTES
+}  // namespace pool2x2
 
 namespace {
 
 // Planes per thread piece: at least ~16k elements so small inputs stay on one thread.
 int64_t plane_grain(int64_t plane_elems) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, plane_elems)); }
 
-using pool2x2::max_pool_2x2;
-using pool2x2::max_unpool_2x2;
-using pool2x2::Unchanged;
+// The geometry of 2×2 windows with stride 2 and no padding: the path of max_pool_2x2.h.
+bool is_2x2(const PoolGeometry& g) {
+  return g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0;
+}
 
 // The general path, window by window with the device-shared function (the 2×2 path,
 // kernels/cpu/max_pool_2x2.h, takes the same cells in the same order).
@@ -33,11 +41,11 @@ void max_pool_plane(const float* x, const PoolGeometry& g, float* y, int32_t* id
 
 void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, float* y, int32_t* indices) {
   const int64_t in = g.H * g.W, out = g.OH * g.OW;
-  const bool is_2x2 = g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0;
+  const bool two = is_2x2(g);
   parallel_ranges(planes, plane_grain(in), [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) {
       int32_t* idx = indices ? indices + p * out : nullptr;
-      if (is_2x2) max_pool_2x2(x + p * in, g, y + p * out, idx, Unchanged{});
+      if (two) pool2x2::max_pool_2x2(x + p * in, g.H, g.W, y + p * out, idx, pool2x2::Unchanged{});
       else max_pool_plane(x + p * in, g, y + p * out, idx);
     }
   });
@@ -45,12 +53,14 @@ void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, f
 
 void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes, const PoolGeometry& g, float* dx) {
   const int64_t in = g.H * g.W, out = g.OH * g.OW;
+  const bool two = is_2x2(g);
   parallel_ranges(planes, plane_grain(in), [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) {
       float* d = dx + p * in;
       const float* gp = dy + p * out;
       const int32_t* ip = indices + p * out;
-      if (!max_unpool_2x2(gp, ip, nullptr, g, d)) pool2x2::max_unpool_scatter(gp, ip, nullptr, in, out, d);
+      if (two) pool2x2::max_unpool_2x2(gp, ip, nullptr, g.H, g.W, d);
+      else pool2x2::max_unpool_scatter(gp, ip, nullptr, in, out, d);
     }
   });
 }
