@@ -502,7 +502,7 @@ def _train_bn_pool(input_shape, threads, fuse, monkeypatch, pool=None):
         dropnet.set_num_threads(before)
 
 
-# Rows of 6, 14 and 33 windows then 3, 7 and 16: the fused pooling's steps of 16, 8 and 4
+# Rows of 6, 14 and 33 windows then 3, 7 and 16: the fused pooling's steps of 8 and 4
 # windows, their overlapping last steps and the padded rows of fewer than 4 windows (the unfused
 # pooling goes 4 windows a step on every ISA path).
 @pytest.mark.parametrize("input_shape", [(1, 12, 12), (2, 9, 7), (1, 4, 5), (1, 28, 28), (1, 6, 66)])

@@ -6,15 +6,17 @@
 //
 // A body, not a header: each includer puts it inside a namespace of its own (pooling.cpp in
 // cpu::pool2x2, each batch-norm ISA unit in its unit's namespace) after defining
-// DROPNET_POOL_VEC_BYTES, the widest vector its flags allow (16, 32 or 64). No inline function is
-// then shared between units compiled with different flags.
+// DROPNET_POOL_VEC_BYTES, the widest vector its flags allow (16 for SSE2, 32 or more for AVX2 and
+// AVX-512). No inline function is then shared between units compiled with different flags.
 //
-// Windows go V at a time (V = 4, 8 or 16 lanes of GCC vector types): compares and selects instead
-// of branches (scalar code branches on random data and mispredicts about every other window,
+// Windows go V at a time (V = 4 or 8 lanes of GCC vector types): compares and selects instead of
+// branches (scalar code branches on random data and mispredicts about every other window,
 // measured 10× slower). Compares and selects are exact, so every width gives the same bits. A row
 // takes steps of the widest V it holds, and its last windows one more step of that width,
 // overlapping the one before (the same values again, no scalar tail): a 14-window row
 // (28 × 28 planes) is two 8-window steps with AVX2 or AVX-512, four 4-window steps with SSE2.
+// AVX-512 has no 16-window steps: they would serve only rows of 16 windows or more (planes of 32
+// columns or more), not the CNNs' 28 × 28 and 14 × 14, and their code would not fit the wheel.
 #ifndef DROPNET_POOL_VEC_BYTES
 #error "define DROPNET_POOL_VEC_BYTES before including max_pool_2x2.h"
 #endif
@@ -43,26 +45,6 @@ struct Windows<8> {
   static F odd(F a, F b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15); }
   static F interleave_lo(F e, F o) { return __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11); }
   static F interleave_hi(F e, F o) { return __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15); }
-};
-#endif
-#if DROPNET_POOL_VEC_BYTES >= 64
-template <>
-struct Windows<16> {
-  typedef float F __attribute__((vector_size(64)));
-  typedef int32_t I __attribute__((vector_size(64)));
-  static constexpr I lane2 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-  static F even(F a, F b) {
-    return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  }
-  static F odd(F a, F b) {
-    return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  }
-  static F interleave_lo(F e, F o) {
-    return __builtin_shufflevector(e, o, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  }
-  static F interleave_hi(F e, F o) {
-    return __builtin_shufflevector(e, o, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  }
 };
 #endif
 
@@ -102,9 +84,6 @@ inline bool steps_of(int64_t& ow, int64_t OW, const Step& step) {
 template <class Step>
 inline bool row_steps(int64_t OW, const Step& step) {
   int64_t ow = 0;
-#if DROPNET_POOL_VEC_BYTES >= 64
-  if (steps_of<16>(ow, OW, step)) return true;
-#endif
 #if DROPNET_POOL_VEC_BYTES >= 32
   if (steps_of<8>(ow, OW, step)) return true;
 #endif
@@ -206,18 +185,11 @@ struct MissedLanes {
   Windows<8>::I v8 = {};
   void add(Windows<8>::I m) { v8 |= m; }
 #endif
-#if DROPNET_POOL_VEC_BYTES >= 64
-  Windows<16>::I v16 = {};
-  void add(Windows<16>::I m) { v16 |= m; }
-#endif
   bool any() const {
     int32_t a = 0;
     for (int l = 0; l < 4; ++l) a |= v4[l];
 #if DROPNET_POOL_VEC_BYTES >= 32
     for (int l = 0; l < 8; ++l) a |= v8[l];
-#endif
-#if DROPNET_POOL_VEC_BYTES >= 64
-    for (int l = 0; l < 16; ++l) a |= v16[l];
 #endif
     return a != 0;
   }
