@@ -54,7 +54,7 @@ void channel_output(const BatchNormKernels& k, const float* x, float* y, int64_t
     k.plane_affine(x + c * HW, y + c * HW, N, C * HW, HW, scale, shift, relu, stream);
     return;
   }
-  const int64_t out = (pool->H / 2) * (pool->W / 2);
+  const int64_t out = pool->pooled_plane();
   k.plane_relu_max_pool(x + c * HW, N, C * HW, pool->H, pool->W, scale, shift, pool->y + c * out,
                         pool->indices + c * out, C * out);
 }
@@ -79,7 +79,7 @@ void for_channel_grads(const BatchNormKernels& k, const float* dy, int64_t N, in
   for_each_part(C, static_cast<int>(most), [&](int part, int64_t c0, int64_t c1) {
     DenormalsFlushed flush;
     float* plane = pool->scratch + part * N * HW;
-    const int64_t out = (pool->H / 2) * (pool->W / 2);
+    const int64_t out = pool->pooled_plane();
     for (int64_t c = c0; c < c1; ++c) {
       k.plane_max_unpool(dy + c * out, pool->indices + c * out, pool->y + c * out, N, C * out, pool->H, pool->W,
                          plane);

@@ -27,6 +27,7 @@ struct BatchNormMaxPool {
   int32_t* indices = nullptr;  // same shape
   float* scratch = nullptr;    // backward: scratch_planes × N·H·W floats (one per thread at most)
   int scratch_planes = 0;
+  int64_t pooled_plane() const { return (H / 2) * (W / 2); }  // floats of one pooled plane
 };
 
 // gamma, beta: C floats or null (1 and 0). running_mean/var: C floats, updated in place, or null.

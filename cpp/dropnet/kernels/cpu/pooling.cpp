@@ -41,11 +41,11 @@ void max_pool_plane(const float* x, const PoolGeometry& g, float* y, int32_t* id
 
 void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, float* y, int32_t* indices) {
   const int64_t in = g.H * g.W, out = g.OH * g.OW;
-  const bool two = is_2x2(g);
+  const bool windows_2x2 = is_2x2(g);
   parallel_ranges(planes, plane_grain(in), [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) {
       int32_t* idx = indices ? indices + p * out : nullptr;
-      if (two) pool2x2::max_pool_2x2(x + p * in, g.H, g.W, y + p * out, idx, pool2x2::Unchanged{});
+      if (windows_2x2) pool2x2::max_pool_2x2(x + p * in, g.H, g.W, y + p * out, idx, pool2x2::Unchanged{});
       else max_pool_plane(x + p * in, g, y + p * out, idx);
     }
   });
@@ -53,13 +53,13 @@ void max_pool2d_forward(const float* x, int64_t planes, const PoolGeometry& g, f
 
 void max_pool2d_backward(const float* dy, const int32_t* indices, int64_t planes, const PoolGeometry& g, float* dx) {
   const int64_t in = g.H * g.W, out = g.OH * g.OW;
-  const bool two = is_2x2(g);
+  const bool windows_2x2 = is_2x2(g);
   parallel_ranges(planes, plane_grain(in), [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) {
       float* d = dx + p * in;
       const float* gp = dy + p * out;
       const int32_t* ip = indices + p * out;
-      if (two) pool2x2::max_unpool_2x2(gp, ip, nullptr, g.H, g.W, d);
+      if (windows_2x2) pool2x2::max_unpool_2x2(gp, ip, nullptr, g.H, g.W, d);
       else pool2x2::max_unpool_scatter(gp, ip, nullptr, in, out, d);
     }
   });
