@@ -201,6 +201,59 @@ TEST_CASE("epilogue index_offset: element (i, j) draws word index_offset + i*N +
       }
 }
 
+TEST_CASE("sgemm computes the canonical order on every ISA level, A packed or read in place") {
+  // docs/design.md, "Canonical reduction orders": per element, K in blocks of k_block(K), one fma
+  // chain from +0 per block, c = alpha·acc (+ beta·c fused) for the first block and c + alpha·acc
+  // after. Written here with std::fma; sgemm must give these bits exactly. Shapes with at most one
+  // register tile of columns per thread read A in place (micro_rows_a), the others pack it.
+  IsaGuard guard;
+  const int before = get_num_threads();
+  // {64, 20, 1500} is large enough for sgemm to run two threads
+  const int64_t shapes[][3] = {{32, 10, 784}, {7, 1, 300}, {13, 17, 29}, {25, 32, 513},
+                               {40, 33, 257}, {5, 100, 8},   {64, 20, 1500}};
+  for (int level = 0; level <= static_cast<int>(max_supported_isa()); ++level) {
+    set_isa(static_cast<Isa>(level));
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      for (const auto& s : shapes)
+        for (int t = 0; t < 4; ++t)
+          for (float beta : {0.f, 1.f, -0.5f}) {
+            const Problem p = make_problem(t & 1, t & 2, s[0], s[1], s[2], static_cast<uint32_t>(s[0] + s[2]));
+            const int64_t ldc = p.N + 1, kb = cpu::gemm_detail::k_block(p.K);
+            std::vector<float> want(static_cast<size_t>(p.M * ldc)), got;
+            for (size_t i = 0; i < want.size(); ++i) want[i] = std::cos(static_cast<float>(i));
+            got = want;
+            const float alpha = 0.75f;
+            for (int64_t i = 0; i < p.M; ++i)
+              for (int64_t j = 0; j < p.N; ++j) {
+                float c = want[static_cast<size_t>(i * ldc + j)];
+                for (int64_t pc = 0; pc < p.K; pc += kb) {
+                  float acc = 0.f;
+                  for (int64_t k = pc; k < std::min(p.K, pc + kb); ++k) {
+                    const float a = p.ta ? p.A[static_cast<size_t>(k * p.lda + i)] : p.A[static_cast<size_t>(i * p.lda + k)];
+                    const float b = p.tb ? p.B[static_cast<size_t>(j * p.ldb + k)] : p.B[static_cast<size_t>(k * p.ldb + j)];
+                    acc = std::fma(a, b, acc);
+                  }
+                  const float b_eff = pc == 0 ? beta : 1.f;
+                  c = b_eff == 0.f ? alpha * acc : std::fma(b_eff, c, alpha * acc);
+                }
+                want[static_cast<size_t>(i * ldc + j)] = c;
+              }
+            cpu::sgemm(p.ta, p.tb, p.M, p.N, p.K, alpha, p.A.data(), p.lda, p.B.data(), p.ldb, beta, got.data(), ldc);
+            CAPTURE(level);
+            CAPTURE(threads);
+            CAPTURE(s[0]);
+            CAPTURE(s[1]);
+            CAPTURE(s[2]);
+            CAPTURE(t);
+            CAPTURE(beta);
+            CHECK(got == want);
+          }
+    }
+  }
+  set_num_threads(before);
+}
+
 TEST_CASE("micro_strided (B in place) and micro_rows_a (A in place) give sgemm's bits") {
   // The Winograd products call the micro-kernel on packed A panels and a B read in place, K in
   // blocks of k_block(K): each element must be sgemm's, bit for bit, on every ISA level.

@@ -67,7 +67,7 @@ void for_channel_grads(const BatchNormKernels& k, const float* dy, int64_t N, in
                        Fn&& fn) {
   const int64_t grain = channel_grain(N * HW);
   if (!pool) {
-    parallel_ranges(C, grain, [&](int64_t c0, int64_t c1) {
+    for_each_piece(C, grain, INT32_MAX, [&](int, int64_t c0, int64_t c1) {
       DenormalsFlushed flush;
       for (int64_t c = c0; c < c1; ++c) fn(c, dy + c * HW, C * HW);
       if (stream) _mm_sfence();
@@ -75,8 +75,7 @@ void for_channel_grads(const BatchNormKernels& k, const float* dy, int64_t N, in
     return;
   }
   DROPNET_CHECK(pool->scratch && pool->scratch_planes >= 1, "batch_norm: the fused pooling's backward needs scratch");
-  const int64_t most = std::min<int64_t>({get_num_threads(), std::max<int64_t>(1, C / grain), pool->scratch_planes});
-  for_each_part(C, static_cast<int>(most), [&](int part, int64_t c0, int64_t c1) {
+  for_each_piece(C, grain, pool->scratch_planes, [&](int part, int64_t c0, int64_t c1) {
     DenormalsFlushed flush;
     float* plane = pool->scratch + part * N * HW;
     const int64_t out = pool->pooled_plane();
@@ -121,7 +120,7 @@ void channel_affine(const BatchNormKernels& k, const float* x, float* y, int64_t
                     std::vector<float>& scale, std::vector<float>& shift, bool relu, const BatchNormMaxPool* pool) {
   if (HW > 1) {
     const bool stream = !pool && N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
-    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
+    for_each_piece(C, channel_grain(N * HW), INT32_MAX, [&](int, int64_t c0, int64_t c1) {
       DenormalsFlushed flush;
       for (int64_t c = c0; c < c1; ++c) channel_output(k, x, y, c, N, C, HW, scale[c], shift[c], relu, stream, pool);
       if (stream) _mm_sfence();
@@ -146,7 +145,7 @@ void batchnorm_forward_training(const float* x, int64_t N, int64_t C, int64_t HW
   const BatchNormKernels& k = active_kernels();
   if (HW > 1) {
     const bool stream = !pool && N * C * HW * int64_t{sizeof(float)} >= kStreamBytes;
-    parallel_ranges(C, channel_grain(M), [&](int64_t c0, int64_t c1) {
+    for_each_piece(C, channel_grain(M), INT32_MAX, [&](int, int64_t c0, int64_t c1) {
       DenormalsFlushed flush;
       for (int64_t c = c0; c < c1; ++c) {
         const float* xc = x + c * HW;
@@ -249,7 +248,7 @@ namespace {
 void channel_moments(const BatchNormKernels& k, const float* x, int64_t N, int64_t C, int64_t HW, const float* shift,
                      double* s1, double* s2) {
   if (HW > 1) {
-    parallel_ranges(C, channel_grain(N * HW), [&](int64_t c0, int64_t c1) {
+    for_each_piece(C, channel_grain(N * HW), INT32_MAX, [&](int, int64_t c0, int64_t c1) {
       DenormalsFlushed flush;
       for (int64_t c = c0; c < c1; ++c) k.plane_moments(x + c * HW, N, C * HW, HW, shift[c], s1 + c, s2 + c);
     });

@@ -34,6 +34,10 @@ void add_plane_sums(const float* planes, int64_t count, int64_t P, bool first, f
   }
 }
 
+// Rows [K, K1) of a thread's K1 × P im2col columns set to 1 (once per thread: im2col writes only
+// rows below K): the GEMM then adds the bias (forward) or sums the bias gradient (backward).
+void fill_ones_rows(float* cols, int64_t K, int64_t K1, int64_t P) { std::fill(cols + K * P, cols + K1 * P, 1.f); }
+
 }  // namespace
 
 int conv_parts_for_workspace(int64_t items, int64_t fixed, int64_t per_part, int64_t workspace_floats) {
@@ -77,17 +81,21 @@ void conv2d_forward(const float* x, int64_t N, const ConvGeometry& g, const floa
   epilogue.activation = activation;
   epilogue.leaky_slope = leaky_slope;
   const GemmEpilogue* ep = activation == Activation::identity ? nullptr : &epilogue;
-  for_each_part(N, parts, [&](int part, int64_t n0, int64_t n1) {
-    float* cols = cols_base + part * per_part;
-    if (has_bias) std::fill(cols + K * P, cols + K1 * P, 1.f);
-    for (int64_t n = n0; n < n1; ++n)
-      for (int64_t gi = 0; gi < G; ++gi) {
-        const float* xg = x + n * CHW + gi * CgHW;
-        if (!direct) im2col(xg, g, cols, P);
-        sgemm(false, false, Fg, P, K1, 1.f, weight + gi * Fg * K1, K1, direct ? xg : cols, P, 0.f,
-              y + (n * F + gi * Fg) * P, P, ep);
-      }
-  });
+  // Images are independent: handed out one at a time to whichever thread is free.
+  for_each_item(
+      N, parts,
+      [&](int part) {
+        if (has_bias) fill_ones_rows(cols_base + part * per_part, K, K1, P);
+      },
+      [&](int part, int64_t n) {
+        float* cols = cols_base + part * per_part;
+        for (int64_t gi = 0; gi < G; ++gi) {
+          const float* xg = x + n * CHW + gi * CgHW;
+          if (!direct) im2col(xg, g, cols, P);
+          sgemm(false, false, Fg, P, K1, 1.f, weight + gi * Fg * K1, K1, direct ? xg : cols, P, 0.f,
+                y + (n * F + gi * Fg) * P, P, ep);
+        }
+      });
 }
 
 int64_t conv2d_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, int threads) {
@@ -115,31 +123,35 @@ void conv2d_backward(const float* dy, const float* x, int64_t N, const ConvGeome
   const int64_t per_part = direct ? 0 : K1 * P;
   const int parts = conv_parts_for_workspace(chunks, chunks * partial_size, per_part, workspace_floats);
 
-  for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
-    float* cols = cols_base + part * per_part;
-    if (bias_in_gemm) std::fill(cols + K * P, cols + K1 * P, 1.f);
-    for (int64_t chunk = c0; chunk < c1; ++chunk) {
-      float* pdw = partials + chunk * partial_size;
-      float* pdb = pdw + F * K;  // 1×1 path only
-      const int64_t n_end = std::min(N, (chunk + 1) * kConvImagesPerChunk);
-      for (int64_t n = chunk * kConvImagesPerChunk; n < n_end; ++n)
-        for (int64_t gi = 0; gi < G; ++gi) {
-          const bool first = n == chunk * kConvImagesPerChunk;
-          const float* dyg = dy + (n * F + gi * Fg) * P;
-          const float* xg = x + n * CHW + gi * CgHW;
-          if (!direct) im2col(xg, g, cols, P);
-          // partial rows of group gi (Fg × K1) (+)= dy[n, group] (Fg × P) · cols (K1 × P)ᵀ
-          sgemm(false, true, Fg, K1, P, 1.f, dyg, P, direct ? xg : cols, P, first ? 0.f : 1.f, pdw + gi * Fg * K1, K1);
-          if (db && direct) add_plane_sums(dyg, Fg, P, first, pdb + gi * Fg);
-          if (dx) {
-            float* dxg = dx + n * CHW + gi * CgHW;
-            // d cols (K × P) = w_groupᵀ (K × Fg) · dy[n, group] (Fg × P); straight into dx for 1×1.
-            sgemm(true, false, K, P, Fg, 1.f, w + gi * Fg * K, K, dyg, P, 0.f, direct ? dxg : cols, P);
-            if (!direct) col2im(cols, P, g, dxg);
+  // Chunks are independent (each has its own partial): handed out to whichever thread is free.
+  for_each_item(
+      chunks, parts,
+      [&](int part) {
+        if (bias_in_gemm) fill_ones_rows(cols_base + part * per_part, K, K1, P);
+      },
+      [&](int part, int64_t chunk) {
+        float* cols = cols_base + part * per_part;
+        float* pdw = partials + chunk * partial_size;
+        float* pdb = pdw + F * K;  // 1×1 path only
+        const int64_t n_end = std::min(N, (chunk + 1) * kConvImagesPerChunk);
+        for (int64_t n = chunk * kConvImagesPerChunk; n < n_end; ++n)
+          for (int64_t gi = 0; gi < G; ++gi) {
+            const bool first = n == chunk * kConvImagesPerChunk;
+            const float* dyg = dy + (n * F + gi * Fg) * P;
+            const float* xg = x + n * CHW + gi * CgHW;
+            if (!direct) im2col(xg, g, cols, P);
+            // partial rows of group gi (Fg × K1) (+)= dy[n, group] (Fg × P) · cols (K1 × P)ᵀ
+            sgemm(false, true, Fg, K1, P, 1.f, dyg, P, direct ? xg : cols, P, first ? 0.f : 1.f, pdw + gi * Fg * K1,
+                  K1);
+            if (db && direct) add_plane_sums(dyg, Fg, P, first, pdb + gi * Fg);
+            if (dx) {
+              float* dxg = dx + n * CHW + gi * CgHW;
+              // d cols (K × P) = w_groupᵀ (K × Fg) · dy[n, group] (Fg × P); straight into dx for 1×1.
+              sgemm(true, false, K, P, Fg, 1.f, w + gi * Fg * K, K, dyg, P, 0.f, direct ? dxg : cols, P);
+              if (!direct) col2im(cols, P, g, dxg);
+            }
           }
-        }
-    }
-  });
+      });
 
   // Sum the chunk partials in chunk order; threads split the (independent) output elements.
   const int64_t total = F * K1 + (db && direct ? F : 0);

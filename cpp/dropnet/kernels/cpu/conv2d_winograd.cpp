@@ -255,15 +255,22 @@ void winograd_forward(const float* x, int64_t N, const ConvGeometry& g, const fl
   const GemmEpilogue* ep = activation == Activation::identity ? nullptr : &epilogue;
   const int64_t Tb = block * p.tiles();
   const WinogradPlan pg = group_plan(p, block);
-  for_each_part(blocks, parts, [&](int part, int64_t b0, int64_t b1) {
-    DenormalsFlushed flushed;
-    float* v = workspace + fixed + part * per_part;
-    float* m = v + positions * plane_stride(C * row_stride(Tb));
-    float* scratch = m + positions * plane_stride(F * row_stride(Tb));
-    std::fill(scratch, scratch + winograd_input_scratch(pg), 0.f);
-    correlate_images(tf, pg, x, b0 * block, std::min(N, b1 * block), packed_u, F, bias, ep, y, block, v, m,
-                     scratch);
-  });
+  // Per part: V, M, then scratch. Blocks are independent (no sum runs across them), so they go to
+  // whichever thread is free.
+  const int64_t m_offset = positions * plane_stride(C * row_stride(Tb));
+  const int64_t scratch_offset = m_offset + positions * plane_stride(F * row_stride(Tb));
+  for_each_item(
+      blocks, parts,
+      [&](int part) {
+        float* scratch = workspace + fixed + part * per_part + scratch_offset;
+        std::fill(scratch, scratch + winograd_input_scratch(pg), 0.f);
+      },
+      [&](int part, int64_t b) {
+        DenormalsFlushed flushed;
+        float* v = workspace + fixed + part * per_part;
+        correlate_images(tf, pg, x, b * block, std::min(N, (b + 1) * block), packed_u, F, bias, ep, y, block, v,
+                         v + m_offset, v + scratch_offset);
+      });
 }
 
 int64_t winograd_backward_workspace(const ConvGeometry& g, int64_t N, int64_t F, int threads) {
@@ -298,16 +305,26 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
   const WinogradPlan pg = group_plan(px, block);
   const int64_t Tg = pg.tiles(), across = pg.across;
 
-  // The part that holds chunk 0 adds its chunks' dw into chunk 0's partial as it goes, the order
-  // of the final sum (from 0, chunk by chunk), so the same bits: its later chunks are transformed
-  // into chunk 1's partial, which stays in cache, and the final sum starts at `first_rest`, the
-  // next part's first chunk. (Every chunk written to a partial of its own and summed at the end
-  // streamed 16 partials through memory at 128 → 128, 7 × 7, 1 thread.)
+  // Chunks are handed out from both ends: thread 0 takes them in order from the front and adds
+  // each chunk's dw into chunk 0's partial as it goes, the order of the final sum (from 0, chunk
+  // by chunk), so the same bits (its later chunks are transformed into chunk 1's partial, which
+  // stays in cache); the other threads take them from the back, each into its own partial. The
+  // final sum starts at `first_rest`, the first chunk thread 0 did not take. (Every chunk written
+  // to a partial of its own and summed at the end streamed 16 partials through memory at
+  // 128 → 128, 7 × 7, 1 thread.) Where the two ends meet depends on the threads' speed, never the
+  // bits: a thread slowed by its neighbours on the machine takes fewer chunks instead of holding
+  // up the others (contiguous halves left thread 0 waiting 7 % of the epoch on a 2-core VM).
   const int64_t total = db ? partial_size : F * K;
-  int64_t first_rest = chunks;
-  for_each_part(chunks, parts, [&](int part, int64_t c0, int64_t c1) {
+  int64_t front = 0, back = chunks;  // chunks [front, back) not yet taken
+  auto take = [&](bool from_front) {
+    int64_t chunk = -1;
+#pragma omp critical(dropnet_winograd_chunks)
+    if (front < back) chunk = from_front ? front++ : --back;
+    return chunk;
+  };
+  int64_t first_rest = 1;
+  for_each_part(parts, parts, [&](int part, int64_t, int64_t) {  // one call per thread
     DenormalsFlushed flushed;
-    if (c0 == 0) first_rest = c1;
     float* du = workspace + fixed + part * layout.total();  // positions × F × C1
     float* buf_c = du + layout.du;
     float* buf_f = buf_c + layout.buf_c;
@@ -316,7 +333,7 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
     float* scratch_dy = scratch_x + winograd_input_scratch(pg);
     float* scratch_dx = scratch_dy + winograd_grad_output_scratch(pg, F);
     std::fill(scratch_x, scratch_dx + winograd_input_grad_scratch(pg), 0.f);
-    for (int64_t chunk = c0; chunk < c1; ++chunk) {
+    for (int64_t chunk = take(part == 0); chunk >= 0; chunk = take(part == 0)) {
       const int64_t n_begin = chunk * kConvImagesPerChunk, n_end = std::min(N, n_begin + kConvImagesPerChunk);
       for (int64_t b0 = n_begin; b0 < n_end; b0 += block) {
         const int64_t nb = std::min(block, n_end - b0), Tb = block_tiles(pg, nb);
@@ -343,7 +360,8 @@ void winograd_backward(const float* dy, const float* x, int64_t N, const ConvGeo
                           scratch_dx);
         }
       }
-      const bool running = c0 == 0 && chunk > 0;
+      if (part == 0) first_rest = chunk + 1;
+      const bool running = part == 0 && chunk > 0;
       float* pdw = partials + (running ? 1 : chunk) * partial_size;
       tf.weight_grad(du, F * C1, F, C1, C, pdw);  // (f, k, c) order: see the sum below
       if (db)

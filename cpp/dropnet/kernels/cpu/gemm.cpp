@@ -271,7 +271,12 @@ void gemm_rect(const GemmKernelSet& ks, const GemmArgs& g, int64_t m0, int64_t m
   const int64_t kc_max = gemm_detail::k_block(g.K);
   const int64_t mc_max = balanced_block(m1 - m0, kMcMax, mr);
   const int64_t nc_max = balanced_block(n1 - n0, kNcMax, nr);
-  float* packed_a = thread_buffer(0, mc_max * kc_max);
+  // One column panel: each A panel would meet a single B panel, so packing A (a transpose when
+  // !trans_a) costs as much as the product. The micro-kernel reads A in place instead
+  // (micro_rows_a: the same operations, the same bits), as for a weight gradient dY · colsᵀ with
+  // 10 columns.
+  const bool a_in_place = !g.trans_a && n1 - n0 <= nr;
+  float* packed_a = a_in_place ? nullptr : thread_buffer(0, mc_max * kc_max);
   float* packed_b = thread_buffer(1, nc_max * kc_max);
   for (int64_t ic = m0; ic < m1; ic += mc_max) {
     const int64_t mc = std::min(mc_max, m1 - ic);
@@ -279,17 +284,20 @@ void gemm_rect(const GemmKernelSet& ks, const GemmArgs& g, int64_t m0, int64_t m
       const int64_t kc = std::min(kc_max, g.K - pc);
       const float alpha_beta[2] = {g.alpha, pc == 0 ? g.beta : 1.f};
       const bool last_k = pc + kc == g.K;
-      ks.pack_a(g.trans_a, g.A, g.lda, ic, mc, pc, kc, packed_a);
+      if (!a_in_place) ks.pack_a(g.trans_a, g.A, g.lda, ic, mc, pc, kc, packed_a);
       for (int64_t jc = n0; jc < n1; jc += nc_max) {
         const int64_t nc = std::min(nc_max, n1 - jc);
         ks.pack_b(g.trans_b, g.B, g.ldb, pc, kc, jc, nc, packed_b);
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-          const float* a = packed_a + ir * kc;
           float* c_row = g.C + (ic + ir) * g.ldc + jc;
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
-            ks.micro(kc, a, packed_b + jr * kc, c_row + jr, g.ldc, alpha_beta, m, n);
+            if (a_in_place)
+              ks.micro_rows_a(kc, g.A + (ic + ir) * g.lda + pc, g.lda, packed_b + jr * kc, c_row + jr, g.ldc,
+                              alpha_beta, m, n);
+            else
+              ks.micro(kc, packed_a + ir * kc, packed_b + jr * kc, c_row + jr, g.ldc, alpha_beta, m, n);
           }
           if (last_k && g.ep) ks.epilogue(*g.ep, ic + ir, m, jc, nc, g.N, g.C, g.ldc);
         }
